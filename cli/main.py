@@ -1,0 +1,34 @@
+"""The ``lexprobe`` command: composes one Typer sub-app or command per stage."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+app = typer.Typer(
+    name="lexprobe",
+    help=(
+        "Will fine-tuning a language model to map biomedical terms to identifiers generalize, or only "
+        "memorize? lexprobe measures popularity, lexicalization and embedding alignment to tell you first."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what each stage does."),
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Run directories, manifests, checksums, atomic writes and caching keys.
+
+Every result file lexprobe writes is accompanied by a manifest saying how it was made (library versions,
+model, data checksum, seed, config), and every write goes to a temporary file that is renamed into place,
+so an interrupted run never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "atomic_path",
+    "atomic_write_text",
+    "atomic_write_json",
+    "sha256_file",
+    "sha256_text",
+    "cache_dir",
+    "library_versions",
+    "make_manifest",
+    "write_manifest",
+    "config_key",
+]
+
+_VERSIONED_PACKAGES = (
+    "lexprobe",
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "torch",
+    "transformers",
+    "gguf",
+    "peft",
+    "faiss-cpu",
+    "faiss-gpu",
+    "pronto",
+    "umap-learn",
+    "matplotlib",
+)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The temporary file lives in the same directory so the final ``os.replace`` is atomic on POSIX.
+    On any exception (including ``KeyboardInterrupt``) the temporary file is removed and ``path`` is
+    left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically and return the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _json_default(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return obj.tolist()
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically and return the path."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def sha256_file(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:
+    """Return the hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk_size), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    """Return the hex SHA-256 of a string's UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def config_key(*parts: Any) -> str:
+    """A short, stable caching key for JSON-serialisable parts (configs, checksums, names)."""
+    blob = json.dumps(parts, sort_keys=True, default=_json_default)
+    return sha256_text(blob)[:20]
+
+
+def cache_dir(*sub: str) -> Path:
+    """The user cache directory (``$LEXPROBE_CACHE``, default ``~/.cache/lexprobe``), created on demand."""
+    root = os.environ.get("LEXPROBE_CACHE")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "lexprobe"
+    path = base.joinpath(*sub)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and of the installed packages that shape lexprobe's numbers."""
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED_PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def make_manifest(
+    *,
+    stage: str,
+    config: Any = None,
+    inputs: Mapping[str, Any] | None = None,
+    outputs: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Build the provenance record written beside a result.
+
+    Parameters
+    ----------
+    stage : str
+        Which stage made the result (``"split"``, ``"embed"``, ``"align"``...).
+    config : dataclass or mapping, optional
+        The exact configuration of the stage.
+    inputs, outputs : mapping, optional
+        What went in (ontology name, data checksum, model, ...) and what came out (file names, counts).
+    **extra
+        Anything else worth recording (seed, timings).
+    """
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    return {
+        "stage": stage,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": library_versions(),
+        "platform": platform.platform(),
+        "config": config,
+        "inputs": dict(inputs or {}),
+        "outputs": dict(outputs or {}),
+        **extra,
+    }
+
+
+def write_manifest(directory: str | os.PathLike[str], manifest: Mapping[str, Any], *, name: str = "manifest.json") -> Path:
+    """Write ``manifest`` as ``directory/name`` atomically."""
+    return atomic_write_json(Path(directory) / name, dict(manifest))
