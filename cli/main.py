@@ -25,6 +25,12 @@ def _root(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
 
 
+# --- commands: one line each (modules import their heavy dependencies lazily, inside the command) ---
+from lexprobe.cli.split import split_cmd  # noqa: E402
+
+app.command("split")(split_cmd)
+
+
 def main() -> None:
     """Entry point of the console script."""
     app()

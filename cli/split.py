@@ -1,0 +1,74 @@
+"""``lexprobe split``: a popularity-balanced train / withheld split of a mapping task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lexprobe.cli._common import console, handle_errors
+
+
+@handle_errors
+def split_cmd(
+    ontology: str = typer.Option(..., "--ontology", "-o", help="Built-in name (hgnc, hpo, go) or a file path."),
+    task: str = typer.Option(..., "--task", "-t", help="Mapping task, e.g. name-to-symbol, name-to-id."),
+    out: Path = typer.Option(..., "--out", help="Directory for train.csv, withheld.csv and manifest.json."),
+    bins: int = typer.Option(20, "--bins", min=1, help="Equal-count popularity bins."),
+    per_bin: int = typer.Option(30, "--per-bin", min=1, help="Pairs per bin in each of train and withheld."),
+    popularity: str | None = typer.Option(
+        None, "--popularity", help="Popularity column to rank by (default: the ontology's own)."
+    ),
+    category: list[str] | None = typer.Option(
+        None,
+        "--category",
+        help="Keep terms of this category (repeatable); 'all' keeps every category. "
+        "Default for hgnc: gene with protein product.",
+    ),
+    annotations: Path | None = typer.Option(
+        None, "--annotations", help="Annotation file for popularity (GAF for GO, phenotype.hpoa for HPO)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same split."),
+) -> None:
+    """Write a popularity-balanced train / withheld split of a task (no term in both)."""
+    from lexprobe.ontology import load_ontology  # imported here so `lexprobe --help` stays fast
+    from lexprobe.runs import atomic_path, make_manifest, write_manifest
+    from lexprobe.tasks import make_split
+
+    ont = load_ontology(ontology, annotations=annotations)
+    categories = None if not category else ([] if "all" in category else category)
+    split = make_split(
+        ont, task, bins=bins, per_bin=per_bin, popularity=popularity, seed=seed, categories=categories
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in (("train.csv", split.train), ("withheld.csv", split.withheld)):
+        with atomic_path(out / name) as tmp:
+            frame.to_csv(tmp, index=False)
+    write_manifest(
+        out,
+        make_manifest(
+            stage="split",
+            config={
+                "task": split.task.name,
+                "source": split.task.source,
+                "target": split.task.target,
+                "bins": bins,
+                "per_bin": per_bin,
+                "popularity": split.popularity,
+                "categories": categories,
+                "seed": seed,
+            },
+            inputs={
+                "ontology": ont.name,
+                "source": ont.source,
+                "release": ont.release,
+                "data_checksum": ont.checksum,
+            },
+            outputs={"train.csv": len(split.train), "withheld.csv": len(split.withheld)},
+            seed=seed,
+        ),
+    )
+    console.print(
+        f"{ont.name} {split.task.name}: {len(split.train)} train and {len(split.withheld)} withheld pairs "
+        f"in {bins} popularity bins (by {split.popularity or 'no popularity'}) -> {out}"
+    )

@@ -1,0 +1,1 @@
+"""Bundled ontology snapshots (this folder installs as ``lexprobe.data`` so wheels carry them)."""

@@ -1,0 +1,30 @@
+"""Ontologies as term tables with popularity: built-in snapshots, OBO (pronto), HGNC TSV, generic tables.
+
+Every source becomes one :class:`Ontology` whose ``terms`` table has the columns of
+:data:`TERM_COLUMNS` (id, label, symbol, synonyms, alt_ids, obsolete, replaced_by, previous_symbols,
+alias_symbols, namespace, category) followed by ``pop_*`` popularity columns named for their source.
+"""
+
+from __future__ import annotations
+
+from lexprobe.ontology._curie import normalize_curie
+from lexprobe.ontology._fetch import UPSTREAM_URLS, fetch_ontology
+from lexprobe.ontology._generic import read_snapshot, write_snapshot
+from lexprobe.ontology._load import LOADER_VERSION, BuiltinInfo, builtin_ontologies, data_dir, load_ontology
+from lexprobe.ontology._table import LIST_COLUMNS, TERM_COLUMNS, Ontology
+
+__all__ = [
+    "BuiltinInfo",
+    "LIST_COLUMNS",
+    "LOADER_VERSION",
+    "Ontology",
+    "TERM_COLUMNS",
+    "UPSTREAM_URLS",
+    "builtin_ontologies",
+    "data_dir",
+    "fetch_ontology",
+    "load_ontology",
+    "normalize_curie",
+    "read_snapshot",
+    "write_snapshot",
+]

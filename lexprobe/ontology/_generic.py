@@ -1,0 +1,84 @@
+"""Generic term tables: a TSV or CSV with ``id, name[, symbol, synonyms, pop_*]``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from lexprobe.exceptions import DataFormatError
+from lexprobe.ontology._curie import normalize_curie
+from lexprobe.ontology._io import split_multi
+from lexprobe.ontology._table import LIST_COLUMNS, finish_term_table, new_term_table
+
+__all__ = ["table_from_generic", "read_snapshot", "write_snapshot"]
+
+_NAME_COLUMNS = ("name", "label")
+
+
+def table_from_generic(raw: pd.DataFrame, path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Turn a user's ``id, name[, symbol, synonyms, ...]`` table into a term table.
+
+    Multi-valued cells (synonyms, alt_ids) are split on ``|`` or ``;``. Columns named ``pop_*`` are kept
+    as popularity. Ids are normalized as CURIEs when they look like one and kept as given otherwise.
+    """
+    columns = {c.strip().lower(): c for c in raw.columns}
+    name_col = next((columns[c] for c in _NAME_COLUMNS if c in columns), None)
+    missing = [want for want, have in (("id", columns.get("id")), ("name", name_col)) if have is None]
+    if missing:
+        raise DataFormatError(
+            f"{path}: a term table needs columns id and name; missing {', '.join(missing)} "
+            f"(found: {', '.join(map(str, raw.columns[:10]))})"
+        )
+    rows = []
+    for record in raw.to_dict("records"):
+        ident = str(record[columns["id"]]).strip()
+        try:
+            ident = normalize_curie(ident)
+        except ValueError:
+            pass
+        row = {"id": ident, "label": str(record[name_col]).strip()}
+        if "symbol" in columns:
+            row["symbol"] = str(record[columns["symbol"]]).strip() or None
+        for column in ("synonyms", "alt_ids"):
+            if column in columns:
+                row[column] = split_multi(record[columns[column]], ("|", ";"))
+        for key, original in columns.items():
+            if key.startswith("pop_"):
+                row[key] = pd.to_numeric(record[original], errors="coerce")
+        if "category" in columns:
+            row["category"] = str(record[columns["category"]]).strip() or None
+        rows.append(row)
+    frame = new_term_table(rows)
+    bad_pop = [c for c in frame.columns if c.startswith("pop_") and frame[c].isna().any()]
+    if bad_pop:
+        raise DataFormatError(f"{path}: popularity column {bad_pop[0]!r} has non-numeric values")
+    return finish_term_table(frame, source=str(path))
+
+
+def write_snapshot(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write a term table as the project's compact snapshot format (TSV.gz, ``|``-joined lists)."""
+    out = frame.copy()
+    for column in LIST_COLUMNS:
+        out[column] = ["|".join(v) for v in out[column]]
+    out["obsolete"] = out["obsolete"].astype(int)
+    for column in [c for c in out.columns if c.startswith("pop_")]:
+        if (out[column] == out[column].round()).all():
+            out[column] = out[column].astype(int)
+    # mtime=0 in the gzip header: the same table always gives the same bytes (and checksum)
+    import gzip
+
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+        gz.write(out.to_csv(sep="\t", index=False, lineterminator="\n").encode("utf-8"))
+
+
+def read_snapshot(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a snapshot written by :func:`write_snapshot` back into a term table."""
+    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, compression="gzip")
+    for column in LIST_COLUMNS:
+        frame[column] = [tuple(v.split("|")) if v else () for v in frame[column]]
+    frame["obsolete"] = frame["obsolete"] == "1"
+    for column in ("symbol", "replaced_by", "namespace", "category"):
+        frame[column] = frame[column].where(frame[column] != "", None)
+    return finish_term_table(frame, source=str(Path(path)))

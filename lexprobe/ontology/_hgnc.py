@@ -1,0 +1,116 @@
+"""HGNC gene tables: the official ``hgnc_complete_set.txt`` and the custom-download dialect."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from lexprobe.exceptions import DataFormatError
+from lexprobe.ontology._curie import normalize_curie
+from lexprobe.ontology._io import read_table, split_multi
+from lexprobe.ontology._table import finish_term_table, new_term_table
+
+__all__ = ["read_hgnc", "hgnc_popularity", "is_hgnc_header"]
+
+# lexprobe column -> (official snake_case column, custom-download column)
+_COLUMNS = {
+    "id": ("hgnc_id", "HGNC ID"),
+    "symbol": ("symbol", "Approved symbol"),
+    "label": ("name", "Approved name"),
+    "status": ("status", "Status"),
+    "alias_symbols": ("alias_symbol", "Alias symbols"),
+    "previous_symbols": ("prev_symbol", "Previous symbols"),
+    "category": ("locus_type", "Locus type"),
+    "ncbi_gene_id": ("entrez_id", "NCBI Gene ID(supplied by NCBI)"),
+}
+_REQUIRED = ("id", "symbol", "label")
+_HGNC_REF = re.compile(r"HGNC:\d+")
+
+
+def is_hgnc_header(columns: list[str]) -> bool:
+    """Whether a table's columns are one of the two HGNC dialects."""
+    cols = set(columns)
+    return "hgnc_id" in cols or "HGNC ID" in cols
+
+
+def _pick(columns: list[str], key: str, path: Path) -> str | None:
+    official, custom = _COLUMNS[key]
+    for candidate in (official, custom, custom.split("(")[0].strip()):
+        if candidate in columns:
+            return candidate
+    if key in _REQUIRED:
+        raise DataFormatError(
+            f"{path}: HGNC table has no {official!r} / {custom!r} column; columns found: "
+            f"{', '.join(columns[:12])}"
+        )
+    return None
+
+
+def read_hgnc(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read an HGNC gene table (either dialect) into a term table plus ``ncbi_gene_id``.
+
+    Withdrawn entries are kept as ``obsolete`` with ``replaced_by`` taken from their "see HGNC:..." note.
+    The official dialect separates multi-values with ``|``; the custom download with ``, ``.
+    """
+    path = Path(path)
+    raw = read_table(path)
+    columns = list(raw.columns)
+    picked = {key: _pick(columns, key, path) for key in _COLUMNS}
+    official = picked["id"] == "hgnc_id"
+    separators = ("|",) if official else (", ", ",")
+    rows = []
+    for record in raw.to_dict("records"):
+        status = record[picked["status"]] if picked["status"] else "Approved"
+        name = record[picked["label"]].strip()
+        withdrawn = status.strip().lower() != "approved"
+        refs = _HGNC_REF.findall(name) if withdrawn else []
+        rows.append(
+            {
+                "id": normalize_curie(record[picked["id"]], prefix="HGNC"),
+                "label": name,
+                "symbol": record[picked["symbol"]].strip() or None,
+                "obsolete": withdrawn,
+                "replaced_by": refs[0] if refs else None,
+                "alias_symbols": split_multi(record.get(picked["alias_symbols"], ""), separators)
+                if picked["alias_symbols"]
+                else (),
+                "previous_symbols": split_multi(record.get(picked["previous_symbols"], ""), separators)
+                if picked["previous_symbols"]
+                else (),
+                "category": (record[picked["category"]].strip() or None) if picked["category"] else None,
+                "ncbi_gene_id": record[picked["ncbi_gene_id"]].strip() if picked["ncbi_gene_id"] else "",
+            }
+        )
+    frame = new_term_table(rows)
+    frame["pop_hgnc_synonyms"] = [len(a) + len(p) for a, p in zip(frame["alias_symbols"], frame["previous_symbols"])]
+    return frame
+
+
+def hgnc_popularity(frame: pd.DataFrame, genes_to_phenotype: str | os.PathLike[str]) -> pd.Series:
+    """Number of distinct HPO terms linked to each gene in HPO's ``genes_to_phenotype.txt``.
+
+    Joined by NCBI gene id, falling back to the approved symbol for genes without one.
+    """
+    links = read_table(genes_to_phenotype)
+    needed = {"ncbi_gene_id", "gene_symbol", "hpo_id"}
+    if not needed <= set(links.columns):
+        raise DataFormatError(
+            f"{genes_to_phenotype}: genes_to_phenotype needs columns {sorted(needed)}, "
+            f"found {list(links.columns)[:8]}"
+        )
+    by_gene_id = links.groupby("ncbi_gene_id")["hpo_id"].nunique()
+    by_symbol = links.groupby("gene_symbol")["hpo_id"].nunique()
+    counts = frame["ncbi_gene_id"].map(by_gene_id)
+    counts = counts.fillna(frame["symbol"].map(by_symbol))
+    return counts.fillna(0).astype(float)
+
+
+def load_hgnc_table(path: str | os.PathLike[str], genes_to_phenotype: str | os.PathLike[str] | None) -> pd.DataFrame:
+    """HGNC term table with its popularity columns, ready for :class:`~lexprobe.ontology.Ontology`."""
+    frame = read_hgnc(path)
+    if genes_to_phenotype is not None:
+        frame["pop_hpo_annotations"] = hgnc_popularity(frame, genes_to_phenotype)
+    return finish_term_table(frame.drop(columns=["ncbi_gene_id"]), source=str(path))
