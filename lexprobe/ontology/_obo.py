@@ -88,7 +88,8 @@ def read_obo(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, OboHeader]:
             }
         )
         parents[term_id] = [normalize_curie(p) for p in _parents(term) if p != term.id]
-    frame = new_term_table(rows)
+    # pronto's term order is not stable between parses: sort so the same file gives the same table
+    frame = new_term_table(sorted(rows, key=lambda r: r["id"]))
     if frame.empty:
         raise DataFormatError(f"{path}: no [Term] stanzas found; is this an OBO file?")
     ancestors = _ancestors(parents)

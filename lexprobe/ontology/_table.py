@@ -68,7 +68,12 @@ def finish_term_table(frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
     frame["obsolete"] = frame["obsolete"].astype(bool)
     for column in pop:
         frame[column] = pd.to_numeric(frame[column]).astype(float)
-    frame = frame.astype({"id": str, "label": object})
+    # one representation whatever the reader: Python str objects, None where missing
+    for column in ("id", "label", "symbol", "replaced_by", "namespace", "category"):
+        values = frame[column].astype(object)
+        frame[column] = pd.Series(
+            [None if (v is None or v != v or v == "") else str(v) for v in values], index=frame.index, dtype=object
+        )
     return frame.reset_index(drop=True)
 
 

@@ -1,0 +1,75 @@
+"""``lexprobe data``: list, show and fetch ontologies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from lexprobe.cli._common import console, handle_errors
+
+data_app = typer.Typer(help="List, show and download ontologies.", no_args_is_help=True)
+
+
+@data_app.command("list")
+@handle_errors
+def list_cmd() -> None:
+    """Show each built-in ontology: source, release, term count and popularity columns."""
+    from lexprobe.ontology import builtin_ontologies
+
+    table = Table(title="built-in ontologies (offline snapshots in data/)")
+    for column in ("name", "release", "terms", "popularity columns (default first)", "source"):
+        table.add_column(column)
+    for name, info in builtin_ontologies().items():
+        pops = [info.default_popularity] + [p for p in info.popularity_columns if p != info.default_popularity]
+        origin = "; ".join(sorted({s["origin"] for s in info.sources}))
+        table.add_row(name, info.release, f"{info.n_terms:,}", ", ".join(pops), origin)
+    console.print(table)
+
+
+@data_app.command("show")
+@handle_errors
+def show_cmd(
+    ontology: str = typer.Argument(..., help="Built-in name (hgnc, hpo, go) or a file path."),
+    limit: int = typer.Option(10, "--limit", "-n", min=1, help="How many terms to print."),
+    annotations: Path | None = typer.Option(None, "--annotations", help="Popularity file (GAF, phenotype.hpoa)."),
+    popular: bool = typer.Option(False, "--popular", help="Most popular terms first."),
+) -> None:
+    """Print the first terms of an ontology (or the most popular with --popular)."""
+    from lexprobe.ontology import load_ontology
+
+    ont = load_ontology(ontology, annotations=annotations)
+    terms = ont.active()
+    if popular and ont.default_popularity:
+        terms = terms.sort_values(ont.default_popularity, ascending=False, kind="stable")
+    columns = ["id", "label"]
+    if terms["symbol"].notna().any():
+        columns.append("symbol")
+    columns.append("category")
+    columns += list(ont.popularity_columns)
+    table = Table(
+        title=f"{ont.name}: {len(terms):,} active of {len(ont):,} terms (release {ont.release or 'unknown'})"
+    )
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in terms.head(limit)[columns].itertuples(index=False):
+        table.add_row(*("" if v is None or v != v else f"{v:g}" if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
+
+
+@data_app.command("fetch")
+@handle_errors
+def fetch_cmd(
+    name: str = typer.Argument(..., help="hgnc, hpo, go or go-annotations"),
+    to: Path = typer.Option(Path("downloads"), "--to", help="Directory for the downloaded files."),
+    url: list[str] | None = typer.Option(None, "--url", help="Download from this URL instead (a mirror)."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the server."),
+) -> None:
+    """Download the official upstream release files (atomically, with their checksum and date)."""
+    from lexprobe.ontology import fetch_ontology
+
+    paths = fetch_ontology(name, to, urls=tuple(url) if url else None, timeout=timeout)
+    for path in paths:
+        console.print(f"{path}  ({path.stat().st_size:,} bytes; provenance in {path.name}.source.json)")
+    console.print(f"load it with: lexprobe data show {paths[0]}")

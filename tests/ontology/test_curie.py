@@ -1,0 +1,42 @@
+"""CURIE normalization: every input form becomes one canonical string."""
+
+from __future__ import annotations
+
+import pytest
+
+from lexprobe.exceptions import OntologyError
+from lexprobe.ontology import normalize_curie
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("HP:0001250", "HP:0001250"),
+        ("HP_0001250", "HP:0001250"),
+        ("hp:0001250", "HP:0001250"),
+        ("http://purl.obolibrary.org/obo/HP_0001250", "HP:0001250"),
+        ("https://purl.obolibrary.org/obo/GO_0008150", "GO:0008150"),
+        ("GO:8150", "GO:0008150"),
+        ("go_0008150", "GO:0008150"),
+        ("HGNC:11998", "HGNC:11998"),
+        ("hgnc:011998", "HGNC:11998"),
+        ("https://identifiers.org/hgnc:11998", "HGNC:11998"),
+        ("  HP:0001250\n", "HP:0001250"),
+        ("MONDO_0005148", "MONDO:0005148"),
+        ("UBERON:0000948", "UBERON:0000948"),
+    ],
+)
+def test_input_forms_normalize_to_one_curie(raw: str, expected: str) -> None:
+    assert normalize_curie(raw) == expected
+
+
+def test_a_bare_number_needs_a_prefix() -> None:
+    assert normalize_curie("11998", prefix="HGNC") == "HGNC:11998"
+    with pytest.raises(OntologyError, match="'11998' is not an identifier"):
+        normalize_curie("11998")
+
+
+@pytest.mark.parametrize("raw", ["", "seizure", "HP 0001250", "HP:"])
+def test_non_identifiers_are_rejected(raw: str) -> None:
+    with pytest.raises(OntologyError, match="is not an identifier"):
+        normalize_curie(raw)

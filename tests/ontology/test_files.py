@@ -1,0 +1,139 @@
+"""Loading the upstream files a user downloads: HGNC (both dialects), OBO, generic tables; the cache."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lexprobe.exceptions import DataFormatError, OntologyError
+from lexprobe.ontology import _load, load_ontology
+from lexprobe.ontology._generic import read_snapshot
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture()
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LEXPROBE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.mark.parametrize("name", ["hgnc_complete_set_sample.txt", "hgnc_custom_sample.tsv"])
+def test_both_hgnc_dialects_give_the_same_table(name: str, cache: Path) -> None:
+    ont = load_ontology(DATA / name)
+    assert ont.name == "hgnc" and ont.kind == "hgnc"
+    terms = ont.terms.set_index("id")
+    assert terms.loc["HGNC:1100", "symbol"] == "BRCA1"
+    assert terms.loc["HGNC:1100", "alias_symbols"] == ("RNF53", "BRCC1", "PPP1R53", "FANCS")
+    assert terms.loc["HGNC:37133", "previous_symbols"] == ("NCRNA00181", "A1BGAS", "A1BG-AS")
+    assert terms.loc["HGNC:11998", "category"] == "gene with protein product"
+    assert terms.loc["HGNC:37133", "pop_hgnc_synonyms"] == 4
+    assert ont.default_popularity == "pop_hgnc_synonyms"
+
+
+def test_official_and_custom_dialects_agree_row_for_row(cache: Path) -> None:
+    a = load_ontology(DATA / "hgnc_complete_set_sample.txt").terms.sort_values("id").reset_index(drop=True)
+    b = load_ontology(DATA / "hgnc_custom_sample.tsv").terms.sort_values("id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_hgnc_popularity_comes_from_genes_to_phenotype_beside_the_file(
+    tmp_path: Path, cache: Path, shared_data: Path
+) -> None:
+    shutil.copy(DATA / "hgnc_custom_sample.tsv", tmp_path / "hgnc.tsv")
+    shutil.copy(shared_data / "genes_to_phenotype.txt.gz", tmp_path / "genes_to_phenotype.txt.gz")
+    terms = load_ontology(tmp_path / "hgnc.tsv").terms.set_index("id")
+    assert terms.loc["HGNC:11998", "pop_hpo_annotations"] > 50  # TP53
+    assert terms.loc["HGNC:37133", "pop_hpo_annotations"] == 0  # an antisense RNA
+
+
+def test_a_generic_table_normalizes_ids_and_keeps_popularity(cache: Path) -> None:
+    ont = load_ontology(DATA / "terms.csv")
+    assert ont.kind == "table" and ont.name == "terms"
+    assert list(ont.terms["id"]) == ["MONDO:0005148", "MONDO:0005015", "MONDO:0004975"]
+    assert ont.terms.loc[0, "synonyms"] == ("NIDDM", "adult-onset diabetes")
+    assert ont.popularity_columns == ("pop_mentions",)
+    assert ont.terms["pop_mentions"].tolist() == [120.0, 300.0, 250.0]
+
+
+def test_malformed_obo_names_the_line(cache: Path) -> None:
+    with pytest.raises(DataFormatError, match=r"malformed\.obo: OBO syntax error at line 11"):
+        load_ontology(DATA / "malformed.obo")
+
+
+def test_gzip_obo_parses_and_second_load_comes_from_the_cache(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    obo = tmp_path / "toy.obo.gz"
+    text = (DATA / "malformed.obo").read_text().replace("is_a TOY", "is_a: TOY")
+    text += "\n[Term]\nid: TOY:0000003\nname: old\nis_obsolete: true\nreplaced_by: TOY:0000002\n"
+    obo.write_bytes(gzip.compress(text.encode()))
+    first = load_ontology(obo)
+    assert first.name == "toy"
+    assert first.terms.set_index("id").loc["TOY:0000001", "pop_obo_descendants"] == 1
+    assert first.resolve_id("TOY:0000003") == "TOY:0000002"
+    assert list(cache.joinpath("ontology").glob("*.pkl"))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("parsed again instead of using the cache")
+
+    monkeypatch.setattr(_load, "load_obo_table", refuse)
+    second = load_ontology(obo)
+    pd.testing.assert_frame_equal(first.terms, second.terms)
+
+
+def test_a_corrupt_cache_is_rebuilt_not_used(tmp_path: Path, cache: Path) -> None:
+    load_ontology(DATA / "terms.csv")
+    for pkl in cache.joinpath("ontology").glob("*.pkl"):
+        pkl.write_bytes(b"not a pickle")
+    assert len(load_ontology(DATA / "terms.csv")) == 3
+
+
+def test_real_hpo_obo_with_its_annotations_matches_the_snapshot(cache: Path, shared_data: Path) -> None:
+    ont = load_ontology(shared_data / "hp.obo.gz")  # phenotype.hpoa.gz lies beside it
+    assert ont.name == "hpo" and ont.release == "2025-01-16"
+    assert ont.default_popularity == "pop_hpoa_diseases"
+    pd.testing.assert_frame_equal(ont.terms, load_ontology("hpo").terms)
+
+
+@pytest.mark.slow
+def test_the_bundled_snapshots_equal_a_rebuild_from_the_upstream_files(tmp_path: Path, shared_data: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build", Path(__file__).resolve().parents[2] / "data" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    meta = build.build(shared_data, tmp_path)
+    for name, entry in meta["ontologies"].items():
+        rebuilt = read_snapshot(tmp_path / entry["file"])
+        pd.testing.assert_frame_equal(rebuilt, load_ontology(name).terms)
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "match"),
+    [
+        ("id\tdescription\nX:1\tfoo\n", "bad.tsv", "needs columns id and name; missing name"),
+        ("id,name\nX:1,a\nX:1,b\n", "dup.csv", "duplicate id X:1"),
+        ("", "empty.tsv", "file is empty"),
+        ("hgnc_id\tstatus\nHGNC:5\tApproved\n", "hgnc.txt", "has no 'symbol'"),
+        ("id,name,pop_x\nX:1,a,many\n", "pop.csv", "popularity column 'pop_x' has non-numeric values"),
+    ],
+)
+def test_bad_tables_fail_with_one_clear_message(
+    tmp_path: Path, cache: Path, content: str, name: str, match: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(DataFormatError, match=match):
+        load_ontology(path)
+
+
+def test_unknown_names_and_missing_files_are_ontology_errors(cache: Path) -> None:
+    with pytest.raises(OntologyError, match="unknown ontology 'mesh'; use one of go, hgnc, hpo"):
+        load_ontology("mesh")
+    with pytest.raises(OntologyError, match="ontology file not found: /no/such.obo"):
+        load_ontology("/no/such.obo")
