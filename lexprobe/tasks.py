@@ -197,9 +197,13 @@ def select_terms(
         column = field_column(field)
         if column not in terms.columns:
             raise TaskError(f"ontology {ontology.name!r} has no {field!r} field (column {column!r})")
-        terms = terms[_has_value(terms[column])]
-    if terms.empty:
-        raise TaskError(f"no terms of {ontology.name!r} have all of the fields {list(fields)}")
+        kept = terms[_has_value(terms[column])]
+        if kept.empty and not terms.empty:
+            raise TaskError(
+                f"ontology {ontology.name!r} has no terms with a {field!r} value; pick another field "
+                "(name and id exist for every ontology; symbol for hgnc)"
+            )
+        terms = kept
     return terms.reset_index(drop=True)
 
 
