@@ -26,6 +26,7 @@ def _root(
 
 
 # --- commands: one line each (modules import their heavy dependencies lazily, inside the command) ---
+from lexprobe.cli.align import align_cmd  # noqa: E402
 from lexprobe.cli.data import data_app  # noqa: E402
 from lexprobe.cli.embed import embed_cmd  # noqa: E402
 from lexprobe.cli.split import split_cmd  # noqa: E402
@@ -33,6 +34,7 @@ from lexprobe.cli.split import split_cmd  # noqa: E402
 app.add_typer(data_app, name="data")
 app.command("split")(split_cmd)
 app.command("embed")(embed_cmd)
+app.command("align")(align_cmd)
 
 
 def main() -> None:

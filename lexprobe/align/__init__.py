@@ -1,0 +1,59 @@
+"""Alignment between paired embeddings: metrics, permutation nulls, and the ``lexprobe align`` run."""
+
+from __future__ import annotations
+
+from lexprobe.align._metrics import (
+    PREPROCESSING,
+    CKAAccumulator,
+    debiased_cka,
+    knn_indices,
+    linear_cka,
+    mutual_knn,
+    mutual_knn_per_item,
+    preprocess,
+    retrieval,
+    rsa,
+    validate_embeddings,
+    validate_pair,
+)
+from lexprobe.align._null import METRIC_NAMES, MetricOutcome, evaluate_metric, evaluate_metrics, summarize_null
+from lexprobe.align._run import (
+    DEFAULT_METRICS,
+    AlignmentConfig,
+    AlignmentResult,
+    default_pairs,
+    parse_pair,
+    run_alignment,
+    write_alignment,
+)
+
+#: The metrics by CLI name (typed functions returning floats).
+METRICS = {"mknn": mutual_knn, "retrieval": retrieval, "cka": linear_cka, "dcka": debiased_cka, "rsa": rsa}
+
+__all__ = [
+    "AlignmentConfig",
+    "AlignmentResult",
+    "CKAAccumulator",
+    "DEFAULT_METRICS",
+    "METRICS",
+    "METRIC_NAMES",
+    "MetricOutcome",
+    "PREPROCESSING",
+    "debiased_cka",
+    "default_pairs",
+    "evaluate_metric",
+    "evaluate_metrics",
+    "knn_indices",
+    "linear_cka",
+    "mutual_knn",
+    "mutual_knn_per_item",
+    "parse_pair",
+    "preprocess",
+    "retrieval",
+    "rsa",
+    "run_alignment",
+    "summarize_null",
+    "validate_embeddings",
+    "validate_pair",
+    "write_alignment",
+]

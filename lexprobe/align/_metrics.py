@@ -1,0 +1,368 @@
+"""Alignment metrics between paired embeddings X (n, d1) and Y (n, d2): row i of X belongs with row i of Y.
+
+Every public metric returns a plain float. The feature-space CKA forms never build an n x n matrix: they
+accumulate d x d cross-products in float64 over row batches (:class:`CKAAccumulator`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lexprobe.exceptions import AlignmentError
+
+__all__ = [
+    "validate_embeddings",
+    "validate_pair",
+    "preprocess",
+    "PREPROCESSING",
+    "knn_indices",
+    "mutual_knn",
+    "mutual_knn_per_item",
+    "retrieval",
+    "CKAAccumulator",
+    "linear_cka",
+    "debiased_cka",
+    "rsa",
+]
+
+PREPROCESSING = ("none", "center", "standardize", "clip")
+
+
+def validate_embeddings(X: np.ndarray, name: str = "X", *, min_rows: int = 4) -> np.ndarray:
+    """Check ``X`` is a finite 2-D float array with at least ``min_rows`` rows; return it as an array.
+
+    Raises
+    ------
+    AlignmentError
+        Wrong shape, too few rows, non-float or non-finite values.
+    """
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise AlignmentError(f"`{name}` must be 2-D (n_items, n_features), got shape {X.shape}")
+    if not np.issubdtype(X.dtype, np.floating):
+        raise AlignmentError(f"`{name}` must hold floats, got dtype {X.dtype}")
+    if X.shape[0] < min_rows:
+        raise AlignmentError(f"`{name}` has {X.shape[0]} rows; at least {min_rows} are needed")
+    if not np.isfinite(X).all():
+        raise AlignmentError(f"`{name}` has {int((~np.isfinite(X)).sum())} non-finite values (nan or inf)")
+    return X
+
+
+def validate_pair(X: np.ndarray, Y: np.ndarray, *, min_rows: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Validate both matrices and check they are paired (same number of rows)."""
+    X = validate_embeddings(X, "X", min_rows=min_rows)
+    Y = validate_embeddings(Y, "Y", min_rows=min_rows)
+    if X.shape[0] != Y.shape[0]:
+        raise AlignmentError(f"X and Y must be paired row by row; got {X.shape[0]} and {Y.shape[0]} rows")
+    return X, Y
+
+
+def preprocess(X: np.ndarray, method: str = "standardize", *, clip_sd: float = 5.0) -> np.ndarray:
+    """Prepare hidden states for comparison.
+
+    LLM hidden states carry a few "massive activation" dimensions (values 1e3-1e4 times the rest) that
+    dominate cosine similarity and CKA in middle and late layers.
+
+    Parameters
+    ----------
+    method : {"none", "center", "standardize", "clip"}
+        ``center`` subtracts the mean; ``standardize`` also divides each dimension by its standard deviation
+        (so no dimension dominates); ``clip`` centers, then clips each dimension to ``clip_sd`` times the
+        median dimension's standard deviation (tames the massive dimensions, keeps the others' scale).
+
+    Returns
+    -------
+    ndarray of float64, same shape
+    """
+    if method not in PREPROCESSING:
+        raise AlignmentError(f"`preprocess` must be one of {', '.join(PREPROCESSING)}, got {method!r}")
+    X = np.asarray(X, dtype=np.float64)
+    if method == "none":
+        return X
+    X = X - X.mean(axis=0)
+    if method == "center":
+        return X
+    sd = X.std(axis=0)
+    if method == "standardize":
+        return X / np.where(sd > 0, sd, 1.0)
+    limit = clip_sd * np.median(sd[sd > 0]) if (sd > 0).any() else 0.0
+    return np.clip(X, -limit, limit)
+
+
+def _normalized32(X: np.ndarray) -> np.ndarray:
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(norms > 0, norms, 1.0)
+
+
+def _faiss_index(dim: int):
+    import faiss
+
+    index = faiss.IndexFlatIP(dim)
+    if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:  # pragma: no cover - GPU only
+        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+    return index
+
+
+def knn_indices(X: np.ndarray, k: int) -> np.ndarray:
+    """Indices of each row's ``k`` nearest other rows by cosine similarity (FAISS exact inner product).
+
+    The row itself is excluded by index (not by distance, so duplicates stay neighbours); ties are broken
+    towards the lower index, so the result is deterministic.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_items, k)
+    """
+    X = validate_embeddings(X)
+    n = X.shape[0]
+    if not 1 <= k <= n - 1:
+        raise AlignmentError(f"`k` must be in [1, n_items - 1] = [1, {n - 1}], got {k}; lower --k or raise --limit")
+    Xn = _normalized32(X)
+    index = _faiss_index(Xn.shape[1])
+    index.add(Xn)
+    extra = min(n, k + 1 + 8)  # a few more than needed, so ties at the k-th place resolve by index
+    scores, ids = index.search(Xn, extra)
+    scores = np.round(scores.astype(np.float64), 6)
+    order = np.lexsort((ids, -scores), axis=1)
+    ids = np.take_along_axis(ids, order, axis=1)
+    out = np.empty((n, k), dtype=np.int64)
+    for i in range(n):
+        row = ids[i][(ids[i] != i) & (ids[i] >= 0)]
+        out[i] = row[:k]
+    return out
+
+
+def _overlap(NX: np.ndarray, NY: np.ndarray) -> np.ndarray:
+    """Per-row |NX[i] ∩ NY[i]| for neighbour index arrays of equal width."""
+    return (NX[:, :, None] == NY[:, None, :]).any(axis=2).sum(axis=1)
+
+
+def mutual_knn_per_item(X: np.ndarray, Y: np.ndarray, *, k: int = 10) -> np.ndarray:
+    """Per-item neighbourhood agreement: |kNN_X(i) ∩ kNN_Y(i)| / k, shape (n_items,)."""
+    X, Y = validate_pair(X, Y)
+    return _overlap(knn_indices(X, k), knn_indices(Y, k)) / k
+
+
+def mutual_knn(X: np.ndarray, Y: np.ndarray, *, k: int = 10) -> float:
+    """Mutual k-nearest-neighbour alignment: mean over items of |kNN_X(i) ∩ kNN_Y(i)| / k.
+
+    Notes
+    -----
+    The metric of Huh et al. 2024 ("The Platonic Representation Hypothesis"), with cosine neighbours and
+    the item itself excluded. Chance level is about k / (n - 1).
+    """
+    return float(mutual_knn_per_item(X, Y, k=k).mean())
+
+
+def _ridge_operator(X: np.ndarray, alpha: float) -> np.ndarray:
+    """(XᵀX + αI)⁻¹Xᵀ: the ridge solution is this times the targets, for any targets."""
+    from scipy.linalg import solve
+
+    gram = X.T @ X
+    gram[np.diag_indices_from(gram)] += alpha * max(np.trace(gram) / gram.shape[0], 1e-12)
+    return solve(gram, X.T, assume_a="pos")
+
+
+def _hits(pred: np.ndarray, targets: np.ndarray, partner: np.ndarray, k: int) -> float:
+    """Share of rows whose partner target is among the k targets most cosine-similar to the prediction."""
+    sims = _normalized32(pred) @ _normalized32(targets).T
+    own = sims[np.arange(len(pred)), partner]
+    rank = (sims > own[:, None]).sum(axis=1)
+    return float((rank < k).mean())
+
+
+def retrieval(
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    k: int = 1,
+    method: str = "ridge",
+    alpha: float = 1.0,
+    test_size: float = 0.5,
+    seed: int = 0,
+) -> float:
+    """Cross-modal retrieval: how often row i finds its partner among the k nearest rows of the other side.
+
+    A map is fitted on a random train split and scored on the held-out rows, in both directions (X -> Y and
+    Y -> X), and the two hit rates are averaged.
+
+    Parameters
+    ----------
+    k : int
+        Hit if the partner is among the ``k`` most similar held-out candidates.
+    method : {"ridge", "procrustes", "none"}
+        Ridge regression (any dimensions); orthogonal Procrustes (d1 == d2); or no map (d1 == d2, same space).
+    alpha : float
+        Ridge penalty, relative to the mean eigenvalue of XᵀX.
+    test_size : float
+        Share of rows held out for scoring.
+
+    Notes
+    -----
+    Chance level is k / n_test.
+    """
+    X, Y = validate_pair(X, Y)
+    if method not in ("ridge", "procrustes", "none"):
+        raise AlignmentError(f"`method` must be ridge, procrustes or none, got {method!r}")
+    if method != "ridge" and X.shape[1] != Y.shape[1]:
+        raise AlignmentError(f"retrieval with method={method!r} needs equal dimensions; got {X.shape[1]} and {Y.shape[1]}")
+    train, test = _split(X.shape[0], test_size, seed)
+    if not 1 <= k <= len(test):
+        raise AlignmentError(f"`k` must be in [1, n_test] = [1, {len(test)}], got {k}")
+    return float(np.mean([_directional(A, B, train, test, k, method, alpha) for A, B in ((X, Y), (Y, X))]))
+
+
+def _split(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if not 0 < test_size < 1:
+        raise AlignmentError(f"`test_size` must be in (0, 1), got {test_size}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(2, int(round(n * test_size)))
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def _directional(A, B, train, test, k, method, alpha) -> float:
+    partner = np.arange(len(test))
+    if method == "none":
+        return _hits(A[test], B[test], partner, k)
+    if method == "procrustes":
+        from scipy.linalg import orthogonal_procrustes
+
+        R, _ = orthogonal_procrustes(A[train], B[train])
+        return _hits(A[test] @ R, B[test], partner, k)
+    W = _ridge_operator(A[train], alpha) @ B[train]
+    return _hits(A[test] @ W, B[test], partner, k)
+
+
+class CKAAccumulator:
+    """Streams paired row batches into the sums linear and debiased CKA need, in float64.
+
+    Memory is O(d1 d2 + d1² + d2²) whatever the number of rows; time O(n d²).
+
+    Examples
+    --------
+    >>> acc = CKAAccumulator()
+    >>> for xb, yb in batches:                       # doctest: +SKIP
+    ...     acc.update(xb, yb)
+    >>> acc.linear(), acc.debiased()                 # doctest: +SKIP
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._s: dict[str, np.ndarray | float] = {}
+
+    def _add(self, name: str, value) -> None:
+        self._s[name] = self._s[name] + value if name in self._s else value
+
+    def update(self, X: np.ndarray, Y: np.ndarray) -> CKAAccumulator:
+        """Add a batch of paired rows; returns ``self``."""
+        X = np.asarray(X, dtype=np.float64)
+        Y = np.asarray(Y, dtype=np.float64)
+        if X.shape[0] != Y.shape[0]:
+            raise AlignmentError(f"batch rows differ: {X.shape[0]} and {Y.shape[0]}")
+        a = np.einsum("ij,ij->i", X, X)  # K_ii = ||x_i||²
+        b = np.einsum("ij,ij->i", Y, Y)
+        self.n += X.shape[0]
+        self._add("XtY", X.T @ Y)
+        self._add("XtX", X.T @ X)
+        self._add("YtY", Y.T @ Y)
+        self._add("sx", X.sum(0))
+        self._add("sy", Y.sum(0))
+        for name, u, v in (("ab", a, b), ("aa", a, a), ("bb", b, b)):
+            self._add(name, float(u @ v))
+        self._add("a", float(a.sum()))
+        self._add("b", float(b.sum()))
+        self._add("bX", b @ X)  # Σ b_i x_i
+        self._add("aY", a @ Y)
+        self._add("aX", a @ X)
+        self._add("bY", b @ Y)
+        return self
+
+    def linear(self) -> float:
+        """Linear CKA (Kornblith et al. 2019) of the accumulated rows, centered internally."""
+        s, n = self._s, self.n
+        mx, my = s["sx"] / n, s["sy"] / n
+        cxy = s["XtY"] - n * np.outer(mx, my)
+        cxx = s["XtX"] - n * np.outer(mx, mx)
+        cyy = s["YtY"] - n * np.outer(my, my)
+        denom = np.linalg.norm(cxx) * np.linalg.norm(cyy)
+        return float(np.linalg.norm(cxy) ** 2 / denom) if denom > 0 else 0.0
+
+    def _hsic1(self, C, sx, sy, ab, a, b, bX, aY) -> float:
+        # Unbiased HSIC (Song et al. 2012, eq. 5) with linear kernels K = XXᵀ, L = YYᵀ, written in feature
+        # space: K̃ is K with its diagonal set to zero.
+        n = self.n
+        tr = float(np.sum(C * C)) - ab  # tr(K̃ L̃)
+        one_k = float(sx @ sx) - a  # 1ᵀK̃1
+        one_l = float(sy @ sy) - b
+        # 1ᵀK̃L̃1 = Σ_i (x_i·sx - a_i)(y_i·sy - b_i)
+        cross = float(sx @ C @ sy) - float(bX @ sx) - float(aY @ sy) + ab
+        return (tr + one_k * one_l / ((n - 1) * (n - 2)) - 2.0 * cross / (n - 2)) / (n * (n - 3))
+
+    def debiased(self) -> float:
+        """Debiased CKA (Kornblith et al. 2019 with the unbiased HSIC estimator of Song et al. 2012)."""
+        s = self._s
+        if self.n < 4:
+            raise AlignmentError(f"debiased CKA needs at least 4 rows, got {self.n}")
+        xy = self._hsic1(s["XtY"], s["sx"], s["sy"], s["ab"], s["a"], s["b"], s["bX"], s["aY"])
+        xx = self._hsic1(s["XtX"], s["sx"], s["sx"], s["aa"], s["a"], s["a"], s["aX"], s["aX"])
+        yy = self._hsic1(s["YtY"], s["sy"], s["sy"], s["bb"], s["b"], s["b"], s["bY"], s["bY"])
+        denom = np.sqrt(xx * yy) if xx > 0 and yy > 0 else 0.0
+        return float(xy / denom) if denom > 0 else 0.0
+
+
+def _accumulate(X: np.ndarray, Y: np.ndarray, batch: int = 4096) -> CKAAccumulator:
+    acc = CKAAccumulator()
+    for start in range(0, X.shape[0], batch):
+        acc.update(X[start : start + batch], Y[start : start + batch])
+    return acc
+
+
+def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
+    """Linear centered kernel alignment, feature-space form: ||XᵀY||²_F / (||XᵀX||_F ||YᵀY||_F), X, Y centered.
+
+    Notes
+    -----
+    Kornblith et al. 2019, "Similarity of Neural Network Representations Revisited", eq. 5 (linear kernel).
+    Equal to the Gram form HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)); O(n d²) time, O(d²) memory.
+    """
+    X, Y = validate_pair(X, Y)
+    return _accumulate(X, Y).linear()
+
+
+def debiased_cka(X: np.ndarray, Y: np.ndarray) -> float:
+    """Debiased linear CKA in feature space: CKA with the unbiased HSIC estimator.
+
+    Notes
+    -----
+    Song et al. 2012, "Feature Selection via Dependence Maximization", eq. 5 (unbiased HSIC), as used for
+    debiased CKA by Kornblith et al. 2019 (section 3). Linear CKA is biased upwards when n is not much
+    larger than d; the debiased form is near 0 for independent X and Y.
+    """
+    X, Y = validate_pair(X, Y)
+    return _accumulate(X, Y).debiased()
+
+
+def _pair_sample(n: int, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, n, size=n_pairs * 2)
+    j = rng.integers(0, n, size=n_pairs * 2)
+    keep = i != j
+    return i[keep][:n_pairs], j[keep][:n_pairs]
+
+
+def rsa(X: np.ndarray, Y: np.ndarray, *, n_pairs: int = 20000, seed: int = 0) -> float:
+    """Representational similarity: Spearman correlation of pairwise cosine distances, sampled pairs.
+
+    Notes
+    -----
+    Kriegeskorte et al. 2008. Pairs (i, j), i != j, are drawn with a seed; the same pairs are used in X and Y.
+    """
+    from scipy.stats import spearmanr
+
+    X, Y = validate_pair(X, Y)
+    i, j = _pair_sample(X.shape[0], n_pairs, seed)
+    Xn, Yn = _normalized32(X), _normalized32(Y)
+    dx = 1.0 - np.einsum("ij,ij->i", Xn[i], Xn[j])
+    dy = 1.0 - np.einsum("ij,ij->i", Yn[i], Yn[j])
+    return float(spearmanr(dx, dy).statistic)

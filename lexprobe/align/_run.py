@@ -1,0 +1,284 @@
+"""``run_alignment``: embed the paired fields of a term sample, measure alignment per layer, with nulls."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lexprobe.align._metrics import PREPROCESSING, preprocess
+from lexprobe.align._null import METRIC_NAMES, evaluate_metric, evaluate_metrics, summarize_null
+from lexprobe.exceptions import AlignmentError
+
+__all__ = ["AlignmentConfig", "AlignmentResult", "run_alignment", "default_pairs", "write_alignment"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_METRICS = ("mknn", "cka", "dcka")
+_DEFAULT_PAIRS = {"hgnc": ("name:symbol", "name:id", "symbol:id")}
+
+
+def default_pairs(ontology: str) -> tuple[str, ...]:
+    """Field pairs measured by default: name/symbol/id for HGNC, name:id otherwise."""
+    return _DEFAULT_PAIRS.get(ontology, ("name:id",))
+
+
+@dataclasses.dataclass(frozen=True)
+class AlignmentConfig:
+    """What ``lexprobe align`` measures.
+
+    Parameters
+    ----------
+    ontology : str
+        Built-in name or path.
+    pairs : sequence of "a:b", optional
+        Field pairs; default :func:`default_pairs`.
+    model : str
+        Model spec (see :func:`lexprobe.models.load_model`).
+    limit : int or None
+        Size of the popularity-balanced term sample (None: every eligible term).
+    layers : "all" or tuple of int
+    pool : {"mean", "last", "first"}
+    template : str
+    metrics : tuple of str
+        From ``mknn, retrieval, cka, dcka, rsa``.
+    k : int
+        Neighbours for mutual-kNN.
+    retrieval_k : int
+        Hit within the top ``retrieval_k`` for retrieval.
+    permutations : int
+        Permutations of the pairing for the null (0 disables it).
+    bootstrap : int
+        Bootstrap resamples of items for confidence intervals (0 disables them).
+    ci_layers : {"best", "all"}
+        Where CKA / debiased-CKA intervals are computed (each resample costs a full CKA): at the best layer
+        of each pair by default, or at every layer. The cheap metrics get intervals at every layer.
+    preprocess : {"none", "center", "standardize", "clip"}
+    seed : int
+    """
+
+    ontology: str
+    pairs: tuple[str, ...] | None = None
+    model: str = "smollm2-135m"
+    limit: int | None = 2000
+    layers: str | tuple[int, ...] = "all"
+    pool: str = "mean"
+    template: str = "{text}"
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    k: int = 10
+    retrieval_k: int = 1
+    permutations: int = 100
+    bootstrap: int = 100
+    ci_layers: str = "best"
+    preprocess: str = "standardize"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.metrics if m not in METRIC_NAMES]
+        if unknown or not self.metrics:
+            raise AlignmentError(f"--metrics must be from {', '.join(METRIC_NAMES)}, got {','.join(self.metrics) or '(none)'}")
+        if self.preprocess not in PREPROCESSING:
+            raise AlignmentError(f"--preprocess must be one of {', '.join(PREPROCESSING)}, got {self.preprocess!r}")
+        if self.permutations < 0 or self.bootstrap < 0:
+            raise AlignmentError("--permutations and --bootstrap must be >= 0")
+        if self.ci_layers not in ("best", "all"):
+            raise AlignmentError(f"--ci-layers must be best or all, got {self.ci_layers!r}")
+        if self.k < 1:
+            raise AlignmentError(f"--k must be >= 1, got {self.k}")
+        for pair in self.pairs or ():
+            parse_pair(pair)
+
+    def resolved_pairs(self, ontology_name: str) -> tuple[tuple[str, str], ...]:
+        return tuple(parse_pair(p) for p in (self.pairs or default_pairs(ontology_name)))
+
+
+def parse_pair(pair: str) -> tuple[str, str]:
+    """``"name:symbol"`` -> ``("name", "symbol")``."""
+    from lexprobe.tasks import field_column
+
+    parts = [p.strip() for p in str(pair).split(":")]
+    if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
+        raise AlignmentError(f"a pair must look like name:symbol (two different fields), got {pair!r}")
+    for field in parts:
+        field_column(field)
+    return parts[0], parts[1]
+
+
+@dataclasses.dataclass
+class AlignmentResult:
+    """Per-layer alignment (``table``), the chosen-layer summary, and what made them."""
+
+    table: pd.DataFrame
+    summary: pd.DataFrame
+    embeddings: dict[str, Any]
+    terms: pd.DataFrame
+    manifest: dict[str, Any]
+
+
+def run_alignment(
+    config: AlignmentConfig,
+    *,
+    model: Any = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> AlignmentResult:
+    """Measure alignment between paired fields of an ontology's terms, per layer, with chance levels.
+
+    Parameters
+    ----------
+    config : AlignmentConfig
+    model : LoadedModel, optional
+        A loaded model to reuse; default loads ``config.model``.
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+    cache_dir : path, optional
+        Embedding cache (default ``$LEXPROBE_CACHE/embeddings``).
+
+    Returns
+    -------
+    AlignmentResult
+        ``table`` has one row per (pair, layer, metric) with columns ``pair, layer, metric, value,
+        null_mean, null_sd, z, p_value, ci_low, ci_high, effect, n_items, n_permutations``.
+        ``summary`` has one row per (pair, metric): the best layer, its value, and the null of the *maximum
+        over layers* (so choosing the best layer does not inflate the evidence).
+    """
+    from lexprobe.embed import ExtractionConfig, extract_hidden_states
+    from lexprobe.models import load_model
+    from lexprobe.ontology import load_ontology
+    from lexprobe.tasks import field_values, sample_terms
+
+    ontology = load_ontology(config.ontology)
+    pairs = config.resolved_pairs(ontology.name)
+    fields = tuple(dict.fromkeys(f for pair in pairs for f in pair))
+    terms = sample_terms(ontology, config.limit, seed=config.seed, fields=fields)
+    n = len(terms)
+    if config.k > n - 1:
+        raise AlignmentError(f"--k must be in [1, n_items - 1] = [1, {n - 1}], got {config.k}; lower --k or raise --limit")
+    lm = model if model is not None else load_model(config.model)
+    extraction = ExtractionConfig(layers=config.layers, pool=config.pool, template=config.template)  # type: ignore[arg-type]
+    embeddings = {}
+    for number, field in enumerate(fields):
+        if progress:
+            progress(f"embedding {field}", number, len(fields))
+        embeddings[field] = extract_hidden_states(
+            field_values(terms, field), keys=list(terms["id"]), model=lm, config=extraction, cache_dir=cache_dir
+        )
+    layers = embeddings[fields[0]].layers
+    rng = np.random.default_rng(config.seed)
+    perms = np.array([rng.permutation(n) for _ in range(config.permutations)], dtype=np.int64).reshape(-1, n)
+    boots = rng.integers(0, n, size=(config.bootstrap, n))
+    rows, nulls = [], {}
+    total = len(pairs) * len(layers)
+    for p_index, (a, b) in enumerate(pairs):
+        pair = f"{a}:{b}"
+        for l_index, layer in enumerate(layers):
+            if progress:
+                progress(f"measuring {pair}", p_index * len(layers) + l_index, total)
+            X = preprocess(embeddings[a].layer(layer), config.preprocess)
+            Y = preprocess(embeddings[b].layer(layer), config.preprocess)
+            outcomes = evaluate_metrics(
+                config.metrics, X, Y, perms, boots, k=config.k, retrieval_k=config.retrieval_k, seed=config.seed,
+                cka_boots=boots[:0] if config.ci_layers == "best" else boots,
+            )
+            for metric, outcome in outcomes.items():
+                nulls[(pair, metric, layer)] = outcome.null
+                rows.append(_row(pair, layer, metric, outcome.value, outcome.null, outcome.boot, n))
+    if progress:
+        progress("measuring", total, total)
+    table = pd.DataFrame(rows)
+    summary = _summarize(table, nulls, layers)
+    if config.bootstrap and config.ci_layers == "best":
+        _fill_best_layer_cis(table, summary, embeddings, boots, config)
+    manifest = {
+        "stage": "align",
+        "config": dataclasses.asdict(config) | {"pairs_resolved": [f"{a}:{b}" for a, b in pairs]},
+        "inputs": {
+            "ontology": {"name": ontology.name, "source": ontology.source, "release": ontology.release,
+                         "checksum": ontology.checksum},
+            "model": lm.describe(),
+            "n_items": n,
+            "layers": layers,
+            "embeddings": {f: e.manifest.get("inputs", {}) for f, e in embeddings.items()},
+        },
+        "seed": config.seed,
+    }
+    return AlignmentResult(table=table, summary=summary, embeddings=embeddings, terms=terms, manifest=manifest)
+
+
+def _row(pair, layer, metric, value, null, boot, n) -> dict[str, Any]:
+    stats = summarize_null(value, null)
+    low, high = (np.quantile(boot, [0.025, 0.975]) if len(boot) else (np.nan, np.nan))
+    return {
+        "pair": pair, "layer": int(layer), "metric": metric, "value": value, **stats,
+        "ci_low": float(low), "ci_high": float(high), "effect": value - stats["null_mean"],
+        "n_items": n, "n_permutations": len(null),
+    }
+
+
+def _summarize(table: pd.DataFrame, nulls: dict, layers: Sequence[int]) -> pd.DataFrame:
+    out = []
+    for (pair, metric), group in table.groupby(["pair", "metric"], sort=False):
+        best = group.loc[group["value"].idxmax()]
+        stacked = np.stack([nulls[(pair, metric, layer)] for layer in layers], axis=1)
+        layer_max = stacked.max(axis=1) if stacked.size else np.array([])
+        stats = summarize_null(float(best["value"]), layer_max)
+        out.append({
+            "pair": pair, "metric": metric, "best_layer": int(best["layer"]), "value": float(best["value"]),
+            "null_max_mean": stats["null_mean"], "null_max_sd": stats["null_sd"], "z": stats["z"],
+            "p_value": stats["p_value"], "effect": float(best["value"]) - stats["null_mean"],
+            "ci_low": float(best["ci_low"]), "ci_high": float(best["ci_high"]),
+        })
+    summary = pd.DataFrame(out)
+    # effect sizes relative to the reference pair (name:symbol where measured): "how many times weaker"
+    for metric, group in summary.groupby("metric"):
+        ref = group[group["pair"] == "name:symbol"]
+        if not ref.empty and ref["effect"].iloc[0] > 0:
+            summary.loc[group.index, "ratio_to_name_symbol"] = group["effect"] / ref["effect"].iloc[0]
+    return summary
+
+
+def _fill_best_layer_cis(table, summary, embeddings, boots, config) -> None:
+    for index, row in summary.iterrows():
+        if row["metric"] not in ("cka", "dcka"):
+            continue
+        a, b = row["pair"].split(":")
+        X = preprocess(embeddings[a].layer(row["best_layer"]), config.preprocess)
+        Y = preprocess(embeddings[b].layer(row["best_layer"]), config.preprocess)
+        outcome = evaluate_metric(row["metric"], X, Y, np.empty((0, len(X)), dtype=np.int64), boots)
+        low, high = np.quantile(outcome.boot, [0.025, 0.975])
+        summary.loc[index, ["ci_low", "ci_high"]] = [low, high]
+        mask = (table["pair"] == row["pair"]) & (table["metric"] == row["metric"]) & (table["layer"] == row["best_layer"])
+        table.loc[mask, ["ci_low", "ci_high"]] = [low, high]
+
+
+def write_alignment(result: AlignmentResult, out: str | os.PathLike[str], *, figures: bool = True) -> list[Path]:
+    """Write ``alignment.csv``, ``alignment_summary.csv``, ``manifest.json`` and figures into ``out``, atomically."""
+    from lexprobe.runs import atomic_path, make_manifest, write_manifest
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, frame in (("alignment.csv", result.table), ("alignment_summary.csv", result.summary)):
+        with atomic_path(out / name) as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.6g")
+        written.append(out / name)
+    if figures:
+        from lexprobe.figures import plot_alignment_by_layer, plot_umap_pairs
+
+        written += plot_alignment_by_layer(result.table, out / "figures", title=result.manifest["inputs"]["ontology"]["name"])
+        written += plot_umap_pairs(result, out / "figures", seed=result.manifest["seed"])
+    manifest = make_manifest(
+        stage="align",
+        config=result.manifest["config"],
+        inputs=result.manifest["inputs"],
+        outputs={p.name: p.stat().st_size for p in written},
+        seed=result.manifest["seed"],
+    )
+    written.append(write_manifest(out, manifest))
+    return written
