@@ -141,13 +141,21 @@ def _cka_both(X, Y, perms, boots) -> dict[str, MetricOutcome]:
     hyy = acc._hsic1(s["YtY"], s["sy"], s["sy"], s["bb"], s["b"], s["b"], s["bY"], s["bY"])
     deb_denom = np.sqrt(hxx * hyy) if hxx > 0 and hyy > 0 else 0.0
     null_lin, null_deb = np.empty(len(perms)), np.empty(len(perms))
+    X32t = np.ascontiguousarray(X32.T)
+    sx, sy, m2 = s["sx"], s["sy"], n * float(mx @ mx) * float(my @ my)
     for p, perm in enumerate(perms):
-        C = (X32.T @ Y32[perm]).astype(np.float64)
+        inverse = np.empty_like(perm)
+        inverse[perm] = np.arange(n)
+        # Xᵀ(PY) = (PᵀX)ᵀY: permute the rows of X instead of Y; the same for the paired sums
+        C = (X32t[:, inverse] @ Y32).astype(np.float64)
+        c2 = float(np.einsum("ij,ij->", C, C))
+        a_inv = a[inverse]
         bp = b[perm]
-        h = acc._hsic1(C, s["sx"], s["sy"], float(a @ bp), s["a"], s["b"], bp @ X, a @ Y[perm])
+        h = _hsic1_from(n, c2, float(sx @ C @ sy), sx, sy, float(a @ bp), s["a"], s["b"], bp @ X, a_inv @ Y)
         null_deb[p] = h / deb_denom if deb_denom > 0 else 0.0
-        cxy = C - n * np.outer(mx, my)
-        null_lin[p] = np.linalg.norm(cxy) ** 2 / lin_denom if lin_denom > 0 else 0.0
+        # ||C - n mx myᵀ||² without forming the matrix
+        cxy2 = c2 - 2.0 * float(mx @ C @ my) * n + m2 * n
+        null_lin[p] = cxy2 / lin_denom if lin_denom > 0 else 0.0
     boot_lin, boot_deb = np.empty(len(boots)), np.empty(len(boots))
     for r, idx in enumerate(boots):
         acc_b = CKAAccumulator().update(X[idx], Y[idx])
@@ -156,6 +164,15 @@ def _cka_both(X, Y, perms, boots) -> dict[str, MetricOutcome]:
         "cka": MetricOutcome(acc.linear(), null_lin, boot_lin),
         "dcka": MetricOutcome(acc.debiased(), null_deb, boot_deb),
     }
+
+
+def _hsic1_from(n, c2, sxCsy, sx, sy, ab, a, b, bX, aY) -> float:
+    """The unbiased HSIC of CKAAccumulator._hsic1, from precomputed ||C||² and sxᵀ C sy."""
+    tr = c2 - ab
+    one_k = float(sx @ sx) - a
+    one_l = float(sy @ sy) - b
+    cross = sxCsy - float(bX @ sx) - float(aY @ sy) + ab
+    return (tr + one_k * one_l / ((n - 1) * (n - 2)) - 2.0 * cross / (n - 2)) / (n * (n - 3))
 
 
 def _retrieval(X, Y, perms, boots, k, seed) -> MetricOutcome:

@@ -1,0 +1,67 @@
+"""`lexprobe align` end to end on a small real sample, and its bad-input paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from lexprobe.cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.mark.slow
+def test_align_on_hgnc_writes_tables_manifest_and_figures_and_shows_the_paper_effect(tmp_path: Path) -> None:
+    out = tmp_path / "align"
+    args = ["align", "--ontology", "hgnc", "--limit", "150", "--layers", "0,6,-1", "--permutations", "30",
+            "--bootstrap", "20", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "alignment.csv")
+    assert list(table.columns[:10]) == ["pair", "layer", "metric", "value", "null_mean", "null_sd", "z", "p_value",
+                                        "ci_low", "ci_high"]
+    assert set(table["pair"]) == {"name:symbol", "name:id", "symbol:id"}
+    assert set(table["layer"]) == {0, 6, 30} and set(table["metric"]) == {"mknn", "cka", "dcka"}
+    summary = pd.read_csv(out / "alignment_summary.csv").set_index(["pair", "metric"])
+    # what the paper found, measured here: names align with symbols far above chance and above names:ids
+    for metric in ("mknn", "dcka"):
+        assert summary.loc[("name:symbol", metric), "z"] > 5
+        assert summary.loc[("name:symbol", metric), "effect"] > 3 * summary.loc[("name:id", metric), "effect"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["seed"] == 0 and manifest["inputs"]["n_items"] == 150
+    assert len(manifest["inputs"]["ontology"]["checksum"]) == 64
+    for name in ("alignment_by_layer", "umap_pairs"):
+        for ext in ("png", "svg"):
+            assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000
+    # same seed, same numbers (the embeddings come from the cache the first run filled)
+    again = tmp_path / "again"
+    rerun = runner.invoke(app, [*args[:-1], str(again), "--no-figures"])
+    assert rerun.exit_code == 0
+    assert (again / "alignment.csv").read_text() == (out / "alignment.csv").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ontology", "hgnc", "--metrics", "mknn,magic"], "--metrics must be from"),
+        (["--ontology", "hgnc", "--pairs", "name-symbol"], "a pair must look like name:symbol"),
+        (["--ontology", "hgnc", "--pairs", "name:colour"], "unknown field 'colour'"),
+        (["--ontology", "hpo", "--pairs", "name:symbol"], "has no terms with a 'symbol' value"),
+        (["--ontology", "hgnc", "--preprocess", "whiten"], "--preprocess must be one of"),
+        (["--ontology", "hgnc", "--layers", "1,two"], "--layers must be"),
+        (["--ontology", "hgnc", "--pool", "max"], "`pool` must be mean, last or first"),
+        (["--ontology", "nosuch"], "unknown ontology 'nosuch'"),
+        (["--ontology", "hgnc", "--limit", "8", "--k", "20"], "--k must be in [1, n_items - 1] = [1, 7], got 20"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "align"
+    result = runner.invoke(app, ["align", *args, "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.output
+    assert not out.exists()
