@@ -77,7 +77,7 @@ def plot_alignment_by_layer(table: pd.DataFrame, directory: str | os.PathLike[st
 
 
 def plot_umap_pairs(result: AlignmentResult, directory: str | os.PathLike[str], *, seed: int = 0,
-                    max_points: int = 1500) -> list[Path]:
+                    max_points: int = 1000) -> list[Path]:
     """UMAP of each pair's two fields at the pair's best layer (by the first metric), coloured by field."""
     try:
         import umap

@@ -16,7 +16,7 @@ from lexprobe.align._metrics import PREPROCESSING, preprocess
 from lexprobe.align._null import METRIC_NAMES, evaluate_metric, evaluate_metrics, summarize_null
 from lexprobe.exceptions import AlignmentError
 
-__all__ = ["AlignmentConfig", "AlignmentResult", "run_alignment", "default_pairs", "write_alignment"]
+__all__ = ["AlignmentConfig", "AlignmentResult", "run_alignment", "default_pairs", "write_alignment", "bootstrap_interval"]
 
 logger = logging.getLogger(__name__)
 
@@ -211,9 +211,25 @@ def run_alignment(
     return AlignmentResult(table=table, summary=summary, embeddings=embeddings, terms=terms, manifest=manifest)
 
 
+def bootstrap_interval(value: float, boot: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Bootstrap interval re-centred on the estimate: quantiles of ``value + (boot - mean(boot))``.
+
+    Resampling items with replacement duplicates some of them, and a duplicated item is perfectly aligned
+    with itself, so resampled CKA values sit above the estimate by an amount that has nothing to do with
+    the sampling error (the plain percentile interval can miss the estimate altogether). Re-centring keeps
+    the bootstrap's spread and drops that shift; for metrics that are item means (mutual kNN) the mean of
+    the resamples equals the estimate and this is the percentile interval.
+    """
+    if len(boot) == 0:
+        return float("nan"), float("nan")
+    centred = value + (np.asarray(boot) - np.mean(boot))
+    low, high = np.quantile(centred, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
 def _row(pair, layer, metric, value, null, boot, n) -> dict[str, Any]:
     stats = summarize_null(value, null)
-    low, high = (np.quantile(boot, [0.025, 0.975]) if len(boot) else (np.nan, np.nan))
+    low, high = bootstrap_interval(value, boot)
     return {
         "pair": pair, "layer": int(layer), "metric": metric, "value": value, **stats,
         "ci_low": float(low), "ci_high": float(high), "effect": value - stats["null_mean"],
@@ -251,7 +267,7 @@ def _fill_best_layer_cis(table, summary, embeddings, boots, config) -> None:
         X = preprocess(embeddings[a].layer(row["best_layer"]), config.preprocess)
         Y = preprocess(embeddings[b].layer(row["best_layer"]), config.preprocess)
         outcome = evaluate_metric(row["metric"], X, Y, np.empty((0, len(X)), dtype=np.int64), boots)
-        low, high = np.quantile(outcome.boot, [0.025, 0.975])
+        low, high = bootstrap_interval(float(row["value"]), outcome.boot)
         summary.loc[index, ["ci_low", "ci_high"]] = [low, high]
         mask = (table["pair"] == row["pair"]) & (table["metric"] == row["metric"]) & (table["layer"] == row["best_layer"])
         table.loc[mask, ["ci_low", "ci_high"]] = [low, high]

@@ -56,3 +56,16 @@ def test_summarize_null_reports_effect_inputs_and_handles_no_permutations() -> N
     assert stats["z"] == pytest.approx(3.0)
     assert stats["p_value"] == pytest.approx(0.25)
     assert np.isnan(summarize_null(0.5, np.array([]))["z"])
+
+
+def test_bootstrap_interval_covers_the_estimate_despite_the_duplicate_bias() -> None:
+    from lexprobe.align._run import bootstrap_interval
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((300, 40))
+    Y = X[:, :5] @ rng.standard_normal((5, 40)) * 0.3 + rng.standard_normal((300, 40))
+    boots = rng.integers(0, 300, size=(60, 300))
+    outcome = evaluate_metric("cka", X, Y, np.empty((0, 300), int), boots)
+    assert np.median(outcome.boot) > outcome.value  # the upward shift resampling gives CKA
+    low, high = bootstrap_interval(outcome.value, outcome.boot)
+    assert low < outcome.value < high
