@@ -75,13 +75,23 @@ def step(name: str, n: int, d: int) -> dict:
         value = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(NX, NY)]))
     else:
         raise ValueError(name)
-    return {"step": name, "n": n, "d": d, "seconds": time.perf_counter() - start, "value": float(value),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "step": name,
+        "n": n,
+        "d": d,
+        "seconds": time.perf_counter() - start,
+        "value": float(value),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def run(name: str, n: int, d: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--step", name, "--n", str(n), "--d", str(d)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--step", name, "--n", str(n), "--d", str(d)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

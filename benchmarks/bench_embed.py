@@ -51,8 +51,9 @@ def run_plain(n: int) -> dict:
     from lexprobe.models import load_model
 
     location = load_model().source  # make sure the converted model is cached, then load it the plain way
-    from lexprobe.models import _converted_gguf
     from pathlib import Path
+
+    from lexprobe.models import _converted_gguf
 
     directory, _ = _converted_gguf(Path(location))
     tokenizer = AutoTokenizer.from_pretrained(directory)
@@ -99,14 +100,18 @@ def main() -> None:
     gflops = matmul_gflops()
     results = {}
     for which, n in (("lexprobe", args.n), ("plain", args.plain_n)):
-        out = subprocess.run([sys.executable, __file__, "--child", which, "--n", str(n)], capture_output=True,
-                             text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", which, "--n", str(n)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results[which] = json.loads(out.stdout.strip().splitlines()[-1])
     lp, plain = results["lexprobe"], results["plain"]
     lp_rate, plain_rate = lp["items"] / lp["seconds"], plain["items"] / plain["seconds"]
     useful = 2 * lp["non_embedding_params"] * lp["tokens"] / lp["seconds"] / 1e9
     report = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {__import__('torch').get_num_threads()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "load_avg_before": load_before,
         "load_avg_after": os.getloadavg(),
         "matmul_gflops_fp32": gflops,

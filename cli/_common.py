@@ -39,9 +39,7 @@ def handle_errors(func: F) -> F:
         except FileNotFoundError as exc:
             raise fail(f"file not found: {exc.filename or exc}") from None
         except MemoryError:
-            raise fail(
-                "out of memory; lower --batch-size or --limit, or use a machine with more memory"
-            ) from None
+            raise fail("out of memory; lower --batch-size or --limit, or use a machine with more memory") from None
         except KeyboardInterrupt:
             raise fail("interrupted; finished work is kept and a re-run resumes from it", code=130) from None
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-
 from lexprobe.cli._common import console, handle_errors, is_terminal
 
 
@@ -19,7 +18,9 @@ def _csv(text: str | None) -> tuple[str, ...] | None:
 def align_cmd(
     ontology: str = typer.Option(..., "--ontology", "-o", help="Built-in name (hgnc, hpo, go) or a file path."),
     pairs: str | None = typer.Option(
-        None, "--pairs", help="Field pairs, e.g. name:symbol,name:id (default: hgnc all three; others name:id)."
+        None,
+        "--pairs",
+        help="Field pairs, e.g. name:symbol,name:id (default: hgnc all three; others name:id).",
     ),
     model: str = typer.Option("smollm2-135m", "--model", "-m", help="Named model, HF id, local dir or .gguf."),
     limit: int = typer.Option(2000, "--limit", "-n", min=5, help="Popularity-balanced sample of N terms."),
@@ -70,19 +71,36 @@ def align_cmd(
     target = out or Path("runs") / f"align-{Path(ontology).name.split('.')[0]}"
     write_alignment(result, target, figures=not no_figures)
     n = result.manifest["inputs"]["n_items"]
-    table = Table(title=f"{result.manifest['inputs']['ontology']['name']}: alignment of {n} terms, "
-                        f"{result.manifest['inputs']['model']['name']} ({config.preprocess}, {config.pool} pooled)")
-    for column in ("pair", "metric", "best layer", "value", "null (layer max)", "z", "effect", "x name:symbol"):
+    table = Table(
+        title=f"{result.manifest['inputs']['ontology']['name']}: alignment of {n} terms, "
+        f"{result.manifest['inputs']['model']['name']} ({config.preprocess}, {config.pool} pooled)"
+    )
+    for column in (
+        "pair",
+        "metric",
+        "best layer",
+        "value",
+        "null (layer max)",
+        "z",
+        "effect",
+        "x name:symbol",
+    ):
         table.add_column(column, justify="left" if column in ("pair", "metric") else "right")
     for row in result.summary.itertuples(index=False):
         ratio = getattr(row, "ratio_to_name_symbol", float("nan"))
         table.add_row(
-            row.pair, row.metric, str(row.best_layer), f"{row.value:.3f}",
-            f"{row.null_max_mean:.3f} ± {row.null_max_sd:.3f}", f"{row.z:.1f}", f"{row.effect:+.3f}",
+            row.pair,
+            row.metric,
+            str(row.best_layer),
+            f"{row.value:.3f}",
+            f"{row.null_max_mean:.3f} ± {row.null_max_sd:.3f}",
+            f"{row.z:.1f}",
+            f"{row.effect:+.3f}",
             "" if ratio != ratio else f"{ratio:.2f}",
         )
     console.print(table)
     console.print(
         "best layer = the layer with the highest value; its null is the maximum over layers of the permutation "
-        f"null ({config.permutations} shuffles), so choosing it does not inflate z. Per-layer rows: {target}/alignment.csv"
+        f"null ({config.permutations} shuffles), so choosing it does not inflate z. "
+        f"Per-layer rows: {target}/alignment.csv"
     )

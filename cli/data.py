@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
-
 from lexprobe.cli._common import console, handle_errors
+from rich.table import Table
 
 data_app = typer.Typer(help="List, show and download ontologies.", no_args_is_help=True)
 
@@ -48,9 +47,7 @@ def show_cmd(
         columns.append("symbol")
     columns.append("category")
     columns += list(ont.popularity_columns)
-    table = Table(
-        title=f"{ont.name}: {len(terms):,} active of {len(ont):,} terms (release {ont.release or 'unknown'})"
-    )
+    table = Table(title=f"{ont.name}: {len(terms):,} active of {len(ont):,} terms (release {ont.release or 'unknown'})")
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in terms.head(limit)[columns].itertuples(index=False):

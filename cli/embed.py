@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
-
 from lexprobe.cli._common import console, err_console, handle_errors, is_terminal
 
 
@@ -88,7 +87,10 @@ def embed_cmd(
     atomic_write_text(
         out / "keys.tsv", "id\ttext\n" + "".join(f"{k}\t{t}\n" for k, t in zip(result.keys, result.texts))
     )
-    write_manifest(out, result.manifest | {"outputs": {"embeddings.npy": list(result.array.shape), "keys.tsv": len(result.keys)}})
+    write_manifest(
+        out,
+        result.manifest | {"outputs": {"embeddings.npy": list(result.array.shape), "keys.tsv": len(result.keys)}},
+    )
     layers_kept = result.layers
     console.print(
         f"{ont.name} {field}: {len(result.keys)} items x {len(layers_kept)} layers "

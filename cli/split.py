@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-
 from lexprobe.cli._common import console, handle_errors
 
 
@@ -37,9 +36,7 @@ def split_cmd(
 
     ont = load_ontology(ontology, annotations=annotations)
     categories = None if not category else ([] if "all" in category else category)
-    split = make_split(
-        ont, task, bins=bins, per_bin=per_bin, popularity=popularity, seed=seed, categories=categories
-    )
+    split = make_split(ont, task, bins=bins, per_bin=per_bin, popularity=popularity, seed=seed, categories=categories)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in (("train.csv", split.train), ("withheld.csv", split.withheld)):
         with atomic_path(out / name) as tmp:

@@ -12,9 +12,9 @@ import argparse
 import json
 from pathlib import Path
 
+from lexprobe.ontology._generic import write_snapshot
 from lexprobe.ontology._hgnc import load_hgnc_table
 from lexprobe.ontology._obo import load_obo_table
-from lexprobe.ontology._generic import write_snapshot
 from lexprobe.runs import atomic_path, sha256_file
 
 HERE = Path(__file__).resolve().parent
@@ -70,9 +70,7 @@ def build(source_dir: Path, out_dir: Path) -> dict:
             "popularity_columns": sorted(c for c in terms.columns if c.startswith("pop_")),
             "default_popularity": default,
             "sha256": sha256_file(dest),
-            "sources": [
-                {"file": p.name, "sha256": sha256_file(p), "origin": spec["origin"]} for p in inputs
-            ],
+            "sources": [{"file": p.name, "sha256": sha256_file(p), "origin": spec["origin"]} for p in inputs],
         }
     with atomic_path(out_dir / "snapshots.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")

@@ -21,8 +21,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from lexprobe.exceptions import EmbeddingError, ResourceError
-from lexprobe.runs import atomic_path, atomic_write_json, cache_dir as user_cache_dir, config_key, make_manifest
-from lexprobe.runs import sha256_text
+from lexprobe.runs import (
+    atomic_path,
+    atomic_write_json,
+    config_key,
+    make_manifest,
+    sha256_text,
+)
+from lexprobe.runs import (
+    cache_dir as user_cache_dir,
+)
 
 if TYPE_CHECKING:
     from lexprobe.models import LoadedModel
@@ -265,8 +273,17 @@ def extract_hidden_states(
     lm = load_model(model) if isinstance(model, str) else model
     layers = resolve_layers(config.layers, lm.n_layers + 1)
     key = config_key(
-        _FORMAT_VERSION, lm.checksum, lm.name, sha256_text("\x1f".join(texts)), sha256_text("\x1f".join(keys)),
-        config.template, config.pool, layers, config.add_bos, config.storage_dtype, config.max_length,
+        _FORMAT_VERSION,
+        lm.checksum,
+        lm.name,
+        sha256_text("\x1f".join(texts)),
+        sha256_text("\x1f".join(keys)),
+        config.template,
+        config.pool,
+        layers,
+        config.add_bos,
+        config.storage_dtype,
+        config.max_length,
     )
     root = Path(cache_dir) if cache_dir is not None else user_cache_dir("embeddings")
     final = root / key
@@ -370,7 +387,10 @@ def _assemble(
             items, pooled = data["items"], data["pooled"]
         if array is None:
             array = np.lib.format.open_memmap(
-                tmp_dir / "embeddings.npy", mode="w+", dtype=dtype, shape=(len(layers), len(keys), pooled.shape[-1])
+                tmp_dir / "embeddings.npy",
+                mode="w+",
+                dtype=dtype,
+                shape=(len(layers), len(keys), pooled.shape[-1]),
             )
         array[:, items, :] = pooled
         filled[items] = True
@@ -390,7 +410,9 @@ def _load_final(final: Path) -> EmbeddingSet:
     items = json.loads((final / "items.json").read_text(encoding="utf-8"))
     manifest = json.loads((final / "manifest.json").read_text(encoding="utf-8"))
     array = np.load(final / "embeddings.npy", mmap_mode="r")
-    return EmbeddingSet(array=array, keys=items["keys"], texts=items["texts"], layers=items["layers"], manifest=manifest)
+    return EmbeddingSet(
+        array=array, keys=items["keys"], texts=items["texts"], layers=items["layers"], manifest=manifest
+    )
 
 
 def embed_field(

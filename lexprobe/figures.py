@@ -34,8 +34,16 @@ def _pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"figure.dpi": 110, "axes.spines.top": False, "axes.spines.right": False, "font.size": 9,
-                         "svg.hashsalt": "lexprobe", "svg.fonttype": "none"})
+    plt.rcParams.update(
+        {
+            "figure.dpi": 110,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "font.size": 9,
+            "svg.hashsalt": "lexprobe",
+            "svg.fonttype": "none",
+        }
+    )
     return plt
 
 
@@ -76,8 +84,9 @@ def plot_alignment_by_layer(table: pd.DataFrame, directory: str | os.PathLike[st
     return save_figure(fig, directory, "alignment_by_layer")
 
 
-def plot_umap_pairs(result: AlignmentResult, directory: str | os.PathLike[str], *, seed: int = 0,
-                    max_points: int = 1000) -> list[Path]:
+def plot_umap_pairs(
+    result: AlignmentResult, directory: str | os.PathLike[str], *, seed: int = 0, max_points: int = 1000
+) -> list[Path]:
     """UMAP of each pair's two fields at the pair's best layer (by the first metric), coloured by field."""
     try:
         import umap

@@ -194,9 +194,7 @@ def _converted_gguf(gguf: Path) -> tuple[Path, str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-            quantized = AutoModelForCausalLM.from_pretrained(
-                str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-            )
+            quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
             # transformers refuses to save a model it marks as GGUF-quantized: copy the dequantized
             # weights into a plain model of the same config and save that
             config = copy.deepcopy(quantized.config)
@@ -257,7 +255,6 @@ def load_model(
     ModelError
         Unknown model, missing package or file, no network for a hub id.
     """
-    import torch
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 

@@ -174,6 +174,8 @@ def make_manifest(
     }
 
 
-def write_manifest(directory: str | os.PathLike[str], manifest: Mapping[str, Any], *, name: str = "manifest.json") -> Path:
+def write_manifest(
+    directory: str | os.PathLike[str], manifest: Mapping[str, Any], *, name: str = "manifest.json"
+) -> Path:
     """Write ``manifest`` as ``directory/name`` atomically."""
     return atomic_write_json(Path(directory) / name, dict(manifest))

@@ -245,9 +245,7 @@ def task_pairs(
             "source": field_values(terms, task.source),
             "target": field_values(terms, task.target),
             "id": terms["id"].astype(str).to_numpy(),
-            "popularity": (
-                terms[pop_col].astype(float).to_numpy() if pop_col else np.zeros(len(terms), dtype=float)
-            ),
+            "popularity": (terms[pop_col].astype(float).to_numpy() if pop_col else np.zeros(len(terms), dtype=float)),
         }
     )
     key = pairs["source"].str.casefold()

@@ -10,7 +10,10 @@ from lexprobe.embed import ExtractionConfig, extract_hidden_states
 
 texts = sys.argv[3].split("|")
 result = extract_hidden_states(
-    texts, model="smollm2-135m", config=ExtractionConfig(layers=(0, 5, -1), batch_size=2), cache_dir=sys.argv[1]
+    texts,
+    model="smollm2-135m",
+    config=ExtractionConfig(layers=(0, 5, -1), batch_size=2),
+    cache_dir=sys.argv[1],
 )
 if int(__import__("os").environ["RANK"]) == 0:
     np.save(sys.argv[2], np.asarray(result.array))

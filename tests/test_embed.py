@@ -57,7 +57,10 @@ def test_default_model_is_the_embedded_smollm2(lm) -> None:
 def test_shapes_and_pooling_match_a_manual_unpadded_forward(lm, tmp_path: Path) -> None:
     for pool in ("mean", "last", "first"):
         result = extract_hidden_states(
-            TEXTS, model=lm, config=ExtractionConfig(layers=(0, 12, -1), pool=pool, batch_size=8), cache_dir=tmp_path
+            TEXTS,
+            model=lm,
+            config=ExtractionConfig(layers=(0, 12, -1), pool=pool, batch_size=8),
+            cache_dir=tmp_path,
         )
         assert result.array.shape == (3, len(TEXTS), 576)
         assert result.layers == [0, 12, 30]
@@ -77,9 +80,7 @@ def test_an_items_embedding_does_not_depend_on_its_batch(lm, tmp_path: Path) -> 
     many = extract_hidden_states(TEXTS, model=lm, config=config_64, cache_dir=tmp_path / "b")
     assert_close_per_layer(one.array, many.array)
     order = np.random.default_rng(0).permutation(len(TEXTS))
-    shuffled = extract_hidden_states(
-        [TEXTS[i] for i in order], model=lm, config=config_64, cache_dir=tmp_path / "c"
-    )
+    shuffled = extract_hidden_states([TEXTS[i] for i in order], model=lm, config=config_64, cache_dir=tmp_path / "c")
     assert_close_per_layer(np.asarray(shuffled.array)[:, np.argsort(order)], many.array)
 
 
@@ -96,10 +97,14 @@ def test_a_repeated_call_is_a_cache_hit(lm, tmp_path: Path) -> None:
     config = ExtractionConfig(layers=(0, -1))
     first = extract_hidden_states(TEXTS, model=lm, config=config, cache_dir=tmp_path)
     calls = []
-    second = extract_hidden_states(TEXTS, model=lm, config=config, cache_dir=tmp_path, progress=lambda *a: calls.append(a))
+    second = extract_hidden_states(
+        TEXTS, model=lm, config=config, cache_dir=tmp_path, progress=lambda *a: calls.append(a)
+    )
     assert calls == []  # nothing was computed
     np.testing.assert_array_equal(first.array, second.array)
-    other = extract_hidden_states(TEXTS, model=lm, config=ExtractionConfig(layers=(0, -1), pool="last"), cache_dir=tmp_path)
+    other = extract_hidden_states(
+        TEXTS, model=lm, config=ExtractionConfig(layers=(0, -1), pool="last"), cache_dir=tmp_path
+    )
     assert not np.allclose(first.array, other.array)
 
 
@@ -118,7 +123,11 @@ def test_an_interrupted_run_resumes_and_equals_an_uninterrupted_one(lm, tmp_path
     assert list((tmp_path / "run").glob("*.partial/shard-*.npz"))
     resumed_from = []
     resumed = extract_hidden_states(
-        texts, model=lm, config=config, cache_dir=tmp_path / "run", progress=lambda d, t: resumed_from.append(d)
+        texts,
+        model=lm,
+        config=config,
+        cache_dir=tmp_path / "run",
+        progress=lambda d, t: resumed_from.append(d),
     )
     assert resumed_from[0] == 6  # the finished batches were not recomputed
     fresh = extract_hidden_states(texts, model=lm, config=config, cache_dir=tmp_path / "fresh")
@@ -127,7 +136,9 @@ def test_an_interrupted_run_resumes_and_equals_an_uninterrupted_one(lm, tmp_path
 
 
 def test_float16_storage_halves_the_bytes(lm, tmp_path: Path) -> None:
-    half = extract_hidden_states(TEXTS, model=lm, config=ExtractionConfig(layers=(3,), storage_dtype="float16"), cache_dir=tmp_path)
+    half = extract_hidden_states(
+        TEXTS, model=lm, config=ExtractionConfig(layers=(3,), storage_dtype="float16"), cache_dir=tmp_path
+    )
     assert half.array.dtype == np.float16
 
 
@@ -140,13 +151,30 @@ def test_embed_field_uses_a_popularity_balanced_sample(lm, tmp_path: Path) -> No
 
 def test_two_processes_under_torchrun_give_the_single_process_result(lm, tmp_path: Path) -> None:
     texts = TEXTS + ["lamin A/C", "LMNA", "KRAS proto-oncogene, GTPase"]
-    single = extract_hidden_states(texts, model=lm, config=ExtractionConfig(layers=(0, 5, -1), batch_size=2), cache_dir=tmp_path / "single")
+    single = extract_hidden_states(
+        texts,
+        model=lm,
+        config=ExtractionConfig(layers=(0, 5, -1), batch_size=2),
+        cache_dir=tmp_path / "single",
+    )
     torchrun = Path(sys.executable).with_name("torchrun")
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "--master_port", "29517",
-         str(Path(__file__).with_name("_ddp_embed_worker.py")), str(tmp_path / "ddp"), str(tmp_path / "ddp.npy"), "|".join(texts)],
-        env=env, capture_output=True, text=True, timeout=600,
+        [
+            str(torchrun),
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            str(Path(__file__).with_name("_ddp_embed_worker.py")),
+            str(tmp_path / "ddp"),
+            str(tmp_path / "ddp.npy"),
+            "|".join(texts),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     manifest = next((tmp_path / "ddp").glob("*/manifest.json")).read_text()
@@ -180,15 +208,38 @@ def test_an_encoder_model_works_too(tmp_path: Path) -> None:
     vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "tumor", "protein", "p53", "tp53"])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]"
+    )
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
     BertModel(config).save_pretrained(tmp_path / "bert")
     fast.save_pretrained(tmp_path / "bert")
     bert = load_model(str(tmp_path / "bert"))
     assert not bert.is_causal and bert.n_layers == 2
-    result = extract_hidden_states(["tumor protein p53", "tp53"], model=bert, config=ExtractionConfig(pool="first"), cache_dir=tmp_path / "c")
+    result = extract_hidden_states(
+        ["tumor protein p53", "tp53"],
+        model=bert,
+        config=ExtractionConfig(pool="first"),
+        cache_dir=tmp_path / "c",
+    )
     assert result.array.shape == (3, 2, 32)
-    batch1 = extract_hidden_states(["tumor protein p53", "tp53"], model=bert, config=ExtractionConfig(pool="mean", batch_size=1), cache_dir=tmp_path / "d")
-    batch2 = extract_hidden_states(["tumor protein p53", "tp53"], model=bert, config=ExtractionConfig(pool="mean", batch_size=2), cache_dir=tmp_path / "e")
+    batch1 = extract_hidden_states(
+        ["tumor protein p53", "tp53"],
+        model=bert,
+        config=ExtractionConfig(pool="mean", batch_size=1),
+        cache_dir=tmp_path / "d",
+    )
+    batch2 = extract_hidden_states(
+        ["tumor protein p53", "tp53"],
+        model=bert,
+        config=ExtractionConfig(pool="mean", batch_size=2),
+        cache_dir=tmp_path / "e",
+    )
     assert_close_per_layer(batch1.array, batch2.array)

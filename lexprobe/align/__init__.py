@@ -16,7 +16,13 @@ from lexprobe.align._metrics import (
     validate_embeddings,
     validate_pair,
 )
-from lexprobe.align._null import METRIC_NAMES, MetricOutcome, evaluate_metric, evaluate_metrics, summarize_null
+from lexprobe.align._null import (
+    METRIC_NAMES,
+    MetricOutcome,
+    evaluate_metric,
+    evaluate_metrics,
+    summarize_null,
+)
 from lexprobe.align._run import (
     DEFAULT_METRICS,
     AlignmentConfig,

@@ -206,7 +206,9 @@ def retrieval(
     if method not in ("ridge", "procrustes", "none"):
         raise AlignmentError(f"`method` must be ridge, procrustes or none, got {method!r}")
     if method != "ridge" and X.shape[1] != Y.shape[1]:
-        raise AlignmentError(f"retrieval with method={method!r} needs equal dimensions; got {X.shape[1]} and {Y.shape[1]}")
+        raise AlignmentError(
+            f"retrieval with method={method!r} needs equal dimensions; got {X.shape[1]} and {Y.shape[1]}"
+        )
     train, test = _split(X.shape[0], test_size, seed)
     if not 1 <= k <= len(test):
         raise AlignmentError(f"`k` must be in [1, n_test] = [1, {len(test)}], got {k}")

@@ -197,7 +197,9 @@ def _retrieval(X, Y, perms, boots, k, seed) -> MetricOutcome:
     base = per_item_hits(identity)
     null = np.array([per_item_hits(perm).mean() for perm in perms])
     # bootstrap over held-out items: resample the per-item hit rates
-    boot = np.array([base[np.random.default_rng(seed + r).integers(0, len(base), len(base))].mean() for r in range(len(boots))])
+    boot = np.array(
+        [base[np.random.default_rng(seed + r).integers(0, len(base), len(base))].mean() for r in range(len(boots))]
+    )
     return MetricOutcome(float(base.mean()), null, boot)
 
 

@@ -16,7 +16,14 @@ from lexprobe.align._metrics import PREPROCESSING, preprocess
 from lexprobe.align._null import METRIC_NAMES, evaluate_metric, evaluate_metrics, summarize_null
 from lexprobe.exceptions import AlignmentError
 
-__all__ = ["AlignmentConfig", "AlignmentResult", "run_alignment", "default_pairs", "write_alignment", "bootstrap_interval"]
+__all__ = [
+    "AlignmentConfig",
+    "AlignmentResult",
+    "run_alignment",
+    "default_pairs",
+    "write_alignment",
+    "bootstrap_interval",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +89,9 @@ class AlignmentConfig:
     def __post_init__(self) -> None:
         unknown = [m for m in self.metrics if m not in METRIC_NAMES]
         if unknown or not self.metrics:
-            raise AlignmentError(f"--metrics must be from {', '.join(METRIC_NAMES)}, got {','.join(self.metrics) or '(none)'}")
+            raise AlignmentError(
+                f"--metrics must be from {', '.join(METRIC_NAMES)}, got {','.join(self.metrics) or '(none)'}"
+            )
         if self.preprocess not in PREPROCESSING:
             raise AlignmentError(f"--preprocess must be one of {', '.join(PREPROCESSING)}, got {self.preprocess!r}")
         if self.permutations < 0 or self.bootstrap < 0:
@@ -159,7 +168,9 @@ def run_alignment(
     terms = sample_terms(ontology, config.limit, seed=config.seed, fields=fields)
     n = len(terms)
     if config.k > n - 1:
-        raise AlignmentError(f"--k must be in [1, n_items - 1] = [1, {n - 1}], got {config.k}; lower --k or raise --limit")
+        raise AlignmentError(
+            f"--k must be in [1, n_items - 1] = [1, {n - 1}], got {config.k}; lower --k or raise --limit"
+        )
     lm = model if model is not None else load_model(config.model)
     extraction = ExtractionConfig(layers=config.layers, pool=config.pool, template=config.template)  # type: ignore[arg-type]
     embeddings = {}
@@ -167,7 +178,11 @@ def run_alignment(
         if progress:
             progress(f"embedding {field}", number, len(fields))
         embeddings[field] = extract_hidden_states(
-            field_values(terms, field), keys=list(terms["id"]), model=lm, config=extraction, cache_dir=cache_dir
+            field_values(terms, field),
+            keys=list(terms["id"]),
+            model=lm,
+            config=extraction,
+            cache_dir=cache_dir,
         )
     layers = embeddings[fields[0]].layers
     rng = np.random.default_rng(config.seed)
@@ -183,7 +198,14 @@ def run_alignment(
             X = preprocess(embeddings[a].layer(layer), config.preprocess)
             Y = preprocess(embeddings[b].layer(layer), config.preprocess)
             outcomes = evaluate_metrics(
-                config.metrics, X, Y, perms, boots, k=config.k, retrieval_k=config.retrieval_k, seed=config.seed,
+                config.metrics,
+                X,
+                Y,
+                perms,
+                boots,
+                k=config.k,
+                retrieval_k=config.retrieval_k,
+                seed=config.seed,
                 cka_boots=boots[:0] if config.ci_layers == "best" else boots,
             )
             for metric, outcome in outcomes.items():
@@ -199,8 +221,12 @@ def run_alignment(
         "stage": "align",
         "config": dataclasses.asdict(config) | {"pairs_resolved": [f"{a}:{b}" for a, b in pairs]},
         "inputs": {
-            "ontology": {"name": ontology.name, "source": ontology.source, "release": ontology.release,
-                         "checksum": ontology.checksum},
+            "ontology": {
+                "name": ontology.name,
+                "source": ontology.source,
+                "release": ontology.release,
+                "checksum": ontology.checksum,
+            },
             "model": lm.describe(),
             "n_items": n,
             "layers": layers,
@@ -231,9 +257,16 @@ def _row(pair, layer, metric, value, null, boot, n) -> dict[str, Any]:
     stats = summarize_null(value, null)
     low, high = bootstrap_interval(value, boot)
     return {
-        "pair": pair, "layer": int(layer), "metric": metric, "value": value, **stats,
-        "ci_low": float(low), "ci_high": float(high), "effect": value - stats["null_mean"],
-        "n_items": n, "n_permutations": len(null),
+        "pair": pair,
+        "layer": int(layer),
+        "metric": metric,
+        "value": value,
+        **stats,
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "effect": value - stats["null_mean"],
+        "n_items": n,
+        "n_permutations": len(null),
     }
 
 
@@ -244,15 +277,24 @@ def _summarize(table: pd.DataFrame, nulls: dict, layers: Sequence[int]) -> pd.Da
         stacked = np.stack([nulls[(pair, metric, layer)] for layer in layers], axis=1)
         layer_max = stacked.max(axis=1) if stacked.size else np.array([])
         stats = summarize_null(float(best["value"]), layer_max)
-        out.append({
-            "pair": pair, "metric": metric, "best_layer": int(best["layer"]), "value": float(best["value"]),
-            "null_max_mean": stats["null_mean"], "null_max_sd": stats["null_sd"], "z": stats["z"],
-            "p_value": stats["p_value"], "effect": float(best["value"]) - stats["null_mean"],
-            "ci_low": float(best["ci_low"]), "ci_high": float(best["ci_high"]),
-        })
+        out.append(
+            {
+                "pair": pair,
+                "metric": metric,
+                "best_layer": int(best["layer"]),
+                "value": float(best["value"]),
+                "null_max_mean": stats["null_mean"],
+                "null_max_sd": stats["null_sd"],
+                "z": stats["z"],
+                "p_value": stats["p_value"],
+                "effect": float(best["value"]) - stats["null_mean"],
+                "ci_low": float(best["ci_low"]),
+                "ci_high": float(best["ci_high"]),
+            }
+        )
     summary = pd.DataFrame(out)
     # effect sizes relative to the reference pair (name:symbol where measured): "how many times weaker"
-    for metric, group in summary.groupby("metric"):
+    for _metric, group in summary.groupby("metric"):
         ref = group[group["pair"] == "name:symbol"]
         if not ref.empty and ref["effect"].iloc[0] > 0:
             summary.loc[group.index, "ratio_to_name_symbol"] = group["effect"] / ref["effect"].iloc[0]
@@ -269,7 +311,9 @@ def _fill_best_layer_cis(table, summary, embeddings, boots, config) -> None:
         outcome = evaluate_metric(row["metric"], X, Y, np.empty((0, len(X)), dtype=np.int64), boots)
         low, high = bootstrap_interval(float(row["value"]), outcome.boot)
         summary.loc[index, ["ci_low", "ci_high"]] = [low, high]
-        mask = (table["pair"] == row["pair"]) & (table["metric"] == row["metric"]) & (table["layer"] == row["best_layer"])
+        mask = (
+            (table["pair"] == row["pair"]) & (table["metric"] == row["metric"]) & (table["layer"] == row["best_layer"])
+        )
         table.loc[mask, ["ci_low", "ci_high"]] = [low, high]
 
 
@@ -287,7 +331,9 @@ def write_alignment(result: AlignmentResult, out: str | os.PathLike[str], *, fig
     if figures:
         from lexprobe.figures import plot_alignment_by_layer, plot_umap_pairs
 
-        written += plot_alignment_by_layer(result.table, out / "figures", title=result.manifest["inputs"]["ontology"]["name"])
+        written += plot_alignment_by_layer(
+            result.table, out / "figures", title=result.manifest["inputs"]["ontology"]["name"]
+        )
         written += plot_umap_pairs(result, out / "figures", seed=result.manifest["seed"])
     manifest = make_manifest(
         stage="align",

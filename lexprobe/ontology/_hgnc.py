@@ -43,8 +43,7 @@ def _pick(columns: list[str], key: str, path: Path) -> str | None:
             return candidate
     if key in _REQUIRED:
         raise DataFormatError(
-            f"{path}: HGNC table has no {official!r} / {custom!r} column; columns found: "
-            f"{', '.join(columns[:12])}"
+            f"{path}: HGNC table has no {official!r} / {custom!r} column; columns found: {', '.join(columns[:12])}"
         )
     return None
 
@@ -98,8 +97,7 @@ def hgnc_popularity(frame: pd.DataFrame, genes_to_phenotype: str | os.PathLike[s
     needed = {"ncbi_gene_id", "gene_symbol", "hpo_id"}
     if not needed <= set(links.columns):
         raise DataFormatError(
-            f"{genes_to_phenotype}: genes_to_phenotype needs columns {sorted(needed)}, "
-            f"found {list(links.columns)[:8]}"
+            f"{genes_to_phenotype}: genes_to_phenotype needs columns {sorted(needed)}, found {list(links.columns)[:8]}"
         )
     by_gene_id = links.groupby("ncbi_gene_id")["hpo_id"].nunique()
     by_symbol = links.groupby("gene_symbol")["hpo_id"].nunique()

@@ -210,7 +210,6 @@ def load_ontology(
 
 
 def _with_annotations(ontology: Ontology, annotations: Path) -> Ontology:
-    from lexprobe.ontology._hgnc import hgnc_popularity
     from lexprobe.ontology._obo import gaf_popularity, hpoa_popularity
 
     terms = ontology.terms.copy()

@@ -131,7 +131,7 @@ def _categories(frame: pd.DataFrame, parents: dict[str, list[str]], ancestors: d
         top = {t for t, ps in parents.items() if _HPO_PHENOTYPE_ROOT in ps}
         top_other = {t for t, ps in parents.items() if set(ps) & roots and t != _HPO_PHENOTYPE_ROOT}
         out = []
-        for term_id, namespace in zip(frame["id"], frame["namespace"]):
+        for term_id in frame["id"]:
             lineage = ancestors.get(term_id, frozenset()) | {term_id}
             branch = sorted(lineage & top) or sorted(lineage & top_other)
             if term_id == _HPO_PHENOTYPE_ROOT:

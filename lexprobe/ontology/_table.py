@@ -72,7 +72,9 @@ def finish_term_table(frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
     for column in ("id", "label", "symbol", "replaced_by", "namespace", "category"):
         values = frame[column].astype(object)
         frame[column] = pd.Series(
-            [None if (v is None or v != v or v == "") else str(v) for v in values], index=frame.index, dtype=object
+            [None if (v is None or v != v or v == "") else str(v) for v in values],
+            index=frame.index,
+            dtype=object,
         )
     return frame.reset_index(drop=True)
 

@@ -31,7 +31,9 @@ def test_a_planted_relation_stands_far_above_its_null() -> None:
     rng = np.random.default_rng(0)
     X = rng.standard_normal((150, 10))
     Y = X @ rng.standard_normal((10, 12)) + 0.5 * rng.standard_normal((150, 12))
-    outcomes = evaluate_metrics(["mknn", "cka", "dcka", "retrieval"], X, Y, perms_for(150, 50, 1), np.empty((0, 150), int))
+    outcomes = evaluate_metrics(
+        ["mknn", "cka", "dcka", "retrieval"], X, Y, perms_for(150, 50, 1), np.empty((0, 150), int)
+    )
     for metric, outcome in outcomes.items():
         stats = summarize_null(outcome.value, outcome.null)
         assert stats["z"] > 5, metric

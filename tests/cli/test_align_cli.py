@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
-
 from lexprobe.cli.main import app
+from typer.testing import CliRunner
 
 runner = CliRunner()
 
@@ -17,13 +16,36 @@ runner = CliRunner()
 @pytest.mark.slow
 def test_align_on_hgnc_writes_tables_manifest_and_figures_and_shows_the_paper_effect(tmp_path: Path) -> None:
     out = tmp_path / "align"
-    args = ["align", "--ontology", "hgnc", "--limit", "150", "--layers", "0,6,-1", "--permutations", "30",
-            "--bootstrap", "20", "--out", str(out)]
+    args = [
+        "align",
+        "--ontology",
+        "hgnc",
+        "--limit",
+        "150",
+        "--layers",
+        "0,6,-1",
+        "--permutations",
+        "30",
+        "--bootstrap",
+        "20",
+        "--out",
+        str(out),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "alignment.csv")
-    assert list(table.columns[:10]) == ["pair", "layer", "metric", "value", "null_mean", "null_sd", "z", "p_value",
-                                        "ci_low", "ci_high"]
+    assert list(table.columns[:10]) == [
+        "pair",
+        "layer",
+        "metric",
+        "value",
+        "null_mean",
+        "null_sd",
+        "z",
+        "p_value",
+        "ci_low",
+        "ci_high",
+    ]
     assert set(table["pair"]) == {"name:symbol", "name:id", "symbol:id"}
     assert set(table["layer"]) == {0, 6, 30} and set(table["metric"]) == {"mknn", "cka", "dcka"}
     summary = pd.read_csv(out / "alignment_summary.csv").set_index(["pair", "metric"])
@@ -55,7 +77,10 @@ def test_align_on_hgnc_writes_tables_manifest_and_figures_and_shows_the_paper_ef
         (["--ontology", "hgnc", "--layers", "1,two"], "--layers must be"),
         (["--ontology", "hgnc", "--pool", "max"], "`pool` must be mean, last or first"),
         (["--ontology", "nosuch"], "unknown ontology 'nosuch'"),
-        (["--ontology", "hgnc", "--limit", "8", "--k", "20"], "--k must be in [1, n_items - 1] = [1, 7], got 20"),
+        (
+            ["--ontology", "hgnc", "--limit", "8", "--k", "20"],
+            "--k must be in [1, n_items - 1] = [1, 7], got 20",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from lexprobe.cli.main import app
+from typer.testing import CliRunner
 
 runner = CliRunner()
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -53,8 +52,18 @@ def test_bad_input_is_one_line_and_nonzero(args: list[str], message: str) -> Non
 def test_fetch_without_a_network_fails_cleanly_and_leaves_no_file(tmp_path: Path) -> None:
     # port 9 on localhost: nothing listens, so the connection is refused at once, as offline
     result = runner.invoke(
-        app, ["data", "fetch", "go", "--to", str(tmp_path), "--url", "http://127.0.0.1:9/go-basic.obo",
-              "--timeout", "5"]
+        app,
+        [
+            "data",
+            "fetch",
+            "go",
+            "--to",
+            str(tmp_path),
+            "--url",
+            "http://127.0.0.1:9/go-basic.obo",
+            "--timeout",
+            "5",
+        ],
     )
     assert result.exit_code == 1
     assert "cannot download http://127.0.0.1:9/go-basic.obo" in result.output

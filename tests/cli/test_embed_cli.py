@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from lexprobe.cli.main import app
+from typer.testing import CliRunner
 
 runner = CliRunner()
 
@@ -17,7 +16,19 @@ runner = CliRunner()
 @pytest.mark.slow
 def test_embed_writes_arrays_keys_and_a_manifest(tmp_path: Path) -> None:
     out = tmp_path / "emb"
-    args = ["embed", "--ontology", "hpo", "--field", "id", "--limit", "12", "--layers", "0,-1", "--out", str(out)]
+    args = [
+        "embed",
+        "--ontology",
+        "hpo",
+        "--field",
+        "id",
+        "--limit",
+        "12",
+        "--layers",
+        "0,-1",
+        "--out",
+        str(out),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     array = np.load(out / "embeddings.npy")
@@ -56,7 +67,20 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, args: list[str
 @pytest.mark.slow
 def test_a_layer_the_model_lacks_is_one_line(tmp_path: Path) -> None:
     result = runner.invoke(
-        app, ["embed", "--ontology", "hgnc", "--field", "symbol", "--limit", "3", "--layers", "99", "--out", str(tmp_path)]
+        app,
+        [
+            "embed",
+            "--ontology",
+            "hgnc",
+            "--field",
+            "symbol",
+            "--limit",
+            "3",
+            "--layers",
+            "99",
+            "--out",
+            str(tmp_path),
+        ],
     )
     assert result.exit_code == 1
     assert "layer 99 is out of range" in result.output and "Traceback" not in result.output

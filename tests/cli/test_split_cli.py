@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
-
 from lexprobe.cli.main import app
+from typer.testing import CliRunner
 
 runner = CliRunner()
 
@@ -17,8 +16,22 @@ runner = CliRunner()
 def test_split_writes_train_withheld_and_a_manifest(tmp_path: Path) -> None:
     out = tmp_path / "split"
     result = runner.invoke(
-        app, ["split", "--ontology", "hpo", "--task", "name-to-id", "--bins", "4", "--per-bin", "5",
-              "--seed", "3", "--out", str(out)]
+        app,
+        [
+            "split",
+            "--ontology",
+            "hpo",
+            "--task",
+            "name-to-id",
+            "--bins",
+            "4",
+            "--per-bin",
+            "5",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     train = pd.read_csv(out / "train.csv")
@@ -34,8 +47,24 @@ def test_split_writes_train_withheld_and_a_manifest(tmp_path: Path) -> None:
     assert "pandas" in manifest["versions"]
     # same seed, same files
     again = tmp_path / "again"
-    runner.invoke(app, ["split", "--ontology", "hpo", "--task", "name-to-id", "--bins", "4", "--per-bin",
-                        "5", "--seed", "3", "--out", str(again)])
+    runner.invoke(
+        app,
+        [
+            "split",
+            "--ontology",
+            "hpo",
+            "--task",
+            "name-to-id",
+            "--bins",
+            "4",
+            "--per-bin",
+            "5",
+            "--seed",
+            "3",
+            "--out",
+            str(again),
+        ],
+    )
     assert (again / "train.csv").read_text() == (out / "train.csv").read_text()
 
 
