@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lexprobe.embed import ExtractionConfig, embed_field, extract_hidden_states, resolve_layers
-from lexprobe.exceptions import EmbeddingError, ModelError
+from lexprobe.exceptions import EmbeddingError, ModelError, ResourceError
 from lexprobe.models import load_model, resolve_model_spec
 from lexprobe.ontology import load_ontology
 
@@ -243,3 +243,30 @@ def test_an_encoder_model_works_too(tmp_path: Path) -> None:
         cache_dir=tmp_path / "e",
     )
     assert_close_per_layer(batch1.array, batch2.array)
+
+
+def test_out_of_memory_halves_the_batch_and_the_result_is_unchanged(lm, tmp_path: Path, monkeypatch) -> None:
+    import lexprobe.embed as embed_module
+
+    real_forward = embed_module._forward
+    sizes: list[int] = []
+
+    def forward_with_a_memory_limit(model, batch, layers, pool):
+        sizes.append(len(batch))
+        if len(batch) > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_forward(model, batch, layers, pool)
+
+    config = ExtractionConfig(layers=(0, -1), batch_size=8)
+    expected = extract_hidden_states(TEXTS, model=lm, config=config, cache_dir=tmp_path / "plain")
+    monkeypatch.setattr(embed_module, "_forward", forward_with_a_memory_limit)
+    result = extract_hidden_states(TEXTS, model=lm, config=config, cache_dir=tmp_path / "limited")
+    assert sizes[:3] == [8, 4, 2] and max(sizes[3:]) <= 2
+    assert_close_per_layer(result.array, expected.array)
+
+    def always_out_of_memory(model, batch, layers, pool):
+        raise MemoryError
+
+    monkeypatch.setattr(embed_module, "_forward", always_out_of_memory)
+    with pytest.raises(ResourceError, match="out of memory at batch size 1"):
+        extract_hidden_states(TEXTS, model=lm, config=config, cache_dir=tmp_path / "hopeless")
