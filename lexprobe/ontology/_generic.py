@@ -10,7 +10,7 @@ import pandas as pd
 from lexprobe.exceptions import DataFormatError
 from lexprobe.ontology._curie import normalize_curie
 from lexprobe.ontology._io import split_multi
-from lexprobe.ontology._table import LIST_COLUMNS, finish_term_table, new_term_table
+from lexprobe.ontology._table import LIST_COLUMNS, TERM_COLUMNS, check_ids, finish_term_table, new_term_table
 
 __all__ = ["table_from_generic", "read_snapshot", "write_snapshot"]
 
@@ -74,11 +74,37 @@ def write_snapshot(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
 
 
 def read_snapshot(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a snapshot written by :func:`write_snapshot` back into a term table."""
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, compression="gzip")
-    for column in LIST_COLUMNS:
-        frame[column] = [tuple(v.split("|")) if v else () for v in frame[column]]
-    frame["obsolete"] = frame["obsolete"] == "1"
-    for column in ("symbol", "replaced_by", "namespace", "category"):
-        frame[column] = frame[column].where(frame[column] != "", None)
-    return finish_term_table(frame, source=str(Path(path)))
+    """Read a snapshot written by :func:`write_snapshot` back into a term table.
+
+    Builds the columns directly (rather than through the general clean-up of user tables) so a built-in
+    ontology loads in about a tenth of a second.
+
+    Raises
+    ------
+    DataFormatError
+        If the file is not a readable snapshot or lacks a term-table column.
+    """
+    try:
+        raw = pd.read_csv(path, sep="\t", dtype=object, na_filter=False, compression="gzip", encoding="utf-8")
+    except (OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataFormatError(f"{path}: not a readable term-table snapshot ({exc}); rebuild it with data/build.py")
+    missing = [c for c in TERM_COLUMNS if c not in raw.columns]
+    if missing:
+        raise DataFormatError(f"{path}: snapshot lacks columns {missing}; rebuild it with data/build.py")
+    columns: dict[str, pd.Series] = {}
+    for column in TERM_COLUMNS:
+        values = raw[column].to_numpy(dtype=object)
+        if column in LIST_COLUMNS:
+            parts = [tuple(v.split("|")) if v else () for v in values.tolist()]
+            columns[column] = pd.Series(parts, dtype=object)
+        elif column == "obsolete":
+            columns[column] = pd.Series(values == "1", dtype=bool)
+        else:
+            values = values.copy()
+            values[values == ""] = None
+            columns[column] = pd.Series(values, dtype=object)
+    for column in sorted(c for c in raw.columns if c.startswith("pop_")):
+        columns[column] = pd.to_numeric(raw[column], errors="raise").astype(float)
+    frame = pd.DataFrame(columns)
+    check_ids(frame, source=str(path))
+    return frame

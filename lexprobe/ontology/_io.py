@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
 from lexprobe.exceptions import DataFormatError, OntologyError
 
-__all__ = ["open_bytes", "read_table", "first_line", "split_multi"]
+__all__ = ["open_bytes", "open_text", "head_text", "read_table", "first_line", "split_multi"]
 
 
 def _check_exists(path: Path) -> None:
@@ -36,10 +38,52 @@ def open_bytes(path: str | os.PathLike[str]) -> bytes:
     return raw
 
 
-def first_line(raw: bytes) -> str:
-    """The first non-blank, non-comment-free line of a file's text (for sniffing its format)."""
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+@contextlib.contextmanager
+def open_text(path: str | os.PathLike[str]) -> Iterator[io.TextIOBase]:
+    """Open a (possibly gzip-compressed) UTF-8 text file for streaming, line by line.
+
+    Undecodable bytes become U+FFFD rather than errors: callers of this read tab-separated annotation
+    files whose ids and counts are ASCII, and a stray byte in a free-text column must not stop them.
+    """
+    path = Path(path)
+    _check_exists(path)
+    opener = gzip.open if _is_gzip(path) else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+            yield fh
+    except (OSError, EOFError) as exc:
+        if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
+            raise
+        raise DataFormatError(f"{path}: corrupt gzip data ({exc})") from None
+
+
+def head_text(path: str | os.PathLike[str], n_bytes: int = 65536) -> str:
+    """The first ``n_bytes`` (decompressed) of a file as text, for sniffing its format without reading it all."""
+    path = Path(path)
+    _check_exists(path)
+    try:
+        if _is_gzip(path):
+            with gzip.open(path, "rb") as fh:
+                raw = fh.read(n_bytes)
+        else:
+            with open(path, "rb") as fh:
+                raw = fh.read(n_bytes)
+    except (OSError, EOFError) as exc:
+        raise DataFormatError(f"{path}: corrupt gzip data ({exc})") from None
+    if not raw.strip():
+        raise DataFormatError(f"{path}: file is empty")
+    return raw.decode("utf-8", errors="replace")
+
+
+def first_line(raw: bytes | str) -> str:
+    """The first non-blank line of a file's text (for sniffing its format)."""
     for line in raw.splitlines():
-        text = line.decode("utf-8", errors="replace").strip()
+        text = (line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line).strip()
         if text:
             return text
     return ""

@@ -13,26 +13,14 @@ from typer.testing import CliRunner
 runner = CliRunner()
 
 
+def split_args(out: Path) -> list[str]:
+    options = {"--ontology": "hpo", "--task": "name-to-id", "--bins": "4", "--per-bin": "5", "--seed": "3"}
+    return ["split", *(x for pair in options.items() for x in pair), "--out", str(out)]
+
+
 def test_split_writes_train_withheld_and_a_manifest(tmp_path: Path) -> None:
     out = tmp_path / "split"
-    result = runner.invoke(
-        app,
-        [
-            "split",
-            "--ontology",
-            "hpo",
-            "--task",
-            "name-to-id",
-            "--bins",
-            "4",
-            "--per-bin",
-            "5",
-            "--seed",
-            "3",
-            "--out",
-            str(out),
-        ],
-    )
+    result = runner.invoke(app, split_args(out))
     assert result.exit_code == 0, result.output
     train = pd.read_csv(out / "train.csv")
     withheld = pd.read_csv(out / "withheld.csv")
@@ -47,24 +35,7 @@ def test_split_writes_train_withheld_and_a_manifest(tmp_path: Path) -> None:
     assert "pandas" in manifest["versions"]
     # same seed, same files
     again = tmp_path / "again"
-    runner.invoke(
-        app,
-        [
-            "split",
-            "--ontology",
-            "hpo",
-            "--task",
-            "name-to-id",
-            "--bins",
-            "4",
-            "--per-bin",
-            "5",
-            "--seed",
-            "3",
-            "--out",
-            str(again),
-        ],
-    )
+    assert runner.invoke(app, split_args(again)).exit_code == 0
     assert (again / "train.csv").read_text() == (out / "train.csv").read_text()
 
 

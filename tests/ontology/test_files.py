@@ -137,3 +137,46 @@ def test_unknown_names_and_missing_files_are_ontology_errors(cache: Path) -> Non
         load_ontology("mesh")
     with pytest.raises(OntologyError, match="ontology file not found: /no/such.obo"):
         load_ontology("/no/such.obo")
+
+
+def test_a_gaf_file_gives_go_annotation_popularity(tmp_path: Path) -> None:
+    gaf = tmp_path / "goa_human.gaf"
+    lines = ["!gaf-version: 2.2"]
+    for gene, term, qualifier in [
+        ("P04637", "GO:0005634", "located_in"),  # nucleus, twice
+        ("P38398", "GO:0005634", "located_in"),
+        ("P38398", "GO:0006281", "involved_in"),  # DNA repair
+        ("P38398", "GO:0005739", "NOT|located_in"),  # a NOT line does not count
+    ]:
+        lines.append(
+            "\t".join(
+                [
+                    "UniProtKB",
+                    gene,
+                    "X",
+                    qualifier,
+                    term,
+                    "PMID:1",
+                    "IDA",
+                    "",
+                    "C",
+                    "",
+                    "",
+                    "protein",
+                    "taxon:9606",
+                    "20240101",
+                    "UniProt",
+                ]
+            )
+        )
+    gaf.write_text("\n".join(lines) + "\n")
+    go = load_ontology("go", annotations=gaf)
+    assert go.default_popularity == "pop_go_annotations"
+    assert "pop_go_descendants" in go.popularity_columns
+    pop = go.terms.set_index("id")["pop_go_annotations"]
+    assert pop["GO:0005634"] == 2 and pop["GO:0006281"] == 1 and pop["GO:0005739"] == 0
+    assert go.checksum != load_ontology("go").checksum
+    bad = tmp_path / "bad.gaf"
+    bad.write_text("UniProtKB\tP04637\n")
+    with pytest.raises(DataFormatError, match="line 1 has 2 columns"):
+        load_ontology("go", annotations=bad)
