@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, handle_errors
+from lexprobe.cli._common import console, fail, handle_errors
 from rich.table import Table
 
 data_app = typer.Typer(help="List, show and download ontologies.", no_args_is_help=True)
@@ -19,7 +19,7 @@ def list_cmd() -> None:
 
     table = Table(title="built-in ontologies (offline snapshots in data/)")
     for column in ("name", "release", "terms", "popularity columns (default first)", "source"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold", no_wrap=column in ("name", "release", "terms"))
     for name, info in builtin_ontologies().items():
         pops = [info.default_popularity] + [p for p in info.popularity_columns if p != info.default_popularity]
         origin = "; ".join(sorted({s["origin"] for s in info.sources}))
@@ -31,13 +31,15 @@ def list_cmd() -> None:
 @handle_errors
 def show_cmd(
     ontology: str = typer.Argument(..., help="Built-in name (hgnc, hpo, go) or a file path."),
-    limit: int = typer.Option(10, "--limit", "-n", min=1, help="How many terms to print."),
+    limit: int = typer.Option(10, "--limit", "-n", help="How many terms to print (at least 1)."),
     annotations: Path | None = typer.Option(None, "--annotations", help="Popularity file (GAF, phenotype.hpoa)."),
     popular: bool = typer.Option(False, "--popular", help="Most popular terms first."),
 ) -> None:
     """Print the first terms of an ontology (or the most popular with --popular)."""
     from lexprobe.ontology import load_ontology
 
+    if limit < 1:
+        raise fail(f"--limit must be at least 1, got {limit}")
     ont = load_ontology(ontology, annotations=annotations)
     terms = ont.active()
     if popular and ont.default_popularity:
@@ -46,10 +48,16 @@ def show_cmd(
     if terms["symbol"].notna().any():
         columns.append("symbol")
     columns.append("category")
-    columns += list(ont.popularity_columns)
-    table = Table(title=f"{ont.name}: {len(terms):,} active of {len(ont):,} terms (release {ont.release or 'unknown'})")
+    pops = [ont.default_popularity] if ont.default_popularity else []
+    columns += pops + [c for c in ont.popularity_columns if c not in pops]
+    table = Table(
+        title=f"{ont.name}: {len(terms):,} active of {len(ont):,} terms (release {ont.release or 'unknown'})",
+        caption=f"source: {ont.source}; default popularity: {ont.default_popularity or 'none'}",
+    )
     for column in columns:
-        table.add_column(column, overflow="fold")
+        # ids, symbols and counts stay whole; names and categories wrap
+        whole = column in ("id", "symbol") or column.startswith("pop_")
+        table.add_column(column, no_wrap=whole, overflow="fold", justify="right" if column.startswith("pop_") else "left")
     for row in terms.head(limit)[columns].itertuples(index=False):
         table.add_row(*("" if v is None or v != v else f"{v:g}" if isinstance(v, float) else str(v) for v in row))
     console.print(table)
@@ -60,7 +68,9 @@ def show_cmd(
 def fetch_cmd(
     name: str = typer.Argument(..., help="hgnc, hpo, go or go-annotations"),
     to: Path = typer.Option(Path("downloads"), "--to", help="Directory for the downloaded files."),
-    url: list[str] | None = typer.Option(None, "--url", help="Download from this URL instead (a mirror)."),
+    url: list[str] | None = typer.Option(
+        None, "--url", help="Download from this URL instead (repeatable). $LEXPROBE_FETCH_MIRROR sets a mirror base."
+    ),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the server."),
 ) -> None:
     """Download the official upstream release files (atomically, with their checksum and date)."""
@@ -69,4 +79,7 @@ def fetch_cmd(
     paths = fetch_ontology(name, to, urls=tuple(url) if url else None, timeout=timeout)
     for path in paths:
         console.print(f"{path}  ({path.stat().st_size:,} bytes; provenance in {path.name}.source.json)")
-    console.print(f"load it with: lexprobe data show {paths[0]}")
+    if name != "go-annotations":
+        console.print(f"load it with: lexprobe data show {paths[0]}")
+    else:
+        console.print(f"use it with: lexprobe data show go --annotations {paths[0]}")

@@ -126,11 +126,10 @@ def knn_indices(X: np.ndarray, k: int) -> np.ndarray:
     scores = np.round(scores.astype(np.float64), 6)
     order = np.lexsort((ids, -scores), axis=1)
     ids = np.take_along_axis(ids, order, axis=1)
-    out = np.empty((n, k), dtype=np.int64)
-    for i in range(n):
-        row = ids[i][(ids[i] != i) & (ids[i] >= 0)]
-        out[i] = row[:k]
-    return out
+    valid = (ids != np.arange(n)[:, None]) & (ids >= 0)
+    # the first k valid entries of each row, in order (at least k are valid: extra >= k + 1)
+    first_valid = np.argsort(~valid, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(ids, first_valid, axis=1).astype(np.int64)
 
 
 def _overlap(NX: np.ndarray, NY: np.ndarray) -> np.ndarray:

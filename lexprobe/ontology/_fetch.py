@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import http.client
 import os
 import shutil
 import urllib.error
@@ -12,7 +13,7 @@ from pathlib import Path
 from lexprobe.exceptions import NetworkError, OntologyError
 from lexprobe.runs import atomic_path, atomic_write_json, sha256_file
 
-__all__ = ["UPSTREAM_URLS", "fetch_ontology"]
+__all__ = ["UPSTREAM_URLS", "MIRROR_ENV", "fetch_ontology"]
 
 #: Official release files per source (see data/README.md).
 UPSTREAM_URLS: dict[str, tuple[str, ...]] = {
@@ -24,6 +25,17 @@ UPSTREAM_URLS: dict[str, tuple[str, ...]] = {
     "go": ("http://purl.obolibrary.org/obo/go/go-basic.obo",),
     "go-annotations": ("https://current.geneontology.org/annotations/goa_human.gaf.gz",),
 }
+
+
+#: Environment variable naming a mirror: ``$LEXPROBE_FETCH_MIRROR/<file name>`` replaces each upstream URL.
+MIRROR_ENV = "LEXPROBE_FETCH_MIRROR"
+
+
+def _upstream_urls(name: str) -> tuple[str, ...]:
+    mirror = os.environ.get(MIRROR_ENV, "").strip()
+    if not mirror:
+        return UPSTREAM_URLS[name]
+    return tuple(f"{mirror.rstrip('/')}/{url.rstrip('/').rsplit('/', 1)[-1]}" for url in UPSTREAM_URLS[name])
 
 
 def fetch_ontology(
@@ -44,40 +56,50 @@ def fetch_ontology(
     to : path
         Target directory (created).
     urls : tuple of str, optional
-        Override the upstream URLs (mirrors).
+        Override the upstream URLs. Without it, ``$LEXPROBE_FETCH_MIRROR`` (a base URL) replaces the host of
+        each upstream file, for sites that keep their own mirror.
     timeout : float
         Seconds to wait for a server.
 
     Raises
     ------
     OntologyError
-        Unknown name.
+        Unknown name, or the target directory cannot be created.
     NetworkError
         The server could not be reached (no network, DNS failure, HTTP error).
     """
     if name not in UPSTREAM_URLS:
         raise OntologyError(f"cannot fetch {name!r}; choose one of {', '.join(UPSTREAM_URLS)}")
-    target = Path(to)
-    target.mkdir(parents=True, exist_ok=True)
+    if timeout <= 0:
+        raise OntologyError(f"timeout must be > 0 seconds, got {timeout}")
+    target = Path(to).expanduser()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OntologyError(f"cannot create the download directory {target} ({exc.strerror}); pass another --to") from None
     written = []
-    for url in urls or UPSTREAM_URLS[name]:
+    for url in urls or _upstream_urls(name):
         dest = target / url.rstrip("/").rsplit("/", 1)[-1]
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(dest) as tmp:
                 with open(tmp, "wb") as fh:
                     shutil.copyfileobj(response, fh)
-                modified = response.headers.get("Last-Modified")
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
+                headers = {"last_modified": response.headers.get("Last-Modified"), "etag": response.headers.get("ETag")}
+        except ValueError as exc:  # urllib: "unknown url type"
+            raise OntologyError(f"cannot download {url!r}: {exc}; give an http(s) URL") from None
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", None) or exc
             raise NetworkError(
                 f"cannot download {url} ({reason}); check the network, or download it by hand and pass "
                 f"the file path to --ontology"
             ) from None
+        except OSError as exc:  # the download arrived but could not be written
+            raise OntologyError(f"cannot write {dest} ({exc.strerror or exc}); pass another --to") from None
         atomic_write_json(
             dest.with_name(dest.name + ".source.json"),
             {
                 "url": url,
-                "last_modified": modified,
+                **headers,
                 "downloaded": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "sha256": sha256_file(dest),
                 "bytes": dest.stat().st_size,

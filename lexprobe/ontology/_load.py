@@ -13,8 +13,9 @@ from pathlib import Path
 from lexprobe.exceptions import DataFormatError, OntologyError
 from lexprobe.ontology._generic import read_snapshot, table_from_generic
 from lexprobe.ontology._hgnc import is_hgnc_header, load_hgnc_table
-from lexprobe.ontology._io import first_line, open_bytes, read_table
-from lexprobe.ontology._obo import load_obo_table
+from lexprobe.ontology._io import first_line, head_text, read_table
+from lexprobe.ontology._obo import load_obo_table, obo_ontology_name
+from lexprobe.ontology._popularity import add_annotation_popularity
 from lexprobe.ontology._table import Ontology
 from lexprobe.runs import atomic_path, cache_dir, config_key, sha256_file
 
@@ -23,7 +24,7 @@ __all__ = ["load_ontology", "builtin_ontologies", "BuiltinInfo", "data_dir", "LO
 logger = logging.getLogger(__name__)
 
 #: Bump when a loader's output changes, so cached parses of user files are rebuilt.
-LOADER_VERSION = 2
+LOADER_VERSION = 3
 
 _BESIDE = {
     "hgnc": ("genes_to_phenotype.txt", "genes_to_phenotype.txt.gz"),
@@ -93,59 +94,73 @@ def _beside(path: Path, kind: str) -> Path | None:
     return None
 
 
-def _sniff(path: Path) -> str:
+def _sniff(path: Path) -> tuple[str, str]:
+    """The loader a file needs (``obo``, ``hgnc`` or ``table``) and its first 64 KiB of text."""
+    if path.is_dir():
+        raise OntologyError(f"{path} is a directory; give an OBO, HGNC or TSV/CSV file")
     lower = path.name.lower().removesuffix(".gz")
-    raw = open_bytes(path)
-    head = first_line(raw)
-    if lower.endswith(".obo") or head.startswith(("format-version:", "[Term]")):
-        return "obo"
-    if lower.endswith((".owl", ".json")):
+    if lower.endswith((".owl", ".json", ".ofn", ".ttl")):
         raise OntologyError(f"{path}: OWL and OBO-JSON are not supported; give the .obo release instead")
-    columns = [c.strip().strip('"') for c in head.split("\t" if "\t" in head else ",")]
-    return "hgnc" if is_hgnc_header(columns) else "table"
+    head = head_text(path)
+    line = first_line(head)
+    if lower.endswith(".obo") or line.startswith(("format-version:", "[Term]", "data-version:", "ontology:")):
+        return "obo", head
+    columns = [c.strip().strip('"') for c in line.split("\t" if "\t" in line else ",")]
+    return ("hgnc" if is_hgnc_header(columns) else "table"), head
 
 
-def _name_for(path: Path, kind: str, header: dict | None) -> str:
+def _annotations_for(path: Path, kind: str, obo_name: str | None, annotations: Path | None) -> Path | None:
+    """The popularity file to use: the one given, else one lying beside an hp.obo or HGNC table."""
+    if annotations is not None:
+        if kind == "table":
+            raise OntologyError(
+                f"--annotations does not apply to {path}, a plain term table; add pop_* columns to it instead "
+                "(annotations are for OBO files: a GAF or phenotype.hpoa, and HGNC tables: genes_to_phenotype)"
+            )
+        if not annotations.is_file():
+            raise OntologyError(f"annotations file not found: {annotations}")
+        return annotations
+    if kind == "obo" and (obo_name == "hpo" or path.name.lower().startswith("hp.")):
+        return _beside(path, "hpo")
     if kind == "hgnc":
-        return "hgnc"
-    if header:
-        ontology = (header.get("ontology") or "").lower().removesuffix(".obo")
-        return {"hp": "hpo", "go": "go"}.get(ontology, ontology or path.name.split(".")[0])
-    return path.name.split(".")[0]
+        return _beside(path, "hgnc")
+    return None
 
 
 def _load_file(path: Path, annotations: Path | None, use_cache: bool) -> Ontology:
-    kind = _sniff(path)
-    if kind == "obo" and annotations is None:
-        annotations = _beside(path, "hpo")
-    if kind == "hgnc" and annotations is None:
-        annotations = _beside(path, "hgnc")
+    kind, head = _sniff(path)
+    obo_name = obo_ontology_name(head) if kind == "obo" else None
+    annotations = _annotations_for(path, kind, obo_name, annotations)
     checksums = [sha256_file(path)] + ([sha256_file(annotations)] if annotations else [])
     checksum = checksums[0] if len(checksums) == 1 else config_key(*checksums)
     source = str(path) + (f" + {annotations}" if annotations else "")
-    cache_file = cache_dir("ontology") / f"{config_key(LOADER_VERSION, kind, checksums)}.pkl"
+    # the file name is in the key because a file without an ontology: header is named after it
+    key = config_key(LOADER_VERSION, kind, checksums, path.name.split(".")[0])
+    cache_file = cache_dir("ontology") / f"{key}.pkl"
     if use_cache and cache_file.is_file():
         try:
             with open(cache_file, "rb") as fh:
                 cached = pickle.load(fh)
+            if not isinstance(cached, Ontology):
+                raise TypeError(f"cached object is a {type(cached).__name__}")
+            logger.info("ontology %s from cache %s", path, cache_file)
             return dataclasses.replace(cached, source=source)
-        except Exception:  # a corrupt or stale cache is rebuilt, never used
-            logger.warning("ignoring unreadable ontology cache %s", cache_file)
-    header = None
+        except Exception as exc:  # a corrupt or stale cache is rebuilt, never used
+            logger.warning("ignoring unreadable ontology cache %s (%s); parsing %s again", cache_file, exc, path)
+    release = None
     if kind == "obo":
         terms, header, default = load_obo_table(path, annotations)
-        release = header.get("release")
+        name, release = header["name"], header.get("release")
     elif kind == "hgnc":
         terms = load_hgnc_table(path, annotations)
+        name = "hgnc"
         default = "pop_hpo_annotations" if "pop_hpo_annotations" in terms.columns else "pop_hgnc_synonyms"
-        release = None
     else:
         terms = table_from_generic(read_table(path), path)
         pops = [c for c in terms.columns if c.startswith("pop_")]
-        default = pops[0] if pops else None
-        release = None
+        name, default = path.name.split(".")[0], (pops[0] if pops else None)
     ontology = Ontology(
-        name=_name_for(path, kind, header),
+        name=name,
         terms=terms,
         source=source,
         release=release,
@@ -175,9 +190,12 @@ def load_ontology(
         upstream file: HGNC TSV (official ``hgnc_complete_set.txt`` or custom download), any OBO file, or a
         TSV/CSV with ``id, name[, symbol, synonyms, pop_*]``. Format from the extension and content; gzip ok.
     annotations : str or path, optional
-        Popularity source: ``phenotype.hpoa`` for HPO, a GAF file for GO, ``genes_to_phenotype.txt`` for
-        HGNC. For a file ``spec``, the HPO files are also picked up when they lie beside it.
-        For the built-in ``go``, a GAF adds ``pop_go_annotations`` and makes it the default.
+        Popularity source, told apart by content: ``phenotype.hpoa`` for HPO (``pop_hpoa_diseases``), a GAF
+        file for GO (``pop_go_annotations``; ``pop_gaf_annotations`` for other OBO ontologies),
+        ``genes_to_phenotype.txt`` for an HGNC table (``pop_hpo_annotations``). It becomes the default
+        popularity. When not given, ``phenotype.hpoa[.gz]`` beside an ``hp.obo`` and
+        ``genes_to_phenotype.txt[.gz]`` beside an HGNC table are used. Not allowed for plain term tables
+        (give them ``pop_*`` columns) or the built-in ``hgnc`` (which already has HPO annotations).
     use_cache : bool
         Reuse the parsed table of a file seen before (keyed by checksums), in ``$LEXPROBE_CACHE/ontology``.
 
@@ -197,7 +215,7 @@ def load_ontology(
     if text.lower() in builtins and not Path(text).exists():
         ontology = _load_builtin(builtins[text.lower()])
         if annotations is not None:
-            ontology = _with_annotations(ontology, Path(annotations))
+            ontology = _with_annotations(ontology, Path(annotations).expanduser())
         return ontology
     path = Path(text).expanduser()
     if not path.exists():
@@ -206,31 +224,25 @@ def load_ontology(
         raise OntologyError(
             f"unknown ontology {text!r}; use one of {', '.join(sorted(builtins))} or a path to an OBO/TSV file"
         )
-    return _load_file(path, Path(annotations) if annotations else None, use_cache)
+    return _load_file(path, Path(annotations).expanduser() if annotations else None, use_cache)
 
 
 def _with_annotations(ontology: Ontology, annotations: Path) -> Ontology:
-    from lexprobe.ontology._obo import gaf_popularity, hpoa_popularity
-
-    terms = ontology.terms.copy()
-    if ontology.name == "go":
-        column, values = "pop_go_annotations", gaf_popularity(terms, annotations)
-    elif ontology.name == "hpo":
-        column, values = "pop_hpoa_diseases", hpoa_popularity(terms, annotations)
-    elif ontology.name == "hgnc":
-        raise DataFormatError(
+    if ontology.name == "hgnc":
+        raise OntologyError(
             "the built-in hgnc already carries pop_hpo_annotations; to use another genes_to_phenotype file, "
-            "load the HGNC table from a file path"
+            "load an HGNC table from a file path (lexprobe data fetch hgnc) with --annotations"
         )
-    else:  # pragma: no cover - builtins are the three above
-        raise OntologyError(f"no annotation loader for {ontology.name!r}")
-    terms[column] = values
-    pops = tuple(sorted({*ontology.popularity_columns, column}))
+    if not annotations.is_file():
+        raise OntologyError(f"annotations file not found: {annotations}")
+    terms, column = add_annotation_popularity(
+        ontology.terms, annotations, ontology=ontology.name, source=f"built-in {ontology.name}"
+    )
     return dataclasses.replace(
         ontology,
         terms=terms,
         checksum=config_key(ontology.checksum, sha256_file(annotations)),
         source=f"{ontology.source} + {annotations}",
-        popularity_columns=pops,
+        popularity_columns=tuple(sorted({*ontology.popularity_columns, column})),
         default_popularity=column,
     )

@@ -13,12 +13,53 @@ import pandas as pd
 from lexprobe.exceptions import DataFormatError
 from lexprobe.ontology._curie import normalize_curie
 from lexprobe.ontology._io import open_bytes
+from lexprobe.ontology._popularity import add_annotation_popularity
 from lexprobe.ontology._table import finish_term_table, new_term_table
 
-__all__ = ["read_obo", "hpoa_popularity", "gaf_popularity", "OboHeader"]
+__all__ = ["read_obo", "load_obo_table", "obo_ontology_name", "OboHeader"]
 
 _HPO_PHENOTYPE_ROOT = "HP:0000118"
-_DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})")
+_DATE_RE = re.compile(r"(\d{4}-\d{2}(?:-\d{2})?)")
+# a stanza header and its id line (blank lines between allowed): to find duplicate ids before pronto merges them
+_STANZA_ID_RE = re.compile(rb"^\[(Term|Typedef|Instance)\][ \t]*\r?\n(?:[ \t]*\r?\n)*id:[ \t]*(\S+)", re.MULTILINE)
+# ids a term table keeps short names for (header "ontology: hp" -> "hpo")
+_SHORT_NAMES = {"hp": "hpo", "go": "go"}
+
+
+def obo_ontology_name(head: str) -> str | None:
+    """The ``ontology:`` header tag of an OBO file's text (lower case, ``.obo`` dropped); ``hp`` -> ``hpo``."""
+    for line in head.splitlines():
+        if line.startswith("["):
+            break
+        if line.startswith("ontology:"):
+            value = line.split(":", 1)[1].split("!")[0].strip().lower().removesuffix(".obo")
+            return _SHORT_NAMES.get(value, value) or None
+    return None
+
+
+def _prescan(raw: bytes, path: Path) -> None:
+    """Fail with the line number on what pronto would mangle: non-UTF-8 bytes and duplicate ids.
+
+    pronto merges two stanzas with the same id silently, and reports invalid UTF-8 without a position.
+    """
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataFormatError(
+            f"{path}: not UTF-8 text at line {line} (byte 0x{raw[exc.start]:02x}); re-save the file as UTF-8"
+        ) from None
+    first_seen: dict[tuple[bytes, bytes], int] = {}
+    for match in _STANZA_ID_RE.finditer(raw):
+        key = (match.group(1), match.group(2))
+        if key in first_seen:
+            line = raw[: match.start(2)].count(b"\n") + 1
+            first = raw[: first_seen[key]].count(b"\n") + 1
+            raise DataFormatError(
+                f"{path}: duplicate id {match.group(2).decode()} at line {line} (first at line {first}); "
+                "each [Term] id must occur once"
+            )
+        first_seen[key] = match.start(2)
 
 
 class OboHeader(dict):
@@ -40,16 +81,45 @@ def _parse(raw: bytes, path: Path):
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataFormatError(f"{path}: not UTF-8 text at line {line}") from None
-    except ValueError as exc:
+    except KeyError as exc:
+        # pronto links is_a parents after parsing and fails on a parent the file never defines
+        missing = str(exc.args[0]) if exc.args else "?"
+        where = re.search(rb"^is_a:[ \t]*" + re.escape(missing.encode()) + rb"\b", raw, re.MULTILINE)
+        line = raw[: where.start()].count(b"\n") + 1 if where else "?"
+        raise DataFormatError(
+            f"{path}: line {line}: is_a parent {missing} is not defined in the file; pronto cannot read an OBO "
+            "with dangling parents: add its [Term] stanza or remove the line"
+        ) from None
+    except (ValueError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
         raise DataFormatError(f"{path}: cannot read as OBO: {' '.join(str(exc).split())}") from None
 
 
-def _parents(term) -> list[str]:
-    parents = [p.id for p in term.superclasses(distance=1, with_self=False)]
-    for relation, targets in term.relationships.items():
-        if relation.id == "part_of":
-            parents.extend(t.id for t in targets)
-    return parents
+def _synonyms(term) -> tuple[str, ...]:
+    try:
+        synonyms = term.synonyms
+    except ValueError:
+        # pronto refuses a synonym whose type (e.g. "EXACT HP:0034334") the header does not declare, and
+        # only when asked for it; the synonym text itself is fine, so read it from the parsed data
+        synonyms = term._data().synonyms
+    return tuple(sorted({s.description.strip() for s in synonyms if s.description and s.description.strip()}))
+
+
+def _curie(value: str) -> str | None:
+    try:
+        return normalize_curie(value)
+    except ValueError:
+        return None
+
+
+def _curies(values) -> list[str]:
+    return sorted({c for c in map(_curie, values) if c is not None})
+
+
+def _parents(term, data) -> list[str]:
+    parents = [p.id for p in term.superclasses(distance=1, with_self=False) if p.id != term.id]
+    # from the raw data: pronto's term.relationships raises KeyError on relations the header does not declare
+    parents.extend(data.relationships.get("part_of", ()))
+    return _curies(parents)
 
 
 def read_obo(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, OboHeader]:
@@ -63,6 +133,7 @@ def read_obo(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, OboHeader]:
     """
     path = Path(path)
     raw = open_bytes(path)
+    _prescan(raw, path)
     ontology = _parse(raw, path)
     header = OboHeader(ontology=(ontology.metadata.ontology or path.name.split(".")[0]))
     version = ontology.metadata.data_version or ""
@@ -71,23 +142,25 @@ def read_obo(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, OboHeader]:
 
     rows, parents = [], {}
     for term in ontology.terms():
-        try:
-            term_id = normalize_curie(term.id)
-        except ValueError:
+        term_id = _curie(term.id)
+        if term_id is None:
             continue  # terms of imported namespaces with non-CURIE ids
-        replaced = sorted(t.id for t in term.replaced_by)
+        # the raw ids, not pronto's Term objects: those raise on ids the file does not define
+        # (a replaced_by pointing outside an extract, say)
+        data = term._data()
+        replaced = _curies(data.replaced_by)
         rows.append(
             {
                 "id": term_id,
                 "label": (term.name or "").strip(),
-                "synonyms": tuple(sorted({s.description for s in term.synonyms if s.description})),
-                "alt_ids": tuple(sorted(normalize_curie(a) for a in term.alternate_ids)),
+                "synonyms": _synonyms(term),
+                "alt_ids": tuple(_curies(data.alternate_ids)),
                 "obsolete": bool(term.obsolete),
-                "replaced_by": normalize_curie(replaced[0]) if replaced else None,
+                "replaced_by": replaced[0] if replaced else None,
                 "namespace": term.namespace or None,
             }
         )
-        parents[term_id] = [normalize_curie(p) for p in _parents(term) if p != term.id]
+        parents[term_id] = _parents(term, data)
     # pronto's term order is not stable between parses: sort so the same file gives the same table
     frame = new_term_table(sorted(rows, key=lambda r: r["id"]))
     if frame.empty:
@@ -142,62 +215,24 @@ def _categories(frame: pd.DataFrame, parents: dict[str, list[str]], ancestors: d
     return list(frame["namespace"])
 
 
-def hpoa_popularity(frame: pd.DataFrame, hpoa: str | os.PathLike[str]) -> pd.Series:
-    """Distinct diseases annotated directly with each HPO term in ``phenotype.hpoa`` (NOT lines excluded)."""
-    # the release file starts with '#' metadata lines before the header
-    raw = open_bytes(hpoa).decode("utf-8", errors="replace")
-    body = "\n".join(line for line in raw.splitlines() if line and not line.startswith("#"))
-    try:
-        table = pd.read_csv(io.StringIO(body), sep="\t", dtype=str, keep_default_na=False)
-    except pd.errors.ParserError as exc:
-        raise DataFormatError(f"{hpoa}: cannot parse as phenotype.hpoa: {exc}") from None
-    needed = {"database_id", "hpo_id", "qualifier"}
-    if not needed <= set(table.columns):
-        raise DataFormatError(f"{hpoa}: phenotype.hpoa needs columns {sorted(needed)}")
-    table = table[table["qualifier"].str.upper() != "NOT"]
-    counts = table.groupby("hpo_id")["database_id"].nunique()
-    return frame["id"].map(counts).fillna(0).astype(float)
-
-
-def gaf_popularity(frame: pd.DataFrame, gaf: str | os.PathLike[str]) -> pd.Series:
-    """Annotation lines per GO term in a GAF 2.x file (lines with a NOT qualifier excluded)."""
-    raw = open_bytes(gaf).decode("utf-8", errors="replace")
-    counts: dict[str, int] = {}
-    n_lines = 0
-    for line in raw.splitlines():
-        if not line or line.startswith("!"):
-            continue
-        cols = line.split("\t")
-        if len(cols) < 5:
-            raise DataFormatError(f"{gaf}: line {n_lines + 1} has {len(cols)} columns; a GAF line has 15-17")
-        n_lines += 1
-        if "NOT" in cols[3].upper().split("|"):
-            continue
-        counts[cols[4]] = counts.get(cols[4], 0) + 1
-    if n_lines == 0:
-        raise DataFormatError(f"{gaf}: no GAF annotation lines found")
-    return frame["id"].map(counts).fillna(0).astype(float)
-
-
 def load_obo_table(
     path: str | os.PathLike[str], annotations: str | os.PathLike[str] | None
-) -> tuple[pd.DataFrame, OboHeader, str | None]:
-    """OBO term table with popularity; returns the table, header and the default popularity column."""
+) -> tuple[pd.DataFrame, OboHeader, str]:
+    """OBO term table with popularity; returns the table, header and the default popularity column.
+
+    Popularity: ``pop_obo_descendants`` (``pop_go_descendants`` for GO) always; with ``annotations``,
+    ``pop_hpoa_diseases`` (phenotype.hpoa, HPO only) or ``pop_go_annotations`` / ``pop_gaf_annotations``
+    (a GAF file), which then becomes the default.
+    """
     frame, header = read_obo(path)
-    is_hpo = (header.get("ontology") or "").lower() in {"hp", "hp.obo"} or "HP:0000001" in set(frame["id"])
-    is_go = (header.get("ontology") or "").lower() == "go"
-    default = None
-    if is_go:
+    name = _SHORT_NAMES.get(header["ontology"].lower().removesuffix(".obo"), header["ontology"].lower())
+    if name != "hpo" and "HP:0000001" in set(frame["id"]):
+        name = "hpo"  # an hp.obo without its ontology: header line
+    header["name"] = name
+    default = "pop_obo_descendants"
+    if name == "go":
         frame = frame.rename(columns={"pop_obo_descendants": "pop_go_descendants"})
         default = "pop_go_descendants"
     if annotations is not None:
-        name = Path(annotations).name.lower()
-        if is_hpo or "hpoa" in name:
-            frame["pop_hpoa_diseases"] = hpoa_popularity(frame, annotations)
-            default = "pop_hpoa_diseases"
-        else:
-            frame["pop_go_annotations"] = gaf_popularity(frame, annotations)
-            default = "pop_go_annotations"
-    if default is None:
-        default = "pop_go_descendants" if is_go else "pop_obo_descendants"
+        frame, default = add_annotation_popularity(frame, annotations, ontology=name, source=str(path))
     return finish_term_table(frame, source=str(path)), header, default

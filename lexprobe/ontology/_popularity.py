@@ -62,19 +62,11 @@ def _primary_ids(frame: pd.DataFrame) -> dict[str, str]:
     return mapping
 
 
-def _counts_for(frame: pd.DataFrame, counts: pd.Series, path: str | os.PathLike[str], what: str) -> pd.Series:
-    """Sum ``counts`` (indexed by annotated id) onto the table's primary ids; fail if none match."""
-    primary = _primary_ids(frame)
-    mapped = counts.rename(index=lambda i: primary.get(i, None))
-    mapped = mapped[mapped.index.notna()]
-    if mapped.empty and not counts.empty:
-        example = counts.index[0]
-        raise DataFormatError(
-            f"{path}: none of the {len(counts):,} {what} ids (e.g. {example}) are terms of this ontology; "
-            "is it the annotation file for another ontology?"
-        )
-    mapped = mapped.groupby(level=0).sum()
-    return frame["id"].map(mapped).fillna(0).astype(float)
+def _no_match(path: str | os.PathLike[str], ids: list[str]) -> DataFormatError:
+    return DataFormatError(
+        f"{path}: none of the {len(ids):,} annotated ids (e.g. {ids[0]}) are terms of this ontology; "
+        "is it the annotation file of another ontology?"
+    )
 
 
 def hpoa_popularity(frame: pd.DataFrame, hpoa: str | os.PathLike[str]) -> pd.Series:
@@ -99,12 +91,13 @@ def hpoa_popularity(frame: pd.DataFrame, hpoa: str | os.PathLike[str]) -> pd.Ser
         missing = sorted(needed - set(table.columns))
         raise DataFormatError(f"{hpoa}: phenotype.hpoa needs columns {sorted(needed)}; missing {missing}")
     table = table[table["qualifier"].str.strip().str.upper() != "NOT"]
-    # pairs first, so a disease annotated with a term and with its alt id still counts once
+    # (term, disease) pairs after mapping alt ids, so a disease annotated with a term and its alt id counts once
     primary = _primary_ids(frame)
-    pairs = pd.DataFrame({"term": table["hpo_id"].map(primary), "disease": table["database_id"]})
-    if pairs["term"].isna().all() and len(pairs):
-        return _counts_for(frame, table.groupby("hpo_id")["database_id"].nunique(), hpoa, "HPO")
-    counts = pairs.dropna().drop_duplicates().groupby("term")["disease"].size()
+    terms = table["hpo_id"].str.strip().map(primary)
+    if len(table) and terms.isna().all():
+        raise _no_match(hpoa, sorted(set(table["hpo_id"])))
+    pairs = pd.DataFrame({"term": terms, "disease": table["database_id"].str.strip()}).dropna()
+    counts = pairs.drop_duplicates().groupby("term").size()
     return frame["id"].map(counts).fillna(0).astype(float)
 
 
@@ -135,7 +128,15 @@ def gaf_popularity(frame: pd.DataFrame, gaf: str | os.PathLike[str]) -> pd.Serie
             counts[cols[4].strip()] = counts.get(cols[4].strip(), 0) + 1
     if n_lines == 0:
         raise DataFormatError(f"{gaf}: no GAF annotation lines found")
-    return _counts_for(frame, pd.Series(counts, dtype=float), gaf, "annotated")
+    primary = _primary_ids(frame)
+    per_term: dict[str, int] = {}
+    for annotated, n in counts.items():
+        term = primary.get(annotated)
+        if term is not None:
+            per_term[term] = per_term.get(term, 0) + n
+    if counts and not per_term:
+        raise _no_match(gaf, sorted(counts))
+    return frame["id"].map(per_term).fillna(0).astype(float)
 
 
 def add_annotation_popularity(
@@ -172,8 +173,8 @@ def add_annotation_popularity(
     if kind == "hpoa":
         if ontology != "hpo":
             raise DataFormatError(
-                f"{annotations} is HPO's phenotype.hpoa but {source} is {ontology!r}, not HPO; "
-                "phenotype.hpoa gives popularity to HPO terms only (for GO, pass a GAF file)"
+                f"{annotations} is HPO's phenotype.hpoa, which gives popularity to HPO terms only, but {source} "
+                f"is ontology {ontology!r}; for GO pass a GAF file (lexprobe data fetch go-annotations)"
             )
         column = "pop_hpoa_diseases"
         frame[column] = hpoa_popularity(frame, annotations)

@@ -32,21 +32,74 @@ def test_show_reads_a_user_file() -> None:
     assert "MONDO:0005148" in result.output
 
 
+def _assert_one_line_error(result, message: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.output
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["data", "show", "mesh"], "unknown ontology 'mesh'"),
         (["data", "show", str(DATA / "malformed.obo")], "OBO syntax error at line 11"),
         (["data", "show", "/no/such/file.tsv"], "not found"),
-        (["data", "fetch", "mesh"], "cannot fetch 'mesh'"),
+        (["data", "show", str(DATA)], "is a directory"),
+        (["data", "show", "hpo", "--limit", "0"], "--limit must be at least 1, got 0"),
+        (["data", "show", "go", "--annotations", "/no/such.gaf"], "annotations file not found: /no/such.gaf"),
+        (["data", "show", "go", "--annotations", str(DATA / "phenotype_sample.hpoa")], "HPO terms only"),
+        (["data", "show", "go", "--annotations", str(DATA / "terms.csv")], "not an annotation file"),
+        (["data", "show", "hgnc", "--annotations", str(DATA / "goa_sample.gaf")], "already carries"),
+        (["data", "show", str(DATA / "terms.csv"), "--annotations", str(DATA / "goa_sample.gaf")], "plain term table"),
+        (["data", "fetch", "mesh"], "cannot fetch 'mesh'; choose one of hgnc, hpo, go, go-annotations"),
+        (["data", "fetch", "go", "--url", "notaurl"], "give an http(s) URL"),
+        (["data", "fetch", "go", "--timeout", "0"], "timeout must be > 0 seconds, got 0.0"),
+        (["data", "fetch", "go", "--to", str(DATA / "terms.csv" / "sub")], "cannot create the download directory"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args: list[str], message: str) -> None:
-    result = runner.invoke(app, args)
-    assert result.exit_code == 1
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and message in lines[0], result.output
-    assert "Traceback" not in result.output
+    _assert_one_line_error(runner.invoke(app, args), message)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.tsv", b"", "file is empty"),
+        ("dup.csv", b"id,name\nHP:0000001,a\nHP_0000001,b\n", "duplicate id HP:0000001"),
+        ("cols.tsv", b"identifier\tname\nX:1\tfoo\n", "needs columns id and name; missing id"),
+        ("latin1.obo", "format-version: 1.2\n\n[Term]\nid: X:1\nname: Sjögren\n".encode("latin-1"), "not UTF-8 text at line 5"),
+        ("dup.obo", b"[Term]\nid: X:1\nname: a\n\n[Term]\nid: X:1\nname: b\n", "duplicate id X:1 at line 6"),
+        ("hp.owl", b"<rdf:RDF/>", "OWL and OBO-JSON are not supported"),
+        ("hgnc.txt", b"hgnc_id\tname\nHGNC:5\tx\n", "HGNC table has no 'symbol'"),
+    ],
+)
+def test_bad_files_are_one_line_and_nonzero(tmp_path: Path, name: str, content: bytes, message: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    _assert_one_line_error(runner.invoke(app, ["data", "show", str(path)]), message)
+
+
+def test_show_ranks_by_a_gaf_given_for_the_builtin_go() -> None:
+    result = runner.invoke(
+        app, ["data", "show", "go", "--annotations", str(DATA / "goa_sample.gaf"), "--popular", "--limit", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "GO:0005515" in result.output and "pop_go_annotations" in result.output
+
+
+def test_show_hgnc_has_a_symbol_column() -> None:
+    result = runner.invoke(app, ["data", "show", "hgnc", "--popular", "--limit", "5"])
+    assert result.exit_code == 0, result.output
+    assert "symbol" in result.output and "pop_hpo_annotations" in result.output
+
+
+def test_fetch_through_an_unreachable_mirror_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEXPROBE_FETCH_MIRROR", "http://127.0.0.1:9/mirror")
+    result = runner.invoke(app, ["data", "fetch", "hpo", "--to", str(tmp_path), "--timeout", "5"])
+    _assert_one_line_error(result, "cannot download http://127.0.0.1:9/mirror/hp.obo")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_fetch_without_a_network_fails_cleanly_and_leaves_no_file(tmp_path: Path) -> None:
@@ -101,3 +154,39 @@ def test_fetch_downloads_atomically_with_provenance(tmp_path: Path) -> None:
     assert provenance["url"] == url and len(provenance["sha256"]) == 64 and provenance["last_modified"]
     shown = runner.invoke(app, ["data", "show", str(out / "toy.obo")])
     assert "TOY:0000001" in shown.output
+
+
+def test_fetch_hpo_through_a_mirror_writes_both_release_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import http.server
+    import json
+    import shutil
+    import threading
+
+    served = tmp_path / "mirror"
+    served.mkdir()
+    shutil.copy(DATA / "hp_sample.obo", served / "hp.obo")
+    shutil.copy(DATA / "phenotype_sample.hpoa", served / "phenotype.hpoa")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(served), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("LEXPROBE_FETCH_MIRROR", f"http://127.0.0.1:{server.server_address[1]}/")
+    monkeypatch.setenv("LEXPROBE_CACHE", str(tmp_path / "cache"))
+    try:
+        result = runner.invoke(app, ["data", "fetch", "hpo", "--to", str(tmp_path / "hpo")])
+    finally:
+        server.shutdown()
+    assert result.exit_code == 0, result.output
+    for name in ("hp.obo", "phenotype.hpoa"):
+        assert (tmp_path / "hpo" / name).read_bytes() == (served / name).read_bytes()
+        meta = json.loads((tmp_path / "hpo" / f"{name}.source.json").read_text())
+        assert meta["url"].endswith(f"/{name}") and meta["bytes"] == (served / name).stat().st_size
+    # the two files load together: the hpoa beside the obo gives the default popularity
+    shown = runner.invoke(app, ["data", "show", str(tmp_path / "hpo" / "hp.obo"), "--popular", "--limit", "1"])
+    assert shown.exit_code == 0 and "HP:0001250" in shown.output, shown.output

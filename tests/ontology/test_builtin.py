@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
+from lexprobe.exceptions import OntologyError
 from lexprobe.ontology import TERM_COLUMNS, builtin_ontologies, load_ontology
+
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +99,47 @@ def test_go_counts_per_namespace(go) -> None:
     assert (go.terms["category"] == go.terms["namespace"]).all()
     assert go.default_popularity == "pop_go_descendants"
     assert go.resolve_id("GO:0019952") == "GO:0000003"  # alt id of "reproduction"
+
+
+@pytest.mark.parametrize("name", ["hgnc", "hpo", "go"])
+def test_a_builtin_loads_in_well_under_a_second(name: str) -> None:
+    load_ontology(name)  # imports and file-system caches warm
+    best = min(_timed(lambda: load_ontology(name)) for _ in range(3))
+    assert best < 0.6, f"loading {name} took {best:.2f}s"
+
+
+def _timed(func) -> float:
+    start = time.perf_counter()
+    func()
+    return time.perf_counter() - start
+
+
+def test_a_gaf_gives_the_builtin_go_annotation_popularity() -> None:
+    ont = load_ontology("go", annotations=DATA / "goa_sample.gaf")
+    assert ont.default_popularity == "pop_go_annotations"
+    assert ont.popularity_columns == ("pop_go_annotations", "pop_go_descendants")
+    pop = ont.terms.set_index("id")["pop_go_annotations"]
+    assert (pop["GO:0005515"], pop["GO:0005634"], pop["GO:0043231"]) == (4, 2, 1)
+    assert int((pop > 0).sum()) == 3
+    assert ont.source == f"bundled:data/go.terms.tsv.gz + {DATA / 'goa_sample.gaf'}"
+    assert ont.checksum != load_ontology("go").checksum
+
+
+def test_another_hpoa_replaces_the_builtin_hpo_popularity() -> None:
+    ont = load_ontology("hpo", annotations=DATA / "phenotype_sample.hpoa")
+    pop = ont.terms.set_index("id")["pop_hpoa_diseases"]
+    assert pop["HP:0001250"] == 4 and pop["HP:0000007"] == 3 and int((pop > 0).sum()) == 3
+
+
+def test_the_builtin_hgnc_takes_no_other_annotations() -> None:
+    with pytest.raises(OntologyError, match="the built-in hgnc already carries pop_hpo_annotations"):
+        load_ontology("hgnc", annotations=DATA / "goa_sample.gaf")
+
+
+def test_builtin_names_are_case_insensitive_and_list_their_provenance() -> None:
+    assert load_ontology("HPO").name == "hpo"
+    infos = builtin_ontologies()
+    assert sorted(infos) == ["go", "hgnc", "hpo"]
+    for info in infos.values():
+        assert info.licence and info.release and (DATA.parents[1] / "data" / info.file).is_file()
+        assert info.default_popularity in info.popularity_columns

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import gzip
+import json
+import pickle
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from lexprobe.exceptions import DataFormatError, OntologyError
-from lexprobe.ontology import _load, load_ontology
+from lexprobe.ontology import Ontology, _load, data_dir, load_ontology
 from lexprobe.ontology._generic import read_snapshot
+from lexprobe.runs import sha256_file
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -60,11 +64,6 @@ def test_a_generic_table_normalizes_ids_and_keeps_popularity(cache: Path) -> Non
     assert ont.terms["pop_mentions"].tolist() == [120.0, 300.0, 250.0]
 
 
-def test_malformed_obo_names_the_line(cache: Path) -> None:
-    with pytest.raises(DataFormatError, match=r"malformed\.obo: OBO syntax error at line 11"):
-        load_ontology(DATA / "malformed.obo")
-
-
 def test_gzip_obo_parses_and_second_load_comes_from_the_cache(
     tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -86,18 +85,41 @@ def test_gzip_obo_parses_and_second_load_comes_from_the_cache(
     pd.testing.assert_frame_equal(first.terms, second.terms)
 
 
-def test_a_corrupt_cache_is_rebuilt_not_used(tmp_path: Path, cache: Path) -> None:
-    load_ontology(DATA / "terms.csv")
-    for pkl in cache.joinpath("ontology").glob("*.pkl"):
-        pkl.write_bytes(b"not a pickle")
-    assert len(load_ontology(DATA / "terms.csv")) == 3
+@pytest.mark.parametrize("garbage", [b"not a pickle", b"", pickle.dumps({"not": "an ontology"})])
+def test_a_corrupt_cache_is_rebuilt_not_used(tmp_path: Path, cache: Path, garbage: bytes) -> None:
+    first = load_ontology(DATA / "terms.csv")
+    (pkl,) = cache.joinpath("ontology").glob("*.pkl")
+    pkl.write_bytes(garbage)
+    again = load_ontology(DATA / "terms.csv")
+    pd.testing.assert_frame_equal(again.terms, first.terms)
+    with open(pkl, "rb") as fh:  # and the rebuilt table replaced the bad file
+        assert isinstance(pickle.load(fh), Ontology)
 
 
-def test_real_hpo_obo_with_its_annotations_matches_the_snapshot(cache: Path, shared_data: Path) -> None:
-    ont = load_ontology(shared_data / "hp.obo.gz")  # phenotype.hpoa.gz lies beside it
-    assert ont.name == "hpo" and ont.release == "2025-01-16"
-    assert ont.default_popularity == "pop_hpoa_diseases"
-    pd.testing.assert_frame_equal(ont.terms, load_ontology("hpo").terms)
+def test_the_cache_does_not_lend_one_file_name_to_a_copy(tmp_path: Path, cache: Path) -> None:
+    shutil.copy(DATA / "terms.csv", tmp_path / "diseases.csv")
+    assert load_ontology(DATA / "terms.csv").name == "terms"
+    copy = load_ontology(tmp_path / "diseases.csv")
+    assert copy.name == "diseases" and copy.source == str(tmp_path / "diseases.csv")
+
+
+def test_use_cache_false_neither_reads_nor_writes_the_cache(cache: Path) -> None:
+    load_ontology(DATA / "terms.csv", use_cache=False)
+    assert not list(cache.joinpath("ontology").glob("*.pkl"))
+
+
+@pytest.mark.slow
+def test_second_load_of_go_basic_comes_from_the_cache_in_well_under_a_second(
+    tmp_path: Path, cache: Path, shared_data: Path
+) -> None:
+    first = load_ontology(shared_data / "go-basic.obo.gz")
+    start = time.perf_counter()
+    second = load_ontology(shared_data / "go-basic.obo.gz")
+    elapsed = time.perf_counter() - start
+    assert elapsed < 0.5, f"cached load took {elapsed:.2f}s"
+    pd.testing.assert_frame_equal(first.terms, second.terms)
+    # phenotype.hpoa.gz lies beside go-basic.obo.gz in shared/data: it must not be taken for GO popularity
+    assert first.popularity_columns == ("pop_go_descendants",)
 
 
 @pytest.mark.slow
@@ -108,9 +130,12 @@ def test_the_bundled_snapshots_equal_a_rebuild_from_the_upstream_files(tmp_path:
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
     meta = build.build(shared_data, tmp_path)
+    shipped = json.loads((data_dir() / "snapshots.json").read_text())
+    assert meta == shipped
     for name, entry in meta["ontologies"].items():
-        rebuilt = read_snapshot(tmp_path / entry["file"])
-        pd.testing.assert_frame_equal(rebuilt, load_ontology(name).terms)
+        # byte for byte (the writer is deterministic), and as tables
+        assert sha256_file(tmp_path / entry["file"]) == sha256_file(data_dir() / entry["file"])
+        pd.testing.assert_frame_equal(read_snapshot(tmp_path / entry["file"]), load_ontology(name).terms)
 
 
 @pytest.mark.parametrize(
@@ -130,6 +155,13 @@ def test_bad_tables_fail_with_one_clear_message(
     path.write_text(content)
     with pytest.raises(DataFormatError, match=match):
         load_ontology(path)
+
+
+def test_a_plain_table_takes_no_annotations_and_a_directory_is_no_file(tmp_path: Path, cache: Path) -> None:
+    with pytest.raises(OntologyError, match="--annotations does not apply to .*terms.csv, a plain term table"):
+        load_ontology(DATA / "terms.csv", annotations=DATA / "goa_sample.gaf")
+    with pytest.raises(OntologyError, match="is a directory; give an OBO, HGNC or TSV/CSV file"):
+        load_ontology(tmp_path)
 
 
 def test_unknown_names_and_missing_files_are_ontology_errors(cache: Path) -> None:
@@ -177,6 +209,9 @@ def test_a_gaf_file_gives_go_annotation_popularity(tmp_path: Path) -> None:
     assert pop["GO:0005634"] == 2 and pop["GO:0006281"] == 1 and pop["GO:0005739"] == 0
     assert go.checksum != load_ontology("go").checksum
     bad = tmp_path / "bad.gaf"
-    bad.write_text("UniProtKB\tP04637\n")
-    with pytest.raises(DataFormatError, match="line 1 has 2 columns"):
+    bad.write_text("!gaf-version: 2.2\nUniProtKB\tP04637\n")
+    with pytest.raises(DataFormatError, match="line 2 has 2 tab-separated columns"):
+        load_ontology("go", annotations=bad)
+    bad.write_text("UniProtKB\tP04637\n")  # no GAF header and too few columns: not told apart from other files
+    with pytest.raises(DataFormatError, match="not an annotation file lexprobe reads"):
         load_ontology("go", annotations=bad)
