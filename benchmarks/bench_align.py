@@ -64,6 +64,7 @@ def step(name: str, n: int, d: int) -> dict:
     elif name == "mknn_faiss":
         value = mutual_knn(X, Y, k=10)
     elif name == "mknn_sklearn":
+
         def neighbours(Z):
             nn = NearestNeighbors(n_neighbors=11, algorithm="brute", metric="cosine").fit(Z)
             idx = nn.kneighbors(Z, return_distance=False)

@@ -57,7 +57,9 @@ def show_cmd(
     for column in columns:
         # ids, symbols and counts stay whole; names and categories wrap
         whole = column in ("id", "symbol") or column.startswith("pop_")
-        table.add_column(column, no_wrap=whole, overflow="fold", justify="right" if column.startswith("pop_") else "left")
+        table.add_column(
+            column, no_wrap=whole, overflow="fold", justify="right" if column.startswith("pop_") else "left"
+        )
     for row in terms.head(limit)[columns].itertuples(index=False):
         table.add_row(*("" if v is None or v != v else f"{v:g}" if isinstance(v, float) else str(v) for v in row))
     console.print(table)

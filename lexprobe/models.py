@@ -7,9 +7,11 @@ two CPU cores), so the converted model is kept in ``$LEXPROBE_CACHE/models`` and
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -191,7 +193,8 @@ def _converted_gguf(gguf: Path) -> tuple[Path, str]:
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        with warnings.catch_warnings():
+        # transformers' GGUF reader draws a tqdm bar on stderr; the library does not print, so it goes nowhere
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)

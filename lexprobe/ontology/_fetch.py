@@ -76,7 +76,9 @@ def fetch_ontology(
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OntologyError(f"cannot create the download directory {target} ({exc.strerror}); pass another --to") from None
+        raise OntologyError(
+            f"cannot create the download directory {target} ({exc.strerror}); pass another --to"
+        ) from None
     written = []
     for url in urls or _upstream_urls(name):
         dest = target / url.rstrip("/").rsplit("/", 1)[-1]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pandas as pd
 
@@ -87,7 +86,9 @@ def read_snapshot(path: str | os.PathLike[str]) -> pd.DataFrame:
     try:
         raw = pd.read_csv(path, sep="\t", dtype=object, na_filter=False, compression="gzip", encoding="utf-8")
     except (OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataFormatError(f"{path}: not a readable term-table snapshot ({exc}); rebuild it with data/build.py")
+        raise DataFormatError(
+            f"{path}: not a readable term-table snapshot ({exc}); rebuild it with data/build.py"
+        ) from None
     missing = [c for c in TERM_COLUMNS if c not in raw.columns]
     if missing:
         raise DataFormatError(f"{path}: snapshot lacks columns {missing}; rebuild it with data/build.py")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import gzip
 import io
@@ -35,7 +36,8 @@ def open_bytes(path: str | os.PathLike[str]) -> bytes:
             raise DataFormatError(f"{path}: corrupt gzip data ({exc})") from None
     if not raw.strip():
         raise DataFormatError(f"{path}: file is empty")
-    return raw
+    # a UTF-8 byte-order mark (Excel, Windows editors) is not part of the first column name or OBO tag
+    return raw.removeprefix(codecs.BOM_UTF8)
 
 
 def _is_gzip(path: Path) -> bool:
@@ -54,7 +56,7 @@ def open_text(path: str | os.PathLike[str]) -> Iterator[io.TextIOBase]:
     _check_exists(path)
     opener = gzip.open if _is_gzip(path) else open
     try:
-        with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:
             yield fh
     except (OSError, EOFError) as exc:
         if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
@@ -77,7 +79,7 @@ def head_text(path: str | os.PathLike[str], n_bytes: int = 65536) -> str:
         raise DataFormatError(f"{path}: corrupt gzip data ({exc})") from None
     if not raw.strip():
         raise DataFormatError(f"{path}: file is empty")
-    return raw.decode("utf-8", errors="replace")
+    return raw.removeprefix(codecs.BOM_UTF8).decode("utf-8", errors="replace")
 
 
 def first_line(raw: bytes | str) -> str:

@@ -10,7 +10,7 @@ import pickle
 from importlib import resources
 from pathlib import Path
 
-from lexprobe.exceptions import DataFormatError, OntologyError
+from lexprobe.exceptions import OntologyError
 from lexprobe.ontology._generic import read_snapshot, table_from_generic
 from lexprobe.ontology._hgnc import is_hgnc_header, load_hgnc_table
 from lexprobe.ontology._io import first_line, head_text, read_table
@@ -210,8 +210,10 @@ def load_ontology(
     DataFormatError
         Malformed file (the message names the line for OBO), missing columns, duplicate ids.
     """
-    text = str(spec)
+    text = str(spec).strip()
     builtins = builtin_ontologies()
+    if not text:
+        raise OntologyError(f"no ontology given; use one of {', '.join(sorted(builtins))} or a path to a file")
     if text.lower() in builtins and not Path(text).exists():
         ontology = _load_builtin(builtins[text.lower()])
         if annotations is not None:

@@ -10,7 +10,15 @@ import pandas as pd
 
 from lexprobe.exceptions import DataFormatError
 
-__all__ = ["Ontology", "TERM_COLUMNS", "LIST_COLUMNS", "STRING_COLUMNS", "new_term_table", "finish_term_table", "check_ids"]
+__all__ = [
+    "Ontology",
+    "TERM_COLUMNS",
+    "LIST_COLUMNS",
+    "STRING_COLUMNS",
+    "new_term_table",
+    "finish_term_table",
+    "check_ids",
+]
 
 #: Columns every term table has, in order; ``pop_*`` popularity columns follow.
 TERM_COLUMNS: tuple[str, ...] = (

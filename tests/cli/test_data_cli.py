@@ -69,7 +69,11 @@ def test_bad_input_is_one_line_and_nonzero(args: list[str], message: str) -> Non
         ("empty.tsv", b"", "file is empty"),
         ("dup.csv", b"id,name\nHP:0000001,a\nHP_0000001,b\n", "duplicate id HP:0000001"),
         ("cols.tsv", b"identifier\tname\nX:1\tfoo\n", "needs columns id and name; missing id"),
-        ("latin1.obo", "format-version: 1.2\n\n[Term]\nid: X:1\nname: Sjögren\n".encode("latin-1"), "not UTF-8 text at line 5"),
+        (
+            "latin1.obo",
+            "format-version: 1.2\n\n[Term]\nid: X:1\nname: Sjögren\n".encode("latin-1"),
+            "not UTF-8 text at line 5",
+        ),
         ("dup.obo", b"[Term]\nid: X:1\nname: a\n\n[Term]\nid: X:1\nname: b\n", "duplicate id X:1 at line 6"),
         ("hp.owl", b"<rdf:RDF/>", "OWL and OBO-JSON are not supported"),
         ("hgnc.txt", b"hgnc_id\tname\nHGNC:5\tx\n", "HGNC table has no 'symbol'"),

@@ -138,14 +138,20 @@ def _obo(body: str) -> str:
     ("content", "match"),
     [
         # pronto's own syntax error, with its line
-        (_obo("[Term]\nid: TOY:0000001\nname: root\n\n[Term]\nid: TOY:0000002\nis_a TOY:0000001\n"), "OBO syntax error at line 10"),
+        (
+            _obo("[Term]\nid: TOY:0000001\nname: root\n\n[Term]\nid: TOY:0000002\nis_a TOY:0000001\n"),
+            "OBO syntax error at line 10",
+        ),
         # pronto would merge these two stanzas silently
         (
             _obo("[Term]\nid: TOY:0000001\nname: root\n\n[Term]\nid: TOY:0000001\nname: again\n"),
             r"duplicate id TOY:0000001 at line 9 \(first at line 5\)",
         ),
         # pronto fails on a KeyError after parsing
-        (_obo("[Term]\nid: TOY:0000001\nname: root\nis_a: TOY:0000099\n"), "line 7: is_a parent TOY:0000099 is not defined"),
+        (
+            _obo("[Term]\nid: TOY:0000001\nname: root\nis_a: TOY:0000099\n"),
+            "line 7: is_a parent TOY:0000099 is not defined",
+        ),
         (_obo("[Typedef]\nid: part_of\nname: part of\n"), "no \\[Term\\] stanzas found"),
     ],
 )
@@ -221,3 +227,13 @@ def test_real_hp_obo_with_the_hpoa_beside_it_equals_the_builtin(cache: Path, sha
     assert ont.name == "hpo" and ont.release == "2025-01-16"
     assert ont.default_popularity == "pop_hpoa_diseases"
     pd.testing.assert_frame_equal(ont.terms, load_ontology("hpo").terms)
+
+
+def test_windows_line_endings_and_a_byte_order_mark_are_read(tmp_path: Path, cache: Path) -> None:
+    path = tmp_path / "windows.obo"
+    text = _obo("[Term]\nid: TOY:0000001\nname: root\n\n[Term]\nid: TOY:0000002\nname: child\nis_a: TOY:0000001\n")
+    path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
+    ont = load_ontology(path)
+    assert ont.name == "toy"
+    assert ont.terms["label"].tolist() == ["root", "child"]
+    assert ont.terms["pop_obo_descendants"].tolist() == [1, 0]
