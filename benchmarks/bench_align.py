@@ -8,6 +8,9 @@
    matrices) against the machine's RAM rather than by exhausting a shared machine.
 2. Mutual kNN with FAISS (lexprobe) against scikit-learn's NearestNeighbors(algorithm="brute", cosine) at
    n = 40,000, d = 576, the same k.
+3. The cost of the permutation nulls at the default run's size (n = 2,000, d = 576, 100 permutations), per
+   metric and (pair, layer), against the naive null that recomputes the metric function on each shuffled
+   pairing (timed on 10 permutations and scaled to 100).
 Peak memory of each step is measured in its own process (max RSS).
 """
 
@@ -72,6 +75,8 @@ def step(name: str, n: int, d: int) -> dict:
 
         NX, NY = neighbours(X), neighbours(Y)
         value = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(NX, NY)]))
+    elif name.startswith("null_"):
+        return null_cost(name[5:], n, d)
     else:
         raise ValueError(name)
     return {
@@ -82,6 +87,25 @@ def step(name: str, n: int, d: int) -> dict:
         "value": float(value),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+
+
+def null_cost(metric: str, n: int, d: int, n_perm: int = 100, n_naive: int = 10) -> dict:
+    """Seconds for one (pair, layer): lexprobe's null with ``n_perm`` shuffles vs the naive recomputation."""
+    from lexprobe.align import METRICS, evaluate_metric, preprocess
+
+    X, Y = (preprocess(Z) for Z in data(n, d))
+    rng = np.random.default_rng(1)
+    perms = np.array([rng.permutation(n) for _ in range(n_perm)])
+    start = time.perf_counter()
+    outcome = evaluate_metric(metric, X, Y, perms, np.empty((0, n), np.int64))
+    fast = time.perf_counter() - start
+    start = time.perf_counter()
+    naive = [METRICS[metric](X, Y[perm]) for perm in perms[:n_naive]]
+    naive_s = (time.perf_counter() - start) * n_perm / n_naive
+    agree = metric == "retrieval" or np.allclose(naive, outcome.null[:n_naive], atol=1e-5)
+    return {"step": f"null_{metric}", "n": n, "d": d, "permutations": n_perm, "seconds": fast,
+            "naive_seconds_scaled": naive_s, "speedup": naive_s / fast, "null_values_agree": bool(agree),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # fmt: skip
 
 
 def run(name: str, n: int, d: int) -> dict:
@@ -100,11 +124,16 @@ def main() -> None:
     parser.add_argument("--d", type=int, default=576)
     parser.add_argument("--gram-n", type=int, default=16000, help="largest n for the Gram form in this run")
     parser.add_argument("--step")
+    parser.add_argument("--nulls-only", action="store_true", help="only part 3 (null costs at n = 2,000)")
     args = parser.parse_args()
     if args.step:
         print(json.dumps(step(args.step, args.n, args.d)))
         return
     load_before = os.getloadavg()
+    nulls = {m: run(f"null_{m}", 2000, args.d) for m in ("mknn", "cka", "dcka", "retrieval", "rsa")}
+    if args.nulls_only:
+        print(json.dumps({"load_avg_before": load_before, "load_avg_after": os.getloadavg(), "nulls": nulls}, indent=2))
+        return
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     results = {
         "dcka_feature_big": run("dcka_feature", args.n, args.d),
@@ -127,6 +156,7 @@ def main() -> None:
         "dcka_values_agree_same_n": abs(results["dcka_gram"]["value"] - results["dcka_feature_same_n"]["value"]),
         "mknn_speedup": results["mknn_sklearn"]["seconds"] / results["mknn_faiss"]["seconds"],
         "mknn_values_agree": abs(results["mknn_sklearn"]["value"] - results["mknn_faiss"]["value"]),
+        "nulls": nulls,
     }
     print(json.dumps(report, indent=2))
 

@@ -31,6 +31,9 @@ def align_cmd(
     ),
     k: int = typer.Option(10, "--k", help="Neighbours for mutual kNN."),
     retrieval_k: int = typer.Option(1, "--retrieval-k", help="Retrieval hit within the top K."),
+    retrieval_map: str = typer.Option(
+        "ridge", "--retrieval-map", help="Map for retrieval, fitted on half the items: ridge, procrustes or none."
+    ),
     permutations: int = typer.Option(100, "--permutations", help="Shuffles of the pairing for the null."),
     bootstrap: int = typer.Option(100, "--bootstrap", help="Bootstrap resamples for confidence intervals."),
     ci_layers: str = typer.Option("best", "--ci-layers", help="CKA intervals at the best layer or at all."),
@@ -56,6 +59,7 @@ def align_cmd(
         metrics=_csv(metrics) or (),
         k=k,
         retrieval_k=retrieval_k,
+        retrieval_map=retrieval_map,
         permutations=permutations,
         bootstrap=bootstrap,
         ci_layers=ci_layers,

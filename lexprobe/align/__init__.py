@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lexprobe.align._metrics import (
     PREPROCESSING,
+    RETRIEVAL_MAPS,
     CKAAccumulator,
     debiased_cka,
     knn_indices,
@@ -45,6 +46,7 @@ __all__ = [
     "METRIC_NAMES",
     "MetricOutcome",
     "PREPROCESSING",
+    "RETRIEVAL_MAPS",
     "debiased_cka",
     "default_pairs",
     "evaluate_metric",

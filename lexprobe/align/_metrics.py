@@ -19,6 +19,7 @@ __all__ = [
     "mutual_knn",
     "mutual_knn_per_item",
     "retrieval",
+    "RETRIEVAL_MAPS",
     "CKAAccumulator",
     "linear_cka",
     "debiased_cka",
@@ -154,6 +155,9 @@ def mutual_knn(X: np.ndarray, Y: np.ndarray, *, k: int = 10) -> float:
     return float(mutual_knn_per_item(X, Y, k=k).mean())
 
 
+RETRIEVAL_MAPS = ("ridge", "procrustes", "none")
+
+
 def _ridge_operator(X: np.ndarray, alpha: float) -> np.ndarray:
     """(XᵀX + αI)⁻¹Xᵀ: the ridge solution is this times the targets, for any targets."""
     from scipy.linalg import solve
@@ -163,12 +167,54 @@ def _ridge_operator(X: np.ndarray, alpha: float) -> np.ndarray:
     return solve(gram, X.T, assume_a="pos")
 
 
-def _hits(pred: np.ndarray, targets: np.ndarray, partner: np.ndarray, k: int) -> float:
-    """Share of rows whose partner target is among the k targets most cosine-similar to the prediction."""
+def _hit_vector(pred: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
+    """Per row i: 1.0 if target i is among the k targets most cosine-similar to prediction i, else 0.0."""
     sims = _normalized32(pred) @ _normalized32(targets).T
-    own = sims[np.arange(len(pred)), partner]
-    rank = (sims > own[:, None]).sum(axis=1)
-    return float((rank < k).mean())
+    own = sims[np.arange(len(pred)), np.arange(len(pred))]
+    return ((sims > own[:, None]).sum(axis=1) < k).astype(np.float64)
+
+
+class _RetrievalScorer:
+    """Held-out retrieval in both directions, with what a shuffled pairing does not change precomputed.
+
+    ``per_item(train_order, test_order)`` scores the pairing in which train row r of X goes with train row
+    ``train_order[r]`` of Y (and the same for test rows). For ridge, the operator (YᵀY + αI)⁻¹Yᵀ of a
+    row-permuted Y is the operator of Y with its columns permuted, so no permutation needs a new solve; for
+    Procrustes the Y -> X rotation is the transpose of the X -> Y one (one SVD per pairing).
+    """
+
+    def __init__(self, X, Y, train, test, *, k: int, method: str, alpha: float) -> None:
+        if method not in RETRIEVAL_MAPS:
+            raise AlignmentError(f"`method` must be ridge, procrustes or none, got {method!r}")
+        if method != "ridge" and X.shape[1] != Y.shape[1]:
+            raise AlignmentError(
+                f"retrieval with method={method!r} needs equal dimensions; got {X.shape[1]} and {Y.shape[1]}; "
+                "use method='ridge'"
+            )
+        if not 1 <= k <= len(test):
+            raise AlignmentError(f"retrieval `k` must be in [1, n_test] = [1, {len(test)}], got {k}")
+        self.k, self.method = k, method
+        if method == "ridge":  # solved in float64 once; the products per pairing run in float32
+            self.op_x = _ridge_operator(np.asarray(X[train], np.float64), alpha).astype(np.float32)
+            self.op_y = _ridge_operator(np.asarray(Y[train], np.float64), alpha).astype(np.float32)
+        self.Xtr, self.Xte = np.asarray(X[train], np.float32), np.asarray(X[test], np.float32)
+        self.Ytr, self.Yte = np.asarray(Y[train], np.float32), np.asarray(Y[test], np.float32)
+
+    def per_item(self, train_order: np.ndarray | None = None, test_order: np.ndarray | None = None) -> np.ndarray:
+        """Hit (1/0) per held-out item, averaged over the two directions, shape (n_test,)."""
+        Ytr = self.Ytr if train_order is None else self.Ytr[train_order]
+        Yte = self.Yte if test_order is None else self.Yte[test_order]
+        if self.method == "ridge":
+            op_y = self.op_y if train_order is None else self.op_y[:, train_order]
+            pred_xy, pred_yx = self.Xte @ (self.op_x @ Ytr), Yte @ (op_y @ self.Xtr)
+        elif self.method == "procrustes":
+            from scipy.linalg import orthogonal_procrustes
+
+            R, _ = orthogonal_procrustes(self.Xtr, Ytr)
+            pred_xy, pred_yx = self.Xte @ R, Yte @ R.T
+        else:
+            pred_xy, pred_yx = self.Xte, Yte
+        return (_hit_vector(pred_xy, Yte, self.k) + _hit_vector(pred_yx, self.Xte, self.k)) / 2
 
 
 def retrieval(
@@ -188,51 +234,47 @@ def retrieval(
 
     Parameters
     ----------
+    X, Y : array of shape (n_items, d1) and (n_items, d2)
+        Paired rows.
     k : int
-        Hit if the partner is among the ``k`` most similar held-out candidates.
+        Hit if the partner is among the ``k`` most cosine-similar held-out candidates.
     method : {"ridge", "procrustes", "none"}
-        Ridge regression (any dimensions); orthogonal Procrustes (d1 == d2); or no map (d1 == d2, same space).
+        Ridge regression (any dimensions); orthogonal Procrustes (d1 == d2); or no map (d1 == d2, the same
+        space, e.g. two fields embedded by one model).
     alpha : float
         Ridge penalty, relative to the mean eigenvalue of XᵀX.
     test_size : float
         Share of rows held out for scoring.
+    seed : int
+        Seed of the train / test split.
+
+    Returns
+    -------
+    float
+        Hit rate in [0, 1].
+
+    Raises
+    ------
+    AlignmentError
+        Invalid inputs, ``k`` outside [1, n_test], unequal dimensions for procrustes / none.
 
     Notes
     -----
-    Chance level is k / n_test.
+    Chance level is k / n_test. Orthogonal Procrustes: Schönemann 1966; the held-out protocol follows
+    cross-lingual embedding mapping (Mikolov et al. 2013, "Exploiting similarities among languages").
     """
     X, Y = validate_pair(X, Y)
-    if method not in ("ridge", "procrustes", "none"):
-        raise AlignmentError(f"`method` must be ridge, procrustes or none, got {method!r}")
-    if method != "ridge" and X.shape[1] != Y.shape[1]:
-        raise AlignmentError(
-            f"retrieval with method={method!r} needs equal dimensions; got {X.shape[1]} and {Y.shape[1]}"
-        )
     train, test = _split(X.shape[0], test_size, seed)
-    if not 1 <= k <= len(test):
-        raise AlignmentError(f"`k` must be in [1, n_test] = [1, {len(test)}], got {k}")
-    return float(np.mean([_directional(A, B, train, test, k, method, alpha) for A, B in ((X, Y), (Y, X))]))
+    scorer = _RetrievalScorer(X, Y, train, test, k=k, method=method, alpha=alpha)
+    return float(scorer.per_item().mean())
 
 
 def _split(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     if not 0 < test_size < 1:
         raise AlignmentError(f"`test_size` must be in (0, 1), got {test_size}")
     order = np.random.default_rng(seed).permutation(n)
-    n_test = max(2, int(round(n * test_size)))
+    n_test = min(n - 2, max(2, int(round(n * test_size))))
     return np.sort(order[n_test:]), np.sort(order[:n_test])
-
-
-def _directional(A, B, train, test, k, method, alpha) -> float:
-    partner = np.arange(len(test))
-    if method == "none":
-        return _hits(A[test], B[test], partner, k)
-    if method == "procrustes":
-        from scipy.linalg import orthogonal_procrustes
-
-        R, _ = orthogonal_procrustes(A[train], B[train])
-        return _hits(A[test] @ R, B[test], partner, k)
-    W = _ridge_operator(A[train], alpha) @ B[train]
-    return _hits(A[test] @ W, B[test], partner, k)
 
 
 class CKAAccumulator:
@@ -345,6 +387,10 @@ def debiased_cka(X: np.ndarray, Y: np.ndarray) -> float:
 
 
 def _pair_sample(n: int, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i, j), i != j: every pair i < j when there are at most ``n_pairs``, else a seeded sample."""
+    if n * (n - 1) // 2 <= n_pairs:
+        i, j = np.triu_indices(n, k=1)
+        return i.astype(np.int64), j.astype(np.int64)
     rng = np.random.default_rng(seed)
     i = rng.integers(0, n, size=n_pairs * 2)
     j = rng.integers(0, n, size=n_pairs * 2)
@@ -352,18 +398,43 @@ def _pair_sample(n: int, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarra
     return i[keep][:n_pairs], j[keep][:n_pairs]
 
 
+def _pair_distances(Zn: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Cosine distances 1 - z_i·z_j of L2-normalised rows, for index pairs (never an n x n matrix)."""
+    return 1.0 - np.einsum("ij,ij->i", Zn[i], Zn[j], dtype=np.float64)
+
+
 def rsa(X: np.ndarray, Y: np.ndarray, *, n_pairs: int = 20000, seed: int = 0) -> float:
     """Representational similarity: Spearman correlation of pairwise cosine distances, sampled pairs.
 
+    Parameters
+    ----------
+    X, Y : array of shape (n_items, d1) and (n_items, d2)
+        Paired rows.
+    n_pairs : int
+        Pairs (i, j), i != j, drawn with ``seed`` (every pair when there are fewer); the same pairs in X and Y.
+
+    Returns
+    -------
+    float
+        Spearman's rho in [-1, 1].
+
     Notes
     -----
-    Kriegeskorte et al. 2008. Pairs (i, j), i != j, are drawn with a seed; the same pairs are used in X and Y.
+    Kriegeskorte et al. 2008, "Representational similarity analysis". Sampling pairs keeps time and memory
+    O(n_pairs d) instead of O(n² d).
     """
-    from scipy.stats import spearmanr
-
     X, Y = validate_pair(X, Y)
+    if n_pairs < 10:
+        raise AlignmentError(f"`n_pairs` must be at least 10, got {n_pairs}")
     i, j = _pair_sample(X.shape[0], n_pairs, seed)
-    Xn, Yn = _normalized32(X), _normalized32(Y)
-    dx = 1.0 - np.einsum("ij,ij->i", Xn[i], Xn[j])
-    dy = 1.0 - np.einsum("ij,ij->i", Yn[i], Yn[j])
-    return float(spearmanr(dx, dy).statistic)
+    return _spearman(_pair_distances(_normalized32(X), i, j), _pair_distances(_normalized32(Y), i, j))
+
+
+def _spearman(a: np.ndarray, b: np.ndarray, ranked_a: np.ndarray | None = None) -> float:
+    from scipy.stats import rankdata
+
+    ra = rankdata(a) if ranked_a is None else ranked_a
+    rb = rankdata(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])

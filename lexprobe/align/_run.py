@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lexprobe.align._metrics import PREPROCESSING, preprocess
+from lexprobe.align._metrics import PREPROCESSING, RETRIEVAL_MAPS, preprocess
 from lexprobe.align._null import METRIC_NAMES, evaluate_metric, evaluate_metrics, summarize_null
 from lexprobe.exceptions import AlignmentError
 
@@ -59,6 +59,9 @@ class AlignmentConfig:
         Neighbours for mutual-kNN.
     retrieval_k : int
         Hit within the top ``retrieval_k`` for retrieval.
+    retrieval_map : {"ridge", "procrustes", "none"}
+        Map fitted on the train half for retrieval; ``none`` compares the two fields directly (one model,
+        one space).
     permutations : int
         Permutations of the pairing for the null (0 disables it).
     bootstrap : int
@@ -80,6 +83,7 @@ class AlignmentConfig:
     metrics: tuple[str, ...] = DEFAULT_METRICS
     k: int = 10
     retrieval_k: int = 1
+    retrieval_map: str = "ridge"
     permutations: int = 100
     bootstrap: int = 100
     ci_layers: str = "best"
@@ -100,6 +104,14 @@ class AlignmentConfig:
             raise AlignmentError(f"--ci-layers must be best or all, got {self.ci_layers!r}")
         if self.k < 1:
             raise AlignmentError(f"--k must be >= 1, got {self.k}")
+        if self.retrieval_k < 1:
+            raise AlignmentError(f"--retrieval-k must be >= 1, got {self.retrieval_k}")
+        if self.retrieval_map not in RETRIEVAL_MAPS:
+            raise AlignmentError(
+                f"--retrieval-map must be one of {', '.join(RETRIEVAL_MAPS)}, got {self.retrieval_map!r}"
+            )
+        if self.limit is not None and self.limit < 5:
+            raise AlignmentError(f"--limit must be at least 5 terms (or None for all), got {self.limit}")
         for pair in self.pairs or ():
             parse_pair(pair)
 
@@ -205,6 +217,7 @@ def run_alignment(
                 boots,
                 k=config.k,
                 retrieval_k=config.retrieval_k,
+                retrieval_map=config.retrieval_map,
                 seed=config.seed,
                 cka_boots=boots[:0] if config.ci_layers == "best" else boots,
             )

@@ -152,6 +152,10 @@ def test_preprocessing_tames_a_massive_activation_dimension(rng) -> None:
         (lambda X, Y: retrieval(X, Y[:, :3], method="procrustes"), "needs equal dimensions"),
         (lambda X, Y: retrieval(X, Y, method="magic"), "ridge, procrustes or none"),
         (lambda X, Y: preprocess(X, "whiten"), "`preprocess` must be one of"),
+        (lambda X, Y: retrieval(X, Y, k=26), r"retrieval `k` must be in \[1, n_test\] = \[1, 25\], got 26"),
+        (lambda X, Y: retrieval(X, Y, test_size=1.0), r"`test_size` must be in \(0, 1\)"),
+        (lambda X, Y: rsa(X, Y, n_pairs=3), "`n_pairs` must be at least 10"),
+        (lambda X, Y: mutual_knn(X[:3], Y[:3], k=1), "has 3 rows; at least 4 are needed"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(rng, call, match: str) -> None:
@@ -165,3 +169,26 @@ def test_the_registry_maps_cli_names_to_float_metrics(rng) -> None:
     assert set(METRICS) == {"mknn", "retrieval", "cka", "dcka", "rsa"}
     for fn in METRICS.values():
         assert isinstance(fn(X, Y), float)
+
+
+def test_rsa_uses_every_pair_when_there_are_few_and_a_seeded_sample_otherwise(rng) -> None:
+    from scipy.spatial.distance import pdist
+    from scipy.stats import spearmanr
+
+    X, Y = rng.standard_normal((30, 5)), rng.standard_normal((30, 5))
+    exact = spearmanr(pdist(X, "cosine"), pdist(Y, "cosine")).statistic
+    assert rsa(X, Y) == pytest.approx(exact, abs=1e-6)
+    X, Y = rng.standard_normal((400, 5)), rng.standard_normal((400, 5))
+    assert rsa(X, Y, n_pairs=500, seed=1) == rsa(X, Y, n_pairs=500, seed=1)
+    assert rsa(X, Y, n_pairs=500, seed=1) != rsa(X, Y, n_pairs=500, seed=2)
+
+
+def test_unfitted_retrieval_and_procrustes_undo_a_rotation_that_ridge_also_learns(rng) -> None:
+    n, d = 300, 12
+    X = rng.standard_normal((n, d))
+    Q = ortho_group.rvs(d, random_state=9)
+    Y = X @ Q + 0.2 * rng.standard_normal((n, d))
+    assert retrieval(X, Y, method="none") < 0.2  # rotated: the raw spaces do not line up
+    assert retrieval(X, Y @ Q.T, method="none") > 0.9
+    assert retrieval(X, Y, method="procrustes") > 0.9
+    assert retrieval(X, Y, method="ridge") > 0.9

@@ -74,6 +74,7 @@ def test_align_on_hgnc_writes_tables_manifest_and_figures_and_shows_the_paper_ef
         (["--ontology", "hgnc", "--pairs", "name:colour"], "unknown field 'colour'"),
         (["--ontology", "hpo", "--pairs", "name:symbol"], "has no terms with a 'symbol' value"),
         (["--ontology", "hgnc", "--preprocess", "whiten"], "--preprocess must be one of"),
+        (["--ontology", "hgnc", "--retrieval-map", "cca"], "--retrieval-map must be one of ridge, procrustes, none"),
         (["--ontology", "hgnc", "--layers", "1,two"], "--layers must be"),
         (["--ontology", "hgnc", "--pool", "max"], "`pool` must be mean, last or first"),
         (["--ontology", "nosuch"], "unknown ontology 'nosuch'"),

@@ -1,0 +1,130 @@
+"""run_alignment's orchestration on precomputed (synthetic) hidden states: tables, layer-max null, outputs."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lexprobe.embed
+from lexprobe.align import AlignmentConfig, run_alignment, write_alignment
+from lexprobe.embed import EmbeddingSet
+from lexprobe.exceptions import AlignmentError
+
+N_LAYERS, DIM = 4, 16
+
+
+class FakeModel:
+    """Stands in for a LoadedModel: run_alignment only records its description."""
+
+    def describe(self) -> dict:
+        return {"name": "fake", "source": "test", "checksum": "0" * 64}
+
+
+def _latent(key: str) -> np.ndarray:
+    return np.random.default_rng(zlib.crc32(key.encode())).standard_normal(DIM)
+
+
+def fake_extract(texts, *, keys, model, config, cache_dir=None, **_):
+    """Names and symbols share a per-term latent vector (strongly at layer 2); ids are noise."""
+    field = "id" if texts[0].startswith("HGNC:") else "text"
+    layers = list(range(N_LAYERS))
+    array = np.empty((N_LAYERS, len(keys), DIM), np.float32)
+    for li in layers:
+        for r, (key, text) in enumerate(zip(keys, texts)):
+            noise = np.random.default_rng(zlib.crc32(f"{field}|{li}|{text}".encode())).standard_normal(DIM)
+            weight = 0.0 if field == "id" else (2.0 if li == 2 else 0.5)
+            array[li, r] = weight * _latent(key) + noise
+    return EmbeddingSet(array=array, keys=list(keys), texts=list(texts), layers=layers, manifest={"inputs": {}})
+
+
+@pytest.fixture()
+def fake_embeddings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lexprobe.embed, "extract_hidden_states", fake_extract)
+
+
+def config(**overrides) -> AlignmentConfig:
+    base = dict(ontology="hgnc", limit=120, metrics=("mknn", "cka", "dcka"), permutations=40, bootstrap=30)
+    return AlignmentConfig(**(base | overrides))
+
+
+def test_run_alignment_finds_the_planted_pair_at_its_layer_and_guards_the_best_layer_choice(fake_embeddings) -> None:
+    result = run_alignment(config(), model=FakeModel())
+    table, summary = result.table, result.summary.set_index(["pair", "metric"])
+    assert list(table.columns[:10]) == [
+        "pair", "layer", "metric", "value", "null_mean", "null_sd", "z", "p_value", "ci_low", "ci_high",
+    ]  # fmt: skip
+    assert len(table) == 3 * N_LAYERS * 3 and set(table["n_items"]) == {120}
+    for metric in ("mknn", "dcka"):
+        best = summary.loc[("name:symbol", metric)]
+        assert best["best_layer"] == 2 and best["z"] > 5
+        assert summary.loc[("name:id", metric), "p_value"] > 0.01  # ids carry no signal: at the null
+        assert summary.loc[("name:symbol", metric), "ratio_to_name_symbol"] == 1.0
+        assert abs(summary.loc[("name:id", metric), "ratio_to_name_symbol"]) < 0.2
+    # the null of a chosen layer is the maximum over layers: never below any single layer's null mean
+    for (pair, metric), row in summary.iterrows():
+        per_layer = table[(table["pair"] == pair) & (table["metric"] == metric)]
+        assert row["null_max_mean"] >= per_layer["null_mean"].max() - 1e-12
+    # CKA intervals only at the best layer by default; mknn at every layer
+    dcka = table[(table["pair"] == "name:symbol") & (table["metric"] == "dcka")].set_index("layer")
+    assert dcka["ci_low"].notna().sum() == 1 and dcka.loc[2, "ci_low"] < dcka.loc[2, "value"] < dcka.loc[2, "ci_high"]
+    assert table.loc[table["metric"] == "mknn", "ci_low"].notna().all()
+
+
+def test_run_alignment_is_reproducible_with_a_seed_and_changes_with_another(fake_embeddings) -> None:
+    a = run_alignment(config(permutations=10, bootstrap=0), model=FakeModel()).table
+    b = run_alignment(config(permutations=10, bootstrap=0), model=FakeModel()).table
+    c = run_alignment(config(permutations=10, bootstrap=0, seed=1), model=FakeModel()).table
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a["null_mean"], c["null_mean"])
+
+
+def test_write_alignment_writes_tables_and_a_manifest_atomically(fake_embeddings, tmp_path: Path) -> None:
+    result = run_alignment(config(permutations=5, bootstrap=0, pairs=("name:symbol",)), model=FakeModel())
+    written = write_alignment(result, tmp_path / "out", figures=False)
+    assert {p.name for p in written} == {"alignment.csv", "alignment_summary.csv", "manifest.json"}
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["stage"] == "align" and manifest["seed"] == 0
+    assert manifest["config"]["pairs_resolved"] == ["name:symbol"] and manifest["config"]["preprocess"] == "standardize"
+    assert len(manifest["inputs"]["ontology"]["checksum"]) == 64 and "numpy" in manifest["versions"]
+    assert not list((tmp_path / "out").glob(".*.tmp"))
+    assert len(pd.read_csv(tmp_path / "out" / "alignment.csv")) == N_LAYERS * 3
+
+
+def test_figures_show_each_metric_by_layer_as_png_and_svg(fake_embeddings, tmp_path: Path) -> None:
+    from lexprobe.figures import plot_alignment_by_layer
+
+    result = run_alignment(config(permutations=5, bootstrap=0), model=FakeModel())
+    paths = plot_alignment_by_layer(result.table, tmp_path, title="hgnc")
+    assert sorted(p.suffix for p in paths) == [".png", ".svg"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"metrics": ("mknn", "magic")}, "--metrics must be from"),
+        ({"metrics": ()}, "--metrics must be from"),
+        ({"preprocess": "whiten"}, "--preprocess must be one of"),
+        ({"permutations": -1}, "--permutations and --bootstrap must be >= 0"),
+        ({"ci_layers": "some"}, "--ci-layers must be best or all"),
+        ({"k": 0}, "--k must be >= 1"),
+        ({"retrieval_k": 0}, "--retrieval-k must be >= 1"),
+        ({"retrieval_map": "cca"}, "--retrieval-map must be one of ridge, procrustes, none"),
+        ({"limit": 3}, "--limit must be at least 5"),
+        ({"pairs": ("name",)}, "a pair must look like name:symbol"),
+        ({"pairs": ("name:name",)}, "a pair must look like name:symbol"),
+    ],
+)
+def test_config_rejects_bad_values_with_the_option_named(overrides: dict, match: str) -> None:
+    with pytest.raises(AlignmentError, match=match):
+        config(**overrides)
+
+
+def test_k_larger_than_the_sample_is_refused_before_any_embedding(fake_embeddings) -> None:
+    with pytest.raises(AlignmentError, match=r"--k must be in \[1, n_items - 1\] = \[1, 9\], got 10"):
+        run_alignment(config(limit=10), model=FakeModel())
