@@ -29,12 +29,14 @@ def _root(
 from lexprobe.cli.align import align_cmd  # noqa: E402
 from lexprobe.cli.data import data_app  # noqa: E402
 from lexprobe.cli.embed import embed_cmd  # noqa: E402
+from lexprobe.cli.lexicalization import lexicalization_cmd  # noqa: E402
 from lexprobe.cli.split import split_cmd  # noqa: E402
 
 app.add_typer(data_app, name="data")
 app.command("split")(split_cmd)
 app.command("embed")(embed_cmd)
 app.command("align")(align_cmd)
+app.command("lexicalization")(lexicalization_cmd)
 
 
 def main() -> None:

@@ -15,8 +15,10 @@ __all__ = [
     "ModelError",
     "EmbeddingError",
     "AlignmentError",
+    "LexicalizationError",
     "ResourceError",
     "NetworkError",
+    "TrainingError",
     "LexprobeWarning",
 ]
 
@@ -49,12 +51,20 @@ class AlignmentError(LexprobeError, ValueError):
     """Alignment inputs are invalid (shapes, k out of range, non-finite values)."""
 
 
+class LexicalizationError(LexprobeError, ValueError):
+    """Invalid lexicalization inputs: fields, sample size, layer, or a probe with too few categories."""
+
+
 class ResourceError(LexprobeError, MemoryError):
     """The machine ran out of a resource (memory) and the operation cannot continue."""
 
 
 class NetworkError(LexprobeError, ConnectionError):
     """A download was needed and the network could not be reached."""
+
+
+class TrainingError(LexprobeError, ValueError):
+    """Fine-tuning or its evaluation cannot run as asked (no adapter, empty split, weights that did not move)."""
 
 
 class LexprobeWarning(UserWarning):

@@ -11,8 +11,9 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from lexprobe.align import AlignmentResult
+    from lexprobe.lexical import LexicalResult
 
-__all__ = ["OKABE_ITO", "plot_alignment_by_layer", "plot_umap_pairs", "save_figure"]
+__all__ = ["OKABE_ITO", "plot_alignment_by_layer", "plot_lexicalization", "plot_umap_pairs", "save_figure"]
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -119,3 +120,58 @@ def plot_umap_pairs(
         ax.legend(frameon=False, markerscale=3)
     fig.suptitle(f"UMAP of items and their partners ({len(keep)} items each)", y=1.02)
     return save_figure(fig, directory, "umap_pairs")
+
+
+def plot_lexicalization(result: LexicalResult, directory: str | os.PathLike[str], *, title: str = "") -> list[Path]:
+    """Three figures: per-field score distributions, tokens per item by field, probe accuracy by layer."""
+    plt = _pyplot()
+    items = result.items
+    fields = list(dict.fromkeys(items["field"]))
+    colours = dict(zip(fields, OKABE_ITO))
+    prefix = f"{title}: " if title else ""
+    written: list[Path] = []
+
+    parts = [c for c in ("tokenization_score", "embedding_score", "score") if c in items and items[c].notna().any()]
+    fig, axes = plt.subplots(1, len(parts), figsize=(3.6 * len(parts), 3.4), squeeze=False)
+    for ax, column in zip(axes[0], parts):
+        data = [items.loc[items["field"] == f, column].dropna().to_numpy() for f in fields]
+        shown = [(f, d) for f, d in zip(fields, data) if len(d)]
+        box = ax.boxplot([d for _, d in shown], patch_artist=True, widths=0.6, showfliers=False)
+        ax.set_xticks(range(1, len(shown) + 1), [f for f, _ in shown])
+        for patch, (f, _) in zip(box["boxes"], shown):
+            patch.set_facecolor(colours[f])
+            patch.set_alpha(0.6)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel(f"{column.replace('_', ' ')} (0 to 1)")
+        ax.set_title(column.replace("_", " "))
+    fig.suptitle(f"{prefix}lexicalization per item, by field", y=1.02)
+    written += save_figure(fig, directory, "lexicalization_distributions")
+
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    top = int(items["n_tokens"].max())
+    bins = np.arange(0.5, top + 1.5)
+    for f in fields:
+        counts = items.loc[items["field"] == f, "n_tokens"]
+        ax.hist(counts, bins=bins, alpha=0.55, color=colours[f], label=f"{f} (mean {counts.mean():.1f})")
+    ax.set_xlabel("tokens per item (model tokenizer)")
+    ax.set_ylabel("items")
+    ax.legend(frameon=False)
+    ax.set_title(f"{prefix}tokens per item")
+    written += save_figure(fig, directory, "tokens_per_item")
+
+    layers = result.layers
+    if not layers.empty and layers["probe_accuracy"].notna().any():
+        fig, ax = plt.subplots(figsize=(5.6, 3.6))
+        for f, group in layers.groupby("field", sort=False):
+            group = group.sort_values("layer")
+            ax.plot(group["layer"], group["probe_accuracy"], color=colours[f], marker="o", markersize=2.5, label=f)
+        baseline = layers["probe_baseline"].dropna()
+        if len(baseline):
+            ax.axhline(baseline.iloc[0], color="#555555", linestyle="--", linewidth=1, label="majority class")
+        ax.set_xlabel("layer (0 = token embeddings)")
+        ax.set_ylabel("category probe accuracy (cross-validated)")
+        ax.set_ylim(0, 1)
+        ax.legend(frameon=False)
+        ax.set_title(f"{prefix}semantic category from each field's embeddings")
+        written += save_figure(fig, directory, "probe_by_layer")
+    return written
