@@ -136,7 +136,9 @@ def plot_lexicalization(result: LexicalResult, directory: str | os.PathLike[str]
     for ax, column in zip(axes[0], parts):
         data = [items.loc[items["field"] == f, column].dropna().to_numpy() for f in fields]
         shown = [(f, d) for f, d in zip(fields, data) if len(d)]
-        box = ax.boxplot([d for _, d in shown], patch_artist=True, widths=0.6, showfliers=False)
+        box = ax.boxplot(
+            [d for _, d in shown], patch_artist=True, widths=0.6, showfliers=False, medianprops={"color": "black"}
+        )
         ax.set_xticks(range(1, len(shown) + 1), [f for f, _ in shown])
         for patch, (f, _) in zip(box["boxes"], shown):
             patch.set_facecolor(colours[f])
@@ -162,7 +164,7 @@ def plot_lexicalization(result: LexicalResult, directory: str | os.PathLike[str]
     layers = result.layers
     if not layers.empty and layers["probe_accuracy"].notna().any():
         fig, ax = plt.subplots(figsize=(5.6, 3.6))
-        for f, group in layers.groupby("field", sort=False):
+        for f, group in layers.dropna(subset=["probe_accuracy"]).groupby("field", sort=False):
             group = group.sort_values("layer")
             ax.plot(group["layer"], group["probe_accuracy"], color=colours[f], marker="o", markersize=2.5, label=f)
         baseline = layers["probe_baseline"].dropna()

@@ -45,3 +45,31 @@ def test_the_recorded_runs_say_how_they_were_made(ontology: str) -> None:
     assert manifest["inputs"]["model"]["name"] == "smollm2-135m"
     snapshots = json.loads((ROOT / "data" / "snapshots.json").read_text())["ontologies"]
     assert manifest["inputs"]["ontology"]["checksum"] == snapshots[ontology]["sha256"]
+
+
+def _table_after(header: str) -> list[list[str]]:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_readme_lexicalization_table_matches_the_recorded_runs() -> None:
+    rows = _table_after("| ontology | field | tokens / item |")
+    assert {row[0] for row in rows} == {"hgnc", "hpo", "go"}
+    for ontology, field, tokens, digit, agreement, probe, majority, score in rows:
+        directory = ROOT / "docs" / "results" / f"lexicalization-{ontology}"
+        recorded = pd.read_csv(directory / "lexicalization_fields.csv").set_index("field").loc[field]
+        assert tokens == f"{recorded['tokens_mean']:.1f}"
+        assert digit == f"{recorded['digit_punct_share']:.2f}"
+        assert agreement == ("" if pd.isna(recorded["agreement"]) else f"{recorded['agreement']:.3f}")
+        assert probe == f"{recorded['probe_accuracy']:.3f}"
+        assert majority == f"{recorded['probe_baseline']:.3f}"
+        assert score == f"{recorded['score']:.3f} [{recorded['score_ci_low']:.3f}, {recorded['score_ci_high']:.3f}]"
+        manifest = json.loads((directory / "manifest.json").read_text())
+        assert manifest["config"]["limit"] == 2000 and manifest["seed"] == 0
+        assert manifest["inputs"]["model"]["name"] == "smollm2-135m"
