@@ -51,6 +51,13 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def split_csv(text: str | None) -> tuple[str, ...] | None:
+    """``"a, b,c"`` -> ``("a", "b", "c")``; ``None`` stays ``None`` (the option was not given)."""
+    if text is None:
+        return None
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
 def is_terminal() -> bool:
     """Whether stderr is an interactive terminal (progress bars only then)."""
     return sys.stderr.isatty()

@@ -5,13 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, handle_errors, is_terminal
-
-
-def _csv(text: str | None) -> tuple[str, ...] | None:
-    if text is None:
-        return None
-    return tuple(p.strip() for p in text.split(",") if p.strip())
+from lexprobe.cli._common import console, handle_errors, is_terminal, split_csv
 
 
 @handle_errors
@@ -51,12 +45,12 @@ def align_cmd(
 
     config = AlignmentConfig(
         ontology=ontology,
-        pairs=_csv(pairs),
+        pairs=split_csv(pairs),
         model=model,
         limit=limit,
         layers=ExtractionConfig.parse_layers(layers),
         pool=pool,
-        metrics=_csv(metrics) or (),
+        metrics=split_csv(metrics) or (),
         k=k,
         retrieval_k=retrieval_k,
         retrieval_map=retrieval_map,

@@ -6,13 +6,7 @@ import math
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, fail, handle_errors, is_terminal
-
-
-def _csv(text: str | None) -> tuple[str, ...] | None:
-    if text is None:
-        return None
-    return tuple(p.strip() for p in text.split(",") if p.strip())
+from lexprobe.cli._common import console, fail, handle_errors, is_terminal, split_csv
 
 
 def _fmt(value: float, spec: str = ".3f") -> str:
@@ -61,11 +55,11 @@ def lexicalization_cmd(
     probe_spec = parsed_probe if parsed_probe in ("auto", "all") else ExtractionConfig.parse_layers(parsed_probe)
     config = LexicalConfig(
         ontology=ontology,
-        fields=_csv(fields),
+        fields=split_csv(fields),
         reference=reference,
         model=model,
         limit=limit,
-        categories=_csv(category),
+        categories=split_csv(category),
         layer=parsed_layer,
         probe_layers=probe_spec,  # type: ignore[arg-type]
         k=k,

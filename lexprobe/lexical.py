@@ -521,12 +521,7 @@ def measure_lexicalization(
         "stage": "lexicalization",
         "config": dataclasses.asdict(config) | {"fields_resolved": list(fields)},
         "inputs": {
-            "ontology": {
-                "name": ontology.name,
-                "source": ontology.source,
-                "release": ontology.release,
-                "checksum": ontology.checksum,
-            },
+            "ontology": ontology.describe(),
             "model": lm.describe(),
             "tokenizer": {"kind": tokenizer_kind(lm.tokenizer), "rank": token_ranks(lm.tokenizer)[1]},
             "n_items": n,
@@ -689,28 +684,16 @@ def _field_summary(items, fields, config, layer_rows, layer, probes, n) -> pd.Da
 def write_lexicalization(result: LexicalResult, out: str | os.PathLike[str], *, figures: bool = True) -> list[Path]:
     """Write ``lexicalization_items.csv``, ``lexicalization_fields.csv``, ``lexicalization_layers.csv``, the
     manifest and figures into ``out``, each atomically."""
-    from lexprobe.runs import atomic_path, make_manifest, write_manifest
+    from lexprobe.runs import write_result_dir
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    tables = [("lexicalization_items.csv", result.items), ("lexicalization_fields.csv", result.fields)]
-    if not result.layers.empty:
-        tables.append(("lexicalization_layers.csv", result.layers))
-    for name, frame in tables:
-        with atomic_path(out / name) as tmp:
-            frame.to_csv(tmp, index=False, float_format="%.6g")
-        written.append(out / name)
-    if figures:
+    def draw(directory: Path) -> list[Path]:
         from lexprobe.figures import plot_lexicalization
 
-        written += plot_lexicalization(result, out / "figures", title=result.manifest["inputs"]["ontology"]["name"])
-    manifest = make_manifest(
-        stage="lexicalization",
-        config=result.manifest["config"],
-        inputs=result.manifest["inputs"],
-        outputs={p.name: p.stat().st_size for p in written},
-        seed=result.manifest["seed"],
+        return plot_lexicalization(result, directory, title=result.manifest["inputs"]["ontology"]["name"])
+
+    tables = {"lexicalization_items.csv": result.items, "lexicalization_fields.csv": result.fields}
+    if not result.layers.empty:
+        tables["lexicalization_layers.csv"] = result.layers
+    return write_result_dir(
+        out, tables, stage="lexicalization", record=result.manifest, figures=draw if figures else None
     )
-    written.append(write_manifest(out, manifest))
-    return written

@@ -29,6 +29,7 @@ __all__ = [
     "library_versions",
     "make_manifest",
     "write_manifest",
+    "write_result_dir",
     "config_key",
 ]
 
@@ -179,3 +180,49 @@ def write_manifest(
 ) -> Path:
     """Write ``manifest`` as ``directory/name`` atomically."""
     return atomic_write_json(Path(directory) / name, dict(manifest))
+
+
+def write_result_dir(
+    out: str | os.PathLike[str],
+    tables: Mapping[str, Any],
+    *,
+    stage: str,
+    record: Mapping[str, Any],
+    figures: Any = None,
+) -> list[Path]:
+    """Write a stage's result directory: each table as CSV, the figures, then the manifest, each atomically.
+
+    Parameters
+    ----------
+    out : path
+        The directory (created if missing).
+    tables : mapping of file name -> pandas.DataFrame
+    stage : str
+    record : mapping
+        The stage's own record of how the result was made: ``config``, ``inputs`` and ``seed``.
+    figures : callable, optional
+        ``figures(directory) -> list of paths``, drawn into ``out/figures``.
+
+    Returns
+    -------
+    list of Path
+        Every file written, the manifest last (its ``outputs`` lists the others with their sizes).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, frame in tables.items():
+        with atomic_path(out / name) as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.6g")
+        written.append(out / name)
+    if figures is not None:
+        written += list(figures(out / "figures"))
+    manifest = make_manifest(
+        stage=stage,
+        config=record["config"],
+        inputs=record["inputs"],
+        outputs={p.name: p.stat().st_size for p in written},
+        seed=record["seed"],
+    )
+    written.append(write_manifest(out, manifest))
+    return written

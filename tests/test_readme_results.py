@@ -12,9 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 METRIC_NAMES = {"mutual kNN": "mknn", "debiased CKA": "dcka", "linear CKA": "cka"}
 
 
-def readme_rows() -> list[list[str]]:
+def readme_rows(header: str = "| ontology | pair | metric | best layer |") -> list[list[str]]:
+    """The cells of the README table whose header line starts with ``header``."""
     lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| ontology | pair | metric | best layer |"))
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
     rows = []
     for line in lines[start + 2 :]:
         if not line.startswith("|"):
@@ -47,19 +48,8 @@ def test_the_recorded_runs_say_how_they_were_made(ontology: str) -> None:
     assert manifest["inputs"]["ontology"]["checksum"] == snapshots[ontology]["sha256"]
 
 
-def _table_after(header: str) -> list[list[str]]:
-    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header))
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in line.strip("|").split("|")])
-    return rows
-
-
 def test_readme_lexicalization_table_matches_the_recorded_runs() -> None:
-    rows = _table_after("| ontology | field | tokens / item |")
+    rows = readme_rows("| ontology | field | tokens / item |")
     assert {row[0] for row in rows} == {"hgnc", "hpo", "go"}
     for ontology, field, tokens, digit, agreement, probe, majority, score in rows:
         directory = ROOT / "docs" / "results" / f"lexicalization-{ontology}"

@@ -234,12 +234,7 @@ def run_alignment(
         "stage": "align",
         "config": dataclasses.asdict(config) | {"pairs_resolved": [f"{a}:{b}" for a, b in pairs]},
         "inputs": {
-            "ontology": {
-                "name": ontology.name,
-                "source": ontology.source,
-                "release": ontology.release,
-                "checksum": ontology.checksum,
-            },
+            "ontology": ontology.describe(),
             "model": lm.describe(),
             "n_items": n,
             "layers": layers,
@@ -332,28 +327,20 @@ def _fill_best_layer_cis(table, summary, embeddings, boots, config) -> None:
 
 def write_alignment(result: AlignmentResult, out: str | os.PathLike[str], *, figures: bool = True) -> list[Path]:
     """Write ``alignment.csv``, ``alignment_summary.csv``, ``manifest.json`` and figures into ``out``, atomically."""
-    from lexprobe.runs import atomic_path, make_manifest, write_manifest
+    from lexprobe.runs import write_result_dir
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, frame in (("alignment.csv", result.table), ("alignment_summary.csv", result.summary)):
-        with atomic_path(out / name) as tmp:
-            frame.to_csv(tmp, index=False, float_format="%.6g")
-        written.append(out / name)
-    if figures:
+    def draw(directory: Path) -> list[Path]:
         from lexprobe.figures import plot_alignment_by_layer, plot_umap_pairs
 
-        written += plot_alignment_by_layer(
-            result.table, out / "figures", title=result.manifest["inputs"]["ontology"]["name"]
+        title = result.manifest["inputs"]["ontology"]["name"]
+        return plot_alignment_by_layer(result.table, directory, title=title) + plot_umap_pairs(
+            result, directory, seed=result.manifest["seed"]
         )
-        written += plot_umap_pairs(result, out / "figures", seed=result.manifest["seed"])
-    manifest = make_manifest(
+
+    return write_result_dir(
+        out,
+        {"alignment.csv": result.table, "alignment_summary.csv": result.summary},
         stage="align",
-        config=result.manifest["config"],
-        inputs=result.manifest["inputs"],
-        outputs={p.name: p.stat().st_size for p in written},
-        seed=result.manifest["seed"],
+        record=result.manifest,
+        figures=draw if figures else None,
     )
-    written.append(write_manifest(out, manifest))
-    return written

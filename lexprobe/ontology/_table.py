@@ -143,6 +143,10 @@ class Ontology:
     def __len__(self) -> int:
         return len(self.terms)
 
+    def describe(self) -> dict[str, str | None]:
+        """What identifies the data, for manifests: name, source, release and checksum."""
+        return {"name": self.name, "source": self.source, "release": self.release, "checksum": self.checksum}
+
     def active(self) -> pd.DataFrame:
         """Terms that are not obsolete (for HGNC: status Approved)."""
         return self.terms[~self.terms["obsolete"]].reset_index(drop=True)
