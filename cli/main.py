@@ -31,12 +31,15 @@ from lexprobe.cli.data import data_app  # noqa: E402
 from lexprobe.cli.embed import embed_cmd  # noqa: E402
 from lexprobe.cli.lexicalization import lexicalization_cmd  # noqa: E402
 from lexprobe.cli.split import split_cmd  # noqa: E402
+from lexprobe.cli.train import evaluate_cmd, train_cmd  # noqa: E402
 
 app.add_typer(data_app, name="data")
 app.command("split")(split_cmd)
 app.command("embed")(embed_cmd)
 app.command("align")(align_cmd)
 app.command("lexicalization")(lexicalization_cmd)
+app.command("train")(train_cmd)
+app.command("evaluate")(evaluate_cmd)
 
 
 def main() -> None:

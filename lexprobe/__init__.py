@@ -17,6 +17,7 @@ from lexprobe.exceptions import (
     OntologyError,
     ResourceError,
     TaskError,
+    TrainingError,
 )
 
 __version__ = "0.1.0"
@@ -33,4 +34,5 @@ __all__ = [
     "OntologyError",
     "ResourceError",
     "TaskError",
+    "TrainingError",
 ]

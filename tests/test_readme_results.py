@@ -63,3 +63,14 @@ def test_readme_lexicalization_table_matches_the_recorded_runs() -> None:
         manifest = json.loads((directory / "manifest.json").read_text())
         assert manifest["config"]["limit"] == 2000 and manifest["seed"] == 0
         assert manifest["inputs"]["model"]["name"] == "smollm2-135m"
+
+
+def test_readme_training_table_matches_the_recorded_runs() -> None:
+    rows = readme_rows("| task | split | baseline | tuned | gain [95% CI] |")
+    assert rows
+    for task, split, baseline, tuned, gain in rows:
+        ontology, name = task.split()
+        recorded = json.loads((ROOT / "docs" / "results" / f"train-{ontology}-{name}" / "evaluation.json").read_text())
+        g = recorded["gains"][split]
+        assert baseline == f"{g['baseline']:.3f}" and tuned == f"{g['tuned']:.3f}"
+        assert gain == f"{g['gain']:+.3f} [{g['gain_ci_low']:.3f}, {g['gain_ci_high']:.3f}]"

@@ -1,0 +1,142 @@
+"""``lexprobe train`` and ``lexprobe evaluate``: LoRA fine-tuning and exact-match memorization vs generalization."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from lexprobe.cli._common import console, handle_errors, is_terminal
+from lexprobe.cli.embed import progress_bar
+
+
+def _ci(low: float, high: float) -> str:
+    return f"[{low:.2f},{high:.2f}]"
+
+
+def _acc(row) -> str:
+    return f"{row['accuracy']:.3f} {_ci(row['ci_low'], row['ci_high'])}"
+
+
+@handle_errors
+def train_cmd(
+    ontology: str = typer.Option(..., "--ontology", "-o", help="Built-in name (hgnc, hpo, go) or a file path."),
+    task: str = typer.Option(..., "--task", "-t", help="Mapping task, e.g. name-to-symbol, name-to-id."),
+    out: Path = typer.Option(..., "--out", help="Run directory (an existing one resumes or is left as it is)."),
+    model: str = typer.Option("smollm2-135m", "--model", "-m", help="Named model, HF id, local dir or .gguf."),
+    split: Path | None = typer.Option(None, "--split", help="A `lexprobe split` directory (train.csv, withheld.csv)."),
+    bins: int = typer.Option(20, "--bins", min=1, help="Popularity bins of a new split."),
+    per_bin: int = typer.Option(30, "--per-bin", min=1, help="Pairs per bin in each of train and withheld."),
+    templates: int = typer.Option(5, "--templates", min=1, max=5, help="Prompt paraphrases per pair."),
+    epochs: float = typer.Option(3.0, "--epochs", help="Passes over the examples."),
+    max_steps: int = typer.Option(-1, "--max-steps", help="Stop after N optimiser steps (overrides --epochs)."),
+    lora_r: int = typer.Option(16, "--lora-r", min=1, help="LoRA rank."),
+    lora_alpha: int = typer.Option(32, "--lora-alpha", help="LoRA alpha (scale alpha / r)."),
+    lora_dropout: float = typer.Option(0.05, "--lora-dropout", help="Dropout on the LoRA input."),
+    target_modules: str = typer.Option(
+        "all-linear", "--target-modules", help="all-linear, or module names like q_proj,v_proj."
+    ),
+    lr: float = typer.Option(2e-4, "--lr", help="Learning rate (AdamW, linear decay)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Examples per step and process."),
+    save_steps: int = typer.Option(50, "--save-steps", min=1, help="Checkpoint every N steps (for resuming)."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split, LoRA initialisation and data order."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Fine-tune a model with LoRA on the train pairs of a task; save the adapter, loss log and config."""
+    from lexprobe.train import TrainConfig, train_lora
+
+    modules = target_modules if target_modules == "all-linear" else tuple(m.strip() for m in target_modules.split(","))
+    config = TrainConfig(
+        ontology=ontology,
+        task=task,
+        model=model,
+        bins=bins,
+        per_bin=per_bin,
+        templates=templates,
+        epochs=epochs,
+        max_steps=max_steps,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        target_modules=modules,
+        lr=lr,
+        batch_size=batch_size,
+        save_steps=save_steps,
+        seed=seed,
+        device=device,
+    )
+    result = train_lora(out, config, split_dir=split, progress=not quiet and is_terminal())
+    if result.already_complete:
+        console.print(f"{out} already holds a finished adapter; nothing to do (evaluate it with `lexprobe evaluate`)")
+        return
+    resumed = f", resumed from {result.resumed_from}" if result.resumed_from else ""
+    console.print(
+        f"{ontology} {task}: {result.n_pairs} pairs x {templates} templates = {result.n_examples} examples, "
+        f"{result.n_steps} steps on {result.world_size} process(es){resumed}; loss {result.first_loss:.3f} -> "
+        f"{result.final_loss:.3f}; {result.n_lora_changed}/{result.n_lora_total} LoRA matrices changed; "
+        f"{result.seconds / 60:.1f} min -> {result.adapter_dir}"
+    )
+
+
+@handle_errors
+def evaluate_cmd(
+    run: Path = typer.Option(..., "--run", help="A `lexprobe train` run directory."),
+    split: str = typer.Option("both", "--split", help="train, withheld or both."),
+    baseline: bool = typer.Option(False, "--baseline", help="Evaluate the model without the adapter only."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Prompts per generation batch."),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="Default by target: 24 id, 16 symbol."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap intervals of the gains."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Exact-match accuracy before (baseline) and after (tuned) fine-tuning, on train and withheld pairs."""
+    from rich.table import Table
+
+    from lexprobe.exceptions import TrainingError
+    from lexprobe.train import SPLITS, evaluate_run
+
+    if split not in (*SPLITS, "both"):
+        raise TrainingError(f"--split must be train, withheld or both, got {split!r}")
+    splits = SPLITS if split == "both" else (split,)
+    with progress_bar("generating", quiet) as update:
+        result = evaluate_run(
+            run,
+            splits=splits,
+            baseline_only=baseline,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            device=device,
+            seed=seed,
+            progress=update,
+        )
+    overall = result.summary[result.summary["bin"] == "all"].set_index(["split", "model"])
+    table = Table(title=f"{run}: exact-match accuracy [Wilson 95% CI]")
+    columns = ["split", "n", "baseline", "tuned", "gain (bootstrap CI)", "gained", "lost", "both right", "both wrong"]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "split" else "right")
+    halluc = []
+    for s in splits:
+        b = overall.loc[(s, "baseline")]
+        row = [s, str(int(b["n"])), _acc(b)]
+        if baseline:
+            row += ["", "", "", "", "", ""]
+        else:
+            t, g = overall.loc[(s, "tuned")], result.gains[s]
+            row += [_acc(t), f"{g['gain']:+.3f} {_ci(g['gain_ci_low'], g['gain_ci_high'])}"]
+            row += [str(g[c]) for c in ("gained", "lost", "correct both", "incorrect both")]
+        table.add_row(*row)
+        for which in ("baseline",) if baseline else ("baseline", "tuned"):
+            r = overall.loc[(s, which)]
+            if r["hallucinated_share"] == r["hallucinated_share"]:  # id targets only
+                halluc.append(f"{s} {which} {int(r['n_hallucinated'])}/{int(r['n_well_formed'])}")
+    console.print(table)
+    if halluc:
+        console.print("well-formed ids that exist nowhere in the ontology: " + ", ".join(halluc))
+    if not baseline:
+        parts = []
+        for name, s in (("memorization", "train"), ("generalization", "withheld")):
+            if s in result.gains:
+                g = result.gains[s]
+                parts.append(f"{name} gain {g['gain']:+.3f} {_ci(g['gain_ci_low'], g['gain_ci_high'])}")
+        console.print(f"{run}: " + "; ".join(parts) + " (tuned - baseline; paired bootstrap 95% CI)")
+    console.print(f"per item: {run / 'outcomes.csv'}; per bin: {run / 'evaluation_summary.csv'}")

@@ -1,0 +1,135 @@
+"""The training configuration, saved as ``train_config.json`` in every run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from lexprobe.exceptions import TrainingError
+from lexprobe.models import DEFAULT_MODEL
+
+SPLITS: tuple[str, ...] = ("train", "withheld")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to fine-tune: the task, the split, LoRA and the optimiser.
+
+    Parameters
+    ----------
+    ontology, task : str
+        As for :func:`lexprobe.tasks.make_split` (``"hgnc"``, ``"name-to-symbol"``).
+    model : str
+        Any spec :func:`lexprobe.models.load_model` accepts.
+    bins, per_bin, popularity, categories
+        The popularity-balanced split (ignored when a split directory is given).
+    templates : int
+        Prompt paraphrases per pair, 1 to 5 (the first is also the evaluation prompt).
+    epochs : float
+        Passes over the examples (``max_steps > 0`` overrides).
+    lora_r, lora_alpha, lora_dropout, target_modules
+        peft LoRA settings; ``"all-linear"`` adapts every linear layer except the output head.
+    lr, batch_size, grad_accum, weight_decay, lr_scheduler
+        Optimiser (AdamW) settings; ``batch_size`` is per process.
+    save_steps : int
+        Checkpoint every this many optimiser steps (and at the end), for resuming.
+    seed : int
+        Seeds the split, the LoRA initialisation, dropout and the data order.
+    device, dtype : str, optional
+        Default: CUDA with bfloat16 when present, else CPU float32.
+    """
+
+    ontology: str
+    task: str
+    model: str = DEFAULT_MODEL
+    bins: int = 20
+    per_bin: int = 30
+    popularity: str | None = None
+    categories: tuple[str, ...] | None = None
+    templates: int = 5
+    epochs: float = 3.0
+    max_steps: int = -1
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: str | tuple[str, ...] = "all-linear"
+    lr: float = 2e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    weight_decay: float = 0.0
+    lr_scheduler: str = "linear"
+    save_steps: int = 50
+    seed: int = 0
+    device: str | None = None
+    dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("templates", 1 <= self.templates <= 5, "in [1, 5]"),
+            ("epochs", self.epochs > 0 or self.max_steps > 0, "> 0 (or max_steps > 0)"),
+            ("lora_r", self.lora_r >= 1, ">= 1"),
+            ("lora_alpha", self.lora_alpha > 0, "> 0"),
+            ("lora_dropout", 0 <= self.lora_dropout < 1, "in [0, 1)"),
+            ("lr", self.lr > 0, "> 0"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("grad_accum", self.grad_accum >= 1, ">= 1"),
+            ("save_steps", self.save_steps >= 1, ">= 1"),
+            ("bins", self.bins >= 1, ">= 1"),
+            ("per_bin", self.per_bin >= 1, ">= 1"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise TrainingError(f"`{name}` must be {allowed}, got {getattr(self, name)!r}")
+        if isinstance(self.target_modules, list):
+            object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        if isinstance(self.categories, list):
+            object.__setattr__(self, "categories", tuple(self.categories))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+#: Fields that may differ when a run is resumed (they do not change what is learned).
+_RESUME_FREE = ("save_steps", "device")
+
+
+def read_train_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
+    """The :class:`TrainConfig` a run directory was trained with.
+
+    Raises
+    ------
+    TrainingError
+        If the directory or its ``train_config.json`` is missing or unreadable.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise TrainingError(f"run directory {str(run_dir)!r} does not exist; make one with `lexprobe train --out`")
+    path = run_dir / "train_config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TrainingError(
+            f"{str(run_dir)!r} has no train_config.json; is it a `lexprobe train` run directory?"
+        ) from None
+    except ValueError as exc:
+        raise TrainingError(f"{path} is not valid JSON ({exc}); re-run `lexprobe train`") from None
+    return TrainConfig.from_dict(data["config"])
+
+
+def is_complete(run_dir: str | os.PathLike[str]) -> bool:
+    """Whether a run directory holds a finished adapter (written last, with the training manifest)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "adapter" / "adapter_config.json").is_file():
+        return False
+    try:
+        return json.loads((run_dir / "manifest.json").read_text(encoding="utf-8")).get("stage") == "train"
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,157 @@
+"""Training data: the run's split, prompts as the model sees them, tokenized examples, the collator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lexprobe.exceptions import TrainingError
+from lexprobe.runs import atomic_path
+from lexprobe.train._config import SPLITS, TrainConfig
+
+_SPLIT_COLUMNS = ("source", "target", "id", "popularity", "bin")
+_IGNORE = -100
+
+
+def _read_split_dir(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frames = []
+    for name in SPLITS:
+        path = directory / f"{name}.csv"
+        if not path.is_file():
+            raise TrainingError(f"split directory {str(directory)!r} has no {name}.csv; make it with `lexprobe split`")
+        frame = pd.read_csv(path, dtype={"source": str, "target": str, "id": str})
+        missing = [c for c in _SPLIT_COLUMNS if c not in frame.columns]
+        if missing:
+            raise TrainingError(f"{path} lacks columns {missing}; expected {list(_SPLIT_COLUMNS)}")
+        frames.append(frame[list(_SPLIT_COLUMNS)])
+    train, withheld = frames
+    if train.empty:
+        raise TrainingError(f"{directory / 'train.csv'} has no pairs; nothing to train on")
+    return train, withheld
+
+
+def _check_split_task(directory: Path, config: TrainConfig) -> None:
+    """A `lexprobe split` directory records its task; training another task on it would score nonsense."""
+    try:
+        made = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))["config"]["task"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # a hand-made split without a manifest: trust it
+    if made != config.task:
+        raise TrainingError(
+            f"split directory {str(directory)!r} holds a {made!r} split, not {config.task!r}; pass --task {made} "
+            "or another --split"
+        )
+
+
+def _prepare_split(run_dir: Path, config: TrainConfig, split_dir: Path | None, *, write: bool) -> dict[str, Any]:
+    """Load the run's split (its own copy, a given directory, or a new one) and, if ``write``, store it."""
+    own = run_dir / "split"
+    ontology_info: dict[str, Any] = {}
+    if (own / "train.csv").is_file() and (own / "withheld.csv").is_file():
+        train, withheld = _read_split_dir(own)
+        source = str(own)
+    elif split_dir is not None:
+        train, withheld = _read_split_dir(Path(split_dir))
+        source = str(split_dir)
+        _check_split_task(Path(split_dir), config)
+    else:
+        from lexprobe.ontology import load_ontology
+        from lexprobe.tasks import make_split
+
+        ont = load_ontology(config.ontology)
+        split = make_split(
+            ont,
+            config.task,
+            bins=config.bins,
+            per_bin=config.per_bin,
+            popularity=config.popularity,
+            seed=config.seed,
+            categories=config.categories,
+        )
+        train, withheld = split.train, split.withheld
+        source = "make_split"
+        ontology_info = {"source": ont.source, "release": ont.release, "data_checksum": ont.checksum}
+    if write and source != str(own):
+        for name, frame in (("train", train), ("withheld", withheld)):
+            with atomic_path(own / f"{name}.csv") as tmp:
+                frame.to_csv(tmp, index=False)
+    return {"train": train, "withheld": withheld, "from": source, "ontology": ontology_info}
+
+
+def format_prompt(tokenizer: Any, text: str) -> str:
+    """The prompt string as the model sees it: a chat user turn when the tokenizer has a chat template."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+        )
+    return text + " "
+
+
+def _encode_prompt(tokenizer: Any, text: str) -> list[int]:
+    chat = bool(getattr(tokenizer, "chat_template", None))
+    # a chat template writes its own special tokens; a plain prompt gets the tokenizer's (e.g. BOS)
+    return list(tokenizer(format_prompt(tokenizer, text), add_special_tokens=not chat)["input_ids"])
+
+
+def build_examples(pairs: pd.DataFrame, templates: Sequence[Any], tokenizer: Any) -> list[dict[str, list[int]]]:
+    """Tokenized training examples: each pair under each template, loss on the completion and EOS only.
+
+    Parameters
+    ----------
+    pairs : pandas.DataFrame
+        Columns ``source`` and ``target``.
+    templates : sequence of PromptTemplate
+    tokenizer : transformers tokenizer
+
+    Returns
+    -------
+    list of dict
+        ``input_ids``, ``labels`` (-100 on prompt positions) and ``attention_mask``, one per
+        (pair, template), pair-major.
+
+    Raises
+    ------
+    TrainingError
+        If the tokenizer has no EOS token.
+    """
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise TrainingError("the tokenizer has no EOS token; the model cannot learn where an answer ends")
+    examples = []
+    for source, target in zip(pairs["source"].astype(str), pairs["target"].astype(str)):
+        completion = list(tokenizer(target, add_special_tokens=False)["input_ids"]) + [eos]
+        for template in templates:
+            prompt = _encode_prompt(tokenizer, template.render(source))
+            examples.append(
+                {
+                    "input_ids": prompt + completion,
+                    "labels": [_IGNORE] * len(prompt) + completion,
+                    "attention_mask": [1] * (len(prompt) + len(completion)),
+                }
+            )
+    return examples
+
+
+class _RightPadCollator:
+    """Pads a batch on the right; padded positions get attention 0 and label -100 (by position)."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(f["input_ids"]) for f in features)
+        input_ids = torch.full((len(features), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(features), width), _IGNORE, dtype=torch.long)
+        attention = torch.zeros((len(features), width), dtype=torch.long)
+        for i, f in enumerate(features):
+            n = len(f["input_ids"])
+            input_ids[i, :n] = torch.tensor(f["input_ids"])
+            labels[i, :n] = torch.tensor(f["labels"])
+            attention[i, :n] = 1
+        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}

@@ -1,0 +1,207 @@
+"""Scoring generated replies: parse the answer, exact match as the design says, intervals, categories."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Literal
+
+import numpy as np
+
+from lexprobe.exceptions import TrainingError
+
+MatchKind = Literal["exact", "alt", "none"]
+#: Generation budget by target field: ids and symbols are short, names need more.
+MAX_NEW_TOKENS: dict[str, int] = {"id": 24, "symbol": 16, "name": 64}
+
+
+_QUOTES = "\"'`*“”‘’«»"
+_TRAILING = ".,;:!?" + _QUOTES
+_ECHO_RE = re.compile(
+    r"^(?:the\s+)?(?:[A-Za-z]+\s+){0,3}(?:symbol|name|term|identifier|id|answer)\s*[:=\-]\s*", re.IGNORECASE
+)
+_SENTENCE_SYMBOL_RE = re.compile(r"\b(?:is|are|:)\s+[\"'`*]*([A-Za-z0-9][A-Za-z0-9\-@.]*?)[\"'`*]*[.!]?\s*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplyScore:
+    """A generated reply, parsed and scored against the target.
+
+    Attributes
+    ----------
+    parsed : str or None
+        The answer extracted from the reply (``None``: nothing parseable).
+    well_formed : bool
+        Ids: a CURIE of the target's prefix was found. Names and symbols: a non-empty answer.
+    match_kind : {"exact", "alt", "none"}
+        ``"alt"``: an alternative id, a previous or alias symbol, or a synonym that maps to the target.
+    hallucinated : bool
+        Ids only: a well-formed id that is no id (primary or alternative) of any term in the ontology.
+    """
+
+    parsed: str | None
+    well_formed: bool
+    match_kind: MatchKind
+    hallucinated: bool = False
+
+    @property
+    def correct(self) -> bool:
+        """Exact or alternative match (alternatives map to the current primary, as the design says)."""
+        return self.match_kind != "none"
+
+
+def _id_pattern(prefix: str) -> re.Pattern[str]:
+    from lexprobe.ontology._curie import PREFIX_PADDING
+
+    width = PREFIX_PADDING.get(prefix)
+    digits = rf"\d{{{width}}}" if width else r"\d+"
+    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(prefix)}\s?[:_]\s?({digits})(?!\d)", re.IGNORECASE)
+
+
+def _normalize_text(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def parse_reply(reply: str, field: str, *, prefix: str | None = None) -> str | None:
+    """Extract the answer from a generated reply.
+
+    Parameters
+    ----------
+    reply : str
+        The generated text (special tokens removed).
+    field : {"id", "symbol", "name"}
+        The target field.
+    prefix : str, optional
+        For ids, the CURIE prefix to look for (``"HGNC"``, ``"HP"``, ``"GO"``).
+
+    Returns
+    -------
+    str or None
+        Ids: the first CURIE of ``prefix`` anywhere in the reply, normalized (``hgnc: 5`` -> ``HGNC:5``;
+        HP/GO need their 7 digits). Names and symbols: the first non-empty line without quotes, trailing
+        punctuation or a leading ``"Symbol:"``-style echo; for symbols, a one-sentence reply ending in
+        ``... is BRCA1.`` gives the last word. ``None`` when nothing is found.
+    """
+    if field == "id":
+        if prefix is None:
+            raise TrainingError("parse_reply needs the CURIE `prefix` for id targets")
+        from lexprobe.ontology._curie import normalize_curie
+
+        m = _id_pattern(prefix).search(reply)
+        return normalize_curie(f"{prefix}:{m.group(1)}") if m else None
+    line = next((ln.strip() for ln in reply.splitlines() if ln.strip()), "")
+    line = _ECHO_RE.sub("", line).strip().strip(_QUOTES).rstrip(_TRAILING).strip()
+    if field == "symbol" and " " in line:
+        m = _SENTENCE_SYMBOL_RE.search(line)
+        if m:
+            line = m.group(1).rstrip(".")
+    return line or None
+
+
+class _Scorer:
+    """Scores parsed replies against targets with the ontology's alternative ids, symbols and synonyms."""
+
+    def __init__(self, ontology: Any, field: str) -> None:
+        self.ontology = ontology
+        self.field = field
+        terms = ontology.terms if ontology is not None else None
+        self.ids: set[str] = set(terms["id"]) if terms is not None else set()
+        if terms is not None:
+            for alts in terms["alt_ids"]:
+                self.ids.update(alts)
+        self.synonyms: dict[str, set[str]] = {}
+        if terms is not None and field == "name":
+            self.synonyms = {
+                i: {_normalize_text(s) for s in syns} for i, syns in zip(terms["id"], terms["synonyms"]) if syns
+            }
+
+    def score(self, reply: str, target: str, term_id: str | None = None) -> ReplyScore:
+        if self.field == "id":
+            prefix = target.split(":", 1)[0]
+            parsed = parse_reply(reply, "id", prefix=prefix)
+            if parsed is None:
+                return ReplyScore(None, False, "none")
+            hallucinated = bool(self.ids) and parsed not in self.ids
+            if parsed == target:
+                return ReplyScore(parsed, True, "exact")
+            resolved = self.ontology.resolve_id(parsed) if self.ontology is not None else None
+            return ReplyScore(parsed, True, "alt" if resolved == target else "none", hallucinated)
+        parsed = parse_reply(reply, self.field)
+        if parsed is None:
+            return ReplyScore(None, False, "none")
+        if _normalize_text(parsed) == _normalize_text(target):
+            return ReplyScore(parsed, True, "exact")
+        if self.field == "symbol" and self.ontology is not None:
+            alt = self.ontology.resolve_symbol(parsed) == target
+        else:
+            alt = _normalize_text(parsed) in self.synonyms.get(term_id or "", set())
+        return ReplyScore(parsed, True, "alt" if alt else "none")
+
+
+def score_reply(reply: str, target: str, *, field: str, ontology: Any = None, term_id: str | None = None) -> ReplyScore:
+    """Parse ``reply`` and score it against ``target`` (the design's exact-match rules).
+
+    Ids match exactly after CURIE normalization; symbols and names case-insensitively after whitespace
+    normalization (HGNC symbols are unique regardless of case). With an ``ontology``, an alternative id,
+    a previous or alias symbol, or (names, given ``term_id``) a synonym of the target counts as correct
+    with ``match_kind="alt"``, and ids that exist nowhere in it are flagged ``hallucinated``.
+
+    Parameters
+    ----------
+    reply : str
+    target : str
+        The gold answer, normalized as the task makes it.
+    field : {"id", "symbol", "name"}
+    ontology : Ontology, optional
+    term_id : str, optional
+        The target term's id (for synonyms).
+
+    Returns
+    -------
+    ReplyScore
+    """
+    if field not in MAX_NEW_TOKENS:
+        raise TrainingError(f"`field` must be one of {', '.join(MAX_NEW_TOKENS)}, got {field!r}")
+    return _Scorer(ontology, field).score(reply, target, term_id)
+
+
+def outcome_category(baseline_correct: bool, tuned_correct: bool) -> str:
+    """The paper's per-item category: ``gained``, ``lost``, ``correct both`` or ``incorrect both``."""
+    if baseline_correct and tuned_correct:
+        return "correct both"
+    if tuned_correct:
+        return "gained"
+    if baseline_correct:
+        return "lost"
+    return "incorrect both"
+
+
+def wilson_interval(k: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion ``k / n`` (Wilson 1927); ``(nan, nan)`` when n = 0."""
+    from scipy.stats import norm
+
+    if n == 0:
+        return float("nan"), float("nan")
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = k / n
+    denom = 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def paired_bootstrap_interval(
+    baseline: np.ndarray, tuned: np.ndarray, *, n_boot: int, seed: int, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Percentile interval of mean(tuned - baseline), resampling items (pairs kept together)."""
+    n = len(baseline)
+    if n == 0:
+        return float("nan"), float("nan")
+    diff = tuned.astype(float) - baseline.astype(float)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    for start in range(0, n_boot, 500):  # chunks bound memory for large splits
+        idx = rng.integers(0, n, size=(min(500, n_boot - start), n))
+        means[start : start + len(idx)] = diff[idx].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))

@@ -1,0 +1,333 @@
+"""LoRA fine-tuning with transformers' Trainer (DDP under torchrun), resumable, with a loss log."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lexprobe.exceptions import TrainingError
+from lexprobe.runs import atomic_path, atomic_write_json, make_manifest, sha256_file, write_manifest
+from lexprobe.train._config import _RESUME_FREE, SPLITS, TrainConfig, is_complete, read_train_config
+from lexprobe.train._data import _prepare_split, _RightPadCollator, build_examples
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What a training run did.
+
+    Attributes
+    ----------
+    run_dir, adapter_dir : Path
+    already_complete : bool
+        The run directory already held a finished adapter; nothing was done.
+    n_pairs, n_examples, n_steps : int
+        Train pairs, (pair, template) examples and optimiser steps in total.
+    first_loss, final_loss : float
+        Mean loss of the first and last logged tenth of the steps.
+    seconds : float
+        Wall time of this invocation.
+    resumed_from : str or None
+        The checkpoint training resumed from.
+    n_lora_changed, n_lora_total : int
+        LoRA B matrices that moved away from their (zero) initial values, of all of them.
+    world_size : int
+        Processes that trained together.
+    """
+
+    run_dir: Path
+    adapter_dir: Path
+    already_complete: bool
+    n_pairs: int = 0
+    n_examples: int = 0
+    n_steps: int = 0
+    first_loss: float = float("nan")
+    final_loss: float = float("nan")
+    seconds: float = 0.0
+    resumed_from: str | None = None
+    n_lora_changed: int = 0
+    n_lora_total: int = 0
+    world_size: int = 1
+
+
+def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
+    path = run_dir / "train_config.json"
+    if not path.is_file():
+        return
+    old = read_train_config(run_dir).to_dict()
+    new = config.to_dict()
+    differ = [k for k in new if k not in _RESUME_FREE and old.get(k) != new.get(k)]
+    if differ:
+        detail = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in differ[:4])
+        raise TrainingError(
+            f"{str(run_dir)!r} holds a run with other settings ({detail}); pass a new --out, "
+            "or the same settings to resume it"
+        )
+
+
+def _training_arguments(config: TrainConfig, run_dir: Path, *, progress: bool) -> Any:
+    import torch
+    from transformers import TrainingArguments
+
+    use_cpu = config.device == "cpu" or (config.device is None and not torch.cuda.is_available())
+    bf16 = (config.dtype == "bfloat16") or (
+        config.dtype is None and not use_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    )
+    return TrainingArguments(
+        output_dir=str(run_dir / "checkpoints"),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.lr,
+        weight_decay=config.weight_decay,
+        lr_scheduler_type=config.lr_scheduler,
+        logging_strategy="steps",
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=1,
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=bf16,
+        fp16=config.dtype == "float16",
+        use_cpu=use_cpu,
+        # gloo is the CPU backend; naming a backend in a single process would make accelerate expect a group
+        ddp_backend="gloo" if use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+        ddp_find_unused_parameters=False,
+        dataloader_num_workers=0,
+        report_to="none",
+        disable_tqdm=not progress,
+    )
+
+
+def _bar_only_progress() -> Any:
+    """The Trainer's progress bar without the log dict it writes under the bar at every logging step."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class BarOnlyProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            return None
+
+    return BarOnlyProgress()
+
+
+def _lora_b(model: Any) -> dict[str, Any]:
+    return {name: p.detach().clone() for name, p in model.named_parameters() if "lora_B" in name}
+
+
+def train_lora(
+    run_dir: str | os.PathLike[str],
+    config: TrainConfig,
+    *,
+    split_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+    callbacks: Sequence[Any] = (),
+) -> TrainResult:
+    """Fine-tune ``config.model`` with LoRA on the train pairs of a task; save the adapter in ``run_dir``.
+
+    Parameters
+    ----------
+    run_dir : path
+        The run directory (layout in the module docstring). If it holds a finished adapter nothing is done;
+        if it holds checkpoints of an interrupted run with the same settings, training resumes from the last.
+    config : TrainConfig
+    split_dir : path, optional
+        A directory written by ``lexprobe split`` (``train.csv``, ``withheld.csv``); default: draw a split
+        with the config's ``bins``, ``per_bin`` and ``seed``.
+    progress : bool
+        Show the Trainer's progress bar (on stderr).
+    callbacks : sequence of transformers.TrainerCallback
+        Extra Trainer callbacks.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    TrainingError
+        Other settings than the run directory's, an empty split, no EOS token, or LoRA weights that did not
+        change during training.
+    """
+    run_dir = Path(run_dir)
+    t0 = time.perf_counter()
+    _check_resumable(run_dir, config)
+    if is_complete(run_dir):
+        return TrainResult(run_dir=run_dir, adapter_dir=run_dir / "adapter", already_complete=True)
+    from transformers import Trainer, set_seed
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from lexprobe.models import load_model
+    from lexprobe.tasks import prompt_templates
+
+    args = _training_arguments(config, run_dir, progress=progress)
+    main = args.process_index == 0
+    # the main process writes the split and converts the model (first use) before the others read them
+    with args.main_process_first(local=False, desc="prepare"):
+        data = _prepare_split(run_dir, config, Path(split_dir) if split_dir else None, write=main)
+        if main:
+            _write_train_config(run_dir, config, data)
+        lm = load_model(config.model, device=config.device, dtype=config.dtype, head=True)
+    templates = prompt_templates(config.ontology, config.task, config.templates)
+    examples = build_examples(data["train"], templates, lm.tokenizer)
+    set_seed(config.seed)
+    model = _add_lora(lm.model, config)
+    initial = _lora_b(model)
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=examples,
+        data_collator=_RightPadCollator(lm.tokenizer.pad_token_id),
+        callbacks=list(callbacks),
+    )
+    # the library does not print: the loss goes to loss.csv, the bar (if asked for) shows no log lines
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(_bar_only_progress())
+    checkpoints = run_dir / "checkpoints"
+    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    trainer.train(resume_from_checkpoint=last)
+    changed = sum(not bool((p.detach().cpu() == initial[n].cpu()).all()) for n, p in _lora_named(model))
+    if changed == 0:
+        raise TrainingError(
+            f"no LoRA weight changed in {trainer.state.global_step} steps; raise --lr or --epochs, or check "
+            "that --target-modules matches the model's layers"
+        )
+    losses = _loss_table(trainer.state.log_history)
+    result = TrainResult(
+        run_dir=run_dir,
+        adapter_dir=run_dir / "adapter",
+        already_complete=False,
+        n_pairs=len(data["train"]),
+        n_examples=len(examples),
+        n_steps=int(trainer.state.global_step),
+        first_loss=_edge_mean(losses, first=True),
+        final_loss=_edge_mean(losses, first=False),
+        seconds=time.perf_counter() - t0,
+        resumed_from=Path(last).name if last else None,
+        n_lora_changed=changed,
+        n_lora_total=len(initial),
+        world_size=int(args.world_size),
+    )
+    if main:
+        _write_outputs(run_dir, model, losses, result, config, lm, data)
+    return result
+
+
+def _lora_named(model: Any) -> list[tuple[str, Any]]:
+    return [(n, p) for n, p in model.named_parameters() if "lora_B" in n]
+
+
+def _add_lora(model: Any, config: TrainConfig) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    model.config.use_cache = False
+    target = config.target_modules if isinstance(config.target_modules, str) else list(config.target_modules)
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=target,
+        task_type="CAUSAL_LM",
+    )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # peft calls a transformers API deprecated for v6
+            return get_peft_model(model, lora)
+    except ValueError as exc:
+        raise TrainingError(f"cannot add LoRA to {config.model!r}: {' '.join(str(exc).split())[:200]}") from None
+
+
+def _write_train_config(run_dir: Path, config: TrainConfig, data: dict[str, Any]) -> None:
+    atomic_write_json(
+        run_dir / "train_config.json",
+        {
+            "config": config.to_dict(),
+            "split_from": data["from"],
+            "n_train": len(data["train"]),
+            "n_withheld": len(data["withheld"]),
+            "example_format": "prompt (chat template user turn if any) -> target + EOS; loss on completion",
+        },
+    )
+
+
+def _loss_table(log_history: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = [
+        {
+            "step": int(e["step"]),
+            "epoch": float(e.get("epoch", float("nan"))),
+            "loss": float(e["loss"]),
+            "learning_rate": float(e.get("learning_rate", float("nan"))),
+            "grad_norm": float(e.get("grad_norm", float("nan"))),
+        }
+        for e in log_history
+        if "loss" in e and "step" in e
+    ]
+    frame = pd.DataFrame(rows, columns=["step", "epoch", "loss", "learning_rate", "grad_norm"])
+    return frame.drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
+
+
+def _edge_mean(losses: pd.DataFrame, *, first: bool) -> float:
+    if losses.empty:
+        return float("nan")
+    k = max(1, len(losses) // 10)
+    part = losses["loss"].iloc[:k] if first else losses["loss"].iloc[-k:]
+    return float(part.mean())
+
+
+def _write_outputs(
+    run_dir: Path, model: Any, losses: pd.DataFrame, result: TrainResult, config: TrainConfig, lm: Any, data: dict
+) -> None:
+    with atomic_path(run_dir / "loss.csv") as tmp:
+        losses.to_csv(tmp, index=False)
+    _plot_loss(losses, run_dir, title=f"{config.ontology} {config.task} ({config.model})")
+    adapter = run_dir / "adapter"
+    tmp_dir = Path(tempfile.mkdtemp(prefix=".adapter.", dir=run_dir))
+    try:
+        model.save_pretrained(str(tmp_dir))
+        if adapter.exists():
+            shutil.rmtree(adapter)
+        os.replace(tmp_dir, adapter)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    split_files = {f"split/{n}.csv": sha256_file(run_dir / "split" / f"{n}.csv") for n in SPLITS}
+    outputs = {k: v for k, v in dataclasses.asdict(result).items() if k not in ("run_dir", "adapter_dir")}
+    write_manifest(
+        run_dir,
+        make_manifest(
+            stage="train",
+            config=config,
+            inputs={"ontology": config.ontology, **data["ontology"], "model": lm.describe(), "split": split_files},
+            outputs={**outputs, "adapter": "adapter/", "loss": "loss.csv"},
+            seed=config.seed,
+        ),
+    )
+
+
+def _plot_loss(losses: pd.DataFrame, directory: Path, *, title: str) -> None:
+    from lexprobe.figures import OKABE_ITO, _pyplot, save_figure
+
+    if losses.empty:
+        return
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    ax.plot(losses["step"], losses["loss"], color=OKABE_ITO[5], linewidth=0.8, alpha=0.7, label="per step")
+    window = max(1, len(losses) // 20)
+    smooth = losses["loss"].rolling(window, min_periods=1).mean()
+    ax.plot(losses["step"], smooth, color=OKABE_ITO[0], linewidth=1.6, label=f"mean of {window}")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("training loss (completion tokens)")
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    save_figure(fig, directory, "loss_curve")

@@ -1,0 +1,87 @@
+"""`lexprobe train` and `lexprobe evaluate` through Typer's test runner: a tiny real run and the bad-input paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from lexprobe.cli.main import app
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+def one_error_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    assert lines[0].startswith("error:") and "Traceback" not in output
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_train_then_evaluate_a_tiny_run(tmp_path: Path) -> None:
+    split = tmp_path / "split"
+    args = ["split", "--ontology", "hgnc", "--task", "name-to-symbol", "--bins", "2", "--per-bin", "1"]
+    assert runner.invoke(app, [*args, "--out", str(split)]).exit_code == 0
+    wrong = ["train", "--ontology", "hgnc", "--task", "name-to-id", "--split", str(split), "--out", str(tmp_path / "x")]
+    assert "holds a 'name-to-symbol' split" in one_error_line(runner.invoke(app, wrong).output)
+    run = tmp_path / "run"
+    train = ["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--split", str(split), "--out", str(run)]
+    train += ["--templates", "2", "--max-steps", "3", "--batch-size", "4", "--lr", "1e-3", "--lora-r", "4", "-q"]
+    result = runner.invoke(app, train)
+    assert result.exit_code == 0, result.output
+    assert "2 pairs x 2 templates = 4 examples, 3 steps" in " ".join(result.output.split())
+    assert (run / "split" / "train.csv").read_text() == (split / "train.csv").read_text()
+    assert json.loads((run / "train_config.json").read_text())["config"]["lora_r"] == 4
+    again = runner.invoke(app, train)
+    assert again.exit_code == 0 and "nothing to do" in again.output
+
+    result = runner.invoke(app, ["evaluate", "--run", str(run), "-q"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # rich wraps long paths at the runner's 80 columns
+    assert "memorization gain" in text and "generalization gain" in text
+    outcomes = pd.read_csv(run / "outcomes.csv")
+    assert len(outcomes) == 4 and "category" in outcomes.columns
+
+    result = runner.invoke(app, ["evaluate", "--run", str(run), "--split", "withheld", "--baseline", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "memorization gain" not in " ".join(result.output.split())
+    assert set(pd.read_csv(run / "outcomes.csv")["split"]) == {"withheld"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--ontology", "hgnc", "--task", "name-to-colour"], "unknown field 'colour'"),
+        (["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--per-bin", "5000"], "lower --per-bin"),
+        (["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--split", "/no/such/split"], "no train.csv"),
+        (["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--lr", "0"], "`lr` must be > 0"),
+        (["evaluate", "--run", "/no/such/run"], "does not exist"),
+        (["evaluate", "--run", "{tmp}"], "no train_config.json"),
+        (["evaluate", "--run", "{tmp}", "--split", "test"], "--split must be train, withheld or both"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(tmp_path: Path, args: list[str], message: str) -> None:
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if args[0] == "train":
+        args += ["--out", str(tmp_path / "run")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert message in one_error_line(result.output)
+    assert not (tmp_path / "run" / "adapter").exists()
+
+
+def test_evaluating_a_run_without_an_adapter_says_so(tmp_path: Path) -> None:
+    from lexprobe.runs import atomic_write_json
+    from lexprobe.train import TrainConfig
+
+    (tmp_path / "split").mkdir()
+    atomic_write_json(
+        tmp_path / "train_config.json", {"config": TrainConfig(ontology="hgnc", task="name-to-symbol").to_dict()}
+    )
+    result = runner.invoke(app, ["evaluate", "--run", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "no finished adapter" in one_error_line(result.output)
+    assert "--baseline" in result.output
