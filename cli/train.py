@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, handle_errors, is_terminal
+from lexprobe.cli._common import console, handle_errors, is_terminal, split_csv
 from lexprobe.cli.embed import progress_bar
 
 
@@ -45,7 +45,7 @@ def train_cmd(
     """Fine-tune a model with LoRA on the train pairs of a task; save the adapter, loss log and config."""
     from lexprobe.train import TrainConfig, train_lora
 
-    modules = target_modules if target_modules == "all-linear" else tuple(m.strip() for m in target_modules.split(","))
+    modules = target_modules if target_modules == "all-linear" else split_csv(target_modules)
     config = TrainConfig(
         ontology=ontology,
         task=task,
