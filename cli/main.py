@@ -30,7 +30,10 @@ from lexprobe.cli.align import align_cmd  # noqa: E402
 from lexprobe.cli.data import data_app  # noqa: E402
 from lexprobe.cli.embed import embed_cmd  # noqa: E402
 from lexprobe.cli.lexicalization import lexicalization_cmd  # noqa: E402
+from lexprobe.cli.predict import correlate_cmd, predict_cmd  # noqa: E402
+from lexprobe.cli.report import report_cmd  # noqa: E402
 from lexprobe.cli.split import split_cmd  # noqa: E402
+from lexprobe.cli.study import study_cmd  # noqa: E402
 from lexprobe.cli.train import evaluate_cmd, train_cmd  # noqa: E402
 
 app.add_typer(data_app, name="data")
@@ -40,6 +43,10 @@ app.command("align")(align_cmd)
 app.command("lexicalization")(lexicalization_cmd)
 app.command("train")(train_cmd)
 app.command("evaluate")(evaluate_cmd)
+app.command("report")(report_cmd)
+app.command("correlate")(correlate_cmd)
+app.command("predict")(predict_cmd)
+app.command("study")(study_cmd)
 
 
 def main() -> None:

@@ -15,7 +15,10 @@ from lexprobe.exceptions import (
     ModelError,
     NetworkError,
     OntologyError,
+    PredictionError,
+    ReportError,
     ResourceError,
+    StudyError,
     TaskError,
     TrainingError,
 )
@@ -32,7 +35,10 @@ __all__ = [
     "ModelError",
     "NetworkError",
     "OntologyError",
+    "PredictionError",
+    "ReportError",
     "ResourceError",
+    "StudyError",
     "TaskError",
     "TrainingError",
 ]

@@ -19,6 +19,9 @@ __all__ = [
     "ResourceError",
     "NetworkError",
     "TrainingError",
+    "ReportError",
+    "PredictionError",
+    "StudyError",
     "LexprobeWarning",
 ]
 
@@ -65,6 +68,18 @@ class NetworkError(LexprobeError, ConnectionError):
 
 class TrainingError(LexprobeError, ValueError):
     """Fine-tuning or its evaluation cannot run as asked (no adapter, empty split, weights that did not move)."""
+
+
+class PredictionError(LexprobeError, ValueError):
+    """Correlation or prediction cannot run as asked (a run without outcomes, no calibration, too few tasks)."""
+
+
+class ReportError(LexprobeError, ValueError):
+    """A report or one of its figures cannot be made (a missing directory, one that holds no run, bad tables)."""
+
+
+class StudyError(LexprobeError, ValueError):
+    """A study cannot run as asked (an unknown size or stage, an ontology without the tasks asked for)."""
 
 
 class LexprobeWarning(UserWarning):

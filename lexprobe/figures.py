@@ -13,7 +13,17 @@ if TYPE_CHECKING:
     from lexprobe.align import AlignmentResult
     from lexprobe.lexical import LexicalResult
 
-__all__ = ["OKABE_ITO", "plot_alignment_by_layer", "plot_lexicalization", "plot_umap_pairs", "save_figure"]
+__all__ = [
+    "OKABE_ITO",
+    "plot_accuracy_by_popularity",
+    "plot_alignment_by_layer",
+    "plot_calibration",
+    "plot_gain_vs_feature",
+    "plot_lexicalization",
+    "plot_task_gains",
+    "plot_umap_pairs",
+    "save_figure",
+]
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -25,6 +35,21 @@ _METRIC_LABELS = {
     "retrieval": "retrieval hit rate (held out)",
     "rsa": "RSA (Spearman of distances)",
 }
+
+#: Axis labels (with units) of the features the correlate stage plots gains against.
+_FEATURE_LABELS = {
+    "alignment": "alignment of source and target (0 to 1)",
+    "alignment_z": "alignment z (standard deviations above the permutation null)",
+    "alignment_effect": "alignment effect (value minus null mean)",
+    "lexicalization": "lexicalization (0 to 1)",
+    "source_lexicalization": "source lexicalization (0 to 1)",
+    "target_lexicalization": "target lexicalization (0 to 1)",
+    "log_popularity": "log popularity",
+    "popularity_median": "median popularity of the task's terms",
+}
+
+#: Which gain a split measures: training pairs show memorization, withheld pairs generalization.
+_SPLIT_LABELS = {"train": "memorization (train)", "withheld": "generalization (withheld)"}
 
 
 def _pyplot():
@@ -177,3 +202,319 @@ def plot_lexicalization(result: LexicalResult, directory: str | os.PathLike[str]
         ax.set_title(f"{prefix}semantic category from each field's embeddings")
         written += save_figure(fig, directory, "probe_by_layer")
     return written
+
+
+def _require(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
+    from lexprobe.exceptions import ReportError
+
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ReportError(f"`{name}` lacks the column(s) {', '.join(missing)}; it has {', '.join(map(str, frame))}")
+
+
+def _task_labels(frame: pd.DataFrame) -> pd.Series:
+    """The ``label`` column ("hgnc name-to-symbol"), built from ontology and task when absent."""
+    if "label" in frame:
+        return frame["label"].astype(str)
+    parts = [frame[c].astype(str) for c in ("ontology", "task") if c in frame]
+    if not parts:
+        return pd.Series("all items", index=frame.index)
+    return parts[0].str.cat(parts[1:], sep=" ") if len(parts) > 1 else parts[0]
+
+
+def _errors(y: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Asymmetric error-bar lengths; a missing or inverted bound draws no bar on that side."""
+    err = np.vstack([y - low, high - y]).astype(float)
+    return np.clip(np.nan_to_num(err, nan=0.0), 0, None)
+
+
+def _annotate(ax, x, y, labels) -> None:
+    for xi, yi, text in zip(x, y, labels):
+        if np.isfinite(xi) and np.isfinite(yi):
+            ax.annotate(text, (xi, yi), xytext=(4, 4), textcoords="offset points", fontsize=7, color="#333333")
+
+
+def plot_accuracy_by_popularity(
+    items: pd.DataFrame, directory: str | os.PathLike[str], *, title: str = ""
+) -> list[Path]:
+    """Exact-match accuracy by popularity bin: baseline (dashed) and tuned (solid), train and withheld.
+
+    One small panel per task (``label``), four to a row, sharing the y axis.
+
+    Parameters
+    ----------
+    items : pandas.DataFrame
+        One row per item and split, with ``split``, ``bin`` (0 = least popular), ``baseline_correct``,
+        ``tuned_correct`` and ``label`` (or ``ontology`` and ``task``).
+    directory : path
+        Where ``accuracy_by_popularity.png`` and ``.svg`` go.
+    title : str, optional
+        Prefix of the figure title.
+
+    Returns
+    -------
+    list of Path
+        The PNG and the SVG.
+    """
+    _require(items, ("split", "bin", "baseline_correct", "tuned_correct"), "items")
+    plt = _pyplot()
+    frame = items.assign(
+        _label=_task_labels(items),
+        baseline=items["baseline_correct"].astype(float),
+        tuned=items["tuned_correct"].astype(float),
+    )
+    labels = list(dict.fromkeys(frame["_label"]))
+    n_cols = min(4, len(labels))
+    n_rows = -(-len(labels) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.3 * n_cols, 2.8 * n_rows + 0.4), squeeze=False, sharey=True)
+    colours = {"train": OKABE_ITO[0], "withheld": OKABE_ITO[1]}
+    for ax, label in zip(axes.flat, labels):
+        task = frame[frame["_label"] == label]
+        for split, group in task.groupby("split", sort=True):
+            means = group.groupby("bin")[["baseline", "tuned"]].mean()
+            colour = colours.get(str(split), OKABE_ITO[2])
+            x = means.index.astype(int)
+            ax.plot(
+                x,
+                means["baseline"],
+                color=colour,
+                linestyle="--",
+                marker="o",
+                markersize=2.5,
+                linewidth=1,
+                label=f"{split}, baseline",
+            )
+            ax.plot(
+                x,
+                means["tuned"],
+                color=colour,
+                linestyle="-",
+                marker="o",
+                markersize=2.5,
+                linewidth=1.4,
+                label=f"{split}, tuned",
+            )
+        ax.set_title(label)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("popularity bin (low → high)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("exact-match accuracy (0 to 1)")
+    for ax in list(axes.flat)[len(labels) :]:
+        ax.set_visible(False)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", ncol=4, frameon=False, bbox_to_anchor=(0.5, 1.0))
+    prefix = f"{title}: " if title else ""
+    fig.suptitle(f"{prefix}accuracy by popularity, baseline (dashed) and tuned (solid)", y=1.06)
+    fig.tight_layout()
+    return save_figure(fig, directory, "accuracy_by_popularity")
+
+
+def _binned_gain(values: pd.Series, gain: pd.Series, *, max_bins: int = 10) -> pd.DataFrame:
+    """Mean gain in up to ``max_bins`` quantile bins of ``values``, with a normal-approximation 95% CI."""
+    n_bins = int(min(max_bins, values.nunique()))
+    if n_bins < 2:
+        codes = pd.Series(0, index=values.index)
+    else:
+        codes = pd.qcut(values.rank(method="first"), n_bins, labels=False)
+    table = pd.DataFrame({"x": values, "gain": gain.astype(float), "bin": codes})
+    stats = table.groupby("bin").agg(x=("x", "mean"), mean=("gain", "mean"), sd=("gain", "std"), n=("gain", "size"))
+    half = 1.96 * stats["sd"].fillna(0.0) / np.sqrt(stats["n"])
+    return stats.assign(ci_low=stats["mean"] - half, ci_high=stats["mean"] + half)
+
+
+def plot_gain_vs_feature(
+    items: pd.DataFrame,
+    feature: str,
+    *,
+    directory: str | os.PathLike[str],
+    split: str = "withheld",
+    stem: str | None = None,
+    xlabel: str | None = None,
+    title: str = "",
+) -> list[Path]:
+    """Mean per-item gain in quantile bins of a feature, one colour per task.
+
+    Parameters
+    ----------
+    items : pandas.DataFrame
+        One row per item, with ``split``, ``gain`` (tuned minus baseline correct: -1, 0 or 1), the
+        ``feature`` column and ``label`` (or ``ontology`` and ``task``).
+    feature : str
+        The column on the x axis (``"lexicalization"``, ``"alignment"``).
+    directory : path
+        Where the PNG and SVG go.
+    split : str, default "withheld"
+        Which items: ``"withheld"`` (generalization) or ``"train"`` (memorization).
+    stem : str, optional
+        File name without extension (default ``gain_vs_<feature>``).
+    xlabel : str, optional
+        Label of the x axis (default: a known label with units, else the column name).
+    title : str, optional
+        Prefix of the figure title.
+
+    Returns
+    -------
+    list of Path
+        The PNG and the SVG.
+
+    Notes
+    -----
+    A gain is -1, 0 or 1, so single items say little: each task's items are cut into up to 10 equal-count
+    bins of the feature (ranks break ties) and each bin shows its mean gain at the bin's mean feature value,
+    with a normal-approximation 95% interval (mean ± 1.96 sd / sqrt(n)).
+    """
+    _require(items, ("split", "gain", feature), "items")
+    plt = _pyplot()
+    chosen = items[items["split"] == split].dropna(subset=[feature, "gain"])
+    labels = _task_labels(chosen)
+    fig, ax = plt.subplots(figsize=(5.8, 3.8))
+    for i, label in enumerate(dict.fromkeys(labels)):
+        task = chosen[labels == label]
+        stats = _binned_gain(task[feature].astype(float), task["gain"])
+        y = stats["mean"].to_numpy()
+        drawn = ax.errorbar(
+            stats["x"],
+            y,
+            yerr=_errors(y, stats["ci_low"].to_numpy(), stats["ci_high"].to_numpy()),
+            color=OKABE_ITO[i % len(OKABE_ITO)],
+            marker="o",
+            markersize=3,
+            capsize=2,
+            linewidth=1,
+            label=f"{label} (n={len(task)})",
+        )
+        for bars in drawn[2]:  # lighter intervals keep several tasks' lines readable
+            bars.set_alpha(0.5)
+    if chosen.empty:
+        ax.text(0.5, 0.5, f"no {split} items with a {feature} value", ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="task (items)")
+    ax.axhline(0, color="#888888", linewidth=0.8)
+    ax.set_xlabel(xlabel or _FEATURE_LABELS.get(feature, feature.replace("_", " ")))
+    ax.set_ylabel("mean gain per item (tuned − baseline; 95% CI)")
+    prefix = f"{title}: " if title else ""
+    ax.set_title(f"{prefix}{_SPLIT_LABELS.get(split, split)} gain by {feature.replace('_', ' ')}")
+    return save_figure(fig, directory, stem or f"gain_vs_{feature}")
+
+
+def plot_task_gains(
+    tasks: pd.DataFrame,
+    feature: str,
+    directory: str | os.PathLike[str],
+    *,
+    stem: str | None = None,
+    xlabel: str | None = None,
+) -> list[Path]:
+    """Memorization and generalization gain of each task against one task-level feature.
+
+    Parameters
+    ----------
+    tasks : pandas.DataFrame
+        One row per task, with the ``feature`` column, ``memorization_gain``, ``generalization_gain``, their
+        ``_ci_low`` / ``_ci_high`` bounds and ``label`` (or ``ontology`` and ``task``).
+    feature : str
+        The column on the x axis (``"alignment_z"``, ``"lexicalization"``).
+    directory : path
+        Where the PNG and SVG go.
+    stem : str, optional
+        File name without extension (default ``task_gains_<feature>``).
+    xlabel : str, optional
+        Label of the x axis (default: a known label with units, else the column name).
+
+    Returns
+    -------
+    list of Path
+        The PNG and the SVG.
+    """
+    gains = ("memorization_gain", "generalization_gain")
+    _require(tasks, (feature, *gains, *(f"{g}_ci_{s}" for g in gains for s in ("low", "high"))), "tasks")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.8, 4.2))
+    x = tasks[feature].astype(float).to_numpy()
+    labels = _task_labels(tasks).tolist()
+    for colour, marker, gain in zip(OKABE_ITO, ("o", "s"), gains):
+        y = tasks[gain].astype(float).to_numpy()
+        err = _errors(y, tasks[f"{gain}_ci_low"].to_numpy(float), tasks[f"{gain}_ci_high"].to_numpy(float))
+        ax.errorbar(
+            x,
+            y,
+            yerr=err,
+            color=colour,
+            marker=marker,
+            markersize=5,
+            capsize=2,
+            linestyle="none",
+            label=gain.replace("_", " "),
+        )
+        _annotate(ax, x, y, labels)
+    ax.axhline(0, color="#888888", linewidth=0.8)
+    ax.set_xlabel(xlabel or _FEATURE_LABELS.get(feature, feature.replace("_", " ")))
+    ax.set_ylabel("gain in exact-match accuracy (tuned − baseline; 95% CI)")
+    ax.set_title(f"gain of each task by {feature.replace('_', ' ')}")
+    ax.legend(frameon=False, loc="best")
+    return save_figure(fig, directory, stem or f"task_gains_{feature}")
+
+
+def plot_calibration(
+    loto: pd.DataFrame, directory: str | os.PathLike[str], *, stem: str = "predictor_calibration"
+) -> list[Path]:
+    """Predicted against measured gain per task and split, with the y = x diagonal.
+
+    Parameters
+    ----------
+    loto : pandas.DataFrame
+        One row per task and split (leave-one-task-out predictions), with ``predicted_gain``,
+        ``predicted_ci_low``, ``predicted_ci_high``, ``measured_gain``, ``measured_ci_low``,
+        ``measured_ci_high``, ``split`` (``"train"``: memorization, ``"withheld"``: generalization) and
+        ``label``.
+    directory : path
+        Where the PNG and SVG go.
+    stem : str, default "predictor_calibration"
+        File name without extension.
+
+    Returns
+    -------
+    list of Path
+        The PNG and the SVG.
+    """
+    columns = [f"{w}_{c}" for w in ("predicted", "measured") for c in ("gain", "ci_low", "ci_high")]
+    _require(loto, ("split", *columns), "loto")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.6))
+    labels = _task_labels(loto)
+    for i, (split, group) in enumerate(loto.groupby("split", sort=True)):
+        x = group["predicted_gain"].to_numpy(float)
+        y = group["measured_gain"].to_numpy(float)
+        ax.errorbar(
+            x,
+            y,
+            xerr=_errors(x, group["predicted_ci_low"].to_numpy(float), group["predicted_ci_high"].to_numpy(float)),
+            yerr=_errors(y, group["measured_ci_low"].to_numpy(float), group["measured_ci_high"].to_numpy(float)),
+            color=OKABE_ITO[i % len(OKABE_ITO)],
+            marker="o",
+            markersize=4,
+            capsize=2,
+            linestyle="none",
+            label=_SPLIT_LABELS.get(str(split), str(split)),
+        )
+        _annotate(ax, x, y, labels[group.index])
+    bounds = loto[columns].to_numpy(float)
+    finite = bounds[np.isfinite(bounds)]
+    low, high = (min(finite.min(), 0.0), max(finite.max(), 1.0)) if finite.size else (0.0, 1.0)
+    pad = 0.05 * (high - low)
+    ax.plot(
+        [low - pad, high + pad],
+        [low - pad, high + pad],
+        color="#888888",
+        linestyle="--",
+        linewidth=0.8,
+        label="y = x (perfect calibration)",
+    )
+    ax.set_xlim(low - pad, high + pad)
+    ax.set_ylim(low - pad, high + pad)
+    ax.set_aspect("equal")
+    ax.set_xlabel("predicted gain (leave one task out; 95% CI)")
+    ax.set_ylabel("measured gain (tuned − baseline; 95% CI)")
+    ax.set_title("predictor calibration")
+    ax.legend(frameon=False, fontsize=7, loc="upper left")
+    return save_figure(fig, directory, stem)

@@ -1,0 +1,414 @@
+"""``run_study``: every stage of the paper's analysis for a set of ontologies, resuming what is already done.
+
+Layout of a study directory::
+
+    OUT/<ontology>/align/            lexprobe align
+    OUT/<ontology>/lexicalization/   lexprobe lexicalization
+    OUT/<ontology>/<task>/           lexprobe train + lexprobe evaluate (one per task)
+    OUT/correlate/                   lexprobe correlate over every evaluated task (the predictor's evaluation)
+    OUT/report.html                  lexprobe report over all of the above
+    OUT/manifest.json                the study's own record: sizes, stages, timings, what was resumed
+
+A stage counts as done when its directory holds the manifest its stage writes last (for a task: the
+evaluation's manifest), so an interrupted study resumes at the first unfinished stage (training itself
+resumes from its last checkpoint). The correlation and the report are redone when the set of evaluated tasks
+changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lexprobe.exceptions import LexprobeError, StudyError
+
+__all__ = ["SIZES", "STAGES", "StudySize", "StudyResult", "run_study", "study_tasks"]
+
+logger = logging.getLogger(__name__)
+
+#: Stages in the order they run.
+STAGES = ("align", "lexicalization", "train", "evaluate", "correlate", "report")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySize:
+    """How large each stage of a study is.
+
+    Parameters
+    ----------
+    terms : int
+        Popularity-balanced terms for alignment and lexicalization.
+    permutations, bootstrap : int
+        Of the alignment nulls and intervals.
+    bins, per_bin : int
+        The popularity-balanced split of each task: ``bins * per_bin`` pairs in each of train and withheld.
+    templates, epochs, max_steps, batch_size, lr
+        Fine-tuning (see :class:`lexprobe.train.TrainConfig`).
+    k : int
+        Neighbours of mutual kNN in the correlation's features.
+    correlate_bootstrap : int
+        Bootstrap resamples of the correlation intervals.
+    """
+
+    terms: int
+    permutations: int
+    bootstrap: int
+    bins: int
+    per_bin: int
+    templates: int
+    epochs: float
+    max_steps: int = -1
+    batch_size: int = 8
+    lr: float = 2e-4
+    k: int = 10
+    correlate_bootstrap: int = 1000
+
+
+#: ``tiny`` is for tests (minutes on a CPU), ``small`` fits the eight tasks into a few CPU hours, ``paper``
+#: is the paper's scale (hours on a GPU).
+SIZES: dict[str, StudySize] = {
+    "tiny": StudySize(
+        terms=60,
+        permutations=20,
+        bootstrap=20,
+        bins=4,
+        per_bin=4,
+        templates=1,
+        epochs=1.0,
+        max_steps=4,
+        batch_size=4,
+        lr=1e-3,
+        k=3,
+        correlate_bootstrap=50,
+    ),
+    "small": StudySize(terms=1000, permutations=100, bootstrap=100, bins=20, per_bin=5, templates=3, epochs=3.0),
+    "paper": StudySize(terms=2000, permutations=100, bootstrap=100, bins=20, per_bin=30, templates=5, epochs=3.0),
+}
+
+
+def study_tasks(ontology: str, tasks: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The paper's tasks of an ontology (:data:`lexprobe.tasks.NAMED_TASKS`), or the given ones."""
+    from lexprobe.tasks import NAMED_TASKS
+
+    if tasks:
+        return tuple(tasks)
+    return NAMED_TASKS.get(ontology, ("name-to-id", "id-to-name"))
+
+
+@dataclasses.dataclass
+class StudyResult:
+    """What the study did: per stage and directory, ``done`` (ran now) or ``resumed`` (found finished)."""
+
+    out: Path
+    stages: list[dict[str, Any]]
+    runs: list[Path]
+    correlate: Path | None
+    report: Path | None
+
+
+def _stage_done(directory: Path, stage: str, manifest: str = "manifest.json") -> bool:
+    try:
+        return json.loads((directory / manifest).read_text(encoding="utf-8")).get("stage") == stage
+    except (OSError, ValueError):
+        return False
+
+
+def _evaluated(run: Path) -> bool:
+    return _stage_done(run, "evaluate", "evaluation_manifest.json") and (run / "outcomes.csv").is_file()
+
+
+def run_study(
+    ontologies: Sequence[str],
+    out: str | os.PathLike[str],
+    *,
+    model: str = "smollm2-135m",
+    size: str | StudySize = "small",
+    tasks: Sequence[str] | None = None,
+    stages: Sequence[str] = STAGES,
+    device: str | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> StudyResult:
+    """Run (or resume) the study: align, lexicalization, train, evaluate, correlate, report.
+
+    Parameters
+    ----------
+    ontologies : sequence of str
+        Built-in names or paths.
+    out : path
+        The study directory (layout in the module docstring).
+    model : str
+    size : {"tiny", "small", "paper"} or StudySize
+    tasks : sequence of str, optional
+        Tasks to run on every ontology that has them; default the paper's tasks of each ontology.
+    stages : sequence of str
+        A subset of :data:`STAGES` (the others are skipped, not undone).
+    device : str, optional
+    seed : int
+    log : callable, optional
+        Called with one line per stage started / resumed.
+
+    Raises
+    ------
+    StudyError
+        Unknown size or stage, no ontology, or no task of a given ontology.
+    """
+    say = log or (lambda line: logger.info(line))
+    spec = _size(size)
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        raise StudyError(f"--stages must be from {', '.join(STAGES)}, got {', '.join(unknown) or '(none)'}")
+    if not ontologies:
+        raise StudyError("give at least one ontology, e.g. --ontology hgnc,hpo,go")
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    record: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    models: dict[str, Any] = {}
+
+    def lm() -> Any:
+        if "lm" not in models:
+            from lexprobe.models import load_model
+
+            models["lm"] = load_model(model, device=device)
+        return models["lm"]
+
+    def step(stage: str, where: Path, done: bool, work: Callable[..., Any], *args: Any) -> None:
+        name = f"{stage} {where.relative_to(root)}"
+        if done:
+            say(f"{name}: already done")
+            record.append({"stage": stage, "dir": str(where.relative_to(root)), "status": "resumed", "seconds": 0.0})
+            return
+        say(f"{name}: running")
+        t0 = time.perf_counter()
+        work(*args)
+        seconds = time.perf_counter() - t0
+        record.append({"stage": stage, "dir": str(where.relative_to(root)), "status": "done", "seconds": seconds})
+        say(f"{name}: done in {seconds / 60:.1f} min")
+
+    from lexprobe.ontology import load_ontology
+
+    loaded = {}
+    for ontology in ontologies:
+        try:
+            loaded[ontology] = load_ontology(ontology)
+        except LexprobeError as exc:
+            raise StudyError(str(exc)) from None
+    names = {ontology: ont.name for ontology, ont in loaded.items()}
+    plan = {ontology: _tasks_of(ont, tasks) for ontology, ont in loaded.items()}
+    runs: list[Path] = []
+    for ontology in ontologies:
+        base = root / names[ontology]
+        if "align" in stages:
+            where = base / "align"
+            step("align", where, _stage_done(where, "align"), _align, ontology, where, lm, model, spec, seed)
+        if "lexicalization" in stages:
+            where = base / "lexicalization"
+            step(
+                "lexicalization",
+                where,
+                _stage_done(where, "lexicalization"),
+                _lexicalization,
+                ontology,
+                where,
+                lm,
+                model,
+                spec,
+                seed,
+            )
+        for task in plan[ontology]:
+            where = base / task
+            if "train" in stages:
+                from lexprobe.train import is_complete
+
+                step(
+                    "train",
+                    where,
+                    is_complete(where) or _evaluated(where),
+                    _train,
+                    ontology,
+                    task,
+                    where,
+                    model,
+                    spec,
+                    seed,
+                    device,
+                )
+            if "evaluate" in stages:
+                from lexprobe.train import is_complete
+
+                if _evaluated(where) or is_complete(where):
+                    step("evaluate", where, _evaluated(where), _evaluate, where, device, seed)
+            if _evaluated(where):
+                runs.append(where)
+
+    correlate_dir = root / "correlate"
+    if "correlate" in stages and runs:
+        listed = sorted(str(r.relative_to(root)) for r in runs)
+        step(
+            "correlate",
+            correlate_dir,
+            _stage_done(correlate_dir, "correlate") and _correlated_runs(correlate_dir, root) == listed,
+            _correlate,
+            runs,
+            correlate_dir,
+            spec,
+            seed,
+        )
+    report = None
+    if "report" in stages:
+        report = root / "report.html"
+        dirs = [d for o in ontologies for d in (root / names[o] / "align", root / names[o] / "lexicalization")]
+        dirs = [d for d in dirs if (d / "manifest.json").is_file()] + runs
+        if _stage_done(correlate_dir, "correlate"):
+            dirs.append(correlate_dir)
+        if dirs:
+            step("report", report, False, _report, dirs, report, names, model)
+        else:
+            report = None
+    _write_study_manifest(root, ontologies, model, spec, size, tasks, stages, seed, record, started)
+    return StudyResult(
+        out=root,
+        stages=record,
+        runs=runs,
+        correlate=correlate_dir if _stage_done(correlate_dir, "correlate") else None,
+        report=report,
+    )
+
+
+def _size(size: str | StudySize) -> StudySize:
+    if isinstance(size, StudySize):
+        return size
+    if size not in SIZES:
+        raise StudyError(f"--size must be one of {', '.join(SIZES)}, got {size!r}")
+    return SIZES[size]
+
+
+def _tasks_of(ontology: Any, tasks: Sequence[str] | None) -> tuple[str, ...]:
+    from lexprobe.tasks import get_task
+
+    name = ontology.name
+    chosen = study_tasks(name, tasks)
+    usable = []
+    for task in chosen:
+        try:
+            get_task(ontology, task)
+        except LexprobeError:
+            if tasks is None:
+                raise StudyError(f"{name}: the paper's task {task} cannot be built from this table") from None
+            logger.info("%s has no task %s; skipped", name, task)
+            continue
+        usable.append(task)
+    if not usable:
+        raise StudyError(f"{name} has none of the tasks {', '.join(chosen)}")
+    return tuple(usable)
+
+
+def _align(ontology: str, where: Path, lm: Callable[[], Any], model: str, spec: StudySize, seed: int) -> None:
+    from lexprobe.align import AlignmentConfig, run_alignment, write_alignment
+
+    config = AlignmentConfig(
+        ontology=ontology,
+        model=model,
+        limit=spec.terms,
+        permutations=spec.permutations,
+        bootstrap=spec.bootstrap,
+        k=min(10, spec.terms - 2),
+        seed=seed,
+    )
+    write_alignment(run_alignment(config, model=lm()), where)
+
+
+def _lexicalization(ontology: str, where: Path, lm: Callable[[], Any], model: str, spec: StudySize, seed: int) -> None:
+    from lexprobe.lexical import LexicalConfig, measure_lexicalization, write_lexicalization
+
+    config = LexicalConfig(
+        ontology=ontology, model=model, limit=max(spec.terms, 20), k=min(10, spec.terms - 2), seed=seed
+    )
+    write_lexicalization(measure_lexicalization(config, model=lm()), where)
+
+
+def _train(ontology: str, task: str, where: Path, model: str, spec: StudySize, seed: int, device: str | None) -> None:
+    from lexprobe.train import TrainConfig, train_lora
+
+    config = TrainConfig(
+        ontology=ontology,
+        task=task,
+        model=model,
+        bins=spec.bins,
+        per_bin=spec.per_bin,
+        templates=spec.templates,
+        epochs=spec.epochs,
+        max_steps=spec.max_steps,
+        batch_size=spec.batch_size,
+        lr=spec.lr,
+        seed=seed,
+        device=device,
+    )
+    train_lora(where, config)
+
+
+def _evaluate(where: Path, device: str | None, seed: int) -> None:
+    from lexprobe.train import evaluate_run
+
+    evaluate_run(where, device=device, seed=seed)
+
+
+def _correlated_runs(correlate_dir: Path, root: Path) -> list[str]:
+    try:
+        manifest = json.loads((correlate_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    listed = []
+    for entry in manifest.get("inputs", {}).get("runs", []):
+        path = Path(entry["run"])
+        listed.append(str(path.relative_to(root)) if path.is_absolute() and path.is_relative_to(root) else entry["run"])
+    return sorted(listed)
+
+
+def _correlate(runs: list[Path], where: Path, spec: StudySize, seed: int) -> None:
+    from lexprobe.predict import FeatureConfig, correlate, write_correlation
+
+    config = FeatureConfig(k=spec.k, permutations=max(spec.permutations, 2), seed=seed)
+    # runs are recorded relative to the study directory, so a moved study still resumes
+    root = where.parent
+    result = correlate(
+        [r.relative_to(root) if r.is_relative_to(root) else r for r in runs],
+        config=config,
+        n_boot=spec.correlate_bootstrap,
+        seed=seed,
+        base=root,
+    )
+    write_correlation(result, where)
+
+
+def _report(dirs: list[Path], report: Path, names: dict[str, str], model: str) -> None:
+    from lexprobe.report import build_report
+
+    build_report(dirs, report, title=f"lexprobe study: {', '.join(names.values())} with {model}")
+
+
+def _write_study_manifest(root, ontologies, model, spec, size, tasks, stages, seed, record, started) -> None:
+    from lexprobe.runs import make_manifest, write_manifest
+
+    manifest = make_manifest(
+        stage="study",
+        config={
+            "ontologies": list(ontologies),
+            "model": model,
+            "size": size if isinstance(size, str) else "custom",
+            "size_settings": dataclasses.asdict(spec),
+            "tasks": list(tasks) if tasks else None,
+            "stages": list(stages),
+        },
+        inputs={},
+        outputs={"stages": record, "seconds": time.perf_counter() - started},
+        seed=seed,
+    )
+    write_manifest(root, manifest)
