@@ -91,6 +91,11 @@ class FeatureConfig:
         As :func:`lexprobe.align.preprocess`.
     permutations : int
         Permutations of the pairing for the layer-max null of the task's alignment.
+    per_split : int or None
+        Items per split (train, withheld) that the features of a fine-tuning run are measured on; larger runs
+        are subsampled evenly over popularity bins. Neighbourhood measures depend on how many items there
+        are (chance is k / (n - 1)), so calibration and prediction must measure the same number: the
+        default, 100, is the split of ``lexprobe study --size small`` (20 bins x 5). None: every item.
     seed : int
     """
 
@@ -100,9 +105,12 @@ class FeatureConfig:
     k: int = 10
     preprocess: str = "standardize"
     permutations: int = 100
+    per_split: int | None = 100
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.per_split is not None and self.per_split < 1:
+            raise PredictionError(f"per_split must be >= 1 or None, got {self.per_split}")
         if self.k < 1:
             raise PredictionError(f"k must be >= 1, got {self.k}")
         if self.permutations < 2:
@@ -251,6 +259,7 @@ def run_features(
     """
     from lexprobe.models import load_model
     from lexprobe.tasks import get_task
+    from lexprobe.train import paired_bootstrap_interval
 
     run = Path(run_dir)
     train_config = _train_config(run)
@@ -264,6 +273,8 @@ def run_features(
         outcomes = pd.read_csv(run / "outcomes.csv")
     except FileNotFoundError:
         raise PredictionError(f"{run} has no outcomes.csv; run `lexprobe evaluate --run {run}`") from None
+    config = config or FeatureConfig()
+    outcomes = _subsample(outcomes, config.per_split, config.seed)
     ontology, task_name, model_name = train_config.ontology, train_config.task, train_config.model
     try:
         task = get_task(ontology, task_name)
@@ -297,18 +308,34 @@ def run_features(
     row |= {f"n_{s}": int((items["split"] == s).sum()) for s in _SPLITS}
     row |= features.task
     for split in _SPLITS:
-        g = gains[split]
+        part = items[items["split"] == split]
+        b, t = part["baseline_correct"].to_numpy(), part["tuned_correct"].to_numpy()
+        low, high = paired_bootstrap_interval(b, t, n_boot=2000, seed=config.seed)
         name = _GAIN_NAMES[split]
-        row |= {f"baseline_{split}": g["baseline"], f"tuned_{split}": g["tuned"]}
-        row |= {
-            f"{name}_gain": g["gain"],
-            f"{name}_gain_ci_low": g["gain_ci_low"],
-            f"{name}_gain_ci_high": g["gain_ci_high"],
-        }
+        row |= {f"baseline_{split}": float(b.mean()), f"tuned_{split}": float(t.mean())}
+        row |= {f"{name}_gain": float(t.mean() - b.mean()), f"{name}_gain_ci_low": low, f"{name}_gain_ci_high": high}
+        row[f"{name}_gain_all_items"] = gains[split]["gain"]
     row["memorized"] = bool(row["memorization_gain_ci_low"] > 0)
     row["generalized"] = bool(row["generalization_gain_ci_low"] > 0)
     row["run"] = str(run)
     return items, row
+
+
+def _subsample(outcomes: pd.DataFrame, per_split: int | None, seed: int) -> pd.DataFrame:
+    """At most ``per_split`` items of each split, spread evenly over the popularity bins (seeded)."""
+    if per_split is None:
+        return outcomes
+    rng = np.random.default_rng(seed)
+    keep = []
+    for _, part in outcomes.groupby("split", sort=False):
+        if len(part) <= per_split:
+            keep.append(part.index.to_numpy())
+            continue
+        # a random order within each bin, then round-robin over bins: the first per_split are bin-balanced
+        ranked = part.assign(_r=rng.random(len(part)))
+        ranked["_k"] = ranked.sort_values("_r").groupby("bin").cumcount()
+        keep.append(ranked.sort_values(["_k", "bin"]).index.to_numpy()[:per_split])
+    return outcomes.loc[np.sort(np.concatenate(keep))].reset_index(drop=True)
 
 
 # --- correlation -------------------------------------------------------------------------------------------
@@ -1003,6 +1030,7 @@ def predict_task(
         cal_items = cal_items[~((cal_items["label"] == label) & (cal_items["model"].astype(str) == model_name))]
     predictor = fit_predictor(cal_items, cal_tasks, n_boot=n_boot, seed=seed)
     pairs = pd.concat([split.train.assign(split="train"), split.withheld.assign(split="withheld")], ignore_index=True)
+    pairs = _subsample(pairs, config.per_split, seed)
     features = measure_features(
         pairs, source=split.task.source, target=split.task.target, model=lm, config=config, cache_dir=cache_dir
     )
@@ -1014,6 +1042,13 @@ def predict_task(
             f"no calibration task used model {model_name} (calibration: {', '.join(cal_models)}): "
             "the prediction extrapolates"
         )
+    ours = {k: v for k, v in dataclasses.asdict(config).items() if k != "seed"}
+    for record in provenance:
+        theirs = (record.get("config") or {}).get("features")
+        if theirs is not None:
+            differ = sorted(k for k, v in ours.items() if k in theirs and _jsonable(theirs[k]) != _jsonable(v))
+            if differ:
+                warnings.append(f"features measured with other settings ({', '.join(differ)}) in {record['path']}")
     prediction |= {"ontology": ont.name, "task": split.task.name, "model": model_name, "label": label}
     prediction["warnings"] = warnings
     prediction["n_calibration_tasks"] = len(cal_tasks)
@@ -1047,6 +1082,10 @@ def predict_task(
         measured=measured,
         manifest=manifest,
     )
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
 
 
 def write_prediction(result: PredictionResult, out: str | os.PathLike[str]) -> list[Path]:

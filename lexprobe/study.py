@@ -169,6 +169,7 @@ def run_study(
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     record: list[dict[str, Any]] = []
+    earlier = _earlier_times(root)
     started = time.perf_counter()
     models: dict[str, Any] = {}
 
@@ -183,7 +184,8 @@ def run_study(
         name = f"{stage} {where.relative_to(root)}"
         if done:
             say(f"{name}: already done")
-            record.append({"stage": stage, "dir": str(where.relative_to(root)), "status": "resumed", "seconds": 0.0})
+            key = (stage, str(where.relative_to(root)))
+            record.append({"stage": stage, "dir": key[1], "status": "resumed", "seconds": earlier.get(key, 0.0)})
             return
         say(f"{name}: running")
         t0 = time.perf_counter()
@@ -280,6 +282,15 @@ def run_study(
         correlate=correlate_dir if _stage_done(correlate_dir, "correlate") else None,
         report=report,
     )
+
+
+def _earlier_times(root: Path) -> dict[tuple[str, str], float]:
+    """Seconds each stage took when it ran, from the study's previous manifest (kept across resumptions)."""
+    try:
+        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {(s["stage"], s["dir"]): float(s.get("seconds", 0.0)) for s in manifest.get("outputs", {}).get("stages", [])}
 
 
 def _size(size: str | StudySize) -> StudySize:
@@ -408,7 +419,11 @@ def _write_study_manifest(root, ontologies, model, spec, size, tasks, stages, se
             "stages": list(stages),
         },
         inputs={},
-        outputs={"stages": record, "seconds": time.perf_counter() - started},
+        outputs={
+            "stages": record,
+            "seconds_this_run": time.perf_counter() - started,
+            "seconds_all_stages": sum(r["seconds"] for r in record),
+        },
         seed=seed,
     )
     write_manifest(root, manifest)

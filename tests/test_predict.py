@@ -232,3 +232,24 @@ def test_calibration_errors_are_one_clear_line(tmp_path) -> None:
     (tmp_path / "items.csv").write_text("label,split\nx,train\n")
     with pytest.raises(PredictionError, match="lack the columns"):
         load_calibration([tmp_path])
+
+
+def test_larger_runs_are_subsampled_evenly_over_popularity_bins() -> None:
+    from lexprobe.predict import _subsample
+
+    rng = np.random.default_rng(0)
+    outcomes = pd.DataFrame(
+        {
+            "split": np.repeat(["train", "withheld"], 400),
+            "bin": np.tile(np.repeat(np.arange(20), 20), 2),
+            "id": [f"X:{i}" for i in range(800)],
+            "x": rng.random(800),
+        }
+    )
+    sub = _subsample(outcomes, 100, seed=0)
+    assert sub.groupby("split").size().tolist() == [100, 100]
+    assert (sub.groupby(["split", "bin"]).size() == 5).all()
+    pd.testing.assert_frame_equal(sub, _subsample(outcomes, 100, seed=0))
+    assert not sub.equals(_subsample(outcomes, 100, seed=1))
+    assert _subsample(outcomes, None, seed=0).equals(outcomes)
+    assert len(_subsample(outcomes, 1000, seed=0)) == 800

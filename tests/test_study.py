@@ -76,4 +76,6 @@ def test_a_finished_study_resumes_without_redoing_work(study) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     statuses = {(s["stage"], s["dir"]): s["status"] for s in manifest["outputs"]["stages"]}
     assert all(v == "resumed" for k, v in statuses.items() if k[0] != "report")
+    # the time each stage took when it ran is kept across resumptions
+    assert all(s["seconds"] > 0 for s in manifest["outputs"]["stages"] if s["stage"] in ("align", "train"))
     assert (out / "correlate" / "items.csv").read_bytes() == before
