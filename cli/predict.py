@@ -210,7 +210,8 @@ def predict_cmd(
         ("target_lexicalization", "lexicalization of the target", ".3f"),
         ("log_popularity", "log popularity (mean)", ".2f"),
     ):
-        features.add_row(name, _num(t[key], spec), f"{_num(cal[key].min(), spec)} - {_num(cal[key].max(), spec)}")
+        span = f"{_num(cal[key].min(), spec)} - {_num(cal[key].max(), spec)}" if key in cal else "-"
+        features.add_row(name, _num(t[key], spec), span)
     console.print(features)
     reasons = ", ".join(
         f"{r['feature']} {r['task_mean']:.3g} (calibration mean {r['calibration_mean']:.3g}): {r['log_odds']:+.2f}"

@@ -1013,12 +1013,12 @@ def predict_task(
         raise PredictionError(
             "no calibration: keep the shipped set or pass --calibration DIR (lexprobe correlate output)"
         )
-    cal_items, cal_tasks, provenance = load_calibration(paths)
     try:
         ont = load_ontology(ontology)
         split = make_split(ont, task, bins=bins, per_bin=per_bin, seed=seed)
     except LexprobeError as exc:
         raise PredictionError(str(exc)) from None
+    cal_items, cal_tasks, provenance = load_calibration(paths)
     label = f"{ont.name} {split.task.name}"
     lm = loaded_model if loaded_model is not None else load_model(model)
     model_name = model

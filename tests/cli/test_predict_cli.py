@@ -1,0 +1,76 @@
+"""`lexprobe correlate` and `lexprobe predict` through Typer's test runner: bad input, and a real prediction."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from lexprobe.cli.main import app
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from test_predict import synthetic  # noqa: E402
+
+runner = CliRunner()
+
+
+def one_error_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    assert lines[0].startswith("error:") and "Traceback" not in output
+    return lines[0]
+
+
+def test_correlate_names_what_is_wrong_with_a_run(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["correlate", str(tmp_path / "nope"), "--out", str(tmp_path / "c")])
+    assert missing.exit_code == 1 and "does not exist" in one_error_line(missing.output)
+    (tmp_path / "empty").mkdir()
+    empty = runner.invoke(app, ["correlate", str(tmp_path / "empty"), "--out", str(tmp_path / "c")])
+    assert empty.exit_code == 1 and "train_config.json" in one_error_line(empty.output)
+    assert not (tmp_path / "c").exists()  # nothing half-written
+
+
+def test_predict_needs_a_calibration_and_a_known_task(tmp_path: Path) -> None:
+    none = runner.invoke(app, ["predict", "--ontology", "hgnc", "--task", "name-to-symbol", "--no-shipped"])
+    assert none.exit_code == 1 and "no calibration" in one_error_line(none.output)
+    bad = runner.invoke(app, ["predict", "-o", "hgnc", "-t", "name-to-symbol", "--no-shipped", "-c", str(tmp_path)])
+    assert bad.exit_code == 1 and "holds no `lexprobe correlate` output" in one_error_line(bad.output)
+    unknown = runner.invoke(app, ["predict", "--ontology", "nope", "--task", "name-to-id"])
+    assert unknown.exit_code == 1 and "nope" in one_error_line(unknown.output)
+    task = runner.invoke(app, ["predict", "--ontology", "hpo", "--task", "name-to-symbol"])
+    assert task.exit_code == 1 and "symbol" in one_error_line(task.output)
+
+
+@pytest.mark.slow
+def test_predict_a_real_task_against_a_calibration(tmp_path: Path) -> None:
+    items, tasks = synthetic(n_tasks=6, n=60)
+    cal = tmp_path / "cal"
+    cal.mkdir()
+    items.to_csv(cal / "items.csv", index=False)
+    tasks.to_csv(cal / "tasks.csv", index=False)
+    out = tmp_path / "pred"
+    args = ["predict", "--ontology", "hgnc", "--task", "name-to-symbol", "--no-shipped", "-c", str(cal)]
+    args += ["--bins", "4", "--per-bin", "5", "--bootstrap", "20", "--out", str(out), "-q"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert any(
+        f"hgnc name-to-symbol (smollm2-135m): {v}" in text
+        for v in ("will generalize", "memorization only", "unlikely to improve")
+    )
+    assert "predicted generalization gain" in text and "Youden" in text
+    assert "no calibration task used model smollm2-135m" in text  # the synthetic calibration is of model "m"
+    row = pd.read_csv(out / "prediction.csv").iloc[0]
+    assert row["task_n_items"] == 40 and 0 <= row["task_lexicalization"] <= 1
+    assert row["predicted_generalization_gain_ci_low"] <= row["predicted_generalization_gain_ci_high"]
+    features = pd.read_csv(out / "features.csv")
+    assert len(features) == 40 and features["alignment"].between(0, 1).all()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stage"] == "predict" and manifest["inputs"]["model"]["name"] == "smollm2-135m"
+    assert manifest["inputs"]["thresholds"]["withheld"] == pytest.approx(row["generalization_threshold"], rel=1e-5)
+    again = runner.invoke(app, [*args[:-3], "--out", str(tmp_path / "pred2"), "-q"])
+    pd.testing.assert_frame_equal(pd.read_csv(out / "features.csv"), pd.read_csv(tmp_path / "pred2" / "features.csv"))
+    assert again.exit_code == 0
