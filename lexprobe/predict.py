@@ -152,7 +152,8 @@ def measure_features(
         ``items``: ``pairs`` plus ``log_popularity, source_tokens, target_tokens, alignment,
         source_lexicalization, target_lexicalization, lexicalization``. ``task``: ``n_items, layer, alignment,
         alignment_null, alignment_effect, alignment_z, alignment_p, source_lexicalization,
-        target_lexicalization, lexicalization, popularity_median, log_popularity``.
+        target_lexicalization, lexicalization, popularity_q25, popularity_median, popularity_q75, popularity_nonzero,
+        log_popularity``.
     """
     from lexprobe.align import evaluate_metric, mutual_knn_per_item, preprocess, summarize_null
     from lexprobe.embed import ExtractionConfig, extract_hidden_states
@@ -216,7 +217,10 @@ def measure_features(
         "source_lexicalization": float(lex["source"].mean()),
         "target_lexicalization": float(lex["target"].mean()),
         "lexicalization": float(items["lexicalization"].mean()),
+        "popularity_q25": float(items["popularity"].quantile(0.25)),
         "popularity_median": float(items["popularity"].median()),
+        "popularity_q75": float(items["popularity"].quantile(0.75)),
+        "popularity_nonzero": float((items["popularity"] > 0).mean()),
         "log_popularity": float(items["log_popularity"].mean()),
     }
     return TaskFeatures(items=items, task=task)
