@@ -74,3 +74,27 @@ def test_readme_training_table_matches_the_recorded_runs() -> None:
         g = recorded["gains"][split]
         assert baseline == f"{g['baseline']:.3f}" and tuned == f"{g['tuned']:.3f}"
         assert gain == f"{g['gain']:+.3f} [{g['gain_ci_low']:.3f}, {g['gain_ci_high']:.3f}]"
+
+
+def _gain(row: pd.Series, name: str) -> str:
+    return f"{row[f'{name}_gain']:+.3f} [{row[f'{name}_gain_ci_low']:.3f}, {row[f'{name}_gain_ci_high']:.3f}]"
+
+
+def test_readme_study_table_matches_the_shipped_calibration() -> None:
+    """The README's per-task table is the calibration set `lexprobe predict` ships, as `lexprobe study` wrote it."""
+    rows = readme_rows("| task | pairs | alignment z | lexicalization |")
+    directory = ROOT / "data" / "calibration" / "smollm2-135m"
+    tasks = pd.read_csv(directory / "tasks.csv").set_index("label")
+    loto = pd.read_csv(directory / "loto.csv")
+    assert sorted(row[0] for row in rows) == sorted(tasks.index)
+    for label, pairs, z, lex, mem, gen, predicted, measured in rows:
+        t = tasks.loc[label]
+        assert pairs == f"{t['n_train']}+{t['n_withheld']}"
+        assert z == f"{t['alignment_z']:.1f}" and lex == f"{t['lexicalization']:.3f}"
+        assert mem == _gain(t, "memorization") and gen == _gain(t, "generalization")
+        held = loto[(loto["label"] == label) & (loto["split"] == "withheld")].iloc[0]
+        assert predicted == f"{held['verdict']} ({held['predicted_gain']:+.3f})"
+        assert measured == held["measured_verdict"]
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest["stage"] == "correlate" and manifest["seed"] == 0
+    assert {r["model"]["name"] for r in manifest["inputs"]["runs"]} == {"smollm2-135m"}
