@@ -274,26 +274,17 @@ def plot_accuracy_by_popularity(
             means = group.groupby("bin")[["baseline", "tuned"]].mean()
             colour = colours.get(str(split), OKABE_ITO[2])
             x = means.index.astype(int)
-            ax.plot(
-                x,
-                means["baseline"],
-                color=colour,
-                linestyle="--",
-                marker="o",
-                markersize=2.5,
-                linewidth=1,
-                label=f"{split}, baseline",
-            )
-            ax.plot(
-                x,
-                means["tuned"],
-                color=colour,
-                linestyle="-",
-                marker="o",
-                markersize=2.5,
-                linewidth=1.4,
-                label=f"{split}, tuned",
-            )
+            for which, style, width in (("baseline", "--", 1.0), ("tuned", "-", 1.4)):
+                ax.plot(
+                    x,
+                    means[which],
+                    color=colour,
+                    linestyle=style,
+                    marker="o",
+                    markersize=2.5,
+                    linewidth=width,
+                    label=f"{split}, {which}",
+                )
         ax.set_title(label)
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("popularity bin (low → high)")

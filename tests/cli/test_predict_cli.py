@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _cli import one_error_line
 from lexprobe.cli.main import app
 from typer.testing import CliRunner
 
@@ -15,13 +16,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_predict import synthetic  # noqa: E402
 
 runner = CliRunner()
-
-
-def one_error_line(output: str) -> str:
-    lines = [line for line in output.splitlines() if line.strip()]
-    assert len(lines) == 1, output
-    assert lines[0].startswith("error:") and "Traceback" not in output
-    return lines[0]
 
 
 def test_correlate_names_what_is_wrong_with_a_run(tmp_path: Path) -> None:

@@ -7,17 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _cli import one_error_line
 from lexprobe.cli.main import app
 from typer.testing import CliRunner
 
 runner = CliRunner()
-
-
-def one_error_line(output: str) -> str:
-    lines = [line for line in output.splitlines() if line.strip()]
-    assert len(lines) == 1, output
-    assert lines[0].startswith("error:") and "Traceback" not in output
-    return lines[0]
 
 
 @pytest.mark.slow
