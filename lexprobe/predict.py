@@ -482,8 +482,9 @@ def youden_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float | No
     """The cut on ``scores`` that best separates ``labels`` (Youden's J = TPR - FPR), with a note.
 
     Candidates are midpoints between consecutive distinct scores; among equally good cuts the middle one is
-    taken. With only positives the cut is the lowest positive score; with only negatives there is no cut
-    (``None``): that verdict cannot be reached from this calibration.
+    taken. With only positives the cut is the lowest positive score; with only negatives, or with scores that
+    are all equal (e.g. every task predicted by the same rate), there is no cut (``None``): that verdict
+    cannot be reached from this calibration.
     """
     scores = np.asarray(scores, dtype=float)
     labels = np.asarray(labels, dtype=bool)
@@ -493,7 +494,7 @@ def youden_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float | No
         return float(scores.min()), "every calibration task reached it"
     distinct = np.unique(scores)
     if len(distinct) == 1:
-        return float(distinct[0]), "calibration predictions do not separate the tasks"
+        return None, "the calibration's predicted gains are all equal: nothing separates the tasks"
     cuts = (distinct[:-1] + distinct[1:]) / 2
     tpr = np.array([(scores[labels] >= c).mean() for c in cuts])
     fpr = np.array([(scores[~labels] >= c).mean() for c in cuts])

@@ -28,7 +28,7 @@ from typing import Any
 
 from lexprobe.exceptions import LexprobeError, StudyError
 
-__all__ = ["SIZES", "STAGES", "StudySize", "StudyResult", "run_study", "study_tasks"]
+__all__ = ["PAPER_TASKS", "SIZES", "STAGES", "StudySize", "StudyResult", "run_study", "study_tasks"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +92,19 @@ SIZES: dict[str, StudySize] = {
 }
 
 
-def study_tasks(ontology: str, tasks: Sequence[str] | None = None) -> tuple[str, ...]:
-    """The paper's tasks of an ontology (:data:`lexprobe.tasks.NAMED_TASKS`), or the given ones."""
-    from lexprobe.tasks import NAMED_TASKS
+#: The eight tasks of the paper (arXiv 2510.19036), by ontology; any other ontology gets name <-> id.
+PAPER_TASKS: dict[str, tuple[str, ...]] = {
+    "hgnc": ("name-to-symbol", "symbol-to-name", "name-to-id", "id-to-name"),
+    "hpo": ("name-to-id", "id-to-name"),
+    "go": ("name-to-id", "id-to-name"),
+}
 
+
+def study_tasks(ontology: str, tasks: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The paper's tasks of an ontology (:data:`PAPER_TASKS`), or the given ones."""
     if tasks:
         return tuple(tasks)
-    return NAMED_TASKS.get(ontology, ("name-to-id", "id-to-name"))
+    return PAPER_TASKS.get(ontology, ("name-to-id", "id-to-name"))
 
 
 @dataclasses.dataclass

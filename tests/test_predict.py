@@ -130,6 +130,8 @@ def test_youden_threshold_separates_and_names_the_degenerate_cases() -> None:
     cut, note = youden_threshold(np.array([0.01, 0.02, 0.2, 0.3]), np.array([False, False, True, True]))
     assert 0.02 < cut < 0.2 and "J = 1.00" in note
     assert youden_threshold(np.array([0.1, 0.2]), np.array([False, False]))[0] is None
+    cut, note = youden_threshold(np.array([0.1, 0.1, 0.1]), np.array([True, False, False]))
+    assert cut is None and "all equal" in note  # a constant prediction must not make every task "reach" it
     cut, note = youden_threshold(np.array([0.1, 0.2]), np.array([True, True]))
     assert cut == 0.1 and "every" in note
 
@@ -253,3 +255,17 @@ def test_larger_runs_are_subsampled_evenly_over_popularity_bins() -> None:
     assert not sub.equals(_subsample(outcomes, 100, seed=1))
     assert _subsample(outcomes, None, seed=0).equals(outcomes)
     assert len(_subsample(outcomes, 1000, seed=0)) == 800
+
+
+def test_the_shipped_calibration_loads_and_its_evaluation_is_reproduced() -> None:
+    """`lexprobe predict` works out of the box: the shipped outcomes load, and refitting the predictor on them
+    with the seed they were made with gives their recorded leave-one-task-out table again."""
+    from lexprobe.predict import shipped_calibration_dir
+
+    items, tasks, manifests = load_calibration([shipped_calibration_dir()])
+    assert len(tasks) == 8 and set(tasks["model"]) == {"smollm2-135m"}
+    assert items.groupby("label").size().eq(200).all()
+    predictor = fit_predictor(items, tasks, n_boot=200, seed=0)
+    recorded = pd.read_csv(shipped_calibration_dir() / "smollm2-135m" / "loto.csv")
+    pd.testing.assert_frame_equal(predictor.loto, recorded, check_exact=False, check_dtype=False, rtol=1e-5)
+    assert manifests[0]["config"]["features"]["per_split"] == 100

@@ -68,3 +68,13 @@ def test_predict_a_real_task_against_a_calibration(tmp_path: Path) -> None:
     again = runner.invoke(app, [*args[:-3], "--out", str(tmp_path / "pred2"), "-q"])
     pd.testing.assert_frame_equal(pd.read_csv(out / "features.csv"), pd.read_csv(tmp_path / "pred2" / "features.csv"))
     assert again.exit_code == 0
+
+
+@pytest.mark.slow
+def test_predict_works_out_of_the_box_and_leaves_a_calibrated_task_out() -> None:
+    result = runner.invoke(app, ["predict", "--ontology", "hgnc", "--task", "name-to-symbol", "-q"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "this task is in the calibration and was left out of the fit" in text
+    assert "measured: memorization +0.830, generalization +0.210" in text
+    assert "leave-one-task-out, 7 tasks" in text and "warning: thin calibration" in text
