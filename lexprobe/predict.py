@@ -178,19 +178,19 @@ def measure_features(
     rng = np.random.default_rng(config.seed)
     perms = np.stack([rng.permutation(n) for _ in range(config.permutations)])
     no_boots = np.zeros((0, n), dtype=np.int64)
-    values, nulls, pre = [], [], {}
+
+    def pair(layer: int) -> tuple[np.ndarray, np.ndarray]:
+        return tuple(preprocess(sets[side].layer(layer), config.preprocess) for side in ("source", "target"))
+
+    values, nulls = [], []
     for layer in layers:
-        X = preprocess(sets["source"].layer(layer), config.preprocess)
-        Y = preprocess(sets["target"].layer(layer), config.preprocess)
-        pre[layer] = (X, Y)
-        outcome = evaluate_metric("mknn", X, Y, perms, no_boots, k=config.k)
+        outcome = evaluate_metric("mknn", *pair(layer), perms, no_boots, k=config.k)
         values.append(outcome.value)
         nulls.append(outcome.null)
     best = int(np.argmax(values))
     layer_max_null = np.max(np.stack(nulls), axis=0)
     stats = summarize_null(values[best], layer_max_null)
-    X, Y = pre[layers[best]]
-    alignment = mutual_knn_per_item(X, Y, k=config.k)
+    alignment = mutual_knn_per_item(*pair(layers[best]), k=config.k)
 
     tokens = {side: tokenization_measures(texts[side], model.tokenizer) for side in ("source", "target")}
     lex = {}
@@ -352,7 +352,7 @@ def spearman_ci(
 
     A constant ``x`` or ``y`` has no rank correlation: ``rho`` is NaN and ``note`` says which is constant.
     """
-    from scipy.stats import spearmanr
+    from scipy.stats import rankdata, spearmanr
 
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -370,8 +370,6 @@ def spearman_ci(
     result = spearmanr(x, y)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_boot, n))
-    from scipy.stats import rankdata
-
     bx = rankdata(x[idx], axis=1)
     by = rankdata(y[idx], axis=1)
     bx -= bx.mean(axis=1, keepdims=True)
@@ -716,18 +714,19 @@ def _leave_one_task_out(items, tasks, features, n_boot, seed) -> pd.DataFrame:
     for label in tasks["label"]:
         rest_tasks = tasks[tasks["label"] != label]
         rest = items[items["label"] != label]
+        models = _fit_split_models(rest, features, seed)
+        thresholds, notes, _ = _thresholds(models, rest, rest_tasks, features)
         inner = Predictor(
             features=features,
-            models=_fit_split_models(rest, features, seed),
+            models=models,
             boot_models=_boot_models(rest, rest_tasks, features, n_boot, seed),
-            thresholds={},
-            threshold_notes={},
+            thresholds=thresholds,
+            threshold_notes=notes,
             tasks=rest_tasks,
             calibration_items=rest,
             loto=None,
             warnings=[],
         )
-        inner.thresholds, inner.threshold_notes, _ = _thresholds(inner.models, rest, rest_tasks, features)
         held = tasks[tasks["label"] == label].iloc[0]
         predicted = inner.predict(items[items["label"] == label])
         for split in _SPLITS:
@@ -943,7 +942,7 @@ def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *,
         "auc.csv": result.auc,
     }
     if result.loto is not None:
-        tables["loto.csv"] = result.loto.merge(result.tasks[["label"]], on="label")
+        tables["loto.csv"] = result.loto
     record = dict(result.manifest)
     if result.loto is not None:
         record["inputs"] = record["inputs"] | {"loto_summary": loto_summary(result.loto)}
@@ -1026,7 +1025,7 @@ def predict_task(
     cal_items, cal_tasks, provenance = load_calibration(paths)
     label = f"{ont.name} {split.task.name}"
     lm = loaded_model if loaded_model is not None else load_model(model)
-    model_name = model
+    model_name = model  # the spec as given: calibration tasks are keyed by it
     same = (cal_tasks["label"] == label) & (cal_tasks["model"].astype(str) == model_name)
     measured = None
     if same.any():

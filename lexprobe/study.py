@@ -201,6 +201,7 @@ def run_study(
         say(f"{name}: done in {seconds / 60:.1f} min")
 
     from lexprobe.ontology import load_ontology
+    from lexprobe.train import is_complete
 
     loaded = {}
     for ontology in ontologies:
@@ -233,8 +234,6 @@ def run_study(
         for task in plan[ontology]:
             where = base / task
             if "train" in stages:
-                from lexprobe.train import is_complete
-
                 step(
                     "train",
                     where,
@@ -249,8 +248,6 @@ def run_study(
                     device,
                 )
             if "evaluate" in stages:
-                from lexprobe.train import is_complete
-
                 if _evaluated(where) or is_complete(where):
                     step("evaluate", where, _evaluated(where), _evaluate, where, device, seed)
             if _evaluated(where):
