@@ -138,7 +138,7 @@ def test_gemma3_gives_finite_hidden_states_and_generates(gemma_installed: None, 
 
     lm = load_model("gemma3-270m", head=True)
     tokenizer = lm.tokenizer
-    assert format_prompt(tokenizer, "Symbol of BRCA1:") == "Symbol of BRCA1: "  # the base model has no chat template
+    assert format_prompt(tokenizer, "Symbol of BRCA1: ") == "Symbol of BRCA1:"  # the base model has no chat template
     ids = tokenizer("The capital of France is", return_tensors="pt")
     with torch.inference_mode():
         logits = lm.model(**ids).logits[0, -1]

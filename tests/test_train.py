@@ -259,6 +259,25 @@ def test_examples_mask_the_prompt_and_keep_eos_when_pad_is_eos(lm) -> None:
 
 
 @pytest.mark.slow
+def test_a_base_model_prompt_reads_the_answer_as_running_text(lm) -> None:
+    """Without a chat template the answer follows the prompt after one space, tokenized as in running text."""
+    import copy
+
+    from lexprobe.tasks import prompt_templates
+
+    tok = copy.deepcopy(lm.tokenizer)
+    tok.chat_template = None
+    text = prompt_templates("hgnc", "name-to-symbol", 1)[0].render("BRCA1 DNA repair associated")
+    assert format_prompt(tok, text + "  ") == text  # no trailing space for the answer to hang off
+    pairs = pd.DataFrame({"source": ["BRCA1 DNA repair associated"], "target": ["BRCA1"]})
+    (example,) = build_examples(pairs, prompt_templates("hgnc", "name-to-symbol", 1), tok)
+    completion = [t for t in example["labels"] if t != -100][:-1]
+    natural = tok(text + " BRCA1")["input_ids"]
+    assert example["input_ids"][:-1] == natural  # the same tokens the model reads in text: "ĠBRCA", "1"
+    assert tok.decode(completion) == " BRCA1" and tok.convert_ids_to_tokens(completion)[0] == "ĠBRCA"
+
+
+@pytest.mark.slow
 def test_loss_falls_and_every_lora_matrix_changes(trained) -> None:
     run, result = trained
     assert not result.already_complete and result.n_steps == 8 and result.n_examples == 4

@@ -83,18 +83,38 @@ def _prepare_split(run_dir: Path, config: TrainConfig, split_dir: Path | None, *
 
 
 def format_prompt(tokenizer: Any, text: str) -> str:
-    """The prompt string as the model sees it: a chat user turn when the tokenizer has a chat template."""
+    """The prompt string as the model sees it: a chat user turn when the tokenizer has a chat template.
+
+    Without one (a base model) the prompt is the text itself, with no trailing space: the answer's first
+    token then carries its own leading space (``"▁BRCA"``), as the symbol would in running text, instead of
+    a lone space token followed by a word split as if it began a line.
+    """
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(
             [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
         )
-    return text + " "
+    return text.rstrip()
 
 
 def _encode_prompt(tokenizer: Any, text: str) -> list[int]:
     chat = bool(getattr(tokenizer, "chat_template", None))
     # a chat template writes its own special tokens; a plain prompt gets the tokenizer's (e.g. BOS)
     return list(tokenizer(format_prompt(tokenizer, text), add_special_tokens=not chat)["input_ids"])
+
+
+def _encode_completion(tokenizer: Any, text: str, prompt: list[int], target: str) -> list[int]:
+    """The target's tokens as they follow the prompt.
+
+    After a chat turn the answer starts a new message, so it is tokenized alone. After a plain prompt it
+    follows a space: the tokens are those of ``prompt + " " + target`` past the prompt's, so that the split
+    is the one the model would read (falling back to ``" " + target`` alone if the prompt's tokens change).
+    """
+    if getattr(tokenizer, "chat_template", None):
+        return list(tokenizer(target, add_special_tokens=False)["input_ids"])
+    full = list(tokenizer(format_prompt(tokenizer, text) + " " + target, add_special_tokens=True)["input_ids"])
+    if full[: len(prompt)] == prompt and len(full) > len(prompt):
+        return full[len(prompt) :]
+    return list(tokenizer(" " + target, add_special_tokens=False)["input_ids"])
 
 
 def build_examples(pairs: pd.DataFrame, templates: Sequence[Any], tokenizer: Any) -> list[dict[str, list[int]]]:
@@ -123,9 +143,10 @@ def build_examples(pairs: pd.DataFrame, templates: Sequence[Any], tokenizer: Any
         raise TrainingError("the tokenizer has no EOS token; the model cannot learn where an answer ends")
     examples = []
     for source, target in zip(pairs["source"].astype(str), pairs["target"].astype(str)):
-        completion = list(tokenizer(target, add_special_tokens=False)["input_ids"]) + [eos]
         for template in templates:
-            prompt = _encode_prompt(tokenizer, template.render(source))
+            text = template.render(source)
+            prompt = _encode_prompt(tokenizer, text)
+            completion = _encode_completion(tokenizer, text, prompt, target) + [eos]
             examples.append(
                 {
                     "input_ids": prompt + completion,
