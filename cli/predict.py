@@ -45,11 +45,13 @@ def _print_loto(loto, summary: dict) -> None:
         "measured",
     ):
         table.add_column(column, justify="left" if column in ("task", "verdict", "measured") else "right")
-    for label, part in loto.groupby("label", sort=False):
+    keys = ["label", "model"] if "model" in loto else ["label"]
+    several = "model" in loto and loto["model"].nunique() > 1
+    for key, part in loto.groupby(keys, sort=False):
         mem = part[part["split"] == "train"].iloc[0]
         gen = part[part["split"] == "withheld"].iloc[0]
         table.add_row(
-            label,
+            f"{key[0]} ({key[1]})" if several else key[0],
             _num(mem["predicted_gain"], "+.3f"),
             _num(mem["measured_gain"], "+.3f"),
             f"{_num(gen['predicted_gain'], '+.3f')} {_ci(gen['predicted_ci_low'], gen['predicted_ci_high'])}",
@@ -228,7 +230,8 @@ def predict_cmd(
     if result.measured is not None:
         m = result.measured
         console.print(
-            f"this task is in the calibration and was left out of the fit; measured: memorization "
+            f"this task is in the calibration and was left out of the fit (with every model's run of it); "
+            f"measured with {result.prediction['model']}: memorization "
             f"{m['memorization_gain']:+.3f}, generalization {m['generalization_gain']:+.3f}"
         )
     for warning in p["warnings"]:

@@ -213,7 +213,10 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
 
 
 def _task_labels(frame: pd.DataFrame) -> pd.Series:
-    """The ``label`` column ("hgnc name-to-symbol"), built from ontology and task when absent."""
+    """The ``label`` column ("hgnc name-to-symbol"), built from ontology and task when absent; with the model
+    in brackets when the frame holds several."""
+    if "model" in frame and frame["model"].nunique() > 1:
+        return _task_labels(frame.drop(columns="model")) + " (" + frame["model"].astype(str) + ")"
     if "label" in frame:
         return frame["label"].astype(str)
     parts = [frame[c].astype(str) for c in ("ontology", "task") if c in frame]

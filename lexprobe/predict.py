@@ -62,6 +62,8 @@ __all__ = [
     "loto_summary",
     "predict_task",
     "write_prediction",
+    "summary_table",
+    "summary_markdown",
 ]
 
 logger = logging.getLogger(__name__)
@@ -637,27 +639,37 @@ class Predictor:
         return sorted(rows, key=lambda r: -abs(r["log_odds"]))
 
 
+def _units(frame: pd.DataFrame) -> pd.Series:
+    """One key per calibration unit: a task (``label``) measured with one model. The same task tuned on two
+    models is two units; leave-one-task-out leaves out both."""
+    if "model" not in frame:
+        return frame["label"].astype(str)
+    return frame["label"].astype(str) + " | " + frame["model"].astype(str)
+
+
 def _thresholds(models, items: pd.DataFrame, tasks: pd.DataFrame, features) -> tuple[dict, dict, pd.DataFrame]:
-    predicted = {label: _task_gains(models, items[items["label"] == label], features) for label in tasks["label"]}
+    item_units, units = _units(items), _units(tasks).tolist()
+    predicted = {unit: _task_gains(models, items[item_units == unit], features) for unit in units}
     thresholds, notes = {}, {}
     for split, flag in (("train", "memorized"), ("withheld", "generalized")):
-        scores = np.array([predicted[label][split] for label in tasks["label"]])
+        scores = np.array([predicted[unit][split] for unit in units])
         thresholds[split], notes[split] = youden_threshold(scores, tasks[flag].astype(bool).to_numpy())
     tasks = tasks.assign(
-        predicted_memorization_gain=[predicted[label]["train"] for label in tasks["label"]],
-        predicted_generalization_gain=[predicted[label]["withheld"] for label in tasks["label"]],
+        predicted_memorization_gain=[predicted[unit]["train"] for unit in units],
+        predicted_generalization_gain=[predicted[unit]["withheld"] for unit in units],
     )
     return thresholds, notes, tasks
 
 
 def _boot_models(items, tasks, features, n_boot, seed) -> list[dict[str, _SplitModel]]:
     rng = np.random.default_rng(seed)
-    labels = tasks["label"].to_numpy()
-    by_label = {label: items[items["label"] == label] for label in labels}
+    units = _units(tasks).to_numpy()
+    item_units = _units(items)
+    by_unit = {unit: items[item_units == unit] for unit in units}
     out = []
     for _ in range(n_boot):
-        drawn = rng.choice(labels, size=len(labels), replace=True)
-        sample = pd.concat([by_label[label] for label in drawn], ignore_index=True)
+        drawn = rng.choice(units, size=len(units), replace=True)
+        sample = pd.concat([by_unit[unit] for unit in drawn], ignore_index=True)
         out.append(_fit_split_models(sample, features, seed))
     return out
 
@@ -686,15 +698,18 @@ def fit_predictor(
     missing = [c for c in (*features, "label", "split", "gained", "lost") if c not in items]
     if missing:
         raise PredictionError(f"calibration items lack columns {missing}")
-    tasks = tasks.drop_duplicates("label", keep="last").reset_index(drop=True)
+    tasks = tasks.drop_duplicates(["label", "model"] if "model" in tasks else "label", keep="last")
+    tasks = tasks.reset_index(drop=True)
     if len(tasks) < 2:
         raise PredictionError(f"the predictor needs outcomes of at least 2 tasks, got {len(tasks)}")
-    items = items[items["label"].isin(tasks["label"])]
+    items = items[_units(items).isin(_units(tasks))]
     models = _fit_split_models(items, features, seed)
     thresholds, notes, scored = _thresholds(models, items, tasks, features)
     boot_models = _boot_models(items, tasks, features, n_boot, seed)
     loto_table = (
-        _leave_one_task_out(items, tasks, features, max(n_boot // 4, 20), seed) if loto and len(tasks) >= 3 else None
+        _leave_one_task_out(items, tasks, features, max(n_boot // 4, 20), seed)
+        if loto and tasks["label"].nunique() >= 3
+        else None
     )
     return Predictor(
         features=features,
@@ -710,8 +725,11 @@ def fit_predictor(
 
 
 def _leave_one_task_out(items, tasks, features, n_boot, seed) -> pd.DataFrame:
+    """Per task (label), refit on the other tasks (every model's runs of the task left out) and predict each
+    model's run of it."""
     rows = []
-    for label in tasks["label"]:
+    item_units = _units(items)
+    for label in dict.fromkeys(tasks["label"]):
         rest_tasks = tasks[tasks["label"] != label]
         rest = items[items["label"] != label]
         models = _fit_split_models(rest, features, seed)
@@ -727,25 +745,32 @@ def _leave_one_task_out(items, tasks, features, n_boot, seed) -> pd.DataFrame:
             loto=None,
             warnings=[],
         )
-        held = tasks[tasks["label"] == label].iloc[0]
-        predicted = inner.predict(items[items["label"] == label])
-        for split in _SPLITS:
-            name = _GAIN_NAMES[split]
-            rows.append(
-                {
-                    "label": label,
-                    "split": split,
-                    "predicted_gain": predicted[f"predicted_{name}_gain"],
-                    "predicted_ci_low": predicted[f"predicted_{name}_gain_ci_low"],
-                    "predicted_ci_high": predicted[f"predicted_{name}_gain_ci_high"],
-                    "measured_gain": held[f"{name}_gain"],
-                    "measured_ci_low": held[f"{name}_gain_ci_low"],
-                    "measured_ci_high": held[f"{name}_gain_ci_high"],
-                    "verdict": predicted["verdict"],
-                    "measured_verdict": _measured_verdict(held),
-                }
-            )
+        for _, held in tasks[tasks["label"] == label].iterrows():
+            predicted = inner.predict(items[item_units == _units(held.to_frame().T).iloc[0]])
+            rows += _loto_rows(label, held, predicted)
     return pd.DataFrame(rows)
+
+
+def _loto_rows(label: str, held: pd.Series, predicted: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for split in _SPLITS:
+        name = _GAIN_NAMES[split]
+        rows.append(
+            {
+                "label": label,
+                "model": held.get("model", ""),
+                "split": split,
+                "predicted_gain": predicted[f"predicted_{name}_gain"],
+                "predicted_ci_low": predicted[f"predicted_{name}_gain_ci_low"],
+                "predicted_ci_high": predicted[f"predicted_{name}_gain_ci_high"],
+                "measured_gain": held[f"{name}_gain"],
+                "measured_ci_low": held[f"{name}_gain_ci_low"],
+                "measured_ci_high": held[f"{name}_gain_ci_high"],
+                "verdict": predicted["verdict"],
+                "measured_verdict": _measured_verdict(held),
+            }
+        )
+    return rows
 
 
 def loto_summary(loto: pd.DataFrame) -> dict[str, Any]:
@@ -761,7 +786,7 @@ def loto_summary(loto: pd.DataFrame) -> dict[str, Any]:
             out[f"{name}_rho"] = float(spearmanr(part["predicted_gain"], part["measured_gain"]).statistic)
         else:
             out[f"{name}_rho"] = float("nan")
-    verdicts = loto.drop_duplicates("label")
+    verdicts = loto.drop_duplicates(["label", "model"] if "model" in loto else "label")
     out["verdict_accuracy"] = float((verdicts["verdict"] == verdicts["measured_verdict"]).mean())
     out["n_tasks"] = int(len(verdicts))
     return out
@@ -812,7 +837,8 @@ def load_calibration(
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
     """Read calibration outcomes from ``lexprobe correlate`` directories (or directories holding them).
 
-    A task measured in several places is kept once (the last given wins).
+    A task measured with the same model in several places is kept once (the last given wins); the same task
+    measured with two models is two calibration units.
 
     Returns
     -------
@@ -820,7 +846,7 @@ def load_calibration(
     manifests : list of dict
         Each directory's manifest (provenance), with its ``path``.
     """
-    by_label: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
+    by_unit: dict[tuple[str, str], tuple[pd.DataFrame, pd.Series]] = {}
     manifests = []
     for raw in paths:
         path = Path(raw)
@@ -836,18 +862,20 @@ def load_calibration(
                 tasks = pd.read_csv(d / "tasks.csv")
             except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
                 raise PredictionError(f"{d} has a malformed calibration table: {exc}") from None
-            need = {"label", "split", "gained", "lost", *FEATURES}
+            need = {"label", "model", "split", "gained", "lost", *FEATURES}
             if not need <= set(items.columns) or not {"label", "model", "memorized", "generalized"} <= set(
                 tasks.columns
             ):
                 raise PredictionError(f"{d}: items.csv / tasks.csv lack the columns `lexprobe correlate` writes")
+            item_units = _units(items)
             for _, row in tasks.iterrows():
-                by_label[row["label"]] = (items[items["label"] == row["label"]], row)
+                unit = f"{row['label']} | {row['model']}"
+                by_unit[(row["label"], str(row["model"]))] = (items[item_units == unit], row)
             manifest_file = d / "manifest.json"
             manifest = json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.is_file() else {}
             manifests.append({"path": str(d)} | manifest)
-    items = pd.concat([part for part, _ in by_label.values()], ignore_index=True)
-    tasks = pd.DataFrame([row for _, row in by_label.values()]).reset_index(drop=True)
+    items = pd.concat([part for part, _ in by_unit.values()], ignore_index=True)
+    tasks = pd.DataFrame([row for _, row in by_unit.values()]).reset_index(drop=True)
     return items, tasks, manifests
 
 
@@ -907,17 +935,23 @@ def correlate(
         progress("measuring features", len(run_dirs), len(run_dirs))
     items = pd.concat(item_frames, ignore_index=True)
     tasks = pd.DataFrame(task_rows)
-    if tasks["label"].duplicated().any():
-        dupes = sorted(tasks.loc[tasks["label"].duplicated(), "label"])
-        raise PredictionError(f"several runs of the same task: {dupes}; give one run per task")
+    units = _units(tasks)
+    if units.duplicated().any():
+        raise PredictionError(
+            f"several runs of the same task and model: {sorted(units[units.duplicated()])}; give one run per task"
+        )
     rows = _correlation_rows(items, "all", n_boot, seed)
     if len(tasks) > 1:
-        for label in tasks["label"]:
-            rows += _correlation_rows(items[items["label"] == label], label, n_boot, seed)
+        # a task's scope names its model when the runs used several
+        several = tasks["model"].nunique() > 1
+        item_units = _units(items)
+        for label, unit, model in zip(tasks["label"], units, tasks["model"]):
+            scope = f"{label} ({model})" if several else label
+            rows += _correlation_rows(items[item_units == unit], scope, n_boot, seed)
     correlations = pd.DataFrame(rows)
     auc = auc_comparison(items[items["split"] == "withheld"], n_boot=n_boot, seed=seed)
     loto = None
-    if len(tasks) >= 3:
+    if tasks["label"].nunique() >= 3:
         predictor = fit_predictor(items, tasks, n_boot=max(n_boot // 5, 20), seed=seed)
         loto = predictor.loto
         tasks = predictor.tasks
@@ -962,7 +996,101 @@ def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *,
             paths += fig.plot_calibration(result.loto, directory)
         return paths
 
-    return write_result_dir(out, tables, stage="correlate", record=record, figures=draw if figures else None)
+    texts = {"summary.md": summary_markdown(summary_table(result.tasks, result.loto))}
+    return write_result_dir(
+        out, tables, stage="correlate", record=record, figures=draw if figures else None, texts=texts
+    )
+
+
+def summary_table(tasks: pd.DataFrame, loto: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per task and model: accuracies with Wilson intervals, gains, features and the verdicts.
+
+    Parameters
+    ----------
+    tasks : DataFrame
+        ``tasks.csv`` as :func:`correlate` writes it.
+    loto : DataFrame, optional
+        ``loto.csv``: adds the verdict of the predictor fitted without the task, and its predicted
+        generalization gain.
+
+    Returns
+    -------
+    DataFrame
+        Numeric columns, in the tasks' order: ``model, label, n_train, n_withheld``; ``baseline_train``,
+        ``tuned_train``, ``baseline_withheld``, ``tuned_withheld`` each with ``_ci_low`` / ``_ci_high``; the
+        two gains with intervals; ``layer, alignment_z, lexicalization, popularity_median``;
+        ``predicted_verdict, predicted_generalization_gain, measured_verdict``.
+    """
+    from lexprobe.train._scoring import wilson_interval
+
+    rows = []
+    for _, t in tasks.iterrows():
+        row: dict[str, Any] = {"model": t["model"], "label": t["label"]}
+        row |= {"n_train": int(t["n_train"]), "n_withheld": int(t["n_withheld"])}
+        for split in _SPLITS:
+            n = int(t[f"n_{split}"])
+            for which in ("baseline", "tuned"):
+                accuracy = float(t[f"{which}_{split}"])
+                low, high = wilson_interval(round(accuracy * n), n)
+                row |= {f"{which}_{split}": accuracy, f"{which}_{split}_ci_low": low, f"{which}_{split}_ci_high": high}
+        for name in _GAIN_NAMES.values():
+            for suffix in ("", "_ci_low", "_ci_high"):
+                row[f"{name}_gain{suffix}"] = float(t[f"{name}_gain{suffix}"])
+        row |= {c: t[c] for c in ("layer", "alignment_z", "lexicalization", "popularity_median")}
+        row |= {"predicted_verdict": "", "predicted_generalization_gain": np.nan, "measured_verdict": ""}
+        if loto is not None:
+            held = loto[(loto["label"] == t["label"]) & (loto["split"] == "withheld")]
+            if "model" in loto:
+                held = held[held["model"].astype(str) == str(t["model"])]
+            if len(held):
+                h = held.iloc[0]
+                row |= {
+                    "predicted_verdict": h["verdict"],
+                    "predicted_generalization_gain": float(h["predicted_gain"]),
+                    "measured_verdict": h["measured_verdict"],
+                }
+        if not row["measured_verdict"]:
+            row["measured_verdict"] = _measured_verdict(t)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _interval(frame_row: pd.Series, name: str, sign: str = "") -> str:
+    return (
+        f"{frame_row[name]:{sign}.3f} [{frame_row[name + '_ci_low']:.3f}, {frame_row[name + '_ci_high']:.3f}]"
+    )
+
+
+SUMMARY_HEADER = (
+    "| task | pairs | baseline train | tuned train | baseline withheld | tuned withheld | memorization gain "
+    "| generalization gain | layer | alignment z | lexicalization | predicted without the task | measured |"
+)
+
+
+def summary_markdown(summary: pd.DataFrame) -> str:
+    """:func:`summary_table` as Markdown: one table per model, accuracies and gains with 95% intervals."""
+    out = []
+    for model, part in summary.groupby("model", sort=False):
+        out += [f"### {model}", "", SUMMARY_HEADER, "|" + "---|" * SUMMARY_HEADER.count(" | ") + "---|"]
+        for _, r in part.iterrows():
+            predicted = (
+                f"{r['predicted_verdict']} ({r['predicted_generalization_gain']:+.3f})" if r["predicted_verdict"] else ""
+            )
+            cells = [
+                r["label"],
+                f"{r['n_train']}+{r['n_withheld']}",
+                *(_interval(r, f"{w}_{s}") for s in _SPLITS for w in ("baseline", "tuned")),
+                _interval(r, "memorization_gain", "+"),
+                _interval(r, "generalization_gain", "+"),
+                str(int(r["layer"])),
+                f"{r['alignment_z']:.1f}",
+                f"{r['lexicalization']:.3f}",
+                predicted,
+                r["measured_verdict"],
+            ]
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
 
 
 # --- predict: a verdict for a task nobody has fine-tuned yet -------------------------------------------------
@@ -998,9 +1126,9 @@ def predict_task(
     """Measure a task's features on the split a fine-tuning run would use and predict what tuning would do.
 
     The predictor is fitted on the shipped calibration set (unless ``shipped=False``) and the
-    ``calibration`` directories (``lexprobe correlate`` outputs). A task that is itself in the calibration
-    (same label and model) is left out of the fit, so the prediction is out of sample, and its measured
-    outcome is returned beside it (``measured``).
+    ``calibration`` directories (``lexprobe correlate`` outputs). A task that is itself in the calibration is
+    left out of the fit (with every model's run of it, as in leave-one-task-out), so the prediction is out of
+    sample; its measured outcome with this model, if any, is returned beside it (``measured``).
 
     Raises
     ------
@@ -1027,11 +1155,10 @@ def predict_task(
     lm = loaded_model if loaded_model is not None else load_model(model)
     model_name = model  # the spec as given: calibration tasks are keyed by it
     same = (cal_tasks["label"] == label) & (cal_tasks["model"].astype(str) == model_name)
-    measured = None
-    if same.any():
-        measured = cal_tasks[same].iloc[0].to_dict()
-        cal_tasks = cal_tasks[~same].reset_index(drop=True)
-        cal_items = cal_items[~((cal_items["label"] == label) & (cal_items["model"].astype(str) == model_name))]
+    measured = cal_tasks[same].iloc[0].to_dict() if same.any() else None
+    left_out = sorted(cal_tasks.loc[cal_tasks["label"] == label, "model"].astype(str))
+    cal_tasks = cal_tasks[cal_tasks["label"] != label].reset_index(drop=True)
+    cal_items = cal_items[cal_items["label"] != label]
     predictor = fit_predictor(cal_items, cal_tasks, n_boot=n_boot, seed=seed)
     pairs = pd.concat([split.train.assign(split="train"), split.withheld.assign(split="withheld")], ignore_index=True)
     pairs = _subsample(pairs, config.per_split, seed)
@@ -1073,8 +1200,8 @@ def predict_task(
             "ontology": ont.describe(),
             "model": lm.describe(),
             "calibration": provenance,
-            "calibration_tasks": cal_tasks["label"].tolist(),
-            "left_out": label if measured is not None else None,
+            "calibration_tasks": _units(cal_tasks).tolist(),
+            "left_out": [f"{label} | {m}" for m in left_out],
         },
         "seed": seed,
     }

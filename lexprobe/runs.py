@@ -189,8 +189,10 @@ def write_result_dir(
     stage: str,
     record: Mapping[str, Any],
     figures: Any = None,
+    texts: Mapping[str, str] | None = None,
 ) -> list[Path]:
-    """Write a stage's result directory: each table as CSV, the figures, then the manifest, each atomically.
+    """Write a stage's result directory: each table as CSV, texts, the figures, then the manifest, each
+    atomically.
 
     Parameters
     ----------
@@ -202,6 +204,8 @@ def write_result_dir(
         The stage's own record of how the result was made: ``config``, ``inputs`` and ``seed``.
     figures : callable, optional
         ``figures(directory) -> list of paths``, drawn into ``out/figures``.
+    texts : mapping of file name -> str, optional
+        Text files (e.g. a Markdown summary of the tables), UTF-8.
 
     Returns
     -------
@@ -214,6 +218,10 @@ def write_result_dir(
     for name, frame in tables.items():
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")
+        written.append(out / name)
+    for name, text in (texts or {}).items():
+        with atomic_path(out / name) as tmp:
+            Path(tmp).write_text(text, encoding="utf-8")
         written.append(out / name)
     if figures is not None:
         written += list(figures(out / "figures"))

@@ -225,6 +225,67 @@ def test_calibration_round_trips_and_the_last_given_wins(tmp_path) -> None:
     assert len(manifests) == 2 and set(FEATURES) <= set(got_items.columns)
 
 
+def two_models(n_tasks: int = 6, n: int = 60):
+    """The same tasks tuned on two models (the second's outcomes drawn afresh)."""
+    a_items, a_tasks = synthetic(n_tasks=n_tasks, n=n, seed=0)
+    b_items, b_tasks = synthetic(n_tasks=n_tasks, n=n, seed=1)
+    return a_items, a_tasks, b_items.assign(model="m2"), b_tasks.assign(model="m2")
+
+
+def test_the_same_task_on_two_models_is_two_units_and_loto_leaves_out_both(tmp_path) -> None:
+    a_items, a_tasks, b_items, b_tasks = two_models()
+    for d, it, ta in ((tmp_path / "a", a_items, a_tasks), (tmp_path / "b", b_items, b_tasks)):
+        d.mkdir()
+        it.to_csv(d / "items.csv", index=False)
+        ta.to_csv(d / "tasks.csv", index=False)
+    items, tasks, _ = load_calibration([tmp_path])
+    assert len(tasks) == 12 and tasks.groupby("label")["model"].nunique().eq(2).all()
+    assert items.groupby(["label", "model"]).size().eq(120).all()  # each model's items, not the other's
+    predictor = fit_predictor(items, tasks, n_boot=10, seed=0)
+    assert len(predictor.loto) == 24 and not any("one model" in w for w in predictor.warnings)
+    assert predictor.loto.groupby("label")["model"].nunique().eq(2).all()
+    # the other model's run of the held-out task is not in the fit: dropping it changes nothing
+    held = tasks["label"][2]
+    alone = fit_predictor(
+        items[(items["label"] != held) | (items["model"] == "m")],
+        tasks[(tasks["label"] != held) | (tasks["model"] == "m")],
+        n_boot=10,
+        seed=0,
+    )
+    pick = lambda loto: loto[(loto["label"] == held) & (loto["model"] == "m")].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(pick(predictor.loto), pick(alone.loto))
+
+
+def test_the_summary_gives_each_model_a_table_with_intervals_and_verdicts() -> None:
+    from lexprobe.predict import SUMMARY_HEADER, summary_markdown, summary_table
+
+    a_items, a_tasks, b_items, b_tasks = two_models()
+    items, tasks = pd.concat([a_items, b_items]), pd.concat([a_tasks, b_tasks], ignore_index=True)
+    tasks = tasks.assign(
+        baseline_train=0.0,
+        tuned_train=tasks["memorization_gain"],
+        baseline_withheld=0.0,
+        tuned_withheld=tasks["generalization_gain"],
+        layer=3,
+        alignment_z=5.0,
+        lexicalization=0.2,
+        popularity_median=1.0,
+    )
+    predictor = fit_predictor(items, tasks, n_boot=10, seed=0)
+    summary = summary_table(tasks, predictor.loto)
+    assert len(summary) == 12
+    zero = summary.iloc[0]
+    assert zero["baseline_train_ci_low"] == 0 and 0.05 < zero["baseline_train_ci_high"] < 0.07  # Wilson, 0 of 60
+    assert (summary["tuned_withheld_ci_low"] <= summary["tuned_withheld"]).all()
+    loto = predictor.loto[predictor.loto["split"] == "withheld"].set_index(["label", "model"])
+    for _, row in summary.iterrows():
+        assert row["predicted_verdict"] == loto.loc[(row["label"], row["model"]), "verdict"]
+    text = summary_markdown(summary)
+    assert text.count(SUMMARY_HEADER) == 2 and "### m2" in text
+    body = [line for line in text.splitlines() if line.startswith("| onto")]
+    assert len(body) == 12 and all(line.count(" | ") == SUMMARY_HEADER.count(" | ") for line in body)
+
+
 def test_calibration_errors_are_one_clear_line(tmp_path) -> None:
     with pytest.raises(PredictionError, match="not found"):
         load_calibration([tmp_path / "missing"])
