@@ -19,6 +19,7 @@ __all__ = [
     "plot_alignment_by_layer",
     "plot_calibration",
     "plot_gain_vs_feature",
+    "plot_gains_by_model",
     "plot_lexicalization",
     "plot_task_gains",
     "plot_umap_pairs",
@@ -447,6 +448,53 @@ def plot_task_gains(
     ax.set_title(f"gain of each task by {feature.replace('_', ' ')}")
     ax.legend(frameon=False, loc="best")
     return save_figure(fig, directory, stem or f"task_gains_{feature}")
+
+
+def plot_gains_by_model(
+    tasks: pd.DataFrame,
+    directory: str | os.PathLike[str],
+    *,
+    stem: str = "gains_by_model",
+) -> list[Path]:
+    """Memorization and generalization gain of each task, one bar per model, side by side.
+
+    Parameters
+    ----------
+    tasks : pandas.DataFrame
+        One row per task and model: ``label``, ``model``, ``memorization_gain``, ``generalization_gain`` and
+        their ``_ci_low`` / ``_ci_high`` bounds (``tasks.csv`` of ``lexprobe correlate``).
+    directory : path
+        Where the PNG and SVG go.
+    stem : str
+        File name without extension.
+
+    Returns
+    -------
+    list of Path
+        The PNG and the SVG.
+    """
+    gains = ("memorization_gain", "generalization_gain")
+    _require(tasks, ("label", "model", *gains, *(f"{g}_ci_{s}" for g in gains for s in ("low", "high"))), "tasks")
+    plt = _pyplot()
+    labels = list(dict.fromkeys(tasks["label"].astype(str)))
+    models = list(dict.fromkeys(tasks["model"].astype(str)))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(labels) + 1.6), sharey=True)
+    height = 0.8 / len(models)
+    for ax, gain in zip(axes, gains):
+        for m, (model, colour) in enumerate(zip(models, OKABE_ITO)):
+            part = tasks[tasks["model"].astype(str) == model].set_index("label")
+            part = part.reindex(labels)
+            y = np.arange(len(labels)) + (m - (len(models) - 1) / 2) * height
+            value = part[gain].to_numpy(float)
+            err = _errors(value, part[f"{gain}_ci_low"].to_numpy(float), part[f"{gain}_ci_high"].to_numpy(float))
+            ax.barh(y, np.nan_to_num(value), height=height, color=colour, label=model, xerr=err, capsize=2)
+        ax.axvline(0, color="#888888", linewidth=0.8)
+        ax.set_title(gain.replace("_", " ") + (" (train pairs)" if gain.startswith("mem") else " (withheld pairs)"))
+        ax.set_xlabel("tuned − baseline exact-match accuracy (95% CI)")
+    axes[0].set_yticks(np.arange(len(labels)), labels)
+    axes[0].invert_yaxis()
+    axes[1].legend(frameon=False, loc="lower right")
+    return save_figure(fig, directory, stem)
 
 
 def plot_calibration(

@@ -994,6 +994,8 @@ def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *,
         paths += fig.plot_task_gains(result.tasks, "lexicalization", directory, xlabel="lexicalization score (0-1)")
         if result.loto is not None:
             paths += fig.plot_calibration(result.loto, directory)
+        if result.tasks["model"].nunique() > 1:
+            paths += fig.plot_gains_by_model(result.tasks, directory)
         return paths
 
     texts = {"summary.md": summary_markdown(summary_table(result.tasks, result.loto))}

@@ -190,6 +190,21 @@ def test_correlate_figures_write_png_and_svg_for_one_or_many_tasks(tmp_path: Pat
     assert all(path.read_bytes().startswith(PNG_SIGNATURE) for path in written if path.suffix == ".png")
 
 
+def test_two_models_get_their_own_labels_and_a_side_by_side_gain_figure(tmp_path: Path) -> None:
+    from lexprobe.figures import plot_gains_by_model
+
+    tasks = make_tasks(make_items(("hgnc name-to-symbol", "go name-to-id")))
+    both = pd.concat([tasks, tasks.assign(model="gemma3-270m", generalization_gain=float("nan"))], ignore_index=True)
+    written = plot_gains_by_model(both, tmp_path)
+    assert [p.name for p in written] == ["gains_by_model.png", "gains_by_model.svg"]
+    svg = (tmp_path / "gains_by_model.svg").read_text()
+    assert "gemma3-270m" in svg and "smollm2-135m" in svg and "go name-to-id" in svg
+    plot_task_gains(both, "alignment_z", tmp_path)  # a missing gain draws no bar; labels name the model
+    assert "hgnc name-to-symbol (gemma3-270m)" in (tmp_path / "task_gains_alignment_z.svg").read_text()
+    with pytest.raises(ReportError, match="lacks the column.*model"):
+        plot_gains_by_model(tasks.drop(columns="model"), tmp_path)
+
+
 def test_gain_figure_takes_a_stem_label_and_split_and_survives_no_items(tmp_path: Path) -> None:
     items = make_items(("hgnc name-to-symbol",)).drop(columns="label")  # label rebuilt from ontology and task
     written = plot_gain_vs_feature(
