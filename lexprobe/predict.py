@@ -1058,9 +1058,7 @@ def summary_table(tasks: pd.DataFrame, loto: pd.DataFrame | None = None) -> pd.D
 
 
 def _interval(frame_row: pd.Series, name: str, sign: str = "") -> str:
-    return (
-        f"{frame_row[name]:{sign}.3f} [{frame_row[name + '_ci_low']:.3f}, {frame_row[name + '_ci_high']:.3f}]"
-    )
+    return f"{frame_row[name]:{sign}.3f} [{frame_row[name + '_ci_low']:.3f}, {frame_row[name + '_ci_high']:.3f}]"
 
 
 SUMMARY_HEADER = (
@@ -1076,7 +1074,9 @@ def summary_markdown(summary: pd.DataFrame) -> str:
         out += [f"### {model}", "", SUMMARY_HEADER, "|" + "---|" * SUMMARY_HEADER.count(" | ") + "---|"]
         for _, r in part.iterrows():
             predicted = (
-                f"{r['predicted_verdict']} ({r['predicted_generalization_gain']:+.3f})" if r["predicted_verdict"] else ""
+                f"{r['predicted_verdict']} ({r['predicted_generalization_gain']:+.3f})"
+                if r["predicted_verdict"]
+                else ""
             )
             cells = [
                 r["label"],

@@ -287,13 +287,33 @@ def run_study(
     )
 
 
-def _earlier_times(root: Path) -> dict[tuple[str, str], float]:
-    """Seconds each stage took when it ran, from the study's previous manifest (kept across resumptions)."""
+def _earlier_stages(root: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """The stages the study's manifest lists, by (stage, dir)."""
     try:
         manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {(s["stage"], s["dir"]): float(s.get("seconds", 0.0)) for s in manifest.get("outputs", {}).get("stages", [])}
+    return {(s["stage"], s["dir"]): s for s in manifest.get("outputs", {}).get("stages", [])}
+
+
+def _earlier_times(root: Path) -> dict[tuple[str, str], float]:
+    """Seconds each stage took when it ran, from the study's previous manifest (kept across resumptions)."""
+    return {key: float(s.get("seconds", 0.0)) for key, s in _earlier_stages(root).items()}
+
+
+def _merged_record(root: Path, record: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """This run's stages, then those an earlier run (or one running beside it on other tasks) recorded and
+    this one did not touch; read just before writing, so a study resumed a part at a time keeps every time."""
+    latest = _earlier_stages(root)
+    merged = []
+    for entry in record:
+        key = (entry["stage"], entry["dir"])
+        if entry["status"] == "resumed" and not entry["seconds"] and key in latest:
+            entry = entry | {"seconds": float(latest[key].get("seconds", 0.0))}
+        merged.append(entry)
+    seen = {(e["stage"], e["dir"]) for e in merged}
+    merged += [entry for key, entry in latest.items() if key not in seen]
+    return merged
 
 
 def _size(size: str | StudySize) -> StudySize:
@@ -411,6 +431,7 @@ def _report(dirs: list[Path], report: Path, names: dict[str, str], model: str) -
 def _write_study_manifest(root, ontologies, model, spec, size, tasks, stages, seed, record, started) -> None:
     from lexprobe.runs import make_manifest, write_manifest
 
+    record = _merged_record(root, record)
     manifest = make_manifest(
         stage="study",
         config={

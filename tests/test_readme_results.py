@@ -80,21 +80,50 @@ def _gain(row: pd.Series, name: str) -> str:
     return f"{row[f'{name}_gain']:+.3f} [{row[f'{name}_gain_ci_low']:.3f}, {row[f'{name}_gain_ci_high']:.3f}]"
 
 
+#: The calibration set `lexprobe predict` ships: the study of the paper's eight tasks on both model sizes.
+CALIBRATION = ROOT / "data" / "calibration" / "paper-tasks"
+STUDY_MODELS = {"smollm2-135m", "gemma3-270m"}
+
+
 def test_readme_study_table_matches_the_shipped_calibration() -> None:
-    """The README's per-task table is the calibration set `lexprobe predict` ships, as `lexprobe study` wrote it."""
-    rows = readme_rows("| task | pairs | alignment z | lexicalization |")
-    directory = ROOT / "data" / "calibration" / "smollm2-135m"
-    tasks = pd.read_csv(directory / "tasks.csv").set_index("label")
-    loto = pd.read_csv(directory / "loto.csv")
-    assert sorted(row[0] for row in rows) == sorted(tasks.index)
-    for label, pairs, z, lex, mem, gen, predicted, measured in rows:
-        t = tasks.loc[label]
+    """The README's per-task table is the calibration set `lexprobe predict` ships, as `lexprobe correlate` wrote it."""
+    rows = readme_rows("| task | model | alignment z | lexicalization |")
+    tasks = pd.read_csv(CALIBRATION / "tasks.csv").set_index(["label", "model"])
+    loto = pd.read_csv(CALIBRATION / "loto.csv")
+    assert sorted((row[0], row[1]) for row in rows) == sorted(tasks.index)
+    for label, model, pairs, z, lex, mem, gen, predicted, measured in rows:
+        t = tasks.loc[(label, model)]
         assert pairs == f"{t['n_train']}+{t['n_withheld']}"
         assert z == f"{t['alignment_z']:.1f}" and lex == f"{t['lexicalization']:.3f}"
         assert mem == _gain(t, "memorization") and gen == _gain(t, "generalization")
-        held = loto[(loto["label"] == label) & (loto["split"] == "withheld")].iloc[0]
+        held = loto[(loto["label"] == label) & (loto["model"] == model) & (loto["split"] == "withheld")].iloc[0]
         assert predicted == f"{held['verdict']} ({held['predicted_gain']:+.3f})"
         assert measured == held["measured_verdict"]
-    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest = json.loads((CALIBRATION / "manifest.json").read_text())
     assert manifest["stage"] == "correlate" and manifest["seed"] == 0
-    assert {r["model"]["name"] for r in manifest["inputs"]["runs"]} == {"smollm2-135m"}
+    assert {r["model"]["name"] for r in manifest["inputs"]["runs"]} == STUDY_MODELS
+
+
+def test_the_study_page_tables_are_the_summary_the_tool_wrote() -> None:
+    """docs/study.md carries `summary.md` of the shipped calibration verbatim, and that file is what
+    `summary_markdown` makes of its tasks.csv and loto.csv."""
+    from lexprobe.predict import summary_markdown, summary_table
+
+    written = (CALIBRATION / "summary.md").read_text(encoding="utf-8")
+    remade = summary_markdown(
+        summary_table(pd.read_csv(CALIBRATION / "tasks.csv"), pd.read_csv(CALIBRATION / "loto.csv"))
+    )
+    assert written == remade
+    page = (ROOT / "docs" / "study.md").read_text(encoding="utf-8")
+    for table in written.split("### ")[1:]:
+        assert "### " + table.strip() in page
+    assert {line[4:] for line in written.splitlines() if line.startswith("### ")} == STUDY_MODELS
+
+
+@pytest.mark.parametrize("model", sorted(STUDY_MODELS))
+def test_each_study_records_its_size_and_wall_time(model: str) -> None:
+    """The recorded study of each model says what it ran and how long it took, and the README says the same."""
+    manifest = json.loads((ROOT / "docs" / "results" / f"study-{model.split('-')[0]}" / "manifest.json").read_text())
+    assert manifest["config"]["model"] == model and manifest["config"]["size"] == "small"
+    assert manifest["config"]["size_settings"]["per_bin"] == 5 and manifest["config"]["size_settings"]["bins"] == 20
+    assert manifest["outputs"]["seconds_all_stages"] > 0

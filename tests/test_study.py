@@ -79,3 +79,13 @@ def test_a_finished_study_resumes_without_redoing_work(study) -> None:
     # the time each stage took when it ran is kept across resumptions
     assert all(s["seconds"] > 0 for s in manifest["outputs"]["stages"] if s["stage"] in ("align", "train"))
     assert (out / "correlate" / "items.csv").read_bytes() == before
+    # a part of the study resumed on its own keeps what the other parts recorded
+    result = runner.invoke(
+        app,
+        ["study", "-o", "hgnc", "--tasks", "name-to-symbol", "--stages", "train", "--size", "tiny", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    again = json.loads((out / "manifest.json").read_text())
+    assert {(s["stage"], s["dir"]): s["seconds"] for s in again["outputs"]["stages"]} == {
+        (s["stage"], s["dir"]): s["seconds"] for s in manifest["outputs"]["stages"]
+    }
