@@ -324,9 +324,9 @@ def test_the_shipped_calibration_loads_and_its_evaluation_is_reproduced() -> Non
     from lexprobe.predict import shipped_calibration_dir
 
     items, tasks, manifests = load_calibration([shipped_calibration_dir()])
-    assert len(tasks) == 8 and set(tasks["model"]) == {"smollm2-135m"}
-    assert items.groupby("label").size().eq(200).all()
+    assert len(tasks) == 16 and set(tasks["model"]) == {"smollm2-135m", "gemma3-270m"}
+    assert tasks["label"].nunique() == 8 and items.groupby(["label", "model"]).size().eq(200).all()
     predictor = fit_predictor(items, tasks, n_boot=200, seed=0)
-    recorded = pd.read_csv(shipped_calibration_dir() / "smollm2-135m" / "loto.csv")
+    recorded = pd.read_csv(shipped_calibration_dir() / "paper-tasks" / "loto.csv")
     pd.testing.assert_frame_equal(predictor.loto, recorded, check_exact=False, check_dtype=False, rtol=1e-5)
     assert manifests[0]["config"]["features"]["per_split"] == 100
