@@ -301,6 +301,13 @@ def _earlier_times(root: Path) -> dict[tuple[str, str], float]:
     return {key: float(s.get("seconds", 0.0)) for key, s in _earlier_stages(root).items()}
 
 
+def _run_seconds(run: Path) -> float:
+    try:
+        return float(json.loads((run / "manifest.json").read_text(encoding="utf-8"))["outputs"]["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
 def _merged_record(root: Path, record: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """This run's stages, then those an earlier run (or one running beside it on other tasks) recorded and
     this one did not touch; read just before writing, so a study resumed a part at a time keeps every time."""
@@ -310,6 +317,9 @@ def _merged_record(root: Path, record: list[dict[str, Any]]) -> list[dict[str, A
         key = (entry["stage"], entry["dir"])
         if entry["status"] == "resumed" and not entry["seconds"] and key in latest:
             entry = entry | {"seconds": float(latest[key].get("seconds", 0.0))}
+        if entry["status"] == "resumed" and not entry["seconds"] and entry["stage"] == "train":
+            # a training run records its own time (a study manifest lost or written by an older version)
+            entry = entry | {"seconds": _run_seconds(root / entry["dir"])}
         merged.append(entry)
     seen = {(e["stage"], e["dir"]) for e in merged}
     merged += [entry for key, entry in latest.items() if key not in seen]

@@ -120,10 +120,63 @@ def test_the_study_page_tables_are_the_summary_the_tool_wrote() -> None:
     assert {line[4:] for line in written.splitlines() if line.startswith("### ")} == STUDY_MODELS
 
 
-@pytest.mark.parametrize("model", sorted(STUDY_MODELS))
-def test_each_study_records_its_size_and_wall_time(model: str) -> None:
-    """The recorded study of each model says what it ran and how long it took, and the README says the same."""
-    manifest = json.loads((ROOT / "docs" / "results" / f"study-{model.split('-')[0]}" / "manifest.json").read_text())
-    assert manifest["config"]["model"] == model and manifest["config"]["size"] == "small"
-    assert manifest["config"]["size_settings"]["per_bin"] == 5 and manifest["config"]["size_settings"]["bins"] == 20
-    assert manifest["outputs"]["seconds_all_stages"] > 0
+def training_minutes(model: str) -> tuple[int, int]:
+    """Shortest and longest training time (minutes) of the model's calibration runs, from their manifests."""
+    runs = json.loads((CALIBRATION / "manifest.json").read_text())["inputs"]["runs"]
+    seconds = [
+        json.loads((ROOT / r["run"] / "manifest.json").read_text())["outputs"]["seconds"]
+        for r in runs
+        if r["model"]["name"] == model
+    ]
+    assert len(seconds) == 8
+    return round(min(seconds) / 60), round(max(seconds) / 60)
+
+
+def test_each_study_records_its_size_and_the_page_its_training_time() -> None:
+    """Each recorded study says what it ran; the study page's training times are those of the runs' manifests."""
+    cells = page_rows("| | default model | second size |")
+    times = next(row for row in cells if row[0].startswith("training time per task"))
+    for model, cell in zip(("smollm2-135m", "gemma3-270m"), times[1:]):
+        manifest = json.loads((ROOT / "docs" / "results" / STUDY_DIRS[model] / "manifest.json").read_text())
+        assert manifest["config"]["model"] == model and manifest["config"]["size"] == "small"
+        settings = manifest["config"]["size_settings"]
+        assert (settings["bins"], settings["per_bin"], settings["templates"], settings["epochs"]) == (20, 5, 3, 3.0)
+        low, high = training_minutes(model)
+        assert cell == f"{low} to {high} min"
+
+
+STUDY_DIRS = {"smollm2-135m": "study-smollm2", "gemma3-270m": "study-gemma3"}
+
+
+def page_rows(header: str, page: str = "docs/study.md") -> list[list[str]]:
+    """The cells of a table in ``page`` whose header line starts with ``header``."""
+    lines = (ROOT / page).read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_the_study_page_alignment_table_matches_both_studies() -> None:
+    rows = page_rows("| ontology | pair | model | best layer | mutual kNN [95% CI] |")
+    assert {(row[0], row[2]) for row in rows} == {(o, m) for o in ("hgnc", "hpo", "go") for m in STUDY_DIRS}
+    for ontology, pair, model, layer, value, null, z in rows:
+        path = ROOT / "docs" / "results" / STUDY_DIRS[model] / ontology / "align" / "alignment_summary.csv"
+        r = pd.read_csv(path).set_index(["pair", "metric"]).loc[(pair, "mknn")]
+        assert int(layer) == r["best_layer"] and null == f"{r['null_max_mean']:.3f}" and z == f"{r['z']:.0f}"
+        assert value == f"{r['value']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+        manifest = json.loads((path.parent / "manifest.json").read_text())
+        assert manifest["inputs"]["model"]["name"] == model and manifest["config"]["limit"] == 1000
+
+
+def test_the_study_page_lexicalization_table_matches_both_studies() -> None:
+    rows = page_rows("| ontology | field | model | tokens / item |")
+    assert {(row[0], row[1], row[2]) for row in rows} >= {("hgnc", f, m) for f in ("symbol", "id") for m in STUDY_DIRS}
+    for ontology, field, model, tokens, digits, score in rows:
+        path = ROOT / "docs" / "results" / STUDY_DIRS[model] / ontology / "lexicalization" / "lexicalization_fields.csv"
+        r = pd.read_csv(path).set_index("field").loc[field]
+        assert tokens == f"{r['tokens_mean']:.1f}" and digits == f"{r['digit_punct_share']:.2f}"
+        assert score == f"{r['score']:.3f} [{r['score_ci_low']:.3f}, {r['score_ci_high']:.3f}]"
