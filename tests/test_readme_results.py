@@ -87,7 +87,7 @@ STUDY_MODELS = {"smollm2-135m", "gemma3-270m"}
 
 def test_readme_study_table_matches_the_shipped_calibration() -> None:
     """The README's per-task table is the calibration set `lexprobe predict` ships, as `lexprobe correlate` wrote it."""
-    rows = readme_rows("| task | model | alignment z | lexicalization |")
+    rows = readme_rows("| task | model | pairs | alignment z |")
     tasks = pd.read_csv(CALIBRATION / "tasks.csv").set_index(["label", "model"])
     loto = pd.read_csv(CALIBRATION / "loto.csv")
     assert sorted((row[0], row[1]) for row in rows) == sorted(tasks.index)
