@@ -76,5 +76,7 @@ def test_predict_works_out_of_the_box_and_leaves_a_calibrated_task_out() -> None
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "this task is in the calibration and was left out of the fit" in text
-    assert "measured: memorization +0.830, generalization +0.210" in text
-    assert "leave-one-task-out, 7 tasks" in text and "warning: thin calibration" in text
+    assert "measured with smollm2-135m: memorization +0.830, generalization +0.210" in text
+    # both models' runs of the task are left out: 7 tasks x 2 models remain, and they foresee the generalization
+    assert "leave-one-task-out, 14 tasks" in text and "hgnc name-to-symbol (smollm2-135m): will generalize" in text
+    assert "calibration from one model only" not in text
