@@ -180,3 +180,22 @@ def test_the_study_page_lexicalization_table_matches_both_studies() -> None:
         r = pd.read_csv(path).set_index("field").loc[field]
         assert tokens == f"{r['tokens_mean']:.1f}" and digits == f"{r['digit_punct_share']:.2f}"
         assert score == f"{r['score']:.3f} [{r['score_ci_low']:.3f}, {r['score_ci_high']:.3f}]"
+
+
+def test_the_readme_study_bullets_quote_the_calibration_files() -> None:
+    """The pooled correlations, AUCs and the leave-one-task-out score the README quotes are those shipped."""
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    corr = pd.read_csv(CALIBRATION / "correlations.csv")
+    pooled = corr[corr["scope"] == "all"].set_index(["x", "split"])
+    for feature in ("lexicalization", "alignment"):
+        r = pooled.loc[(feature, "withheld")]
+        assert f"{r['rho']:+.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" in readme, feature
+    auc = pd.read_csv(CALIBRATION / "auc.csv").set_index("model")
+    for model in ("features", "popularity only"):
+        r = auc.loc[model]
+        assert f"{r['auc']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" in readme, model
+    assert f"{int(auc.loc['features', 'n'])} withheld items" in readme.replace(",", "")
+    loto = pd.read_csv(CALIBRATION / "loto.csv")
+    verdicts = loto[loto["split"] == "withheld"]
+    right = int((verdicts["verdict"] == verdicts["measured_verdict"]).sum())
+    assert f"gets {right} of {len(verdicts)} verdicts right" in readme
