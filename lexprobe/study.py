@@ -301,9 +301,13 @@ def _earlier_times(root: Path) -> dict[tuple[str, str], float]:
     return {key: float(s.get("seconds", 0.0)) for key, s in _earlier_stages(root).items()}
 
 
-def _run_seconds(run: Path) -> float:
+#: Where a run directory records how long a stage took.
+_RUN_MANIFESTS = {"train": "manifest.json", "evaluate": "evaluation_manifest.json"}
+
+
+def _run_seconds(manifest: Path) -> float:
     try:
-        return float(json.loads((run / "manifest.json").read_text(encoding="utf-8"))["outputs"]["seconds"])
+        return float(json.loads(manifest.read_text(encoding="utf-8"))["outputs"]["seconds"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0.0
 
@@ -317,9 +321,10 @@ def _merged_record(root: Path, record: list[dict[str, Any]]) -> list[dict[str, A
         key = (entry["stage"], entry["dir"])
         if entry["status"] == "resumed" and not entry["seconds"] and key in latest:
             entry = entry | {"seconds": float(latest[key].get("seconds", 0.0))}
-        if entry["status"] == "resumed" and not entry["seconds"] and entry["stage"] == "train":
-            # a training run records its own time (a study manifest lost or written by an older version)
-            entry = entry | {"seconds": _run_seconds(root / entry["dir"])}
+        if entry["status"] == "resumed" and not entry["seconds"] and entry["stage"] in _RUN_MANIFESTS:
+            # a run records its own training and evaluation time (a study manifest lost or written by an
+            # older version)
+            entry = entry | {"seconds": _run_seconds(root / entry["dir"] / _RUN_MANIFESTS[entry["stage"]])}
         merged.append(entry)
     seen = {(e["stage"], e["dir"]) for e in merged}
     merged += [entry for key, entry in latest.items() if key not in seen]

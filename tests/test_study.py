@@ -89,11 +89,12 @@ def test_a_finished_study_resumes_without_redoing_work(study) -> None:
     assert {(s["stage"], s["dir"]): s["seconds"] for s in again["outputs"]["stages"]} == {
         (s["stage"], s["dir"]): s["seconds"] for s in manifest["outputs"]["stages"]
     }
-    # without the study's manifest, training times come back from the runs' own manifests
+    # without the study's manifest, training and evaluation times come back from the runs' own manifests
     (out / "manifest.json").unlink()
     result = runner.invoke(app, ["study", "-o", "hgnc", "--tasks", TASKS, "--size", "tiny", "--out", str(out)])
     assert result.exit_code == 0, result.output
     lost = json.loads((out / "manifest.json").read_text())["outputs"]["stages"]
     for task in TASKS.split(","):
-        recorded = json.loads((out / "hgnc" / task / "manifest.json").read_text())["outputs"]["seconds"]
-        assert next(s["seconds"] for s in lost if s == s | {"stage": "train", "dir": f"hgnc/{task}"}) == recorded
+        for stage, name in (("train", "manifest.json"), ("evaluate", "evaluation_manifest.json")):
+            recorded = json.loads((out / "hgnc" / task / name).read_text())["outputs"]["seconds"]
+            assert next(s["seconds"] for s in lost if s == s | {"stage": stage, "dir": f"hgnc/{task}"}) == recorded

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -194,6 +195,7 @@ def evaluate_run(
         if frame.empty:
             raise TrainingError(f"split {s!r} of {str(run_dir)!r} has no pairs; evaluate another --split")
         pairs[s] = frame
+    started = time.perf_counter()
     from lexprobe.models import load_model
     from lexprobe.ontology import load_ontology
     from lexprobe.tasks import get_task, prompt_templates
@@ -226,7 +228,10 @@ def evaluate_run(
             records += _score_frame(frame, replies, scorer, split=s, which=which)
     predictions = pd.DataFrame(records)
     result = _assemble(run_dir, predictions, splits, models, task.target, n_boot=n_boot, seed=seed)
-    _write_evaluation(run_dir, result, config, lm, budget=budget, baseline_only=baseline_only, seed=seed)
+    seconds = time.perf_counter() - started
+    _write_evaluation(
+        run_dir, result, config, lm, budget=budget, baseline_only=baseline_only, seed=seed, seconds=seconds
+    )
     return result
 
 
@@ -310,6 +315,7 @@ def _write_evaluation(
     budget: int,
     baseline_only: bool,
     seed: int,
+    seconds: float,
 ) -> None:
     for name, frame in (
         ("predictions.csv", result.predictions),
@@ -342,7 +348,8 @@ def _write_evaluation(
             stage="evaluate",
             config=config_record,
             inputs={"train_config": config.to_dict(), "model": lm.describe(), "adapter": not baseline_only},
-            outputs={n: True for n in ("predictions.csv", "outcomes.csv", "evaluation_summary.csv", "evaluation.json")},
+            outputs={n: True for n in ("predictions.csv", "outcomes.csv", "evaluation_summary.csv", "evaluation.json")}
+            | {"seconds": seconds},
             seed=seed,
         ),
         name="evaluation_manifest.json",
