@@ -745,9 +745,9 @@ def _leave_one_task_out(items, tasks, features, n_boot, seed) -> pd.DataFrame:
             loto=None,
             warnings=[],
         )
-        for _, held in tasks[tasks["label"] == label].iterrows():
-            predicted = inner.predict(items[item_units == _units(held.to_frame().T).iloc[0]])
-            rows += _loto_rows(label, held, predicted)
+        held_tasks = tasks[tasks["label"] == label]
+        for unit, (_, held) in zip(_units(held_tasks), held_tasks.iterrows()):
+            rows += _loto_rows(label, held, inner.predict(items[item_units == unit]))
     return pd.DataFrame(rows)
 
 
@@ -846,7 +846,7 @@ def load_calibration(
     manifests : list of dict
         Each directory's manifest (provenance), with its ``path``.
     """
-    by_unit: dict[tuple[str, str], tuple[pd.DataFrame, pd.Series]] = {}
+    by_unit: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
     manifests = []
     for raw in paths:
         path = Path(raw)
@@ -868,9 +868,8 @@ def load_calibration(
             ):
                 raise PredictionError(f"{d}: items.csv / tasks.csv lack the columns `lexprobe correlate` writes")
             item_units = _units(items)
-            for _, row in tasks.iterrows():
-                unit = f"{row['label']} | {row['model']}"
-                by_unit[(row["label"], str(row["model"]))] = (items[item_units == unit], row)
+            for unit, (_, row) in zip(_units(tasks), tasks.iterrows()):
+                by_unit[unit] = (items[item_units == unit], row)
             manifest_file = d / "manifest.json"
             manifest = json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.is_file() else {}
             manifests.append({"path": str(d)} | manifest)
@@ -1158,7 +1157,7 @@ def predict_task(
     model_name = model  # the spec as given: calibration tasks are keyed by it
     same = (cal_tasks["label"] == label) & (cal_tasks["model"].astype(str) == model_name)
     measured = cal_tasks[same].iloc[0].to_dict() if same.any() else None
-    left_out = sorted(cal_tasks.loc[cal_tasks["label"] == label, "model"].astype(str))
+    left_out = sorted(_units(cal_tasks[cal_tasks["label"] == label]))
     cal_tasks = cal_tasks[cal_tasks["label"] != label].reset_index(drop=True)
     cal_items = cal_items[cal_items["label"] != label]
     predictor = fit_predictor(cal_items, cal_tasks, n_boot=n_boot, seed=seed)
@@ -1203,7 +1202,7 @@ def predict_task(
             "model": lm.describe(),
             "calibration": provenance,
             "calibration_tasks": _units(cal_tasks).tolist(),
-            "left_out": [f"{label} | {m}" for m in left_out],
+            "left_out": left_out,
         },
         "seed": seed,
     }

@@ -175,7 +175,6 @@ def run_study(
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     record: list[dict[str, Any]] = []
-    earlier = _earlier_times(root)
     started = time.perf_counter()
     models: dict[str, Any] = {}
 
@@ -190,8 +189,8 @@ def run_study(
         name = f"{stage} {where.relative_to(root)}"
         if done:
             say(f"{name}: already done")
-            key = (stage, str(where.relative_to(root)))
-            record.append({"stage": stage, "dir": key[1], "status": "resumed", "seconds": earlier.get(key, 0.0)})
+            # its time is filled in from the manifests when the study's manifest is written
+            record.append({"stage": stage, "dir": str(where.relative_to(root)), "status": "resumed", "seconds": 0.0})
             return
         say(f"{name}: running")
         t0 = time.perf_counter()
@@ -277,10 +276,10 @@ def run_study(
             step("report", report, False, _report, dirs, report, names, model)
         else:
             report = None
-    _write_study_manifest(root, ontologies, model, spec, size, tasks, stages, seed, record, started)
+    merged = _write_study_manifest(root, ontologies, model, spec, size, tasks, stages, seed, record, started)
     return StudyResult(
         out=root,
-        stages=record,
+        stages=merged[: len(record)],  # this run's stages, with their times; the manifest also lists the others
         runs=runs,
         correlate=correlate_dir if _stage_done(correlate_dir, "correlate") else None,
         report=report,
@@ -294,11 +293,6 @@ def _earlier_stages(root: Path) -> dict[tuple[str, str], dict[str, Any]]:
     except (OSError, ValueError):
         return {}
     return {(s["stage"], s["dir"]): s for s in manifest.get("outputs", {}).get("stages", [])}
-
-
-def _earlier_times(root: Path) -> dict[tuple[str, str], float]:
-    """Seconds each stage took when it ran, from the study's previous manifest (kept across resumptions)."""
-    return {key: float(s.get("seconds", 0.0)) for key, s in _earlier_stages(root).items()}
 
 
 #: Where a run directory records how long a stage took.
@@ -443,7 +437,8 @@ def _report(dirs: list[Path], report: Path, names: dict[str, str], model: str) -
     build_report(dirs, report, title=f"lexprobe study: {', '.join(names.values())} with {model}")
 
 
-def _write_study_manifest(root, ontologies, model, spec, size, tasks, stages, seed, record, started) -> None:
+def _write_study_manifest(root, ontologies, model, spec, size, tasks, stages, seed, record, started) -> list[dict]:
+    """Write the study's manifest; returns its stages (this run's first, then those of earlier runs)."""
     from lexprobe.runs import make_manifest, write_manifest
 
     record = _merged_record(root, record)
@@ -466,3 +461,4 @@ def _write_study_manifest(root, ontologies, model, spec, size, tasks, stages, se
         seed=seed,
     )
     write_manifest(root, manifest)
+    return record

@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 METRIC_NAMES = {"mutual kNN": "mknn", "debiased CKA": "dcka", "linear CKA": "cka"}
 
 
-def readme_rows(header: str = "| ontology | pair | metric | best layer |") -> list[list[str]]:
-    """The cells of the README table whose header line starts with ``header``."""
-    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+def readme_rows(header: str = "| ontology | pair | metric | best layer |", page: str = "README.md") -> list[list[str]]:
+    """The cells of the table in ``page`` (default the README) whose header line starts with ``header``."""
+    lines = (ROOT / page).read_text(encoding="utf-8").splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header))
     rows = []
     for line in lines[start + 2 :]:
@@ -134,7 +134,7 @@ def training_minutes(model: str) -> tuple[int, int]:
 
 def test_each_study_records_its_size_and_the_page_its_training_time() -> None:
     """Each recorded study says what it ran; the study page's training times are those of the runs' manifests."""
-    cells = page_rows("| | default model | second size |")
+    cells = readme_rows("| | default model | second size |", page="docs/study.md")
     times = next(row for row in cells if row[0].startswith("training time per task"))
     for model, cell in zip(("smollm2-135m", "gemma3-270m"), times[1:]):
         manifest = json.loads((ROOT / "docs" / "results" / STUDY_DIRS[model] / "manifest.json").read_text())
@@ -148,20 +148,8 @@ def test_each_study_records_its_size_and_the_page_its_training_time() -> None:
 STUDY_DIRS = {"smollm2-135m": "study-smollm2", "gemma3-270m": "study-gemma3"}
 
 
-def page_rows(header: str, page: str = "docs/study.md") -> list[list[str]]:
-    """The cells of a table in ``page`` whose header line starts with ``header``."""
-    lines = (ROOT / page).read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header))
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in line.strip("|").split("|")])
-    return rows
-
-
 def test_the_study_page_alignment_table_matches_both_studies() -> None:
-    rows = page_rows("| ontology | pair | model | best layer | mutual kNN [95% CI] |")
+    rows = readme_rows("| ontology | pair | model | best layer | mutual kNN [95% CI] |", page="docs/study.md")
     assert {(row[0], row[2]) for row in rows} == {(o, m) for o in ("hgnc", "hpo", "go") for m in STUDY_DIRS}
     for ontology, pair, model, layer, value, null, z in rows:
         path = ROOT / "docs" / "results" / STUDY_DIRS[model] / ontology / "align" / "alignment_summary.csv"
@@ -173,7 +161,7 @@ def test_the_study_page_alignment_table_matches_both_studies() -> None:
 
 
 def test_the_study_page_lexicalization_table_matches_both_studies() -> None:
-    rows = page_rows("| ontology | field | model | tokens / item |")
+    rows = readme_rows("| ontology | field | model | tokens / item |", page="docs/study.md")
     assert {(row[0], row[1], row[2]) for row in rows} >= {("hgnc", f, m) for f in ("symbol", "id") for m in STUDY_DIRS}
     for ontology, field, model, tokens, digits, score in rows:
         path = ROOT / "docs" / "results" / STUDY_DIRS[model] / ontology / "lexicalization" / "lexicalization_fields.csv"
