@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import logging
 import os
-import pickle
+import warnings
 from importlib import resources
 from pathlib import Path
 
-from lexprobe.exceptions import OntologyError
+import numpy as np
+import pandas as pd
+
+from lexprobe.exceptions import LexprobeWarning, OntologyError
 from lexprobe.ontology._generic import read_snapshot, table_from_generic
 from lexprobe.ontology._hgnc import is_hgnc_header, load_hgnc_table
 from lexprobe.ontology._io import first_line, head_text, read_table
@@ -24,7 +28,7 @@ __all__ = ["load_ontology", "builtin_ontologies", "BuiltinInfo", "data_dir", "LO
 logger = logging.getLogger(__name__)
 
 #: Bump when a loader's output changes, so cached parses of user files are rebuilt.
-LOADER_VERSION = 3
+LOADER_VERSION = 4
 
 _BESIDE = {
     "hgnc": ("genes_to_phenotype.txt", "genes_to_phenotype.txt.gz"),
@@ -136,17 +140,22 @@ def _load_file(path: Path, annotations: Path | None, use_cache: bool) -> Ontolog
     source = str(path) + (f" + {annotations}" if annotations else "")
     # the file name is in the key because a file without an ontology: header is named after it
     key = config_key(LOADER_VERSION, kind, checksums, path.name.split(".")[0])
-    cache_file = cache_dir("ontology") / f"{key}.pkl"
+    cache_file = cache_dir("ontology") / f"{key}{_CACHE_SUFFIX}"
+    if use_cache:
+        (cache_file.parent / f"{key}.pkl").unlink(missing_ok=True)  # an old pickle cache: never loaded
     if use_cache and cache_file.is_file():
         try:
-            with open(cache_file, "rb") as fh:
-                cached = pickle.load(fh)
-            if not isinstance(cached, Ontology):
-                raise TypeError(f"cached object is a {type(cached).__name__}")
+            cached = _read_cache(cache_file)
             logger.info("ontology %s from cache %s", path, cache_file)
             return dataclasses.replace(cached, source=source)
-        except Exception as exc:  # a corrupt or stale cache is rebuilt, never used
-            logger.warning("ignoring unreadable ontology cache %s (%s); parsing %s again", cache_file, exc, path)
+        except Exception as exc:  # a corrupt or stale cache is dropped and rebuilt, never used
+            warnings.warn(
+                f"dropping unreadable ontology cache {cache_file} ({' '.join(str(exc).split())[:200]}); "
+                f"parsing {path} again",
+                LexprobeWarning,
+                stacklevel=3,
+            )
+            cache_file.unlink(missing_ok=True)
     release = None
     if kind == "obo":
         terms, header, default = load_obo_table(path, annotations)
@@ -170,9 +179,95 @@ def _load_file(path: Path, annotations: Path | None, use_cache: bool) -> Ontolog
         default_popularity=default,
     )
     if use_cache:
-        with atomic_path(cache_file) as tmp, open(tmp, "wb") as fh:
-            pickle.dump(ontology, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        _write_cache(cache_file, ontology)
     return ontology
+
+
+#: The parsed-ontology cache is gzip JSON (data, never code: a pickle would run whatever its writer put in it).
+_CACHE_SUFFIX = ".json.gz"
+_CACHE_FORMAT = "lexprobe-ontology-cache"
+_CACHE_VERSION = 1
+#: Column dtypes the cache stores exactly (object columns hold str, None, numbers, bools or tuples of those).
+_CACHE_DTYPES = ("object", "bool", "float64", "float32", "int64", "int32", "Int64", "boolean", "str", "string")
+#: Dtypes whose missing values are stored as JSON null.
+_NULLABLE = ("Int64", "boolean", "str", "string")
+_SCALARS = (str, bool, int, float)
+
+
+def _column_record(name: str, series: pd.Series) -> dict:
+    dtype = str(series.dtype)
+    if dtype not in _CACHE_DTYPES:
+        raise TypeError(f"column {name!r} has dtype {dtype}, which the cache does not store")
+    if dtype != "object":
+        values = [None if pd.isna(v) else v for v in series.tolist()] if dtype in _NULLABLE else series.tolist()
+        return {"name": name, "dtype": dtype, "values": values}
+    values, tuples = [], []
+    for i, value in enumerate(series.tolist()):
+        if isinstance(value, tuple):
+            tuples.append(i)
+            value = list(value)
+            items = value
+        else:
+            items = [value]
+        if not all(v is None or isinstance(v, _SCALARS) for v in items):
+            raise TypeError(f"column {name!r} holds a {type(value).__name__}, which the cache does not store")
+        values.append(value)
+    return {"name": name, "dtype": dtype, "values": values, "tuples": tuples}
+
+
+def _write_cache(cache_file: Path, ontology: Ontology) -> None:
+    """Store a parsed ontology as gzip JSON (atomically); a table the format cannot hold exactly is not cached."""
+    terms = ontology.terms
+    try:
+        if not isinstance(terms.index, pd.RangeIndex) or terms.index.start != 0 or terms.index.step != 1:
+            raise TypeError("the table's index is not 0..n-1")
+        columns = [_column_record(str(c), terms[c]) for c in terms.columns]
+        if [c["name"] for c in columns] != list(terms.columns):
+            raise TypeError("column names are not all strings")
+        fields = {f.name: getattr(ontology, f.name) for f in dataclasses.fields(ontology) if f.name != "terms"}
+        blob = json.dumps(
+            {
+                "format": _CACHE_FORMAT,
+                "version": _CACHE_VERSION,
+                "ontology": fields,
+                "n_rows": len(terms),
+                "columns": columns,
+            },
+            allow_nan=True,
+        )
+    except (TypeError, ValueError) as exc:
+        logger.info("not caching %s: %s", ontology.source, exc)
+        return
+    with atomic_path(cache_file) as tmp:
+        tmp.write_bytes(gzip.compress(blob.encode("utf-8"), mtime=0))
+
+
+def _read_cache(cache_file: Path) -> Ontology:
+    """The :class:`Ontology` stored by :func:`_write_cache`; any deviation from the format raises."""
+    data = json.loads(gzip.decompress(cache_file.read_bytes()).decode("utf-8"))
+    if not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT or data.get("version") != _CACHE_VERSION:
+        raise ValueError("not a lexprobe ontology cache of this version")
+    n = int(data["n_rows"])
+    series = {}
+    for column in data["columns"]:
+        name, dtype, values = column["name"], column["dtype"], column["values"]
+        if dtype not in _CACHE_DTYPES or not isinstance(values, list) or len(values) != n:
+            raise ValueError(f"column {name!r} is malformed")
+        if dtype == "object":
+            values = list(values)
+            for i in column["tuples"]:
+                values[i] = tuple(values[i])
+            if any(isinstance(v, list) for v in values):
+                raise ValueError(f"column {name!r} holds a list not marked as a tuple")
+            array = np.empty(n, dtype=object)
+            array[:] = values
+            series[name] = pd.Series(array, dtype=object)
+        else:
+            series[name] = pd.Series(values, dtype=dtype)
+    terms = pd.DataFrame(series, index=pd.RangeIndex(n))
+    fields = data["ontology"]
+    fields["popularity_columns"] = tuple(fields["popularity_columns"])
+    return Ontology(terms=terms, **fields)
 
 
 def load_ontology(
