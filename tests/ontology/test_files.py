@@ -6,12 +6,13 @@ import gzip
 import json
 import pickle
 import shutil
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from lexprobe.exceptions import DataFormatError, OntologyError
+from lexprobe.exceptions import DataFormatError, LexprobeWarning, OntologyError
 from lexprobe.ontology import Ontology, _load, data_dir, load_ontology
 from lexprobe.ontology._generic import read_snapshot
 from lexprobe.runs import sha256_file
@@ -74,7 +75,7 @@ def test_gzip_obo_parses_and_second_load_comes_from_the_cache(
     assert first.name == "toy"
     assert first.terms.set_index("id").loc["TOY:0000001", "pop_obo_descendants"] == 1
     assert first.resolve_id("TOY:0000003") == "TOY:0000002"
-    assert list(cache.joinpath("ontology").glob("*.pkl"))
+    assert list(cache.joinpath("ontology").glob("*.json.gz"))
 
     def refuse(*args, **kwargs):
         raise AssertionError("parsed again instead of using the cache")
@@ -84,15 +85,105 @@ def test_gzip_obo_parses_and_second_load_comes_from_the_cache(
     pd.testing.assert_frame_equal(first.terms, second.terms)
 
 
-@pytest.mark.parametrize("garbage", [b"not a pickle", b"", pickle.dumps({"not": "an ontology"})])
-def test_a_corrupt_cache_is_rebuilt_not_used(tmp_path: Path, cache: Path, garbage: bytes) -> None:
+class _Boom:
+    def __reduce__(self):
+        return (Path("/nonexistent/lexprobe-pickle-ran").touch, ())
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"not gzip",
+        b"",
+        gzip.compress(b"{not json"),
+        gzip.compress(json.dumps({"not": "an ontology"}).encode()),
+        gzip.compress(json.dumps({"format": "lexprobe-ontology-cache", "version": 1, "n_rows": 3}).encode()),
+        gzip.compress(pickle.dumps(_Boom())),
+    ],
+)
+def test_a_corrupt_cache_is_dropped_and_rebuilt_with_a_warning(tmp_path: Path, cache: Path, garbage: bytes) -> None:
     first = load_ontology(DATA / "terms.csv")
-    (pkl,) = cache.joinpath("ontology").glob("*.pkl")
-    pkl.write_bytes(garbage)
-    again = load_ontology(DATA / "terms.csv")
+    (entry,) = cache.joinpath("ontology").glob("*.json.gz")
+    entry.write_bytes(garbage)
+    with pytest.warns(LexprobeWarning, match="dropping unreadable ontology cache"):
+        again = load_ontology(DATA / "terms.csv")
     pd.testing.assert_frame_equal(again.terms, first.terms)
-    with open(pkl, "rb") as fh:  # and the rebuilt table replaced the bad file
-        assert isinstance(pickle.load(fh), Ontology)
+    # and the rebuilt table replaced the bad file: the next load reads it without a warning
+    assert json.loads(gzip.decompress(entry.read_bytes()))["format"] == "lexprobe-ontology-cache"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pd.testing.assert_frame_equal(load_ontology(DATA / "terms.csv").terms, first.terms)
+
+
+def test_an_old_pickle_cache_is_removed_unread(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    load_ontology(DATA / "terms.csv")
+    (entry,) = cache.joinpath("ontology").glob("*.json.gz")
+    pkl = entry.with_name(entry.name.removesuffix(".json.gz") + ".pkl")
+    pkl.write_bytes(pickle.dumps(_Boom()))
+    monkeypatch.setattr(pickle, "load", lambda *a, **k: pytest.fail("a pickle was loaded"))
+    load_ontology(DATA / "terms.csv")
+    assert not pkl.exists()
+
+
+@pytest.mark.parametrize("name", ["hgnc_complete_set_sample.txt", "hp_sample.obo", "terms.csv"])
+def test_the_cache_round_trip_keeps_the_table_exactly(name: str, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = load_ontology(DATA / name)
+    (entry,) = cache.joinpath("ontology").glob("*.json.gz")
+    cached = _load._read_cache(entry)
+    pd.testing.assert_frame_equal(cached.terms, first.terms, check_exact=True)
+    assert list(cached.terms.dtypes) == list(first.terms.dtypes)
+    for column in ("synonyms", "alt_ids", "previous_symbols", "alias_symbols"):
+        assert all(isinstance(v, tuple) for v in cached.terms[column]), column
+        assert cached.terms[column].tolist() == first.terms[column].tolist()
+    assert [c for c in cached.terms.columns if c.startswith("pop_")] == list(first.popularity_columns)
+    for field in ("name", "release", "checksum", "kind", "popularity_columns", "default_popularity"):
+        assert getattr(cached, field) == getattr(first, field), field
+
+
+def test_the_cache_round_trip_keeps_odd_values(tmp_path: Path, cache: Path) -> None:
+    terms = pd.DataFrame(
+        {
+            "id": ["X:1", "X:2", "X:3"],
+            "label": ["a", None, 'c\t|"quoted"\n'],
+            "synonyms": [(), ("b|c", "ü"), ("",)],
+            "obsolete": [False, True, False],
+            "extra": [1, "two", float("nan")],
+            "pop_a": [1.5, float("nan"), float("inf")],
+            "pop_b": pd.array([1, None, 3], dtype="Int64"),
+            "count": [1, 2, 3],
+        }
+    )
+    ont = Ontology(
+        name="x",
+        terms=terms,
+        source="s",
+        release=None,
+        checksum="c",
+        kind="table",
+        popularity_columns=("pop_a", "pop_b"),
+        default_popularity="pop_a",
+    )
+    path = tmp_path / "x.json.gz"
+    _load._write_cache(path, ont)
+    back = _load._read_cache(path)
+    pd.testing.assert_frame_equal(back.terms, terms, check_exact=True)
+    assert back.terms.loc[1, "synonyms"] == ("b|c", "ü") and back.terms.loc[1, "extra"] == "two"
+
+
+def test_a_table_the_cache_cannot_hold_exactly_is_not_cached(tmp_path: Path) -> None:
+    terms = pd.DataFrame({"id": ["X:1"], "when": pd.to_datetime(["2024-01-01"])})
+    ont = Ontology(
+        name="x",
+        terms=terms,
+        source="s",
+        release=None,
+        checksum="c",
+        kind="table",
+        popularity_columns=(),
+        default_popularity=None,
+    )
+    _load._write_cache(tmp_path / "x.json.gz", ont)
+    assert not (tmp_path / "x.json.gz").exists()
 
 
 def test_the_cache_does_not_lend_one_file_name_to_a_copy(tmp_path: Path, cache: Path) -> None:
@@ -104,7 +195,7 @@ def test_the_cache_does_not_lend_one_file_name_to_a_copy(tmp_path: Path, cache: 
 
 def test_use_cache_false_neither_reads_nor_writes_the_cache(cache: Path) -> None:
     load_ontology(DATA / "terms.csv", use_cache=False)
-    assert not list(cache.joinpath("ontology").glob("*.pkl"))
+    assert not list(cache.joinpath("ontology").glob("*"))
 
 
 @pytest.mark.slow
