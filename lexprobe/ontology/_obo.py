@@ -22,6 +22,8 @@ _HPO_PHENOTYPE_ROOT = "HP:0000118"
 _DATE_RE = re.compile(r"(\d{4}-\d{2}(?:-\d{2})?)")
 # a stanza header and its id line (blank lines between allowed): to find duplicate ids before pronto merges them
 _STANZA_ID_RE = re.compile(rb"^\[(Term|Typedef|Instance)\][ \t]*\r?\n(?:[ \t]*\r?\n)*id:[ \t]*(\S+)", re.MULTILINE)
+# a file's own id that is no CURIE of a known prefix (gene_1): kept as given, never rewritten to gene:1
+_OWN_ID_RE = re.compile(r"^[A-Za-z][\w.]*_\w+$")
 # ids a term table keeps short names for (header "ontology: hp" -> "hpo")
 _SHORT_NAMES = {"hp": "hpo", "go": "go"}
 
@@ -105,10 +107,12 @@ def _synonyms(term) -> tuple[str, ...]:
 
 
 def _curie(value: str) -> str | None:
+    """The id normalized when of a known form; an id such as ``gene_1`` as given; ``None`` for non-ids."""
     try:
         return normalize_curie(value)
     except ValueError:
-        return None
+        text = str(value).strip()
+        return text if _OWN_ID_RE.match(text) else None
 
 
 def _curies(values) -> list[str]:

@@ -188,7 +188,7 @@ class Ontology:
         try:
             key = normalize_curie(curie)
         except ValueError:
-            return None
+            key = str(curie).strip()  # a table's own id (gene_1) is kept as given on load
         return self._id_map.get(key)
 
     def resolve_symbol(self, symbol: str) -> str | None:

@@ -36,6 +36,32 @@ def test_a_bare_number_needs_a_prefix() -> None:
         normalize_curie("11998")
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("gene:1", "gene:1"),
+        ("UBERON:0000948", "UBERON:0000948"),
+        ("http://purl.obolibrary.org/obo/UBERON_0000948", "UBERON:0000948"),
+        ("HP:1250", "HP:0001250"),
+        ("Hp_0001250", "HP:0001250"),
+    ],
+)
+def test_only_known_forms_are_rewritten(raw: str, expected: str) -> None:
+    assert normalize_curie(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["gene_1", "my_gene_2", "UBERON_0000948", "http://example.org/ids/X_1"])
+def test_unknown_underscore_ids_and_other_iris_are_no_curies(raw: str) -> None:
+    with pytest.raises(OntologyError, match="is not an identifier"):
+        normalize_curie(raw)
+
+
+def test_non_ascii_digits_are_not_padded_as_numbers() -> None:
+    assert normalize_curie("HP:\u00b2") == "HP:\u00b2"
+    with pytest.raises(OntologyError, match="is not an identifier"):
+        normalize_curie("\u00b2", prefix="HGNC")
+
+
 @pytest.mark.parametrize("raw", ["", "seizure", "HP 0001250", "HP:"])
 def test_non_identifiers_are_rejected(raw: str) -> None:
     with pytest.raises(OntologyError, match="is not an identifier"):

@@ -64,6 +64,43 @@ def test_a_generic_table_normalizes_ids_and_keeps_popularity(cache: Path) -> Non
     assert ont.terms["pop_mentions"].tolist() == [120.0, 300.0, 250.0]
 
 
+def test_a_generic_table_rewrites_only_known_id_forms(tmp_path: Path, cache: Path) -> None:
+    path = tmp_path / "mine.tsv"
+    path.write_text(
+        "id\tname\n"
+        "gene_1\tfirst gene\n"
+        "gene:2\tsecond gene\n"
+        "HP_0001250\tSeizure\n"
+        "hp:0001251\tAtaxia\n"
+        "http://purl.obolibrary.org/obo/UBERON_0000948\theart\n"
+        "UBERON_0002107\tliver\n"
+    )
+    ont = load_ontology(path)
+    assert list(ont.terms["id"]) == [
+        "gene_1",
+        "gene:2",
+        "HP:0001250",
+        "HP:0001251",
+        "UBERON:0000948",
+        "UBERON_0002107",
+    ]
+    assert ont.resolve_id("gene_1") == "gene_1" and ont.resolve_id("gene:1") is None
+    assert ont.resolve_id("hp_0001250") == "HP:0001250"
+
+
+def test_an_obo_keeps_its_own_underscore_ids(tmp_path: Path, cache: Path) -> None:
+    path = tmp_path / "mine.obo"
+    path.write_text(
+        "format-version: 1.2\nontology: mine\n\n"
+        "[Term]\nid: gene_1\nname: first gene\n\n"
+        "[Term]\nid: gene_2\nname: second gene\nis_a: gene_1\n\n"
+        "[Term]\nid: hp_0000001\nname: All\n"
+    )
+    terms = load_ontology(path).terms.set_index("id")
+    assert sorted(terms.index) == ["HP:0000001", "gene_1", "gene_2"]
+    assert terms.loc["gene_1", "pop_obo_descendants"] == 1
+
+
 def test_gzip_obo_parses_and_second_load_comes_from_the_cache(
     tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
