@@ -41,6 +41,20 @@ _MAX_ROWS = 60
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+def _contained(directory: Path, path: Path) -> bool:
+    """Whether ``path`` is a regular file that, with every symlink resolved, lies inside ``directory``.
+
+    A report reads only files the run layout names, and only these: a run directory received from someone
+    else may hold a symlink (``manifest.json -> ~/.ssh/id_rsa``) that would otherwise copy a file of the reader's
+    into the page.
+    """
+    try:
+        resolved = path.resolve(strict=True)
+        return resolved.is_file() and resolved.is_relative_to(directory.resolve(strict=True))
+    except (OSError, RuntimeError):  # missing, a symlink loop, unreadable
+        return False
+
+
 def _all_bins(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["bin"].astype(str) == "all"] if "bin" in table else table
 
@@ -114,7 +128,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 
 def _manifest_of(directory: Path) -> dict[str, Any] | None:
     for name in _MANIFESTS:
-        if (directory / name).is_file():
+        if _contained(directory, directory / name):
             return _read_manifest(directory / name)
     return None
 
@@ -136,6 +150,8 @@ def _collect(directory: Path, depth: int) -> list[Path]:
     found: list[Path] = []
     if depth > 0:
         for child in sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if child.is_symlink() and not child.resolve().is_relative_to(directory.resolve()):
+                continue  # a link out of the directory searched (or a loop): not part of it
             found += _collect(child, depth - 1)
     if manifest is not None:  # a study: itself, then its runs
         found = [directory, *sorted(set(found) | set(_study_references(directory, manifest)))]
@@ -272,8 +288,10 @@ def _table_html(frame: pd.DataFrame, caption: str) -> str:
 
 
 def _csv_section(path: Path, caption: str, rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> str:
-    if not path.is_file():
+    if not path.is_file() and not path.is_symlink():
         return f'<p class="note">{_esc(path.name)} is not in this run directory.</p>'
+    if not _contained(path.parent, path):
+        return f'<p class="note">{_esc(path.name)} is a link out of the run directory or not a file; left out.</p>'
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -285,6 +303,8 @@ def _csv_section(path: Path, caption: str, rows: Callable[[pd.DataFrame], pd.Dat
 
 def _gains_section(path: Path) -> str:
     """A trained run's memorization (train) and generalization (withheld) gains, from ``evaluation.json``."""
+    if not _contained(path.parent, path):
+        return ""
     try:
         gains = json.loads(path.read_text(encoding="utf-8")).get("gains")
     except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
@@ -305,6 +325,12 @@ def _figures_html(directory: Path) -> str:
     paths = sorted(directory.glob("*.png")) + sorted((directory / "figures").glob("*.png"))
     parts = []
     for path in paths:
+        if not _contained(directory, path):
+            name = path.relative_to(directory).as_posix()
+            parts.append(
+                f'<p class="note">{_esc(name)} is a link out of the run directory or not a file; left out.</p>'
+            )
+            continue
         data = path.read_bytes()
         size = _png_size(data)
         name = path.relative_to(directory).as_posix()
@@ -320,8 +346,7 @@ def _figures_html(directory: Path) -> str:
 
 
 def _manifests_html(directory: Path) -> str:
-    names = [n for n in _MANIFESTS if (directory / n).is_file()]
-    names += sorted(p.name for p in directory.glob("*manifest*.json") if p.name not in names)
+    names = [n for n in _MANIFESTS if _contained(directory, directory / n)]  # only the names the layout gives
     parts = []
     for name in names:
         text = (directory / name).read_text(encoding="utf-8", errors="replace")
@@ -338,7 +363,10 @@ def _files_html(directory: Path) -> str:
     for path in sorted(directory.iterdir()):
         if path.name.startswith("."):
             continue
-        entries.append(f"{path.name}/" if path.is_dir() else f"{path.name} ({path.stat().st_size / 1024:.1f} KiB)")
+        if path.is_symlink():
+            entries.append(f"{path.name} (link)")
+        else:
+            entries.append(f"{path.name}/" if path.is_dir() else f"{path.name} ({path.stat().st_size / 1024:.1f} KiB)")
     return f'<p class="files">files: {_esc(", ".join(entries))}</p>'
 
 
@@ -357,7 +385,7 @@ def _describe(run: _Run) -> list[str]:
     for key in ("pairs_resolved", "fields_resolved"):
         if not task and isinstance(config.get(key), list):
             task = ", ".join(map(str, config[key]))
-    if not task and (run.path / "tasks.csv").is_file():
+    if not task and _contained(run.path, run.path / "tasks.csv"):
         try:
             task = f"{len(pd.read_csv(run.path / 'tasks.csv'))} tasks"
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
@@ -382,7 +410,7 @@ def _run_html(index: int, run: _Run) -> str:
         if run.stage in ("train", "evaluate"):
             tables.append(_gains_section(run.path / "evaluation.json"))
     else:  # a stage this report does not know: every table it left
-        tables = [_csv_section(p, "as written by the run") for p in sorted(run.path.glob("*.csv"))]
+        tables = [_csv_section(p, "as written by the run") for p in sorted(run.path.glob("*.csv"))]  # links: a note
     if any(tables):
         parts.append("<h3>Summary</h3>" + "".join(tables))
     parts += [_figures_html(run.path), _manifests_html(run.path), _files_html(run.path), "</section>"]

@@ -230,3 +230,65 @@ def test_an_evaluation_without_its_training_manifest_is_recognized_by_the_evalua
     page = build_report([tmp_path], tmp_path / "report.html").read_text()
     assert "evaluate · hgnc · name-to-symbol · smollm2-135m" in page
     assert "<caption>evaluation_summary.csv" in page and "<caption>evaluation.json" in page
+
+
+# --- what a received run directory may not pull in ---
+
+
+def test_links_out_of_a_run_directory_are_never_read_into_the_report(tmp_path: Path) -> None:
+    secret = tmp_path / "home" / ".ssh" / "id_rsa"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY----- SECRET-KEY-BYTES")
+    secret_png = tmp_path / "home" / "private.png"
+    secret_png.write_bytes(PNG_SIGNATURE + b"\x00\x00\x00\rIHDR" + b"\x00\x00\x00\x01" * 2 + b"SECRET-KEY-BYTES")
+    study = tmp_path / "received"
+    run = study / "run"
+    write_result_dir(
+        run,
+        {"prediction.csv": pd.DataFrame({"verdict": ["generalizes"]})},
+        stage="predict",
+        record={"config": {"ontology": "hpo", "task": "name-to-id", "model": "m"}, "inputs": {}, "seed": 1},
+    )
+    (run / "figures").mkdir()
+    (run / "secret_manifest.json").symlink_to(secret)  # a manifest-like name the layout does not give
+    (run / "evaluation_manifest.json").symlink_to(secret)  # a name it gives, pointing out
+    (run / "loto.csv").symlink_to(secret)  # a table the stage shows
+    (run / "evaluation.json").symlink_to(secret)
+    (run / "stolen.png").symlink_to(secret_png)
+    (run / "figures" / "stolen.png").symlink_to(secret_png)
+    (study / "home").symlink_to(tmp_path / "home", target_is_directory=True)  # a study searched for runs
+    (tmp_path / "home" / "manifest.json").write_text(json.dumps({"stage": "mystery", "config": {}}))
+    (tmp_path / "home" / "keys.csv").write_text("key\nSECRET-KEY-BYTES\n")
+    # an unknown stage shows every CSV: a linked one is left out too
+    other = study / "other"
+    write_result_dir(other, {"numbers.csv": pd.DataFrame({"a": [1]})}, stage="mystery", record=_RECORD)
+    (other / "keys.csv").symlink_to(tmp_path / "home" / "keys.csv")
+
+    assert find_run_dirs([study]) == [other, run]
+    page = build_report([study], tmp_path / "report.html").read_text()
+    assert "SECRET-KEY-BYTES" not in page
+    assert len(embedded_pngs(page)) == 0 and "stolen.png is a link out of the run directory" in page
+    assert "loto.csv is a link out of the run directory" in page and "secret_manifest.json</summary>" not in page
+    assert "<caption>prediction.csv" in page and "<caption>numbers.csv" in page
+
+
+def test_a_manifest_linked_from_outside_does_not_make_a_run(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps({"stage": "align", "secret": "SECRET"}))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "manifest.json").symlink_to(outside)
+    with pytest.raises(ReportError, match="is not a lexprobe run"):
+        build_report([tmp_path / "run"], tmp_path / "report.html")
+
+
+def test_links_inside_the_run_directory_are_followed(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    write_result_dir(run, {"numbers.csv": pd.DataFrame({"a": [7]})}, stage="mystery", record=_RECORD)
+    (run / "data").mkdir()
+    (run / "numbers.csv").rename(run / "data" / "numbers.csv")
+    (run / "numbers.csv").symlink_to(Path("data") / "numbers.csv")
+    page = build_report([run], tmp_path / "report.html").read_text()
+    assert "<caption>numbers.csv" in page
+
+
+_RECORD = {"config": {"ontology": "hpo"}, "inputs": {}, "seed": 0}
