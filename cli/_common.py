@@ -5,6 +5,7 @@ The library raises; only here do errors become one line on stderr and a non-zero
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from collections.abc import Callable
@@ -17,6 +18,9 @@ from lexprobe.exceptions import LexprobeError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: The most permutations or bootstrap resamples an option takes: beyond it a run would go on for days.
+MAX_RESAMPLES = 100_000
+
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -28,7 +32,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def handle_errors(func: F) -> F:
-    """Turn lexprobe errors, missing files, memory exhaustion and Ctrl-C into one line and an exit code."""
+    """Turn lexprobe errors, missing files, other OS errors (permissions, a file in the way, a read-only or full
+    file system), memory exhaustion and Ctrl-C into one line and an exit code."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -38,12 +43,31 @@ def handle_errors(func: F) -> F:
             raise fail(_one_line(exc)) from None
         except FileNotFoundError as exc:
             raise fail(f"file not found: {exc.filename or exc}") from None
+        except OSError as exc:
+            raise fail(_os_error(exc)) from None
         except MemoryError:
             raise fail("out of memory; lower --batch-size or --limit, or use a machine with more memory") from None
         except KeyboardInterrupt:
             raise fail("interrupted; finished work is kept and a re-run resumes from it", code=130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "free some space or write elsewhere",
+    errno.EDQUOT: "free some space or write elsewhere",
+    errno.EROFS: "write elsewhere",
+    errno.EACCES: "check the permissions or write elsewhere",
+    errno.EPERM: "check the permissions or write elsewhere",
+}
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for an OS error: what went wrong, on which path(s), and what to do when that is clear."""
+    what = (exc.strerror or _one_line(exc)).rstrip(".")
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    hint = _OS_HINTS.get(exc.errno or 0)
+    return f"{what[:1].lower()}{what[1:]}" + (f": {where}" if where else "") + (f"; {hint}" if hint else "")
 
 
 def _one_line(exc: BaseException) -> str:

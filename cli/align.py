@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, handle_errors, is_terminal, split_csv
+from lexprobe.cli._common import MAX_RESAMPLES, console, handle_errors, is_terminal, split_csv
 
 
 @handle_errors
@@ -28,8 +28,12 @@ def align_cmd(
     retrieval_map: str = typer.Option(
         "ridge", "--retrieval-map", help="Map for retrieval, fitted on half the items: ridge, procrustes or none."
     ),
-    permutations: int = typer.Option(100, "--permutations", help="Shuffles of the pairing for the null."),
-    bootstrap: int = typer.Option(100, "--bootstrap", help="Bootstrap resamples for confidence intervals."),
+    permutations: int = typer.Option(
+        100, "--permutations", min=0, max=MAX_RESAMPLES, help="Shuffles of the pairing for the null."
+    ),
+    bootstrap: int = typer.Option(
+        100, "--bootstrap", min=0, max=MAX_RESAMPLES, help="Bootstrap resamples for confidence intervals."
+    ),
     ci_layers: str = typer.Option("best", "--ci-layers", help="CKA intervals at the best layer or at all."),
     preprocess: str = typer.Option("standardize", "--preprocess", help="none, center, standardize or clip."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sample, permutations and bootstrap."),
@@ -42,6 +46,7 @@ def align_cmd(
 
     from lexprobe.align import AlignmentConfig, run_alignment, write_alignment
     from lexprobe.embed import ExtractionConfig
+    from lexprobe.runs import ensure_writable_dir
 
     config = AlignmentConfig(
         ontology=ontology,
@@ -61,12 +66,12 @@ def align_cmd(
         seed=seed,
     )
     ExtractionConfig(layers=config.layers, pool=pool)  # type: ignore[arg-type]  # validate before the slow part
+    target = ensure_writable_dir(out or Path("runs") / f"align-{Path(ontology).name.split('.')[0]}")
     if quiet or not is_terminal():
         result = run_alignment(config)
     else:
         with console.status("aligning") as status:
             result = run_alignment(config, progress=lambda stage, done, total: status.update(f"{stage} {done}/{total}"))
-    target = out or Path("runs") / f"align-{Path(ontology).name.split('.')[0]}"
     write_alignment(result, target, figures=not no_figures)
     n = result.manifest["inputs"]["n_items"]
     table = Table(

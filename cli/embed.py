@@ -65,7 +65,7 @@ def embed_cmd(
     from lexprobe.exceptions import EmbeddingError
     from lexprobe.models import load_model
     from lexprobe.ontology import load_ontology
-    from lexprobe.runs import atomic_path, atomic_write_text, write_manifest
+    from lexprobe.runs import atomic_path, atomic_write_text, ensure_writable_dir, write_manifest
 
     if batch_size != "auto" and not batch_size.isdigit():
         raise EmbeddingError(f"--batch-size must be 'auto' or a positive integer, got {batch_size!r}")
@@ -77,6 +77,7 @@ def embed_cmd(
         batch_size="auto" if batch_size == "auto" else int(batch_size),
         storage_dtype=dtype,  # type: ignore[arg-type]
     )
+    ensure_writable_dir(out)
     ont = load_ontology(ontology)
     lm = load_model(model, device=device)
     with progress_bar(f"embedding {ont.name} {field}", quiet) as update:

@@ -44,6 +44,7 @@ def lexicalization_cmd(
 
     from lexprobe.embed import ExtractionConfig
     from lexprobe.lexical import LexicalConfig, measure_lexicalization, write_lexicalization
+    from lexprobe.runs import ensure_writable_dir
 
     parsed_layer: str | int = layer.strip().lower()
     if parsed_layer != "best":
@@ -67,6 +68,7 @@ def lexicalization_cmd(
         embeddings=not tokenization_only,
         seed=seed,
     )
+    target = ensure_writable_dir(out or Path("runs") / f"lexicalization-{Path(ontology).name.split('.')[0]}")
     if quiet or not is_terminal():
         result = measure_lexicalization(config)
     else:
@@ -74,7 +76,6 @@ def lexicalization_cmd(
             result = measure_lexicalization(
                 config, progress=lambda stage, done, total: status.update(f"{stage} {done}/{total}")
             )
-    target = out or Path("runs") / f"lexicalization-{Path(ontology).name.split('.')[0]}"
     write_lexicalization(result, target, figures=not no_figures)
     inputs = result.manifest["inputs"]
     rows = result.fields.to_dict("records")

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, handle_errors, is_terminal
+from lexprobe.cli._common import MAX_RESAMPLES, console, handle_errors, is_terminal
 
 
 def _num(value, spec: str = ".3f") -> str:
@@ -73,8 +73,12 @@ def correlate_cmd(
     runs: list[Path] = typer.Argument(..., help="Evaluated `lexprobe train` run directories, one per task."),
     out: Path = typer.Option(Path("runs/correlate"), "--out", help="Output directory."),
     k: int = typer.Option(10, "--k", help="Neighbours of the per-item alignment (mutual kNN)."),
-    permutations: int = typer.Option(100, "--permutations", help="Permutations of the task alignment's null."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", min=10, help="Bootstrap resamples of the intervals."),
+    permutations: int = typer.Option(
+        100, "--permutations", min=2, max=MAX_RESAMPLES, help="Permutations of the task alignment's null."
+    ),
+    bootstrap: int = typer.Option(
+        1000, "--bootstrap", min=10, max=MAX_RESAMPLES, help="Bootstrap resamples of the intervals."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the nulls, bootstraps and cross-validation folds."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
@@ -84,7 +88,9 @@ def correlate_cmd(
     from rich.table import Table
 
     from lexprobe.predict import FeatureConfig, correlate, loto_summary, write_correlation
+    from lexprobe.runs import ensure_writable_dir
 
+    ensure_writable_dir(out)
     config = FeatureConfig(k=k, permutations=permutations, seed=seed)
     with _status(quiet) as status:
         progress = (lambda stage, done, total: status.update(f"{stage} {done}/{total}")) if status else None
@@ -160,7 +166,9 @@ def predict_cmd(
     no_shipped: bool = typer.Option(False, "--no-shipped", help="Leave out the calibration set lexprobe ships."),
     bins: int = typer.Option(20, "--bins", min=1, help="Popularity bins of the split the features are measured on."),
     per_bin: int = typer.Option(5, "--per-bin", min=1, help="Pairs per bin in each of train and withheld."),
-    bootstrap: int = typer.Option(200, "--bootstrap", min=10, help="Task-bootstrap refits for the intervals."),
+    bootstrap: int = typer.Option(
+        200, "--bootstrap", min=10, max=MAX_RESAMPLES, help="Task-bootstrap refits for the intervals."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, nulls and bootstraps."),
     out: Path | None = typer.Option(None, "--out", help="Also write the prediction, features and manifest here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
@@ -169,7 +177,10 @@ def predict_cmd(
     from rich.table import Table
 
     from lexprobe.predict import loto_summary, predict_task, write_prediction
+    from lexprobe.runs import ensure_writable_dir
 
+    if out is not None:
+        ensure_writable_dir(out)
     with _status(quiet):
         result = predict_task(
             ontology,

@@ -20,7 +20,9 @@ def report_cmd(
 ) -> None:
     """Write one HTML page with every run's tables, figures and manifest; it needs no network to open."""
     from lexprobe.report import build_report, find_run_dirs
+    from lexprobe.runs import ensure_writable_file
 
+    ensure_writable_file(out)
     n_runs = len(find_run_dirs(run_dirs))
     path = build_report(run_dirs, out, title=title)
     console.print(

@@ -31,9 +31,10 @@ def split_cmd(
 ) -> None:
     """Write a popularity-balanced train / withheld split of a task (no term in both)."""
     from lexprobe.ontology import load_ontology  # imported here so `lexprobe --help` stays fast
-    from lexprobe.runs import atomic_path, make_manifest, write_manifest
+    from lexprobe.runs import atomic_path, ensure_writable_dir, make_manifest, write_manifest
     from lexprobe.tasks import make_split
 
+    ensure_writable_dir(out)
     ont = load_ontology(ontology, annotations=annotations)
     categories = None if not category else ([] if "all" in category else category)
     split = make_split(ont, task, bins=bins, per_bin=per_bin, popularity=popularity, seed=seed, categories=categories)

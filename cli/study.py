@@ -22,8 +22,10 @@ def study_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of every stage."),
 ) -> None:
     """Run the paper's analysis: align, lexicalization, train, evaluate, correlate and report."""
+    from lexprobe.runs import ensure_writable_dir
     from lexprobe.study import STAGES, run_study
 
+    ensure_writable_dir(out)
     result = run_study(
         split_csv(ontology) or (),
         out,

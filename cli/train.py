@@ -17,6 +17,12 @@ def _acc(row) -> str:
     return f"{row['accuracy']:.3f} {_ci(row['ci_low'], row['ci_high'])}"
 
 
+def _max_steps(value: int) -> int:
+    if value != -1 and value < 1:
+        raise typer.BadParameter(f"must be >= 1 (or -1, the default: train for --epochs), got {value}")
+    return value
+
+
 @handle_errors
 def train_cmd(
     ontology: str = typer.Option(..., "--ontology", "-o", help="Built-in name (hgnc, hpo, go) or a file path."),
@@ -28,7 +34,9 @@ def train_cmd(
     per_bin: int = typer.Option(30, "--per-bin", min=1, help="Pairs per bin in each of train and withheld."),
     templates: int = typer.Option(5, "--templates", min=1, max=5, help="Prompt paraphrases per pair."),
     epochs: float = typer.Option(3.0, "--epochs", help="Passes over the examples."),
-    max_steps: int = typer.Option(-1, "--max-steps", help="Stop after N optimiser steps (overrides --epochs)."),
+    max_steps: int = typer.Option(
+        -1, "--max-steps", callback=_max_steps, help="Stop after N >= 1 optimiser steps (overrides --epochs)."
+    ),
     lora_r: int = typer.Option(16, "--lora-r", min=1, help="LoRA rank."),
     lora_alpha: int = typer.Option(32, "--lora-alpha", help="LoRA alpha (scale alpha / r)."),
     lora_dropout: float = typer.Option(0.05, "--lora-dropout", help="Dropout on the LoRA input."),
@@ -43,8 +51,10 @@ def train_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Fine-tune a model with LoRA on the train pairs of a task; save the adapter, loss log and config."""
+    from lexprobe.runs import ensure_writable_dir
     from lexprobe.train import TrainConfig, train_lora
 
+    ensure_writable_dir(out)
     modules = target_modules if target_modules == "all-linear" else split_csv(target_modules)
     config = TrainConfig(
         ontology=ontology,
@@ -84,7 +94,9 @@ def evaluate_cmd(
     split: str = typer.Option("both", "--split", help="train, withheld or both."),
     baseline: bool = typer.Option(False, "--baseline", help="Evaluate the model without the adapter only."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Prompts per generation batch."),
-    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="Default by target: 24 id, 16 symbol."),
+    max_new_tokens: int | None = typer.Option(
+        None, "--max-new-tokens", min=1, help="Default by target: 24 id, 16 symbol."
+    ),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap intervals of the gains."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -93,11 +105,14 @@ def evaluate_cmd(
     from rich.table import Table
 
     from lexprobe.exceptions import TrainingError
+    from lexprobe.runs import ensure_writable_dir
     from lexprobe.train import SPLITS, evaluate_run
 
     if split not in (*SPLITS, "both"):
         raise TrainingError(f"--split must be train, withheld or both, got {split!r}")
     splits = SPLITS if split == "both" else (split,)
+    if run.is_dir():
+        ensure_writable_dir(run, option="--run")  # evaluation writes its outcomes into the run
     with progress_bar("generating", quiet) as update:
         result = evaluate_run(
             run,

@@ -22,6 +22,7 @@ __all__ = [
     "ReportError",
     "PredictionError",
     "StudyError",
+    "OutputError",
     "LexprobeWarning",
 ]
 
@@ -80,6 +81,10 @@ class ReportError(LexprobeError, ValueError):
 
 class StudyError(LexprobeError, ValueError):
     """A study cannot run as asked (an unknown size or stage, an ontology without the tasks asked for)."""
+
+
+class OutputError(LexprobeError, OSError):
+    """An output path cannot be written (a file in the way, a read-only or full file system, no permission)."""
 
 
 class LexprobeWarning(UserWarning):

@@ -19,6 +19,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from lexprobe.exceptions import OutputError
+
 __all__ = [
     "atomic_path",
     "atomic_write_text",
@@ -31,6 +33,8 @@ __all__ = [
     "write_manifest",
     "write_result_dir",
     "config_key",
+    "ensure_writable_dir",
+    "ensure_writable_file",
 ]
 
 _VERSIONED_PACKAGES = (
@@ -98,6 +102,59 @@ def _json_default(obj: Any) -> Any:
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically and return the path."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why results cannot be written in the directory ``path`` (``None`` when they can); creates nothing."""
+    try:
+        if path.exists() and not path.is_dir():
+            return f"{path} is a file, not a directory"
+        probe = path
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        if not probe.is_dir():
+            return f"{path} lies under {probe}, which is a file, not a directory"
+        with tempfile.TemporaryFile(dir=probe, prefix=".lexprobe-write-test-"):
+            pass
+    except OSError as exc:
+        return f"{path} cannot be written ({(exc.strerror or type(exc).__name__).lower()})"
+    return None
+
+
+def ensure_writable_dir(path: str | os.PathLike[str], *, option: str = "--out") -> Path:
+    """Check, before any slow work, that results can be written in the directory ``path``; create nothing.
+
+    ``path`` must be a directory or not exist yet, and the nearest existing folder at or above it must take a
+    new file (a temporary file is made there and removed at once), so a file in the way, a read-only file
+    system or a missing permission is told now rather than after the computation.
+
+    Raises
+    ------
+    OutputError
+        With a one-line message naming ``option`` and the path.
+    """
+    path = Path(path).expanduser()
+    problem = _unwritable(path)
+    if problem:
+        raise OutputError(f"{option}: {problem}; give a writable directory")
+    return path
+
+
+def ensure_writable_file(path: str | os.PathLike[str], *, option: str = "--out") -> Path:
+    """Check, before any slow work, that the file ``path`` can be written (made or replaced); create nothing.
+
+    Raises
+    ------
+    OutputError
+        ``path`` is a directory, or its folder cannot be written (see :func:`ensure_writable_dir`).
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise OutputError(f"{option}: {path} is a directory; give a file name")
+    problem = _unwritable(path.parent)
+    if problem:
+        raise OutputError(f"{option}: cannot write {path}: {problem}")
+    return path
 
 
 def sha256_file(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:

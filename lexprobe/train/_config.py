@@ -70,6 +70,7 @@ class TrainConfig:
         checks = [
             ("templates", 1 <= self.templates <= 5, "in [1, 5]"),
             ("epochs", self.epochs > 0 or self.max_steps > 0, "> 0 (or max_steps > 0)"),
+            ("max_steps", self.max_steps == -1 or self.max_steps >= 1, "-1 (train for `epochs`) or >= 1"),
             ("lora_r", self.lora_r >= 1, ">= 1"),
             ("lora_alpha", self.lora_alpha > 0, "> 0"),
             ("lora_dropout", 0 <= self.lora_dropout < 1, "in [0, 1)"),

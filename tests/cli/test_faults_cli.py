@@ -1,0 +1,157 @@
+"""Hostile input and a hostile file system: each ends in one `error:` line and a non-zero exit, never a traceback.
+
+An output path that cannot be written is told before any computation; any other OS error (a full disk, a
+read-only file system, a missing permission) still comes out as one line.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+from _cli import one_error_line
+from lexprobe.cli.main import app
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+# Each command with the least input that reaches its output check; {out} is the output path under test.
+COMMANDS = {
+    "split": ["split", "--ontology", "hpo", "--task", "name-to-id", "--out", "{out}"],
+    "embed": ["embed", "--ontology", "hpo", "--field", "name", "--out", "{out}"],
+    "align": ["align", "--ontology", "hpo", "--limit", "10", "--out", "{out}"],
+    "lexicalization": ["lexicalization", "--ontology", "hpo", "--out", "{out}"],
+    "train": ["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--out", "{out}"],
+    "correlate": ["correlate", "{tmp}", "--out", "{out}"],
+    "predict": ["predict", "--ontology", "hgnc", "--task", "name-to-symbol", "--out", "{out}"],
+    "study": ["study", "--size", "tiny", "--out", "{out}"],
+    # `data fetch --to` checks its folder itself (tests/cli/test_data_cli.py)
+    "report": ["report", "{tmp}", "--out", "{out}/r.html"],
+}
+
+
+def _invoke(name: str, out: Path, tmp: Path):
+    args = [a.replace("{out}", str(out)).replace("{tmp}", str(tmp)) for a in COMMANDS[name]]
+    return runner.invoke(app, args)
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_an_output_path_that_is_a_file_is_one_line_before_any_work(tmp_path: Path, name: str) -> None:
+    in_the_way = tmp_path / "file"
+    in_the_way.write_text("keep me\n")
+    result = _invoke(name, in_the_way, tmp_path)
+    assert result.exit_code == 1, result.output
+    line = one_error_line(result.output)
+    assert str(in_the_way) in line and ("is a file" in line or "not a directory" in line), line
+    assert in_the_way.read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_an_output_path_under_a_file_is_one_line_before_any_work(tmp_path: Path, name: str) -> None:
+    in_the_way = tmp_path / "file"
+    in_the_way.write_text("keep me\n")
+    result = _invoke(name, in_the_way / "sub" / "out", tmp_path)
+    assert result.exit_code == 1, result.output
+    line = one_error_line(result.output)
+    assert f"under {in_the_way}, which is a file" in line, line
+
+
+def test_an_output_folder_that_is_a_file_for_report_and_a_folder_for_its_page(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["report", str(tmp_path), "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "is a directory; give a file name" in one_error_line(result.output)
+
+
+@pytest.mark.parametrize("name", ["embed", "align", "split", "correlate", "report"])
+def test_a_read_only_file_system_is_one_line_before_any_work(
+    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(kwargs.get("dir")))
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    result = _invoke(name, tmp_path / "out", tmp_path)
+    assert result.exit_code == 1, result.output
+    assert "cannot be written (read-only file system)" in one_error_line(result.output)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_the_user_may_not_write_is_one_line(tmp_path: Path) -> None:
+    """A real refusal: even root cannot make files in /sys (chmod does not stop root)."""
+    target = Path("/sys/lexprobe-test-out")
+    if not Path("/sys").is_dir() or os.access("/sys", os.W_OK) and _can_create_in(Path("/sys")):
+        pytest.skip("no folder here refuses new files")
+    result = _invoke("embed", target, tmp_path)
+    assert result.exit_code == 1
+    assert "cannot be written" in one_error_line(result.output)
+
+
+def _can_create_in(folder: Path) -> bool:
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "/x/manifest.json"), "no space left on device: /x/"),
+        (OSError(errno.EROFS, "Read-only file system", "/x/manifest.json"), "read-only file system: /x/"),
+        (PermissionError(errno.EACCES, "Permission denied", "/x/manifest.json"), "permission denied: /x/"),
+        (IsADirectoryError(errno.EISDIR, "Is a directory", "/x/manifest.json"), "is a directory: /x/"),
+        (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/x/manifest.json"), "not a directory: /x/"),
+        (FileExistsError(errno.EEXIST, "File exists", "/x/a", None, "/x/b"), "file exists: /x/a -> /x/b"),
+        (OSError("something odd"), "something odd"),
+    ],
+)
+def test_an_os_error_while_writing_is_one_line(
+    tmp_path: Path, error: OSError, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lexprobe.runs
+
+    def fails(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(lexprobe.runs, "write_manifest", fails)
+    result = _invoke("split", tmp_path / "out", tmp_path)
+    assert result.exit_code == 1
+    assert message in one_error_line(result.output)
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["train", "-o", "hgnc", "-t", "name-to-symbol", "--out", "{tmp}/r", "--max-steps", "0"], "--max-steps"),
+        (["train", "-o", "hgnc", "-t", "name-to-symbol", "--out", "{tmp}/r", "--max-steps", "-5"], "--max-steps"),
+        (["evaluate", "--run", "{tmp}", "--max-new-tokens", "0"], "--max-new-tokens"),
+        (["evaluate", "--run", "{tmp}", "--max-new-tokens", "-3"], "--max-new-tokens"),
+        (["align", "-o", "hpo", "--permutations", "1000000000000", "--out", "{tmp}/a"], "--permutations"),
+        (["align", "-o", "hpo", "--permutations", "-1", "--out", "{tmp}/a"], "--permutations"),
+        (["align", "-o", "hpo", "--bootstrap", "1000000000000", "--out", "{tmp}/a"], "--bootstrap"),
+        (["correlate", "{tmp}", "--permutations", "1000000000000", "--out", "{tmp}/c"], "--permutations"),
+        (["correlate", "{tmp}", "--permutations", "1", "--out", "{tmp}/c"], "--permutations"),
+        (["correlate", "{tmp}", "--bootstrap", "1000000000000", "--out", "{tmp}/c"], "--bootstrap"),
+        (["predict", "-o", "hgnc", "-t", "name-to-symbol", "--bootstrap", "1000000000000"], "--bootstrap"),
+    ],
+)
+def test_out_of_range_numbers_are_usage_errors_naming_the_option(tmp_path: Path, args: list[str], option: str) -> None:
+    result = runner.invoke(app, [a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert result.exit_code == 2, result.output
+    assert option in result.output and "Traceback" not in result.output
+    assert "--lr" not in result.output
+
+
+def test_train_config_names_max_steps() -> None:
+    from lexprobe.exceptions import TrainingError
+    from lexprobe.train import TrainConfig
+
+    with pytest.raises(TrainingError, match="max_steps"):
+        TrainConfig(ontology="hgnc", task="name-to-symbol", max_steps=0)
