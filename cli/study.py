@@ -20,6 +20,12 @@ def study_cmd(
     ),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every stage."),
+    rerun_mismatched: bool = typer.Option(
+        False,
+        "--rerun-mismatched",
+        help="Re-run the finished stages made with another model, size, seed or settings (their folders are "
+        "cleared) instead of refusing.",
+    ),
 ) -> None:
     """Run the paper's analysis: align, lexicalization, train, evaluate, correlate and report."""
     from lexprobe.runs import ensure_writable_dir
@@ -36,6 +42,7 @@ def study_cmd(
         device=device,
         seed=seed,
         log=lambda line: console.print(line),
+        rerun_mismatched=rerun_mismatched,
     )
     ran = sum(s["status"] == "done" for s in result.stages)
     resumed = sum(s["status"] == "resumed" for s in result.stages)

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -28,6 +29,7 @@ __all__ = [
     "sha256_file",
     "sha256_text",
     "cache_dir",
+    "safe_name",
     "library_versions",
     "make_manifest",
     "write_manifest",
@@ -175,6 +177,29 @@ def config_key(*parts: Any) -> str:
     """A short, stable caching key for JSON-serialisable parts (configs, checksums, names)."""
     blob = json.dumps(parts, sort_keys=True, default=_json_default)
     return sha256_text(blob)[:20]
+
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def safe_name(text: str) -> str:
+    """``text`` as one safe folder or file name: every character outside ``[A-Za-z0-9._-]`` becomes ``_``.
+
+    For names that come from data or the command line (an OBO header's ``ontology:``, a task, a model) and
+    become a path: ``"../../tmp/x"`` -> ``".._.._tmp_x"``, ``"a/b"`` -> ``"a_b"``, so the name cannot leave
+    the folder it is joined to (a symbolic link can; check the resolved path where that matters).
+
+    Raises
+    ------
+    OutputError
+        The name is empty, ``.`` or ``..`` once cleaned.
+    """
+    name = _UNSAFE_NAME.sub("_", str(text))
+    if name in ("", ".", ".."):
+        from lexprobe.exceptions import OutputError
+
+        raise OutputError(f"{str(text)!r} cannot name a folder (empty, '.' or '..'); give it another name")
+    return name
 
 
 def cache_dir(*sub: str) -> Path:

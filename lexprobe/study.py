@@ -13,6 +13,16 @@ A stage counts as done when its directory holds the manifest its stage writes la
 evaluation's manifest), so an interrupted study resumes at the first unfinished stage (training itself
 resumes from its last checkpoint). The correlation and the report are redone when the set of evaluated tasks
 changed.
+
+A study never mixes settings: before a finished stage is reused, the configuration its manifest records is
+compared with the one the stage would record now (every key of the stage's config, so settings added later
+are covered, plus the ontology's checksum); a difference, or a key the old manifest lacks, stops the study
+with a :class:`~lexprobe.exceptions.StudyError` naming the stage, its folder and the keys, unless
+``rerun_mismatched`` is set, in which case that stage's folder is cleared and the stage re-run. The study's
+own manifest (model, size, seed) is compared the same way before anything runs.
+
+Folder names come from data (an OBO header's ``ontology:``) and the command line (tasks); each is made safe
+with :func:`lexprobe.runs.safe_name` and checked to resolve inside the study directory.
 """
 
 from __future__ import annotations
@@ -21,8 +31,9 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +151,7 @@ def run_study(
     device: str | None = None,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    rerun_mismatched: bool = False,
 ) -> StudyResult:
     """Run (or resume) the study: align, lexicalization, train, evaluate, correlate, report.
 
@@ -159,11 +171,15 @@ def run_study(
     seed : int
     log : callable, optional
         Called with one line per stage started / resumed.
+    rerun_mismatched : bool
+        Re-run (after clearing its folder) every selected stage whose recorded settings differ from these,
+        instead of refusing.
 
     Raises
     ------
     StudyError
-        Unknown size or stage, no ontology, or no task of a given ontology.
+        Unknown size or stage, no ontology, no task of a given ontology, a folder name that is not safe, or a
+        finished stage (or the study itself) made with other settings and ``rerun_mismatched`` not set.
     """
     say = log or (lambda line: logger.info(line))
     spec = _size(size)
@@ -173,6 +189,7 @@ def run_study(
     if not ontologies:
         raise StudyError("give at least one ontology, e.g. --ontology hgnc,hpo,go")
     root = Path(out)
+    study_changed = _check_study(root, model, spec, seed, rerun_mismatched)
     root.mkdir(parents=True, exist_ok=True)
     record: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -199,8 +216,34 @@ def run_study(
         record.append({"stage": stage, "dir": str(where.relative_to(root)), "status": "done", "seconds": seconds})
         say(f"{name}: done in {seconds / 60:.1f} min")
 
+    def settled(stage: str, where: Path, manifest: str, expected: Mapping[str, Any], selected: bool) -> bool:
+        """Whether ``where`` holds ``stage`` finished with the settings ``expected``: ``False`` when it holds
+        none (or held other settings, now cleared for the re-run); other settings otherwise raise."""
+        recorded = _read_manifest(where / manifest)
+        if recorded is None:
+            return False
+        differ = _differences(recorded, expected)
+        if not differ:
+            return True
+        rel = where.relative_to(root)
+        detail = _describe(differ)
+        if not selected:
+            raise StudyError(
+                f"{stage} {rel} was made with other settings ({detail}); add {stage} to --stages with "
+                "--rerun-mismatched to re-run it, or give another --out"
+            )
+        if not rerun_mismatched:
+            raise StudyError(
+                f"{stage} {rel} was made with other settings ({detail}); pass --rerun-mismatched to re-run it "
+                "with these, or give another --out"
+            )
+        say(f"{stage} {rel}: made with other settings ({detail}); re-running")
+        _clear(root, where / manifest if stage == "evaluate" else where)
+        return False
+
     from lexprobe.ontology import load_ontology
     from lexprobe.train import is_complete
+    from lexprobe.train._config import _RESUME_FREE
 
     loaded = {}
     for ontology in ontologies:
@@ -209,29 +252,37 @@ def run_study(
         except LexprobeError as exc:
             raise StudyError(str(exc)) from None
     names = {ontology: ont.name for ontology, ont in loaded.items()}
+    folders = {ontology: _folder(root, names[ontology]) for ontology in ontologies}
+    _check_distinct(folders, "ontologies")
     plan = {ontology: _tasks_of(ont, tasks) for ontology, ont in loaded.items()}
     runs: list[Path] = []
     for ontology in ontologies:
-        base = root / names[ontology]
-        if "align" in stages:
-            where = base / "align"
-            step("align", where, _stage_done(where, "align"), _align, ontology, where, lm, model, spec, seed)
-        if "lexicalization" in stages:
-            where = base / "lexicalization"
-            step(
-                "lexicalization",
-                where,
-                _stage_done(where, "lexicalization"),
-                _lexicalization,
-                ontology,
-                where,
-                lm,
-                model,
-                spec,
-                seed,
-            )
-        for task in plan[ontology]:
-            where = base / task
+        base = folders[ontology]
+        checksum = {"checksum": loaded[ontology].checksum}
+        for stage, work, make in (
+            ("align", _align, _align_config),
+            ("lexicalization", _lexicalization, _lexical_config),
+        ):
+            where = base / stage
+            if stage not in stages and "report" not in stages:
+                continue
+            expected = {"config": _settings(make(ontology, model, spec, seed)), "inputs": {"ontology": checksum}}
+            done = settled(stage, where, "manifest.json", expected, stage in stages)
+            if stage in stages:
+                step(stage, where, done, work, ontology, where, lm, model, spec, seed)
+        if not {"train", "evaluate", "correlate", "report"} & set(stages):
+            continue
+        task_folders = {task: _folder(root, names[ontology], task) for task in plan[ontology]}
+        _check_distinct(task_folders, f"tasks of {names[ontology]}")
+        for task, where in task_folders.items():
+            trained = _settings(_train_config(ontology, task, model, spec, seed, device), skip=_RESUME_FREE)
+            if (where / "manifest.json").is_file():
+                expected = {"config": trained, "inputs": {"data_checksum": checksum["checksum"]}}
+                settled("train", where, "manifest.json", expected, "train" in stages)
+            else:  # training under way: its settings are in train_config.json
+                settled("train", where, "train_config.json", {"config": trained}, "train" in stages)
+            expected = {"config": {"seed": seed, "baseline_only": False}, "inputs": {"train_config": trained}}
+            settled("evaluate", where, "evaluation_manifest.json", expected, "evaluate" in stages)
             if "train" in stages:
                 step(
                     "train",
@@ -253,6 +304,8 @@ def run_study(
                 runs.append(where)
 
     correlate_dir = root / "correlate"
+    if ("correlate" in stages and runs) or "report" in stages:
+        settled("correlate", correlate_dir, "manifest.json", _correlate_expected(spec, seed), "correlate" in stages)
     if "correlate" in stages and runs:
         listed = sorted(str(r.relative_to(root)) for r in runs)
         step(
@@ -268,7 +321,7 @@ def run_study(
     report = None
     if "report" in stages:
         report = root / "report.html"
-        dirs = [d for o in ontologies for d in (root / names[o] / "align", root / names[o] / "lexicalization")]
+        dirs = [d for o in ontologies for d in (folders[o] / "align", folders[o] / "lexicalization")]
         dirs = [d for d in dirs if (d / "manifest.json").is_file()] + runs
         if _stage_done(correlate_dir, "correlate"):
             dirs.append(correlate_dir)
@@ -276,7 +329,11 @@ def run_study(
             step("report", report, False, _report, dirs, report, names, model)
         else:
             report = None
-    merged = _write_study_manifest(root, ontologies, model, spec, size, tasks, stages, seed, record, started)
+    if study_changed:
+        say(f"{root}: the stages recorded with the study's earlier settings are dropped from its manifest")
+    merged = _write_study_manifest(
+        root, ontologies, model, spec, size, tasks, stages, seed, record, started, keep_earlier=not study_changed
+    )
     return StudyResult(
         out=root,
         stages=merged[: len(record)],  # this run's stages, with their times; the manifest also lists the others
@@ -306,10 +363,11 @@ def _run_seconds(manifest: Path) -> float:
         return 0.0
 
 
-def _merged_record(root: Path, record: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _merged_record(root: Path, record: list[dict[str, Any]], keep_earlier: bool = True) -> list[dict[str, Any]]:
     """This run's stages, then those an earlier run (or one running beside it on other tasks) recorded and
-    this one did not touch; read just before writing, so a study resumed a part at a time keeps every time."""
-    latest = _earlier_stages(root)
+    this one did not touch; read just before writing, so a study resumed a part at a time keeps every time.
+    ``keep_earlier=False`` (the study's settings changed) keeps this run's stages only."""
+    latest = _earlier_stages(root) if keep_earlier else {}
     merged = []
     for entry in record:
         key = (entry["stage"], entry["dir"])
@@ -323,6 +381,118 @@ def _merged_record(root: Path, record: list[dict[str, Any]]) -> list[dict[str, A
     seen = {(e["stage"], e["dir"]) for e in merged}
     merged += [entry for key, entry in latest.items() if key not in seen]
     return merged
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _normal(value: Any) -> Any:
+    """``value`` as it reads back from a manifest (tuples as lists, dataclasses as dicts)."""
+    from lexprobe.runs import _json_default
+
+    return json.loads(json.dumps(value, sort_keys=True, default=_json_default))
+
+
+def _settings(config: Any, skip: Sequence[str] = ()) -> dict[str, Any]:
+    """Every field of a stage's config, as its manifest records them, less ``ontology`` (the way it was named:
+    the data is compared by checksum) and ``skip`` (fields that do not change the result)."""
+    return {k: v for k, v in _normal(config).items() if k not in ("ontology", *skip)}
+
+
+#: Shown for a setting a manifest does not record (it was made before the setting existed).
+_MISSING = "(not recorded)"
+
+
+def _differences(recorded: Any, expected: Mapping[str, Any], path: tuple[str, ...] = ()) -> list[tuple]:
+    """``(key, old, new)`` for every leaf of ``expected`` that ``recorded`` holds with another value or lacks."""
+    recorded = recorded if isinstance(recorded, Mapping) else {}
+    differ: list[tuple] = []
+    for key, new in expected.items():
+        where = (*path, key)
+        if isinstance(new, Mapping) and new:
+            differ += _differences(recorded.get(key), new, where)
+        elif key not in recorded:
+            differ.append((".".join(where), _MISSING, _normal(new)))
+        elif _normal(recorded[key]) != _normal(new):
+            differ.append((".".join(where), _normal(recorded[key]), _normal(new)))
+    return differ
+
+
+def _short(value: Any) -> str:
+    text = value if value is _MISSING else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _describe(differ: list[tuple], most: int = 4) -> str:
+    """``"seed: 0 -> 1, model: 'a' -> 'b'"``, the first ``most`` of them and how many more."""
+    parts = [f"{key.removeprefix('config.')}: {_short(old)} -> {_short(new)}" for key, old, new in differ[:most]]
+    if len(differ) > most:
+        parts.append(f"and {len(differ) - most} more")
+    return ", ".join(parts)
+
+
+def _check_study(root: Path, model: str, spec: StudySize, seed: int, rerun: bool) -> bool:
+    """Whether the study's manifest records another model, size or seed (then refuse unless ``rerun``)."""
+    recorded = _read_manifest(root / "manifest.json")
+    if recorded is None or recorded.get("stage") != "study":
+        return False
+    expected = {"config": {"model": model, "size_settings": dataclasses.asdict(spec)}, "seed": seed}
+    differ = _differences(recorded, expected)
+    if not differ:
+        return False
+    old_size, new_size = (recorded.get("config") or {}).get("size"), _size_name(spec, spec)
+    if old_size != new_size and any(key.startswith("config.size_settings.") for key, _, _ in differ):
+        differ = [("size", old_size, new_size)] + [d for d in differ if not d[0].startswith("config.size_settings.")]
+    if not rerun:
+        raise StudyError(
+            f"the study {root} was made with other settings ({_describe(differ)}); pass --rerun-mismatched to "
+            "re-run its stages with these, or give another --out"
+        )
+    return True
+
+
+def _folder(root: Path, *names: str) -> Path:
+    """``root/name/...`` with each name made safe; it must resolve inside ``root``."""
+    from lexprobe.runs import safe_name
+
+    try:
+        path = root.joinpath(*(safe_name(name) for name in names))
+    except LexprobeError as exc:
+        raise StudyError(str(exc)) from None
+    inside = path.resolve()
+    if inside == root.resolve() or not inside.is_relative_to(root.resolve()):
+        raise StudyError(f"the folder of {'/'.join(names)!r} ({path}) resolves outside the study {root}")
+    return path
+
+
+def _check_distinct(folders: Mapping[str, Path], what: str) -> None:
+    seen: dict[Path, str] = {}
+    for name, path in folders.items():
+        if path in seen:
+            raise StudyError(f"the {what} {seen[path]!r} and {name!r} would share the folder {path}; run them apart")
+        seen[path] = name
+
+
+def _clear(root: Path, path: Path) -> None:
+    """Remove a stage's folder (or file) inside the study before re-running it."""
+    resolved = path.resolve()
+    if resolved == root.resolve() or not resolved.is_relative_to(root.resolve()):
+        raise StudyError(f"will not remove {path}: it is not inside the study {root}")
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _size_name(size: str | StudySize, spec: StudySize) -> str:
+    if isinstance(size, str):
+        return size
+    return next((name for name, preset in SIZES.items() if preset == spec), "custom")
 
 
 def _size(size: str | StudySize) -> StudySize:
@@ -353,10 +523,10 @@ def _tasks_of(ontology: Any, tasks: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(usable)
 
 
-def _align(ontology: str, where: Path, lm: Callable[[], Any], model: str, spec: StudySize, seed: int) -> None:
-    from lexprobe.align import AlignmentConfig, run_alignment, write_alignment
+def _align_config(ontology: str, model: str, spec: StudySize, seed: int) -> Any:
+    from lexprobe.align import AlignmentConfig
 
-    config = AlignmentConfig(
+    return AlignmentConfig(
         ontology=ontology,
         model=model,
         limit=spec.terms,
@@ -365,22 +535,32 @@ def _align(ontology: str, where: Path, lm: Callable[[], Any], model: str, spec: 
         k=min(10, spec.terms - 2),
         seed=seed,
     )
-    write_alignment(run_alignment(config, model=lm()), where)
+
+
+def _align(ontology: str, where: Path, lm: Callable[[], Any], model: str, spec: StudySize, seed: int) -> None:
+    from lexprobe.align import run_alignment, write_alignment
+
+    write_alignment(run_alignment(_align_config(ontology, model, spec, seed), model=lm()), where)
+
+
+def _lexical_config(ontology: str, model: str, spec: StudySize, seed: int) -> Any:
+    from lexprobe.lexical import LexicalConfig
+
+    return LexicalConfig(
+        ontology=ontology, model=model, limit=max(spec.terms, 20), k=min(10, spec.terms - 2), seed=seed
+    )
 
 
 def _lexicalization(ontology: str, where: Path, lm: Callable[[], Any], model: str, spec: StudySize, seed: int) -> None:
-    from lexprobe.lexical import LexicalConfig, measure_lexicalization, write_lexicalization
+    from lexprobe.lexical import measure_lexicalization, write_lexicalization
 
-    config = LexicalConfig(
-        ontology=ontology, model=model, limit=max(spec.terms, 20), k=min(10, spec.terms - 2), seed=seed
-    )
-    write_lexicalization(measure_lexicalization(config, model=lm()), where)
+    write_lexicalization(measure_lexicalization(_lexical_config(ontology, model, spec, seed), model=lm()), where)
 
 
-def _train(ontology: str, task: str, where: Path, model: str, spec: StudySize, seed: int, device: str | None) -> None:
-    from lexprobe.train import TrainConfig, train_lora
+def _train_config(ontology: str, task: str, model: str, spec: StudySize, seed: int, device: str | None) -> Any:
+    from lexprobe.train import TrainConfig
 
-    config = TrainConfig(
+    return TrainConfig(
         ontology=ontology,
         task=task,
         model=model,
@@ -394,7 +574,12 @@ def _train(ontology: str, task: str, where: Path, model: str, spec: StudySize, s
         seed=seed,
         device=device,
     )
-    train_lora(where, config)
+
+
+def _train(ontology: str, task: str, where: Path, model: str, spec: StudySize, seed: int, device: str | None) -> None:
+    from lexprobe.train import train_lora
+
+    train_lora(where, _train_config(ontology, task, model, spec, seed, device))
 
 
 def _evaluate(where: Path, device: str | None, seed: int) -> None:
@@ -415,10 +600,29 @@ def _correlated_runs(correlate_dir: Path, root: Path) -> list[str]:
     return sorted(listed)
 
 
-def _correlate(runs: list[Path], where: Path, spec: StudySize, seed: int) -> None:
-    from lexprobe.predict import FeatureConfig, correlate, write_correlation
+def _feature_config(spec: StudySize, seed: int) -> Any:
+    from lexprobe.predict import FeatureConfig
 
-    config = FeatureConfig(k=spec.k, permutations=max(spec.permutations, 2), seed=seed)
+    return FeatureConfig(k=spec.k, permutations=max(spec.permutations, 2), seed=seed)
+
+
+def _correlate_expected(spec: StudySize, seed: int) -> dict[str, Any]:
+    """What the correlation's manifest records of its settings (see :func:`lexprobe.predict.correlate`)."""
+    from lexprobe.predict import FEATURES
+
+    return {
+        "config": {
+            "features": _settings(_feature_config(spec, seed)),
+            "predictor_features": list(FEATURES),
+            "n_boot": spec.correlate_bootstrap,
+        }
+    }
+
+
+def _correlate(runs: list[Path], where: Path, spec: StudySize, seed: int) -> None:
+    from lexprobe.predict import correlate, write_correlation
+
+    config = _feature_config(spec, seed)
     # runs are recorded relative to the study directory, so a moved study still resumes
     root = where.parent
     result = correlate(
@@ -437,17 +641,19 @@ def _report(dirs: list[Path], report: Path, names: dict[str, str], model: str) -
     build_report(dirs, report, title=f"lexprobe study: {', '.join(names.values())} with {model}")
 
 
-def _write_study_manifest(root, ontologies, model, spec, size, tasks, stages, seed, record, started) -> list[dict]:
+def _write_study_manifest(
+    root, ontologies, model, spec, size, tasks, stages, seed, record, started, *, keep_earlier: bool = True
+) -> list[dict]:
     """Write the study's manifest; returns its stages (this run's first, then those of earlier runs)."""
     from lexprobe.runs import make_manifest, write_manifest
 
-    record = _merged_record(root, record)
+    record = _merged_record(root, record, keep_earlier)
     manifest = make_manifest(
         stage="study",
         config={
             "ontologies": list(ontologies),
             "model": model,
-            "size": size if isinstance(size, str) else "custom",
+            "size": _size_name(size, spec),
             "size_settings": dataclasses.asdict(spec),
             "tasks": list(tasks) if tasks else None,
             "stages": list(stages),

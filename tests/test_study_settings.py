@@ -1,0 +1,283 @@
+"""``lexprobe study`` never mixes settings, and keeps every folder inside ``--out`` (fast: the stages are
+stand-ins that write the manifests the real stages write)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from lexprobe.cli.main import app
+from typer.testing import CliRunner
+
+from lexprobe import study as study_module
+from lexprobe.exceptions import LexprobeError, OutputError, StudyError
+from lexprobe.runs import atomic_write_json, make_manifest, safe_name, write_manifest
+from lexprobe.study import run_study
+
+runner = CliRunner()
+TERMS = 12
+
+
+def _obo(path: Path, header: str = "toy", terms: int = TERMS) -> Path:
+    stanzas = "".join(f"[Term]\nid: TOY:{i:07d}\nname: toy term number {i}\n\n" for i in range(1, terms + 1))
+    path.write_text(f"format-version: 1.2\nontology: {header}\n\n{stanzas}", encoding="utf-8")
+    return path
+
+
+class FakeStages:
+    """Stand-ins for the six stages: each writes the manifest its real stage writes, and is counted."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[tuple[str, str]] = []
+        for name in ("align", "lexicalization", "train", "evaluate", "correlate", "report"):
+            monkeypatch.setattr(study_module, f"_{name}", getattr(self, name))
+
+    def _ontology(self, ontology: str):
+        from lexprobe.ontology import load_ontology
+
+        return load_ontology(ontology)
+
+    def align(self, ontology, where, lm, model, spec, seed) -> None:
+        self.calls.append(("align", str(where)))
+        config = study_module._align_config(ontology, model, spec, seed)
+        record = {"config": dataclasses.asdict(config) | {"pairs_resolved": ["name:id"]}}
+        record |= {"inputs": {"ontology": self._ontology(ontology).describe()}, "seed": seed}
+        write_manifest(where, make_manifest(stage="align", outputs={}, **record))
+
+    def lexicalization(self, ontology, where, lm, model, spec, seed) -> None:
+        self.calls.append(("lexicalization", str(where)))
+        config = study_module._lexical_config(ontology, model, spec, seed)
+        record = {"config": dataclasses.asdict(config) | {"fields_resolved": ["name", "id"]}}
+        record |= {"inputs": {"ontology": self._ontology(ontology).describe()}, "seed": seed}
+        write_manifest(where, make_manifest(stage="lexicalization", outputs={}, **record))
+
+    def train(self, ontology, task, where, model, spec, seed, device) -> None:
+        self.calls.append(("train", str(where)))
+        config = study_module._train_config(ontology, task, model, spec, seed, device)
+        ont = self._ontology(ontology)
+        atomic_write_json(where / "train_config.json", {"config": config.to_dict()})
+        atomic_write_json(where / "adapter" / "adapter_config.json", {})
+        inputs = {"ontology": ontology, "source": ont.source, "release": ont.release, "data_checksum": ont.checksum}
+        manifest = make_manifest(
+            stage="train", config=config, inputs=inputs, outputs={"seconds": 1.0}, seed=config.seed
+        )
+        write_manifest(where, manifest)
+
+    def evaluate(self, where, device, seed) -> None:
+        self.calls.append(("evaluate", str(where)))
+        (where / "outcomes.csv").write_text("id\n", encoding="utf-8")
+        trained = json.loads((where / "train_config.json").read_text())["config"]
+        config = {"baseline_only": False, "max_new_tokens": 8, "prompt_template": 0, "seed": seed}
+        manifest = make_manifest(
+            stage="evaluate", config=config, inputs={"train_config": trained}, outputs={"seconds": 1.0}, seed=seed
+        )
+        write_manifest(where, manifest, name="evaluation_manifest.json")
+
+    def correlate(self, runs, where, spec, seed) -> None:
+        from lexprobe.predict import FEATURES
+
+        self.calls.append(("correlate", str(where)))
+        config = {
+            "features": dataclasses.asdict(study_module._feature_config(spec, seed)),
+            "predictor_features": list(FEATURES),
+            "n_boot": spec.correlate_bootstrap,
+        }
+        inputs = {"runs": [{"run": str(r.relative_to(where.parent))} for r in runs]}
+        write_manifest(where, make_manifest(stage="correlate", config=config, inputs=inputs, seed=seed))
+
+    def report(self, dirs, report, names, model) -> None:
+        self.calls.append(("report", str(report)))
+        report.write_text("<html></html>", encoding="utf-8")
+
+    def ran(self) -> list[str]:
+        stages = [stage for stage, _ in self.calls]
+        self.calls.clear()
+        return stages
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeStages:
+    return FakeStages(monkeypatch)
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> Path:
+    return _obo(tmp_path / "toy.obo")
+
+
+def _run(toy: Path, out: Path, **kwargs):
+    return run_study([str(toy)], out, size="tiny", tasks=["name-to-id"], **kwargs)
+
+
+EVERY_STAGE = ["align", "lexicalization", "train", "evaluate", "correlate", "report"]
+
+
+def test_equal_settings_resume_without_rerunning(fake: FakeStages, toy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    _run(toy, out)
+    assert fake.ran() == EVERY_STAGE
+    result = _run(toy, out)
+    assert fake.ran() == ["report"]
+    assert {s["stage"]: s["status"] for s in result.stages if s["stage"] != "report"} == dict.fromkeys(
+        EVERY_STAGE[:-1], "resumed"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "shown"),
+    [
+        ({"model": "other-model"}, "model: 'smollm2-135m' -> 'other-model'"),
+        ({"size": "small"}, "size: 'tiny' -> 'small'"),
+        ({"seed": 1}, "seed: 0 -> 1"),
+    ],
+)
+def test_other_model_size_or_seed_is_refused(fake: FakeStages, toy: Path, tmp_path: Path, change, shown) -> None:
+    out = tmp_path / "study"
+    _run(toy, out)
+    fake.ran()
+    before = (out / "toy" / "align" / "manifest.json").read_bytes()
+    size = change.pop("size", "tiny")
+    with pytest.raises(StudyError, match="--rerun-mismatched") as caught:
+        run_study([str(toy)], out, size=size, tasks=["name-to-id"], **change)
+    assert shown in str(caught.value) and "\n" not in str(caught.value)
+    assert fake.ran() == [] and (out / "toy" / "align" / "manifest.json").read_bytes() == before
+    # without the study's manifest each stage still knows its own settings
+    (out / "manifest.json").unlink()
+    with pytest.raises(StudyError, match=r"align toy/align was made with other settings \(") as caught:
+        run_study([str(toy)], out, size=size, tasks=["name-to-id"], **change)
+    assert "--rerun-mismatched" in str(caught.value) and "another --out" in str(caught.value)
+    assert fake.ran() == []
+
+
+def test_rerun_mismatched_reruns_those_stages(fake: FakeStages, toy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    _run(toy, out)
+    fake.ran()
+    (out / "toy" / "align" / "stale.csv").write_text("old\n", encoding="utf-8")
+    result = _run(toy, out, seed=3, rerun_mismatched=True)
+    assert fake.ran() == EVERY_STAGE
+    assert all(s["status"] == "done" for s in result.stages)
+    assert not (out / "toy" / "align" / "stale.csv").exists()  # the folder was cleared, not patched
+    for manifest in ("toy/align/manifest.json", "toy/name-to-id/manifest.json", "correlate/manifest.json"):
+        assert json.loads((out / manifest).read_text())["seed"] == 3, manifest
+    study = json.loads((out / "manifest.json").read_text())
+    assert study["seed"] == 3 and len(study["outputs"]["stages"]) == len(EVERY_STAGE)
+    # and the study now resumes with its new settings
+    _run(toy, out, seed=3)
+    assert fake.ran() == ["report"]
+
+
+def test_only_the_mismatched_stage_is_rerun(fake: FakeStages, toy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    _run(toy, out)
+    fake.ran()
+    path = out / "toy" / "name-to-id" / "evaluation_manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["config"]["seed"] = 7
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(StudyError, match=r"evaluate toy/name-to-id .*seed: 7 -> 0"):
+        _run(toy, out)
+    _run(toy, out, rerun_mismatched=True)
+    assert fake.ran() == ["evaluate", "report"]
+
+
+def test_a_setting_the_old_manifest_lacks_is_a_mismatch(fake: FakeStages, toy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    _run(toy, out)
+    path = out / "toy" / "lexicalization" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["config"]["template"]  # as if made before the setting existed
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(StudyError, match=r"lexicalization toy/lexicalization .*template: \(not recorded\) -> "):
+        _run(toy, out)
+
+
+def test_other_ontology_data_is_a_mismatch(fake: FakeStages, toy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    _run(toy, out)
+    _obo(toy, terms=TERMS + 1)
+    with pytest.raises(StudyError, match=r"align toy/align .*inputs\.ontology\.checksum: "):
+        _run(toy, out)
+
+
+def test_a_stage_used_but_not_selected_is_not_silently_mixed(fake: FakeStages, toy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    _run(toy, out)
+    (out / "manifest.json").unlink()
+    # the report reads the alignment, which was made with seed 0
+    with pytest.raises(StudyError, match="add align to --stages"):
+        _run(toy, out, seed=1, stages=["report"], rerun_mismatched=True)
+    # stages that read nothing of the others run beside them
+    fake.ran()
+    _run(toy, out, seed=1, stages=["align"], rerun_mismatched=True)
+    assert fake.ran() == ["align"]
+
+
+def test_cli_refuses_in_one_line_and_reruns_with_the_flag(fake: FakeStages, toy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    args = ["study", "-o", str(toy), "--tasks", "name-to-id", "--size", "tiny", "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    result = runner.invoke(app, [*args, "--seed", "2"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert "seed: 0 -> 2" in result.output and "--rerun-mismatched" in result.output
+    result = runner.invoke(app, [*args, "--seed", "2", "--rerun-mismatched"])
+    assert result.exit_code == 0, result.output
+    assert "re-running" in result.output
+
+
+# --- folder names ---------------------------------------------------------------------------------------
+
+
+def test_safe_name() -> None:
+    assert safe_name("hgnc") == "hgnc" and safe_name("name-to-id") == "name-to-id"
+    assert safe_name("../../../../tmp/x") == ".._.._.._.._tmp_x"
+    assert safe_name("a/b") == "a_b" and safe_name("a\\b c") == "a_b_c" and safe_name("gène") == "g_ne"
+    for bad in ("", ".", ".."):
+        with pytest.raises(OutputError):
+            safe_name(bad)
+    assert issubclass(OutputError, LexprobeError)
+
+
+def _files(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+def test_an_obo_header_cannot_name_a_folder_outside_out(fake: FakeStages, tmp_path: Path) -> None:
+    evil = _obo(tmp_path / "evil.obo", header="../../../../tmp/x")
+    out = tmp_path / "a" / "b" / "study"
+    everything = _files(tmp_path)
+    result = run_study([str(evil)], out, size="tiny", tasks=["name-to-id"])
+    written = _files(tmp_path) - everything
+    assert written and all(p.is_relative_to(out) for p in written)
+    assert (out / ".._.._.._.._tmp_x" / "align" / "manifest.json").is_file()
+    assert all(r.is_relative_to(out) for r in result.runs)
+    assert all(Path(s["dir"]).parts[0] in (".._.._.._.._tmp_x", "correlate", "report.html") for s in result.stages)
+
+
+def test_slashes_and_dot_dot_in_a_header(fake: FakeStages, tmp_path: Path) -> None:
+    slashed = _obo(tmp_path / "slashed.obo", header="a/b")
+    run_study([str(slashed)], tmp_path / "s1", size="tiny", tasks=["name-to-id"], stages=["align"])
+    assert (tmp_path / "s1" / "a_b" / "align" / "manifest.json").is_file()
+    assert not (tmp_path / "s1" / "a").exists()
+    dotted = _obo(tmp_path / "dotted.obo", header="..")
+    with pytest.raises(StudyError, match="cannot name a folder"):
+        run_study([str(dotted)], tmp_path / "s2", size="tiny", tasks=["name-to-id"], stages=["align"])
+    assert not (tmp_path / "align").exists()
+
+
+def test_two_ontologies_cannot_share_a_folder(fake: FakeStages, tmp_path: Path) -> None:
+    one, two = _obo(tmp_path / "one.obo", header="a/b"), _obo(tmp_path / "two.obo", header="a_b")
+    with pytest.raises(StudyError, match="would share the folder"):
+        run_study([str(one), str(two)], tmp_path / "s", size="tiny", tasks=["name-to-id"])
+
+
+def test_a_folder_linked_outside_out_is_refused(fake: FakeStages, toy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    out.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (out / "toy").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(StudyError, match="resolves outside"):
+        _run(toy, out)
+    assert fake.ran() == [] and not any((tmp_path / "elsewhere").iterdir())
