@@ -266,7 +266,11 @@ def run_study(
             where = base / stage
             if stage not in stages and "report" not in stages:
                 continue
-            expected = {"config": _settings(make(ontology, model, spec, seed)), "inputs": {"ontology": checksum}}
+            config = make(ontology, model, spec, seed)
+            expected = {
+                "config": _settings(config) | _resolved(config, names[ontology]),
+                "inputs": {"ontology": checksum},
+            }
             done = settled(stage, where, "manifest.json", expected, stage in stages)
             if stage in stages:
                 step(stage, where, done, work, ontology, where, lm, model, spec, seed)
@@ -434,6 +438,14 @@ def _describe(differ: list[tuple], most: int = 4) -> str:
     if len(differ) > most:
         parts.append(f"and {len(differ) - most} more")
     return ", ".join(parts)
+
+
+def _resolved(config: Any, ontology_name: str) -> dict[str, list[str]]:
+    """The defaults an alignment or lexicalization config resolves for an ontology, as its manifest records
+    them (so a changed default is a difference too)."""
+    if hasattr(config, "resolved_pairs"):
+        return {"pairs_resolved": [f"{a}:{b}" for a, b in config.resolved_pairs(ontology_name)]}
+    return {"fields_resolved": list(config.resolved_fields(ontology_name))}
 
 
 def _check_study(root: Path, model: str, spec: StudySize, seed: int, rerun: bool) -> bool:

@@ -42,14 +42,16 @@ class FakeStages:
     def align(self, ontology, where, lm, model, spec, seed) -> None:
         self.calls.append(("align", str(where)))
         config = study_module._align_config(ontology, model, spec, seed)
-        record = {"config": dataclasses.asdict(config) | {"pairs_resolved": ["name:id"]}}
+        pairs = [f"{a}:{b}" for a, b in config.resolved_pairs(self._ontology(ontology).name)]
+        record = {"config": dataclasses.asdict(config) | {"pairs_resolved": pairs}}
         record |= {"inputs": {"ontology": self._ontology(ontology).describe()}, "seed": seed}
         write_manifest(where, make_manifest(stage="align", outputs={}, **record))
 
     def lexicalization(self, ontology, where, lm, model, spec, seed) -> None:
         self.calls.append(("lexicalization", str(where)))
         config = study_module._lexical_config(ontology, model, spec, seed)
-        record = {"config": dataclasses.asdict(config) | {"fields_resolved": ["name", "id"]}}
+        fields = list(config.resolved_fields(self._ontology(ontology).name))
+        record = {"config": dataclasses.asdict(config) | {"fields_resolved": fields}}
         record |= {"inputs": {"ontology": self._ontology(ontology).describe()}, "seed": seed}
         write_manifest(where, make_manifest(stage="lexicalization", outputs={}, **record))
 
