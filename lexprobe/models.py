@@ -238,9 +238,19 @@ def auto_device(device: str | None = None) -> Any:
 
     if device is not None:
         try:
-            return torch.device(device)
+            chosen = torch.device(device)
         except RuntimeError as exc:
             raise ModelError(f"unknown device {device!r} ({exc}); use cpu, cuda or cuda:N") from None
+        if chosen.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ModelError(
+                    f"CUDA requested but not available (--device {device}): no CUDA GPU is visible or this torch "
+                    "is a CPU-only build; use --device cpu"
+                )
+            count = torch.cuda.device_count()
+            if chosen.index is not None and chosen.index >= count:
+                raise ModelError(f"--device {device}: there are only {count} CUDA device(s), cuda:0..cuda:{count - 1}")
+        return chosen
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device("cpu")
@@ -261,28 +271,27 @@ def _resolve_dtype(dtype: str | None, device: Any) -> Any:
 
 def _dir_digest(path: Path) -> str:
     entries = sorted((p.name, p.stat().st_size) for p in path.iterdir() if p.is_file())
-    config = (path / "config.json").read_text(encoding="utf-8")
+    try:
+        config = (path / "config.json").read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelError(f"{path / 'config.json'} is not a text (JSON) file; give a saved Hugging Face model") from None
     return config_key(entries, config)
 
 
-def _converted_gguf(gguf: Path) -> tuple[Path, str]:
-    """The cached float32 conversion of a GGUF file, made on first use; returns (directory, sha256)."""
-    checksum = sha256_file(gguf)
-    target = cache_dir("models") / f"{gguf.stem}-{checksum[:16]}-v{_CONVERSION_VERSION}"
-    if _complete(target):
-        return target, checksum
-    if target.exists():
-        logger.warning("rebuilding incomplete model cache %s", target)
-        shutil.rmtree(target, ignore_errors=True)
-    logger.info("converting %s (first use; cached for later runs)", gguf.name)
+def _short(exc: BaseException) -> str:
+    """An exception as one line of at most 200 characters."""
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def _convert(gguf: Path, tmp: Path, *, fix: str) -> None:
+    """Dequantize ``gguf`` into a plain float32 model saved in ``tmp``; a file that cannot be read is a ModelError."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        # transformers' GGUF reader draws a tqdm bar on stderr; the library does not print, so it goes nowhere
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter("ignore")
+    # transformers' GGUF reader draws a tqdm bar on stderr; the library does not print, so it goes nowhere
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
             tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
             # transformers refuses to save a model it marks as GGUF-quantized: copy the dequantized
@@ -292,14 +301,53 @@ def _converted_gguf(gguf: Path) -> tuple[Path, str]:
                 del config.quantization_config
             plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
             plain.load_state_dict(quantized.state_dict(), strict=True)
-            plain.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-        files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
-        (tmp / _COMPLETE).write_text(json.dumps({"gguf_sha256": checksum, "files": files}), encoding="utf-8")
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        except MemoryError:
+            raise
+        except Exception as exc:  # the readers raise ValueError, struct.error, KeyError... on a damaged file
+            raise ModelError(
+                f"cannot read the GGUF file {gguf}: it is truncated, corrupt or of an unsupported architecture "
+                f"({_short(exc)}); {fix}"
+            ) from None
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+
+def _converted_gguf(gguf: Path, *, fix: str = "download it again") -> tuple[Path, str]:
+    """The cached float32 conversion of a GGUF file, made on first use; returns (directory, sha256).
+
+    A file lock per cached model makes a second process that wants the same model at the same time wait for the
+    first one's conversion and then use it.
+    """
+    from filelock import FileLock, Timeout
+
+    checksum = sha256_file(gguf)
+    target = cache_dir("models") / f"{gguf.stem}-{checksum[:16]}-v{_CONVERSION_VERSION}"
+    if _complete(target):
+        return target, checksum
+    lock = FileLock(str(target.parent / f".{target.name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        logger.info("waiting for another process converting %s", gguf.name)
+        lock.acquire()
+    try:
+        if _complete(target):  # converted by the process this one waited for
+            return target, checksum
+        if target.exists():
+            logger.warning("rebuilding incomplete model cache %s", target)
+            shutil.rmtree(target, ignore_errors=True)
+        logger.info("converting %s (first use; cached for later runs)", gguf.name)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            _convert(gguf, tmp, fix=fix)
+            files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
+            (tmp / _COMPLETE).write_text(json.dumps({"gguf_sha256": checksum, "files": files}), encoding="utf-8")
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    finally:
+        lock.release()
     return target, checksum
 
 
@@ -353,12 +401,16 @@ def load_model(
     torch_device = auto_device(device)
     torch_dtype = _resolve_dtype(dtype, torch_device)
     if resolved.kind == "gguf":
-        location, checksum = _converted_gguf(Path(resolved.location))
+        named = NAMED_MODELS.get(resolved.name)
+        fix = f"reinstall with `{named.reinstall}`" if named else "download it again"
+        location, checksum = _converted_gguf(Path(resolved.location), fix=fix)
         location = str(location)
     else:
         location = resolved.location
-        checksum = _dir_digest(Path(location)) if resolved.kind == "dir" else ""
+        checksum = ""
     try:
+        if resolved.kind == "dir":
+            checksum = _dir_digest(Path(location))
         config = AutoConfig.from_pretrained(location)
         tokenizer = AutoTokenizer.from_pretrained(location)
         is_causal = any(a.endswith("ForCausalLM") for a in (config.architectures or [])) or bool(
@@ -371,14 +423,19 @@ def load_model(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = loader.from_pretrained(location, **kwargs)
-    except (OSError, ValueError) as exc:
-        if resolved.kind == "hub":
+    except ModelError:
+        raise
+    except Exception as exc:  # OSError, ValueError, and the tokenizers' own errors on damaged files
+        if isinstance(exc, MemoryError):
+            raise
+        if resolved.kind == "hub" and isinstance(exc, (OSError, ValueError)):
             raise ModelError(
                 f"cannot load model {spec!r}: not a named model ({', '.join(NAMED_MODELS)}), local directory or "
                 f".gguf file, and not reachable on the Hugging Face hub (offline, or a wrong id); download it "
                 f"where there is a network and pass its directory"
             ) from None
-        raise ModelError(f"cannot load model {spec!r} from {location}: {' '.join(str(exc).split())[:200]}") from None
+        again = f"; delete {location} (the cached conversion) to convert it again" if resolved.kind == "gguf" else ""
+        raise ModelError(f"cannot load model {spec!r} from {location}: {_short(exc)}{again}") from None
     if resolved.kind == "hub":
         checksum = getattr(config, "_commit_hash", None) or "unknown-revision"
     if device_map is None:

@@ -155,3 +155,76 @@ def test_train_config_names_max_steps() -> None:
 
     with pytest.raises(TrainingError, match="max_steps"):
         TrainConfig(ontology="hgnc", task="name-to-symbol", max_steps=0)
+
+
+# --- damaged models -------------------------------------------------------------------------------------------
+
+
+def _embed_with(model: Path | str, tmp_path: Path, *extra: str):
+    return runner.invoke(
+        app, ["embed", "-o", "hpo", "-f", "name", "-n", "3", "-m", str(model), *extra, "--out", str(tmp_path / "e")]
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\x8b\x00garbage" * 8, "does not start with the GGUF magic bytes"),
+        (b"GGUF\x03\x00\x00\x00", "unpack"),  # a header cut short
+    ],
+)
+def test_a_damaged_gguf_file_is_one_line_naming_it(
+    tmp_path: Path, content: bytes, reason: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEXPROBE_CACHE", str(tmp_path / "cache"))
+    gguf = tmp_path / "broken.gguf"
+    gguf.write_bytes(content)
+    result = _embed_with(gguf, tmp_path)
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert f"cannot read the GGUF file {gguf}" in line and reason in line and "download it again" in line
+    assert not [p for p in (tmp_path / "cache" / "models").iterdir() if p.is_dir()]  # no half conversion kept
+
+
+@pytest.mark.slow
+def test_a_truncated_copy_of_the_real_gguf_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lexprobe.models import resolve_model_spec
+
+    monkeypatch.setenv("LEXPROBE_CACHE", str(tmp_path / "cache"))
+    real = Path(resolve_model_spec("smollm2-135m").location)
+    gguf = tmp_path / "cut.gguf"
+    with open(real, "rb") as fh:
+        gguf.write_bytes(fh.read(2_000_000))  # metadata whole, tensors cut off
+    result = _embed_with(gguf, tmp_path)
+    assert result.exit_code == 1
+    assert f"cannot read the GGUF file {gguf}" in one_error_line(result.output)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (b"\x8b\x1f\x00\xff binary", "config.json is not a text (JSON) file"),
+        (b'{"model_type": ', "config.json' is not a valid JSON file"),
+    ],
+)
+def test_a_model_folder_with_a_broken_config_is_one_line(tmp_path: Path, config: bytes, message: str) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_bytes(config)
+    result = _embed_with(folder, tmp_path)
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert message in line and str(folder) in line
+
+
+def test_cuda_asked_for_without_cuda_is_one_line(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is here")
+    gguf = tmp_path / "never-read.gguf"  # the device is checked before the model is read
+    gguf.write_bytes(b"GGUF")
+    for device in ("cuda", "cuda:1"):
+        result = _embed_with(gguf, tmp_path, "--device", device)
+        assert result.exit_code == 1
+        assert "CUDA requested but not available" in one_error_line(result.output)
