@@ -39,6 +39,7 @@ def align_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of the sample, permutations and bootstrap."),
     out: Path | None = typer.Option(None, "--out", help="Output directory (default runs/align-<ontology>)."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Measure how far names and their symbols or ids are aligned in a model's hidden states, per layer."""
@@ -46,7 +47,7 @@ def align_cmd(
 
     from lexprobe.align import AlignmentConfig, run_alignment, write_alignment
     from lexprobe.embed import ExtractionConfig
-    from lexprobe.runs import ensure_writable_dir
+    from lexprobe.runs import ensure_writable_dir, prepare_run_dir, settings_of
 
     config = AlignmentConfig(
         ontology=ontology,
@@ -67,6 +68,7 @@ def align_cmd(
     )
     ExtractionConfig(layers=config.layers, pool=pool)  # type: ignore[arg-type]  # validate before the slow part
     target = ensure_writable_dir(out or Path("runs") / f"align-{Path(ontology).name.split('.')[0]}")
+    prepare_run_dir(target, "align", settings_of(config), overwrite=overwrite)
     if quiet or not is_terminal():
         result = run_alignment(config)
     else:

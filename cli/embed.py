@@ -56,6 +56,7 @@ def embed_cmd(
     dtype: str = typer.Option("float32", "--storage-dtype", help="float32 or float16 on disk."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the term sample."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Extract per-layer hidden states of one field of an ontology's terms (cached, resumable)."""
@@ -65,7 +66,14 @@ def embed_cmd(
     from lexprobe.exceptions import EmbeddingError
     from lexprobe.models import load_model
     from lexprobe.ontology import load_ontology
-    from lexprobe.runs import atomic_path, atomic_write_text, ensure_writable_dir, write_manifest
+    from lexprobe.runs import (
+        atomic_path,
+        atomic_write_text,
+        ensure_writable_dir,
+        prepare_run_dir,
+        settings_of,
+        write_manifest,
+    )
 
     if batch_size != "auto" and not batch_size.isdigit():
         raise EmbeddingError(f"--batch-size must be 'auto' or a positive integer, got {batch_size!r}")
@@ -80,6 +88,9 @@ def embed_cmd(
     ensure_writable_dir(out)
     ont = load_ontology(ontology)
     lm = load_model(model, device=device)
+    same = {"field": field, "limit": limit, "seed": seed, "ontology.checksum": ont.checksum}
+    same["inputs.model.name"] = lm.name
+    prepare_run_dir(out, "embed", settings_of(config, leave_out=("batch_size",)) | same, overwrite=overwrite)
     with progress_bar(f"embedding {ont.name} {field}", quiet) as update:
         result = embed_field(ont, field, limit=limit, seed=seed, model=lm, config=config, progress=update)
     out.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,7 @@ def lexicalization_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of the sample and of the probe's folds."),
     out: Path | None = typer.Option(None, "--out", help="Output directory (default runs/lexicalization-<ontology>)."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Measure lexicalization per item and per field: tokenization, neighbourhood agreement, category probe."""
@@ -44,7 +45,7 @@ def lexicalization_cmd(
 
     from lexprobe.embed import ExtractionConfig
     from lexprobe.lexical import LexicalConfig, measure_lexicalization, write_lexicalization
-    from lexprobe.runs import ensure_writable_dir
+    from lexprobe.runs import ensure_writable_dir, prepare_run_dir, settings_of
 
     parsed_layer: str | int = layer.strip().lower()
     if parsed_layer != "best":
@@ -69,6 +70,7 @@ def lexicalization_cmd(
         seed=seed,
     )
     target = ensure_writable_dir(out or Path("runs") / f"lexicalization-{Path(ontology).name.split('.')[0]}")
+    prepare_run_dir(target, "lexicalization", settings_of(config), overwrite=overwrite)
     if quiet or not is_terminal():
         result = measure_lexicalization(config)
     else:

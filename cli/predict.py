@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -81,6 +82,7 @@ def correlate_cmd(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the nulls, bootstraps and cross-validation folds."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Join per-item fine-tuning outcomes with alignment, lexicalization and popularity; correlate; evaluate
@@ -88,10 +90,12 @@ def correlate_cmd(
     from rich.table import Table
 
     from lexprobe.predict import FeatureConfig, correlate, loto_summary, write_correlation
-    from lexprobe.runs import ensure_writable_dir
+    from lexprobe.runs import ensure_writable_dir, prepare_run_dir
 
     ensure_writable_dir(out)
     config = FeatureConfig(k=k, permutations=permutations, seed=seed)
+    same = {"config.features": dataclasses.asdict(config), "config.n_boot": bootstrap, "seed": seed}
+    prepare_run_dir(out, "correlate", same, overwrite=overwrite)
     with _status(quiet) as status:
         progress = (lambda stage, done, total: status.update(f"{stage} {done}/{total}")) if status else None
         result = correlate(runs, config=config, n_boot=bootstrap, seed=seed, progress=progress)
@@ -171,16 +175,21 @@ def predict_cmd(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, nulls and bootstraps."),
     out: Path | None = typer.Option(None, "--out", help="Also write the prediction, features and manifest here."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Will fine-tuning on this task generalize? Measures the task's features (no training) and predicts."""
     from rich.table import Table
 
     from lexprobe.predict import loto_summary, predict_task, write_prediction
-    from lexprobe.runs import ensure_writable_dir
+    from lexprobe.runs import ensure_writable_dir, prepare_run_dir, settings_of
 
     if out is not None:
         ensure_writable_dir(out)
+        asked = {"ontology": ontology, "task": task, "model": model, "bins": bins, "per_bin": per_bin}
+        asked |= {"n_boot": bootstrap, "shipped_calibration": not no_shipped}
+        asked["calibration"] = [str(p) for p in calibration]
+        prepare_run_dir(out, "predict", settings_of(asked) | {"seed": seed}, overwrite=overwrite)
     with _status(quiet):
         result = predict_task(
             ontology,

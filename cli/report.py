@@ -17,12 +17,14 @@ def report_cmd(
     ),
     out: Path = typer.Option(Path("report.html"), "--out", help="The HTML file to write."),
     title: str | None = typer.Option(None, "--title", help="Page title (default: lexprobe report)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out even if it is not a lexprobe report."),
 ) -> None:
     """Write one HTML page with every run's tables, figures and manifest; it needs no network to open."""
     from lexprobe.report import build_report, find_run_dirs
-    from lexprobe.runs import ensure_writable_file
+    from lexprobe.runs import ensure_writable_file, prepare_report_file
 
     ensure_writable_file(out)
+    prepare_report_file(out, overwrite=overwrite)
     n_runs = len(find_run_dirs(run_dirs))
     path = build_report(run_dirs, out, title=title)
     console.print(

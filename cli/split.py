@@ -28,16 +28,36 @@ def split_cmd(
         None, "--annotations", help="Annotation file for popularity (GAF for GO, phenotype.hpoa for HPO)."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same split."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
 ) -> None:
     """Write a popularity-balanced train / withheld split of a task (no term in both)."""
     from lexprobe.ontology import load_ontology  # imported here so `lexprobe --help` stays fast
-    from lexprobe.runs import atomic_path, ensure_writable_dir, make_manifest, write_manifest
+    from lexprobe.runs import (
+        atomic_path,
+        ensure_writable_dir,
+        make_manifest,
+        prepare_run_dir,
+        settings_of,
+        write_manifest,
+    )
     from lexprobe.tasks import make_split
 
     ensure_writable_dir(out)
     ont = load_ontology(ontology, annotations=annotations)
     categories = None if not category else ([] if "all" in category else category)
     split = make_split(ont, task, bins=bins, per_bin=per_bin, popularity=popularity, seed=seed, categories=categories)
+    config = {
+        "task": split.task.name,
+        "source": split.task.source,
+        "target": split.task.target,
+        "bins": bins,
+        "per_bin": per_bin,
+        "popularity": split.popularity,
+        "categories": categories,
+        "seed": seed,
+    }
+    data = {"inputs.ontology": ont.name, "inputs.data_checksum": ont.checksum}
+    prepare_run_dir(out, "split", settings_of(config) | data, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in (("train.csv", split.train), ("withheld.csv", split.withheld)):
         with atomic_path(out / name) as tmp:
@@ -46,16 +66,7 @@ def split_cmd(
         out,
         make_manifest(
             stage="split",
-            config={
-                "task": split.task.name,
-                "source": split.task.source,
-                "target": split.task.target,
-                "bins": bins,
-                "per_bin": per_bin,
-                "popularity": split.popularity,
-                "categories": categories,
-                "seed": seed,
-            },
+            config=config,
             inputs={
                 "ontology": ont.name,
                 "source": ont.source,

@@ -48,10 +48,11 @@ def train_cmd(
     save_steps: int = typer.Option(50, "--save-steps", min=1, help="Checkpoint every N steps (for resuming)."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, LoRA initialisation and data order."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out; train from scratch."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Fine-tune a model with LoRA on the train pairs of a task; save the adapter, loss log and config."""
-    from lexprobe.runs import ensure_writable_dir
+    from lexprobe.runs import ensure_writable_dir, prepare_run_dir
     from lexprobe.train import TrainConfig, train_lora
 
     ensure_writable_dir(out)
@@ -75,6 +76,7 @@ def train_cmd(
         seed=seed,
         device=device,
     )
+    prepare_run_dir(out, "train", None, overwrite=overwrite)  # train itself resumes a run of the same settings
     result = train_lora(out, config, split_dir=split, progress=not quiet and is_terminal())
     if result.already_complete:
         console.print(f"{out} already holds a finished adapter; nothing to do (evaluate it with `lexprobe evaluate`)")

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from lexprobe.exceptions import ReportError
-from lexprobe.runs import atomic_write_text, library_versions
+from lexprobe.runs import REPORT_MARKER, atomic_write_text, library_versions
 
 __all__ = ["build_report", "find_run_dirs"]
 
@@ -442,6 +442,7 @@ def _render_page(runs: list[_Run], *, given: list[str], title: str) -> str:
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{_CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+{REPORT_MARKER}
 <title>{_esc(title)}</title>
 <link rel="icon" href="data:,">
 <style>{_STYLE}</style>

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -35,6 +36,12 @@ __all__ = [
     "write_manifest",
     "write_result_dir",
     "config_key",
+    "existing_run",
+    "prepare_run_dir",
+    "settings_of",
+    "prepare_report_file",
+    "clear_stage_outputs",
+    "STAGE_OUTPUTS",
     "ensure_writable_dir",
     "ensure_writable_file",
 ]
@@ -296,6 +303,9 @@ def write_result_dir(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    found = existing_run(out)
+    if found is not None and found[0] == stage:  # a re-run: its old tables and figures go first
+        clear_stage_outputs(out, stage, found[1])
     written = []
     for name, frame in tables.items():
         with atomic_path(out / name) as tmp:
@@ -316,3 +326,210 @@ def write_result_dir(
     )
     written.append(write_manifest(out, manifest))
     return written
+
+
+# --- run directories: which stage owns a folder, refusing to mix runs, clearing a stage's outputs ---------
+
+#: Files and folders each stage writes in its run directory, beyond those its manifest's ``outputs`` names;
+#: ``--overwrite`` removes these (and nothing else) before a new run is written.
+STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "align": ("alignment.csv", "alignment_summary.csv", "figures"),
+    "lexicalization": (
+        "lexicalization_items.csv",
+        "lexicalization_fields.csv",
+        "lexicalization_layers.csv",
+        "figures",
+    ),
+    "embed": ("embeddings.npy", "keys.tsv"),
+    "split": ("train.csv", "withheld.csv"),
+    "train": (
+        "train_config.json",
+        "split",
+        "adapter",
+        "checkpoints",
+        "loss.csv",
+        "loss_curve.png",
+        "loss_curve.svg",
+    ),
+    "evaluate": (
+        "predictions.csv",
+        "outcomes.csv",
+        "evaluation_summary.csv",
+        "evaluation.json",
+        "accuracy_by_bin.png",
+        "accuracy_by_bin.svg",
+        "evaluation_manifest.json",
+    ),
+    "correlate": ("items.csv", "tasks.csv", "correlations.csv", "auc.csv", "loto.csv", "summary.md", "figures"),
+    "predict": ("prediction.csv", "reasons.csv", "features.csv", "calibration_tasks.csv", "loto.csv"),
+}
+#: A training run directory also holds its evaluation: clearing one clears both.
+_STAGE_ALSO = {"train": ("evaluate",), "evaluate": ("train",)}
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def existing_run(directory: str | os.PathLike[str]) -> tuple[str, dict[str, Any]] | None:
+    """``(stage, manifest)`` of the run a directory holds, or ``None`` when it holds none.
+
+    The stage comes from ``manifest.json``; a directory with only ``evaluation_manifest.json`` or only a
+    ``train_config.json`` (training interrupted before its manifest) holds a ``train`` run. A manifest that
+    is not valid JSON still marks a run (of stage ``"unknown"``): it is never taken for an empty folder.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return None
+    path = directory / "manifest.json"
+    if path.exists() or path.is_symlink():
+        manifest = _read_json(path)
+        if manifest is None:
+            return "unknown", {}
+        return str(manifest.get("stage") or "unknown"), manifest
+    if (directory / "evaluation_manifest.json").is_file() or (directory / "train_config.json").is_file():
+        config = _read_json(directory / "train_config.json") or {}
+        return "train", {"stage": "train", "config": config.get("config")}
+    return None
+
+
+def _lookup(manifest: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = manifest
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+_MISSING = object()
+
+
+def _normal(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=_json_default))
+
+
+def clear_stage_outputs(directory: str | os.PathLike[str], stage: str, manifest: Mapping[str, Any] | None) -> None:
+    """Remove what a stage wrote in ``directory``: the files its manifest's ``outputs`` names (at the top and in
+    ``figures/``), the names :data:`STAGE_OUTPUTS` lists for it, and its manifest. Other files stay."""
+    directory = Path(directory)
+    outputs = manifest.get("outputs") if isinstance(manifest, Mapping) else None
+    named = [str(k) for k in outputs] if isinstance(outputs, Mapping) else []
+    names = set(named) | {"manifest.json"}
+    for owner in (stage, *_STAGE_ALSO.get(stage, ())):
+        names |= set(STAGE_OUTPUTS.get(owner, ()))
+    for name in sorted(names):
+        if not name or "/" in name or "\\" in name or name in (".", ".."):
+            continue  # only plain names inside the directory, never a path out of it
+        for path in (directory / name, directory / "figures" / name):
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+            elif path.is_dir() and path != directory / "figures":
+                shutil.rmtree(path)
+    figures = directory / "figures"
+    if figures.is_dir() and not figures.is_symlink():
+        for path in figures.iterdir():  # the figures folder belongs to the stage that drew into it
+            if path.suffix in (".png", ".svg", ".pdf") and (path.is_file() or path.is_symlink()):
+                path.unlink()
+        with contextlib.suppress(OSError):
+            figures.rmdir()
+    for path in directory.glob(".*.tmp"):  # temporaries an interrupted atomic write left
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def prepare_run_dir(
+    directory: str | os.PathLike[str],
+    stage: str,
+    settings: Mapping[str, Any] | None = None,
+    *,
+    overwrite: bool = False,
+    option: str = "--out",
+) -> Path:
+    """Make sure ``directory`` may receive a run of ``stage``; call before any slow work.
+
+    Parameters
+    ----------
+    directory : path
+        The run directory (``--out``); it need not exist.
+    stage : str
+    settings : mapping of dotted manifest path -> value, optional
+        What makes this run this run (``{"config.k": 10, "field": "name"}``); a directory holding a run of
+        the same stage whose manifest agrees on each is reused (resumed, or its outputs replaced). ``None``:
+        the stage compares settings itself (``train``).
+    overwrite : bool
+        Remove the run the directory holds, whatever its stage and settings (the outputs its stage owns, see
+        :func:`clear_stage_outputs`; other files stay), so the new run starts clean.
+
+    Raises
+    ------
+    OutputError
+        The directory holds a run of another stage (or an unreadable manifest), or of this stage with other
+        settings, and ``overwrite`` is not set: one line saying so, with the first differences, and to pass
+        ``--overwrite`` or another ``--out``.
+    """
+    from lexprobe.exceptions import OutputError
+
+    directory = Path(directory).expanduser()
+    found = existing_run(directory)
+    if found is None:
+        return directory
+    old_stage, manifest = found
+    if overwrite:  # whatever the folder holds goes, so the new run starts clean
+        clear_stage_outputs(directory, old_stage, manifest)
+        if (directory / "evaluation_manifest.json").is_file():  # an evaluation left without its training
+            clear_stage_outputs(directory, "evaluate", _read_json(directory / "evaluation_manifest.json"))
+        return directory
+    if old_stage == stage or (stage == "train" and old_stage == "evaluate"):
+        differ = []
+        for key, value in (settings or {}).items():
+            old = _lookup(manifest, key)
+            if old is _MISSING or _normal(old) != _normal(value):
+                shown = "(not recorded)" if old is _MISSING else repr(_normal(old))
+                differ.append(f"{key.removeprefix('config.')}: {shown} -> {_normal(value)!r}")
+        if not differ:
+            return directory
+        what = f"a {stage} run with other settings ({', '.join(differ[:3])}{', ...' if len(differ) > 3 else ''})"
+    else:
+        what = f"a {old_stage} run" if old_stage != "unknown" else "a run whose manifest.json is unreadable"
+    raise OutputError(f"{option} {directory} holds {what}; pass --overwrite to replace it, or another {option}")
+
+
+def settings_of(config: Any, prefix: str = "config", *, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A config (dataclass or mapping) as :func:`prepare_run_dir` settings: ``{"config.<field>": value}``."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    return {f"{prefix}.{k}": v for k, v in dict(config).items() if k not in leave_out}
+
+
+def prepare_report_file(path: str | os.PathLike[str], *, overwrite: bool = False, option: str = "--out") -> Path:
+    """Make sure ``path`` may receive a report: missing, or a report lexprobe wrote, unless ``overwrite``.
+
+    Raises
+    ------
+    OutputError
+        ``path`` is an existing file that is not a lexprobe report (a manifest, a table, someone's page).
+    """
+    from lexprobe.exceptions import OutputError
+
+    path = Path(path).expanduser()
+    if overwrite or not (path.is_file() or path.is_symlink()):
+        return path
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        head = b""
+    if REPORT_MARKER.encode() not in head:
+        raise OutputError(
+            f"{option} {path} exists and is not a lexprobe report; pass --overwrite to replace it, or another {option}"
+        )
+    return path
+
+
+#: The line every report carries in its head, so a later report may replace it without --overwrite.
+REPORT_MARKER = '<meta name="generator" content="lexprobe">'
