@@ -122,7 +122,10 @@ def read_train_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
         ) from None
     except ValueError as exc:
         raise TrainingError(f"{path} is not valid JSON ({exc}); re-run `lexprobe train`") from None
-    return TrainConfig.from_dict(data["config"])
+    try:
+        return TrainConfig.from_dict(data["config"])
+    except (KeyError, TypeError, AttributeError):
+        raise TrainingError(f"{path} does not hold a training configuration; re-run `lexprobe train`") from None
 
 
 def is_complete(run_dir: str | os.PathLike[str]) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 import warnings
@@ -186,6 +187,8 @@ def evaluate_run(
         raise TrainingError(
             f"{str(run_dir)!r} has no finished adapter; run `lexprobe train` on it to finish, or pass --baseline"
         )
+    if not baseline_only:
+        _check_adapter(run_dir)  # now, not after the baseline's generation
     pairs = {}
     for s in splits:
         path = run_dir / "split" / f"{s}.csv"
@@ -235,12 +238,61 @@ def evaluate_run(
     return result
 
 
+def _retrain(run_dir: Path) -> str:
+    return f"re-train it: delete {run_dir / 'adapter'} and re-run the `lexprobe train` command that made {run_dir}"
+
+
+def _check_adapter(run_dir: Path) -> None:
+    """Read the adapter's config and the headers of its weights, so a damaged adapter is told before any work.
+
+    Raises
+    ------
+    TrainingError
+        An unreadable ``adapter_config.json`` or one without ``peft_type``; missing, truncated or corrupt weights.
+    """
+    adapter = run_dir / "adapter"
+    path = adapter / "adapter_config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TrainingError(
+            f"the adapter of {run_dir} is damaged: {path} cannot be read ({_short(exc)}); {_retrain(run_dir)}"
+        ) from None
+    if not isinstance(data, dict) or not data.get("peft_type"):
+        raise TrainingError(f"the adapter of {run_dir} is damaged: {path} has no peft_type; {_retrain(run_dir)}")
+    weights = sorted(adapter.glob("adapter_model*.safetensors"))
+    if not weights and not any(adapter.glob("adapter_model*.bin")):
+        raise TrainingError(f"the adapter of {run_dir} has no weights (adapter_model.safetensors); {_retrain(run_dir)}")
+    from safetensors import safe_open
+
+    for file in weights:
+        try:
+            with safe_open(str(file), framework="pt") as fh:
+                fh.keys()
+        except Exception as exc:  # SafetensorError (truncated, bad header) derives from Exception only
+            raise TrainingError(
+                f"the adapter of {run_dir} is damaged: {file} is truncated or corrupt ({_short(exc)}); "
+                f"{_retrain(run_dir)}"
+            ) from None
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
 def _with_adapter(model: Any, adapter: Path) -> Any:
     from peft import PeftModel
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # peft calls a transformers API deprecated for v6
-        tuned = PeftModel.from_pretrained(model, str(adapter))
+        try:
+            tuned = PeftModel.from_pretrained(model, str(adapter))
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # an adapter that does not fit this model, or damaged past the headers
+            raise TrainingError(
+                f"cannot load the adapter {adapter} ({_short(exc)}); {_retrain(adapter.parent)}"
+            ) from None
     return tuned.eval()
 
 

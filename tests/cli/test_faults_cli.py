@@ -228,3 +228,64 @@ def test_cuda_asked_for_without_cuda_is_one_line(tmp_path: Path) -> None:
         result = _embed_with(gguf, tmp_path, "--device", device)
         assert result.exit_code == 1
         assert "CUDA requested but not available" in one_error_line(result.output)
+
+
+# --- damaged runs and calibration sets -------------------------------------------------------------------------
+
+
+def _finished_run(run: Path, adapter_config: dict | None = None) -> Path:
+    """A run folder that looks finished, with a small real safetensors file as its adapter weights."""
+    import torch
+    from safetensors.torch import save_file
+
+    from lexprobe.runs import atomic_write_json
+    from lexprobe.train import TrainConfig
+
+    (run / "split").mkdir(parents=True)
+    (run / "adapter").mkdir()
+    config = TrainConfig(ontology="hgnc", task="name-to-symbol").to_dict()
+    atomic_write_json(run / "train_config.json", {"config": config})
+    atomic_write_json(run / "manifest.json", {"stage": "train"})
+    atomic_write_json(run / "adapter" / "adapter_config.json", adapter_config or {"peft_type": "LORA", "r": 4})
+    save_file(
+        {"lora_A": torch.zeros(4, 64), "lora_B": torch.zeros(64, 4)}, run / "adapter" / "adapter_model.safetensors"
+    )
+    return run
+
+
+def test_a_truncated_adapter_is_one_line_asking_to_retrain(tmp_path: Path) -> None:
+    run = _finished_run(tmp_path / "run")
+    weights = run / "adapter" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    result = runner.invoke(app, ["evaluate", "--run", str(run), "-q"])
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert f"{weights} is truncated or corrupt" in line and "re-train" in line and str(run) in line
+
+
+@pytest.mark.parametrize(
+    ("adapter_config", "message"),
+    [({"r": 4, "lora_alpha": 8}, "has no peft_type"), ([1, 2], "has no peft_type")],
+)
+def test_an_adapter_config_without_peft_type_is_one_line(tmp_path: Path, adapter_config, message: str) -> None:
+    run = _finished_run(tmp_path / "run", adapter_config)
+    result = runner.invoke(app, ["evaluate", "--run", str(run), "-q"])
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert message in line and "re-train" in line and str(run) in line
+
+
+def test_an_adapter_config_that_is_not_json_is_one_line(tmp_path: Path) -> None:
+    run = _finished_run(tmp_path / "run")
+    (run / "adapter" / "adapter_config.json").write_bytes(b"\x00\xff{")
+    result = runner.invoke(app, ["evaluate", "--run", str(run), "-q"])
+    assert result.exit_code == 1
+    assert "cannot be read" in one_error_line(result.output)
+
+
+def test_a_train_config_without_a_config_is_one_line(tmp_path: Path) -> None:
+    run = _finished_run(tmp_path / "run")
+    (run / "train_config.json").write_text('{"something": "else"}')
+    result = runner.invoke(app, ["evaluate", "--run", str(run), "-q"])
+    assert result.exit_code == 1
+    assert "does not hold a training configuration" in one_error_line(result.output)
