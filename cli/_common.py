@@ -45,6 +45,8 @@ def handle_errors(func: F) -> F:
             raise fail(f"file not found: {exc.filename or exc}") from None
         except OSError as exc:
             raise fail(_os_error(exc)) from None
+        except EOFError:  # a compressed file cut short; click would print only "Aborted!"
+            raise fail("a file ended before its end (truncated); copy or make it again") from None
         except MemoryError:
             raise fail("out of memory; lower --batch-size or --limit, or use a machine with more memory") from None
         except KeyboardInterrupt:

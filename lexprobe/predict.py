@@ -32,6 +32,7 @@ import dataclasses
 import json
 import logging
 import os
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -857,11 +858,18 @@ def load_calibration(
             raise PredictionError(f"{path} holds no `lexprobe correlate` output (tasks.csv and items.csv)")
         for d in dirs:
             items_file = d / "items.csv" if (d / "items.csv").is_file() else d / "items.csv.gz"
+            reading = items_file
             try:
                 items = pd.read_csv(items_file)
-                tasks = pd.read_csv(d / "tasks.csv")
+                reading = d / "tasks.csv"
+                tasks = pd.read_csv(reading)
             except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
                 raise PredictionError(f"{d} has a malformed calibration table: {exc}") from None
+            except (EOFError, OSError, zlib.error) as exc:  # a gzip cut short, a damaged stream, an unreadable file
+                raise PredictionError(
+                    f"calibration table {reading} is truncated or unreadable ({' '.join(str(exc).split())[:160]}); "
+                    "copy it again or re-run `lexprobe correlate`"
+                ) from None
             need = {"label", "model", "split", "gained", "lost", *FEATURES}
             if not need <= set(items.columns) or not {"label", "model", "memorized", "generalized"} <= set(
                 tasks.columns

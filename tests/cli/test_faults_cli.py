@@ -289,3 +289,42 @@ def test_a_train_config_without_a_config_is_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["evaluate", "--run", str(run), "-q"])
     assert result.exit_code == 1
     assert "does not hold a training configuration" in one_error_line(result.output)
+
+
+CALIBRATION = Path(__file__).resolve().parents[2] / "data" / "calibration" / "paper-tasks"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b[: len(b) // 2],  # cut short: gzip raises EOFError, which click would print as "Aborted!"
+        lambda b: b[:10] + bytes(x ^ 0x5A for x in b[10:200]) + b[200:],  # a damaged deflate stream
+        lambda b: b"not gzip at all" * 10,  # BadGzipFile
+    ],
+    ids=["truncated", "corrupt", "not-gzip"],
+)
+def test_a_damaged_calibration_items_file_is_one_line_naming_it(tmp_path: Path, damage) -> None:
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    for name in ("tasks.csv", "manifest.json"):
+        (calibration / name).write_bytes((CALIBRATION / name).read_bytes())
+    items = calibration / "items.csv.gz"
+    items.write_bytes(damage((CALIBRATION / "items.csv.gz").read_bytes()))
+    args = ["predict", "-o", "hgnc", "-t", "name-to-symbol", "--no-shipped", "-c", str(calibration)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    line = one_error_line(result.output)
+    assert f"calibration table {items} is truncated or unreadable" in line, line
+    assert "Aborted" not in result.output
+
+
+def test_an_unexpected_end_of_file_anywhere_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lexprobe.runs
+
+    def cut_short(*args, **kwargs):
+        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+
+    monkeypatch.setattr(lexprobe.runs, "write_manifest", cut_short)
+    result = _invoke("split", tmp_path / "out", tmp_path)
+    assert result.exit_code == 1
+    assert "truncated" in one_error_line(result.output) and "Aborted" not in result.output
