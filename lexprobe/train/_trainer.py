@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import re
 import shutil
 import tempfile
 import time
 import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from lexprobe.exceptions import TrainingError
+from lexprobe.exceptions import LexprobeWarning, TrainingError
 from lexprobe.runs import atomic_path, atomic_write_json, make_manifest, sha256_file, write_manifest
 from lexprobe.train._config import _RESUME_FREE, SPLITS, TrainConfig, is_complete, read_train_config
 from lexprobe.train._data import _prepare_split, _RightPadCollator, build_examples
@@ -69,7 +72,7 @@ def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
         detail = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in differ[:4])
         raise TrainingError(
             f"{str(run_dir)!r} holds a run with other settings ({detail}); pass a new --out, "
-            "or the same settings to resume it"
+            "the same settings to resume it, or --overwrite to start again"
         )
 
 
@@ -165,7 +168,6 @@ def train_lora(
         return TrainResult(run_dir=run_dir, adapter_dir=run_dir / "adapter", already_complete=True)
     from transformers import Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     from lexprobe.models import load_model
     from lexprobe.tasks import prompt_templates
@@ -188,14 +190,15 @@ def train_lora(
         args=args,
         train_dataset=examples,
         data_collator=_RightPadCollator(lm.tokenizer.pad_token_id),
-        callbacks=list(callbacks),
+        callbacks=[*callbacks, _mark_complete_callback()],
     )
     # the library does not print: the loss goes to loss.csv, the bar (if asked for) shows no log lines
     trainer.remove_callback(PrinterCallback)
     if trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(_bar_only_progress())
-    checkpoints = run_dir / "checkpoints"
-    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    # the main process drops damaged checkpoints first; then every process finds the same last good one
+    with args.main_process_first(local=False, desc="checkpoints"):
+        last = last_good_checkpoint(run_dir / "checkpoints", remove=main)
     trainer.train(resume_from_checkpoint=last)
     changed = sum(not bool((p.detach().cpu() == initial[n].cpu()).all()) for n, p in _lora_named(model))
     if changed == 0:
@@ -222,6 +225,124 @@ def train_lora(
     if main:
         _write_outputs(run_dir, model, losses, result, config, lm, data)
     return result
+
+
+#: Written into a checkpoint folder once the Trainer has saved everything in it: its files and their sizes.
+CHECKPOINT_MARKER = ".lexprobe-complete.json"
+
+
+def _mark_complete_callback() -> Any:
+    """A callback that marks each checkpoint complete (:data:`CHECKPOINT_MARKER`, written last, atomically)."""
+    from transformers import TrainerCallback
+
+    class MarkComplete(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and folder.is_dir():
+                files = {
+                    p.relative_to(folder).as_posix(): p.stat().st_size
+                    for p in sorted(folder.rglob("*"))
+                    if p.is_file() and p.name != CHECKPOINT_MARKER
+                }
+                atomic_write_json(folder / CHECKPOINT_MARKER, {"step": state.global_step, "files": files})
+            return control
+
+    return MarkComplete()
+
+
+def _zip_problem(path: Path) -> str | None:
+    """Why a ``torch.save`` file (a zip archive) is unreadable, or ``None``; every member's CRC is checked."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        return f"{path.name} is unreadable ({type(exc).__name__})"
+    return f"{path.name} is damaged ({bad})" if bad else None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Why a safetensors file is unreadable (header, or fewer bytes than the header promises), or ``None``."""
+    try:
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(n))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+        if path.stat().st_size != 8 + n + max(ends, default=0):
+            return f"{path.name} has {path.stat().st_size} bytes, its header promises {8 + n + max(ends, default=0)}"
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        return f"{path.name} is unreadable ({type(exc).__name__})"
+    return None
+
+
+def checkpoint_problem(folder: str | os.PathLike[str]) -> str | None:
+    """Why a Trainer checkpoint cannot be resumed from, or ``None`` when it can.
+
+    A checkpoint needs its ``trainer_state.json``, adapter config and weights and optimizer state, each readable
+    (JSON parses, safetensors as long as its header says, ``torch.save`` archives pass their CRC checks); when it
+    carries the completion marker, every file it lists with the size it had.
+    """
+    folder = Path(folder)
+    marker = folder / CHECKPOINT_MARKER
+    if marker.exists():
+        try:
+            files = json.loads(marker.read_text(encoding="utf-8"))["files"]
+            for name, size in files.items():
+                path = folder / name
+                if not path.is_file():
+                    return f"{name} is missing"
+                if path.stat().st_size != size:
+                    return f"{name} has {path.stat().st_size} bytes, {size} were written"
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return f"{CHECKPOINT_MARKER} is unreadable"
+    for name in ("trainer_state.json", "adapter_config.json"):
+        try:
+            if not isinstance(json.loads((folder / name).read_text(encoding="utf-8")), dict):
+                return f"{name} is not a JSON object"
+        except FileNotFoundError:
+            return f"{name} is missing"
+        except (OSError, ValueError):
+            return f"{name} is unreadable"
+    weights = folder / "adapter_model.safetensors"
+    if weights.is_file():
+        problem = _safetensors_problem(weights)
+    elif (folder / "adapter_model.bin").is_file():
+        problem = _zip_problem(folder / "adapter_model.bin")
+    else:
+        problem = "the adapter weights are missing"
+    if problem:
+        return problem
+    if not (folder / "optimizer.pt").is_file():
+        return "optimizer.pt is missing"
+    for path in sorted(folder.glob("*.pt")) + sorted(folder.glob("*.pth")):
+        problem = _zip_problem(path)
+        if problem:
+            return problem
+    return None
+
+
+def last_good_checkpoint(checkpoints: str | os.PathLike[str], *, remove: bool = True) -> str | None:
+    """The newest checkpoint in ``checkpoints`` that can be resumed from, or ``None`` (a fresh start).
+
+    Each newer one that cannot (:func:`checkpoint_problem`: a save cut short, a truncated file) is dropped with
+    a :class:`~lexprobe.exceptions.LexprobeWarning` (and removed when ``remove``).
+    """
+    checkpoints = Path(checkpoints)
+    if not checkpoints.is_dir():
+        return None
+    folders = [p for p in checkpoints.iterdir() if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)]
+    for folder in sorted(folders, key=lambda p: int(p.name.split("-")[1]), reverse=True):
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return str(folder)
+        warnings.warn(
+            f"checkpoint {folder} cannot be resumed from ({problem}); dropping it and falling back to an earlier "
+            "checkpoint or a fresh start",
+            LexprobeWarning,
+            stacklevel=2,
+        )
+        if remove:
+            shutil.rmtree(folder, ignore_errors=True)
+    return None
 
 
 def _lora_named(model: Any) -> list[tuple[str, Any]]:
