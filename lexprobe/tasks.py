@@ -37,6 +37,7 @@ __all__ = [
     "make_split",
     "prompt_templates",
     "render_prompts",
+    "fill_template",
 ]
 
 #: User-facing field names and the term-table column each reads.
@@ -438,6 +439,15 @@ class PromptTemplate:
             Source_noun=source_noun[0].upper() + source_noun[1:],
             Target_noun=target_noun[0].upper() + target_noun[1:],
         )
+
+
+def fill_template(template: str, text: str) -> str:
+    """``template`` with every literal ``{text}`` replaced by ``text``; every other brace stays as it is.
+
+    A user's template is not a format string: ``'{"gene": "{text}"}'``, ``'{text} }'`` and
+    ``'{text} {other}'`` keep their other braces, and braces inside ``text`` are never interpreted.
+    """
+    return template.replace("{text}", text)
 
 
 def prompt_templates(ontology: str, task: MappingTask | str, n: int = 5) -> list[PromptTemplate]:

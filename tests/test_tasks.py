@@ -244,3 +244,21 @@ def test_five_distinct_prompt_paraphrases_mention_the_source_and_the_target_kind
     assert "GO identifier" in render_prompts("go", "name-to-id", "mitochondrion", n=1)[0]
     with pytest.raises(TaskError, match=r"must be in \[1, 5\], got 6"):
         prompt_templates("hgnc", "name-to-symbol", n=6)
+
+
+@pytest.mark.parametrize(
+    ("template", "text", "filled"),
+    [
+        ("{text}", "TP53", "TP53"),
+        ("{text} {other}", "TP53", "TP53 {other}"),
+        ("{text} }", "TP53", "TP53 }"),
+        ('{"gene": "{text}"}', "TP53", '{"gene": "TP53"}'),
+        ("{{text}} and {text}", "x", "{x} and x"),
+        ("Gene: {text}. Again: {text}", "a{b}c", "Gene: a{b}c. Again: a{b}c"),
+        ("{text}", "{text} {0} {x!r}", "{text} {0} {x!r}"),
+    ],
+)
+def test_fill_template_replaces_only_the_literal_text_placeholder(template: str, text: str, filled: str) -> None:
+    from lexprobe.tasks import fill_template
+
+    assert fill_template(template, text) == filled

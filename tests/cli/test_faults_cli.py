@@ -328,3 +328,15 @@ def test_an_unexpected_end_of_file_anywhere_is_one_line(tmp_path: Path, monkeypa
     result = _invoke("split", tmp_path / "out", tmp_path)
     assert result.exit_code == 1
     assert "truncated" in one_error_line(result.output) and "Aborted" not in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("template", ["{text} {other}", "{text} }", '{"gene": "{text}"}'])
+def test_a_template_with_other_braces_keeps_them_as_text(tmp_path: Path, template: str) -> None:
+    import numpy as np
+
+    out = tmp_path / "e"
+    args = ["embed", "-o", "hgnc", "-f", "symbol", "-n", "2", "--layers", "-1", "--template", template, "-q"]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert np.isfinite(np.load(out / "embeddings.npy")).all()
