@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import MAX_RESAMPLES, console, handle_errors, is_terminal, split_csv
+from lexprobe.cli._common import MAX_RESAMPLES, console, err_console, handle_errors, is_terminal, split_csv
 
 
 @handle_errors
@@ -19,7 +19,10 @@ def align_cmd(
     model: str = typer.Option("smollm2-135m", "--model", "-m", help="Named model, HF id, local dir or .gguf."),
     limit: int = typer.Option(2000, "--limit", "-n", min=5, help="Popularity-balanced sample of N terms."),
     layers: str = typer.Option("all", "--layers", help="all, or indices like 0,8,-1 (0 = embeddings)."),
-    pool: str = typer.Option("mean", "--pool", help="mean (over real tokens), last or first."),
+    pool: str = typer.Option("mean", "--pool", help="mean (over the item's tokens), last or first."),
+    prefix: str = typer.Option(
+        "auto", "--prefix", help="Sink prefix, never pooled: auto, bos, none (old pooling) or a literal text."
+    ),
     metrics: str = typer.Option(
         "mknn,cka,dcka", "--metrics", help="From mknn,retrieval,cka,dcka,rsa (retrieval and rsa cost more)."
     ),
@@ -56,6 +59,7 @@ def align_cmd(
         limit=limit,
         layers=ExtractionConfig.parse_layers(layers),
         pool=pool,
+        prefix=prefix,
         metrics=split_csv(metrics) or (),
         k=k,
         retrieval_k=retrieval_k,
@@ -66,7 +70,7 @@ def align_cmd(
         preprocess=preprocess,
         seed=seed,
     )
-    ExtractionConfig(layers=config.layers, pool=pool)  # type: ignore[arg-type]  # validate before the slow part
+    ExtractionConfig(layers=config.layers, pool=pool, prefix=prefix)  # type: ignore[arg-type]  # validate first
     target = ensure_writable_dir(out or Path("runs") / f"align-{Path(ontology).name.split('.')[0]}")
     prepare_run_dir(target, "align", settings_of(config), overwrite=overwrite)
     if quiet or not is_terminal():
@@ -109,3 +113,5 @@ def align_cmd(
         f"null ({config.permutations} shuffles), so choosing it does not inflate z. "
         f"Per-layer rows: {target}/alignment.csv"
     )
+    for line in result.manifest.get("warnings", []):
+        err_console.print(f"warning: {line}")

@@ -50,7 +50,15 @@ def embed_cmd(
     layers: str = typer.Option("all", "--layers", help="all, or indices like 0,4,8 or -1 (0 = embeddings)."),
     pool: str = typer.Option("mean", "--pool", help="mean (over real tokens), last or first."),
     template: str = typer.Option("{text}", "--template", help="Text around each item; must hold {text}."),
-    bos: bool | None = typer.Option(None, "--bos/--no-bos", help="Prepend BOS (default: tokenizer's own)."),
+    prefix: str = typer.Option(
+        "auto",
+        "--prefix",
+        help="Sink prefix before each item, never pooled: auto (the tokenizer's BOS if it adds one, else a "
+        "newline), bos, none (old pooling), or a literal text.",
+    ),
+    include_special: bool = typer.Option(
+        False, "--include-special", help="Pool special tokens (BOS, EOS, chat markers) too."
+    ),
     limit: int | None = typer.Option(None, "--limit", "-n", help="Popularity-balanced sample of N terms."),
     batch_size: str = typer.Option("auto", "--batch-size", help="Items per batch, or auto."),
     dtype: str = typer.Option("float32", "--storage-dtype", help="float32 or float16 on disk."),
@@ -81,7 +89,8 @@ def embed_cmd(
         layers=ExtractionConfig.parse_layers(layers),
         pool=pool,  # type: ignore[arg-type]
         template=template,
-        add_bos=bos,
+        prefix=prefix,
+        include_special=include_special,
         batch_size="auto" if batch_size == "auto" else int(batch_size),
         storage_dtype=dtype,  # type: ignore[arg-type]
     )

@@ -1,14 +1,25 @@
 """Per-layer hidden states of texts, pooled, streamed to an on-disk cache, resumable, data-parallel.
 
 Items are sorted by token length and batched (little padding), run through the base transformer (no LM
-head), pooled per layer over real tokens only, and written batch by batch as shards. An interrupted run
+head), pooled per layer over the item's own tokens only, and written batch by batch as shards.
+
+Attention sinks. From some layer on, a causal LM gives the first position of every sequence a hidden state
+tens to hundreds of times the norm of the others (SmolLM2-135M: about 24,000 against 150 from layer 12; Gemma 3
+270M: its BOS). A mean over an item's few tokens is then that one position. By default every item is
+preceded by a *sink prefix* that takes the sink and is left out of the pool: the tokenizer's own BOS where
+it adds one, otherwise a newline. Special tokens (BOS, EOS, padding, chat markers) never enter a pooled
+vector unless ``include_special=True``. Each run records, per layer, the largest pooled token norm against
+the median (``token_norms`` in the manifest) and warns when one position still dominates. An interrupted run
 resumes from its finished shards; the finished array is assembled in the original item order and cached
-under a key of (model, texts, template, pooling, layers, BOS, storage dtype), so a repeated call returns at
-once. Under ``torchrun`` / ``accelerate launch`` each process takes every N-th batch and rank 0 assembles.
+under a key of (model, texts, template, pooling, sink prefix, layers, storage dtype), so a repeated call
+returns at once. A cache entry records its array's size and SHA-256 and is checked on every load; a damaged
+shard or entry is dropped and computed again, and a file lock per key lets two processes share one cache.
+Under ``torchrun`` / ``accelerate launch`` each process takes every N-th batch and rank 0 assembles.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -26,6 +37,7 @@ from lexprobe.runs import (
     atomic_write_json,
     config_key,
     make_manifest,
+    sha256_file,
     sha256_text,
 )
 from lexprobe.runs import (
@@ -36,12 +48,22 @@ if TYPE_CHECKING:
     from lexprobe.models import LoadedModel
     from lexprobe.ontology import Ontology
 
-__all__ = ["ExtractionConfig", "EmbeddingSet", "extract_hidden_states", "embed_field", "resolve_layers"]
+__all__ = [
+    "ExtractionConfig",
+    "EmbeddingSet",
+    "extract_hidden_states",
+    "embed_field",
+    "resolve_layers",
+    "token_norm_summary",
+    "sink_warnings",
+]
 
 logger = logging.getLogger(__name__)
 
 Pool = Literal["mean", "last", "first"]
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
+#: a pooled token whose norm exceeds this many times the layer's median pooled norm is reported
+SINK_RATIO_WARN = 20.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +79,14 @@ class ExtractionConfig:
         Mean over real tokens (attention mask), the last real token, or the first real token.
     template : str
         Text around each item, with ``{text}`` where the item goes.
-    add_bos : bool or None
-        Prepend the tokenizer's BOS token; ``None`` keeps the tokenizer's own behaviour. Recorded.
+    prefix : str
+        Tokens before each item that take the attention sink and are never pooled: ``"auto"`` (the
+        tokenizer's BOS where it adds one itself, otherwise a newline; nothing for an encoder), ``"bos"``
+        (the BOS token; a newline when the tokenizer has none), ``"none"`` (no prefix: the item's first
+        token becomes the sink, the pooling of lexprobe 0.x), or any other text, used literally.
+    include_special : bool
+        Pool special tokens (BOS, EOS, padding, chat markers) that the tokenizer or the template put in; off
+        by default. ``prefix="none", include_special=True`` is the old pooling.
     batch_size : int or "auto"
         Items per batch; ``"auto"`` starts large and halves on out-of-memory.
     storage_dtype : {"float32", "float16"}
@@ -70,7 +98,8 @@ class ExtractionConfig:
     layers: str | tuple[int, ...] = "all"
     pool: Pool = "mean"
     template: str = "{text}"
-    add_bos: bool | None = None
+    prefix: str = "auto"
+    include_special: bool = False
     batch_size: int | Literal["auto"] = "auto"
     storage_dtype: Literal["float32", "float16"] = "float32"
     max_length: int = 64
@@ -78,6 +107,8 @@ class ExtractionConfig:
     def __post_init__(self) -> None:
         if self.pool not in ("mean", "last", "first"):
             raise EmbeddingError(f"`pool` must be mean, last or first, got {self.pool!r}")
+        if not isinstance(self.prefix, str) or not self.prefix:
+            raise EmbeddingError(f"`prefix` must be auto, bos, none or a non-empty text, got {self.prefix!r}")
         if "{text}" not in self.template:
             raise EmbeddingError(f"`template` must contain '{{text}}', got {self.template!r}")
         if self.storage_dtype not in ("float32", "float16"):
@@ -164,48 +195,86 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
-def _tokenize(texts: Sequence[str], lm: LoadedModel, config: ExtractionConfig) -> list[list[int]]:
+def _fill(template: str, text: str) -> str:
+    """``template`` with every literal ``{text}`` replaced by ``text``; other braces stay as they are."""
+    return template.replace("{text}", text)
+
+
+def _prefix_ids(lm: LoadedModel, prefix: str, adds_bos: bool) -> list[int]:
+    """Token ids of the sink prefix, before whatever the tokenizer adds itself."""
     tokenizer = lm.tokenizer
-    encoded = tokenizer([config.template.format(text=t) for t in texts], add_special_tokens=True)["input_ids"]
     bos = tokenizer.bos_token_id
+    if prefix == "none" or (prefix == "auto" and (adds_bos or not lm.is_causal)):
+        return []  # an encoder sees the whole item from every position: no causal sink to take
+    if prefix == "bos" and bos is not None:
+        return [] if adds_bos else [bos]
+    text = "\n" if prefix in ("auto", "bos") else prefix
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if not ids:
+        raise EmbeddingError(f"the sink prefix {prefix!r} tokenizes to nothing; give another --prefix")
+    return ids
+
+
+def _tokenize(texts: Sequence[str], lm: LoadedModel, config: ExtractionConfig) -> list[tuple[list[int], list[bool]]]:
+    """Per item: token ids and which positions are pooled (the item's own tokens, no prefix or specials).
+
+    The item is tokenized as the tokenizer does it (with its own BOS where it adds one); the sink prefix goes
+    first. ``max_length`` bounds the item's tokens, not the prefix.
+    """
+    tokenizer = lm.tokenizer
+    encoded = tokenizer([_fill(config.template, t) for t in texts], add_special_tokens=True)["input_ids"]
+    bos = tokenizer.bos_token_id
+    adds_bos = bos is not None and bool(encoded) and all(ids and ids[0] == bos for ids in encoded)
+    prefix = _prefix_ids(lm, config.prefix, adds_bos)
+    special = set(tokenizer.all_special_ids or ())
     out = []
     for ids in encoded:
-        ids = list(ids)
-        if config.add_bos is True and bos is not None and (not ids or ids[0] != bos):
-            ids = [bos, *ids]
-        elif config.add_bos is False and bos is not None and ids and ids[0] == bos:
-            ids = ids[1:]
-        if not ids:
-            raise EmbeddingError("an item tokenizes to nothing; give non-empty texts")
-        out.append(ids[: config.max_length])
+        ids = list(ids)[: config.max_length]
+        keep = [config.include_special or i not in special for i in ids]
+        if config.prefix == "auto" and adds_bos and ids and ids[0] == bos:
+            keep[0] = False  # the tokenizer's BOS is the sink prefix
+        if not any(keep):
+            raise EmbeddingError(
+                "an item has no tokens of its own to pool (empty, or only special tokens); give non-empty texts"
+            )
+        out.append(([*prefix, *ids], [False] * len(prefix) + keep))
     return out
 
 
-def _forward(lm: LoadedModel, batch: list[list[int]], layers: list[int], pool: str) -> np.ndarray:
-    """Pooled states of one batch: (n_layers_kept, batch, dim) float32."""
+def _forward(
+    lm: LoadedModel, batch: list[tuple[list[int], list[bool]]], layers: list[int], pool: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled states of one batch, (n_layers_kept, batch, dim) float32, and token-norm statistics.
+
+    The statistics are, per kept layer: the largest and the median norm of the pooled tokens, and the largest
+    norm of the real tokens left out of the pool (prefix, specials), as an array (n_layers_kept, 3).
+    """
     import torch
 
-    n, width = len(batch), max(len(ids) for ids in batch)
+    n, width = len(batch), max(len(ids) for ids, _ in batch)
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
     input_ids = torch.full((n, width), pad, dtype=torch.long)
     mask = torch.zeros((n, width), dtype=torch.long)
-    for row, ids in enumerate(batch):  # right padding: real tokens never see a pad under a causal mask
+    pooled_mask = torch.zeros((n, width), dtype=torch.bool)
+    for row, (ids, keep) in enumerate(batch):  # right padding: real tokens never see a pad under a causal mask
         input_ids[row, : len(ids)] = torch.tensor(ids)
         mask[row, : len(ids)] = 1
+        pooled_mask[row, : len(ids)] = torch.tensor(keep)
     device = lm.device
-    input_ids, mask = input_ids.to(device), mask.to(device)
+    input_ids, mask, pooled_mask = input_ids.to(device), mask.to(device), pooled_mask.to(device)
     kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask, "output_hidden_states": True}
     if lm.is_causal:
         # explicit positions count real tokens only, so either padding side gives the same positions
         kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
     with torch.inference_mode():
         states = lm.model(**kwargs).hidden_states
-        m = mask.unsqueeze(-1).to(torch.float32)
-        lengths = mask.sum(-1)
+        m = pooled_mask.unsqueeze(-1).to(torch.float32)
+        lengths = pooled_mask.sum(-1)
         positions = torch.arange(width, device=device).expand(n, width)
-        last = torch.where(mask.bool(), positions, -1).max(-1).values
-        first = torch.where(mask.bool(), positions, width).min(-1).values
-        pooled = []
+        last = torch.where(pooled_mask, positions, -1).max(-1).values
+        first = torch.where(pooled_mask, positions, width).min(-1).values
+        excluded = mask.bool() & ~pooled_mask
+        pooled, norms = [], []
         for index in layers:
             h = states[index].to(torch.float32)
             if pool == "mean":
@@ -214,7 +283,53 @@ def _forward(lm: LoadedModel, batch: list[list[int]], layers: list[int], pool: s
                 pooled.append(h[torch.arange(n, device=device), last])
             else:
                 pooled.append(h[torch.arange(n, device=device), first])
-        return torch.stack(pooled).cpu().numpy()
+            token_norm = h.norm(dim=-1)
+            kept = token_norm[pooled_mask]
+            left_out = token_norm[excluded]
+            norms.append(
+                [
+                    float(kept.max()),
+                    float(kept.median()),
+                    float(left_out.max()) if left_out.numel() else float("nan"),
+                ]
+            )
+        return torch.stack(pooled).cpu().numpy(), np.asarray(norms, dtype=np.float64)
+
+
+def token_norm_summary(shard_norms: Sequence[np.ndarray], layers: Sequence[int]) -> list[dict[str, Any]]:
+    """Per layer: the largest pooled token norm, the median pooled norm, their ratio, and the largest norm
+    of the left-out positions (prefix, special tokens), over batches (the median is the median of batch
+    medians)."""
+    stacked = np.stack(shard_norms)  # (batches, layers, 3)
+    out = []
+    for j, layer in enumerate(layers):
+        top = float(np.max(stacked[:, j, 0]))
+        median = float(np.median(stacked[:, j, 1]))
+        left = stacked[:, j, 2]
+        out.append(
+            {
+                "layer": int(layer),
+                "max_pooled_norm": round(top, 3),
+                "median_pooled_norm": round(median, 3),
+                "max_over_median": round(top / median, 3) if median > 0 else None,
+                "max_left_out_norm": round(float(np.nanmax(left)), 3) if np.isfinite(left).any() else None,
+            }
+        )
+    return out
+
+
+def sink_warnings(summary: Sequence[dict[str, Any]], threshold: float = SINK_RATIO_WARN) -> list[str]:
+    """One line per layer where a pooled token's norm is over ``threshold`` times the median."""
+    bad = [row for row in summary if row["max_over_median"] is not None and row["max_over_median"] > threshold]
+    if not bad:
+        return []
+    worst = max(bad, key=lambda row: row["max_over_median"])
+    return [
+        f"a pooled token's hidden-state norm is over {threshold:g}x the median in {len(bad)} layer(s) "
+        f"({', '.join(str(r['layer']) for r in bad)}; worst {worst['max_over_median']:.0f}x at layer "
+        f"{worst['layer']}): an attention sink or massive activation may dominate the pooled states; "
+        "give a sink prefix (--prefix auto, bos or a text) or check the per-layer curves for steps"
+    ]
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -281,22 +396,49 @@ def extract_hidden_states(
         config.template,
         config.pool,
         layers,
-        config.add_bos,
+        config.prefix,
+        config.include_special,
         config.storage_dtype,
         config.max_length,
     )
     root = Path(cache_dir) if cache_dir is not None else user_cache_dir("embeddings")
     final = root / key
-    if use_cache and (final / "manifest.json").is_file():
-        return _load_final(final)
-
+    if use_cache:
+        cached = _load_verified(final)
+        if cached is not None:
+            return cached
     world, rank = _dist_info()
+    # one process at a time per cache key (two identical runs on one cache); under torchrun the ranks share
+    # the work of one key instead, and rank 0 assembles
+    lock = _key_lock(root, key) if world == 1 else contextlib.nullcontext()
+    with lock:
+        if use_cache:
+            cached = _load_verified(final)  # another process may have finished it while this one waited
+            if cached is not None:
+                return cached
+        _extract(texts, keys, lm, config, layers, root, key, progress, world, rank)
+    _barrier(world)
+    result = _load_verified(final)
+    if result is None:
+        raise EmbeddingError(f"the finished embeddings in {final} fail their checksum right after writing; re-run")
+    return result
+
+
+def _key_lock(root: Path, key: str) -> Any:
+    from filelock import FileLock
+
+    root.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(root / f"{key}.lock"))
+
+
+def _extract(texts, keys, lm, config, layers, root, key, progress, world, rank) -> None:
+    """Run the model over the items not yet in a shard, then (rank 0) assemble the finished array."""
     work = root / f"{key}.partial"
     work.mkdir(parents=True, exist_ok=True)
     token_ids = _tokenize(texts, lm, config)
     done = _finished_items(work)
     _barrier(world)  # every process lists the finished work before any process adds to it
-    todo = [i for i in sorted(range(len(texts)), key=lambda i: (len(token_ids[i]), i)) if i not in done]
+    todo = [i for i in sorted(range(len(texts)), key=lambda i: (len(token_ids[i][0]), i)) if i not in done]
     todo = todo[rank::world] if world > 1 else todo
     batch_size = config.batch_size if config.batch_size != "auto" else (256 if lm.device.type == "cuda" else 64)
     n_total = len(texts)
@@ -307,7 +449,7 @@ def extract_hidden_states(
     while position < len(todo):
         chunk = todo[position : position + batch_size]
         try:
-            pooled = _forward(lm, [token_ids[i] for i in chunk], layers, config.pool)
+            pooled, norms = _forward(lm, [token_ids[i] for i in chunk], layers, config.pool)
         except (RuntimeError, MemoryError) as exc:
             if not _is_oom(exc):
                 raise
@@ -319,29 +461,33 @@ def extract_hidden_states(
             batch_size = max(1, batch_size // 2)
             logger.info("out of memory; batch size now %d", batch_size)
             continue
-        _write_shard(work, chunk, pooled.astype(config.storage_dtype))
+        _write_shard(work, chunk, pooled.astype(config.storage_dtype), norms)
         position += len(chunk)
         n_done += len(chunk) * world
         if progress:
             progress(min(n_done, n_total), n_total)
     _barrier(world)
-    if rank == 0:
-        manifest = make_manifest(
-            stage="embed",
-            config=dataclasses.asdict(config) | {"layers_resolved": layers},
-            inputs={
-                "model": lm.describe(),
-                "n_items": n_total,
-                "texts_sha256": sha256_text("\x1f".join(texts)),
-                "n_truncated": sum(len(ids) >= config.max_length for ids in token_ids),
-                "n_tokens": int(sum(len(ids) for ids in token_ids)),
-            },
-            outputs={"array_shape": [len(layers), n_total, lm.hidden_size]},
-            world_size=world,
-        )
-        _assemble(work, final, keys, texts, layers, manifest, config.storage_dtype)
-    _barrier(world)
-    return _load_final(final)
+    if rank != 0:
+        return
+    item_tokens = [sum(keep) for _, keep in token_ids]
+    manifest = make_manifest(
+        stage="embed",
+        config=dataclasses.asdict(config) | {"layers_resolved": layers},
+        inputs={
+            "model": lm.describe(),
+            "n_items": n_total,
+            "texts_sha256": sha256_text("\x1f".join(texts)),
+            "n_truncated": sum(len(keep) - keep.count(False) >= config.max_length for _, keep in token_ids),
+            "n_tokens": int(sum(item_tokens)),
+            "n_tokens_left_out": int(sum(len(keep) - sum(keep) for _, keep in token_ids)),
+            "sink_prefix": lm.tokenizer.convert_ids_to_tokens(
+                token_ids[0][0][: next(i for i, k in enumerate(token_ids[0][1]) if k)]
+            ),
+        },
+        outputs={"array_shape": [len(layers), n_total, lm.hidden_size]},
+        world_size=world,
+    )
+    _assemble(work, root / key, keys, texts, layers, manifest, config.storage_dtype)
 
 
 def _free_memory() -> None:
@@ -354,22 +500,33 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _write_shard(work: Path, items: list[int], pooled: np.ndarray) -> None:
+def _write_shard(work: Path, items: list[int], pooled: np.ndarray, norms: np.ndarray) -> None:
     name = f"shard-{items[0]:08d}-{len(items):05d}-{os.getpid()}.npz"
     with atomic_path(work / name) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, items=np.asarray(items, dtype=np.int64), pooled=pooled)
+            np.savez(fh, items=np.asarray(items, dtype=np.int64), pooled=pooled, norms=norms)
+
+
+def _read_shard(shard: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A shard's items, pooled states and token norms, fully read (so a bad CRC shows), or None if damaged."""
+    try:
+        with np.load(shard) as data:
+            items, pooled, norms = data["items"], data["pooled"], data["norms"]
+        if items.ndim != 1 or pooled.ndim != 3 or pooled.shape[1] != len(items) or not np.isfinite(pooled).all():
+            raise ValueError("inconsistent shapes or non-finite values")
+        return items, pooled, norms
+    except Exception as exc:  # noqa: BLE001 - zipfile, CRC, pickle-free npz and shape errors alike
+        logger.warning("dropping damaged shard %s (%s); its items are embedded again", shard.name, exc)
+        shard.unlink(missing_ok=True)
+        return None
 
 
 def _finished_items(work: Path) -> set[int]:
     done: set[int] = set()
     for shard in sorted(work.glob("shard-*.npz")):
-        try:
-            with np.load(shard) as data:
-                done.update(int(i) for i in data["items"])
-        except (OSError, ValueError, KeyError):
-            logger.warning("dropping unreadable shard %s", shard)
-            shard.unlink(missing_ok=True)
+        read = _read_shard(shard)
+        if read is not None:
+            done.update(int(i) for i in read[0])
     return done
 
 
@@ -379,12 +536,15 @@ def _assemble(
     shards = sorted(work.glob("shard-*.npz"))
     array: np.ndarray | None = None
     filled = np.zeros(len(keys), dtype=bool)
+    norms = []
     tmp_dir = final.parent / f".{final.name}.assembling"
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True)
     for shard in shards:
-        with np.load(shard) as data:
-            items, pooled = data["items"], data["pooled"]
+        read = _read_shard(shard)
+        if read is None:
+            continue
+        items, pooled, shard_norms = read
         if array is None:
             array = np.lib.format.open_memmap(
                 tmp_dir / "embeddings.npy",
@@ -394,10 +554,25 @@ def _assemble(
             )
         array[:, items, :] = pooled
         filled[items] = True
+        norms.append(shard_norms)
     if array is None or not filled.all():
+        shutil.rmtree(tmp_dir, ignore_errors=True)
         raise EmbeddingError(f"{int((~filled).sum())} items have no embedding after extraction; re-run to resume")
     array.flush()
     del array
+    summary = token_norm_summary(norms, layers)
+    warnings_ = sink_warnings(summary)
+    for line in warnings_:
+        logger.warning(line)
+    npy = tmp_dir / "embeddings.npy"
+    manifest = manifest | {
+        "outputs": manifest.get("outputs", {})
+        | {
+            "embeddings.npy": {"bytes": npy.stat().st_size, "sha256": sha256_file(npy)},
+            "token_norms": summary,
+        },
+        "warnings": warnings_,
+    }
     (tmp_dir / "items.json").write_text(json.dumps({"keys": keys, "texts": texts, "layers": layers}), encoding="utf-8")
     atomic_write_json(tmp_dir / "manifest.json", manifest)
     if final.exists():
@@ -406,10 +581,25 @@ def _assemble(
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _load_final(final: Path) -> EmbeddingSet:
-    items = json.loads((final / "items.json").read_text(encoding="utf-8"))
-    manifest = json.loads((final / "manifest.json").read_text(encoding="utf-8"))
-    array = np.load(final / "embeddings.npy", mmap_mode="r")
+def _load_verified(final: Path) -> EmbeddingSet | None:
+    """The finished entry in ``final`` if it is whole (manifest, items, array of the recorded size and
+    checksum); a damaged entry is removed with a warning and ``None`` returned, so it is computed again."""
+    if not (final / "manifest.json").is_file():
+        return None
+    try:
+        manifest = json.loads((final / "manifest.json").read_text(encoding="utf-8"))
+        record = manifest["outputs"]["embeddings.npy"]
+        npy = final / "embeddings.npy"
+        if npy.stat().st_size != record["bytes"]:
+            raise ValueError(f"embeddings.npy has {npy.stat().st_size} bytes, {record['bytes']} recorded")
+        if sha256_file(npy) != record["sha256"]:
+            raise ValueError("embeddings.npy fails its checksum")
+        items = json.loads((final / "items.json").read_text(encoding="utf-8"))
+        array = np.load(npy, mmap_mode="r")
+    except Exception as exc:  # noqa: BLE001 - any damage means: recompute
+        logger.warning("dropping damaged cached embeddings %s (%s); computing them again", final.name, exc)
+        shutil.rmtree(final, ignore_errors=True)
+        return None
     return EmbeddingSet(
         array=array, keys=items["keys"], texts=items["texts"], layers=items["layers"], manifest=manifest
     )

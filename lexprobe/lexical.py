@@ -393,6 +393,7 @@ class LexicalConfig:
     layers: str | tuple[int, ...] = "all"
     pool: str = "mean"
     template: str = "{text}"
+    prefix: str = "auto"
     layer: str | int = "best"
     k: int = 10
     preprocess: str = "standardize"
@@ -550,7 +551,12 @@ def _embedding_measures(config, terms, texts, fields, embed_fields, lm, progress
     from lexprobe.align._metrics import _overlap
     from lexprobe.embed import ExtractionConfig, extract_hidden_states
 
-    extraction = ExtractionConfig(layers=config.layers, pool=config.pool, template=config.template)  # type: ignore[arg-type]
+    extraction = ExtractionConfig(
+        layers=config.layers,  # type: ignore[arg-type]
+        pool=config.pool,  # type: ignore[arg-type]
+        template=config.template,
+        prefix=config.prefix,
+    )
     sets = {}
     for number, field in enumerate(embed_fields):
         if progress:

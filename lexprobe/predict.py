@@ -105,6 +105,7 @@ class FeatureConfig:
     layers: str | tuple[int, ...] = "all"
     pool: str = "mean"
     template: str = "{text}"
+    prefix: str = "auto"
     k: int = 10
     preprocess: str = "standardize"
     permutations: int = 100
@@ -172,7 +173,12 @@ def measure_features(
     items = pairs.reset_index(drop=True).copy()
     texts = {"source": items["source"].astype(str).tolist(), "target": items["target"].astype(str).tolist()}
     keys = items["id"].astype(str).tolist()
-    extraction = ExtractionConfig(layers=config.layers, pool=config.pool, template=config.template)  # type: ignore[arg-type]
+    extraction = ExtractionConfig(
+        layers=config.layers,  # type: ignore[arg-type]
+        pool=config.pool,  # type: ignore[arg-type]
+        template=config.template,
+        prefix=config.prefix,
+    )
     sets = {
         side: extract_hidden_states(texts[side], keys=keys, model=model, config=extraction, cache_dir=cache_dir)
         for side in ("source", "target")

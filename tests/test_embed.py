@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from lexprobe.embed import ExtractionConfig, embed_field, extract_hidden_states, resolve_layers
+from lexprobe.embed import SINK_RATIO_WARN, ExtractionConfig, embed_field, extract_hidden_states, resolve_layers
 from lexprobe.exceptions import EmbeddingError, ModelError, ResourceError
 from lexprobe.models import load_model, resolve_model_spec
 from lexprobe.ontology import load_ontology
@@ -42,10 +42,12 @@ def assert_close_per_layer(a: np.ndarray, b: np.ndarray, rtol: float = 1e-4) -> 
         assert np.abs(la - lb).max() <= rtol * scale
 
 
-def manual_states(lm, text: str) -> tuple[torch.Tensor, ...]:
-    ids = lm.tokenizer(text, return_tensors="pt")
+def manual_states(lm, text: str, prefix: str = "") -> tuple[torch.Tensor, ...]:
+    """Hidden states of ``prefix + text`` run alone (no padding), the prefix tokenized on its own."""
+    ids = lm.tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
+    ids = ids + lm.tokenizer(text)["input_ids"]
     with torch.inference_mode():
-        return lm.model(**ids, output_hidden_states=True).hidden_states
+        return lm.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
 
 
 def test_default_model_is_the_embedded_smollm2(lm) -> None:
@@ -54,20 +56,23 @@ def test_default_model_is_the_embedded_smollm2(lm) -> None:
     assert not hasattr(lm.model, "lm_head")  # hidden states only: no vocabulary projection
 
 
-def test_shapes_and_pooling_match_a_manual_unpadded_forward(lm, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("prefix", "skip"), [("auto", 1), ("none", 0)])
+def test_shapes_and_pooling_match_a_manual_unpadded_forward(lm, tmp_path: Path, prefix: str, skip: int) -> None:
+    # SmolLM2 adds no BOS: the default sink prefix is a newline, run before the item and left out of the pool;
+    # "none" is the old pooling (every token of the item, the first one included)
     for pool in ("mean", "last", "first"):
         result = extract_hidden_states(
             TEXTS,
             model=lm,
-            config=ExtractionConfig(layers=(0, 12, -1), pool=pool, batch_size=8),
+            config=ExtractionConfig(layers=(0, 12, -1), pool=pool, batch_size=8, prefix=prefix),
             cache_dir=tmp_path,
         )
         assert result.array.shape == (3, len(TEXTS), 576)
         assert result.layers == [0, 12, 30]
         for row, text in enumerate(TEXTS):
-            states = manual_states(lm, text)
+            states = manual_states(lm, text, "\n" if skip else "")
             for k, layer in enumerate(result.layers):
-                h = states[layer][0]
+                h = states[layer][0][skip:]
                 expected = {"mean": h.mean(0), "last": h[-1], "first": h[0]}[pool].numpy()
                 scale = np.abs(expected).max()
                 assert np.abs(result.array[k, row] - expected).max() <= 1e-4 * scale, (pool, text, layer)
@@ -84,13 +89,125 @@ def test_an_items_embedding_does_not_depend_on_its_batch(lm, tmp_path: Path) -> 
     assert_close_per_layer(np.asarray(shuffled.array)[:, np.argsort(order)], many.array)
 
 
-def test_bos_option_changes_the_input_and_is_recorded(lm, tmp_path: Path) -> None:
-    plain = extract_hidden_states(TEXTS[:2], model=lm, config=ExtractionConfig(layers=(-1,)), cache_dir=tmp_path)
-    with_bos = extract_hidden_states(
-        TEXTS[:2], model=lm, config=ExtractionConfig(layers=(-1,), add_bos=True), cache_dir=tmp_path
+def test_the_attention_sink_is_out_of_the_pooled_states_by_default(lm, tmp_path: Path) -> None:
+    # SmolLM2-135M gives the first position a norm ~100x the others from layer 12 on: with the old pooling
+    # that one token dominates every item's mean, and the manifest says so; the default prefix takes it
+    names = list(load_ontology("hgnc").terms["label"][:40])
+    old = extract_hidden_states(
+        names, model=lm, config=ExtractionConfig(prefix="none", include_special=True), cache_dir=tmp_path
     )
-    assert with_bos.manifest["config"]["add_bos"] is True
-    assert not np.allclose(plain.array, with_bos.array)
+    new = extract_hidden_states(names, model=lm, config=ExtractionConfig(), cache_dir=tmp_path)
+    old_ratio = {r["layer"]: r["max_over_median"] for r in old.manifest["outputs"]["token_norms"]}
+    new_ratio = {r["layer"]: r["max_over_median"] for r in new.manifest["outputs"]["token_norms"]}
+    assert min(old_ratio[layer] for layer in range(12, 25)) > 30
+    assert max(new_ratio[layer] for layer in range(12, 31)) < 3
+    assert max(new_ratio.values()) < SINK_RATIO_WARN  # early layers have milder outlier tokens (~10x)
+    assert old.manifest["warnings"] and "12" in old.manifest["warnings"][0]
+    assert new.manifest["warnings"] == []
+    # the prefix itself is where the sink went
+    left_out = {r["layer"]: r["max_left_out_norm"] for r in new.manifest["outputs"]["token_norms"]}
+    assert left_out[12] > 50 * new.manifest["outputs"]["token_norms"][12]["median_pooled_norm"]
+    assert new.manifest["inputs"]["sink_prefix"] == ["Ċ"]  # the newline, in byte-level BPE
+    # the item's own tokens are counted, prefix apart
+    n_item_tokens = sum(len(lm.tokenizer(t)["input_ids"]) for t in names)
+    assert new.manifest["inputs"]["n_tokens"] == n_item_tokens == old.manifest["inputs"]["n_tokens"]
+    assert new.manifest["inputs"]["n_tokens_left_out"] == len(names)
+
+
+def test_special_tokens_are_never_pooled_unless_asked(lm, tmp_path: Path) -> None:
+    template = "{text}<|im_end|>"
+    plain = extract_hidden_states(TEXTS[:3], model=lm, config=ExtractionConfig(layers=(5,)), cache_dir=tmp_path)
+    marked = extract_hidden_states(
+        TEXTS[:3], model=lm, config=ExtractionConfig(layers=(5,), template=template), cache_dir=tmp_path
+    )
+    assert marked.manifest["inputs"]["n_tokens"] == plain.manifest["inputs"]["n_tokens"]
+    assert marked.manifest["inputs"]["n_tokens_left_out"] == 2 * 3  # the sink prefix and <|im_end|>
+    asked = extract_hidden_states(
+        TEXTS[:3],
+        model=lm,
+        config=ExtractionConfig(layers=(5,), template=template, include_special=True),
+        cache_dir=tmp_path,
+    )
+    assert asked.manifest["inputs"]["n_tokens"] == plain.manifest["inputs"]["n_tokens"] + 3
+    assert not np.allclose(asked.array, marked.array)
+    with pytest.raises(EmbeddingError, match="no tokens of its own"):
+        extract_hidden_states(["<|im_end|>"], model=lm, config=ExtractionConfig(layers=(5,)), cache_dir=tmp_path)
+
+
+def test_other_braces_in_a_template_are_literal_text(lm, tmp_path: Path) -> None:
+    result = extract_hidden_states(
+        ["TP53"], model=lm, config=ExtractionConfig(layers=(1,), template='{"gene": "{text}"} }'), cache_dir=tmp_path
+    )
+    n = len(lm.tokenizer('{"gene": "TP53"} }')["input_ids"])
+    assert result.manifest["inputs"]["n_tokens"] == n
+
+
+def _entry(cache: Path) -> Path:
+    (entry,) = [p for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return entry
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "items"])
+def test_a_damaged_cache_entry_is_recomputed_not_used(lm, tmp_path: Path, damage: str, caplog) -> None:
+    config = ExtractionConfig(layers=(0, 12))
+    good = np.array(extract_hidden_states(TEXTS, model=lm, config=config, cache_dir=tmp_path).array)
+    npy = _entry(tmp_path) / "embeddings.npy"
+    data = bytearray(npy.read_bytes())
+    if damage == "flip":
+        data[-7] ^= 0x7F  # a value deep in the array becomes ~1e29
+        npy.write_bytes(bytes(data))
+    elif damage == "truncate":
+        npy.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        (npy.parent / "items.json").write_text("{not json", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="lexprobe.embed"):
+        again = extract_hidden_states(TEXTS, model=lm, config=config, cache_dir=tmp_path)
+    assert "damaged cached embeddings" in caplog.text
+    np.testing.assert_array_equal(np.asarray(again.array), good)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_damaged_shard_is_dropped_and_its_items_recomputed(lm, tmp_path: Path, damage: str, caplog) -> None:
+    config = ExtractionConfig(layers=(0, -1), batch_size=2)
+
+    def interrupt(done: int, total: int) -> None:
+        if done >= 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract_hidden_states(TEXTS, model=lm, config=config, cache_dir=tmp_path / "run", progress=interrupt)
+    shard = sorted((tmp_path / "run").glob("*.partial/shard-*.npz"))[0]
+    data = bytearray(shard.read_bytes())
+    if damage == "truncate":
+        shard.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        data[len(data) // 2] ^= 0xFF  # a bad CRC inside the zip
+        shard.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger="lexprobe.embed"):
+        resumed = extract_hidden_states(TEXTS, model=lm, config=config, cache_dir=tmp_path / "run")
+    assert "damaged shard" in caplog.text
+    fresh = extract_hidden_states(TEXTS, model=lm, config=config, cache_dir=tmp_path / "fresh")
+    np.testing.assert_array_equal(np.asarray(resumed.array), np.asarray(fresh.array))
+
+
+def test_two_processes_embedding_the_same_items_into_one_cache_both_succeed(tmp_path: Path) -> None:
+    env = {**os.environ, "LEXPROBE_CACHE": os.environ["LEXPROBE_CACHE"], "OMP_NUM_THREADS": "1"}
+    code = (
+        "import sys, numpy as np\n"
+        "from lexprobe.embed import ExtractionConfig, extract_hidden_states\n"
+        f"texts = {TEXTS * 8!r}\n"
+        "r = extract_hidden_states(texts, config=ExtractionConfig(layers=(0, -1), batch_size=4),"
+        f" cache_dir={str(tmp_path / 'shared')!r})\n"
+        "np.save(sys.argv[1], np.asarray(r.array))\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path / f"out{i}.npy")], env=env, stderr=subprocess.PIPE)
+        for i in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "out0.npy"), np.load(tmp_path / "out1.npy"))
 
 
 def test_a_repeated_call_is_a_cache_hit(lm, tmp_path: Path) -> None:
