@@ -119,17 +119,34 @@ def knn_indices(X: np.ndarray, k: int) -> np.ndarray:
     n = X.shape[0]
     if not 1 <= k <= n - 1:
         raise AlignmentError(f"`k` must be in [1, n_items - 1] = [1, {n - 1}], got {k}; lower --k or raise --limit")
+    return _knn_ordered(X, k)[:, :k]
+
+
+def _knn_depth(k: int, n: int) -> int:
+    """How many ordered neighbours one search keeps: deep enough for k neighbours within a random half."""
+    return min(n - 1, 4 * k + 16)
+
+
+def _knn_ordered(X: np.ndarray, k: int) -> np.ndarray:
+    """Each row's ``_knn_depth(k, n)`` nearest other rows, ordered as in :func:`knn_indices`, shape (n, depth).
+
+    :func:`knn_indices` is the first k columns of this one search, so a deeper list never reorders them. The
+    mutual-kNN interval reads each half-sample's neighbours off these lists (the first k entries that fall
+    in the half are the half's own k nearest, with the same tie order).
+    """
+    n = X.shape[0]
+    depth = _knn_depth(k, n)
     Xn = _normalized32(X)
     index = _faiss_index(Xn.shape[1])
     index.add(Xn)
-    extra = min(n, k + 1 + 8)  # a few more than needed, so ties at the k-th place resolve by index
+    extra = min(n, depth + 1 + 8)  # a few more than needed, so ties at the last place resolve by index
     scores, ids = index.search(Xn, extra)
     scores = np.round(scores.astype(np.float64), 6)
     order = np.lexsort((ids, -scores), axis=1)
     ids = np.take_along_axis(ids, order, axis=1)
     valid = (ids != np.arange(n)[:, None]) & (ids >= 0)
-    # the first k valid entries of each row, in order (at least k are valid: extra >= k + 1)
-    first_valid = np.argsort(~valid, axis=1, kind="stable")[:, :k]
+    # the first `depth` valid entries of each row, in order (at least depth are valid: extra >= depth + 1)
+    first_valid = np.argsort(~valid, axis=1, kind="stable")[:, :depth]
     return np.take_along_axis(ids, first_valid, axis=1).astype(np.int64)
 
 

@@ -1,9 +1,19 @@
-"""Chance levels: permutation nulls (shuffle the pairing), bootstrap intervals, and the layer-max null.
+"""Chance levels: permutation nulls (shuffle the pairing), confidence intervals, and the layer-max null.
 
 Each metric has a fast path for the null: the permutations are shared by every layer of a pair (so the
 maximum over layers of the null can be taken per permutation), and each metric reuses what does not
 change when the pairing is shuffled (neighbour lists, Gram invariants, the ridge operator, the distance
 matrix).
+
+Intervals (``MetricOutcome.interval``): mutual kNN and linear / debiased CKA use the delete-one jackknife,
+computed exactly and without n refits: removing item j from mutual kNN changes only the neighbour lists that
+held j (the next neighbour moves in), and removing it from CKA subtracts one row's terms from the float64
+sums. The interval is value ± z · SE_jackknife. The item bootstrap does not work for these metrics: with the
+neighbour lists kept fixed it misses how one item moves the others' neighbourhoods (0.76x the right width),
+and a resample's duplicated items are each other's nearest neighbours and perfectly aligned with themselves
+(CKA resamples sit above the estimate, and re-centred their spread is 1.5x too wide at d/n = 0.8). The
+coverage simulation is ``benchmarks/coverage_intervals.py`` (numbers in docs/alignment.md). Retrieval and
+RSA keep the re-centred item bootstrap.
 """
 
 from __future__ import annotations
@@ -11,11 +21,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import norm, rankdata
 
 from lexprobe.align._metrics import (
     CKAAccumulator,
     _accumulate,
+    _knn_ordered,
     _normalized32,
     _overlap,
     _pair_distances,
@@ -28,18 +39,62 @@ from lexprobe.align._metrics import (
 )
 from lexprobe.exceptions import AlignmentError
 
-__all__ = ["MetricOutcome", "evaluate_metric", "evaluate_metrics", "summarize_null", "METRIC_NAMES"]
+__all__ = [
+    "MetricOutcome",
+    "evaluate_metric",
+    "evaluate_metrics",
+    "summarize_null",
+    "jackknife_interval",
+    "recentred_interval",
+    "METRIC_NAMES",
+]
 
 METRIC_NAMES = ("mknn", "retrieval", "cka", "dcka", "rsa")
 
 
+LEVEL = 0.95
+
+
 @dataclasses.dataclass
 class MetricOutcome:
-    """A metric at one layer: its value, the permutation null values and the bootstrap values."""
+    """A metric at one layer: its value, the permutation null values and its confidence interval.
+
+    ``boot`` holds the values the interval came from: the n leave-one-out values of the jackknife (mknn,
+    cka, dcka) or the bootstrap values (retrieval, rsa); empty when no interval was asked for (``boots``
+    with zero rows), and ``interval`` is then (nan, nan).
+    """
 
     value: float
     null: np.ndarray
     boot: np.ndarray
+    interval: tuple[float, float] = (float("nan"), float("nan"))
+
+
+def jackknife_interval(value: float, loo: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Normal interval value ± z · SE from delete-one values: SE² = (n - 1) / n · Σ (loo_j - mean(loo))².
+
+    Quenouille-Tukey jackknife variance (Efron & Stein 1981: in expectation it errs on the wide side).
+    """
+    loo = np.asarray(loo, dtype=np.float64)
+    if len(loo) < 2:
+        return float("nan"), float("nan")
+    n = len(loo)
+    se = float(np.sqrt((n - 1) / n * np.sum((loo - loo.mean()) ** 2)))
+    half = float(norm.ppf((1 + level) / 2)) * se
+    return float(value - half), float(value + half)
+
+
+def recentred_interval(value: float, boot: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Bootstrap interval re-centred on the estimate: quantiles of ``value + (boot - mean(boot))``.
+
+    Used for retrieval and RSA. Re-centring drops a shift of the resamples' mean (duplicated items) and keeps
+    the bootstrap's spread; for a metric that is a mean over items it is the percentile interval.
+    """
+    if len(boot) == 0:
+        return float("nan"), float("nan")
+    centred = value + (np.asarray(boot) - np.mean(boot))
+    low, high = np.quantile(centred, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
 
 
 def summarize_null(value: float, null: np.ndarray) -> dict[str, float]:
@@ -114,7 +169,7 @@ def evaluate_metric(
     X, Y = validate_pair(X, Y)
     perms, boots = _validate_resamples(perms, boots, X.shape[0])
     if metric == "mknn":
-        return _mknn(X, Y, perms, boots, k)
+        return _mknn(X, Y, perms, boots, k, seed)
     if metric in ("cka", "dcka"):
         return _cka(X, Y, perms, boots, debiased=metric == "dcka")
     if metric == "retrieval":
@@ -157,8 +212,9 @@ def evaluate_metrics(
     return {m: out[m] for m in metrics}
 
 
-def _mknn(X, Y, perms, boots, k) -> MetricOutcome:
-    NX, NY = knn_indices(X, k), knn_indices(Y, k)
+def _mknn(X, Y, perms, boots, k, seed: int = 0) -> MetricOutcome:
+    NXL, NYL = _knn_ordered(X, k), _knn_ordered(Y, k)  # deep lists: their first k columns are knn_indices
+    NX, NY = NXL[:, :k], NYL[:, :k]
     per_item = _overlap(NX, NY) / k
     null = np.empty(len(perms))
     for p, perm in enumerate(perms):
@@ -166,8 +222,63 @@ def _mknn(X, Y, perms, boots, k) -> MetricOutcome:
         inverse[perm] = np.arange(len(perm))
         # neighbours of item i under the shuffled pairing are Y's neighbours of perm[i], renamed
         null[p] = (_overlap(NX, inverse[NY[perm]]) / k).mean()
-    boot = np.array([per_item[b].mean() for b in boots])
-    return MetricOutcome(float(per_item.mean()), null, boot)
+    value = float(per_item.mean())
+    if not len(boots) or k > X.shape[0] // 2 - 1:  # no interval asked for, or halves too small for k
+        return MetricOutcome(value, null, np.empty(0))
+    halves = _mknn_halves(X, Y, NXL, NYL, k, MKNN_SPLITS, seed)
+    return MetricOutcome(value, null, halves.ravel(), _mknn_interval(value, halves))
+
+
+#: Random half splits behind the mutual-kNN interval (each costs two half-size overlaps, read off the lists).
+MKNN_SPLITS = 50
+
+
+def _half_neighbours(NL: np.ndarray, half: np.ndarray, k: int) -> np.ndarray | None:
+    """Global ids of each half item's k nearest within the half: the first k entries of its list in the half.
+
+    None when some list holds fewer than k of the half (then the half is searched directly).
+    """
+    lists = NL[half]
+    inside = np.zeros(len(NL), bool)
+    inside[half] = True
+    inside = inside[lists]
+    if (inside.sum(axis=1) < k).any():
+        return None
+    keep = inside & (np.cumsum(inside, axis=1) <= k)
+    return lists[keep].reshape(len(half), k)
+
+
+def _mknn_halves(X, Y, NXL, NYL, k: int, splits: int, seed: int) -> np.ndarray:
+    """Mutual kNN of the two halves of ``splits`` random half splits, neighbours recomputed in each half.
+
+    Returns shape (splits, 2); each value equals ``mutual_knn(X[half], Y[half], k=k)``.
+    """
+    n = len(NXL)
+    rng = np.random.default_rng([seed, 0x6D6B6E6E])
+    out = np.empty((splits, 2))
+    for s in range(splits):
+        order = rng.permutation(n)
+        for h, half in enumerate((np.sort(order[: n // 2]), np.sort(order[n // 2 :]))):
+            NX, NY = _half_neighbours(NXL, half, k), _half_neighbours(NYL, half, k)
+            if NX is None or NY is None:  # a list too shallow for this half (rare): search the half
+                NX, NY = half[knn_indices(X[half], k)], half[knn_indices(Y[half], k)]
+            out[s, h] = _overlap(NX, NY).mean() / k
+    return out
+
+
+def _mknn_interval(value: float, halves: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """value ± z · SE, SE² from disjoint halves scaled to n items.
+
+    The two halves of a split are independent samples of n/2 items, so E (T_A - T_B)² / 4 = Var(T_{n/2}) / 2.
+    Mutual kNN's variance is not c / n: it scales as μ(1 - μ) / n, with μ its expectation at that size
+    (checked by simulation; μ falls as n grows), so the half-sample variance is rescaled by
+    μ_n(1 - μ_n) / (μ_{n/2}(1 - μ_{n/2})) with μ_n = value and μ_{n/2} = the mean of the halves.
+    """
+    var_half = float(np.mean((halves[:, 0] - halves[:, 1]) ** 2)) / 4
+    mu = float(halves.mean())
+    scale = value * (1 - value) / (mu * (1 - mu)) if 0 < mu < 1 else 1.0
+    half = float(norm.ppf((1 + level) / 2)) * np.sqrt(var_half * scale)
+    return float(value - half), float(value + half)
 
 
 def _cka(X, Y, perms, boots, debiased: bool) -> MetricOutcome:
@@ -210,14 +321,59 @@ def _cka_both(X, Y, perms, boots) -> dict[str, MetricOutcome]:
         # ||C - n mx myᵀ||² without forming the matrix
         cxy2 = c2 - 2.0 * float(mx @ C @ my) * n + m2 * n
         null_lin[p] = cxy2 / lin_denom if lin_denom > 0 else 0.0
-    boot_lin, boot_deb = np.empty(len(boots)), np.empty(len(boots))
-    for r, idx in enumerate(boots):
-        acc_b = CKAAccumulator().update(X[idx], Y[idx])
-        boot_lin[r], boot_deb[r] = acc_b.linear(), acc_b.debiased()
+    lin, deb = acc.linear(), acc.debiased()
+    if not len(boots) or n < 6:  # the debiased leave-one-out values need n - 1 >= 5
+        return {"cka": MetricOutcome(lin, null_lin, np.empty(0)), "dcka": MetricOutcome(deb, null_deb, np.empty(0))}
+    loo_lin, loo_deb = _cka_jackknife(X, Y, acc)
     return {
-        "cka": MetricOutcome(acc.linear(), null_lin, boot_lin),
-        "dcka": MetricOutcome(acc.debiased(), null_deb, boot_deb),
+        "cka": MetricOutcome(lin, null_lin, loo_lin, jackknife_interval(lin, loo_lin)),
+        "dcka": MetricOutcome(deb, null_deb, loo_deb, jackknife_interval(deb, loo_deb)),
     }
+
+
+def _loo_sums(U, V, C, su, sv, al, be, bU, aV, ab, A, B) -> tuple[np.ndarray, ...]:
+    """The scalars CKA needs of the pair (U, V) with row j removed, for every j (n-vectors), in O(n d²).
+
+    C = UᵀV, su / sv the column sums, al / be the squared row norms, bU = Σ be_i u_i, aV = Σ al_i v_i,
+    ab = Σ al_i be_i, A = Σ al_i, B = Σ be_i (the uncentred sums of :class:`CKAAccumulator`).
+    Returns ||C'||², su'ᵀC'sv', |su'|², |sv'|², ab', A', B', bU'·su', aV'·sv'.
+    """
+    q = np.einsum("ij,ij->i", U @ C, V)  # u_jᵀ C v_j
+    r = U @ (C @ sv)
+    t = V @ (C.T @ su)
+    us, vs = U @ su, V @ sv
+    c2 = float(np.sum(C * C)) - 2.0 * q + al * be  # ||C - u_j v_jᵀ||²
+    sCs = float(su @ C @ sv) - r - t + q - (us - al) * (vs - be)
+    su2 = float(su @ su) - 2.0 * us + al
+    sv2 = float(sv @ sv) - 2.0 * vs + be
+    bUsu = float(bU @ su) - U @ bU - be * us + be * al
+    aVsv = float(aV @ sv) - V @ aV - al * vs + al * be
+    return c2, sCs, su2, sv2, ab - al * be, A - al, B - be, bUsu, aVsv
+
+
+def _cka_jackknife(X, Y, acc: CKAAccumulator) -> tuple[np.ndarray, np.ndarray]:
+    """Linear and debiased CKA with item j removed, for every j, from the accumulated sums (no refit)."""
+    s, m = acc._s, acc.n - 1
+    a = np.einsum("ij,ij->i", X, X)
+    b = np.einsum("ij,ij->i", Y, Y)
+    xy = _loo_sums(X, Y, s["XtY"], s["sx"], s["sy"], a, b, s["bX"], s["aY"], s["ab"], s["a"], s["b"])
+    xx = _loo_sums(X, X, s["XtX"], s["sx"], s["sx"], a, a, s["aX"], s["aX"], s["aa"], s["a"], s["a"])
+    yy = _loo_sums(Y, Y, s["YtY"], s["sy"], s["sy"], b, b, s["bY"], s["bY"], s["bb"], s["b"], s["b"])
+
+    def centred2(c2, sCs, su2, sv2, *_):  # ||C - su svᵀ / m||², the centred cross-product
+        return c2 - 2.0 * sCs / m + su2 * sv2 / m**2
+
+    def hsic1(c2, sCs, su2, sv2, ab, A, B, bUsu, aVsv):  # CKAAccumulator._hsic1 on m rows
+        cross = sCs - bUsu - aVsv + ab
+        return (c2 - ab + (su2 - A) * (sv2 - B) / ((m - 1) * (m - 2)) - 2.0 * cross / (m - 2)) / (m * (m - 3))
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        den_lin = np.sqrt(centred2(*xx) * centred2(*yy))
+        lin = np.where(den_lin > 0, centred2(*xy) / den_lin, 0.0)
+        hxx, hyy = hsic1(*xx), hsic1(*yy)
+        den_deb = np.sqrt(np.where((hxx > 0) & (hyy > 0), hxx * hyy, 0.0))
+        deb = np.where(den_deb > 0, hsic1(*xy) / den_deb, 0.0)
+    return lin, deb
 
 
 def _hsic1_from(n, c2, sxCsy, sx, sy, ab, a, b, paired) -> float:
@@ -241,7 +397,8 @@ def _retrieval(X, Y, perms, boots, k, method, seed) -> MetricOutcome:
     # bootstrap over held-out items: resample their per-item hits
     rng = np.random.default_rng(seed)
     boot = np.array([base[rng.integers(0, len(base), len(base))].mean() for _ in range(len(boots))])
-    return MetricOutcome(float(base.mean()), null, boot)
+    value = float(base.mean())
+    return MetricOutcome(value, null, boot, recentred_interval(value, boot))
 
 
 def _rsa(X, Y, perms, boots, seed) -> MetricOutcome:
@@ -264,4 +421,4 @@ def _rsa(X, Y, perms, boots, seed) -> MetricOutcome:
         bi, bj = b[i], b[j]
         keep = bi != bj
         boot[r] = _spearman(_pair_distances(Xn, bi[keep], bj[keep]), _pair_distances(Yn, bi[keep], bj[keep]))
-    return MetricOutcome(value, null, boot)
+    return MetricOutcome(value, null, boot, recentred_interval(value, boot))

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lexprobe.align._metrics import PREPROCESSING, RETRIEVAL_MAPS, preprocess
-from lexprobe.align._null import METRIC_NAMES, evaluate_metric, evaluate_metrics, summarize_null
+from lexprobe.align._null import METRIC_NAMES, evaluate_metric, evaluate_metrics, recentred_interval, summarize_null
 from lexprobe.exceptions import AlignmentError
 
 __all__ = [
@@ -65,10 +65,11 @@ class AlignmentConfig:
     permutations : int
         Permutations of the pairing for the null (0 disables it).
     bootstrap : int
-        Bootstrap resamples of items for confidence intervals (0 disables them).
+        Bootstrap resamples of items for the retrieval and RSA intervals (0 disables every interval);
+        mutual kNN intervals come from 50 random half samples, CKA intervals from the delete-one jackknife.
     ci_layers : {"best", "all"}
-        Where CKA / debiased-CKA intervals are computed (each resample costs a full CKA): at the best layer
-        of each pair by default, or at every layer. The cheap metrics get intervals at every layer.
+        Where CKA / debiased-CKA intervals are computed: at the best layer of each pair by default, or at
+        every layer. The other metrics get intervals at every layer.
     preprocess : {"none", "center", "standardize", "clip"}
     seed : int
     """
@@ -223,7 +224,7 @@ def run_alignment(
             )
             for metric, outcome in outcomes.items():
                 nulls[(pair, metric, layer)] = outcome.null
-                rows.append(_row(pair, layer, metric, outcome.value, outcome.null, outcome.boot, n))
+                rows.append(_row(pair, layer, metric, outcome.value, outcome.null, outcome.interval, n))
     if progress:
         progress("measuring", total, total)
     table = pd.DataFrame(rows)
@@ -245,25 +246,13 @@ def run_alignment(
     return AlignmentResult(table=table, summary=summary, embeddings=embeddings, terms=terms, manifest=manifest)
 
 
-def bootstrap_interval(value: float, boot: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Bootstrap interval re-centred on the estimate: quantiles of ``value + (boot - mean(boot))``.
-
-    Resampling items with replacement duplicates some of them, and a duplicated item is perfectly aligned
-    with itself, so resampled CKA values sit above the estimate by an amount that has nothing to do with
-    the sampling error (the plain percentile interval can miss the estimate altogether). Re-centring keeps
-    the bootstrap's spread and drops that shift; for metrics that are item means (mutual kNN) the mean of
-    the resamples equals the estimate and this is the percentile interval.
-    """
-    if len(boot) == 0:
-        return float("nan"), float("nan")
-    centred = value + (np.asarray(boot) - np.mean(boot))
-    low, high = np.quantile(centred, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
+#: Kept for callers of the old name: the re-centred bootstrap interval (retrieval and RSA use it).
+bootstrap_interval = recentred_interval
 
 
-def _row(pair, layer, metric, value, null, boot, n) -> dict[str, Any]:
+def _row(pair, layer, metric, value, null, interval, n) -> dict[str, Any]:
     stats = summarize_null(value, null)
-    low, high = bootstrap_interval(value, boot)
+    low, high = interval
     return {
         "pair": pair,
         "layer": int(layer),
@@ -317,7 +306,7 @@ def _fill_best_layer_cis(table, summary, embeddings, boots, config) -> None:
         X = preprocess(embeddings[a].layer(row["best_layer"]), config.preprocess)
         Y = preprocess(embeddings[b].layer(row["best_layer"]), config.preprocess)
         outcome = evaluate_metric(row["metric"], X, Y, np.empty((0, len(X)), dtype=np.int64), boots)
-        low, high = bootstrap_interval(float(row["value"]), outcome.boot)
+        low, high = outcome.interval
         summary.loc[index, ["ci_low", "ci_high"]] = [low, high]
         mask = (
             (table["pair"] == row["pair"]) & (table["metric"] == row["metric"]) & (table["layer"] == row["best_layer"])
