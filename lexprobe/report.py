@@ -90,6 +90,7 @@ margin:0 auto;max-width:1180px;padding:1.5em 2em 4em}
 h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:2px solid #0072B2;padding-bottom:.2em;margin-top:2.2em}
 h3{font-size:1.05em;margin:1.4em 0 .5em;color:#333}
 .meta,.files,.note{color:#555;font-size:.9em}.note{font-style:italic}
+.warning{color:#8a4b00;background:#fff6e0;padding:.2em .5em}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.86em}
 pre{background:#f6f8fa;border:1px solid #ddd;padding:.8em;overflow-x:auto;max-height:32em}
 nav{background:#f6f8fa;border:1px solid #ddd;padding:.6em 1.4em;margin:1.2em 0}nav ol{margin:.3em 0}
@@ -405,6 +406,7 @@ def _run_html(index: int, run: _Run) -> str:
         if run.manifest.get(key) is not None:
             meta.append(f"{key} {_esc(run.manifest[key])}")
     parts = [f'<section id="run-{index}"><h2>{index}. {_esc(heading)}</h2>', f'<p class="meta">{" · ".join(meta)}</p>']
+    parts.append(_pooling_html(run.manifest))
     if run.stage in _STAGE_TABLES:
         tables = [_csv_section(run.path / name, caption, rows) for name, caption, rows in _STAGE_TABLES[run.stage]]
         if run.stage in ("train", "evaluate"):
@@ -415,6 +417,28 @@ def _run_html(index: int, run: _Run) -> str:
         parts.append("<h3>Summary</h3>" + "".join(tables))
     parts += [_figures_html(run.path), _manifests_html(run.path), _files_html(run.path), "</section>"]
     return "\n".join(p for p in parts if p)
+
+
+def _pooling_html(manifest: dict[str, Any]) -> str:
+    """The run's warnings, and how far one token dominates the pooled states (largest pooled token norm over
+    the median, worst layer per field), from the embedding diagnostics an align run records."""
+    lines = [f'<p class="warning">warning: {_esc(w)}</p>' for w in manifest.get("warnings") or [] if isinstance(w, str)]
+    norms = manifest.get("token_norms")
+    if isinstance(norms, dict):
+        worst = []
+        for field, rows in norms.items():
+            ratios = [(r.get("max_over_median"), r.get("layer")) for r in rows or [] if isinstance(r, dict)]
+            ratios = [(v, layer) for v, layer in ratios if isinstance(v, (int, float))]
+            if ratios:
+                value, layer = max(ratios)
+                worst.append(f"{_esc(field)} {value:.1f}x (layer {_esc(layer)})")
+        if worst:
+            lines.append(
+                '<p class="meta">largest pooled token norm over the median, worst layer: '
+                + ", ".join(worst)
+                + " (an attention sink in the pool shows as tens to hundreds)</p>"
+            )
+    return "".join(lines)
 
 
 def _versions_html() -> str:

@@ -292,3 +292,18 @@ def test_links_inside_the_run_directory_are_followed(tmp_path: Path) -> None:
 
 
 _RECORD = {"config": {"ontology": "hpo"}, "inputs": {}, "seed": 0}
+
+
+def test_pooling_warnings_and_the_worst_token_norm_ratio_are_shown(tmp_path: Path) -> None:
+    run = tmp_path / "align-run"
+    shutil.copytree(RECORDED[0], run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["token_norms"] = {
+        "name": [{"layer": 11, "max_over_median": 1.3}, {"layer": 12, "max_over_median": 183.0}],
+        "id": [{"layer": 3, "max_over_median": 2.5}],
+    }
+    manifest["warnings"] = ["name: a pooled token's hidden-state norm is over 20x the median <b>"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    page = build_report([run], tmp_path / "report.html").read_text()
+    assert '<p class="warning">warning: name: a pooled token' in page and "&lt;b&gt;" in page
+    assert "name 183.0x (layer 12), id 2.5x (layer 3)" in page
