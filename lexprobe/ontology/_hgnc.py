@@ -48,6 +48,18 @@ def _pick(columns: list[str], key: str, path: Path) -> str | None:
     return None
 
 
+def _hgnc_id(value: str, path: Path, number: int) -> str:
+    """``HGNC:5`` (or ``5``) normalized; a clear error naming the data row for anything else."""
+    try:
+        curie = normalize_curie(value, prefix="HGNC")
+    except ValueError:
+        curie = None
+    if curie is None or not re.fullmatch(r"HGNC:[0-9]+", curie):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise DataFormatError(f"{path}: data row {number}: {shown!r} is not an HGNC id (HGNC:<number>)")
+    return curie
+
+
 def read_hgnc(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read an HGNC gene table (either dialect) into a term table plus ``ncbi_gene_id``.
 
@@ -60,15 +72,17 @@ def read_hgnc(path: str | os.PathLike[str]) -> pd.DataFrame:
     picked = {key: _pick(columns, key, path) for key in _COLUMNS}
     official = picked["id"] == "hgnc_id"
     separators = ("|",) if official else (", ", ",")
+    if raw.empty:
+        raise DataFormatError(f"{path}: HGNC table has a header but no genes")
     rows = []
-    for record in raw.to_dict("records"):
+    for number, record in enumerate(raw.to_dict("records"), start=1):
         status = record[picked["status"]] if picked["status"] else "Approved"
         name = record[picked["label"]].strip()
         withdrawn = status.strip().lower() != "approved"
         refs = _HGNC_REF.findall(name) if withdrawn else []
         rows.append(
             {
-                "id": normalize_curie(record[picked["id"]], prefix="HGNC"),
+                "id": _hgnc_id(record[picked["id"]], path, number),
                 "label": name,
                 "symbol": record[picked["symbol"]].strip() or None,
                 "obsolete": withdrawn,

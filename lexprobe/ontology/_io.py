@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import csv
 import gzip
 import io
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,23 +93,75 @@ def first_line(raw: bytes | str) -> str:
     return ""
 
 
+def _line_of(raw: bytes, offset: int) -> int:
+    return raw[:offset].count(b"\n") + 1
+
+
+def _first_long_row(text: str, sep: str) -> tuple[int, int, int] | None:
+    """The first row with more fields than the header: (line, fields, header fields); ``None`` if none."""
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quotechar='"')
+    n_header = None
+    try:
+        for row in rows:
+            if not any(cell.strip() for cell in row):
+                continue
+            if n_header is None:
+                n_header = len(row)
+            elif len(row) > n_header:
+                return rows.line_num, len(row), n_header
+    except csv.Error:
+        return None
+    return None
+
+
 def read_table(path: str | os.PathLike[str], *, comment: str | None = None) -> pd.DataFrame:
-    """Read a TSV or CSV (by content: tabs win) as strings, UTF-8, gzip allowed."""
+    """Read a TSV or CSV (by content: tabs win) as strings, UTF-8, gzip allowed.
+
+    Raises
+    ------
+    DataFormatError
+        If the file is not UTF-8, holds NUL bytes, or does not parse (the message names the line where it
+        can), or a row has more fields than the header (pandas would silently take its first as an index).
+    """
     raw = open_bytes(path)
     header = first_line(raw)
     sep = "\t" if "\t" in header else ","
+    kind = "TSV" if sep == "\t" else "CSV"
     try:
-        return pd.read_csv(
-            io.BytesIO(raw),
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            encoding="utf-8",
-            comment=comment,
-            quotechar='"',
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(
+            f"{path}: not UTF-8 text at line {_line_of(raw, exc.start)} (byte 0x{raw[exc.start]:02x}); "
+            "re-save the file as UTF-8"
+        ) from None
+    if "\x00" in text:
+        line = _line_of(raw, raw.index(b"\x00"))
+        raise DataFormatError(f"{path}: NUL byte at line {line}; is this a text file?")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.StringIO(text),
+                sep=sep,
+                dtype=str,
+                keep_default_na=False,
+                comment=comment,
+                quotechar='"',
+                index_col=False,
+            )
+    except pd.errors.ParserWarning:
+        # index_col=False: pandas would otherwise silently take the first cell of such a row as its index
+        long_row = _first_long_row(text, sep)
+        where = (
+            f"line {long_row[0]} has {long_row[1]} fields but the header has {long_row[2]}"
+            if long_row
+            else "a row has more fields than the header"
         )
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataFormatError(f"{path}: cannot parse as {'TSV' if sep == chr(9) else 'CSV'}: {exc}") from None
+        raise DataFormatError(f"{path}: {where}; not a valid {kind}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
+        raise DataFormatError(f"{path}: cannot parse as {kind}: {' '.join(str(exc).split())}") from None
+    # a short row leaves its last cells empty, never NaN: every cell is a str
+    return frame.fillna("")
 
 
 def split_multi(value: str, separators: tuple[str, ...]) -> tuple[str, ...]:

@@ -24,6 +24,8 @@ _DATE_RE = re.compile(r"(\d{4}-\d{2}(?:-\d{2})?)")
 _STANZA_ID_RE = re.compile(rb"^\[(Term|Typedef|Instance)\][ \t]*\r?\n(?:[ \t]*\r?\n)*id:[ \t]*(\S+)", re.MULTILINE)
 # a file's own id that is no CURIE of a known prefix (gene_1): kept as given, never rewritten to gene:1
 _OWN_ID_RE = re.compile(r"^[A-Za-z][\w.]*_\w+$")
+# a line that is only a "!" comment
+_COMMENT_LINE_RE = re.compile(rb"^[ \t]*![^\r\n]*", re.MULTILINE)
 # ids a term table keeps short names for (header "ontology: hp" -> "hpo")
 _SHORT_NAMES = {"hp": "hpo", "go": "go"}
 
@@ -93,7 +95,17 @@ def _parse(raw: bytes, path: Path):
             "with dangling parents: add its [Term] stanza or remove the line"
         ) from None
     except (ValueError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
-        raise DataFormatError(f"{path}: cannot read as OBO: {' '.join(str(exc).split())}") from None
+        message = " ".join(str(exc).split())
+        if message.startswith("could not find a parser"):
+            message = "it does not start like one (format-version:, ontology: or a [Term] stanza)"
+        raise DataFormatError(f"{path}: cannot read as OBO: {message}") from None
+    except BaseException as exc:
+        # fastobo (Rust) panics on some malformed input instead of raising; pyo3 makes that a BaseException
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise DataFormatError(
+            f"{path}: cannot read as OBO: the parser failed on malformed input ({' '.join(str(exc).split())})"
+        ) from None
 
 
 def _synonyms(term) -> tuple[str, ...]:
@@ -138,7 +150,8 @@ def read_obo(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, OboHeader]:
     path = Path(path)
     raw = open_bytes(path)
     _prescan(raw, path)
-    ontology = _parse(raw, path)
+    # whole-line "!" comments make fastobo panic; blank them, keeping every line where it was
+    ontology = _parse(_COMMENT_LINE_RE.sub(b"", raw), path)
     header = OboHeader(ontology=(ontology.metadata.ontology or path.name.split(".")[0]))
     version = ontology.metadata.data_version or ""
     match = _DATE_RE.search(version) or _DATE_RE.search(" ".join(ontology.metadata.remarks))
