@@ -195,11 +195,6 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
-def _fill(template: str, text: str) -> str:
-    """``template`` with every literal ``{text}`` replaced by ``text``; other braces stay as they are."""
-    return template.replace("{text}", text)
-
-
 def _prefix_ids(lm: LoadedModel, prefix: str, adds_bos: bool) -> list[int]:
     """Token ids of the sink prefix, before whatever the tokenizer adds itself."""
     tokenizer = lm.tokenizer
@@ -222,7 +217,9 @@ def _tokenize(texts: Sequence[str], lm: LoadedModel, config: ExtractionConfig) -
     first. ``max_length`` bounds the item's tokens, not the prefix.
     """
     tokenizer = lm.tokenizer
-    encoded = tokenizer([_fill(config.template, t) for t in texts], add_special_tokens=True)["input_ids"]
+    from lexprobe.tasks import fill_template
+
+    encoded = tokenizer([fill_template(config.template, t) for t in texts], add_special_tokens=True)["input_ids"]
     bos = tokenizer.bos_token_id
     adds_bos = bos is not None and bool(encoded) and all(ids and ids[0] == bos for ids in encoded)
     prefix = _prefix_ids(lm, config.prefix, adds_bos)
