@@ -23,8 +23,8 @@ def study_cmd(
     rerun_mismatched: bool = typer.Option(
         False,
         "--rerun-mismatched",
-        help="Re-run the finished stages made with another model, size, seed or settings (their folders are "
-        "cleared) instead of refusing.",
+        help="Re-run the finished stages made with another model, size, seed or settings (what they wrote is "
+        "removed) instead of refusing.",
     ),
 ) -> None:
     """Run the paper's analysis: align, lexicalization, train, evaluate, correlate and report."""

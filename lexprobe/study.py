@@ -18,7 +18,7 @@ A study never mixes settings: before a finished stage is reused, the configurati
 compared with the one the stage would record now (every key of the stage's config, so settings added later
 are covered, plus the ontology's checksum); a difference, or a key the old manifest lacks, stops the study
 with a :class:`~lexprobe.exceptions.StudyError` naming the stage, its folder and the keys, unless
-``rerun_mismatched`` is set, in which case that stage's folder is cleared and the stage re-run. The study's
+``rerun_mismatched`` is set, in which case what that stage wrote is removed and the stage re-run. The study's
 own manifest (model, size, seed) is compared the same way before anything runs.
 
 Folder names come from data (an OBO header's ``ontology:``) and the command line (tasks); each is made safe
@@ -31,7 +31,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -172,7 +171,7 @@ def run_study(
     log : callable, optional
         Called with one line per stage started / resumed.
     rerun_mismatched : bool
-        Re-run (after clearing its folder) every selected stage whose recorded settings differ from these,
+        Re-run (after removing what it wrote) every selected stage whose recorded settings differ from these,
         instead of refusing.
 
     Raises
@@ -238,7 +237,7 @@ def run_study(
                 "with these, or give another --out"
             )
         say(f"{stage} {rel}: made with other settings ({detail}); re-running")
-        _clear(root, where / manifest if stage == "evaluate" else where)
+        _clear(root, where, stage, recorded)
         return False
 
     from lexprobe.ontology import load_ontology
@@ -490,15 +489,19 @@ def _check_distinct(folders: Mapping[str, Path], what: str) -> None:
         seen[path] = name
 
 
-def _clear(root: Path, path: Path) -> None:
-    """Remove a stage's folder (or file) inside the study before re-running it."""
-    resolved = path.resolve()
+def _clear(root: Path, where: Path, stage: str, recorded: Mapping[str, Any]) -> None:
+    """Remove what ``stage`` wrote in ``where`` (inside the study) before re-running it: the files its manifest
+    and :data:`lexprobe.runs.STAGE_OUTPUTS` name (training takes its evaluation with it); other files stay. An
+    evaluation alone loses its manifest (re-running it rewrites its other files)."""
+    from lexprobe.runs import clear_stage_outputs
+
+    resolved = where.resolve()
     if resolved == root.resolve() or not resolved.is_relative_to(root.resolve()):
-        raise StudyError(f"will not remove {path}: it is not inside the study {root}")
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
+        raise StudyError(f"will not clear {where}: it is not inside the study {root}")
+    if stage == "evaluate":
+        (where / "evaluation_manifest.json").unlink(missing_ok=True)
+    else:
+        clear_stage_outputs(where, stage, recorded)
 
 
 def _size_name(size: str | StudySize, spec: StudySize) -> str:

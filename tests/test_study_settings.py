@@ -157,11 +157,16 @@ def test_rerun_mismatched_reruns_those_stages(fake: FakeStages, toy: Path, tmp_p
     out = tmp_path / "study"
     _run(toy, out)
     fake.ran()
-    (out / "toy" / "align" / "stale.csv").write_text("old\n", encoding="utf-8")
+    (out / "toy" / "align" / "alignment.csv").write_text("old\n", encoding="utf-8")
+    (out / "toy" / "align" / "notes.txt").write_text("mine\n", encoding="utf-8")
+    (out / "toy" / "name-to-id" / "checkpoints").mkdir()
     result = _run(toy, out, seed=3, rerun_mismatched=True)
     assert fake.ran() == EVERY_STAGE
     assert all(s["status"] == "done" for s in result.stages)
-    assert not (out / "toy" / "align" / "stale.csv").exists()  # the folder was cleared, not patched
+    # what the old stages wrote is gone (the stand-ins write no alignment.csv), files of others stay
+    assert not (out / "toy" / "align" / "alignment.csv").exists()
+    assert not (out / "toy" / "name-to-id" / "checkpoints").exists()
+    assert (out / "toy" / "align" / "notes.txt").read_text() == "mine\n"
     for manifest in ("toy/align/manifest.json", "toy/name-to-id/manifest.json", "correlate/manifest.json"):
         assert json.loads((out / manifest).read_text())["seed"] == 3, manifest
     study = json.loads((out / "manifest.json").read_text())
