@@ -5,15 +5,19 @@ maximum over layers of the null can be taken per permutation), and each metric r
 change when the pairing is shuffled (neighbour lists, Gram invariants, the ridge operator, the distance
 matrix).
 
-Intervals (``MetricOutcome.interval``): mutual kNN and linear / debiased CKA use the delete-one jackknife,
-computed exactly and without n refits: removing item j from mutual kNN changes only the neighbour lists that
-held j (the next neighbour moves in), and removing it from CKA subtracts one row's terms from the float64
-sums. The interval is value ± z · SE_jackknife. The item bootstrap does not work for these metrics: with the
-neighbour lists kept fixed it misses how one item moves the others' neighbourhoods (0.76x the right width),
-and a resample's duplicated items are each other's nearest neighbours and perfectly aligned with themselves
-(CKA resamples sit above the estimate, and re-centred their spread is 1.5x too wide at d/n = 0.8). The
-coverage simulation is ``benchmarks/coverage_intervals.py`` (numbers in docs/alignment.md). Retrieval and
-RSA keep the re-centred item bootstrap.
+Intervals (``MetricOutcome.interval``, 95%, value ± z · SE):
+
+- mutual kNN: SE from disjoint random halves, neighbours recomputed within each half (read off each item's
+  deeper neighbour list, so no new search): E (T_A - T_B)² / 4 = Var(T_{n/2}) / 2, rescaled to n by
+  μ(1 - μ) (the variance of mutual kNN scales as μ(1 - μ) / n, μ its expectation at that size).
+- linear and debiased CKA: the delete-one jackknife, exact and without n refits (removing item j subtracts
+  one row's terms from the float64 sums; O(n d²) in all).
+
+The item bootstrap does not work for these metrics: with the neighbour lists kept fixed it misses how an
+item moves the others' neighbourhoods (too narrow), and a resample's duplicated items are each other's
+nearest neighbours and perfectly aligned with themselves. The delete-one jackknife of mutual kNN is too wide
+(a kNN statistic is far from linear). Coverage by simulation: ``benchmarks/coverage_intervals.py``, numbers in
+docs/alignment.md. Retrieval and RSA keep the re-centred item bootstrap.
 """
 
 from __future__ import annotations
@@ -146,13 +150,14 @@ def evaluate_metric(
         Shuffled pairings for the null: row p pairs X[i] with Y[perms[p, i]]. Pass the same array for
         every layer of a pair so the maximum over layers can be taken per permutation.
     boots : int array, shape (n_bootstrap, n_items)
-        Resampled item indices for the confidence interval (may have zero rows).
+        Resampled item indices for the retrieval and RSA intervals. Zero rows: no interval for any metric;
+        mknn and CKA intervals do not use the rows (half samples, jackknife).
     k : int
         Neighbours for mutual kNN.
     retrieval_k, retrieval_map :
         Hit within the top ``retrieval_k``; map ``ridge``, ``procrustes`` or ``none`` (see :func:`retrieval`).
     seed : int
-        Seed of the retrieval split and of the RSA pair sample.
+        Seed of the retrieval split, of the RSA pair sample and of the mknn half splits.
 
     Returns
     -------
