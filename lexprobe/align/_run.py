@@ -53,6 +53,8 @@ class AlignmentConfig:
     layers : "all" or tuple of int
     pool : {"mean", "last", "first"}
     template : str
+    prefix : str
+        Sink prefix, never pooled (see :class:`lexprobe.embed.ExtractionConfig`); ``"none"`` is the old pooling.
     metrics : tuple of str
         From ``mknn, retrieval, cka, dcka, rsa``.
     k : int
@@ -81,6 +83,7 @@ class AlignmentConfig:
     layers: str | tuple[int, ...] = "all"
     pool: str = "mean"
     template: str = "{text}"
+    prefix: str = "auto"
     metrics: tuple[str, ...] = DEFAULT_METRICS
     k: int = 10
     retrieval_k: int = 1
@@ -185,7 +188,12 @@ def run_alignment(
             f"--k must be in [1, n_items - 1] = [1, {n - 1}], got {config.k}; lower --k or raise --limit"
         )
     lm = model if model is not None else load_model(config.model)
-    extraction = ExtractionConfig(layers=config.layers, pool=config.pool, template=config.template)  # type: ignore[arg-type]
+    extraction = ExtractionConfig(
+        layers=config.layers,  # type: ignore[arg-type]
+        pool=config.pool,  # type: ignore[arg-type]
+        template=config.template,
+        prefix=config.prefix,
+    )
     embeddings = {}
     for number, field in enumerate(fields):
         if progress:
@@ -241,6 +249,8 @@ def run_alignment(
             "layers": layers,
             "embeddings": {f: e.manifest.get("inputs", {}) for f, e in embeddings.items()},
         },
+        "token_norms": {f: e.manifest.get("outputs", {}).get("token_norms") for f, e in embeddings.items()},
+        "warnings": [f"{f}: {w}" for f, e in embeddings.items() for w in e.manifest.get("warnings", [])],
         "seed": config.seed,
     }
     return AlignmentResult(table=table, summary=summary, embeddings=embeddings, terms=terms, manifest=manifest)
