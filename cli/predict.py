@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import MAX_RESAMPLES, console, handle_errors, is_terminal
+from lexprobe.cli._common import MAX_RESAMPLES, console, fail, handle_errors, is_terminal
 
 
 def _num(value, spec: str = ".3f") -> str:
@@ -35,7 +35,7 @@ def _status(quiet: bool):
 def _print_loto(loto, summary: dict) -> None:
     from rich.table import Table
 
-    table = Table(title="leave-one-task-out: each task predicted by a predictor fitted without it")
+    table = Table(title="held out by field pair: each task predicted by a predictor fitted without it and its reverse")
     for column in (
         "task",
         "predicted mem.",
@@ -62,16 +62,60 @@ def _print_loto(loto, summary: dict) -> None:
         )
     console.print(table)
     console.print(
-        f"leave-one-task-out over {summary['n_tasks']} tasks: verdicts right {summary['verdict_accuracy']:.0%}; "
+        f"leave-one-field-pair-out over {summary['n_tasks']} tasks: verdicts right {summary['verdict_accuracy']:.0%}; "
         f"mean abs. error memorization {summary['memorization_mae']:.3f}, generalization "
         f"{summary['generalization_mae']:.3f}; Spearman (predicted, measured) memorization "
         f"{_num(summary['memorization_rho'], '.2f')}, generalization {_num(summary['generalization_rho'], '.2f')}"
     )
 
 
+def _print_evaluation(result, out: Path) -> None:
+    from rich.table import Table
+
+    from lexprobe.predict import loto_summary
+
+    auc = result.auc.set_index("model")
+    feat, pop = auc.loc["features"], auc.iloc[1]
+    if isinstance(feat["note"], str) and feat["note"]:
+        console.print(f"AUC of 'gained on withheld' (leave one field pair out): not estimable ({feat['note']})")
+    else:
+        console.print(
+            f"'gained on withheld', logistic AUC, leave one field pair out ({int(feat['n_positive'])} of "
+            f"{int(feat['n'])} items gained; 95% CI: cluster bootstrap over units): features {feat['auc']:.3f} "
+            f"{_ci(feat['ci_low'], feat['ci_high'])}, within tasks {_num(feat['within_auc'])}; popularity only "
+            f"{pop['auc']:.3f} {_ci(pop['ci_low'], pop['ci_high'])}"
+        )
+    if result.loto is None:
+        console.print("the predictor's hold-out evaluation needs runs of 3 or more field pairs")
+        return
+    _print_loto(result.loto, loto_summary(result.loto))
+    table = Table(title="held out by field pair: the predictor beside the baselines (generalization gain)")
+    for column in ("rule", "verdicts right", "MAE (points)", "Spearman", "error / best baseline's"):
+        table.add_column(column, justify="left" if column == "rule" else "right")
+    for r in result.baselines.to_dict("records"):
+        table.add_row(
+            r["rule"],
+            f"{r['verdicts_right']}/{r['n_units']}",
+            _num(r["gain_mae_points"], ".2f"),
+            _num(r["gain_spearman"], "+.2f"),
+            _num(r["relative_error"], ".2f"),
+        )
+    console.print(table)
+    console.print(f"hold-out: {out / 'holdout.csv'}; baselines: {out / 'baselines.csv'}; {out / 'summary.md'}")
+
+
 @handle_errors
 def correlate_cmd(
-    runs: list[Path] = typer.Argument(..., help="Evaluated `lexprobe train` run directories, one per task."),
+    runs: list[Path] = typer.Argument(None, help="Evaluated `lexprobe train` run directories, one per task."),
+    items: Path | None = typer.Option(
+        None,
+        "--items",
+        help="Instead of runs: an items table (the columns of a correlate output's items.csv[.gz], optional "
+        "field_pair and alignment_z) to re-run the whole evaluation on.",
+    ),
+    tasks_file: Path | None = typer.Option(
+        None, "--tasks", help="With --items: the tasks.csv whose gain intervals and alignment z to use."
+    ),
     out: Path = typer.Option(Path("runs/correlate"), "--out", help="Output directory."),
     k: int = typer.Option(10, "--k", help="Neighbours of the per-item alignment (mutual kNN)."),
     permutations: int = typer.Option(
@@ -86,20 +130,47 @@ def correlate_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Join per-item fine-tuning outcomes with alignment, lexicalization and popularity; correlate; evaluate
-    the predictor leave-one-task-out (three or more tasks)."""
+    the predictor holding out one field pair at a time, beside the baselines (three or more field pairs)."""
     from rich.table import Table
 
-    from lexprobe.predict import FeatureConfig, correlate, loto_summary, write_correlation
+    from lexprobe.predict import (
+        FeatureConfig,
+        correlate,
+        evaluate_items,
+        read_items_table,
+        write_correlation,
+    )
     from lexprobe.runs import ensure_writable_dir, prepare_run_dir
 
+    if bool(runs) == (items is not None):
+        raise fail("give either run directories or --items ITEMS.csv, not both and not neither", 2)
+    if tasks_file is not None and items is None:
+        raise fail("--tasks goes with --items", 2)
     ensure_writable_dir(out)
     config = FeatureConfig(k=k, permutations=permutations, seed=seed)
-    same = {"config.features": dataclasses.asdict(config), "config.n_boot": bootstrap, "seed": seed}
+    if items is not None:
+        same = {"config.items": str(items), "config.n_boot": bootstrap, "seed": seed}
+    else:
+        same = {"config.features": dataclasses.asdict(config), "config.n_boot": bootstrap, "seed": seed}
     prepare_run_dir(out, "correlate", same, overwrite=overwrite)
     with _status(quiet) as status:
-        progress = (lambda stage, done, total: status.update(f"{stage} {done}/{total}")) if status else None
-        result = correlate(runs, config=config, n_boot=bootstrap, seed=seed, progress=progress)
+        if items is not None:
+            table = read_items_table(items)
+            given = read_items_table(tasks_file) if tasks_file is not None else None
+            manifest = {
+                "stage": "correlate",
+                "config": {"items": str(items), "tasks": str(tasks_file) if tasks_file else None},
+                "inputs": {"items": str(items)},
+                "seed": seed,
+            }
+            result = evaluate_items(table, given, n_boot=bootstrap, seed=seed, manifest=manifest)
+        else:
+            progress = (lambda stage, done, total: status.update(f"{stage} {done}/{total}")) if status else None
+            result = correlate(runs, config=config, n_boot=bootstrap, seed=seed, progress=progress)
     write_correlation(result, out, figures=not no_figures)
+    if items is not None:
+        _print_evaluation(result, out)
+        return
 
     tasks = Table(title="tasks: features (no training needed) beside measured gains [paired bootstrap 95% CI]")
     for column in (
@@ -139,21 +210,7 @@ def correlate_cmd(
             row["note"] or "",
         )
     console.print(corr)
-    auc = result.auc.set_index("model")
-    feat, pop, diff = (auc.iloc[i] for i in range(3))
-    if math.isnan(feat["auc"]):
-        console.print(f"AUC of 'gained on withheld': not computed ({feat['note']})")
-    else:
-        console.print(
-            f"'gained on withheld', 5-fold cross-validated logistic AUC ({int(feat['n_positive'])} of {int(feat['n'])} "
-            f"items gained): features {feat['auc']:.3f} {_ci(feat['ci_low'], feat['ci_high'])} vs popularity only "
-            f"{pop['auc']:.3f} {_ci(pop['ci_low'], pop['ci_high'])}; difference {diff['auc']:+.3f} "
-            f"{_ci(diff['ci_low'], diff['ci_high'])}"
-        )
-    if result.loto is not None:
-        _print_loto(result.loto, loto_summary(result.loto))
-    else:
-        console.print("the predictor's leave-one-task-out evaluation needs runs of 3 or more tasks")
+    _print_evaluation(result, out)
     console.print(
         f"per item: {out / 'items.csv'}; per task: {out / 'tasks.csv'}; use {out} as `lexprobe predict --calibration`"
     )
@@ -181,7 +238,7 @@ def predict_cmd(
     """Will fine-tuning on this task generalize? Measures the task's features (no training) and predicts."""
     from rich.table import Table
 
-    from lexprobe.predict import loto_summary, predict_task, write_prediction
+    from lexprobe.predict import predict_task, write_prediction
     from lexprobe.runs import ensure_writable_dir, prepare_run_dir, settings_of
 
     if out is not None:
@@ -205,17 +262,18 @@ def predict_cmd(
     if out is not None:
         write_prediction(result, out)
     p, t, predictor = result.prediction, result.task, result.predictor
-    console.print(f"[bold]{p['label']} ({p['model']}): {p['verdict']}[/bold]")
+    console.print(f"[bold]{p['label']} ({p['model']}): {p['stated_verdict']}[/bold]")
     console.print(
         f"predicted generalization gain {p['predicted_generalization_gain']:+.3f} "
         f"{_ci(p['predicted_generalization_gain_ci_low'], p['predicted_generalization_gain_ci_high'])}; "
         f"memorization gain {p['predicted_memorization_gain']:+.3f} "
         f"{_ci(p['predicted_memorization_gain_ci_low'], p['predicted_memorization_gain_ci_high'])} "
-        "(share of items gained minus lost; 95% interval over calibration tasks resampled)"
+        "(share of items gained minus lost; 90% interval from the calibration's held-out errors)"
     )
     thresholds = predictor.thresholds
     console.print(
-        "thresholds fitted to the calibration (Youden's J against 'measured gain interval above 0'): "
+        "thresholds fitted to the calibration's held-out predictions (Youden's J against 'measured gain "
+        "interval above 0'): "
         f"generalize if predicted generalization gain >= {_num(thresholds['withheld'], '+.3f')} "
         f"({predictor.threshold_notes['withheld']}); memorize if predicted memorization gain >= "
         f"{_num(thresholds['train'], '+.3f')} ({predictor.threshold_notes['train']})"
@@ -236,21 +294,26 @@ def predict_cmd(
         features.add_row(name, _num(t[key], spec), span)
     console.print(features)
     reasons = ", ".join(
-        f"{r['feature']} {r['task_mean']:.3g} (calibration mean {r['calibration_mean']:.3g}): {r['log_odds']:+.2f}"
+        f"{r['feature']} {r['task_mean']:.3g} (calibration mean {r['calibration_mean']:.3g}): "
+        f"{r['gain_points']:+.1f} points"
         for r in p["reasons"]
     )
     if reasons:
-        console.print(f"why (push on the log-odds of gaining a withheld pair, largest first): {reasons}")
-    if predictor.loto is not None:
-        s = loto_summary(predictor.loto)
+        console.print(f"why (push on the predicted generalization gain, largest first): {reasons}")
+    if predictor.baselines is not None:
+        b = predictor.baselines
+        own = b.iloc[0]
+        best = b.iloc[1:].sort_values("gain_mae_points").iloc[0]
         console.print(
-            f"how well it predicts (leave-one-task-out, {s['n_tasks']} tasks): verdicts right "
-            f"{s['verdict_accuracy']:.0%}, generalization gain mean abs. error {s['generalization_mae']:.3f}"
+            f"how well it predicts (leave one field pair out, {int(own['n_units'])} tasks): verdicts right "
+            f"{int(own['verdicts_right'])}/{int(own['n_units'])} (best baseline "
+            f"{int(b.iloc[1:]['verdicts_right'].max())}); generalization gain error {own['gain_mae_points']:.2f} "
+            f"points against {best['gain_mae_points']:.2f} for the best baseline ({best['rule']})"
         )
     if result.measured is not None:
         m = result.measured
         console.print(
-            f"this task is in the calibration and was left out of the fit (with every model's run of it); "
+            f"this task is in the calibration and was left out of the fit (with its reverse, every model's run); "
             f"measured with {result.prediction['model']}: memorization "
             f"{m['memorization_gain']:+.3f}, generalization {m['generalization_gain']:+.3f}"
         )
