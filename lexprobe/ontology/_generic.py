@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pandas as pd
 
 from lexprobe.exceptions import DataFormatError
 from lexprobe.ontology._curie import normalize_curie
-from lexprobe.ontology._io import split_multi
+from lexprobe.ontology._io import clip, split_multi
 from lexprobe.ontology._table import LIST_COLUMNS, TERM_COLUMNS, check_ids, finish_term_table, new_term_table
 
 __all__ = ["table_from_generic", "read_snapshot", "write_snapshot"]
@@ -28,8 +29,10 @@ def table_from_generic(raw: pd.DataFrame, path: str | os.PathLike[str]) -> pd.Da
     if missing:
         raise DataFormatError(
             f"{path}: a term table needs columns id and name; missing {', '.join(missing)} "
-            f"(found: {', '.join(map(str, raw.columns[:10]))})"
+            f"(found: {clip(', '.join(map(str, raw.columns[:10])), 200)})"
         )
+    if raw.empty:
+        raise DataFormatError(f"{path}: the table has a header but no terms")
     rows = []
     for record in raw.to_dict("records"):
         ident = str(record[columns["id"]]).strip()
@@ -50,9 +53,18 @@ def table_from_generic(raw: pd.DataFrame, path: str | os.PathLike[str]) -> pd.Da
             row["category"] = str(record[columns["category"]]).strip() or None
         rows.append(row)
     frame = new_term_table(rows)
-    bad_pop = [c for c in frame.columns if c.startswith("pop_") and frame[c].isna().any()]
-    if bad_pop:
-        raise DataFormatError(f"{path}: popularity column {bad_pop[0]!r} has non-numeric values")
+    for key, original in columns.items():
+        if not key.startswith("pop_"):
+            continue
+        values = pd.to_numeric(frame[key], errors="coerce").astype(float).to_numpy()
+        bad = ~np.isfinite(values)
+        if bad.any():
+            first = int(bad.nonzero()[0][0])
+            what = "non-numeric" if np.isnan(values[first]) else "infinite"
+            raise DataFormatError(
+                f"{path}: popularity column {clip(original)!r} has {what} values "
+                f"(first: data row {first + 1}, {clip(raw[original].iloc[first])!r}); popularity must be a number"
+            )
     return finish_term_table(frame, source=str(path))
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from lexprobe.exceptions import DataFormatError
 from lexprobe.ontology._curie import normalize_curie
-from lexprobe.ontology._io import read_table, split_multi
+from lexprobe.ontology._io import clip, read_table, split_multi
 from lexprobe.ontology._table import finish_term_table, new_term_table
 
 __all__ = ["read_hgnc", "hgnc_popularity", "is_hgnc_header"]
@@ -43,7 +43,8 @@ def _pick(columns: list[str], key: str, path: Path) -> str | None:
             return candidate
     if key in _REQUIRED:
         raise DataFormatError(
-            f"{path}: HGNC table has no {official!r} / {custom!r} column; columns found: {', '.join(columns[:12])}"
+            f"{path}: HGNC table has no {official!r} / {custom!r} column; "
+            f"columns found: {clip(', '.join(map(str, columns[:12])), 200)}"
         )
     return None
 

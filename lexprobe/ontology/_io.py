@@ -16,7 +16,13 @@ import pandas as pd
 
 from lexprobe.exceptions import DataFormatError, OntologyError
 
-__all__ = ["open_bytes", "open_text", "head_text", "read_table", "first_line", "split_multi"]
+__all__ = ["open_bytes", "open_text", "head_text", "read_table", "first_line", "split_multi", "clip"]
+
+
+def clip(text: object, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters for an error message (a 300 kB line must not become one)."""
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def _check_exists(path: Path) -> None:
@@ -159,7 +165,7 @@ def read_table(path: str | os.PathLike[str], *, comment: str | None = None) -> p
         )
         raise DataFormatError(f"{path}: {where}; not a valid {kind}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
-        raise DataFormatError(f"{path}: cannot parse as {kind}: {' '.join(str(exc).split())}") from None
+        raise DataFormatError(f"{path}: cannot parse as {kind}: {clip(' '.join(str(exc).split()), 300)}") from None
     # a short row leaves its last cells empty, never NaN: every cell is a str
     return frame.fillna("")
 

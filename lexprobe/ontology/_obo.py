@@ -12,7 +12,7 @@ import pandas as pd
 
 from lexprobe.exceptions import DataFormatError
 from lexprobe.ontology._curie import normalize_curie
-from lexprobe.ontology._io import open_bytes
+from lexprobe.ontology._io import clip, open_bytes
 from lexprobe.ontology._popularity import add_annotation_popularity
 from lexprobe.ontology._table import finish_term_table, new_term_table
 
@@ -60,7 +60,7 @@ def _prescan(raw: bytes, path: Path) -> None:
             line = raw[: match.start(2)].count(b"\n") + 1
             first = raw[: first_seen[key]].count(b"\n") + 1
             raise DataFormatError(
-                f"{path}: duplicate id {match.group(2).decode()} at line {line} (first at line {first}); "
+                f"{path}: duplicate id {clip(match.group(2).decode())} at line {line} (first at line {first}); "
                 "each [Term] id must occur once"
             )
         first_seen[key] = match.start(2)
@@ -81,7 +81,9 @@ def _parse(raw: bytes, path: Path):
     except SyntaxError as exc:
         line = exc.lineno if exc.lineno is not None else "?"
         text = (exc.text or "").strip()
-        raise DataFormatError(f"{path}: OBO syntax error at line {line}: {exc.msg} ({text!r})") from None
+        raise DataFormatError(
+            f"{path}: OBO syntax error at line {line}: {clip(exc.msg, 200)} ({clip(text)!r})"
+        ) from None
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataFormatError(f"{path}: not UTF-8 text at line {line}") from None
@@ -91,11 +93,11 @@ def _parse(raw: bytes, path: Path):
         where = re.search(rb"^is_a:[ \t]*" + re.escape(missing.encode()) + rb"\b", raw, re.MULTILINE)
         line = raw[: where.start()].count(b"\n") + 1 if where else "?"
         raise DataFormatError(
-            f"{path}: line {line}: is_a parent {missing} is not defined in the file; pronto cannot read an OBO "
+            f"{path}: line {line}: is_a parent {clip(missing)} is not defined in the file; pronto cannot read an OBO "
             "with dangling parents: add its [Term] stanza or remove the line"
         ) from None
     except (ValueError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
-        message = " ".join(str(exc).split())
+        message = clip(" ".join(str(exc).split()), 300)
         if message.startswith("could not find a parser"):
             message = "it does not start like one (format-version:, ontology: or a [Term] stanza)"
         raise DataFormatError(f"{path}: cannot read as OBO: {message}") from None
@@ -103,9 +105,8 @@ def _parse(raw: bytes, path: Path):
         # fastobo (Rust) panics on some malformed input instead of raising; pyo3 makes that a BaseException
         if type(exc).__name__ != "PanicException":
             raise
-        raise DataFormatError(
-            f"{path}: cannot read as OBO: the parser failed on malformed input ({' '.join(str(exc).split())})"
-        ) from None
+        detail = clip(" ".join(str(exc).split()), 200)
+        raise DataFormatError(f"{path}: cannot read as OBO: the parser failed on malformed input ({detail})") from None
 
 
 def _synonyms(term) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from lexprobe.exceptions import DataFormatError
+from lexprobe.ontology._io import clip
 
 __all__ = [
     "Ontology",
@@ -74,7 +75,7 @@ def check_ids(frame: pd.DataFrame, *, source: str) -> None:
     duplicated = ids[ids.duplicated()]
     if not duplicated.empty:
         raise DataFormatError(
-            f"{source}: duplicate id {duplicated.iloc[0]} ({len(duplicated)} duplicates); ids must be unique"
+            f"{source}: duplicate id {clip(duplicated.iloc[0])} ({len(duplicated)} duplicates); ids must be unique"
         )
 
 
