@@ -791,11 +791,15 @@ def youden_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float | No
     return float(cuts[best[len(best) // 2]]), f"Youden's J = {j.max():.2f}"
 
 
-def _verdict(gains: dict[str, float], thresholds: dict[str, float | None]) -> str:
+def _verdict(gains: dict[str, float], thresholds: dict[str, float | None], *, floor: float | None = 0.0) -> str:
+    """The verdict of predicted gains: a gain must reach its fitted threshold *and* be above 0 (a measured
+    verdict needs a gain interval above 0, so a predicted gain of 0 or less never earns one, whatever a cut
+    fitted on a few held-out predictions says). ``floor=None``: no such floor (a rule on a feature)."""
     gen, mem = thresholds["withheld"], thresholds["train"]
-    if gen is not None and gains["withheld"] >= gen:
+    low = -np.inf if floor is None else floor
+    if gen is not None and gains["withheld"] >= gen and gains["withheld"] > low:
         return VERDICTS[0]
-    if mem is not None and gains["train"] >= mem:
+    if mem is not None and gains["train"] >= mem and gains["train"] > low:
         return VERDICTS[1]
     return VERDICTS[2]
 
@@ -1107,7 +1111,7 @@ def _threshold_rule(train: pd.DataFrame, test: pd.DataFrame, column: str) -> tup
     y = train["generalization_gain"].astype(float).to_numpy()
     verdicts, gains = [], []
     for x in test[column].astype(float):
-        verdicts.append(_verdict({"withheld": x, "train": x}, {"withheld": gen, "train": mem}))
+        verdicts.append(_verdict({"withheld": x, "train": x}, {"withheld": gen, "train": mem}, floor=None))
         if gen is None:
             gains.append(y.mean())
         else:
