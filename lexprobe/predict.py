@@ -1030,6 +1030,9 @@ def _fit_core(units: pd.DataFrame, features: tuple[str, ...], alpha: float, conf
         notes[split] += " on held-out predictions"
         measured = units[f"{_GAIN_NAMES[split]}_gain"].astype(float).to_numpy()
         residuals[split] = (measured - held[split])[np.isfinite(held[split])]
+        if np.ptp(measured) == 0:
+            # every calibration unit gained the same: held-out errors of 0 say nothing about a new task
+            residuals[split] = np.array([])
     scored = units.assign(predicted_memorization_gain=held["train"], predicted_generalization_gain=held["withheld"])
     return Predictor(
         features=features,

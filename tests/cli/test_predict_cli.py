@@ -56,6 +56,7 @@ def test_predict_a_real_task_against_a_calibration(tmp_path: Path) -> None:
         for v in ("will generalize", "memorization only", "unlikely to improve")
     )
     assert "predicted generalization gain" in text and "Youden" in text
+    assert (out / "baselines.csv").is_file() and (out / "holdout.csv").is_file()
     assert "no calibration task used model smollm2-135m" in text  # the synthetic calibration is of model "m"
     row = pd.read_csv(out / "prediction.csv").iloc[0]
     assert row["task_n_items"] == 40 and 0 <= row["task_lexicalization"] <= 1
@@ -77,6 +78,9 @@ def test_predict_works_out_of_the_box_and_leaves_a_calibrated_task_out() -> None
     text = " ".join(result.output.split())
     assert "this task is in the calibration and was left out of the fit" in text
     assert "measured with smollm2-135m: memorization +0.830, generalization +0.210" in text
-    # both models' runs of the task are left out: 7 tasks x 2 models remain, and they foresee the generalization
-    assert "leave-one-task-out, 14 tasks" in text and "hgnc name-to-symbol (smollm2-135m): will generalize" in text
+    # the whole field pair (name-to-symbol and symbol-to-name, both models) is left out: 3 field pairs x 2 tasks x 2
+    # models remain, none of which generalized, so "will generalize" cannot be output, and predict says why
+    assert "leave one field pair out, 12 tasks" in text
+    assert "hgnc name-to-symbol (smollm2-135m): will generalize" not in text
+    assert "0 field pair(s) with the verdict 'will generalize'" in text
     assert "calibration from one model only" not in text
