@@ -86,7 +86,7 @@ def _print_evaluation(result, out: Path) -> None:
             f"{pop['auc']:.3f} {_ci(pop['ci_low'], pop['ci_high'])}"
         )
     if result.loto is None:
-        console.print("the predictor's hold-out evaluation needs runs of 3 or more field pairs")
+        console.print("the predictor's hold-out evaluation needs runs of 2 or more field pairs")
         return
     _print_loto(result.loto, loto_summary(result.loto))
     table = Table(title="held out by field pair: the predictor beside the baselines (generalization gain)")
@@ -130,7 +130,7 @@ def correlate_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Join per-item fine-tuning outcomes with alignment, lexicalization and popularity; correlate; evaluate
-    the predictor holding out one field pair at a time, beside the baselines (three or more field pairs)."""
+    the predictor holding out one field pair at a time, beside the baselines (two or more field pairs)."""
     from rich.table import Table
 
     from lexprobe.predict import (

@@ -1084,7 +1084,7 @@ def fit_predictor(
     predictor = _fit_core(units, features, alpha, confidence)
     predictor.calibration_items = items
     predictor.warnings = _calibration_warnings(units)
-    if loto and units["group"].nunique() >= 3:
+    if loto and units["group"].nunique() >= 2:
         holdout, baselines = evaluate_holdout(units, features=features, alpha=alpha, confidence=confidence)
         predictor.holdout, predictor.baselines = holdout, baselines
         predictor.loto = _long_holdout(holdout)
@@ -1411,7 +1411,7 @@ def evaluate_items(
     auc = auc_comparison(items[items["split"] == "withheld"], n_boot=n_boot, seed=seed)
     holdout = baselines = loto = None
     scored = tasks if tasks is not None else units
-    if units["group"].nunique() >= 3:
+    if units["group"].nunique() >= 2:
         predictor = fit_predictor(items, tasks, seed=seed)
         holdout, baselines, loto = predictor.holdout, predictor.baselines, predictor.loto
         if tasks is not None:
@@ -1505,7 +1505,7 @@ def correlate(
 
 
 def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *, figures: bool = True) -> list[Path]:
-    """Write ``items.csv``, ``tasks.csv``, ``correlations.csv``, ``auc.csv`` (and, with three or more field
+    """Write ``items.csv``, ``tasks.csv``, ``correlations.csv``, ``auc.csv`` (and, with two or more field
     pairs, ``holdout.csv``, ``baselines.csv``, ``loto.csv``), ``summary.md``, figures and the manifest into
     ``out``, each atomically."""
     from lexprobe.runs import write_result_dir
@@ -1561,7 +1561,7 @@ def evaluation_markdown(result: CorrelationResult) -> str:
     AUCs, and the correlations pooled and within tasks."""
     out = ["## Held out by field pair: the predictor beside the baselines", ""]
     if result.baselines is None:
-        out += ["Fewer than 3 field pairs: no hold-out evaluation.", ""]
+        out += ["One field pair only: no hold-out evaluation.", ""]
     else:
         b = result.baselines
         n = int(b["n_units"].iloc[0])
