@@ -456,7 +456,7 @@ def test_calibration_errors_are_one_clear_line(tmp_path) -> None:
 
 
 def test_larger_runs_are_subsampled_evenly_over_popularity_bins() -> None:
-    from lexprobe.predict import _subsample
+    from lexprobe.predict._features import _subsample
 
     rng = np.random.default_rng(0)
     outcomes = pd.DataFrame(

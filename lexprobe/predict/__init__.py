@@ -1,0 +1,112 @@
+"""Will fine-tuning generalize? Per-item features, their correlation with fine-tuning outcomes, the predictor.
+
+One module per job:
+
+``_features``
+    The features of a task's items, measured with no training: ``alignment`` (per-item mutual kNN at the
+    task's best layer; per task its z against the layer-max permutation null), ``lexicalization`` (the
+    tokenization part of the lexicalization score, the lower of the two sides; no alignment inside it),
+    ``log_popularity``, ``target_tokens``, and the string-template control ``template_share`` (the share of a
+    unit's train targets in the item's target family), computed from an items table.
+``_common``
+    Units (a task on a model) and field pairs (a task and its reverse): every hold-out leaves out a whole
+    field pair on every model; a task is identified by the ontology as loaded and its field pair.
+``_correlation``
+    Spearman correlations pooled and within tasks, and grouped (leave-one-field-pair-out) AUCs, with cluster
+    bootstrap intervals over units.
+``_predictor``
+    Task-level ridge models of the memorization and generalization gains; verdict thresholds and intervals
+    from held-out (nested) predictions; ``uncertain`` verdicts.
+``_holdout``
+    The hold-out evaluation by field pair, the predictor beside the baselines (``baselines.csv``).
+``_calibration``
+    Calibration sets on disk (the shipped one, ``lexprobe correlate`` outputs).
+``_correlate`` and ``_predict``
+    The ``lexprobe correlate`` and ``lexprobe predict`` stages.
+
+Statistics shared with other stages live in :mod:`lexprobe.stats`.
+"""
+
+from __future__ import annotations
+
+from lexprobe.predict._calibration import load_calibration, shipped_calibration_dir
+from lexprobe.predict._common import (
+    FEATURES,
+    MEASURED_FEATURES,
+    VERDICTS,
+    field_pair,
+    task_identity,
+)
+from lexprobe.predict._correlate import (
+    SUMMARY_HEADER,
+    CorrelationResult,
+    correlate,
+    evaluate_items,
+    evaluation_markdown,
+    read_items_table,
+    summary_markdown,
+    summary_table,
+    write_correlation,
+)
+from lexprobe.predict._correlation import CORRELATIONS, auc_comparison, correlation_table, spearman_pooled_within
+from lexprobe.predict._features import (
+    FeatureConfig,
+    TaskFeatures,
+    family_key,
+    measure_features,
+    run_features,
+    template_share,
+)
+from lexprobe.predict._holdout import (
+    BASELINES,
+    PREDICTOR_RULE,
+    baseline_table,
+    evaluate_holdout,
+    loto_summary,
+)
+from lexprobe.predict._predict import PredictionResult, predict_task, write_prediction
+from lexprobe.predict._predictor import Predictor, fit_predictor, unit_table
+from lexprobe.stats import cluster_bootstrap, spearman_ci, youden_threshold
+
+__all__ = [
+    "BASELINES",
+    "CORRELATIONS",
+    "FEATURES",
+    "MEASURED_FEATURES",
+    "PREDICTOR_RULE",
+    "SUMMARY_HEADER",
+    "VERDICTS",
+    "CorrelationResult",
+    "FeatureConfig",
+    "PredictionResult",
+    "Predictor",
+    "TaskFeatures",
+    "auc_comparison",
+    "baseline_table",
+    "cluster_bootstrap",
+    "correlate",
+    "correlation_table",
+    "evaluate_holdout",
+    "evaluate_items",
+    "evaluation_markdown",
+    "family_key",
+    "field_pair",
+    "fit_predictor",
+    "load_calibration",
+    "loto_summary",
+    "measure_features",
+    "predict_task",
+    "read_items_table",
+    "run_features",
+    "shipped_calibration_dir",
+    "spearman_ci",
+    "spearman_pooled_within",
+    "summary_markdown",
+    "summary_table",
+    "task_identity",
+    "template_share",
+    "unit_table",
+    "write_correlation",
+    "write_prediction",
+    "youden_threshold",
+]

@@ -1,0 +1,80 @@
+"""Constants, units (a task on a model) and field pairs (a task and its reverse): what every part keys on."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import pandas as pd
+
+#: Per-item features measured on a task's items (no training).
+MEASURED_FEATURES = ("alignment", "lexicalization", "log_popularity", "target_tokens")
+
+
+#: Features of the predictor (task means) and of the AUC models (per item): the measured ones and the
+#: string-template control, computed from an items table (:func:`template_share`).
+FEATURES = (*MEASURED_FEATURES, "template_share")
+
+
+#: The three verdicts, from best to worst.
+VERDICTS = ("will generalize", "memorization only", "unlikely to improve")
+
+
+_SPLITS = ("train", "withheld")
+
+
+_GAIN_NAMES = {"train": "memorization", "withheld": "generalization"}
+
+
+def field_pair(task: str) -> str:
+    """The field pair of a task: ``name-to-symbol`` and ``symbol-to-name`` are both ``name/symbol``.
+
+    A task and its reverse share their items' texts (and, on one model, their alignment, lexicalization and
+    popularity), so they are held out together: the hold-out unit of every evaluation is the field pair.
+    """
+    match = re.fullmatch(r"(.+?)-to-(.+)", str(task).strip())
+    if not match:
+        return str(task).strip()
+    return "/".join(sorted((match.group(1), match.group(2))))
+
+
+def task_identity(ontology: str, task: str) -> str:
+    """``"<ontology name> <field pair>"``: what identifies a task for leaving it out (never a file name).
+
+    ``ontology`` is the name of the ontology as loaded (:attr:`lexprobe.ontology.Ontology.name`), which is the
+    same for a built-in and for its file given as a path.
+    """
+    return f"{ontology} {field_pair(task)}"
+
+
+def _units(frame: pd.DataFrame) -> pd.Series:
+    """One key per calibration unit: a task (``label``) measured with one model. The same task tuned on two
+    models is two units; every hold-out leaves out all units of a field pair."""
+    if "model" not in frame:
+        return frame["label"].astype(str)
+    return frame["label"].astype(str) + " | " + frame["model"].astype(str)
+
+
+def _pair_groups(frame: pd.DataFrame) -> pd.Series:
+    """The hold-out group of each row: ontology and field pair (a ``field_pair`` column wins when given)."""
+    label = frame["label"].astype(str)
+    ontology = frame["ontology"].astype(str) if "ontology" in frame else label.str.rsplit(" ", n=1).str[0]
+    if "field_pair" in frame and frame["field_pair"].notna().all():
+        pair = frame["field_pair"].astype(str)
+    elif "task" in frame:
+        pair = frame["task"].map(field_pair)
+    else:
+        pair = label.str.rsplit(" ", n=1).str[-1].map(field_pair)
+    return ontology + " " + pair
+
+
+def _measured_verdict(task_row: pd.Series | dict[str, Any]) -> str:
+    if task_row["generalized"]:
+        return VERDICTS[0]
+    if task_row["memorized"]:
+        return VERDICTS[1]
+    return VERDICTS[2]
+
+
+logger = logging.getLogger(__name__)

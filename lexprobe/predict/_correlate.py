@@ -1,0 +1,376 @@
+"""`lexprobe correlate`: the whole evaluation of a set of runs or of an items table, and its summary."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lexprobe.exceptions import PredictionError
+from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, MEASURED_FEATURES, _measured_verdict, _units
+from lexprobe.predict._correlation import auc_comparison, correlation_table
+from lexprobe.predict._features import FeatureConfig, _train_config, _with_template_share, run_features
+from lexprobe.predict._holdout import PREDICTOR_RULE, loto_summary
+from lexprobe.predict._predictor import fit_predictor, unit_table
+
+
+@dataclasses.dataclass
+class CorrelationResult:
+    """Per-item table, per-task table, correlations, grouped AUCs, the hold-out evaluation and baselines."""
+
+    items: pd.DataFrame
+    tasks: pd.DataFrame
+    correlations: pd.DataFrame
+    auc: pd.DataFrame
+    loto: pd.DataFrame | None
+    manifest: dict[str, Any]
+    holdout: pd.DataFrame | None = None
+    baselines: pd.DataFrame | None = None
+
+
+def evaluate_items(
+    items: pd.DataFrame,
+    tasks: pd.DataFrame | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    manifest: dict[str, Any] | None = None,
+) -> CorrelationResult:
+    """The whole evaluation of an items table (one row per item, the columns of ``items.csv``; optionally
+    ``field_pair`` and ``alignment_z``): correlations pooled and within tasks, grouped AUCs, the predictor held
+    out by field pair beside the baselines.
+
+    ``tasks`` (``tasks.csv``) supplies the gains' intervals and ``alignment_z`` where given; without it they
+    come from the items.
+    """
+    need = {"label", "split", "gain", "gained", "target", *MEASURED_FEATURES}
+    missing = sorted(need - set(items.columns))
+    if missing:
+        raise PredictionError(f"the items table lacks columns {missing}")
+    if "baseline_correct" not in items:
+        items = items.assign(baseline_correct=False)
+    items = _with_template_share(items.reset_index(drop=True))
+    units = unit_table(items, tasks, n_boot=n_boot, seed=seed)
+    if units["unit"].duplicated().any():
+        raise PredictionError("several runs of the same task and model; give one run per task")
+    correlations = correlation_table(items, n_boot=n_boot, seed=seed)
+    auc = auc_comparison(items[items["split"] == "withheld"], n_boot=n_boot, seed=seed)
+    holdout = baselines = loto = None
+    scored = tasks if tasks is not None else units
+    if units["group"].nunique() >= 2:
+        predictor = fit_predictor(items, tasks, seed=seed)
+        holdout, baselines, loto = predictor.holdout, predictor.baselines, predictor.loto
+        if tasks is not None:
+            extra = predictor.tasks.set_index("unit")[
+                ["group", "template_share", "predicted_memorization_gain", "predicted_generalization_gain"]
+            ]
+            scored = tasks.drop(columns=[c for c in extra.columns if c in tasks]).join(extra, on=_units(tasks))
+        else:
+            scored = predictor.tasks
+    record = dict(manifest or {"stage": "correlate", "config": {}, "inputs": {}, "seed": seed})
+    record["config"] = dict(record.get("config", {})) | {"predictor_features": list(FEATURES), "n_boot": n_boot}
+    return CorrelationResult(
+        items=items,
+        tasks=scored,
+        correlations=correlations,
+        auc=auc,
+        loto=loto,
+        manifest=record,
+        holdout=holdout,
+        baselines=baselines,
+    )
+
+
+def read_items_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a user's items table (``.csv`` or ``.csv.gz``) as :func:`evaluate_items` takes it."""
+    path = Path(path)
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise PredictionError(f"items table not found: {path}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise PredictionError(f"{path} is not a readable items table: {' '.join(str(exc).split())[:160]}") from None
+    except (EOFError, OSError, zlib.error) as exc:
+        raise PredictionError(
+            f"items table {path} is truncated or unreadable ({' '.join(str(exc).split())[:160]})"
+        ) from None
+
+
+def correlate(
+    run_dirs: Sequence[str | os.PathLike[str]],
+    *,
+    config: FeatureConfig | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    base: str | os.PathLike[str] | None = None,
+) -> CorrelationResult:
+    """Measure the features of each evaluated train run's items and relate them to the outcomes
+    (:func:`evaluate_items` on the items measured).
+
+    Relative ``run_dirs`` are read under ``base`` when given (and recorded as given, so that a directory of
+    runs can move).
+    """
+    from lexprobe.models import load_model
+
+    config = config or FeatureConfig()
+    if not run_dirs:
+        raise PredictionError("give at least one evaluated `lexprobe train` run directory")
+    item_frames, task_rows, models = [], [], {}
+    inputs = []
+    for number, run in enumerate(run_dirs):
+        if progress:
+            progress("measuring features", number, len(run_dirs))
+        path = Path(base) / run if base is not None else Path(run)
+        train_config = _train_config(path)
+        name = train_config.model
+        if name not in models:
+            models[name] = load_model(name)
+        items, row = run_features(path, config=config, model=models[name], cache_dir=cache_dir)
+        row["run"] = str(run)
+        item_frames.append(items)
+        task_rows.append(row)
+        inputs.append({"run": str(run), "train_config": train_config.to_dict(), "model": models[name].describe()})
+    if progress:
+        progress("measuring features", len(run_dirs), len(run_dirs))
+    items = pd.concat(item_frames, ignore_index=True)
+    tasks = pd.DataFrame(task_rows)
+    units = _units(tasks)
+    if units.duplicated().any():
+        raise PredictionError(
+            f"several runs of the same task and model: {sorted(units[units.duplicated()])}; give one run per task"
+        )
+    manifest = {
+        "stage": "correlate",
+        "config": {"features": dataclasses.asdict(config), "predictor_features": list(FEATURES), "n_boot": n_boot},
+        "inputs": {"runs": inputs},
+        "seed": seed,
+    }
+    return evaluate_items(items, tasks, n_boot=n_boot, seed=seed, manifest=manifest)
+
+
+def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *, figures: bool = True) -> list[Path]:
+    """Write ``items.csv``, ``tasks.csv``, ``correlations.csv``, ``auc.csv`` (and, with two or more field
+    pairs, ``holdout.csv``, ``baselines.csv``, ``loto.csv``), ``summary.md``, figures and the manifest into
+    ``out``, each atomically."""
+    from lexprobe.runs import write_result_dir
+
+    tables = {
+        "items.csv": result.items,
+        "tasks.csv": result.tasks,
+        "correlations.csv": result.correlations,
+        "auc.csv": result.auc,
+    }
+    if result.loto is not None:
+        tables["loto.csv"] = result.loto
+    if result.holdout is not None:
+        tables["holdout.csv"] = result.holdout
+    if result.baselines is not None:
+        tables["baselines.csv"] = result.baselines
+    record = dict(result.manifest)
+    if result.loto is not None:
+        record["inputs"] = dict(record.get("inputs", {})) | {"loto_summary": loto_summary(result.loto)}
+
+    def draw(directory: Path) -> list[Path]:
+        from lexprobe import figures as fig
+
+        paths = []
+        if "bin" in result.items and "tuned_correct" in result.items:
+            paths += fig.plot_accuracy_by_popularity(result.items, directory)
+        for feature, label in (
+            ("lexicalization", "lexicalization score (lower side, 0-1)"),
+            ("alignment", "alignment (mutual kNN, 0-1)"),
+        ):
+            paths += fig.plot_gain_vs_feature(result.items, feature, directory=directory, xlabel=label)
+        if "alignment_z" in result.tasks:
+            paths += fig.plot_task_gains(
+                result.tasks, "alignment_z", directory, xlabel="alignment z (vs layer-max null)"
+            )
+        paths += fig.plot_task_gains(result.tasks, "lexicalization", directory, xlabel="lexicalization score (0-1)")
+        if result.loto is not None:
+            paths += fig.plot_calibration(result.loto, directory)
+        if result.tasks["model"].nunique() > 1:
+            paths += fig.plot_gains_by_model(result.tasks, directory)
+        return paths
+
+    text = evaluation_markdown(result)
+    if {"baseline_train", "layer", "alignment_z", "popularity_median"} <= set(result.tasks.columns):
+        text = summary_markdown(summary_table(result.tasks, result.loto)) + "\n" + text
+    return write_result_dir(
+        out, tables, stage="correlate", record=record, figures=draw if figures else None, texts={"summary.md": text}
+    )
+
+
+def evaluation_markdown(result: CorrelationResult) -> str:
+    """The evaluation in Markdown: the predictor beside the baselines (leave one field pair out), the grouped
+    AUCs, and the correlations pooled and within tasks."""
+    out = ["## Held out by field pair: the predictor beside the baselines", ""]
+    if result.baselines is None:
+        out += ["One field pair only: no hold-out evaluation.", ""]
+    else:
+        b = result.baselines
+        n = int(b["n_units"].iloc[0])
+        out += [
+            "| rule | verdicts right | generalization gain MAE (points) | Spearman (predicted, measured) "
+            "| error / best baseline's |",
+            "|---|---|---|---|---|",
+        ]
+        for _, r in b.iterrows():
+            rho = "-" if pd.isna(r["gain_spearman"]) else f"{r['gain_spearman']:+.2f}"
+            rel = "-" if pd.isna(r["relative_error"]) else f"{r['relative_error']:.2f}"
+            out.append(f"| {r['rule']} | {int(r['verdicts_right'])}/{n} | {r['gain_mae_points']:.2f} | {rho} | {rel} |")
+        best = b[b["rule"] != PREDICTOR_RULE].sort_values("gain_mae_points").iloc[0]
+        own = b[b["rule"] == PREDICTOR_RULE].iloc[0]
+        skill = "shows skill" if own["gain_mae_points"] < best["gain_mae_points"] else "shows no skill"
+        out += [
+            "",
+            f"The predictor {skill} over the best baseline ({best['rule']}): generalization gain error "
+            f"{own['gain_mae_points']:.2f} against {best['gain_mae_points']:.2f} points (ratio "
+            f"{own['relative_error']:.2f}); {int(own['verdicts_right'])}/{n} verdicts right against "
+            f"{int(b.loc[b['rule'] != PREDICTOR_RULE, 'verdicts_right'].max())}/{n} for the best baseline by "
+            "verdicts.",
+            "",
+        ]
+        h = result.holdout
+        out += [
+            "| unit | field pair | predicted gen. gain [interval] | measured | verdict | measured verdict |",
+            "|---|---|---|---|---|---|",
+        ]
+        for _, r in h.iterrows():
+            out.append(
+                f"| {r['label']} ({r['model']}) | {r['group']} | {r['predicted_generalization_gain']:+.3f} "
+                f"[{r['predicted_generalization_gain_ci_low']:+.3f}, "
+                f"{r['predicted_generalization_gain_ci_high']:+.3f}] "
+                f"| {r['generalization_gain']:+.3f} | {r['stated_verdict']} | {r['measured_verdict']} |"
+            )
+        out.append("")
+    out += [
+        "## Gained on a withheld pair: grouped AUC (leave one field pair out)",
+        "",
+        "| model | AUC, pooled [95% CI] | AUC within tasks [95% CI] |",
+        "|---|---|---|",
+    ]
+    for _, r in result.auc.iterrows():
+
+        def fmt(v, lo, hi):
+            return "-" if pd.isna(v) else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+
+        out.append(
+            f"| {r['model']} | {fmt(r['auc'], r['ci_low'], r['ci_high'])} "
+            f"| {fmt(r['within_auc'], r['within_ci_low'], r['within_ci_high'])} |"
+        )
+    note = result.auc["note"].iloc[0] if len(result.auc) else ""
+    out += ["", f"Intervals: cluster bootstrap over units. {note}".strip(), ""]
+    out += [
+        "## Spearman correlations, pooled and within tasks (cluster bootstrap over units)",
+        "",
+        "| relation | items | pooled [95% CI] | within tasks [95% CI] |",
+        "|---|---|---|---|",
+    ]
+    c = result.correlations
+    for relation, part in c[c["scope"].isin(["all", "within tasks"])].groupby("relation", sort=False):
+        cells = []
+        for scope in ("all", "within tasks"):
+            r = part[part["scope"] == scope].iloc[0]
+            cells.append("-" if pd.isna(r["rho"]) else f"{r['rho']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]")
+        out.append(f"| {relation} ({part['split'].iloc[0]}) | {int(part['n'].iloc[0])} | {cells[0]} | {cells[1]} |")
+    out.append("")
+    return "\n".join(out)
+
+
+def summary_table(tasks: pd.DataFrame, loto: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per task and model: accuracies with Wilson intervals, gains, features and the verdicts.
+
+    Parameters
+    ----------
+    tasks : DataFrame
+        ``tasks.csv`` as :func:`correlate` writes it.
+    loto : DataFrame, optional
+        ``loto.csv``: adds the verdict of the predictor fitted without the task, and its predicted
+        generalization gain.
+
+    Returns
+    -------
+    DataFrame
+        Numeric columns, in the tasks' order: ``model, label, n_train, n_withheld``; ``baseline_train``,
+        ``tuned_train``, ``baseline_withheld``, ``tuned_withheld`` each with ``_ci_low`` / ``_ci_high``; the
+        two gains with intervals; ``layer, alignment_z, lexicalization, popularity_median``;
+        ``predicted_verdict, predicted_generalization_gain, measured_verdict``.
+    """
+    from lexprobe.stats import wilson_interval
+
+    rows = []
+    for _, t in tasks.iterrows():
+        row: dict[str, Any] = {"model": t["model"], "label": t["label"]}
+        row |= {"n_train": int(t["n_train"]), "n_withheld": int(t["n_withheld"])}
+        for split in _SPLITS:
+            n = int(t[f"n_{split}"])
+            for which in ("baseline", "tuned"):
+                accuracy = float(t[f"{which}_{split}"])
+                low, high = wilson_interval(round(accuracy * n), n)
+                row |= {f"{which}_{split}": accuracy, f"{which}_{split}_ci_low": low, f"{which}_{split}_ci_high": high}
+        for name in _GAIN_NAMES.values():
+            for suffix in ("", "_ci_low", "_ci_high"):
+                row[f"{name}_gain{suffix}"] = float(t[f"{name}_gain{suffix}"])
+        row |= {c: t[c] for c in ("layer", "alignment_z", "lexicalization", "popularity_median")}
+        row |= {"predicted_verdict": "", "predicted_generalization_gain": np.nan, "measured_verdict": ""}
+        if loto is not None:
+            held = loto[(loto["label"] == t["label"]) & (loto["split"] == "withheld")]
+            if "model" in loto:
+                held = held[held["model"].astype(str) == str(t["model"])]
+            if len(held):
+                h = held.iloc[0]
+                row |= {
+                    "predicted_verdict": h["verdict"],
+                    "predicted_generalization_gain": float(h["predicted_gain"]),
+                    "measured_verdict": h["measured_verdict"],
+                }
+        if not row["measured_verdict"]:
+            row["measured_verdict"] = _measured_verdict(t)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _interval(frame_row: pd.Series, name: str, sign: str = "") -> str:
+    return f"{frame_row[name]:{sign}.3f} [{frame_row[name + '_ci_low']:.3f}, {frame_row[name + '_ci_high']:.3f}]"
+
+
+SUMMARY_HEADER = (
+    "| task | pairs | baseline train | tuned train | baseline withheld | tuned withheld | memorization gain "
+    "| generalization gain | layer | alignment z | lexicalization | predicted without the task | measured |"
+)
+
+
+def summary_markdown(summary: pd.DataFrame) -> str:
+    """:func:`summary_table` as Markdown: one table per model, accuracies and gains with 95% intervals."""
+    out = []
+    for model, part in summary.groupby("model", sort=False):
+        out += [f"### {model}", "", SUMMARY_HEADER, "|" + "---|" * SUMMARY_HEADER.count(" | ") + "---|"]
+        for _, r in part.iterrows():
+            predicted = (
+                f"{r['predicted_verdict']} ({r['predicted_generalization_gain']:+.3f})"
+                if r["predicted_verdict"]
+                else ""
+            )
+            cells = [
+                r["label"],
+                f"{r['n_train']}+{r['n_withheld']}",
+                *(_interval(r, f"{w}_{s}") for s in _SPLITS for w in ("baseline", "tuned")),
+                _interval(r, "memorization_gain", "+"),
+                _interval(r, "generalization_gain", "+"),
+                str(int(r["layer"])),
+                f"{r['alignment_z']:.1f}",
+                f"{r['lexicalization']:.3f}",
+                predicted,
+                r["measured_verdict"],
+            ]
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,225 @@
+"""Correlations of gains with features (pooled and within tasks) and the grouped AUCs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lexprobe.predict._common import FEATURES, _pair_groups, _units
+from lexprobe.predict._features import _with_template_share
+from lexprobe.stats import _pooled_rho, _within_rho, cluster_bootstrap, spearman_ci
+
+
+def spearman_pooled_within(
+    items: pd.DataFrame, x: str, y: str, *, n_boot: int = 1000, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Spearman's rho of ``x`` and ``y`` pooled over units (between-task contrasts included) and within units
+    (ranks inside each unit), each with a cluster bootstrap interval over units."""
+    keep = items[[x, y]].astype(float).notna().all(axis=1)
+    items = items[keep]
+    parts = [(p[x].astype(float).to_numpy(), p[y].astype(float).to_numpy()) for _, p in items.groupby(_units(items))]
+    rows = []
+    for scope, stat in (
+        ("all", lambda ps: _pooled_rho(np.concatenate([a for a, _ in ps]), np.concatenate([b for _, b in ps]))),
+        ("within tasks", _within_rho),
+    ):
+        value = stat(parts) if parts else float("nan")
+        low, high = cluster_bootstrap(stat, parts, n_boot=n_boot, seed=seed) if len(parts) >= 2 else (np.nan,) * 2
+        note = "" if np.isfinite(value) else "no variation to rank"
+        rows.append(
+            {
+                "scope": scope,
+                "n": int(keep.sum()),
+                "n_units": len(parts),
+                "rho": value,
+                "ci_low": low,
+                "ci_high": high,
+                "p_value": np.nan,
+                "interval": "cluster bootstrap over units",
+                "note": note,
+            }
+        )
+    return rows
+
+
+#: (x, y, which split's items, description): the relations the paper describes, then between features.
+CORRELATIONS = (
+    ("log_popularity", "baseline_correct", "all", "popularity vs baseline accuracy"),
+    ("log_popularity", "gain", "train", "popularity vs memorization gain"),
+    ("lexicalization", "gain", "withheld", "lexicalization vs generalization gain"),
+    ("alignment", "gain", "withheld", "alignment vs generalization gain"),
+    ("template_share", "gain", "withheld", "template share vs generalization gain"),
+    ("alignment", "lexicalization", "withheld", "alignment vs lexicalization (features)"),
+    ("alignment", "template_share", "withheld", "alignment vs template share (features)"),
+    ("lexicalization", "template_share", "withheld", "lexicalization vs template share (features)"),
+)
+
+
+def _correlation_rows(items: pd.DataFrame, scope: str, n_boot: int, seed: int) -> list[dict[str, Any]]:
+    """One unit's correlations (item bootstrap: the items of one task are the only cluster)."""
+    rows = []
+    for x, y, split, what in CORRELATIONS:
+        part = items if split == "all" else items[items["split"] == split]
+        stats = spearman_ci(part[x].to_numpy(), part[y].astype(float).to_numpy(), n_boot=n_boot, seed=seed)
+        rows.append(
+            {"scope": scope, "x": x, "y": y, "split": split, "relation": what}
+            | stats
+            | {"interval": "bootstrap over items"}
+        )
+    return rows
+
+
+def correlation_table(items: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """``correlations.csv``: each relation pooled (``all``) and within tasks, with cluster-bootstrap intervals
+    over units, then per unit (a task on a model) with item-bootstrap intervals."""
+    items = _with_template_share(items)
+    rows = []
+    for x, y, split, what in CORRELATIONS:
+        part = items if split == "all" else items[items["split"] == split]
+        for r in spearman_pooled_within(part, x, y, n_boot=n_boot, seed=seed):
+            rows.append({"scope": r.pop("scope"), "x": x, "y": y, "split": split, "relation": what} | r)
+    units = _units(items)
+    if units.nunique() > 1:
+        several = "model" in items and items["model"].nunique() > 1
+        for unit in dict.fromkeys(units):
+            part = items[units == unit]
+            label = part["label"].iloc[0]
+            scope = f"{label} ({part['model'].iloc[0]})" if several else label
+            rows += _correlation_rows(part, scope, n_boot, seed)
+    return pd.DataFrame(rows)
+
+
+def _classifier(seed: int):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000, random_state=seed))
+
+
+def _grouped_oof(X: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> np.ndarray:
+    """Out-of-fold scores with sklearn's LeaveOneGroupOut: each fold's logistic log-odds *without its
+    intercept* (the intercept is the other pairs' base rate; kept, it would rank a held-out pair's items by
+    how many positives the *other* pairs hold, which pushes the pooled AUC below 0.5 for any feature). A
+    fold with one class in training gives no ranking (0)."""
+    from sklearn.model_selection import LeaveOneGroupOut
+
+    out = np.zeros(len(y))
+    for fit, held in LeaveOneGroupOut().split(X, y, groups):
+        if y[fit].all() or not y[fit].any():
+            continue
+        model = _classifier(seed).fit(X[fit], y[fit])
+        out[held] = model.decision_function(X[held]) - model[-1].intercept_[0]
+    return out
+
+
+def _auc_pooled(parts) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    y = np.concatenate([a for a, _ in parts])
+    p = np.concatenate([b for _, b in parts])
+    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def _auc_within(parts) -> float:
+    """Within-unit AUC: over every (gained, not gained) pair of items of the same unit, the share ranked right
+    (ties half); units with one class add no pairs."""
+    from scipy.stats import rankdata
+
+    right = pairs = 0.0
+    for y, p in parts:
+        n_pos = int(y.sum())
+        n_neg = len(y) - n_pos
+        if not n_pos or not n_neg:
+            continue
+        r = rankdata(p)
+        right += r[y].sum() - n_pos * (n_pos + 1) / 2
+        pairs += n_pos * n_neg
+    return right / pairs if pairs else float("nan")
+
+
+def auc_comparison(
+    items: pd.DataFrame,
+    *,
+    features: Sequence[str] | None = None,
+    baseline_features: Sequence[str] = ("log_popularity",),
+    target: str = "gained",
+    n_boot: int = 1000,
+    seed: int = 0,
+    folds: int | None = None,
+) -> pd.DataFrame:
+    """Grouped cross-validated AUC of a logistic model of ``target``: leave one field pair out (sklearn
+    ``LeaveOneGroupOut``; a task and its reverse, on every model, are one group), so no item is predicted by a
+    model that saw its task or its mirror.
+
+    Rows: ``features``, ``popularity only`` (``baseline_features``), ``template share only``, ``alignment
+    only``, ``lexicalization only`` and ``difference`` (features minus popularity). ``auc`` pools every item;
+    ``within_auc`` counts only pairs of items of the same unit (does the model rank items *inside* a task?).
+    Intervals: cluster bootstrap over units. ``folds`` is accepted for compatibility and unused.
+    """
+    items = _with_template_share(items)
+    features = tuple(features) if features is not None else FEATURES
+    y = items[target].astype(bool).to_numpy()
+    groups = _pair_groups(items).to_numpy()
+    units = _units(items).to_numpy()
+    n, n_pos = len(y), int(y.sum())
+    models = {
+        "features": features,
+        "popularity only" if tuple(baseline_features) == ("log_popularity",) else "baseline": tuple(baseline_features),
+        "template share only": ("template_share",),
+        "alignment only": ("alignment",),
+        "lexicalization only": ("lexicalization",),
+    }
+    names = list(models)
+    base = {
+        "n": n,
+        "n_positive": n_pos,
+        "n_units": len(set(units)),
+        "n_groups": len(set(groups)),
+        "cv": "leave one field pair out",
+    }
+    blank = {
+        "auc": np.nan,
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "within_auc": np.nan,
+        "within_ci_low": np.nan,
+        "within_ci_high": np.nan,
+    }
+    note = ""
+    if len(set(groups)) < 2:
+        note = "one field pair only: nothing to hold out"
+    elif min(n_pos, n - n_pos) < 2:
+        note = f"{n_pos} of {n} items {target}: too few of one class"
+    elif len(set(groups[y])) < 2:
+        note = (
+            f"every item {target} is in one field pair ({groups[y][0]}): held out, its model never saw one; "
+            "the grouped AUC is not estimable from this calibration"
+        )
+    if note:
+        return pd.DataFrame([{"model": m} | blank | base | {"note": note} for m in (*names, "difference")])
+    preds = {
+        name: _grouped_oof(items[list(cols)].astype(float).to_numpy(), y, groups, seed) for name, cols in models.items()
+    }
+    order = list(dict.fromkeys(units))
+    clusters = [(y[units == u], np.column_stack([preds[m][units == u] for m in names])) for u in order]
+
+    def stat(fn, column):
+        return lambda cs: fn([(a, b[:, column]) for a, b in cs])
+
+    def diff(fn):
+        return lambda cs: fn([(a, b[:, 0]) for a, b in cs]) - fn([(a, b[:, 1]) for a, b in cs])
+
+    rows = []
+    for j, name in enumerate([*names, "difference"]):
+        row: dict[str, Any] = {"model": name}
+        for prefix, fn in (("", _auc_pooled), ("within_", _auc_within)):
+            s = diff(fn) if name == "difference" else stat(fn, j)
+            low, high = cluster_bootstrap(s, clusters, n_boot=n_boot, seed=seed)
+            key = "auc" if not prefix else "within_auc"
+            row |= {key: s(clusters), f"{prefix}ci_low": low, f"{prefix}ci_high": high}
+        rows.append(row | base | {"note": ""})
+    return pd.DataFrame(rows)

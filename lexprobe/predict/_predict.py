@@ -1,0 +1,194 @@
+"""`lexprobe predict`: a verdict for a task nobody has fine-tuned yet."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lexprobe.exceptions import LexprobeError, PredictionError
+from lexprobe.predict._calibration import load_calibration, shipped_calibration_dir
+from lexprobe.predict._common import FEATURES, _measured_verdict, _pair_groups, _units, field_pair, task_identity
+from lexprobe.predict._features import FeatureConfig, _subsample, measure_features
+from lexprobe.predict._holdout import loto_summary
+from lexprobe.predict._predictor import Predictor, fit_predictor
+
+
+@dataclasses.dataclass
+class PredictionResult:
+    """The verdict for one task, its measured features, and the predictor it came from."""
+
+    prediction: dict[str, Any]
+    items: pd.DataFrame
+    task: dict[str, Any]
+    predictor: Predictor
+    measured: dict[str, Any] | None
+    manifest: dict[str, Any]
+
+
+def predict_task(
+    ontology: str,
+    task: str,
+    *,
+    model: str = "smollm2-135m",
+    calibration: Sequence[str | os.PathLike[str]] = (),
+    shipped: bool = True,
+    bins: int = 20,
+    per_bin: int = 5,
+    config: FeatureConfig | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+    loaded_model: Any = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> PredictionResult:
+    """Measure a task's features on the split a fine-tuning run would use and predict what tuning would do.
+
+    The predictor is fitted on the shipped calibration set (unless ``shipped=False``) and the
+    ``calibration`` directories (``lexprobe correlate`` outputs). A task that is itself in the calibration is
+    left out of the fit (with every model's run of it, as in leave-one-task-out), so the prediction is out of
+    sample; its measured outcome with this model, if any, is returned beside it (``measured``).
+
+    Raises
+    ------
+    PredictionError
+        No calibration, or fewer than two calibration tasks once the task itself is left out.
+    """
+    from lexprobe.models import load_model
+    from lexprobe.ontology import load_ontology
+    from lexprobe.tasks import make_split
+
+    config = config or FeatureConfig()
+    paths = [*([shipped_calibration_dir()] if shipped else []), *calibration]
+    if not paths:
+        raise PredictionError(
+            "no calibration: keep the shipped set or pass --calibration DIR (lexprobe correlate output)"
+        )
+    try:
+        ont = load_ontology(ontology)
+        split = make_split(ont, task, bins=bins, per_bin=per_bin, seed=seed)
+    except LexprobeError as exc:
+        raise PredictionError(str(exc)) from None
+    cal_items, cal_tasks, provenance = load_calibration(paths)
+    label = f"{ont.name} {split.task.name}"
+    lm = loaded_model if loaded_model is not None else load_model(model)
+    model_name = model  # the spec as given: calibration tasks are keyed by it
+    same = (cal_tasks["label"] == label) & (cal_tasks["model"].astype(str) == model_name)
+    measured = cal_tasks[same].iloc[0].to_dict() if same.any() else None
+    # the task's whole field pair (the task and its reverse, every model) is left out; identity is the
+    # ontology as loaded (name, or the checksum a calibration recorded) and the field pair, never a file name
+    identity = task_identity(ont.name, split.task.name)
+    mine = _pair_groups(cal_tasks) == identity
+    if "ontology_checksum" in cal_tasks:
+        mine |= (cal_tasks["ontology_checksum"].astype(str) == ont.checksum) & (
+            cal_tasks["task"].map(field_pair) == field_pair(split.task.name)
+        )
+    left_out = sorted(_units(cal_tasks[mine]))
+    left_units = set(left_out)
+    cal_tasks = cal_tasks[~mine].reset_index(drop=True)
+    cal_items = cal_items[~_units(cal_items).isin(left_units)]
+    if cal_tasks.empty or cal_items.empty:
+        raise PredictionError(f"no calibration task is left once {identity} is left out")
+    predictor = fit_predictor(cal_items, cal_tasks, seed=seed)
+    pairs = pd.concat([split.train.assign(split="train"), split.withheld.assign(split="withheld")], ignore_index=True)
+    pairs = _subsample(pairs, config.per_split, seed)
+    features = measure_features(
+        pairs, source=split.task.source, target=split.task.target, model=lm, config=config, cache_dir=cache_dir
+    )
+    prediction = predictor.predict(features.items.assign(label=label, model=model_name))
+    warnings = list(predictor.warnings)
+    units = predictor.tasks
+    reached = units.loc[units["measured_verdict"] == prediction["verdict"], "group"].nunique()
+    if reached == 0:
+        warnings.append(
+            f"no calibration field pair other than this task's own reached '{prediction['verdict']}': "
+            "the verdict rests on no example"
+        )
+    cal_models = sorted(cal_tasks["model"].astype(str).unique())
+    if model_name not in cal_models:
+        warnings.append(
+            f"no calibration task used model {model_name} (calibration: {', '.join(cal_models)}): "
+            "the prediction extrapolates"
+        )
+    ours = {k: v for k, v in dataclasses.asdict(config).items() if k != "seed"}
+    for record in provenance:
+        theirs = (record.get("config") or {}).get("features")
+        if theirs is not None:
+            differ = sorted(k for k, v in ours.items() if k in theirs and _jsonable(theirs[k]) != _jsonable(v))
+            if differ:
+                warnings.append(f"features measured with other settings ({', '.join(differ)}) in {record['path']}")
+    prediction |= {"ontology": ont.name, "task": split.task.name, "model": model_name, "label": label}
+    prediction["warnings"] = warnings
+    prediction["n_calibration_tasks"] = len(cal_tasks)
+    prediction["field_pair"] = identity
+    manifest = {
+        "stage": "predict",
+        "config": {
+            "ontology": ontology,
+            "task": task,
+            "model": model_name,
+            "bins": bins,
+            "per_bin": per_bin,
+            "features": dataclasses.asdict(config),
+            "n_boot": n_boot,
+            "predictor_features": list(FEATURES),
+            "shipped_calibration": shipped,
+            "calibration": [str(p) for p in calibration],
+        },
+        "inputs": {
+            "ontology": ont.describe(),
+            "model": lm.describe(),
+            "calibration": provenance,
+            "calibration_tasks": _units(cal_tasks).tolist(),
+            "left_out": left_out,
+        },
+        "seed": seed,
+    }
+    return PredictionResult(
+        prediction=prediction,
+        items=features.items,
+        task=features.task,
+        predictor=predictor,
+        measured=measured,
+        manifest=manifest,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def write_prediction(result: PredictionResult, out: str | os.PathLike[str]) -> list[Path]:
+    """Write ``prediction.csv`` (one row), ``reasons.csv``, ``features.csv`` (per item), ``calibration_tasks.csv``
+    (with ``loto.csv`` when evaluated) and the manifest into ``out``, each atomically."""
+    from lexprobe.runs import write_result_dir
+
+    row = {k: v for k, v in result.prediction.items() if k not in ("reasons", "warnings")}
+    row |= {f"task_{k}": v for k, v in result.task.items()}
+    row["warnings"] = " | ".join(result.prediction["warnings"])
+    if result.measured is not None:
+        row |= {f"measured_{k}": result.measured[k] for k in ("memorization_gain", "generalization_gain")}
+        row["measured_verdict"] = _measured_verdict(result.measured)
+    tables = {
+        "prediction.csv": pd.DataFrame([row]),
+        "reasons.csv": pd.DataFrame(result.prediction["reasons"]),
+        "features.csv": result.items,
+        "calibration_tasks.csv": result.predictor.tasks,
+    }
+    if result.predictor.loto is not None:
+        tables["loto.csv"] = result.predictor.loto
+    if result.predictor.holdout is not None:
+        tables["holdout.csv"] = result.predictor.holdout
+        tables["baselines.csv"] = result.predictor.baselines
+    record = dict(result.manifest)
+    if result.predictor.loto is not None:
+        record["inputs"] = record["inputs"] | {"loto_summary": loto_summary(result.predictor.loto)}
+    record["inputs"] = record["inputs"] | {
+        "thresholds": result.predictor.thresholds,
+        "threshold_notes": result.predictor.threshold_notes,
+    }
+    return write_result_dir(out, tables, stage="predict", record=record)

@@ -1,0 +1,142 @@
+"""Statistics shared by lexprobe's stages, on scipy and scikit-learn where they already do the job.
+
+- :func:`wilson_interval`: a binomial proportion's Wilson score interval (``scipy.stats.binomtest``).
+- :func:`spearman_ci`: Spearman's rho with an item bootstrap interval (one task's items).
+- :func:`cluster_bootstrap`: a percentile interval over resamples of whole clusters (units: a task on a model),
+  for statistics pooled over tasks, whose items are not independent evidence.
+- :func:`youden_threshold`: the cut that best separates two classes (Youden's J).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def wilson_interval(k: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of ``k`` successes in ``n`` (scipy's ``binomtest(...).proportion_ci``);
+    ``(nan, nan)`` for ``n == 0``."""
+    from scipy.stats import binomtest
+
+    if n <= 0:
+        return float("nan"), float("nan")
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def spearman_ci(
+    x: np.ndarray, y: np.ndarray, *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> dict[str, Any]:
+    """Spearman's rho with a percentile bootstrap interval over items and scipy's p-value.
+
+    A constant ``x`` or ``y`` has no rank correlation: ``rho`` is NaN and ``note`` says which is constant.
+    (Items of one task only: pooled over tasks, use :func:`spearman_pooled_within`, whose intervals resample
+    units.)
+    """
+    from scipy.stats import rankdata, spearmanr
+
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    n = len(x)
+    out: dict[str, Any] = {"n": n, "rho": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "note": ""}
+    if n < 3:
+        out["note"] = "fewer than 3 items"
+        return out
+    constant = [name for name, v in (("x", x), ("y", y)) if np.ptp(v) == 0]
+    if constant:
+        out["note"] = f"{' and '.join(constant)} constant"
+        return out
+    result = spearmanr(x, y)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    bx = rankdata(x[idx], axis=1)
+    by = rankdata(y[idx], axis=1)
+    bx -= bx.mean(axis=1, keepdims=True)
+    by -= by.mean(axis=1, keepdims=True)
+    denom = np.sqrt((bx**2).sum(axis=1) * (by**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boots = (bx * by).sum(axis=1) / denom
+    boots = boots[np.isfinite(boots)]
+    alpha = (1 - confidence) / 2
+    out |= {"rho": float(result.statistic), "p_value": float(result.pvalue)}
+    if len(boots):
+        out |= {"ci_low": float(np.quantile(boots, alpha)), "ci_high": float(np.quantile(boots, 1 - alpha))}
+    return out
+
+
+def cluster_bootstrap(
+    statistic: Callable[[list[Any]], float],
+    clusters: Sequence[Any],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile interval of ``statistic`` over resamples of whole clusters (units), not of items."""
+    rng = np.random.default_rng(seed)
+    k = len(clusters)
+    values = []
+    for _ in range(n_boot):
+        drawn = [clusters[i] for i in rng.integers(0, k, k)]
+        v = statistic(drawn)
+        if np.isfinite(v):
+            values.append(v)
+    if not values:
+        return float("nan"), float("nan")
+    alpha = (1 - confidence) / 2
+    return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
+
+
+def youden_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float | None, str]:
+    """The cut on ``scores`` that best separates ``labels`` (Youden's J = TPR - FPR), with a note.
+
+    Candidates are midpoints between consecutive distinct scores; among equally good cuts the middle one is
+    taken. With only positives the cut is the lowest positive score; with only negatives, or with scores that
+    are all equal, there is no cut (``None``): that verdict cannot be reached from this calibration.
+    """
+    scores = np.asarray(scores, dtype=float)
+    labels = np.asarray(labels, dtype=bool)
+    keep = np.isfinite(scores)
+    scores, labels = scores[keep], labels[keep]
+    if not labels.any():
+        return None, "no calibration task reached it"
+    if labels.all():
+        return float(scores.min()), "every calibration task reached it"
+    distinct = np.unique(scores)
+    if len(distinct) == 1:
+        return None, "the calibration's predicted gains are all equal: nothing separates the tasks"
+    cuts = (distinct[:-1] + distinct[1:]) / 2
+    tpr = np.array([(scores[labels] >= c).mean() for c in cuts])
+    fpr = np.array([(scores[~labels] >= c).mean() for c in cuts])
+    j = tpr - fpr
+    best = np.flatnonzero(np.isclose(j, j.max()))
+    return float(cuts[best[len(best) // 2]]), f"Youden's J = {j.max():.2f}"
+
+
+def _pooled_rho(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy.stats import rankdata
+
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    rx, ry = rankdata(x) - (len(x) + 1) / 2, rankdata(y) - (len(y) + 1) / 2
+    return float((rx * ry).sum() / np.sqrt((rx**2).sum() * (ry**2).sum()))
+
+
+def _within_rho(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Spearman within units: ranks taken inside each unit, centred there, then correlated over all items
+    (a unit whose x or y is constant adds nothing)."""
+    from scipy.stats import rankdata
+
+    sxy = sxx = syy = 0.0
+    for x, y in parts:
+        if len(x) < 2:
+            continue
+        rx, ry = rankdata(x) - (len(x) + 1) / 2, rankdata(y) - (len(y) + 1) / 2
+        sxy += float((rx * ry).sum())
+        sxx += float((rx**2).sum())
+        syy += float((ry**2).sum())
+    return sxy / np.sqrt(sxx * syy) if sxx > 0 and syy > 0 else float("nan")
