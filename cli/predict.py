@@ -262,7 +262,9 @@ def predict_cmd(
     if out is not None:
         write_prediction(result, out)
     p, t, predictor = result.prediction, result.task, result.predictor
-    console.print(f"[bold]{p['label']} ({p['model']}): {p['stated_verdict']}[/bold]")
+    console.print(f"[bold]{p['label']} ({p['model']}): {p['verdict']}[/bold]")
+    if p["stated_verdict"] != p["verdict"]:
+        console.print(f"[yellow]{p['stated_verdict']}[/yellow] (an interval crosses a verdict threshold)")
     console.print(
         f"predicted generalization gain {p['predicted_generalization_gain']:+.3f} "
         f"{_ci(p['predicted_generalization_gain_ci_low'], p['predicted_generalization_gain_ci_high'])}; "
