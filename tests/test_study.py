@@ -98,3 +98,21 @@ def test_a_finished_study_resumes_without_redoing_work(study) -> None:
         for stage, name in (("train", "manifest.json"), ("evaluate", "evaluation_manifest.json")):
             recorded = json.loads((out / "hgnc" / task / name).read_text())["outputs"]["seconds"]
             assert next(s["seconds"] for s in lost if s == s | {"stage": stage, "dir": f"hgnc/{task}"}) == recorded
+
+
+@pytest.mark.slow
+def test_a_finished_study_refuses_other_settings(study, tmp_path: Path) -> None:
+    import shutil
+
+    out, _ = study
+    result = runner.invoke(
+        app, ["study", "-o", "hgnc", "--tasks", TASKS, "--size", "tiny", "--seed", "1", "--out", str(out)]
+    )
+    assert result.exit_code == 1 and "seed: 0 -> 1" in result.output and "--rerun-mismatched" in result.output
+    # each stage's own manifest, as the real stage wrote it, is compared too
+    copy = tmp_path / "copy"
+    shutil.copytree(out / "hgnc", copy / "hgnc")
+    for stages in (["align"], ["lexicalization"], ["train", "evaluate"], ["evaluate"]):
+        with pytest.raises(StudyError, match=r"made with other settings \(.*seed: 0 -> 1"):
+            run_study(["hgnc"], copy, size="tiny", tasks=TASKS.split(","), stages=stages, seed=1)
+        run_study(["hgnc"], copy, size="tiny", tasks=TASKS.split(","), stages=stages)  # same settings: resumed
