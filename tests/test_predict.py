@@ -180,6 +180,15 @@ def test_a_path_given_and_a_built_in_ontology_give_the_same_task_identity() -> N
     by_path = load_ontology(str(ROOT / "data" / "hgnc.terms.tsv.gz"))
     assert builtin.checksum == by_path.checksum
     assert task_identity(builtin.name, "name-to-symbol") == task_identity(by_path.name, "symbol-to-name")
+    # `predict` leaves out the same calibration units for either: the pair on both models, nothing else
+    from lexprobe.predict import shipped_calibration_dir
+    from lexprobe.predict._predict import leave_out_pair
+
+    items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    for ontology in (builtin, by_path):
+        rest_items, rest_tasks, left_out, identity = leave_out_pair(items, tasks, ontology, "name-to-symbol")
+        assert identity == "hgnc name/symbol" and len(left_out) == 4 and len(rest_tasks) == 12
+        assert not rest_items["label"].isin(["hgnc name-to-symbol", "hgnc symbol-to-name"]).any()
 
 
 def test_template_share_counts_the_target_family_among_train_targets() -> None:

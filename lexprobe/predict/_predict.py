@@ -79,20 +79,7 @@ def predict_task(
     model_name = model  # the spec as given: calibration tasks are keyed by it
     same = (cal_tasks["label"] == label) & (cal_tasks["model"].astype(str) == model_name)
     measured = cal_tasks[same].iloc[0].to_dict() if same.any() else None
-    # the task's whole field pair (the task and its reverse, every model) is left out; identity is the
-    # ontology as loaded (name, or the checksum a calibration recorded) and the field pair, never a file name
-    identity = task_identity(ont.name, split.task.name)
-    mine = _pair_groups(cal_tasks) == identity
-    if "ontology_checksum" in cal_tasks:
-        mine |= (cal_tasks["ontology_checksum"].astype(str) == ont.checksum) & (
-            cal_tasks["task"].map(field_pair) == field_pair(split.task.name)
-        )
-    left_out = sorted(_units(cal_tasks[mine]))
-    left_units = set(left_out)
-    cal_tasks = cal_tasks[~mine].reset_index(drop=True)
-    cal_items = cal_items[~_units(cal_items).isin(left_units)]
-    if cal_tasks.empty or cal_items.empty:
-        raise PredictionError(f"no calibration task is left once {identity} is left out")
+    cal_items, cal_tasks, left_out, identity = leave_out_pair(cal_items, cal_tasks, ont, split.task.name)
     predictor = fit_predictor(cal_items, cal_tasks, seed=seed)
     pairs = pd.concat([split.train.assign(split="train"), split.withheld.assign(split="withheld")], ignore_index=True)
     pairs = _subsample(pairs, config.per_split, seed)
@@ -156,6 +143,42 @@ def predict_task(
         measured=measured,
         manifest=manifest,
     )
+
+
+def leave_out_pair(
+    items: pd.DataFrame, tasks: pd.DataFrame, ontology: Any, task: str
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str], str]:
+    """The calibration without the task's whole field pair (the task and its reverse, on every model).
+
+    The task is identified by the ontology as loaded (``ontology.name``, or the checksum a calibration
+    recorded) and its field pair, never by a file name: a built-in and its file given as a path are the same.
+
+    Returns
+    -------
+    items, tasks : DataFrame
+        What is left.
+    left_out : list of str
+        The units left out.
+    identity : str
+        :func:`task_identity` of the task.
+
+    Raises
+    ------
+    PredictionError
+        Nothing is left.
+    """
+    identity = task_identity(ontology.name, task)
+    mine = _pair_groups(tasks) == identity
+    if "ontology_checksum" in tasks:
+        mine |= (tasks["ontology_checksum"].astype(str) == ontology.checksum) & (
+            tasks["task"].map(field_pair) == field_pair(task)
+        )
+    left_out = sorted(_units(tasks[mine]))
+    tasks = tasks[~mine].reset_index(drop=True)
+    items = items[~_units(items).isin(set(left_out))]
+    if tasks.empty or items.empty:
+        raise PredictionError(f"no calibration task is left once {identity} is left out")
+    return items, tasks, left_out, identity
 
 
 def _jsonable(value: Any) -> Any:
