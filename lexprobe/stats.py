@@ -117,7 +117,8 @@ def youden_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float | No
     return float(cuts[best[len(best) // 2]]), f"Youden's J = {j.max():.2f}"
 
 
-def _pooled_rho(x: np.ndarray, y: np.ndarray) -> float:
+def pooled_spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho of all items together (NaN for fewer than 3 items or a constant side)."""
     from scipy.stats import rankdata
 
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -126,7 +127,7 @@ def _pooled_rho(x: np.ndarray, y: np.ndarray) -> float:
     return float((rx * ry).sum() / np.sqrt((rx**2).sum() * (ry**2).sum()))
 
 
-def _within_rho(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+def within_spearman(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
     """Spearman within units: ranks taken inside each unit, centred there, then correlated over all items
     (a unit whose x or y is constant adds nothing)."""
     from scipy.stats import rankdata

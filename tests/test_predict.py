@@ -338,6 +338,12 @@ def test_grouped_auc_does_not_reward_telling_tasks_apart() -> None:
     auc = auc_comparison(items, n_boot=100).set_index("model")
     assert auc.loc["alignment only", "cv"] == "leave one field pair out"
     assert abs(auc.loc["alignment only", "within_auc"] - 0.5) < 0.1  # it ranks nothing inside a task
+    assert abs(auc.loc["alignment itself", "within_auc"] - 0.5) < 0.1
+    # where alignment drives gains inside tasks, its own value ranks gained items within them
+    planted, _ = synthetic(n_tasks=6, n=100)
+    within = auc_comparison(planted[planted["split"] == "withheld"], n_boot=100).set_index("model")
+    assert within.loc["alignment itself", "within_ci_low"] > 0.55
+    assert within.loc["features", "within_auc"] > 0.6
     assert auc.loc["popularity only", "ci_low"] < 0.5 < auc.loc["popularity only", "ci_high"]
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from lexprobe.predict._common import FEATURES, _pair_groups, _units
 from lexprobe.predict._features import _with_template_share
-from lexprobe.stats import _pooled_rho, _within_rho, cluster_bootstrap, spearman_ci
+from lexprobe.stats import cluster_bootstrap, pooled_spearman, spearman_ci, within_spearman
 
 
 def spearman_pooled_within(
@@ -23,8 +23,8 @@ def spearman_pooled_within(
     parts = [(p[x].astype(float).to_numpy(), p[y].astype(float).to_numpy()) for _, p in items.groupby(_units(items))]
     rows = []
     for scope, stat in (
-        ("all", lambda ps: _pooled_rho(np.concatenate([a for a, _ in ps]), np.concatenate([b for _, b in ps]))),
-        ("within tasks", _within_rho),
+        ("all", lambda ps: pooled_spearman(np.concatenate([a for a, _ in ps]), np.concatenate([b for _, b in ps]))),
+        ("within tasks", within_spearman),
     ):
         value = stat(parts) if parts else float("nan")
         low, high = cluster_bootstrap(stat, parts, n_boot=n_boot, seed=seed) if len(parts) >= 2 else (np.nan,) * 2
@@ -199,8 +199,10 @@ def auc_comparison(
             f"every item {target} is in one field pair ({groups[y][0]}): held out, its model never saw one; "
             "the grouped AUC is not estimable from this calibration"
         )
+    raw = _raw_feature_rows(items, y, units, n_boot=n_boot, seed=seed, base=base)
     if note:
-        return pd.DataFrame([{"model": m} | blank | base | {"note": note} for m in (*names, "difference")])
+        rows = [{"model": m} | blank | base | {"note": note} for m in (*names, "difference")]
+        return pd.DataFrame(rows + raw)
     preds = {
         name: _grouped_oof(items[list(cols)].astype(float).to_numpy(), y, groups, seed) for name, cols in models.items()
     }
@@ -222,4 +224,28 @@ def auc_comparison(
             key = "auc" if not prefix else "within_auc"
             row |= {key: s(clusters), f"{prefix}ci_low": low, f"{prefix}ci_high": high}
         rows.append(row | base | {"note": ""})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows + raw)
+
+
+#: Features whose own values are scored as a ranking of items (higher = gained), with no fit.
+RAW_FEATURES = ("alignment", "lexicalization", "template_share", "log_popularity")
+
+
+def _raw_feature_rows(items, y, units, *, n_boot: int, seed: int, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """AUC of each feature's own value (no model, so no cross-validation), pooled and within units, with
+    cluster bootstrap intervals: does the feature rank gained items above the others inside a task?"""
+    order = list(dict.fromkeys(units))
+    rows = []
+    for feature in RAW_FEATURES:
+        if feature not in items:
+            continue
+        x = items[feature].astype(float).to_numpy()
+        clusters = [(y[units == u], x[units == u]) for u in order]
+        row: dict[str, Any] = {"model": f"{feature} itself"}
+        for prefix, fn in (("", _auc_pooled), ("within_", _auc_within)):
+            low, high = cluster_bootstrap(fn, clusters, n_boot=n_boot, seed=seed) if len(order) > 1 else (np.nan,) * 2
+            key = "within_auc" if prefix else "auc"
+            row |= {key: fn(clusters), f"{prefix}ci_low": low, f"{prefix}ci_high": high}
+        note = "" if 0 < y.sum() < len(y) else "one class only"
+        rows.append(row | base | {"cv": "none: the feature's own value, higher = gained", "note": note})
+    return rows
