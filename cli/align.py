@@ -39,7 +39,7 @@ def align_cmd(
     ),
     ci_layers: str = typer.Option("best", "--ci-layers", help="CKA intervals at the best layer or at all."),
     preprocess: str = typer.Option("standardize", "--preprocess", help="none, center, standardize or clip."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the sample, permutations and bootstrap."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the sample, permutations and bootstrap."),
     out: Path | None = typer.Option(None, "--out", help="Output directory (default runs/align-<ontology>)."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),

@@ -63,7 +63,7 @@ def embed_cmd(
     batch_size: str = typer.Option("auto", "--batch-size", help="Items per batch, or auto."),
     dtype: str = typer.Option("float32", "--storage-dtype", help="float32 or float16 on disk."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the term sample."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the term sample."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:

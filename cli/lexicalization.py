@@ -34,7 +34,7 @@ def lexicalization_cmd(
     tokenization_only: bool = typer.Option(
         False, "--tokenization-only", help="Only the tokenizer measures (no forward pass)."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the sample and of the probe's folds."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the sample and of the probe's folds."),
     out: Path | None = typer.Option(None, "--out", help="Output directory (default runs/lexicalization-<ontology>)."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),

@@ -27,7 +27,7 @@ def split_cmd(
     annotations: Path | None = typer.Option(
         None, "--annotations", help="Annotation file for popularity (GAF for GO, phenotype.hpoa for HPO)."
     ),
-    seed: int = typer.Option(0, "--seed", min=0, help="Random seed: same seed, same split."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed: same seed, same split."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
 ) -> None:
     """Write a popularity-balanced train / withheld split of a task (no term in both)."""

@@ -19,7 +19,7 @@ def study_cmd(
         None, "--stages", help="Subset of align,lexicalization,train,evaluate,correlate,report (default all)."
     ),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of every stage."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of every stage."),
     rerun_mismatched: bool = typer.Option(
         False,
         "--rerun-mismatched",

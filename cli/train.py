@@ -47,7 +47,9 @@ def train_cmd(
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Examples per step and process."),
     save_steps: int = typer.Option(50, "--save-steps", min=1, help="Checkpoint every N steps (for resuming)."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the split, LoRA initialisation and data order."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1, help="Seed of the split, LoRA initialisation and data order."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out; train from scratch."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -100,7 +102,7 @@ def evaluate_cmd(
         None, "--max-new-tokens", min=1, help="Default by target: 24 id, 16 symbol."
     ),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap intervals of the gains."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the bootstrap intervals of the gains."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Exact-match accuracy before (baseline) and after (tuned) fine-tuning, on train and withheld pairs."""

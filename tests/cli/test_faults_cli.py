@@ -340,3 +340,21 @@ def test_a_template_with_other_braces_keeps_them_as_text(tmp_path: Path, templat
     result = runner.invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert np.isfinite(np.load(out / "embeddings.npy")).all()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["align", "--ontology", "hpo"],
+        ["embed", "--ontology", "hpo", "--field", "name", "--out", "{tmp}/e"],
+        ["lexicalization", "--ontology", "hpo"],
+        ["split", "--ontology", "hpo", "--task", "name-to-id", "--out", "{tmp}/s"],
+        ["study", "--ontology", "hpo", "--out", "{tmp}/st"],
+        ["train", "--ontology", "hpo", "--task", "name-to-id", "--out", "{tmp}/t"],
+    ],
+)
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_a_seed_out_of_numpy_and_sklearn_range_is_a_usage_error(tmp_path: Path, command: list[str], seed: str) -> None:
+    result = runner.invoke(app, [a.replace("{tmp}", str(tmp_path)) for a in command] + ["--seed", seed])
+    assert result.exit_code == 2, result.output
+    assert "--seed" in result.output and "Traceback" not in result.output
