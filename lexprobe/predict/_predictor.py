@@ -110,6 +110,8 @@ def unit_table(
                 if key in known_row and pd.notna(known_row[key]):
                     row[key] = known_row[key]
             row["memorized"], row["generalized"] = bool(row["memorized"]), bool(row["generalized"])
+            for key, value in known_row.items():  # the task's other measurements (layer, effect, sides...)
+                row.setdefault(key, value)
         row["measured_verdict"] = _measured_verdict(row)
         rows.append(row)
     return pd.DataFrame(rows)
