@@ -87,7 +87,7 @@ STUDY_MODELS = {"smollm2-135m", "gemma3-270m"}
 
 def test_readme_study_table_matches_the_shipped_calibration() -> None:
     """The README's per-task table is the calibration set `lexprobe predict` ships, as `lexprobe correlate` wrote it."""
-    rows = readme_rows("| task | model | pairs | alignment z |")
+    rows = readme_rows("| task | model | pairs | alignment z |")  # predicted: with its field pair held out
     tasks = pd.read_csv(CALIBRATION / "tasks.csv").set_index(["label", "model"])
     loto = pd.read_csv(CALIBRATION / "loto.csv")
     assert sorted((row[0], row[1]) for row in rows) == sorted(tasks.index)
@@ -113,9 +113,10 @@ def test_the_study_page_tables_are_the_summary_the_tool_wrote() -> None:
     remade = summary_markdown(
         summary_table(pd.read_csv(CALIBRATION / "tasks.csv"), pd.read_csv(CALIBRATION / "loto.csv"))
     )
-    assert written == remade
+    per_model = written.split("\n## ")[0]  # the per-model tables; the held-out sections follow them
+    assert per_model.rstrip() == remade.rstrip()
     page = (ROOT / "docs" / "study.md").read_text(encoding="utf-8")
-    for table in written.split("### ")[1:]:
+    for table in per_model.split("### ")[1:]:
         assert "### " + table.strip() in page
     assert {line[4:] for line in written.splitlines() if line.startswith("### ")} == STUDY_MODELS
 
@@ -171,19 +172,32 @@ def test_the_study_page_lexicalization_table_matches_both_studies() -> None:
 
 
 def test_the_readme_study_bullets_quote_the_calibration_files() -> None:
-    """The pooled correlations, AUCs and the leave-one-task-out score the README quotes are those shipped."""
+    """The pooled and within-task correlations and the features' own within-task AUCs the README quotes are
+    those shipped, and its baseline table is `baselines.csv`."""
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
     corr = pd.read_csv(CALIBRATION / "correlations.csv")
-    pooled = corr[corr["scope"] == "all"].set_index(["x", "split"])
-    for feature in ("lexicalization", "alignment"):
-        r = pooled.loc[(feature, "withheld")]
-        assert f"{r['rho']:+.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" in readme, feature
+    gains = corr[(corr["y"] == "gain") & (corr["split"] == "withheld")].set_index(["scope", "x"])
+    for scope, feature in [
+        ("all", "lexicalization"),
+        ("all", "alignment"),
+        ("within tasks", "alignment"),
+        ("within tasks", "lexicalization"),
+        ("within tasks", "template_share"),
+    ]:
+        r = gains.loc[(scope, feature)]
+        assert f"{r['rho']:+.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" in readme, (scope, feature)
     auc = pd.read_csv(CALIBRATION / "auc.csv").set_index("model")
-    for model in ("features", "popularity only"):
+    assert auc.loc["features", "auc"] != auc.loc["features", "auc"]  # not estimable: the README says so
+    assert "the grouped AUC of" in readme and "not estimable" in readme
+    for model in ("alignment itself", "template_share itself", "log_popularity itself"):
         r = auc.loc[model]
-        assert f"{r['auc']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" in readme, model
-    assert f"{int(auc.loc['features', 'n'])} withheld items" in readme.replace(",", "")
+        assert f"{r['within_auc']:.3f} [{r['within_ci_low']:.3f}, {r['within_ci_high']:.3f}]" in readme, model
+    rows = readme_rows("| rule (fitted without the held-out field pair) |")
+    baselines = pd.read_csv(CALIBRATION / "baselines.csv")
+    assert [row[0] for row in rows] == list(baselines["rule"])
+    for (rule, verdicts, mae, ratio), (_, b) in zip(rows, baselines.iterrows()):
+        assert verdicts == f"{b['verdicts_right']}/{b['n_units']}"
+        assert mae == f"{b['gain_mae_points']:.2f}" and ratio == f"{b['relative_error']:.2f}"
     loto = pd.read_csv(CALIBRATION / "loto.csv")
-    verdicts = loto[loto["split"] == "withheld"]
-    right = int((verdicts["verdict"] == verdicts["measured_verdict"]).sum())
-    assert f"gets {right} of {len(verdicts)} verdicts right" in readme
+    held = loto[loto["split"] == "withheld"]
+    assert set(held.groupby("group")["label"].nunique()) == {2}  # a task and its mirror, held out together
