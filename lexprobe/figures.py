@@ -539,7 +539,8 @@ def plot_calibration(
             linestyle="none",
             label=_SPLIT_LABELS.get(str(split), str(split)),
         )
-        _annotate(ax, x, y, labels[group.index])
+        moved = np.abs(y) > 0.01  # label the units that gained; the pile at (0, 0) would be unreadable
+        _annotate(ax, x[moved], y[moved], labels[group.index].to_numpy()[moved])
     bounds = loto[columns].to_numpy(float)
     finite = bounds[np.isfinite(bounds)]
     low, high = (min(finite.min(), 0.0), max(finite.max(), 1.0)) if finite.size else (0.0, 1.0)
@@ -555,8 +556,8 @@ def plot_calibration(
     ax.set_xlim(low - pad, high + pad)
     ax.set_ylim(low - pad, high + pad)
     ax.set_aspect("equal")
-    ax.set_xlabel("predicted gain (leave one task out; 95% CI)")
+    ax.set_xlabel("predicted gain, its field pair held out (interval)")
     ax.set_ylabel("measured gain (tuned − baseline; 95% CI)")
     ax.set_title("predictor calibration")
-    ax.legend(frameon=False, fontsize=7, loc="upper left")
+    ax.legend(frameon=False, fontsize=7, loc="lower right")
     return save_figure(fig, directory, stem)
