@@ -324,6 +324,8 @@ def write_result_dir(
         outputs={p.name: p.stat().st_size for p in written},
         seed=record["seed"],
     )
+    # what else the stage recorded (e.g. align's per-field token-norm diagnostics and warnings) goes along
+    manifest |= {k: v for k, v in record.items() if k not in manifest and k not in ("config", "inputs", "seed")}
     written.append(write_manifest(out, manifest))
     return written
 

@@ -95,6 +95,25 @@ def test_write_alignment_writes_tables_and_a_manifest_atomically(fake_embeddings
     assert len(pd.read_csv(tmp_path / "out" / "alignment.csv")) == N_LAYERS * 3
 
 
+def test_the_manifest_carries_each_fields_token_norm_diagnostics_and_warnings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def with_norms(texts, **kwargs):
+        result = fake_extract(texts, **kwargs)
+        ratio = 150.0 if texts[0].startswith("HGNC:") else 1.2
+        norms = [{"layer": layer, "max_over_median": ratio} for layer in result.layers]
+        result.manifest = {"inputs": {}, "outputs": {"token_norms": norms}, "warnings": [f"sink {ratio}"]}
+        return result
+
+    monkeypatch.setattr(lexprobe.embed, "extract_hidden_states", with_norms)
+    result = run_alignment(config(permutations=5, bootstrap=0, pairs=("name:id",)), model=FakeModel())
+    write_alignment(result, tmp_path / "out", figures=False)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["config"]["prefix"] == "auto"
+    assert {f: rows[0]["max_over_median"] for f, rows in manifest["token_norms"].items()} == {"name": 1.2, "id": 150.0}
+    assert manifest["warnings"] == ["name: sink 1.2", "id: sink 150.0"]
+
+
 def test_figures_show_each_metric_by_layer_as_png_and_svg(fake_embeddings, tmp_path: Path) -> None:
     from lexprobe.figures import plot_alignment_by_layer
 
