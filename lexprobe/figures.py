@@ -23,6 +23,7 @@ __all__ = [
     "plot_lexicalization",
     "plot_task_gains",
     "plot_umap_pairs",
+    "pyplot",
     "save_figure",
 ]
 
@@ -53,7 +54,8 @@ _FEATURE_LABELS = {
 _SPLIT_LABELS = {"train": "memorization (train)", "withheld": "generalization (withheld)"}
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend, with lexprobe's figure style set."""
     try:
         import matplotlib
     except ImportError as exc:  # pragma: no cover - matplotlib is a dependency
@@ -86,13 +88,13 @@ def save_figure(fig, directory: str | os.PathLike[str], stem: str) -> list[Path]
         with atomic_path(target) as tmp:
             fig.savefig(tmp, format=ext, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None)
         paths.append(target)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return paths
 
 
 def plot_alignment_by_layer(table: pd.DataFrame, directory: str | os.PathLike[str], *, title: str = "") -> list[Path]:
     """One panel per metric: value by layer for each pair, with the permutation null's mean ± 2 sd as a band."""
-    plt = _pyplot()
+    plt = pyplot()
     metrics = list(dict.fromkeys(table["metric"]))
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
@@ -119,9 +121,9 @@ def plot_umap_pairs(
         import umap
     except ImportError as exc:  # pragma: no cover - umap-learn is a dependency
         raise ImportError("the UMAP figure needs umap-learn: pip install umap-learn") from exc
-    from lexprobe.align._metrics import preprocess
+    from lexprobe.align import preprocess
 
-    plt = _pyplot()
+    plt = pyplot()
     summary = result.summary
     first_metric = summary["metric"].iloc[0]
     chosen = summary[summary["metric"] == first_metric]
@@ -150,7 +152,7 @@ def plot_umap_pairs(
 
 def plot_lexicalization(result: LexicalResult, directory: str | os.PathLike[str], *, title: str = "") -> list[Path]:
     """Three figures: per-field score distributions, tokens per item by field, probe accuracy by layer."""
-    plt = _pyplot()
+    plt = pyplot()
     items = result.items
     fields = list(dict.fromkeys(items["field"]))
     colours = dict(zip(fields, OKABE_ITO))
@@ -261,7 +263,7 @@ def plot_accuracy_by_popularity(
         The PNG and the SVG.
     """
     _require(items, ("split", "bin", "baseline_correct", "tuned_correct"), "items")
-    plt = _pyplot()
+    plt = pyplot()
     frame = items.assign(
         _label=_task_labels(items),
         baseline=items["baseline_correct"].astype(float),
@@ -359,7 +361,7 @@ def plot_gain_vs_feature(
     with a normal-approximation 95% interval (mean ± 1.96 sd / sqrt(n)).
     """
     _require(items, ("split", "gain", feature), "items")
-    plt = _pyplot()
+    plt = pyplot()
     chosen = items[items["split"] == split].dropna(subset=[feature, "gain"])
     labels = _task_labels(chosen)
     fig, ax = plt.subplots(figsize=(5.8, 3.8))
@@ -423,7 +425,7 @@ def plot_task_gains(
     """
     gains = ("memorization_gain", "generalization_gain")
     _require(tasks, (feature, *gains, *(f"{g}_ci_{s}" for g in gains for s in ("low", "high"))), "tasks")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.8, 4.2))
     x = tasks[feature].astype(float).to_numpy()
     labels = _task_labels(tasks).tolist()
@@ -475,7 +477,7 @@ def plot_gains_by_model(
     """
     gains = ("memorization_gain", "generalization_gain")
     _require(tasks, ("label", "model", *gains, *(f"{g}_ci_{s}" for g in gains for s in ("low", "high"))), "tasks")
-    plt = _pyplot()
+    plt = pyplot()
     labels = list(dict.fromkeys(tasks["label"].astype(str)))
     models = list(dict.fromkeys(tasks["model"].astype(str)))
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(labels) + 1.6), sharey=True)
@@ -521,7 +523,7 @@ def plot_calibration(
     """
     columns = [f"{w}_{c}" for w in ("predicted", "measured") for c in ("gain", "ci_low", "ci_high")]
     _require(loto, ("split", *columns), "loto")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 4.6))
     labels = _task_labels(loto)
     for i, (split, group) in enumerate(loto.groupby("split", sort=True)):

@@ -547,8 +547,7 @@ def _probe_layer_set(spec: str | tuple[int, ...], layers: list[int], chosen: int
 
 
 def _embedding_measures(config, terms, texts, fields, embed_fields, lm, progress, cache_dir):
-    from lexprobe.align import knn_indices, preprocess
-    from lexprobe.align._metrics import _overlap
+    from lexprobe.align import knn_indices, neighbour_overlap, preprocess
     from lexprobe.embed import ExtractionConfig, extract_hidden_states
 
     extraction = ExtractionConfig(
@@ -585,7 +584,7 @@ def _embedding_measures(config, terms, texts, fields, embed_fields, lm, progress
                 agreement = np.full(n, np.nan)
             else:
                 knn = knn_indices(pre[field], config.k)
-                agreement = _overlap(knn, ref_knn) / config.k
+                agreement = neighbour_overlap(knn, ref_knn) / config.k
             per_item[(field, layer)] = {"agreement": agreement, "crowding": crowd}
             rows[(field, layer)] = {
                 "field": field,

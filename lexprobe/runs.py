@@ -27,6 +27,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_text",
     "atomic_write_json",
+    "json_default",
     "sha256_file",
     "sha256_text",
     "cache_dir",
@@ -96,7 +97,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return Path(path)
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps``'s ``default=``: dataclasses as dicts, paths as strings, sets sorted, numpy as lists."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)
     if isinstance(obj, Path):
@@ -110,7 +112,7 @@ def _json_default(obj: Any) -> Any:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically and return the path."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
 
 
 def _unwritable(path: Path) -> str | None:
@@ -182,7 +184,7 @@ def sha256_text(text: str) -> str:
 
 def config_key(*parts: Any) -> str:
     """A short, stable caching key for JSON-serialisable parts (configs, checksums, names)."""
-    blob = json.dumps(parts, sort_keys=True, default=_json_default)
+    blob = json.dumps(parts, sort_keys=True, default=json_default)
     return sha256_text(blob)[:20]
 
 
@@ -412,7 +414,7 @@ _MISSING = object()
 
 
 def _normal(value: Any) -> Any:
-    return json.loads(json.dumps(value, sort_keys=True, default=_json_default))
+    return json.loads(json.dumps(value, sort_keys=True, default=json_default))
 
 
 def clear_stage_outputs(directory: str | os.PathLike[str], stage: str, manifest: Mapping[str, Any] | None) -> None:

@@ -2,6 +2,7 @@
 
 - :func:`wilson_interval`: a binomial proportion's Wilson score interval (``scipy.stats.binomtest``).
 - :func:`spearman_ci`: Spearman's rho with an item bootstrap interval (one task's items).
+- :func:`paired_bootstrap_interval`: a percentile interval of a paired mean difference (items resampled).
 - :func:`cluster_bootstrap`: a percentile interval over resamples of whole clusters (units: a task on a model),
   for statistics pooled over tasks, whose items are not independent evidence.
 - :func:`youden_threshold`: the cut that best separates two classes (Youden's J).
@@ -66,6 +67,23 @@ def spearman_ci(
     if len(boots):
         out |= {"ci_low": float(np.quantile(boots, alpha)), "ci_high": float(np.quantile(boots, 1 - alpha))}
     return out
+
+
+def paired_bootstrap_interval(
+    baseline: np.ndarray, tuned: np.ndarray, *, n_boot: int, seed: int, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Percentile interval of mean(tuned - baseline), resampling items (pairs kept together)."""
+    n = len(baseline)
+    if n == 0:
+        return float("nan"), float("nan")
+    diff = tuned.astype(float) - baseline.astype(float)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    for start in range(0, n_boot, 500):  # chunks bound memory for large splits
+        idx = rng.integers(0, n, size=(min(500, n_boot - start), n))
+        means[start : start + len(idx)] = diff[idx].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
 def cluster_bootstrap(

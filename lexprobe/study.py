@@ -241,8 +241,7 @@ def run_study(
         return False
 
     from lexprobe.ontology import load_ontology
-    from lexprobe.train import is_complete
-    from lexprobe.train._config import _RESUME_FREE
+    from lexprobe.train import RESUME_FREE, is_complete
 
     loaded = {}
     for ontology in ontologies:
@@ -278,7 +277,7 @@ def run_study(
         task_folders = {task: _folder(root, names[ontology], task) for task in plan[ontology]}
         _check_distinct(task_folders, f"tasks of {names[ontology]}")
         for task, where in task_folders.items():
-            trained = _settings(_train_config(ontology, task, model, spec, seed, device), skip=_RESUME_FREE)
+            trained = _settings(_train_config(ontology, task, model, spec, seed, device), skip=RESUME_FREE)
             if (where / "manifest.json").is_file():
                 expected = {"config": trained, "inputs": {"data_checksum": checksum["checksum"]}}
                 settled("train", where, "manifest.json", expected, "train" in stages)
@@ -396,9 +395,9 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
 
 def _normal(value: Any) -> Any:
     """``value`` as it reads back from a manifest (tuples as lists, dataclasses as dicts)."""
-    from lexprobe.runs import _json_default
+    from lexprobe.runs import json_default
 
-    return json.loads(json.dumps(value, sort_keys=True, default=_json_default))
+    return json.loads(json.dumps(value, sort_keys=True, default=json_default))
 
 
 def _settings(config: Any, skip: Sequence[str] = ()) -> dict[str, Any]:

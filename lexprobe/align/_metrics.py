@@ -150,9 +150,12 @@ def _knn_ordered(X: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(ids, first_valid, axis=1).astype(np.int64)
 
 
-def _overlap(NX: np.ndarray, NY: np.ndarray) -> np.ndarray:
-    """Per-row |NX[i] ∩ NY[i]| for neighbour index arrays of equal width."""
+def neighbour_overlap(NX: np.ndarray, NY: np.ndarray) -> np.ndarray:
+    """Per-row |NX[i] ∩ NY[i]| for neighbour index arrays of equal width (e.g. from :func:`knn_indices`)."""
     return (NX[:, :, None] == NY[:, None, :]).any(axis=2).sum(axis=1)
+
+
+_overlap = neighbour_overlap
 
 
 def mutual_knn_per_item(X: np.ndarray, Y: np.ndarray, *, k: int = 10) -> np.ndarray:

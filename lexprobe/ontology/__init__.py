@@ -7,7 +7,7 @@ alias_symbols, namespace, category) followed by ``pop_*`` popularity columns nam
 
 from __future__ import annotations
 
-from lexprobe.ontology._curie import normalize_curie
+from lexprobe.ontology._curie import PREFIX_PADDING, normalize_curie
 from lexprobe.ontology._fetch import MIRROR_ENV, UPSTREAM_URLS, fetch_ontology
 from lexprobe.ontology._generic import read_snapshot, write_snapshot
 from lexprobe.ontology._load import LOADER_VERSION, BuiltinInfo, builtin_ontologies, data_dir, load_ontology
@@ -19,6 +19,7 @@ __all__ = [
     "LOADER_VERSION",
     "MIRROR_ENV",
     "Ontology",
+    "PREFIX_PADDING",
     "TERM_COLUMNS",
     "UPSTREAM_URLS",
     "builtin_ontologies",

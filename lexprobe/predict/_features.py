@@ -210,8 +210,8 @@ def run_features(
     """
     from lexprobe.models import load_model
     from lexprobe.ontology import load_ontology
+    from lexprobe.stats import paired_bootstrap_interval
     from lexprobe.tasks import get_task
-    from lexprobe.train import paired_bootstrap_interval
 
     run = Path(run_dir)
     train_config = _train_config(run)

@@ -33,22 +33,16 @@ process writes files.
 
 from __future__ import annotations
 
-from lexprobe.train._config import SPLITS, TrainConfig, is_complete, read_train_config
+from lexprobe.stats import paired_bootstrap_interval, wilson_interval
+from lexprobe.train._config import RESUME_FREE, SPLITS, TrainConfig, is_complete, read_train_config
 from lexprobe.train._data import build_examples, format_prompt
 from lexprobe.train._evaluate import EvaluationResult, evaluate_run, generate_replies
-from lexprobe.train._scoring import (
-    MAX_NEW_TOKENS,
-    ReplyScore,
-    outcome_category,
-    paired_bootstrap_interval,
-    parse_reply,
-    score_reply,
-    wilson_interval,
-)
+from lexprobe.train._scoring import MAX_NEW_TOKENS, ReplyScore, outcome_category, parse_reply, score_reply
 from lexprobe.train._trainer import TrainResult, train_lora
 
 __all__ = [
     "MAX_NEW_TOKENS",
+    "RESUME_FREE",
     "SPLITS",
     "EvaluationResult",
     "ReplyScore",

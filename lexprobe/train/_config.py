@@ -99,7 +99,7 @@ class TrainConfig:
 
 
 #: Fields that may differ when a run is resumed (they do not change what is learned).
-_RESUME_FREE = ("save_steps", "device")
+RESUME_FREE = ("save_steps", "device")
 
 
 def read_train_config(run_dir: str | os.PathLike[str]) -> TrainConfig:

@@ -16,15 +16,10 @@ import pandas as pd
 
 from lexprobe.exceptions import TrainingError
 from lexprobe.runs import atomic_path, atomic_write_json, make_manifest, write_manifest
+from lexprobe.stats import paired_bootstrap_interval, wilson_interval
 from lexprobe.train._config import SPLITS, TrainConfig, is_complete, read_train_config
 from lexprobe.train._data import _encode_prompt
-from lexprobe.train._scoring import (
-    MAX_NEW_TOKENS,
-    _Scorer,
-    outcome_category,
-    paired_bootstrap_interval,
-    wilson_interval,
-)
+from lexprobe.train._scoring import MAX_NEW_TOKENS, _Scorer, outcome_category
 
 
 @dataclasses.dataclass(frozen=True)
@@ -409,11 +404,11 @@ def _write_evaluation(
 
 
 def _plot_accuracy_by_bin(by_bin: pd.DataFrame, directory: Path, *, title: str) -> None:
-    from lexprobe.figures import OKABE_ITO, _pyplot, save_figure
+    from lexprobe.figures import OKABE_ITO, pyplot, save_figure
 
     if by_bin.empty:
         return
-    plt = _pyplot()
+    plt = pyplot()
     splits = list(dict.fromkeys(by_bin["split"]))
     fig, axes = plt.subplots(1, len(splits), figsize=(4.4 * len(splits), 3.2), squeeze=False, sharey=True)
     for ax, s in zip(axes[0], splits):

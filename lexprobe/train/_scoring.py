@@ -1,12 +1,11 @@
-"""Scoring generated replies: parse the answer, exact match as the design says, intervals, categories."""
+"""Scoring generated replies: parse the answer, exact match as the design says, categories
+(the intervals are in :mod:`lexprobe.stats`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 from typing import Any, Literal
-
-import numpy as np
 
 from lexprobe.exceptions import TrainingError
 
@@ -51,7 +50,7 @@ class ReplyScore:
 
 
 def _id_pattern(prefix: str) -> re.Pattern[str]:
-    from lexprobe.ontology._curie import PREFIX_PADDING
+    from lexprobe.ontology import PREFIX_PADDING
 
     width = PREFIX_PADDING.get(prefix)
     digits = rf"\d{{{width}}}" if width else r"\d+"
@@ -85,7 +84,7 @@ def parse_reply(reply: str, field: str, *, prefix: str | None = None) -> str | N
     if field == "id":
         if prefix is None:
             raise TrainingError("parse_reply needs the CURIE `prefix` for id targets")
-        from lexprobe.ontology._curie import normalize_curie
+        from lexprobe.ontology import normalize_curie
 
         m = _id_pattern(prefix).search(reply)
         return normalize_curie(f"{prefix}:{m.group(1)}") if m else None
@@ -174,34 +173,3 @@ def outcome_category(baseline_correct: bool, tuned_correct: bool) -> str:
     if baseline_correct:
         return "lost"
     return "incorrect both"
-
-
-def wilson_interval(k: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion ``k / n`` (Wilson 1927); ``(nan, nan)`` when n = 0."""
-    from scipy.stats import norm
-
-    if n == 0:
-        return float("nan"), float("nan")
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p = k / n
-    denom = 1 + z**2 / n
-    centre = (p + z**2 / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def paired_bootstrap_interval(
-    baseline: np.ndarray, tuned: np.ndarray, *, n_boot: int, seed: int, confidence: float = 0.95
-) -> tuple[float, float]:
-    """Percentile interval of mean(tuned - baseline), resampling items (pairs kept together)."""
-    n = len(baseline)
-    if n == 0:
-        return float("nan"), float("nan")
-    diff = tuned.astype(float) - baseline.astype(float)
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_boot)
-    for start in range(0, n_boot, 500):  # chunks bound memory for large splits
-        idx = rng.integers(0, n, size=(min(500, n_boot - start), n))
-        means[start : start + len(idx)] = diff[idx].mean(axis=1)
-    alpha = (1 - confidence) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))

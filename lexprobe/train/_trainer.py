@@ -19,7 +19,7 @@ import pandas as pd
 
 from lexprobe.exceptions import LexprobeWarning, TrainingError
 from lexprobe.runs import atomic_path, atomic_write_json, make_manifest, sha256_file, write_manifest
-from lexprobe.train._config import _RESUME_FREE, SPLITS, TrainConfig, is_complete, read_train_config
+from lexprobe.train._config import RESUME_FREE, SPLITS, TrainConfig, is_complete, read_train_config
 from lexprobe.train._data import _prepare_split, _RightPadCollator, build_examples
 
 
@@ -67,7 +67,7 @@ def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
         return
     old = read_train_config(run_dir).to_dict()
     new = config.to_dict()
-    differ = [k for k in new if k not in _RESUME_FREE and old.get(k) != new.get(k)]
+    differ = [k for k in new if k not in RESUME_FREE and old.get(k) != new.get(k)]
     if differ:
         detail = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in differ[:4])
         raise TrainingError(
@@ -437,11 +437,11 @@ def _write_outputs(
 
 
 def _plot_loss(losses: pd.DataFrame, directory: Path, *, title: str) -> None:
-    from lexprobe.figures import OKABE_ITO, _pyplot, save_figure
+    from lexprobe.figures import OKABE_ITO, pyplot, save_figure
 
     if losses.empty:
         return
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.0, 3.2))
     ax.plot(losses["step"], losses["loss"], color=OKABE_ITO[5], linewidth=0.8, alpha=0.7, label="per step")
     window = max(1, len(losses) // 20)
