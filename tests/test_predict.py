@@ -381,6 +381,37 @@ def test_the_whole_evaluation_runs_from_an_items_table(tmp_path) -> None:
     assert both.exit_code == 2
 
 
+def test_correlate_items_with_a_tasks_table_rewrites_the_shipped_calibration(tmp_path) -> None:
+    """The shipped set is re-evaluated from its own files by one command, giving its baselines again and a
+    tasks.csv with the same columns (no join key left behind)."""
+    from lexprobe.cli.main import app
+    from typer.testing import CliRunner
+
+    from lexprobe.predict import shipped_calibration_dir
+
+    shipped = shipped_calibration_dir() / "paper-tasks"
+    out = tmp_path / "again"
+    result = CliRunner().invoke(
+        app,
+        [
+            "correlate",
+            "--items",
+            str(shipped / "items.csv.gz"),
+            "--tasks",
+            str(shipped / "tasks.csv"),
+            "--out",
+            str(out),
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(out / "tasks.csv")
+    assert "key_0" not in written and list(written.columns) == list(pd.read_csv(shipped / "tasks.csv").columns)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out / "baselines.csv"), pd.read_csv(shipped / "baselines.csv"), check_exact=False, rtol=1e-5
+    )
+
+
 # --- calibration sets on disk -------------------------------------------------------------------------------
 
 

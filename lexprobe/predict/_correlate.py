@@ -70,7 +70,12 @@ def evaluate_items(
             extra = predictor.tasks.set_index("unit")[
                 ["group", "template_share", "predicted_memorization_gain", "predicted_generalization_gain"]
             ]
-            scored = tasks.drop(columns=[c for c in extra.columns if c in tasks]).join(extra, on=_units(tasks))
+            scored = (
+                tasks.drop(columns=[c for c in extra.columns if c in tasks])
+                .assign(_unit=_units(tasks))
+                .join(extra, on="_unit")
+                .drop(columns="_unit")
+            )
         else:
             scored = predictor.tasks
     record = dict(manifest or {"stage": "correlate", "config": {}, "inputs": {}, "seed": seed})
