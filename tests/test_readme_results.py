@@ -201,3 +201,21 @@ def test_the_readme_study_bullets_quote_the_calibration_files() -> None:
     loto = pd.read_csv(CALIBRATION / "loto.csv")
     held = loto[loto["split"] == "withheld"]
     assert set(held.groupby("group")["label"].nunique()) == {2}  # a task and its mirror, held out together
+
+
+@pytest.mark.parametrize("ontology", ["hgnc", "hpo", "go"])
+def test_the_published_curves_pool_without_the_attention_sink(ontology: str) -> None:
+    """The recorded alignment pooled past a sink prefix: no pooled token dominates any layer, and the curves have
+    no step at layer 12 (where SmolLM2's sink appears) larger than their other layer-to-layer changes."""
+    from lexprobe.embed import SINK_RATIO_WARN
+
+    directory = ROOT / "docs" / "results" / f"align-{ontology}"
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest["config"]["prefix"] == "auto" and manifest["warnings"] == []
+    for field, rows in manifest["token_norms"].items():
+        assert len(rows) == 31 and max(r["max_over_median"] for r in rows) < SINK_RATIO_WARN, field
+    table = pd.read_csv(directory / "alignment.csv")
+    for (pair, metric), group in table.groupby(["pair", "metric"]):
+        steps = group.set_index("layer")["value"].sort_index().diff().abs()
+        others = steps.drop(index=[1, 12])  # 0 -> 1 leaves the context-free token embeddings
+        assert steps[12] <= others.max(), (pair, metric, steps[12], others.max())
