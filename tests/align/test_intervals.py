@@ -108,8 +108,9 @@ def test_intervals_cover_in_a_small_simulation() -> None:
 def test_intervals_cover_near_nominal_in_a_larger_simulation(d: int) -> None:
     result = _simulate(n=400, d=d, noise=1.5 * (d / 12) ** 0.25, reps=300, k=10, seed=2)
     # measured (300 replicates): d = 20 within 0.91-0.99 and 0.85-1.15; d = 320: dcka 0.94 (width 0.99), mknn 0.90
-    # (width 0.88): at high d/n the mknn interval is slightly narrow (docs/alignment.md); old mknn 0.77 (0.66)
+    # (width 0.88): at high d/n the mknn interval is slightly narrow (docs/alignment.md); old mknn 0.77 (0.66) at
+    # d = 320 and 0.85 (0.75) at d = 20
     for m in ("mknn", "dcka"):
         assert 0.89 <= result[m]["coverage"] <= 0.99, (m, result)
         assert 0.85 <= result[m]["width_ratio"] <= 1.15, (m, result)
-    assert result["old_mknn"]["coverage"] < 0.85 and result["old_mknn"]["width_ratio"] < 0.8, result
+    assert result["old_mknn"]["coverage"] < 0.88 and result["old_mknn"]["width_ratio"] < 0.8, result
