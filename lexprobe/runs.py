@@ -38,6 +38,7 @@ __all__ = [
     "write_result_dir",
     "config_key",
     "existing_run",
+    "read_json_object",
     "prepare_run_dir",
     "settings_of",
     "prepare_report_file",
@@ -371,9 +372,10 @@ STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
 _STAGE_ALSO = {"train": ("evaluate",), "evaluate": ("train",)}
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when the file is missing, unreadable, not JSON or not an object."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -391,12 +393,12 @@ def existing_run(directory: str | os.PathLike[str]) -> tuple[str, dict[str, Any]
         return None
     path = directory / "manifest.json"
     if path.exists() or path.is_symlink():
-        manifest = _read_json(path)
+        manifest = read_json_object(path)
         if manifest is None:
             return "unknown", {}
         return str(manifest.get("stage") or "unknown"), manifest
     if (directory / "evaluation_manifest.json").is_file() or (directory / "train_config.json").is_file():
-        config = _read_json(directory / "train_config.json") or {}
+        config = read_json_object(directory / "train_config.json") or {}
         return "train", {"stage": "train", "config": config.get("config")}
     return None
 
@@ -486,7 +488,7 @@ def prepare_run_dir(
     if overwrite:  # whatever the folder holds goes, so the new run starts clean
         clear_stage_outputs(directory, old_stage, manifest)
         if (directory / "evaluation_manifest.json").is_file():  # an evaluation left without its training
-            clear_stage_outputs(directory, "evaluate", _read_json(directory / "evaluation_manifest.json"))
+            clear_stage_outputs(directory, "evaluate", read_json_object(directory / "evaluation_manifest.json"))
         return directory
     if old_stage == stage or (stage == "train" and old_stage == "evaluate"):
         differ = []

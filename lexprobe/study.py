@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from lexprobe.exceptions import LexprobeError, StudyError
+from lexprobe.runs import read_json_object
 
 __all__ = ["PAPER_TASKS", "SIZES", "STAGES", "StudySize", "StudyResult", "run_study", "study_tasks"]
 
@@ -218,7 +219,7 @@ def run_study(
     def settled(stage: str, where: Path, manifest: str, expected: Mapping[str, Any], selected: bool) -> bool:
         """Whether ``where`` holds ``stage`` finished with the settings ``expected``: ``False`` when it holds
         none (or held other settings, now cleared for the re-run); other settings otherwise raise."""
-        recorded = _read_manifest(where / manifest)
+        recorded = read_json_object(where / manifest)
         if recorded is None:
             return False
         differ = _differences(recorded, expected)
@@ -385,14 +386,6 @@ def _merged_record(root: Path, record: list[dict[str, Any]], keep_earlier: bool 
     return merged
 
 
-def _read_manifest(path: Path) -> dict[str, Any] | None:
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return manifest if isinstance(manifest, dict) else None
-
-
 def _normal(value: Any) -> Any:
     """``value`` as it reads back from a manifest (tuples as lists, dataclasses as dicts)."""
     from lexprobe.runs import json_default
@@ -448,7 +441,7 @@ def _resolved(config: Any, ontology_name: str) -> dict[str, list[str]]:
 
 def _check_study(root: Path, model: str, spec: StudySize, seed: int, rerun: bool) -> bool:
     """Whether the study's manifest records another model, size or seed (then refuse unless ``rerun``)."""
-    recorded = _read_manifest(root / "manifest.json")
+    recorded = read_json_object(root / "manifest.json")
     if recorded is None or recorded.get("stage") != "study":
         return False
     expected = {"config": {"model": model, "size_settings": dataclasses.asdict(spec)}, "seed": seed}
