@@ -195,7 +195,7 @@ def test_the_readme_study_bullets_quote_the_calibration_files() -> None:
     rows = readme_rows("| rule (fitted without the held-out field pair) |")
     baselines = pd.read_csv(CALIBRATION / "baselines.csv")
     assert [row[0] for row in rows] == list(baselines["rule"])
-    for (rule, verdicts, mae, ratio), (_, b) in zip(rows, baselines.iterrows()):
+    for (_rule, verdicts, mae, ratio), (_, b) in zip(rows, baselines.iterrows()):
         assert verdicts == f"{b['verdicts_right']}/{b['n_units']}"
         assert mae == f"{b['gain_mae_points']:.2f}" and ratio == f"{b['relative_error']:.2f}"
     loto = pd.read_csv(CALIBRATION / "loto.csv")
