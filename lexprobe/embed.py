@@ -210,21 +210,26 @@ def _prefix_ids(lm: LoadedModel, prefix: str, adds_bos: bool) -> list[int]:
     return ids
 
 
-def _tokenize(texts: Sequence[str], lm: LoadedModel, config: ExtractionConfig) -> list[tuple[list[int], list[bool]]]:
-    """Per item: token ids and which positions are pooled (the item's own tokens, no prefix or specials).
+def _tokenize(
+    texts: Sequence[str], lm: LoadedModel, config: ExtractionConfig
+) -> tuple[list[tuple[list[int], list[bool]]], list[int], int]:
+    """Per item: token ids and which positions are pooled (the item's own tokens, no prefix or specials); the
+    ids of the tokens that take the sink (the prefix, or the tokenizer's own BOS); and how many items were cut
+    at ``max_length``.
 
     The item is tokenized as the tokenizer does it (with its own BOS where it adds one); the sink prefix goes
     first. ``max_length`` bounds the item's tokens, not the prefix.
     """
-    tokenizer = lm.tokenizer
     from lexprobe.tasks import fill_template
 
+    tokenizer = lm.tokenizer
     encoded = tokenizer([fill_template(config.template, t) for t in texts], add_special_tokens=True)["input_ids"]
     bos = tokenizer.bos_token_id
     adds_bos = bos is not None and bool(encoded) and all(ids and ids[0] == bos for ids in encoded)
     prefix = _prefix_ids(lm, config.prefix, adds_bos)
     special = set(tokenizer.all_special_ids or ())
     out = []
+    n_truncated = sum(len(ids) >= config.max_length for ids in encoded)
     for ids in encoded:
         ids = list(ids)[: config.max_length]
         keep = [config.include_special or i not in special for i in ids]
@@ -235,7 +240,8 @@ def _tokenize(texts: Sequence[str], lm: LoadedModel, config: ExtractionConfig) -
                 "an item has no tokens of its own to pool (empty, or only special tokens); give non-empty texts"
             )
         out.append(([*prefix, *ids], [False] * len(prefix) + keep))
-    return out
+    sink = prefix or ([bos] if config.prefix in ("auto", "bos") and adds_bos else [])  # the tokenizer's own BOS
+    return out, sink, n_truncated
 
 
 def _forward(
@@ -415,9 +421,9 @@ def extract_hidden_states(
                 return cached
         _extract(texts, keys, lm, config, layers, root, key, progress, world, rank)
     _barrier(world)
-    result = _load_verified(final)
+    result = _load_verified(final, checksum=False)  # just written and hashed by rank 0
     if result is None:
-        raise EmbeddingError(f"the finished embeddings in {final} fail their checksum right after writing; re-run")
+        raise EmbeddingError(f"the finished embeddings in {final} are incomplete right after writing; re-run")
     return result
 
 
@@ -432,7 +438,7 @@ def _extract(texts, keys, lm, config, layers, root, key, progress, world, rank) 
     """Run the model over the items not yet in a shard, then (rank 0) assemble the finished array."""
     work = root / f"{key}.partial"
     work.mkdir(parents=True, exist_ok=True)
-    token_ids = _tokenize(texts, lm, config)
+    token_ids, sink, n_truncated = _tokenize(texts, lm, config)
     done = _finished_items(work)
     _barrier(world)  # every process lists the finished work before any process adds to it
     todo = [i for i in sorted(range(len(texts)), key=lambda i: (len(token_ids[i][0]), i)) if i not in done]
@@ -466,7 +472,6 @@ def _extract(texts, keys, lm, config, layers, root, key, progress, world, rank) 
     _barrier(world)
     if rank != 0:
         return
-    item_tokens = [sum(keep) for _, keep in token_ids]
     manifest = make_manifest(
         stage="embed",
         config=dataclasses.asdict(config) | {"layers_resolved": layers},
@@ -474,12 +479,10 @@ def _extract(texts, keys, lm, config, layers, root, key, progress, world, rank) 
             "model": lm.describe(),
             "n_items": n_total,
             "texts_sha256": sha256_text("\x1f".join(texts)),
-            "n_truncated": sum(len(keep) - keep.count(False) >= config.max_length for _, keep in token_ids),
-            "n_tokens": int(sum(item_tokens)),
+            "n_truncated": n_truncated,
+            "n_tokens": int(sum(sum(keep) for _, keep in token_ids)),
             "n_tokens_left_out": int(sum(len(keep) - sum(keep) for _, keep in token_ids)),
-            "sink_prefix": lm.tokenizer.convert_ids_to_tokens(
-                token_ids[0][0][: next(i for i, k in enumerate(token_ids[0][1]) if k)]
-            ),
+            "sink_prefix": lm.tokenizer.convert_ids_to_tokens(sink),
         },
         outputs={"array_shape": [len(layers), n_total, lm.hidden_size]},
         world_size=world,
@@ -578,9 +581,10 @@ def _assemble(
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _load_verified(final: Path) -> EmbeddingSet | None:
-    """The finished entry in ``final`` if it is whole (manifest, items, array of the recorded size and
-    checksum); a damaged entry is removed with a warning and ``None`` returned, so it is computed again."""
+def _load_verified(final: Path, *, checksum: bool = True) -> EmbeddingSet | None:
+    """The finished entry in ``final`` if it is whole (manifest, items, array of the recorded size and, unless
+    ``checksum=False``, SHA-256); a damaged entry is removed with a warning and ``None`` returned, so it is
+    computed again."""
     if not (final / "manifest.json").is_file():
         return None
     try:
@@ -589,7 +593,7 @@ def _load_verified(final: Path) -> EmbeddingSet | None:
         npy = final / "embeddings.npy"
         if npy.stat().st_size != record["bytes"]:
             raise ValueError(f"embeddings.npy has {npy.stat().st_size} bytes, {record['bytes']} recorded")
-        if sha256_file(npy) != record["sha256"]:
+        if checksum and sha256_file(npy) != record["sha256"]:
             raise ValueError("embeddings.npy fails its checksum")
         items = json.loads((final / "items.json").read_text(encoding="utf-8"))
         array = np.load(npy, mmap_mode="r")
