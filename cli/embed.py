@@ -72,7 +72,7 @@ def embed_cmd(
 
     from lexprobe.embed import ExtractionConfig, embed_field
     from lexprobe.exceptions import EmbeddingError
-    from lexprobe.models import load_model
+    from lexprobe.models import load_model, resolve_model_spec
     from lexprobe.ontology import load_ontology
     from lexprobe.runs import (
         atomic_path,
@@ -96,10 +96,10 @@ def embed_cmd(
     )
     ensure_writable_dir(out)
     ont = load_ontology(ontology)
-    lm = load_model(model, device=device)
     same = {"field": field, "limit": limit, "seed": seed, "ontology.checksum": ont.checksum}
-    same["inputs.model.name"] = lm.name
+    same["inputs.model.name"] = resolve_model_spec(model).name  # the name load_model gives, without loading
     prepare_run_dir(out, "embed", settings_of(config, leave_out=("batch_size",)) | same, overwrite=overwrite)
+    lm = load_model(model, device=device)
     with progress_bar(f"embedding {ont.name} {field}", quiet) as update:
         result = embed_field(ont, field, limit=limit, seed=seed, model=lm, config=config, progress=update)
     out.mkdir(parents=True, exist_ok=True)

@@ -206,8 +206,6 @@ def safe_name(text: str) -> str:
     """
     name = _UNSAFE_NAME.sub("_", str(text))
     if name in ("", ".", ".."):
-        from lexprobe.exceptions import OutputError
-
         raise OutputError(f"{str(text)!r} cannot name a folder (empty, '.' or '..'); give it another name")
     return name
 
@@ -478,8 +476,6 @@ def prepare_run_dir(
         settings, and ``overwrite`` is not set: one line saying so, with the first differences, and to pass
         ``--overwrite`` or another ``--out``.
     """
-    from lexprobe.exceptions import OutputError
-
     directory = Path(directory).expanduser()
     found = existing_run(directory)
     if found is None:
@@ -520,8 +516,6 @@ def prepare_report_file(path: str | os.PathLike[str], *, overwrite: bool = False
     OutputError
         ``path`` is an existing file that is not a lexprobe report (a manifest, a table, someone's page).
     """
-    from lexprobe.exceptions import OutputError
-
     path = Path(path).expanduser()
     if overwrite or not (path.is_file() or path.is_symlink()):
         return path

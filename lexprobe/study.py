@@ -130,10 +130,7 @@ class StudyResult:
 
 
 def _stage_done(directory: Path, stage: str, manifest: str = "manifest.json") -> bool:
-    try:
-        return json.loads((directory / manifest).read_text(encoding="utf-8")).get("stage") == stage
-    except (OSError, ValueError):
-        return False
+    return (read_json_object(directory / manifest) or {}).get("stage") == stage
 
 
 def _evaluated(run: Path) -> bool:
@@ -348,10 +345,7 @@ def run_study(
 
 def _earlier_stages(root: Path) -> dict[tuple[str, str], dict[str, Any]]:
     """The stages the study's manifest lists, by (stage, dir)."""
-    try:
-        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    manifest = read_json_object(root / "manifest.json") or {}
     return {(s["stage"], s["dir"]): s for s in manifest.get("outputs", {}).get("stages", [])}
 
 
@@ -361,8 +355,8 @@ _RUN_MANIFESTS = {"train": "manifest.json", "evaluate": "evaluation_manifest.jso
 
 def _run_seconds(manifest: Path) -> float:
     try:
-        return float(json.loads(manifest.read_text(encoding="utf-8"))["outputs"]["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return float((read_json_object(manifest) or {})["outputs"]["seconds"])
+    except (KeyError, TypeError, ValueError):
         return 0.0
 
 
@@ -596,9 +590,8 @@ def _evaluate(where: Path, device: str | None, seed: int) -> None:
 
 
 def _correlated_runs(correlate_dir: Path, root: Path) -> list[str]:
-    try:
-        manifest = json.loads((correlate_dir / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    manifest = read_json_object(correlate_dir / "manifest.json")
+    if manifest is None:
         return []
     listed = []
     for entry in manifest.get("inputs", {}).get("runs", []):
