@@ -10,7 +10,7 @@ import pandas as pd
 
 from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, VERDICTS
 from lexprobe.predict._predictor import _fit_core, _verdict
-from lexprobe.stats import youden_threshold
+from lexprobe.stats import pooled_spearman, youden_threshold
 
 #: The rules every evaluation puts beside the predictor (each fitted without the held-out field pair).
 BASELINES = (
@@ -120,10 +120,8 @@ def evaluate_holdout(
 
 
 def _rule_row(rule: str, verdicts, measured, predicted, gains) -> dict[str, Any]:
-    from scipy.stats import spearmanr
-
     predicted, gains = np.asarray(predicted, float), np.asarray(gains, float)
-    rho = float(spearmanr(predicted, gains).statistic) if np.ptp(predicted) > 0 and np.ptp(gains) > 0 else float("nan")
+    rho = pooled_spearman(predicted, gains)
     return {
         "rule": rule,
         "verdicts_right": int((np.asarray(verdicts) == np.asarray(measured)).sum()),
