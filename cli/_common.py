@@ -87,3 +87,22 @@ def split_csv(text: str | None) -> tuple[str, ...] | None:
 def is_terminal() -> bool:
     """Whether stderr is an interactive terminal (progress bars only then)."""
     return sys.stderr.isatty()
+
+
+#: ``--dtype`` as every command that loads a model takes it.
+DTYPE_HELP = (
+    "Model precision: auto (bfloat16 where the CPU or GPU computes it natively, else float32), float32, bfloat16."
+)
+
+
+def resolved_dtype(dtype: str, device: str | None = None) -> str:
+    """``"auto"`` as the precision it means on this machine (``"bfloat16"`` or ``"float32"``); configs and
+    manifests record the resolved name, so a run compares equal only to one made in the same precision."""
+    from lexprobe.models import auto_device, dtype_name, resolve_dtype
+
+    return dtype_name(resolve_dtype(dtype, auto_device(device)))
+
+
+def dtype_option(default: str | None = "auto", help: str = DTYPE_HELP) -> Any:
+    """The ``--dtype`` option (one definition, so that every command spells and explains it alike)."""
+    return typer.Option(default, "--dtype", help=help)

@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import MAX_RESAMPLES, console, err_console, handle_errors, is_terminal, split_csv
+from lexprobe.cli._common import (
+    MAX_RESAMPLES,
+    console,
+    dtype_option,
+    err_console,
+    handle_errors,
+    is_terminal,
+    resolved_dtype,
+    split_csv,
+)
 
 
 @handle_errors
@@ -17,6 +26,7 @@ def align_cmd(
         help="Field pairs, e.g. name:symbol,name:id (default: hgnc all three; others name:id).",
     ),
     model: str = typer.Option("smollm2-135m", "--model", "-m", help="Named model, HF id, local dir or .gguf."),
+    dtype: str = dtype_option(),
     limit: int = typer.Option(2000, "--limit", "-n", min=5, help="Popularity-balanced sample of N terms."),
     layers: str = typer.Option("all", "--layers", help="all, or indices like 0,8,-1 (0 = embeddings)."),
     pool: str = typer.Option("mean", "--pool", help="mean (over the item's tokens), last or first."),
@@ -56,6 +66,7 @@ def align_cmd(
         ontology=ontology,
         pairs=split_csv(pairs),
         model=model,
+        dtype=resolved_dtype(dtype),
         limit=limit,
         layers=ExtractionConfig.parse_layers(layers),
         pool=pool,

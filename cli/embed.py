@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, err_console, handle_errors, is_terminal
+from lexprobe.cli._common import console, dtype_option, err_console, handle_errors, is_terminal, resolved_dtype
 
 
 @contextlib.contextmanager
@@ -47,6 +47,7 @@ def embed_cmd(
     field: str = typer.Option(..., "--field", "-f", help="Field to embed: name, symbol or id."),
     out: Path = typer.Option(..., "--out", help="Directory for embeddings.npy, keys.tsv and manifest.json."),
     model: str = typer.Option("smollm2-135m", "--model", "-m", help="Named model, HF id, local dir or .gguf."),
+    precision: str = dtype_option(),
     layers: str = typer.Option("all", "--layers", help="all, or indices like 0,4,8 or -1 (0 = embeddings)."),
     pool: str = typer.Option("mean", "--pool", help="mean (over real tokens), last or first."),
     template: str = typer.Option("{text}", "--template", help="Text around each item; must hold {text}."),
@@ -97,9 +98,10 @@ def embed_cmd(
     ensure_writable_dir(out)
     ont = load_ontology(ontology)
     same = {"field": field, "limit": limit, "seed": seed, "ontology.checksum": ont.checksum}
+    same["inputs.model.dtype"] = resolved_dtype(precision, device)
     same["inputs.model.name"] = resolve_model_spec(model).name  # the name load_model gives, without loading
     prepare_run_dir(out, "embed", settings_of(config, leave_out=("batch_size",)) | same, overwrite=overwrite)
-    lm = load_model(model, device=device)
+    lm = load_model(model, device=device, dtype=precision)
     with progress_bar(f"embedding {ont.name} {field}", quiet) as update:
         result = embed_field(ont, field, limit=limit, seed=seed, model=lm, config=config, progress=update)
     out.mkdir(parents=True, exist_ok=True)

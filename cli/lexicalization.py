@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, fail, handle_errors, is_terminal, split_csv
+from lexprobe.cli._common import console, dtype_option, fail, handle_errors, is_terminal, resolved_dtype, split_csv
 
 
 def _fmt(value: float, spec: str = ".3f") -> str:
@@ -20,6 +20,7 @@ def lexicalization_cmd(
         None, "--fields", help="Fields to measure, e.g. name,symbol,id (default: hgnc all three; others name,id)."
     ),
     model: str = typer.Option("smollm2-135m", "--model", "-m", help="Named model, HF id, local dir or .gguf."),
+    dtype: str = dtype_option(),
     limit: int = typer.Option(2000, "--limit", "-n", min=20, help="Popularity-balanced sample of N terms."),
     category: str | None = typer.Option(
         None,
@@ -60,6 +61,7 @@ def lexicalization_cmd(
         fields=split_csv(fields),
         reference=reference,
         model=model,
+        dtype=resolved_dtype(dtype),
         limit=limit,
         categories=split_csv(category),
         layer=parsed_layer,

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import MAX_RESAMPLES, console, fail, handle_errors, is_terminal
+from lexprobe.cli._common import MAX_RESAMPLES, console, dtype_option, fail, handle_errors, is_terminal, resolved_dtype
 
 
 def _num(value, spec: str = ".3f") -> str:
@@ -125,6 +125,7 @@ def correlate_cmd(
         1000, "--bootstrap", min=10, max=MAX_RESAMPLES, help="Bootstrap resamples of the intervals."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the nulls, bootstraps and cross-validation folds."),
+    dtype: str = dtype_option(),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
@@ -147,7 +148,7 @@ def correlate_cmd(
     if tasks_file is not None and items is None:
         raise fail("--tasks goes with --items", 2)
     ensure_writable_dir(out)
-    config = FeatureConfig(k=k, permutations=permutations, seed=seed)
+    config = FeatureConfig(k=k, permutations=permutations, seed=seed, dtype=resolved_dtype(dtype))
     if items is not None:
         same = {"config.items": str(items), "config.n_boot": bootstrap, "seed": seed}
     else:
@@ -231,6 +232,7 @@ def predict_cmd(
         200, "--bootstrap", min=10, max=MAX_RESAMPLES, help="Task-bootstrap refits for the intervals."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, nulls and bootstraps."),
+    dtype: str = dtype_option(),
     out: Path | None = typer.Option(None, "--out", help="Also write the prediction, features and manifest here."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
@@ -238,12 +240,13 @@ def predict_cmd(
     """Will fine-tuning on this task generalize? Measures the task's features (no training) and predicts."""
     from rich.table import Table
 
-    from lexprobe.predict import predict_task, write_prediction
+    from lexprobe.predict import FeatureConfig, predict_task, write_prediction
     from lexprobe.runs import ensure_writable_dir, prepare_run_dir, settings_of
 
     if out is not None:
         ensure_writable_dir(out)
         asked = {"ontology": ontology, "task": task, "model": model, "bins": bins, "per_bin": per_bin}
+        asked["dtype"] = resolved_dtype(dtype)
         asked |= {"n_boot": bootstrap, "shipped_calibration": not no_shipped}
         asked["calibration"] = [str(p) for p in calibration]
         prepare_run_dir(out, "predict", settings_of(asked) | {"seed": seed}, overwrite=overwrite)
@@ -258,6 +261,7 @@ def predict_cmd(
             per_bin=per_bin,
             n_boot=bootstrap,
             seed=seed,
+            config=FeatureConfig(dtype=resolved_dtype(dtype)),
         )
     if out is not None:
         write_prediction(result, out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, handle_errors, split_csv
+from lexprobe.cli._common import console, dtype_option, handle_errors, split_csv
 
 
 @handle_errors
@@ -13,6 +13,7 @@ def study_cmd(
     ontology: str = typer.Option("hgnc,hpo,go", "--ontology", "-o", help="Comma-separated ontologies."),
     out: Path = typer.Option(..., "--out", help="Study directory (an existing one resumes)."),
     model: str = typer.Option("smollm2-135m", "--model", "-m", help="Named model, HF id, local dir or .gguf."),
+    dtype: str = dtype_option(),
     size: str = typer.Option("small", "--size", help="tiny (tests), small (CPU hours) or paper (GPU hours)."),
     tasks: str | None = typer.Option(None, "--tasks", help="Tasks to run (default: the paper's, per ontology)."),
     stages: str | None = typer.Option(
@@ -40,6 +41,7 @@ def study_cmd(
         tasks=split_csv(tasks),
         stages=split_csv(stages) or STAGES,
         device=device,
+        dtype=dtype,
         seed=seed,
         log=lambda line: console.print(line),
         rerun_mismatched=rerun_mismatched,

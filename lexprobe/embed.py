@@ -11,8 +11,8 @@ it adds one, otherwise a newline. Special tokens (BOS, EOS, padding, chat marker
 vector unless ``include_special=True``. Each run records, per layer, the largest pooled token norm against
 the median (``token_norms`` in the manifest) and warns when one position still dominates. An interrupted run
 resumes from its finished shards; the finished array is assembled in the original item order and cached
-under a key of (model, texts, template, pooling, sink prefix, layers, storage dtype), so a repeated call
-returns at once. A cache entry records its array's size and SHA-256 and is checked on every load; a damaged
+under a key of (model and its precision, texts, template, pooling, sink prefix, layers, storage dtype), so a
+repeated call returns at once. A cache entry records its array's size and SHA-256 and is checked on every load; a damaged
 shard or entry is dropped and computed again, and a file lock per key lets two processes share one cache.
 Under ``torchrun`` / ``accelerate launch`` each process takes every N-th batch and rank 0 assembles.
 """
@@ -394,6 +394,7 @@ def extract_hidden_states(
         _FORMAT_VERSION,
         lm.checksum,
         lm.name,
+        str(lm.dtype),  # the precision of the forward pass (bfloat16 states differ from float32 ones)
         sha256_text("\x1f".join(texts)),
         sha256_text("\x1f".join(keys)),
         config.template,

@@ -359,6 +359,9 @@ class LexicalConfig:
     reference : str
         Field the neighbourhood agreement compares with, and whose probe is the comparison (``name``).
     model : str
+    dtype : {"auto", "float32", "bfloat16", "float16"}
+        The model's precision (:func:`lexprobe.models.load_model`); ``"auto"`` is bfloat16 where the hardware
+        computes it natively.
     limit : int or None
         Popularity-balanced sample of terms.
     categories : sequence of str or None
@@ -388,6 +391,7 @@ class LexicalConfig:
     fields: tuple[str, ...] | None = None
     reference: str = "name"
     model: str = "smollm2-135m"
+    dtype: str = "auto"
     limit: int | None = 2000
     categories: tuple[str, ...] | None = None
     layers: str | tuple[int, ...] = "all"
@@ -480,7 +484,7 @@ def measure_lexicalization(
         raise LexicalizationError(f"only {n} terms have every field {list(fields)}; need at least 20")
     if config.embeddings and config.k > n - 1:
         raise LexicalizationError(f"--k must be at most n_items - 1 = {n - 1}, got {config.k}")
-    lm = model if model is not None else load_model(config.model)
+    lm = model if model is not None else load_model(config.model, dtype=config.dtype)
     texts = {f: field_values(terms, f) for f in dict.fromkeys((*fields, config.reference))}
 
     frames = []

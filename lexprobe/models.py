@@ -36,6 +36,9 @@ __all__ = [
     "resolve_model_spec",
     "load_model",
     "auto_device",
+    "DTYPES",
+    "native_bfloat16",
+    "resolve_dtype",
 ]
 
 logger = logging.getLogger(__name__)
@@ -183,7 +186,7 @@ class LoadedModel:
             "source": self.source,
             "checksum": self.checksum,
             "device": str(self.device),
-            "dtype": str(self.dtype).replace("torch.", ""),
+            "dtype": dtype_name(self.dtype),
             "n_layers": self.n_layers,
             "hidden_size": self.hidden_size,
             "is_causal": self.is_causal,
@@ -256,17 +259,46 @@ def auto_device(device: str | None = None) -> Any:
     return torch.device("cpu")
 
 
-def _resolve_dtype(dtype: str | None, device: Any) -> Any:
+#: The precisions a model can be loaded in; ``"auto"`` picks bfloat16 where the hardware computes it natively.
+DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+
+
+def native_bfloat16(device: Any = None) -> bool:
+    """Whether ``device`` computes in bfloat16 natively: a CUDA GPU that supports it, or a CPU with AVX512-BF16
+    or AMX (torch's own CPU feature checks). Elsewhere bfloat16 is emulated and slower than float32."""
     import torch
 
-    if dtype is None:
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
+    device = auto_device() if device is None else torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def resolve_dtype(dtype: str | None, device: Any = None) -> Any:
+    """The torch dtype for ``dtype`` on ``device``: ``"auto"`` (or ``None``) is bfloat16 where
+    :func:`native_bfloat16`, else float32.
+
+    Raises
+    ------
+    ModelError
+        A name other than those in :data:`DTYPES`.
+    """
+    import torch
+
+    if dtype is None or dtype == "auto":
+        return torch.bfloat16 if native_bfloat16(device) else torch.float32
     table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if dtype not in table:
-        raise ModelError(f"`dtype` must be one of {', '.join(table)}, got {dtype!r}")
+        raise ModelError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     return table[dtype]
+
+
+def dtype_name(dtype: Any) -> str:
+    """``torch.bfloat16`` -> ``"bfloat16"``."""
+    return str(dtype).replace("torch.", "")
 
 
 def _dir_digest(path: Path) -> str:
@@ -380,8 +412,9 @@ def load_model(
         path to a ``.gguf`` file.
     device : str, optional
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when present, else CPU.
-    dtype : {"float32", "bfloat16", "float16"}, optional
-        Default bfloat16 on CUDA, float32 on CPU.
+    dtype : {"auto", "float32", "bfloat16", "float16"}, optional
+        The weights' dtype. ``"auto"`` (the default): bfloat16 where the device computes it natively (a CUDA
+        GPU that supports it, a CPU with AVX512-BF16 or AMX), float32 elsewhere.
     device_map : str, optional
         ``"auto"`` spreads a model too large for one GPU over the available devices (needs accelerate).
     head : bool
@@ -399,7 +432,7 @@ def load_model(
     hf_logging.disable_progress_bar()  # the library does not print; the CLI shows its own progress
     resolved = resolve_model_spec(spec)
     torch_device = auto_device(device)
-    torch_dtype = _resolve_dtype(dtype, torch_device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
     if resolved.kind == "gguf":
         named = NAMED_MODELS.get(resolved.name)
         fix = f"reinstall with `{named.reinstall}`" if named else "download it again"

@@ -146,6 +146,7 @@ def run_study(
     tasks: Sequence[str] | None = None,
     stages: Sequence[str] = STAGES,
     device: str | None = None,
+    dtype: str = "auto",
     seed: int = 0,
     log: Callable[[str], None] | None = None,
     rerun_mismatched: bool = False,
@@ -165,6 +166,9 @@ def run_study(
     stages : sequence of str
         A subset of :data:`STAGES` (the others are skipped, not undone).
     device : str, optional
+    dtype : {"auto", "float32", "bfloat16", "float16"}
+        The precision of every stage; ``"auto"`` is resolved once (bfloat16 where the hardware computes it
+        natively) and the resolved name is what the stages record and are compared by.
     seed : int
     log : callable, optional
         Called with one line per stage started / resumed.
@@ -186,7 +190,14 @@ def run_study(
     if not ontologies:
         raise StudyError("give at least one ontology, e.g. --ontology hgnc,hpo,go")
     root = Path(out)
-    study_changed = _check_study(root, model, spec, seed, rerun_mismatched)
+    from lexprobe.exceptions import ModelError
+    from lexprobe.models import auto_device, dtype_name, resolve_dtype
+
+    try:
+        precision = dtype_name(resolve_dtype(dtype, auto_device(device)))
+    except ModelError as exc:
+        raise StudyError(str(exc)) from None
+    study_changed = _check_study(root, model, spec, seed, rerun_mismatched, precision)
     root.mkdir(parents=True, exist_ok=True)
     record: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -196,7 +207,7 @@ def run_study(
         if "lm" not in models:
             from lexprobe.models import load_model
 
-            models["lm"] = load_model(model, device=device)
+            models["lm"] = load_model(model, device=device, dtype=precision)
         return models["lm"]
 
     def step(stage: str, where: Path, done: bool, work: Callable[..., Any], *args: Any) -> None:
@@ -262,20 +273,20 @@ def run_study(
             where = base / stage
             if stage not in stages and "report" not in stages:
                 continue
-            config = make(ontology, model, spec, seed)
+            config = make(ontology, model, spec, seed, precision)
             expected = {
                 "config": _settings(config) | _resolved(config, names[ontology]),
                 "inputs": {"ontology": checksum},
             }
             done = settled(stage, where, "manifest.json", expected, stage in stages)
             if stage in stages:
-                step(stage, where, done, work, ontology, where, lm, model, spec, seed)
+                step(stage, where, done, work, ontology, where, lm, model, spec, seed, precision)
         if not {"train", "evaluate", "correlate", "report"} & set(stages):
             continue
         task_folders = {task: _folder(root, names[ontology], task) for task in plan[ontology]}
         _check_distinct(task_folders, f"tasks of {names[ontology]}")
         for task, where in task_folders.items():
-            trained = _settings(_train_config(ontology, task, model, spec, seed, device), skip=RESUME_FREE)
+            trained = _settings(_train_config(ontology, task, model, spec, seed, device, precision), skip=RESUME_FREE)
             if (where / "manifest.json").is_file():
                 expected = {"config": trained, "inputs": {"data_checksum": checksum["checksum"]}}
                 settled("train", where, "manifest.json", expected, "train" in stages)
@@ -296,6 +307,7 @@ def run_study(
                     spec,
                     seed,
                     device,
+                    precision,
                 )
             if "evaluate" in stages:
                 if _evaluated(where) or is_complete(where):
@@ -332,7 +344,18 @@ def run_study(
     if study_changed:
         say(f"{root}: the stages recorded with the study's earlier settings are dropped from its manifest")
     merged = _write_study_manifest(
-        root, ontologies, model, spec, size, tasks, stages, seed, record, started, keep_earlier=not study_changed
+        root,
+        ontologies,
+        model,
+        precision,
+        spec,
+        size,
+        tasks,
+        stages,
+        seed,
+        record,
+        started,
+        keep_earlier=not study_changed,
     )
     return StudyResult(
         out=root,
@@ -405,6 +428,9 @@ def _differences(recorded: Any, expected: Mapping[str, Any], path: tuple[str, ..
         where = (*path, key)
         if isinstance(new, Mapping) and new:
             differ += _differences(recorded.get(key), new, where)
+        elif key == "dtype" and recorded.get(key) is None:  # recorded before precision was: CPU float32
+            if _normal(new) != "float32":
+                differ.append((".".join(where), "float32", _normal(new)))
         elif key not in recorded:
             differ.append((".".join(where), _MISSING, _normal(new)))
         elif _normal(recorded[key]) != _normal(new):
@@ -433,12 +459,12 @@ def _resolved(config: Any, ontology_name: str) -> dict[str, list[str]]:
     return {"fields_resolved": list(config.resolved_fields(ontology_name))}
 
 
-def _check_study(root: Path, model: str, spec: StudySize, seed: int, rerun: bool) -> bool:
+def _check_study(root: Path, model: str, spec: StudySize, seed: int, rerun: bool, dtype: str) -> bool:
     """Whether the study's manifest records another model, size or seed (then refuse unless ``rerun``)."""
     recorded = read_json_object(root / "manifest.json")
     if recorded is None or recorded.get("stage") != "study":
         return False
-    expected = {"config": {"model": model, "size_settings": dataclasses.asdict(spec)}, "seed": seed}
+    expected = {"config": {"model": model, "dtype": dtype, "size_settings": dataclasses.asdict(spec)}, "seed": seed}
     differ = _differences(recorded, expected)
     if not differ:
         return False
@@ -524,12 +550,13 @@ def _tasks_of(ontology: Any, tasks: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(usable)
 
 
-def _align_config(ontology: str, model: str, spec: StudySize, seed: int) -> Any:
+def _align_config(ontology: str, model: str, spec: StudySize, seed: int, dtype: str) -> Any:
     from lexprobe.align import AlignmentConfig
 
     return AlignmentConfig(
         ontology=ontology,
         model=model,
+        dtype=dtype,
         limit=spec.terms,
         permutations=spec.permutations,
         bootstrap=spec.bootstrap,
@@ -538,27 +565,38 @@ def _align_config(ontology: str, model: str, spec: StudySize, seed: int) -> Any:
     )
 
 
-def _align(ontology: str, where: Path, lm: Callable[[], Any], model: str, spec: StudySize, seed: int) -> None:
+def _align(
+    ontology: str, where: Path, lm: Callable[[], Any], model: str, spec: StudySize, seed: int, dtype: str
+) -> None:
     from lexprobe.align import run_alignment, write_alignment
 
-    write_alignment(run_alignment(_align_config(ontology, model, spec, seed), model=lm()), where)
+    write_alignment(run_alignment(_align_config(ontology, model, spec, seed, dtype), model=lm()), where)
 
 
-def _lexical_config(ontology: str, model: str, spec: StudySize, seed: int) -> Any:
+def _lexical_config(ontology: str, model: str, spec: StudySize, seed: int, dtype: str) -> Any:
     from lexprobe.lexical import LexicalConfig
 
     return LexicalConfig(
-        ontology=ontology, model=model, limit=max(spec.terms, 20), k=min(10, spec.terms - 2), seed=seed
+        ontology=ontology,
+        model=model,
+        dtype=dtype,
+        limit=max(spec.terms, 20),
+        k=min(10, spec.terms - 2),
+        seed=seed,
     )
 
 
-def _lexicalization(ontology: str, where: Path, lm: Callable[[], Any], model: str, spec: StudySize, seed: int) -> None:
+def _lexicalization(
+    ontology: str, where: Path, lm: Callable[[], Any], model: str, spec: StudySize, seed: int, dtype: str
+) -> None:
     from lexprobe.lexical import measure_lexicalization, write_lexicalization
 
-    write_lexicalization(measure_lexicalization(_lexical_config(ontology, model, spec, seed), model=lm()), where)
+    write_lexicalization(measure_lexicalization(_lexical_config(ontology, model, spec, seed, dtype), model=lm()), where)
 
 
-def _train_config(ontology: str, task: str, model: str, spec: StudySize, seed: int, device: str | None) -> Any:
+def _train_config(
+    ontology: str, task: str, model: str, spec: StudySize, seed: int, device: str | None, dtype: str
+) -> Any:
     from lexprobe.train import TrainConfig
 
     return TrainConfig(
@@ -574,13 +612,16 @@ def _train_config(ontology: str, task: str, model: str, spec: StudySize, seed: i
         lr=spec.lr,
         seed=seed,
         device=device,
+        dtype=dtype,
     )
 
 
-def _train(ontology: str, task: str, where: Path, model: str, spec: StudySize, seed: int, device: str | None) -> None:
+def _train(
+    ontology: str, task: str, where: Path, model: str, spec: StudySize, seed: int, device: str | None, dtype: str
+) -> None:
     from lexprobe.train import train_lora
 
-    train_lora(where, _train_config(ontology, task, model, spec, seed, device))
+    train_lora(where, _train_config(ontology, task, model, spec, seed, device, dtype))
 
 
 def _evaluate(where: Path, device: str | None, seed: int) -> None:
@@ -642,7 +683,7 @@ def _report(dirs: list[Path], report: Path, names: dict[str, str], model: str) -
 
 
 def _write_study_manifest(
-    root, ontologies, model, spec, size, tasks, stages, seed, record, started, *, keep_earlier: bool = True
+    root, ontologies, model, dtype, spec, size, tasks, stages, seed, record, started, *, keep_earlier: bool = True
 ) -> list[dict]:
     """Write the study's manifest; returns its stages (this run's first, then those of earlier runs)."""
     from lexprobe.runs import make_manifest, write_manifest
@@ -653,6 +694,7 @@ def _write_study_manifest(
         config={
             "ontologies": list(ontologies),
             "model": model,
+            "dtype": dtype,
             "size": _size_name(size, spec),
             "size_settings": dataclasses.asdict(spec),
             "tasks": list(tasks) if tasks else None,

@@ -39,25 +39,25 @@ class FakeStages:
 
         return load_ontology(ontology)
 
-    def align(self, ontology, where, lm, model, spec, seed) -> None:
+    def align(self, ontology, where, lm, model, spec, seed, dtype) -> None:
         self.calls.append(("align", str(where)))
-        config = study_module._align_config(ontology, model, spec, seed)
+        config = study_module._align_config(ontology, model, spec, seed, dtype)
         pairs = [f"{a}:{b}" for a, b in config.resolved_pairs(self._ontology(ontology).name)]
         record = {"config": dataclasses.asdict(config) | {"pairs_resolved": pairs}}
         record |= {"inputs": {"ontology": self._ontology(ontology).describe()}, "seed": seed}
         write_manifest(where, make_manifest(stage="align", outputs={}, **record))
 
-    def lexicalization(self, ontology, where, lm, model, spec, seed) -> None:
+    def lexicalization(self, ontology, where, lm, model, spec, seed, dtype) -> None:
         self.calls.append(("lexicalization", str(where)))
-        config = study_module._lexical_config(ontology, model, spec, seed)
+        config = study_module._lexical_config(ontology, model, spec, seed, dtype)
         fields = list(config.resolved_fields(self._ontology(ontology).name))
         record = {"config": dataclasses.asdict(config) | {"fields_resolved": fields}}
         record |= {"inputs": {"ontology": self._ontology(ontology).describe()}, "seed": seed}
         write_manifest(where, make_manifest(stage="lexicalization", outputs={}, **record))
 
-    def train(self, ontology, task, where, model, spec, seed, device) -> None:
+    def train(self, ontology, task, where, model, spec, seed, device, dtype) -> None:
         self.calls.append(("train", str(where)))
-        config = study_module._train_config(ontology, task, model, spec, seed, device)
+        config = study_module._train_config(ontology, task, model, spec, seed, device, dtype)
         ont = self._ontology(ontology)
         atomic_write_json(where / "train_config.json", {"config": config.to_dict()})
         atomic_write_json(where / "adapter" / "adapter_config.json", {})

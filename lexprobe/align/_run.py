@@ -48,6 +48,9 @@ class AlignmentConfig:
         Field pairs; default :func:`default_pairs`.
     model : str
         Model spec (see :func:`lexprobe.models.load_model`).
+    dtype : {"auto", "float32", "bfloat16", "float16"}
+        The model's precision (:func:`lexprobe.models.load_model`); ``"auto"`` is bfloat16 where the hardware
+        computes it natively.
     limit : int or None
         Size of the popularity-balanced term sample (None: every eligible term).
     layers : "all" or tuple of int
@@ -79,6 +82,7 @@ class AlignmentConfig:
     ontology: str
     pairs: tuple[str, ...] | None = None
     model: str = "smollm2-135m"
+    dtype: str = "auto"
     limit: int | None = 2000
     layers: str | tuple[int, ...] = "all"
     pool: str = "mean"
@@ -187,7 +191,7 @@ def run_alignment(
         raise AlignmentError(
             f"--k must be in [1, n_items - 1] = [1, {n - 1}], got {config.k}; lower --k or raise --limit"
         )
-    lm = model if model is not None else load_model(config.model)
+    lm = model if model is not None else load_model(config.model, dtype=config.dtype)
     extraction = ExtractionConfig(
         layers=config.layers,  # type: ignore[arg-type]
         pool=config.pool,  # type: ignore[arg-type]

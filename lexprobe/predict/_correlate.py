@@ -137,7 +137,7 @@ def correlate(
         train_config = _train_config(path)
         name = train_config.model
         if name not in models:
-            models[name] = load_model(name)
+            models[name] = load_model(name, dtype=config.dtype)
         items, row = run_features(path, config=config, model=models[name], cache_dir=cache_dir)
         row["run"] = str(run)
         item_frames.append(items)

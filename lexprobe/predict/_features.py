@@ -28,6 +28,9 @@ class FeatureConfig:
         Neighbours of the mutual kNN.
     preprocess : str
         As :func:`lexprobe.align.preprocess`.
+    dtype : {"auto", "float32", "bfloat16", "float16"}
+        The model's precision (:func:`lexprobe.models.load_model`); ``"auto"`` is bfloat16 where the hardware
+        computes it natively.
     permutations : int
         Permutations of the pairing for the layer-max null of the task's alignment.
     per_split : int or None
@@ -42,6 +45,7 @@ class FeatureConfig:
     pool: str = "mean"
     template: str = "{text}"
     prefix: str = "auto"
+    dtype: str = "auto"
     k: int = 10
     preprocess: str = "standardize"
     permutations: int = 100
@@ -232,7 +236,7 @@ def run_features(
         task = get_task(ontology, task_name)
     except LexprobeError as exc:
         raise PredictionError(str(exc)) from None
-    lm = model if model is not None else load_model(model_name)
+    lm = model if model is not None else load_model(model_name, dtype=config.dtype)
     features = measure_features(
         outcomes[["source", "target", "id", "popularity"]],
         source=task.source,

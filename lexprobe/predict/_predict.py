@@ -75,7 +75,7 @@ def predict_task(
         raise PredictionError(str(exc)) from None
     cal_items, cal_tasks, provenance = load_calibration(paths)
     label = f"{ont.name} {split.task.name}"
-    lm = loaded_model if loaded_model is not None else load_model(model)
+    lm = loaded_model if loaded_model is not None else load_model(model, dtype=config.dtype)
     model_name = model  # the spec as given: calibration tasks are keyed by it
     same = (cal_tasks["label"] == label) & (cal_tasks["model"].astype(str) == model_name)
     measured = cal_tasks[same].iloc[0].to_dict() if same.any() else None
@@ -102,9 +102,11 @@ def predict_task(
             "the prediction extrapolates"
         )
     ours = {k: v for k, v in dataclasses.asdict(config).items() if k != "seed"}
+    ours["dtype"] = str(lm.dtype).replace("torch.", "")  # the precision measured in, "auto" resolved
     for record in provenance:
         theirs = (record.get("config") or {}).get("features")
         if theirs is not None:
+            theirs = {"dtype": "float32"} | theirs  # recorded before the precision was: CPU float32
             differ = sorted(k for k, v in ours.items() if k in theirs and _jsonable(theirs[k]) != _jsonable(v))
             if differ:
                 warnings.append(f"features measured with other settings ({', '.join(differ)}) in {record['path']}")

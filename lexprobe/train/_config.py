@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lexprobe.exceptions import TrainingError
-from lexprobe.models import DEFAULT_MODEL
+from lexprobe.models import DEFAULT_MODEL, DTYPES
 
 SPLITS: tuple[str, ...] = ("train", "withheld")
 
@@ -32,14 +32,27 @@ class TrainConfig:
         Passes over the examples (``max_steps > 0`` overrides).
     lora_r, lora_alpha, lora_dropout, target_modules
         peft LoRA settings; ``"all-linear"`` adapts every linear layer except the output head.
-    lr, batch_size, grad_accum, weight_decay, lr_scheduler
+    lr, batch_size, grad_accum, weight_decay
         Optimiser (AdamW) settings; ``batch_size`` is per process.
+    lr_scheduler, warmup_ratio
+        ``"linear"`` decay to 0 (the default), ``"constant_with_warmup"`` (the rate stays at ``lr`` after
+        warm-up, so later exposures count as much as early ones) or ``"cosine"``; the first ``warmup_ratio``
+        of the steps ramp up from 0.
+    snapshots : tuple of float
+        Exposures per pair (see :attr:`exposures`) at which to save the adapter into
+        ``snapshots/exposures-N/`` for a learning curve (``lexprobe evaluate --checkpoints``).
     save_steps : int
         Checkpoint every this many optimiser steps (and at the end), for resuming.
     seed : int
         Seeds the split, the LoRA initialisation, dropout and the data order.
-    device, dtype : str, optional
-        Default: CUDA with bfloat16 when present, else CPU float32.
+    device : str, optional
+        Default: CUDA when present, else CPU.
+    dtype : {"auto", "float32", "bfloat16", "float16"}
+        The compute precision. ``"auto"``: bfloat16 where the hardware computes it natively (a CPU with
+        AVX512-BF16 or AMX, a CUDA GPU that supports it), else float32. In bfloat16 the forward and backward
+        passes run under autocast while the trainable LoRA weights and the optimizer state stay float32 (on
+        CPU the frozen base weights stay float32 too: autocast casts them per operation, which measured
+        faster than bfloat16 weights; on CUDA they are loaded in bfloat16 to halve their memory).
     """
 
     ontology: str
@@ -61,10 +74,12 @@ class TrainConfig:
     grad_accum: int = 1
     weight_decay: float = 0.0
     lr_scheduler: str = "linear"
+    warmup_ratio: float = 0.0
     save_steps: int = 50
+    snapshots: tuple[float, ...] = ()
     seed: int = 0
     device: str | None = None
-    dtype: str | None = None
+    dtype: str = "auto"
 
     def __post_init__(self) -> None:
         checks = [
@@ -80,7 +95,11 @@ class TrainConfig:
             ("save_steps", self.save_steps >= 1, ">= 1"),
             ("bins", self.bins >= 1, ">= 1"),
             ("per_bin", self.per_bin >= 1, ">= 1"),
+            ("warmup_ratio", 0 <= self.warmup_ratio < 1, "in [0, 1)"),
+            ("lr_scheduler", self.lr_scheduler in LR_SCHEDULERS, f"one of {', '.join(LR_SCHEDULERS)}"),
         ]
+        if self.dtype is None:
+            object.__setattr__(self, "dtype", "auto")
         for name, ok, allowed in checks:
             if not ok:
                 raise TrainingError(f"`{name}` must be {allowed}, got {getattr(self, name)!r}")
@@ -88,6 +107,21 @@ class TrainConfig:
             object.__setattr__(self, "target_modules", tuple(self.target_modules))
         if isinstance(self.categories, list):
             object.__setattr__(self, "categories", tuple(self.categories))
+        if self.dtype not in DTYPES:
+            raise TrainingError(f"`dtype` must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        try:
+            points = tuple(sorted({float(x) for x in self.snapshots}))
+        except (TypeError, ValueError):
+            raise TrainingError(f"`snapshots` must be exposure counts, got {self.snapshots!r}") from None
+        if any(not (x > 0) or x != x for x in points):
+            raise TrainingError(f"`snapshots` must be exposure counts > 0, got {list(self.snapshots)}")
+        object.__setattr__(self, "snapshots", points)
+
+    @property
+    def exposures(self) -> float | None:
+        """How often training shows each pair: templates x epochs (``None`` when ``max_steps`` sets the length,
+        which depends on the number of pairs; the manifest then records the count reached)."""
+        return self.templates * self.epochs if self.max_steps == -1 else None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -98,8 +132,11 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+#: Learning-rate schedules ``TrainConfig.lr_scheduler`` accepts (transformers' names).
+LR_SCHEDULERS: tuple[str, ...] = ("linear", "constant", "constant_with_warmup", "cosine")
+
 #: Fields that may differ when a run is resumed (they do not change what is learned).
-RESUME_FREE = ("save_steps", "device")
+RESUME_FREE = ("save_steps", "device", "snapshots")
 
 
 def read_train_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
@@ -123,7 +160,10 @@ def read_train_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
     except ValueError as exc:
         raise TrainingError(f"{path} is not valid JSON ({exc}); re-run `lexprobe train`") from None
     try:
-        return TrainConfig.from_dict(data["config"])
+        recorded = dict(data["config"])
+        if recorded.get("dtype") is None:  # written before the precision was recorded: CPU runs, float32
+            recorded["dtype"] = "float32"
+        return TrainConfig.from_dict(recorded)
     except (KeyError, TypeError, AttributeError):
         raise TrainingError(f"{path} does not hold a training configuration; re-run `lexprobe train`") from None
 

@@ -44,6 +44,14 @@ class TrainResult:
         LoRA B matrices that moved away from their (zero) initial values, of all of them.
     world_size : int
         Processes that trained together.
+    exposures : float
+        How often training showed each pair by the end: templates x epochs reached.
+    compute_dtype : str
+        The precision the passes ran in (``"bfloat16"`` under autocast, or ``"float32"``).
+    examples_per_second : float
+        Training examples per second of wall time in this invocation's training loop (all processes together).
+    snapshots : tuple of str
+        Adapter snapshots saved for a learning curve (``snapshots/exposures-N``).
     """
 
     run_dir: Path
@@ -59,6 +67,10 @@ class TrainResult:
     n_lora_changed: int = 0
     n_lora_total: int = 0
     world_size: int = 1
+    exposures: float = float("nan")
+    compute_dtype: str = ""
+    examples_per_second: float = float("nan")
+    snapshots: tuple[str, ...] = ()
 
 
 def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
@@ -76,14 +88,40 @@ def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
         )
 
 
+def compute_dtype(config: TrainConfig) -> Any:
+    """The precision training computes in: ``config.dtype`` resolved on the run's device."""
+    from lexprobe.models import auto_device, resolve_dtype
+
+    return resolve_dtype(config.dtype, auto_device(config.device))
+
+
+def resolved_config(config: TrainConfig) -> TrainConfig:
+    """``config`` with ``dtype="auto"`` replaced by the precision it means on this machine (what the run's
+    ``train_config.json`` records, so that a resume on other hardware cannot silently change precision)."""
+    from lexprobe.models import dtype_name
+
+    if config.dtype != "auto":
+        return config
+    return dataclasses.replace(config, dtype=dtype_name(compute_dtype(config)))
+
+
+def weights_dtype(config: TrainConfig) -> str:
+    """The dtype the frozen base weights are loaded in: float32 on CPU (autocast casts them per operation,
+    faster there than bfloat16 weights), the compute dtype on a GPU (half the memory)."""
+    from lexprobe.models import auto_device, dtype_name
+
+    compute = dtype_name(compute_dtype(config))
+    return compute if auto_device(config.device).type == "cuda" else "float32"
+
+
 def _training_arguments(config: TrainConfig, run_dir: Path, *, progress: bool) -> Any:
     import torch
     from transformers import TrainingArguments
 
-    use_cpu = config.device == "cpu" or (config.device is None and not torch.cuda.is_available())
-    bf16 = (config.dtype == "bfloat16") or (
-        config.dtype is None and not use_cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    )
+    from lexprobe.models import auto_device
+
+    use_cpu = auto_device(config.device).type == "cpu"
+    compute = compute_dtype(config)
     return TrainingArguments(
         output_dir=str(run_dir / "checkpoints"),
         num_train_epochs=config.epochs,
@@ -93,6 +131,7 @@ def _training_arguments(config: TrainConfig, run_dir: Path, *, progress: bool) -
         learning_rate=config.lr,
         weight_decay=config.weight_decay,
         lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=float(config.warmup_ratio),  # a float in [0, 1) is a share of the steps
         logging_strategy="steps",
         logging_steps=1,
         save_strategy="steps",
@@ -100,8 +139,8 @@ def _training_arguments(config: TrainConfig, run_dir: Path, *, progress: bool) -
         save_total_limit=1,
         seed=config.seed,
         data_seed=config.seed,
-        bf16=bf16,
-        fp16=config.dtype == "float16",
+        bf16=compute == torch.bfloat16,
+        fp16=compute == torch.float16,
         use_cpu=use_cpu,
         # gloo is the CPU backend; naming a backend in a single process would make accelerate expect a group
         ddp_backend="gloo" if use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
@@ -163,13 +202,14 @@ def train_lora(
     """
     run_dir = Path(run_dir)
     t0 = time.perf_counter()
+    config = resolved_config(config)
     _check_resumable(run_dir, config)
     if is_complete(run_dir):
         return TrainResult(run_dir=run_dir, adapter_dir=run_dir / "adapter", already_complete=True)
     from transformers import Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from lexprobe.models import load_model
+    from lexprobe.models import dtype_name, load_model
     from lexprobe.tasks import prompt_templates
 
     args = _training_arguments(config, run_dir, progress=progress)
@@ -179,7 +219,7 @@ def train_lora(
         data = _prepare_split(run_dir, config, Path(split_dir) if split_dir else None, write=main)
         if main:
             _write_train_config(run_dir, config, data)
-        lm = load_model(config.model, device=config.device, dtype=config.dtype, head=True)
+        lm = load_model(config.model, device=config.device, dtype=weights_dtype(config), head=True)
     templates = prompt_templates(config.ontology, config.task, config.templates)
     examples = build_examples(data["train"], templates, lm.tokenizer)
     set_seed(config.seed)
@@ -190,7 +230,7 @@ def train_lora(
         args=args,
         train_dataset=examples,
         data_collator=_RightPadCollator(lm.tokenizer.pad_token_id),
-        callbacks=[*callbacks, _mark_complete_callback()],
+        callbacks=[*callbacks, _mark_complete_callback(), _snapshot_callback(run_dir, config)],
     )
     # the library does not print: the loss goes to loss.csv, the bar (if asked for) shows no log lines
     trainer.remove_callback(PrinterCallback)
@@ -199,7 +239,11 @@ def train_lora(
     # the main process drops damaged checkpoints first; then every process finds the same last good one
     with args.main_process_first(local=False, desc="checkpoints"):
         last = last_good_checkpoint(run_dir / "checkpoints", remove=main)
+    start_epoch = _checkpoint_epoch(last)
+    t_train = time.perf_counter()
     trainer.train(resume_from_checkpoint=last)
+    train_seconds = time.perf_counter() - t_train
+    examples_now = (float(trainer.state.epoch or 0.0) - start_epoch) * len(examples)
     changed = sum(not bool((p.detach().cpu() == initial[n].cpu()).all()) for n, p in _lora_named(model))
     if changed == 0:
         raise TrainingError(
@@ -221,6 +265,14 @@ def train_lora(
         n_lora_changed=changed,
         n_lora_total=len(initial),
         world_size=int(args.world_size),
+        exposures=float(trainer.state.epoch or 0.0) * config.templates,
+        compute_dtype=dtype_name(compute_dtype(config)),
+        examples_per_second=examples_now / train_seconds if train_seconds > 0 else float("nan"),
+        snapshots=tuple(
+            f"{SNAPSHOT_DIR}/{snapshot_name(x)}"
+            for x in config.snapshots
+            if (run_dir / SNAPSHOT_DIR / snapshot_name(x)).is_dir()
+        ),
     )
     if main:
         _write_outputs(run_dir, model, losses, result, config, lm, data)
@@ -248,6 +300,63 @@ def _mark_complete_callback() -> Any:
             return control
 
     return MarkComplete()
+
+
+#: Where adapter snapshots for a learning curve go, one folder per exposure count.
+SNAPSHOT_DIR = "snapshots"
+
+
+def snapshot_name(exposures: float) -> str:
+    """``snapshots/exposures-30`` for 30 exposures per pair (``exposures-7.5`` for a fraction)."""
+    return f"exposures-{exposures:g}"
+
+
+def _snapshot_callback(run_dir: Path, config: TrainConfig) -> Any:
+    """A callback that saves the adapter (only) each time training passes an exposure count in
+    ``config.snapshots``, atomically, with a ``snapshot.json`` (step, epoch, exposures, mean recent loss)."""
+    from transformers import TrainerCallback
+
+    targets = list(config.snapshots)
+
+    class Snapshot(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if not state.is_world_process_zero or model is None or state.epoch is None:
+                return control
+            reached = state.epoch * config.templates
+            for target in targets:
+                folder = run_dir / SNAPSHOT_DIR / snapshot_name(target)
+                if reached + 1e-6 < target or folder.is_dir():
+                    continue
+                _save_adapter(model, folder)
+                recent = [e["loss"] for e in state.log_history[-10:] if "loss" in e]
+                atomic_write_json(
+                    folder / "snapshot.json",
+                    {
+                        "exposures": target,
+                        "exposures_reached": reached,
+                        "step": state.global_step,
+                        "epoch": state.epoch,
+                        "recent_loss": sum(recent) / len(recent) if recent else None,
+                    },
+                )
+            return control
+
+    return Snapshot()
+
+
+def _save_adapter(model: Any, folder: Path) -> None:
+    """``model.save_pretrained`` into ``folder`` via a temporary sibling renamed onto it (never half-written)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        unwrapped = getattr(model, "module", model)  # DDP wraps the model
+        unwrapped.save_pretrained(str(tmp_dir))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp_dir, folder)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
 
 
 def _zip_problem(path: Path) -> str | None:
@@ -345,6 +454,14 @@ def last_good_checkpoint(checkpoints: str | os.PathLike[str], *, remove: bool = 
     return None
 
 
+def _checkpoint_epoch(path: str | None) -> float:
+    """The epoch a checkpoint was saved at (0 for a fresh start)."""
+    if not path:
+        return 0.0
+    state = json.loads((Path(path) / "trainer_state.json").read_text(encoding="utf-8"))
+    return float(state.get("epoch") or 0.0)
+
+
 def _lora_named(model: Any) -> list[tuple[str, Any]]:
     return [(n, p) for n, p in model.named_parameters() if "lora_B" in n]
 
@@ -412,16 +529,7 @@ def _write_outputs(
     with atomic_path(run_dir / "loss.csv") as tmp:
         losses.to_csv(tmp, index=False)
     _plot_loss(losses, run_dir, title=f"{config.ontology} {config.task} ({config.model})")
-    adapter = run_dir / "adapter"
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".adapter.", dir=run_dir))
-    try:
-        model.save_pretrained(str(tmp_dir))
-        if adapter.exists():
-            shutil.rmtree(adapter)
-        os.replace(tmp_dir, adapter)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
+    _save_adapter(model, run_dir / "adapter")
     split_files = {f"split/{n}.csv": sha256_file(run_dir / "split" / f"{n}.csv") for n in SPLITS}
     outputs = {k: v for k, v in dataclasses.asdict(result).items() if k not in ("run_dir", "adapter_dir")}
     write_manifest(
