@@ -145,3 +145,23 @@ def test_gemma3_gives_finite_hidden_states_and_generates(gemma_installed: None, 
         out = lm.model.generate(**ids, max_new_tokens=1, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     assert torch.isfinite(logits).all() and out.shape[1] == ids["input_ids"].shape[1] + 1
     assert out[0, -1].item() == logits.argmax().item()
+
+
+def test_auto_precision_is_bfloat16_exactly_where_the_hardware_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from lexprobe.models import native_bfloat16, resolve_dtype
+
+    cpu = torch.device("cpu")
+    expected = torch.bfloat16 if native_bfloat16(cpu) else torch.float32
+    assert resolve_dtype("auto", cpu) == expected == resolve_dtype(None, cpu)
+    # a CPU without AVX512-BF16 or AMX emulates bfloat16 (slower than float32): auto must not pick it there
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert not native_bfloat16(cpu)
+    assert resolve_dtype("auto", cpu) == torch.float32
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert resolve_dtype("auto", cpu) == torch.bfloat16
+    assert resolve_dtype("float32", cpu) == torch.float32  # an explicit choice is kept
+    with pytest.raises(ModelError, match="dtype must be one of auto, float32, bfloat16, float16, got 'fp8'"):
+        resolve_dtype("fp8", cpu)
