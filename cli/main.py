@@ -30,6 +30,7 @@ from lexprobe.cli.align import align_cmd  # noqa: E402
 from lexprobe.cli.data import data_app  # noqa: E402
 from lexprobe.cli.embed import embed_cmd  # noqa: E402
 from lexprobe.cli.lexicalization import lexicalization_cmd  # noqa: E402
+from lexprobe.cli.popularity import popularity_cmd  # noqa: E402
 from lexprobe.cli.predict import correlate_cmd, predict_cmd  # noqa: E402
 from lexprobe.cli.report import report_cmd  # noqa: E402
 from lexprobe.cli.split import split_cmd  # noqa: E402
@@ -46,6 +47,7 @@ app.command("evaluate")(evaluate_cmd)
 app.command("report")(report_cmd)
 app.command("correlate")(correlate_cmd)
 app.command("predict")(predict_cmd)
+app.command("popularity")(popularity_cmd)
 app.command("study")(study_cmd)
 
 

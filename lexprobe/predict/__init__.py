@@ -64,11 +64,16 @@ from lexprobe.predict._holdout import (
     evaluate_holdout,
     loto_summary,
 )
+from lexprobe.predict._popularity import PopularityResult, popularity_baselines, read_baselines, write_popularity
 from lexprobe.predict._predict import PredictionResult, predict_task, write_prediction
 from lexprobe.predict._predictor import Predictor, fit_predictor, unit_table
 from lexprobe.stats import cluster_bootstrap, spearman_ci, youden_threshold
 
 __all__ = [
+    "PopularityResult",
+    "popularity_baselines",
+    "read_baselines",
+    "write_popularity",
     "BASELINES",
     "CORRELATIONS",
     "FEATURES",
