@@ -92,17 +92,46 @@ def train_cmd(
     )
 
 
+#: What ``lexprobe evaluate --dtype`` takes (passed on to the model loader as it is).
+EVALUATE_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def _eval_dtype(value: str | None) -> str | None:
+    if value is not None and value not in EVALUATE_DTYPES:
+        raise typer.BadParameter(f"must be one of {', '.join(EVALUATE_DTYPES)}, got {value!r}")
+    return value
+
+
+def _shorten(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 @handle_errors
 def evaluate_cmd(
     run: Path = typer.Option(..., "--run", help="A `lexprobe train` run directory."),
     split: str = typer.Option("both", "--split", help="train, withheld or both."),
     baseline: bool = typer.Option(False, "--baseline", help="Evaluate the model without the adapter only."),
+    shots: int = typer.Option(
+        0,
+        "--shots",
+        min=0,
+        help="Few-shot baseline: K train pairs (drawn with --seed) as worked examples before each query; "
+        "results go to RUN/shots-K.",
+    ),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Prompts per generation batch."),
     max_new_tokens: int | None = typer.Option(
         None, "--max-new-tokens", min=1, help="Default by target: 24 id, 16 symbol."
     ),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)."),
-    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the bootstrap intervals of the gains."),
+    dtype: str | None = typer.Option(
+        None,
+        "--dtype",
+        callback=_eval_dtype,
+        help="auto, float32, bfloat16 or float16 (default: the run's training setting).",
+    ),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1, help="Seed of the bootstrap intervals of the gains and of the shots."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Exact-match accuracy before (baseline) and after (tuned) fine-tuning, on train and withheld pairs."""
@@ -122,14 +151,18 @@ def evaluate_cmd(
             run,
             splits=splits,
             baseline_only=baseline,
+            shots=shots,
             batch_size=batch_size,
             max_new_tokens=max_new_tokens,
             device=device,
+            dtype=dtype,
             seed=seed,
             progress=update,
         )
+    out = result.out_dir or run
     overall = result.summary[result.summary["bin"] == "all"].set_index(["split", "model"])
-    table = Table(title=f"{run}: exact-match accuracy [Wilson 95% CI]")
+    prompt = f", {result.shots}-shot" if result.shots else ""
+    table = Table(title=f"{run}: exact-match accuracy{prompt} [Wilson 95% CI]")
     columns = ["split", "n", "baseline", "tuned", "gain (bootstrap CI)", "gained", "lost", "both right", "both wrong"]
     for column in columns:
         table.add_column(column, justify="left" if column == "split" else "right")
@@ -148,6 +181,13 @@ def evaluate_cmd(
             r = overall.loc[(s, which)]
             if r["hallucinated_share"] == r["hallucinated_share"]:  # id targets only
                 halluc.append(f"{s} {which} {int(r['n_hallucinated'])}/{int(r['n_well_formed'])}")
+    if result.shots:
+        used = "; ".join(f"{_shorten(p['source'])} -> {p['target']}" for p in result.shot_pairs[: result.shots])
+        spare = result.shot_pairs[result.shots]
+        console.print(
+            f"{result.shots} shots (train pairs drawn with seed {seed}), before every query: {used}; "
+            f"in place of a query's own pair: {_shorten(spare['source'])} -> {spare['target']}"
+        )
     console.print(table)
     if halluc:
         console.print("well-formed ids that exist nowhere in the ontology: " + ", ".join(halluc))
@@ -158,4 +198,9 @@ def evaluate_cmd(
                 g = result.gains[s]
                 parts.append(f"{name} gain {g['gain']:+.3f} {_ci(g['gain_ci_low'], g['gain_ci_high'])}")
         console.print(f"{run}: " + "; ".join(parts) + " (tuned - baseline; paired bootstrap 95% CI)")
-    console.print(f"per item: {run / 'outcomes.csv'}; per bin: {run / 'evaluation_summary.csv'}")
+    gen = result.generation
+    console.print(
+        f"generation: {int(gen.get('n_replies', 0))} replies in {gen.get('seconds', 0.0):.1f} s "
+        f"({result.items_per_second:.2f} items/s)"
+    )
+    console.print(f"per item: {out / 'outcomes.csv'}; per bin: {out / 'evaluation_summary.csv'}")

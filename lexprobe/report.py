@@ -3,7 +3,8 @@
 The page opens offline and alone (it can be mailed or archived): figures are embedded as base64 PNG data URIs,
 tables are HTML, and a Content-Security-Policy forbids the browser from fetching anything. Each run directory
 is recognized by the ``stage`` field of its ``manifest.json`` (or ``evaluation_manifest.json``); a directory
-without one is searched two levels down for run directories (a study).
+without one is searched two levels down for run directories (a study). A training run's few-shot evaluations
+(``RUN/shots-K/``) are shown right after it, each as an evaluation of its own, headed "K-shot".
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from lexprobe.exceptions import ReportError
-from lexprobe.runs import REPORT_MARKER, atomic_write_text, library_versions
+from lexprobe.runs import REPORT_MARKER, atomic_write_text, few_shot_dirs, library_versions
 
 __all__ = ["build_report", "find_run_dirs"]
 
@@ -147,6 +148,8 @@ def _study_references(directory: Path, manifest: dict[str, Any]) -> list[Path]:
 def _collect(directory: Path, depth: int) -> list[Path]:
     manifest = _manifest_of(directory)
     if manifest is not None and manifest.get("stage") != "study":
+        if manifest.get("stage") in ("train", "evaluate"):  # and its few-shot evaluations, apart
+            return [directory, *(d for d in few_shot_dirs(directory) if _manifest_of(d) is not None)]
         return [directory]
     found: list[Path] = []
     if depth > 0:
@@ -396,6 +399,9 @@ def _describe(run: _Run) -> list[str]:
         _name(task),
         _name(config.get("model") or trained.get("model") or inputs.get("model")),
     ]
+    shots = config.get("shots") if run.stage == "evaluate" else None
+    if isinstance(shots, int) and not isinstance(shots, bool) and shots > 0:
+        described.append(f"{shots}-shot")
     return [d for d in described if d]
 
 

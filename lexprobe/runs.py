@@ -43,6 +43,8 @@ __all__ = [
     "settings_of",
     "prepare_report_file",
     "clear_stage_outputs",
+    "few_shot_dir",
+    "few_shot_dirs",
     "STAGE_OUTPUTS",
     "ensure_writable_dir",
     "ensure_writable_file",
@@ -369,6 +371,32 @@ STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
 #: A training run directory also holds its evaluation: clearing one clears both.
 _STAGE_ALSO = {"train": ("evaluate",), "evaluate": ("train",)}
 
+_FEW_SHOT_NAME = re.compile(r"shots-[1-9][0-9]*")
+
+
+def few_shot_dir(run_dir: str | os.PathLike[str], shots: int) -> Path:
+    """Where a ``shots``-shot evaluation of a training run writes its files: ``run_dir/shots-K`` (K >= 1)."""
+    return Path(run_dir) / f"shots-{int(shots)}"
+
+
+def few_shot_dirs(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """The few-shot evaluations a training run holds: its ``shots-K`` folders (not links) with an
+    ``evaluation_manifest.json``, by K."""
+    run_dir = Path(run_dir)
+    try:
+        children = list(run_dir.iterdir())
+    except OSError:
+        return []
+    found = [
+        c
+        for c in children
+        if _FEW_SHOT_NAME.fullmatch(c.name)
+        and c.is_dir()
+        and not c.is_symlink()
+        and (c / "evaluation_manifest.json").is_file()
+    ]
+    return sorted(found, key=lambda c: int(c.name.split("-")[1]))
+
 
 def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The JSON object in ``path``, or None when the file is missing, unreadable, not JSON or not an object."""
@@ -419,8 +447,14 @@ def _normal(value: Any) -> Any:
 
 def clear_stage_outputs(directory: str | os.PathLike[str], stage: str, manifest: Mapping[str, Any] | None) -> None:
     """Remove what a stage wrote in ``directory``: the files its manifest's ``outputs`` names (at the top and in
-    ``figures/``), the names :data:`STAGE_OUTPUTS` lists for it, and its manifest. Other files stay."""
+    ``figures/``), the names :data:`STAGE_OUTPUTS` lists for it, and its manifest. Other files stay. A training
+    run's few-shot evaluations (``shots-K/``, see :func:`few_shot_dirs`) go with it: they evaluated its adapter."""
     directory = Path(directory)
+    if stage in ("train", "evaluate"):
+        for sub in few_shot_dirs(directory):
+            clear_stage_outputs(sub, "evaluate", read_json_object(sub / "evaluation_manifest.json"))
+            with contextlib.suppress(OSError):
+                sub.rmdir()  # only if nothing else is left in it
     outputs = manifest.get("outputs") if isinstance(manifest, Mapping) else None
     named = [str(k) for k in outputs] if isinstance(outputs, Mapping) else []
     names = set(named) | {"manifest.json"}

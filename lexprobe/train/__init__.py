@@ -18,8 +18,17 @@ One directory holds one run; every file is written atomically::
       outcomes.csv                          one row per item and split: baseline vs tuned, and the category
       evaluation_summary.csv                accuracy with Wilson intervals, overall and per popularity bin
       evaluation.json                       the same plus gains and category counts
-      evaluation_manifest.json              how the evaluation was made (stage "evaluate")
+      evaluation_manifest.json              how the evaluation was made (stage "evaluate"), with its generation
+                                            speed (``outputs.items_per_second``)
       accuracy_by_bin.png/.svg              accuracy per popularity bin, baseline and tuned
+      shots-K/                              a K-shot evaluation (``evaluate --shots K``): the same evaluation
+                                            files, apart from the zero-shot ones above; its manifest and
+                                            evaluation.json record ``shots`` and the train pairs used as shots
+
+Evaluation is greedy; a reply ends at EOS or at the first line break after some text (the scorer reads the first
+non-empty line). A K-shot prompt puts K train pairs (drawn once with the evaluation's seed; never the query's own
+pair) before the query: earlier user / assistant turns under a chat template, ``question answer`` lines for a
+base model.
 
 Training examples are ``prompt -> target + EOS`` for every train pair and each of the first ``templates``
 prompt paraphrases (the paper trained with five per pair and the bare target as completion). The prompt goes
@@ -36,7 +45,7 @@ from __future__ import annotations
 from lexprobe.stats import paired_bootstrap_interval, wilson_interval
 from lexprobe.train._config import RESUME_FREE, SPLITS, TrainConfig, is_complete, read_train_config
 from lexprobe.train._data import build_examples, format_prompt
-from lexprobe.train._evaluate import EvaluationResult, evaluate_run, generate_replies
+from lexprobe.train._evaluate import EvaluationResult, draw_shots, evaluate_run, few_shot_prompt, generate_replies
 from lexprobe.train._scoring import MAX_NEW_TOKENS, ReplyScore, outcome_category, parse_reply, score_reply
 from lexprobe.train._trainer import TrainResult, train_lora
 
@@ -49,7 +58,9 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "build_examples",
+    "draw_shots",
     "evaluate_run",
+    "few_shot_prompt",
     "format_prompt",
     "generate_replies",
     "is_complete",
