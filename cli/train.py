@@ -33,7 +33,10 @@ def train_cmd(
     bins: int = typer.Option(20, "--bins", min=1, help="Popularity bins of a new split."),
     per_bin: int = typer.Option(30, "--per-bin", min=1, help="Pairs per bin in each of train and withheld."),
     templates: int = typer.Option(5, "--templates", min=1, max=5, help="Prompt paraphrases per pair."),
-    epochs: float = typer.Option(3.0, "--epochs", help="Passes over the examples."),
+    epochs: float | None = typer.Option(None, "--epochs", help="Passes over the examples [default: 3]."),
+    exposures: float | None = typer.Option(
+        None, "--exposures", help="Times each pair is shown (templates x epochs); sets --epochs to N / --templates."
+    ),
     max_steps: int = typer.Option(
         -1, "--max-steps", callback=_max_steps, help="Stop after N >= 1 optimiser steps (overrides --epochs)."
     ),
@@ -43,10 +46,20 @@ def train_cmd(
     target_modules: str = typer.Option(
         "all-linear", "--target-modules", help="all-linear, or module names like q_proj,v_proj."
     ),
-    lr: float = typer.Option(2e-4, "--lr", help="Learning rate (AdamW, linear decay)."),
+    lr: float = typer.Option(2e-4, "--lr", help="Learning rate (AdamW)."),
+    lr_scheduler: str = typer.Option(
+        "linear", "--lr-scheduler", help="linear (decay to 0), constant_with_warmup, constant or cosine."
+    ),
+    warmup: float = typer.Option(0.0, "--warmup", min=0.0, max=0.99, help="Share of the steps that warm up from 0."),
+    snapshots: str | None = typer.Option(
+        None, "--snapshots", help="Exposure counts at which to save the adapter for a learning curve, e.g. 10,20,30."
+    ),
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Examples per step and process."),
     save_steps: int = typer.Option(50, "--save-steps", min=1, help="Checkpoint every N steps (for resuming)."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)."),
+    dtype: str = typer.Option(
+        "auto", "--dtype", help="auto (bfloat16 where the CPU or GPU computes it natively), float32, bfloat16."
+    ),
     seed: int = typer.Option(
         0, "--seed", min=0, max=2**32 - 1, help="Seed of the split, LoRA initialisation and data order."
     ),
@@ -54,11 +67,21 @@ def train_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Fine-tune a model with LoRA on the train pairs of a task; save the adapter, loss log and config."""
+    from lexprobe.exceptions import TrainingError
     from lexprobe.runs import ensure_writable_dir, prepare_run_dir
     from lexprobe.train import TrainConfig, train_lora
 
     ensure_writable_dir(out)
+    if exposures is not None and epochs is not None:
+        raise TrainingError("give --epochs or --exposures, not both (exposures = templates x epochs)")
+    if exposures is not None and exposures <= 0:
+        raise TrainingError(f"--exposures must be > 0, got {exposures}")
+    epochs = exposures / templates if exposures is not None else (3.0 if epochs is None else epochs)
     modules = target_modules if target_modules == "all-linear" else split_csv(target_modules)
+    try:
+        points = tuple(float(x) for x in split_csv(snapshots) or ())
+    except ValueError:
+        raise TrainingError(f"--snapshots must be exposure counts separated by commas, got {snapshots!r}") from None
     config = TrainConfig(
         ontology=ontology,
         task=task,
@@ -73,10 +96,14 @@ def train_cmd(
         lora_dropout=lora_dropout,
         target_modules=modules,
         lr=lr,
+        lr_scheduler=lr_scheduler,
+        warmup_ratio=warmup,
         batch_size=batch_size,
         save_steps=save_steps,
+        snapshots=points,
         seed=seed,
         device=device,
+        dtype=dtype,
     )
     prepare_run_dir(out, "train", None, overwrite=overwrite)  # train itself resumes a run of the same settings
     result = train_lora(out, config, split_dir=split, progress=not quiet and is_terminal())
@@ -86,8 +113,10 @@ def train_cmd(
     resumed = f", resumed from {result.resumed_from}" if result.resumed_from else ""
     console.print(
         f"{ontology} {task}: {result.n_pairs} pairs x {templates} templates = {result.n_examples} examples, "
-        f"{result.n_steps} steps on {result.world_size} process(es){resumed}; loss {result.first_loss:.3f} -> "
-        f"{result.final_loss:.3f}; {result.n_lora_changed}/{result.n_lora_total} LoRA matrices changed; "
+        f"{result.n_steps} steps on {result.world_size} process(es) in {result.compute_dtype} "
+        f"({result.examples_per_second:.2f} examples/s), {result.exposures:g} exposures per pair{resumed}; "
+        f"loss {result.first_loss:.3f} -> {result.final_loss:.3f}; "
+        f"{result.n_lora_changed}/{result.n_lora_total} LoRA matrices changed; "
         f"{result.seconds / 60:.1f} min -> {result.adapter_dir}"
     )
 
@@ -118,6 +147,12 @@ def evaluate_cmd(
         help="Few-shot baseline: K train pairs (drawn with --seed) as worked examples before each query; "
         "results go to RUN/shots-K.",
     ),
+    checkpoints: str | None = typer.Option(
+        None,
+        "--checkpoints",
+        help="A learning curve instead: 'all' or exposure counts like 10,30 of the run's snapshots (train "
+        "--snapshots), each scored beside the base model and the finished adapter.",
+    ),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Prompts per generation batch."),
     max_new_tokens: int | None = typer.Option(
         None, "--max-new-tokens", min=1, help="Default by target: 24 id, 16 symbol."
@@ -146,6 +181,11 @@ def evaluate_cmd(
     splits = SPLITS if split == "both" else (split,)
     if run.is_dir():
         ensure_writable_dir(run, option="--run")  # evaluation writes its outcomes into the run
+    if checkpoints is not None:
+        if baseline or shots:
+            raise TrainingError("--checkpoints scores the run's snapshots; it goes without --baseline and --shots")
+        _curve(run, checkpoints, splits, batch_size, max_new_tokens, device, dtype, quiet)
+        return
     with progress_bar("generating", quiet) as update:
         result = evaluate_run(
             run,
@@ -204,3 +244,44 @@ def evaluate_cmd(
         f"({result.items_per_second:.2f} items/s)"
     )
     console.print(f"per item: {out / 'outcomes.csv'}; per bin: {out / 'evaluation_summary.csv'}")
+
+
+def _curve(run, checkpoints, splits, batch_size, max_new_tokens, device, dtype, quiet) -> None:
+    """``evaluate --checkpoints``: the learning curve table."""
+    from rich.table import Table
+
+    from lexprobe.exceptions import TrainingError
+    from lexprobe.train import evaluate_curve
+
+    if checkpoints.strip().lower() == "all":
+        chosen: str | list[float] = "all"
+    else:
+        try:
+            chosen = [float(x) for x in split_csv(checkpoints) or ()]
+        except ValueError:
+            raise TrainingError(
+                f"--checkpoints must be 'all' or exposure counts like 10,30, got {checkpoints!r}"
+            ) from None
+        if not chosen:
+            raise TrainingError("--checkpoints needs 'all' or at least one exposure count")
+    with progress_bar("scoring snapshots", quiet) as update:
+        result = evaluate_curve(
+            run,
+            checkpoints=chosen,
+            splits=splits,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            device=device,
+            dtype=dtype,
+            progress=update,
+        )
+    table = Table(title=f"{run}: learning curve (exact match [Wilson 95% CI]; loss per target in nats)")
+    for column in ("exposures", "adapter", "split", "accuracy", "distinct answers", "loss per target"):
+        table.add_column(column, justify="left" if column in ("adapter", "split") else "right")
+    for r in result.curve.itertuples(index=False):
+        table.add_row(f"{r.exposures:g}", r.point, r.split, _acc(r._asdict()), str(r.n_distinct), f"{r.loss_mean:.2f}")
+    console.print(table)
+    console.print(
+        f"ln(number of targets) = {result.ln_n_targets:.2f} nats: the loss of a uniform guess over every valid target"
+    )
+    console.print(f"curve: {run / 'learning_curve.csv'}; per item: {run / 'learning_curve_items.csv'}")

@@ -12,8 +12,9 @@ vector unless ``include_special=True``. Each run records, per layer, the largest
 the median (``token_norms`` in the manifest) and warns when one position still dominates. An interrupted run
 resumes from its finished shards; the finished array is assembled in the original item order and cached
 under a key of (model and its precision, texts, template, pooling, sink prefix, layers, storage dtype), so a
-repeated call returns at once. A cache entry records its array's size and SHA-256 and is checked on every load; a damaged
-shard or entry is dropped and computed again, and a file lock per key lets two processes share one cache.
+repeated call returns at once. A cache entry records its array's size and SHA-256 and is checked on every
+load; a damaged shard or entry is dropped and computed again, and a file lock per key lets two processes
+share one cache.
 Under ``torchrun`` / ``accelerate launch`` each process takes every N-th batch and rank 0 assembles.
 """
 

@@ -142,6 +142,8 @@ def test_each_study_records_its_size_and_the_page_its_training_time() -> None:
         assert manifest["config"]["model"] == model and manifest["config"]["size"] == "small"
         settings = manifest["config"]["size_settings"]
         assert (settings["bins"], settings["per_bin"], settings["templates"], settings["epochs"]) == (20, 5, 3, 3.0)
+        exposures = next(row for row in cells if row[0].startswith("exposures per pair"))
+        assert exposures[1 + list(STUDY_DIRS).index(model)] == f"{settings['templates'] * settings['epochs']:g}"
         low, high = training_minutes(model)
         assert cell == f"{low} to {high} min"
 

@@ -282,8 +282,20 @@ def run_features(
         row[f"{name}_gain_all_items"] = gains[split]["gain"]
     row["memorized"] = bool(row["memorization_gain_ci_low"] > 0)
     row["generalized"] = bool(row["generalization_gain_ci_low"] > 0)
+    row["exposures"] = _exposures(run, train_config)
     row["run"] = str(run)
     return items, row
+
+
+def _exposures(run: Path, train_config: Any) -> float:
+    """Exposures per pair the run trained for: recorded in its manifest, else templates x epochs."""
+    import json
+
+    try:
+        return float(json.loads((run / "manifest.json").read_text(encoding="utf-8"))["outputs"]["exposures"])
+    except (OSError, ValueError, KeyError, TypeError):
+        planned = train_config.exposures
+        return float(planned) if planned is not None else float("nan")
 
 
 def _subsample(outcomes: pd.DataFrame, per_split: int | None, seed: int) -> pd.DataFrame:

@@ -79,3 +79,29 @@ def test_evaluating_a_run_without_an_adapter_says_so(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "no finished adapter" in one_error_line(result.output)
     assert "--baseline" in result.output
+
+
+def test_train_cli_takes_epochs_or_exposures_not_both(tmp_path: Path) -> None:
+    base = ["train", "-o", "hpo", "-t", "name-to-id", "--out", str(tmp_path / "r")]
+    both = runner.invoke(app, [*base, "--epochs", "2", "--exposures", "30"])
+    assert both.exit_code != 0 and "not both" in one_error_line(both.output)
+    bad = runner.invoke(app, [*base, "--snapshots", "10,ten"])
+    assert bad.exit_code != 0 and "--snapshots" in one_error_line(bad.output)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_learning_curve_goes_without_baseline_or_shots_and_needs_snapshots(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "split").mkdir(parents=True)
+    config = {"ontology": "hpo", "task": "name-to-id", "dtype": "float32"}
+    (run / "train_config.json").write_text(json.dumps({"config": config}))
+    for split in ("train", "withheld"):
+        (run / "split" / f"{split}.csv").write_text(
+            "source,target,id,popularity,bin\nSeizure,HP:0001250,HP:0001250,1,0\n"
+        )
+    mixed = runner.invoke(app, ["evaluate", "--run", str(run), "--checkpoints", "all", "--baseline"])
+    assert mixed.exit_code == 1 and "goes without --baseline" in one_error_line(mixed.output)
+    bad = runner.invoke(app, ["evaluate", "--run", str(run), "--checkpoints", "ten"])
+    assert bad.exit_code == 1 and "exposure counts like 10,30" in one_error_line(bad.output)
+    none = runner.invoke(app, ["evaluate", "--run", str(run), "--checkpoints", "all", "-q"])
+    assert none.exit_code == 1 and "no adapter snapshots" in one_error_line(none.output)
