@@ -12,6 +12,8 @@ shared):
   per token: forward, and backward through the activations only);
 - the recorded study runs' rate (seconds per example, from ``docs/results/study-smollm2`` manifests): what a
   training run cost before this change;
+- greedy generation (``generate_replies``, as ``lexprobe evaluate``) of 64 hpo name -> id replies in bfloat16
+  and float32 (items/s, and how many replies are identical);
 - ``extract_hidden_states`` of HGNC gene names (every layer, mean-pooled) in bfloat16 and float32 (tokens/s), and
   the plain per-item loop (AutoModelForCausalLM, output_hidden_states, float32) on the first ``plain-n`` names.
 
@@ -135,6 +137,33 @@ def plain(n: int) -> dict:
     }
 
 
+def generate(dtype: str) -> dict:
+    """Greedy replies to 64 hpo name -> id prompts (template 0, zero-shot), batch 32, 24 new tokens."""
+    import pandas as pd
+
+    from lexprobe.models import load_model
+    from lexprobe.ontology import load_ontology
+    from lexprobe.tasks import make_split, prompt_templates
+    from lexprobe.train import generate_replies
+
+    lm = load_model(dtype=dtype, head=True)
+    split = make_split(load_ontology("hpo"), "name-to-id", bins=2, per_bin=16, seed=0)
+    sources = pd.concat([split.train, split.withheld])["source"].astype(str)
+    template = prompt_templates("hpo", "name-to-id", 1)[0]
+    prompts = [template.render(x) for x in sources]
+    generate_replies(lm.model, lm.tokenizer, prompts[:4], max_new_tokens=24)  # warm-up
+    start = time.perf_counter()
+    replies = generate_replies(lm.model, lm.tokenizer, prompts, max_new_tokens=24, batch_size=32)
+    seconds = time.perf_counter() - start
+    return {
+        "dtype": dtype,
+        "items": len(prompts),
+        "seconds": seconds,
+        "items_per_second": len(prompts) / seconds,
+        "replies": replies,
+    }
+
+
 def _names(n: int) -> list[str]:
     from lexprobe.ontology import load_ontology
     from lexprobe.tasks import field_values, sample_terms
@@ -175,6 +204,7 @@ def main() -> None:
         step, arg = args.child
         record = {"matmul": lambda: matmul(arg), "train": lambda: train(arg, args.train_steps)}
         record |= {"extract": lambda: extract(arg, args.n), "plain": lambda: plain(int(arg))}
+        record["generate"] = lambda: generate(arg)
         result = record[step]()
         result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
@@ -191,7 +221,10 @@ def main() -> None:
         "recorded_study": recorded_study_rate(),
         "extract": [_child("extract", d) for d in ("bfloat16", "float32")],
         "plain": _child("plain", str(args.plain_n)),
+        "generate": [_child("generate", d) for d in ("bfloat16", "float32")],
     }
+    bf16_replies, fp32_replies = (g.pop("replies") for g in results["generate"])
+    results["generate_same_replies"] = sum(a == b for a, b in zip(bf16_replies, fp32_replies))
     results["machine"]["load_after"] = os.getloadavg()
     bf16_matmul = results["matmul"][1]["gflops"]
     bf16, fp32 = results["train"]
@@ -210,6 +243,8 @@ def main() -> None:
         "extract_bf16_over_fp32": results["extract"][0]["tokens_per_second"]
         / results["extract"][1]["tokens_per_second"],
         "extract_bf16_over_plain": results["extract"][0]["tokens_per_second"] / results["plain"]["tokens_per_second"],
+        "generate_bf16_over_fp32": results["generate"][0]["items_per_second"]
+        / results["generate"][1]["items_per_second"],
     }
     (HERE / "results_precision.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results["ratios"], indent=2))

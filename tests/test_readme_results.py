@@ -221,3 +221,18 @@ def test_the_published_curves_pool_without_the_attention_sink(ontology: str) -> 
         steps = group.set_index("layer")["value"].sort_index().diff().abs()
         others = steps.drop(index=[1, 12])  # 0 -> 1 leaves the context-free token embeddings
         assert steps[12] <= others.max(), (pair, metric, steps[12], others.max())
+
+
+@pytest.mark.parametrize("ontology", ["hgnc", "hpo", "go"])
+def test_bfloat16_moves_the_published_alignment_by_less_than_the_readme_says(ontology: str) -> None:
+    """The README's bound on the precision effect holds for each ontology's pair of runs, and each run is the
+    precision its folder says."""
+    results = ROOT / "docs" / "results"
+    for folder, dtype in ((f"align-{ontology}", "bfloat16"), (f"align-{ontology}-float32", "float32")):
+        assert json.loads((results / folder / "manifest.json").read_text())["inputs"]["model"]["dtype"] == dtype
+    layers = pd.read_csv(results / "precision" / f"align-{ontology}.csv")
+    assert len(layers) == len(pd.read_csv(results / f"align-{ontology}" / "alignment.csv"))
+    assert layers["difference"].abs().max() <= 0.0015
+    summary = pd.read_csv(results / "precision" / f"align-{ontology}_summary.csv")
+    assert (summary["value_bfloat16"] - summary["value_float32"]).abs().max() <= 0.0005
+    assert "differ by at most 0.0015 at\nany layer and 0.0005 at the best layers" in (ROOT / "README.md").read_text()
