@@ -1,11 +1,16 @@
-"""How far bfloat16 moves the published alignment numbers: two `lexprobe align` runs of the same settings,
-one per precision, compared value by value.
+"""How far bfloat16 moves published numbers: two runs of the same settings, one per precision, compared.
 
     python benchmarks/precision_effect.py FLOAT32_RUN BFLOAT16_RUN --out docs/results/precision/align-hgnc.csv
+    python benchmarks/precision_effect.py --train FLOAT32_RUN BFLOAT16_RUN --out docs/results/precision/train-hpo.csv
 
-Writes one row per pair, metric and layer (both values and their difference) and prints, per pair and metric,
-the largest and median absolute difference over layers, the best layer and best-layer value in each precision,
-and the best-layer interval of the float32 run.
+Alignment (`lexprobe align` runs): one row per pair, metric and layer (both values and their difference), and a
+summary per pair and metric: the largest and median absolute difference over layers, the best layer and
+best-layer value in each precision, and the best-layer interval of the float32 run.
+
+Training (`lexprobe train` + `lexprobe evaluate` runs): per precision, tuned accuracy on the train and withheld
+pairs with Wilson intervals, the gains with their paired-bootstrap intervals, whether each precision's value
+lies inside the other's interval, the final loss, examples/s; and the loss curves side by side (mean of each
+tenth of the steps) in ``*_loss.csv``.
 """
 
 from __future__ import annotations
@@ -39,12 +44,67 @@ def compare(float32: Path, bfloat16: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return layers, summary[columns]
 
 
+def _check_dtype(run: Path, expected: str) -> None:
+    dtype = json.loads((run / "manifest.json").read_text())["inputs"]["model"]["dtype"]
+    train = json.loads((run / "manifest.json").read_text()).get("outputs", {}).get("compute_dtype", dtype)
+    if train != expected:
+        raise SystemExit(f"{run} was made in {train}, not {expected}")
+
+
+def compare_training(float32: Path, bfloat16: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows, evaluations = [], {}
+    for run, dtype in ((float32, "float32"), (bfloat16, "bfloat16")):
+        _check_dtype(run, dtype)
+        evaluation = json.loads((run / "evaluation.json").read_text())
+        evaluations[dtype] = evaluation
+        manifest = json.loads((run / "manifest.json").read_text())["outputs"]
+        accuracy = {(a["split"], a["model"]): a for a in evaluation["accuracy"]}
+        for split in ("train", "withheld"):
+            tuned, gain = accuracy[(split, "tuned")], evaluation["gains"][split]
+            rows.append(
+                {
+                    "task": f"{evaluation['ontology']} {evaluation['task']}",
+                    "dtype": dtype,
+                    "split": split,
+                    "tuned": tuned["accuracy"],
+                    "tuned_ci_low": tuned["ci_low"],
+                    "tuned_ci_high": tuned["ci_high"],
+                    "gain": gain["gain"],
+                    "gain_ci_low": gain["gain_ci_low"],
+                    "gain_ci_high": gain["gain_ci_high"],
+                    "final_loss": manifest["final_loss"],
+                    "examples_per_second": manifest["examples_per_second"],
+                    "exposures": manifest["exposures"],
+                }
+            )
+    table = pd.DataFrame(rows)
+    for split in ("train", "withheld"):
+        part = table[table["split"] == split].set_index("dtype")
+        for dtype, other in (("float32", "bfloat16"), ("bfloat16", "float32")):
+            inside = part.loc[other, "tuned_ci_low"] <= part.loc[dtype, "tuned"] <= part.loc[other, "tuned_ci_high"]
+            table.loc[(table["split"] == split) & (table["dtype"] == dtype), "inside_other_interval"] = bool(inside)
+    losses = {d: pd.read_csv(r / "loss.csv") for r, d in ((float32, "float32"), (bfloat16, "bfloat16"))}
+    tenth = {d: f.groupby(pd.cut(f["step"], 10, labels=False))["loss"].mean() for d, f in losses.items()}
+    curve = pd.DataFrame({"tenth_of_steps": range(1, 11), **{f"loss_{d}": t.to_numpy() for d, t in tenth.items()}})
+    curve["difference"] = curve["loss_bfloat16"] - curve["loss_float32"]
+    return table, curve
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("float32", type=Path)
     parser.add_argument("bfloat16", type=Path)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--train", action="store_true", help="Compare two training runs instead of alignments.")
     args = parser.parse_args()
+    if args.train:
+        table, curve = compare_training(args.float32, args.bfloat16)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, index=False)
+        curve.to_csv(args.out.with_name(args.out.stem + "_loss.csv"), index=False)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(curve.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        return
     layers, summary = compare(args.float32, args.bfloat16)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     layers.to_csv(args.out, index=False)

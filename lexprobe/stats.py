@@ -152,8 +152,8 @@ def within_spearman(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
 
     sxy = sxx = syy = 0.0
     for x, y in parts:
-        if len(x) < 2:
-            continue
+        if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+            continue  # nothing to rank on one side: its other side's spread would only dilute the others
         rx, ry = rankdata(x) - (len(x) + 1) / 2, rankdata(y) - (len(y) + 1) / 2
         sxy += float((rx * ry).sum())
         sxx += float((rx**2).sum())

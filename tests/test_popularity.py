@@ -71,3 +71,14 @@ def test_a_run_without_that_baseline_says_how_to_make_it(tmp_path: Path) -> None
         popularity_baselines([run], shots=3)
     with pytest.raises(PredictionError, match="not a `lexprobe train` run directory"):
         popularity_baselines([tmp_path / "nothing"], shots=5)
+
+
+def test_a_task_with_nothing_to_rank_does_not_dilute_the_within_task_correlation() -> None:
+    from lexprobe.stats import within_spearman
+
+    x = np.arange(10.0)
+    ranked = (x, (x > 4).astype(float))
+    alone = within_spearman([ranked])
+    # a task where every answer is wrong has no ranking of correctness: adding it must leave the value alone
+    assert within_spearman([ranked, (np.arange(50.0), np.zeros(50))]) == pytest.approx(alone)
+    assert within_spearman([(np.ones(5), np.arange(5.0))]) != within_spearman([(np.ones(5), np.arange(5.0))])  # nan
