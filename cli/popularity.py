@@ -38,7 +38,8 @@ def popularity_cmd(
         table.add_row(r.model, r.label, str(r.n), f"{r.accuracy:.3f}", halves, rho)
     console.print(table)
     for r in result.summary.itertuples(index=False):
-        value = f"{r.rho:+.3f} [{r.ci_low:+.3f},{r.ci_high:+.3f}]" if r.rho == r.rho else f"- ({r.note})"
+        value = f"{r.rho:+.3f}" if r.rho == r.rho else "-"
+        value += f" [{r.ci_low:+.3f},{r.ci_high:+.3f}]" if r.ci_low == r.ci_low else f" ({r.note})" if r.note else ""
         console.print(
             f"{r.model}, {r.scope}: rho {value} over {r.n_tasks} tasks ({r.n_tasks_ranked} with both right and "
             f"wrong answers), {r.n_clusters} field-pair clusters"

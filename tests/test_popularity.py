@@ -54,7 +54,7 @@ def test_a_popularity_effect_inside_tasks_is_found_with_a_cluster_interval(tmp_p
         runs.append(_run(tmp_path, ontology, task, "m", pop, rng.random(80) < p))
     result = popularity_baselines(runs, shots=5, n_boot=300, seed=0)
     within = result.summary.set_index(["model", "scope"]).loc[("m", "within tasks")]
-    assert within["rho"] > 0.2 and within["ci_low"] > 0
+    assert within["rho"] > 0.2 and within["ci_low"] > 0 and within["n_clusters_ranked"] == 3
     # a task and its reverse share their items: they are one cluster, so 4 tasks make 3 clusters
     assert within["n_clusters"] == 3 and within["n_tasks"] == 4
     assert (result.tasks["accuracy_more_popular"] > result.tasks["accuracy_less_popular"]).mean() >= 0.75
@@ -82,3 +82,13 @@ def test_a_task_with_nothing_to_rank_does_not_dilute_the_within_task_correlation
     # a task where every answer is wrong has no ranking of correctness: adding it must leave the value alone
     assert within_spearman([ranked, (np.arange(50.0), np.zeros(50))]) == pytest.approx(alone)
     assert within_spearman([(np.ones(5), np.arange(5.0))]) != within_spearman([(np.ones(5), np.arange(5.0))])  # nan
+
+
+def test_one_field_pair_with_a_ranking_gets_no_cluster_interval(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    pop = rng.lognormal(3, 1.5, 60)
+    ranked = _run(tmp_path, "hgnc", "name-to-symbol", "m", pop, rng.random(60) < 0.3)
+    flat = _run(tmp_path, "hpo", "name-to-id", "m", rng.lognormal(3, 1, 60), np.zeros(60, bool))
+    within = popularity_baselines([ranked, flat], n_boot=100).summary.set_index("scope").loc["within tasks"].iloc[0]
+    assert np.isfinite(within["rho"]) and np.isnan(within["ci_low"]) and np.isnan(within["ci_high"])
+    assert "no cluster interval" in within["note"]

@@ -181,10 +181,17 @@ def _pooled_rows(items: pd.DataFrame, model: str, *, n_boot: int, seed: int) -> 
         return pooled_spearman(np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts]))
 
     ranked = sum(1 for _, y in units.values() if np.ptp(y) > 0)
+    ranked_clusters = sum(1 for cluster in grouped if any(np.ptp(y) > 0 for _, y in cluster))
     rows = []
     for scope, stat in (("within tasks", within), ("pooled over tasks", pooled)):
         value = stat(grouped)
-        low, high = cluster_bootstrap(stat, grouped, n_boot=n_boot, seed=seed) if len(grouped) >= 2 else (np.nan,) * 2
+        # within tasks, only clusters with both right and wrong answers carry the statistic: resampling one such
+        # cluster gives its own value every time, which is no interval
+        enough = ranked_clusters >= 2 if scope == "within tasks" else len(grouped) >= 2
+        low, high = cluster_bootstrap(stat, grouped, n_boot=n_boot, seed=seed) if enough else (np.nan,) * 2
+        note = "" if np.isfinite(value) else "no task has both right and wrong answers"
+        if np.isfinite(value) and not enough:
+            note = f"{ranked_clusters} field pair(s) with both right and wrong answers: no cluster interval"
         rows.append(
             {
                 "model": model,
@@ -196,8 +203,9 @@ def _pooled_rows(items: pd.DataFrame, model: str, *, n_boot: int, seed: int) -> 
                 "n_tasks": len(units),
                 "n_tasks_ranked": ranked,
                 "n_clusters": len(grouped),
+                "n_clusters_ranked": ranked_clusters,
                 "interval": "percentile bootstrap over field pairs (a task, its reverse, every model)",
-                "note": "" if np.isfinite(value) else "no task has both right and wrong answers",
+                "note": note,
             }
         )
     return rows
