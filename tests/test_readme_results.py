@@ -236,3 +236,22 @@ def test_bfloat16_moves_the_published_alignment_by_less_than_the_readme_says(ont
     summary = pd.read_csv(results / "precision" / f"align-{ontology}_summary.csv")
     assert (summary["value_bfloat16"] - summary["value_float32"]).abs().max() <= 0.0005
     assert "differ by at most 0.0015 at\nany layer and 0.0005 at the best layers" in (ROOT / "README.md").read_text()
+
+
+def test_the_few_shot_popularity_numbers_are_those_recorded() -> None:
+    """The README's and study page's few-shot popularity numbers come from `lexprobe popularity`'s output, made
+    from the 5-shot baselines recorded beside each study run."""
+    tasks = pd.read_csv(ROOT / "docs" / "results" / "popularity-5shot" / "popularity_tasks.csv")
+    assert len(tasks) == 16 and (tasks["n_correct"] == 0).sum() == 14
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    study = " ".join((ROOT / "docs" / "study.md").read_text(encoding="utf-8").split())
+    for _, r in tasks[tasks["n_correct"] > 0].iterrows():
+        assert r["label"] == "hgnc name-to-symbol"
+        rho = f"{r['rho']:+.3f} [{r['rho_ci_low']:.3f}, {r['rho_ci_high']:.3f}]"
+        assert rho in readme and rho in study
+        assert f"{r['accuracy']:.3f} [{r['accuracy_ci_low']:.3f}, {r['accuracy_ci_high']:.3f}]" in study
+    manifest = json.loads((ROOT / "docs" / "results" / "popularity-5shot" / "manifest.json").read_text())
+    assert manifest["config"]["shots"] == 5 and len(manifest["inputs"]["runs"]) == 16
+    for run in manifest["inputs"]["runs"]:
+        shots = json.loads((ROOT / run / "shots-5" / "evaluation_manifest.json").read_text())
+        assert shots["config"]["shots"] == 5 and shots["config"]["baseline_only"] is True
