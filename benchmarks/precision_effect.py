@@ -9,7 +9,8 @@ best-layer value in each precision, and the best-layer interval of the float32 r
 
 Training (`lexprobe train` + `lexprobe evaluate` runs): per precision, tuned accuracy on the train and withheld
 pairs with Wilson intervals, the gains with their paired-bootstrap intervals, whether each precision's value
-lies inside the other's interval, the final loss, examples/s; and the loss curves side by side (mean of each
+lies inside the other's interval, the bfloat16 - float32 accuracy difference over the same items with a paired
+bootstrap interval, the final loss, examples/s; and the loss curves side by side (mean of each
 tenth of the steps) in ``*_loss.csv``.
 """
 
@@ -83,6 +84,18 @@ def compare_training(float32: Path, bfloat16: Path) -> tuple[pd.DataFrame, pd.Da
         for dtype, other in (("float32", "bfloat16"), ("bfloat16", "float32")):
             inside = part.loc[other, "tuned_ci_low"] <= part.loc[dtype, "tuned"] <= part.loc[other, "tuned_ci_high"]
             table.loc[(table["split"] == split) & (table["dtype"] == dtype), "inside_other_interval"] = bool(inside)
+    # the same items in both runs: the bfloat16 - float32 accuracy difference with a paired bootstrap interval
+    from lexprobe.stats import paired_bootstrap_interval
+
+    outcomes = {d: pd.read_csv(r / "outcomes.csv") for r, d in ((float32, "float32"), (bfloat16, "bfloat16"))}
+    for split in ("train", "withheld"):
+        f32 = outcomes["float32"][outcomes["float32"]["split"] == split].set_index("id")["tuned_correct"]
+        b16 = outcomes["bfloat16"][outcomes["bfloat16"]["split"] == split].set_index("id")["tuned_correct"]
+        f32, b16 = f32.astype(bool).to_numpy(), b16.loc[f32.index].astype(bool).to_numpy()
+        low, high = paired_bootstrap_interval(f32, b16, n_boot=2000, seed=0)
+        where = table["split"] == split
+        table.loc[where, "bfloat16_minus_float32"] = float(b16.mean() - f32.mean())
+        table.loc[where, "difference_ci_low"], table.loc[where, "difference_ci_high"] = low, high
     losses = {d: pd.read_csv(r / "loss.csv") for r, d in ((float32, "float32"), (bfloat16, "bfloat16"))}
     tenth = {d: f.groupby(pd.cut(f["step"], 10, labels=False))["loss"].mean() for d, f in losses.items()}
     curve = pd.DataFrame({"tenth_of_steps": range(1, 11), **{f"loss_{d}": t.to_numpy() for d, t in tenth.items()}})

@@ -255,3 +255,48 @@ def test_the_few_shot_popularity_numbers_are_those_recorded() -> None:
     for run in manifest["inputs"]["runs"]:
         shots = json.loads((ROOT / run / "shots-5" / "evaluation_manifest.json").read_text())
         assert shots["config"]["shots"] == 5 and shots["config"]["baseline_only"] is True
+
+
+def test_the_memorization_curves_are_those_recorded_and_show_identifiers_memorized() -> None:
+    """The README's learning-curve table is the runs' learning_curve.csv, and it shows what the README says:
+    trained ids memorized by 20 to 45 exposures, withheld ids never."""
+    rows = readme_rows("| exposures per pair | hpo train |")
+    curves = {
+        o: pd.read_csv(ROOT / "docs" / "results" / "memorization" / f"{o}-name-to-id" / "learning_curve.csv")
+        for o in ("hpo", "go")
+    }
+    assert [float(r[0]) for r in rows] == sorted(curves["hpo"]["exposures"].unique())
+    for row in rows:
+        for offset, ontology in ((1, "hpo"), (4, "go")):
+            part = curves[ontology][curves[ontology]["exposures"] == float(row[0])].set_index("split")
+            for cell, split in zip(row[offset : offset + 2], ("train", "withheld")):
+                r = part.loc[split]
+                assert cell == f"{r['accuracy']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+            train, withheld = part.loc["train", "loss_mean"], part.loc["withheld", "loss_mean"]
+            assert row[offset + 2] == f"{train:.2f} / {withheld:.1f}"
+    for ontology, curve in curves.items():
+        train, withheld = curve[curve["split"] == "train"], curve[curve["split"] == "withheld"]
+        assert train[train["exposures"] <= 45]["accuracy"].max() >= 0.5, ontology
+        assert withheld["accuracy"].max() == 0.0, ontology
+        at5 = train[train["exposures"] == 5].iloc[0]
+        assert abs(at5["loss_mean"] - at5["ln_n_targets"]) < 1.5  # the format learned, not the answer
+        run = ROOT / "docs" / "results" / "memorization" / f"{ontology}-name-to-id"
+        manifest = json.loads((run / "manifest.json").read_text())
+        assert manifest["outputs"]["compute_dtype"] == "bfloat16" and manifest["outputs"]["exposures"] == 60
+        assert manifest["config"]["templates"] == 1 and manifest["config"]["lr_scheduler"] == "constant_with_warmup"
+
+
+def test_the_training_precision_table_is_the_recorded_comparison() -> None:
+    rows = readme_rows("| task | split | float32 | bfloat16 |", page="docs/training.md")
+    assert len(rows) == 4
+    for task, split, f32, b16, diff in rows:
+        table = pd.read_csv(ROOT / "docs" / "results" / "precision" / f"train-{task.replace(' ', '-')}.csv")
+        part = table[table["split"] == split].set_index("dtype")
+        for cell, dtype in ((f32, "float32"), (b16, "bfloat16")):
+            r = part.loc[dtype]
+            assert cell == f"{r['tuned']:.2f} [{r['tuned_ci_low']:.2f}, {r['tuned_ci_high']:.2f}]"
+        r = part.loc["bfloat16"]
+        assert (
+            diff == f"{r['bfloat16_minus_float32']:+.2f} [{r['difference_ci_low']:.2f}, {r['difference_ci_high']:.2f}]"
+        )
+        assert r["difference_ci_low"] <= 0 <= r["difference_ci_high"]  # "the paired intervals include 0"
