@@ -7,11 +7,12 @@ import sys
 import numpy as np
 
 from lexprobe.embed import ExtractionConfig, extract_hidden_states
+from lexprobe.models import load_model
 
 texts = sys.argv[3].split("|")
 result = extract_hidden_states(
     texts,
-    model="smollm2-135m",
+    model=load_model("smollm2-135m", dtype="float32"),  # as the single-process result it is compared with
     config=ExtractionConfig(layers=(0, 5, -1), batch_size=2),
     cache_dir=sys.argv[1],
 )

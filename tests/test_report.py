@@ -64,7 +64,9 @@ def test_every_figure_is_an_embedded_png_that_decodes(report: tuple[Path, str], 
 
     _, page = report
     pngs = embedded_pngs(page)
-    expected = sum(len(list(d.glob("*.png")) + list((d / "figures").glob("*.png"))) for d in [*RECORDED, correlate_dir])
+    shots = [s for d in RECORDED for s in sorted(d.glob("shots-*"))]  # K-shot evaluations show after their run
+    folders = [*RECORDED, *shots, correlate_dir]
+    expected = sum(len(list(d.glob("*.png")) + list((d / "figures").glob("*.png"))) for d in folders)
     assert len(pngs) == expected >= 5 + 3 + 2
     for data in pngs:
         assert data.startswith(PNG_SIGNATURE)
@@ -82,7 +84,8 @@ def test_every_run_shows_its_heading_manifest_and_summary_tables(report: tuple[P
         assert html.escape(json.dumps(manifest, indent=2, sort_keys=True)) in page
     evaluation = json.loads((RECORDED[2] / "evaluation_manifest.json").read_text())
     assert html.escape(json.dumps(evaluation, indent=2, sort_keys=True)) in page
-    assert page.count("<details>") == len(RECORDED) + 2
+    n_shots = sum(1 for d in RECORDED for _ in d.glob("shots-*"))
+    assert page.count("<details>") == len(RECORDED) + n_shots + 2
     for heading in (
         "align · hgnc · name:symbol, name:id, symbol:id · smollm2-135m",
         "lexicalization · hgnc · name, symbol, id · smollm2-135m",

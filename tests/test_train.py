@@ -27,6 +27,7 @@ from lexprobe.train import (
     wilson_interval,
 )
 from lexprobe.train._data import _RightPadCollator
+from lexprobe.train._trainer import resolved_config
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +293,9 @@ def test_loss_falls_and_every_lora_matrix_changes(trained) -> None:
     assert manifest["stage"] == "train" and manifest["config"]["lr"] == 1e-3
     assert manifest["inputs"]["model"]["name"] == "smollm2-135m"
     saved = json.loads((run / "train_config.json").read_text())
-    assert TrainConfig.from_dict(saved["config"]) == TrainConfig(**TINY)
+    # the run records the precision "auto" meant on this machine, so a resume elsewhere cannot change it
+    assert TrainConfig.from_dict(saved["config"]) == resolved_config(TrainConfig(**TINY))
+    assert saved["config"]["dtype"] in ("bfloat16", "float32") and result.compute_dtype == saved["config"]["dtype"]
     assert not list(run.glob(".*"))  # no temporary files left behind
 
 
