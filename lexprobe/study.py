@@ -317,7 +317,13 @@ def run_study(
 
     correlate_dir = root / "correlate"
     if ("correlate" in stages and runs) or "report" in stages:
-        settled("correlate", correlate_dir, "manifest.json", _correlate_expected(spec, seed), "correlate" in stages)
+        settled(
+            "correlate",
+            correlate_dir,
+            "manifest.json",
+            _correlate_expected(spec, seed, precision),
+            "correlate" in stages,
+        )
     if "correlate" in stages and runs:
         listed = sorted(str(r.relative_to(root)) for r in runs)
         step(
@@ -329,6 +335,7 @@ def run_study(
             correlate_dir,
             spec,
             seed,
+            precision,
         )
     report = None
     if "report" in stages:
@@ -416,6 +423,10 @@ def _settings(config: Any, skip: Sequence[str] = ()) -> dict[str, Any]:
     return {k: v for k, v in _normal(config).items() if k not in ("ontology", *skip)}
 
 
+#: What a setting that a manifest does not record meant when it was made: every run before precision was
+#: recorded was CPU float32, and training had no warm-up.
+_LEGACY: dict[str, Any] = {"dtype": "float32", "warmup_ratio": 0.0}
+
 #: Shown for a setting a manifest does not record (it was made before the setting existed).
 _MISSING = "(not recorded)"
 
@@ -428,9 +439,9 @@ def _differences(recorded: Any, expected: Mapping[str, Any], path: tuple[str, ..
         where = (*path, key)
         if isinstance(new, Mapping) and new:
             differ += _differences(recorded.get(key), new, where)
-        elif key == "dtype" and recorded.get(key) is None:  # recorded before precision was: CPU float32
-            if _normal(new) != "float32":
-                differ.append((".".join(where), "float32", _normal(new)))
+        elif key in _LEGACY and recorded.get(key) is None:  # recorded before the setting existed
+            if _normal(new) != _LEGACY[key]:
+                differ.append((".".join(where), _LEGACY[key], _normal(new)))
         elif key not in recorded:
             differ.append((".".join(where), _MISSING, _normal(new)))
         elif _normal(recorded[key]) != _normal(new):
@@ -641,29 +652,29 @@ def _correlated_runs(correlate_dir: Path, root: Path) -> list[str]:
     return sorted(listed)
 
 
-def _feature_config(spec: StudySize, seed: int) -> Any:
+def _feature_config(spec: StudySize, seed: int, dtype: str) -> Any:
     from lexprobe.predict import FeatureConfig
 
-    return FeatureConfig(k=spec.k, permutations=max(spec.permutations, 2), seed=seed)
+    return FeatureConfig(k=spec.k, permutations=max(spec.permutations, 2), seed=seed, dtype=dtype)
 
 
-def _correlate_expected(spec: StudySize, seed: int) -> dict[str, Any]:
+def _correlate_expected(spec: StudySize, seed: int, dtype: str) -> dict[str, Any]:
     """What the correlation's manifest records of its settings (see :func:`lexprobe.predict.correlate`)."""
     from lexprobe.predict import FEATURES
 
     return {
         "config": {
-            "features": _settings(_feature_config(spec, seed)),
+            "features": _settings(_feature_config(spec, seed, dtype)),
             "predictor_features": list(FEATURES),
             "n_boot": spec.correlate_bootstrap,
         }
     }
 
 
-def _correlate(runs: list[Path], where: Path, spec: StudySize, seed: int) -> None:
+def _correlate(runs: list[Path], where: Path, spec: StudySize, seed: int, dtype: str) -> None:
     from lexprobe.predict import correlate, write_correlation
 
-    config = _feature_config(spec, seed)
+    config = _feature_config(spec, seed, dtype)
     # runs are recorded relative to the study directory, so a moved study still resumes
     root = where.parent
     result = correlate(

@@ -77,12 +77,12 @@ class FakeStages:
         )
         write_manifest(where, manifest, name="evaluation_manifest.json")
 
-    def correlate(self, runs, where, spec, seed) -> None:
+    def correlate(self, runs, where, spec, seed, dtype) -> None:
         from lexprobe.predict import FEATURES
 
         self.calls.append(("correlate", str(where)))
         config = {
-            "features": dataclasses.asdict(study_module._feature_config(spec, seed)),
+            "features": dataclasses.asdict(study_module._feature_config(spec, seed, dtype)),
             "predictor_features": list(FEATURES),
             "n_boot": spec.correlate_bootstrap,
         }
@@ -288,3 +288,19 @@ def test_a_folder_linked_outside_out_is_refused(fake: FakeStages, toy: Path, tmp
     with pytest.raises(StudyError, match="resolves outside"):
         _run(toy, out)
     assert fake.ran() == [] and not any((tmp_path / "elsewhere").iterdir())
+
+
+def test_a_study_recorded_before_precision_and_warmup_resumes_in_float32_and_refuses_bfloat16(tmp_path: Path) -> None:
+    """The recorded studies predate the dtype and warm-up settings: read as what they were (CPU float32, no
+    warm-up), they resume with --dtype float32 and are refused, with the reason, in another precision."""
+    import shutil
+
+    from lexprobe.models import native_bfloat16
+
+    study = tmp_path / "study"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "docs" / "results" / "study-smollm2", study)
+    result = run_study(["hgnc", "hpo", "go"], study, size="small", dtype="float32", stages=["report"])
+    assert result.report is not None and result.report.is_file()
+    if native_bfloat16():
+        with pytest.raises(StudyError, match=r"dtype: 'float32' -> 'bfloat16'"):
+            run_study(["hgnc", "hpo", "go"], study, size="small", stages=["report"])
