@@ -14,7 +14,11 @@ def study_cmd(
     out: Path = typer.Option(..., "--out", help="Study directory (an existing one resumes)."),
     model: str = typer.Option("smollm2-135m", "--model", "-m", help="Named model, HF id, local dir or .gguf."),
     dtype: str = dtype_option(),
-    size: str = typer.Option("small", "--size", help="tiny (tests), small (CPU hours) or paper (GPU hours)."),
+    size: str = typer.Option(
+        "small",
+        "--size",
+        help="tiny (tests), small (CPU hours), small-v1 (the recorded studies' budget) or paper (GPU hours).",
+    ),
     tasks: str | None = typer.Option(None, "--tasks", help="Tasks to run (default: the paper's, per ontology)."),
     stages: str | None = typer.Option(
         None, "--stages", help="Subset of align,lexicalization,train,evaluate,correlate,report (default all)."

@@ -141,6 +141,10 @@ def test_each_study_records_its_size_and_the_page_its_training_time() -> None:
         manifest = json.loads((ROOT / "docs" / "results" / STUDY_DIRS[model] / "manifest.json").read_text())
         assert manifest["config"]["model"] == model and manifest["config"]["size"] == "small"
         settings = manifest["config"]["size_settings"]
+        # the recorded studies' preset is kept as small-v1 (settings they predate read as their defaults)
+        from lexprobe.study import SIZES
+
+        assert all(v == getattr(SIZES["small-v1"], k) for k, v in settings.items())
         assert (settings["bins"], settings["per_bin"], settings["templates"], settings["epochs"]) == (20, 5, 3, 3.0)
         exposures = next(row for row in cells if row[0].startswith("exposures per pair"))
         assert exposures[1 + list(STUDY_DIRS).index(model)] == f"{settings['templates'] * settings['epochs']:g}"

@@ -299,8 +299,10 @@ def test_a_study_recorded_before_precision_and_warmup_resumes_in_float32_and_ref
 
     study = tmp_path / "study"
     shutil.copytree(Path(__file__).resolve().parents[1] / "docs" / "results" / "study-smollm2", study)
-    result = run_study(["hgnc", "hpo", "go"], study, size="small", dtype="float32", stages=["report"])
+    result = run_study(["hgnc", "hpo", "go"], study, size="small-v1", dtype="float32", stages=["report"])
     assert result.report is not None and result.report.is_file()
     if native_bfloat16():
         with pytest.raises(StudyError, match=r"dtype: 'float32' -> 'bfloat16'"):
-            run_study(["hgnc", "hpo", "go"], study, size="small", stages=["report"])
+            run_study(["hgnc", "hpo", "go"], study, size="small-v1", stages=["report"])
+    with pytest.raises(StudyError, match=r"size: 'small-v1' -> 'small'"):  # today's small trains longer
+        run_study(["hgnc", "hpo", "go"], study, size="small", dtype="float32", stages=["report"])
