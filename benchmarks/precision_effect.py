@@ -2,6 +2,10 @@
 
     python benchmarks/precision_effect.py FLOAT32_RUN BFLOAT16_RUN --out docs/results/precision/align-hgnc.csv
     python benchmarks/precision_effect.py --train FLOAT32_RUN BFLOAT16_RUN --out docs/results/precision/train-hpo.csv
+    python benchmarks/precision_effect.py --lexicalization FLOAT32_RUN BFLOAT16_RUN --out docs/results/precision/lex.csv
+
+Lexicalization (`lexprobe lexicalization` runs): per field, each numeric column of ``lexicalization_fields.csv``
+in both precisions and the difference.
 
 Alignment (`lexprobe align` runs): one row per pair, metric and layer (both values and their difference), and a
 summary per pair and metric: the largest and median absolute difference over layers, the best layer and
@@ -109,7 +113,25 @@ def main() -> None:
     parser.add_argument("bfloat16", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--train", action="store_true", help="Compare two training runs instead of alignments.")
+    parser.add_argument("--lexicalization", action="store_true", help="Compare two lexicalization runs.")
     args = parser.parse_args()
+    if args.lexicalization:
+        for run, expected in ((args.float32, "float32"), (args.bfloat16, "bfloat16")):
+            _check_dtype(run, expected)
+        f32 = pd.read_csv(args.float32 / "lexicalization_fields.csv").set_index("field")
+        b16 = pd.read_csv(args.bfloat16 / "lexicalization_fields.csv").set_index("field")
+        numeric = [c for c in f32.columns if f32[c].dtype.kind == "f"]
+        rows = [
+            {"field": f, "column": c, "float32": f32.loc[f, c], "bfloat16": b16.loc[f, c]}
+            for f in f32.index
+            for c in numeric
+        ]
+        table = pd.DataFrame(rows)
+        table["difference"] = table["bfloat16"] - table["float32"]
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, index=False)
+        print(table[table["column"].isin(["agreement", "probe_accuracy", "score"])].to_string(index=False))
+        return
     if args.train:
         table, curve = compare_training(args.float32, args.bfloat16)
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -315,3 +315,14 @@ def test_the_precision_benchmark_page_quotes_its_recorded_run() -> None:
     assert f"**{ratios['generate_bf16_over_fp32']:.1f}x**" in page
     assert ratios["train_bf16_over_recorded_fastest"] >= 3  # the aim, per example, against the study runs
     assert results["machine"]["load_before"][0] < 1.0  # measured on an otherwise idle machine
+
+
+def test_bfloat16_moves_the_hgnc_lexicalization_by_less_than_the_pages_say() -> None:
+    table = pd.read_csv(ROOT / "docs" / "results" / "precision" / "lexicalization-hgnc.csv")
+    moved = table.set_index("column")["difference"].abs()
+    assert moved.loc["score"].max() <= 0.0008 and moved.loc["probe_accuracy"].max() <= 0.0016
+    assert moved.loc["agreement"].dropna().max() <= 0.0008 and moved.loc[["score", "probe_accuracy"]].max() <= 0.002
+    made = json.loads(
+        (ROOT / "docs" / "results" / "precision" / "lexicalization-hgnc-bfloat16" / "manifest.json").read_text()
+    )
+    assert made["inputs"]["model"]["dtype"] == "bfloat16" and made["config"]["limit"] == 2000
