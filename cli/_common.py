@@ -96,11 +96,10 @@ DTYPE_HELP = (
 
 
 def resolved_dtype(dtype: str, device: str | None = None) -> str:
-    """``"auto"`` as the precision it means on this machine (``"bfloat16"`` or ``"float32"``); configs and
-    manifests record the resolved name, so a run compares equal only to one made in the same precision."""
-    from lexprobe.models import auto_device, dtype_name, resolve_dtype
+    """:func:`lexprobe.models.resolved_dtype` (imported when a command runs, not when the CLI starts)."""
+    from lexprobe.models import resolved_dtype as resolve
 
-    return dtype_name(resolve_dtype(dtype, auto_device(device)))
+    return resolve(dtype, device)
 
 
 def dtype_option(default: str | None = "auto", help: str = DTYPE_HELP) -> Any:

@@ -39,6 +39,9 @@ __all__ = [
     "DTYPES",
     "native_bfloat16",
     "resolve_dtype",
+    "resolved_dtype",
+    "dtype_name",
+    "RECORDED_BEFORE",
 ]
 
 logger = logging.getLogger(__name__)
@@ -299,6 +302,23 @@ def resolve_dtype(dtype: str | None, device: Any = None) -> Any:
 def dtype_name(dtype: Any) -> str:
     """``torch.bfloat16`` -> ``"bfloat16"``."""
     return str(dtype).replace("torch.", "")
+
+
+def resolved_dtype(dtype: str | None, device: str | None = None) -> str:
+    """``dtype`` as the precision it means on ``device`` (default: the one :func:`auto_device` picks), by name:
+    ``"auto"`` -> ``"bfloat16"`` or ``"float32"``. Configs and manifests record this, so a run compares equal
+    only to one made in the same precision."""
+    return dtype_name(resolve_dtype(dtype, auto_device(device)))
+
+
+#: What a setting that a record (a manifest or ``train_config.json``) lacks meant when it was written: every run
+#: before precision was recorded was CPU float32, and training had no warm-up, a linear decay and dropout 0.05.
+RECORDED_BEFORE: dict[str, Any] = {
+    "dtype": "float32",
+    "warmup_ratio": 0.0,
+    "lr_scheduler": "linear",
+    "lora_dropout": 0.05,
+}
 
 
 def _dir_digest(path: Path) -> str:

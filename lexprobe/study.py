@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from lexprobe.exceptions import LexprobeError, StudyError
+from lexprobe.models import RECORDED_BEFORE
 from lexprobe.runs import read_json_object
 
 __all__ = ["PAPER_TASKS", "SIZES", "STAGES", "StudySize", "StudyResult", "run_study", "study_tasks"]
@@ -211,10 +212,10 @@ def run_study(
         raise StudyError("give at least one ontology, e.g. --ontology hgnc,hpo,go")
     root = Path(out)
     from lexprobe.exceptions import ModelError
-    from lexprobe.models import auto_device, dtype_name, resolve_dtype
+    from lexprobe.models import resolved_dtype
 
     try:
-        precision = dtype_name(resolve_dtype(dtype, auto_device(device)))
+        precision = resolved_dtype(dtype, device)
     except ModelError as exc:
         raise StudyError(str(exc)) from None
     study_changed = _check_study(root, model, spec, seed, rerun_mismatched, precision)
@@ -443,10 +444,6 @@ def _settings(config: Any, skip: Sequence[str] = ()) -> dict[str, Any]:
     return {k: v for k, v in _normal(config).items() if k not in ("ontology", *skip)}
 
 
-#: What a setting that a manifest does not record meant when it was made: every run before precision was
-#: recorded was CPU float32, and training had no warm-up.
-_LEGACY: dict[str, Any] = {"dtype": "float32", "warmup_ratio": 0.0, "lr_scheduler": "linear", "lora_dropout": 0.05}
-
 #: Shown for a setting a manifest does not record (it was made before the setting existed).
 _MISSING = "(not recorded)"
 
@@ -459,9 +456,9 @@ def _differences(recorded: Any, expected: Mapping[str, Any], path: tuple[str, ..
         where = (*path, key)
         if isinstance(new, Mapping) and new:
             differ += _differences(recorded.get(key), new, where)
-        elif key in _LEGACY and recorded.get(key) is None:  # recorded before the setting existed
-            if _normal(new) != _LEGACY[key]:
-                differ.append((".".join(where), _LEGACY[key], _normal(new)))
+        elif key in RECORDED_BEFORE and recorded.get(key) is None:  # recorded before the setting existed
+            if _normal(new) != RECORDED_BEFORE[key]:
+                differ.append((".".join(where), RECORDED_BEFORE[key], _normal(new)))
         elif key not in recorded:
             differ.append((".".join(where), _MISSING, _normal(new)))
         elif _normal(recorded[key]) != _normal(new):

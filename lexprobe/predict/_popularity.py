@@ -83,7 +83,7 @@ def read_baselines(run_dirs: Sequence[str | os.PathLike[str]], *, shots: int) ->
         missing = [c for c in ("popularity", "baseline_correct") if c not in outcomes]
         if missing:
             raise PredictionError(f"{path} lacks the columns {missing}; evaluate the run again")
-        ontology = _ontology_name(run, config)
+        ontology = _ontology_name(config)
         frames.append(
             pd.DataFrame(
                 {
@@ -104,7 +104,7 @@ def read_baselines(run_dirs: Sequence[str | os.PathLike[str]], *, shots: int) ->
     return items
 
 
-def _ontology_name(run: Path, config: dict[str, Any]) -> str:
+def _ontology_name(config: dict[str, Any]) -> str:
     """A built-in ontology's name, or a file's name without its suffixes (``hp.obo.gz`` -> ``hp``)."""
     return Path(str(config["ontology"])).name.split(".")[0].lower()
 

@@ -58,7 +58,7 @@ def predict_task(
     PredictionError
         No calibration, or fewer than two calibration tasks once the task itself is left out.
     """
-    from lexprobe.models import load_model
+    from lexprobe.models import RECORDED_BEFORE, dtype_name, load_model
     from lexprobe.ontology import load_ontology
     from lexprobe.tasks import make_split
 
@@ -102,11 +102,11 @@ def predict_task(
             "the prediction extrapolates"
         )
     ours = {k: v for k, v in dataclasses.asdict(config).items() if k != "seed"}
-    ours["dtype"] = str(lm.dtype).replace("torch.", "")  # the precision measured in, "auto" resolved
+    ours["dtype"] = dtype_name(lm.dtype)  # the precision measured in, "auto" resolved
     for record in provenance:
         theirs = (record.get("config") or {}).get("features")
         if theirs is not None:
-            theirs = {"dtype": "float32"} | theirs  # recorded before the precision was: CPU float32
+            theirs = {"dtype": RECORDED_BEFORE["dtype"]} | theirs  # recorded before the precision was
             differ = sorted(k for k, v in ours.items() if k in theirs and _jsonable(theirs[k]) != _jsonable(v))
             if differ:
                 warnings.append(f"features measured with other settings ({', '.join(differ)}) in {record['path']}")

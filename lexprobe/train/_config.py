@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lexprobe.exceptions import TrainingError
-from lexprobe.models import DEFAULT_MODEL, DTYPES
+from lexprobe.models import DEFAULT_MODEL, DTYPES, RECORDED_BEFORE
 
 SPLITS: tuple[str, ...] = ("train", "withheld")
 
@@ -161,8 +161,8 @@ def read_train_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
         raise TrainingError(f"{path} is not valid JSON ({exc}); re-run `lexprobe train`") from None
     try:
         recorded = dict(data["config"])
-        if recorded.get("dtype") is None:  # written before the precision was recorded: CPU runs, float32
-            recorded["dtype"] = "float32"
+        if recorded.get("dtype") is None:  # written before the precision was recorded
+            recorded["dtype"] = RECORDED_BEFORE["dtype"]
         return TrainConfig.from_dict(recorded)
     except (KeyError, TypeError, AttributeError):
         raise TrainingError(f"{path} does not hold a training configuration; re-run `lexprobe train`") from None

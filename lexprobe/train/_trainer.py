@@ -98,11 +98,11 @@ def compute_dtype(config: TrainConfig) -> Any:
 def resolved_config(config: TrainConfig) -> TrainConfig:
     """``config`` with ``dtype="auto"`` replaced by the precision it means on this machine (what the run's
     ``train_config.json`` records, so that a resume on other hardware cannot silently change precision)."""
-    from lexprobe.models import dtype_name
+    from lexprobe.models import resolved_dtype
 
     if config.dtype != "auto":
         return config
-    return dataclasses.replace(config, dtype=dtype_name(compute_dtype(config)))
+    return dataclasses.replace(config, dtype=resolved_dtype(config.dtype, config.device))
 
 
 def weights_dtype(config: TrainConfig) -> str:
@@ -209,7 +209,7 @@ def train_lora(
     from transformers import Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from lexprobe.models import dtype_name, load_model
+    from lexprobe.models import load_model
     from lexprobe.tasks import prompt_templates
 
     args = _training_arguments(config, run_dir, progress=progress)
@@ -266,7 +266,7 @@ def train_lora(
         n_lora_total=len(initial),
         world_size=int(args.world_size),
         exposures=float(trainer.state.epoch or 0.0) * config.templates,
-        compute_dtype=dtype_name(compute_dtype(config)),
+        compute_dtype=config.dtype,  # resolved at the start: "auto" never reaches here
         examples_per_second=examples_now / train_seconds if train_seconds > 0 else float("nan"),
         snapshots=tuple(
             f"{SNAPSHOT_DIR}/{snapshot_name(x)}"
