@@ -84,6 +84,19 @@ def split_csv(text: str | None) -> tuple[str, ...] | None:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
+def parse_limit(text: str, minimum: int = 5) -> int | None:
+    """``--limit``: a whole number of at least ``minimum``, or ``all`` (None: every eligible term)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise typer.BadParameter(f"expected a number of terms or all, got {text!r}", param_hint="--limit") from None
+    if value < minimum:
+        raise typer.BadParameter(f"must be at least {minimum} (or all), got {value}", param_hint="--limit")
+    return value
+
+
 def is_terminal() -> bool:
     """Whether stderr is an interactive terminal (progress bars only then)."""
     return sys.stderr.isatty()

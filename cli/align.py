@@ -12,6 +12,7 @@ from lexprobe.cli._common import (
     err_console,
     handle_errors,
     is_terminal,
+    parse_limit,
     resolved_dtype,
     split_csv,
 )
@@ -27,7 +28,9 @@ def align_cmd(
     ),
     model: str = typer.Option("smollm2-135m", "--model", "-m", help="Named model, HF id, local dir or .gguf."),
     dtype: str = dtype_option(),
-    limit: int = typer.Option(2000, "--limit", "-n", min=5, help="Popularity-balanced sample of N terms."),
+    limit: str = typer.Option(
+        "2000", "--limit", "-n", help="Popularity-balanced sample of N terms (at least 5), or all."
+    ),
     layers: str = typer.Option("all", "--layers", help="all, or indices like 0,8,-1 (0 = embeddings)."),
     pool: str = typer.Option("mean", "--pool", help="mean (over the item's tokens), last or first."),
     prefix: str = typer.Option(
@@ -52,6 +55,7 @@ def align_cmd(
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the sample, permutations and bootstrap."),
     out: Path | None = typer.Option(None, "--out", help="Output directory (default runs/align-<ontology>)."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
+    no_umap: bool = typer.Option(False, "--no-umap", help="Skip the UMAP figure (the by-layer figure is kept)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
@@ -67,7 +71,7 @@ def align_cmd(
         pairs=split_csv(pairs),
         model=model,
         dtype=resolved_dtype(dtype),
-        limit=limit,
+        limit=parse_limit(limit),
         layers=ExtractionConfig.parse_layers(layers),
         pool=pool,
         prefix=prefix,
@@ -89,7 +93,7 @@ def align_cmd(
     else:
         with console.status("aligning") as status:
             result = run_alignment(config, progress=lambda stage, done, total: status.update(f"{stage} {done}/{total}"))
-    write_alignment(result, target, figures=not no_figures)
+    write_alignment(result, target, figures=not no_figures, umap=not no_umap)
     n = result.manifest["inputs"]["n_items"]
     table = Table(
         title=f"{result.manifest['inputs']['ontology']['name']}: alignment of {n} terms, "

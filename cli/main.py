@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 
-import typer
+# OpenBLAS (NumPy's BLAS) keeps its worker threads spinning for about 2^28 cycles after each call, which takes
+# a core from the compiled permutation loops and FAISS (OpenMP) that follow NumPy products in `lexprobe align`
+# (1.8x slower in docs/benchmarks.md). It reads this only when it loads, so it is set before NumPy is imported;
+# a value the user set is kept. It does not change any result.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import typer  # noqa: E402
 
 app = typer.Typer(
     name="lexprobe",

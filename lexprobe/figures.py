@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,9 +24,12 @@ __all__ = [
     "plot_lexicalization",
     "plot_task_gains",
     "plot_umap_pairs",
+    "cosine_distances32",
     "pyplot",
     "save_figure",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -113,12 +117,56 @@ def plot_alignment_by_layer(table: pd.DataFrame, directory: str | os.PathLike[st
     return save_figure(fig, directory, "alignment_by_layer")
 
 
+def _cached_umap():
+    """umap-learn, with its compiled functions cached on disk between runs.
+
+    umap-learn compiles its Numba functions without ``cache=True``, which costs about 7 s in every new
+    process; enabling the cache (a public method of Numba's dispatchers) before they first compile makes
+    later processes load them instead. A dispatcher that cannot cache is left as it is.
+    """
+    import umap
+    import umap.layouts
+    import umap.umap_
+    import umap.utils
+
+    if not getattr(umap, "_lexprobe_cached", False):
+        from numba.core.caching import NullCache
+        from numba.core.registry import CPUDispatcher
+
+        for module in (umap.umap_, umap.layouts, umap.utils):
+            for value in list(vars(module).values()):
+                if isinstance(value, CPUDispatcher) and isinstance(getattr(value, "_cache", None), NullCache):
+                    try:
+                        value.enable_caching()
+                    except Exception:  # noqa: BLE001 - a dispatcher that cannot cache compiles as before
+                        logger.debug("numba cannot cache %s", getattr(value, "__name__", value))
+        umap._lexprobe_cached = True
+    return umap
+
+
+def cosine_distances32(Z: np.ndarray) -> np.ndarray:
+    """Pairwise cosine distances 1 - cos(z_i, z_j) of the rows of Z, by one BLAS product, clipped at 0."""
+    Z = np.asarray(Z, dtype=np.float32)
+    norms = np.linalg.norm(Z, axis=1, keepdims=True)
+    Zn = Z / np.where(norms > 0, norms, 1.0)
+    D = 1.0 - Zn @ Zn.T
+    np.clip(D, 0.0, 2.0, out=D)
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
 def plot_umap_pairs(
     result: AlignmentResult, directory: str | os.PathLike[str], *, seed: int = 0, max_points: int = 1000
 ) -> list[Path]:
-    """UMAP of each pair's two fields at the pair's best layer (by the first metric), coloured by field."""
+    """UMAP of each pair's two fields at the pair's best layer (by the first metric), coloured by field.
+
+    The cosine distances are computed once by BLAS and given to UMAP as a precomputed matrix (UMAP's own
+    cosine metric calls a function per pair of points); UMAP's compiled functions are cached between runs.
+    """
+    import warnings
+
     try:
-        import umap
+        umap = _cached_umap()
     except ImportError as exc:  # pragma: no cover - umap-learn is a dependency
         raise ImportError("the UMAP figure needs umap-learn: pip install umap-learn") from exc
     from lexprobe.align import preprocess
@@ -136,9 +184,13 @@ def plot_umap_pairs(
         X = preprocess(result.embeddings[a].layer(layer), preprocessing)
         Y = preprocess(result.embeddings[b].layer(layer), preprocessing)
         keep = np.sort(rng.choice(len(X), size=min(max_points, len(X)), replace=False))
-        both = np.vstack([X[keep], Y[keep]]).astype(np.float32)
-        reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1)
-        points = reducer.fit_transform(both)
+        distances = cosine_distances32(np.vstack([X[keep], Y[keep]]))
+        reducer = umap.UMAP(
+            n_neighbors=15, min_dist=0.1, n_epochs=200, metric="precomputed", random_state=seed, n_jobs=1
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="using precomputed metric")
+            points = reducer.fit_transform(distances)
         m = len(keep)
         ax.scatter(points[:m, 0], points[:m, 1], s=3, color=OKABE_ITO[0], alpha=0.6, label=a)
         ax.scatter(points[m:, 0], points[m:, 1], s=3, color=OKABE_ITO[1], alpha=0.6, label=b)

@@ -64,6 +64,7 @@ _VERSIONED_PACKAGES = (
     "faiss-gpu",
     "pronto",
     "umap-learn",
+    "numba",
     "matplotlib",
 )
 

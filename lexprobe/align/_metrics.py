@@ -96,11 +96,17 @@ def _normalized32(X: np.ndarray) -> np.ndarray:
     return X / np.where(norms > 0, norms, 1.0)
 
 
+def _gpu_count() -> int:
+    import faiss
+
+    return faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0
+
+
 def _faiss_index(dim: int):
     import faiss
 
     index = faiss.IndexFlatIP(dim)
-    if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:  # pragma: no cover - GPU only
+    if _gpu_count() > 0:  # pragma: no cover - GPU only
         index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
     return index
 
@@ -127,6 +133,17 @@ def _knn_depth(k: int, n: int) -> int:
     return min(n - 1, 4 * k + 16)
 
 
+def _ordered_lists(scores: np.ndarray, ids: np.ndarray, depth: int, rows: np.ndarray) -> np.ndarray:
+    """Search results -> each row's first ``depth`` other rows, by score (rounded to 1e-6), ties by index."""
+    scores = np.round(scores.astype(np.float64), 6)
+    order = np.lexsort((ids, -scores), axis=1)
+    ids = np.take_along_axis(ids, order, axis=1)
+    valid = (ids != rows[:, None]) & (ids >= 0)
+    # the first `depth` valid entries of each row, in order (at least depth are valid: extra >= depth + 1)
+    first_valid = np.argsort(~valid, axis=1, kind="stable")[:, :depth]
+    return np.take_along_axis(ids, first_valid, axis=1).astype(np.int64)
+
+
 def _knn_ordered(X: np.ndarray, k: int) -> np.ndarray:
     """Each row's ``_knn_depth(k, n)`` nearest other rows, ordered as in :func:`knn_indices`, shape (n, depth).
 
@@ -134,20 +151,63 @@ def _knn_ordered(X: np.ndarray, k: int) -> np.ndarray:
     mutual-kNN interval reads each half-sample's neighbours off these lists (the first k entries that fall
     in the half are the half's own k nearest, with the same tie order).
     """
+    return _knn_search(X, k, approximate=False)[0]
+
+
+#: From this many items on (and without a GPU), neighbour lists come from an HNSW graph instead of exact search.
+ANN_MIN_ITEMS = 20000
+#: Queries of the exact search the approximate lists are checked against, and the recall asked of them.
+RECALL_QUERIES = 1000
+RECALL_TARGET = 0.95
+
+
+def _knn_search(X: np.ndarray, k: int, *, approximate: bool | None = None) -> tuple[np.ndarray, float | None]:
+    """Ordered neighbour lists as :func:`_knn_ordered`, exact or, for large n, approximate; and the recall.
+
+    Exact search (FAISS ``IndexFlatIP``, on a GPU when there is one) costs O(n² d). From ``ANN_MIN_ITEMS``
+    items on a CPU the lists come from an HNSW graph (``IndexHNSWFlat``, M = 16), built single-threaded so the
+    same input gives the same graph. Its recall@k (the share of each row's k exact nearest neighbours found
+    among its k approximate ones) is measured against exact search on ``RECALL_QUERIES`` seeded rows; the
+    search widens (efSearch doubles) until the recall reaches ``RECALL_TARGET`` or efSearch reaches 1,024.
+
+    Returns
+    -------
+    lists : int64 array of shape (n, depth)
+    recall : float or None
+        Measured recall@k of the approximate lists; None when the search was exact.
+    """
+    import faiss
+
     n = X.shape[0]
     depth = _knn_depth(k, n)
-    Xn = _normalized32(X)
-    index = _faiss_index(Xn.shape[1])
-    index.add(Xn)
     extra = min(n, depth + 1 + 8)  # a few more than needed, so ties at the last place resolve by index
-    scores, ids = index.search(Xn, extra)
-    scores = np.round(scores.astype(np.float64), 6)
-    order = np.lexsort((ids, -scores), axis=1)
-    ids = np.take_along_axis(ids, order, axis=1)
-    valid = (ids != np.arange(n)[:, None]) & (ids >= 0)
-    # the first `depth` valid entries of each row, in order (at least depth are valid: extra >= depth + 1)
-    first_valid = np.argsort(~valid, axis=1, kind="stable")[:, :depth]
-    return np.take_along_axis(ids, first_valid, axis=1).astype(np.int64)
+    Xn = _normalized32(X)
+    rows = np.arange(n)
+    if approximate is None:
+        approximate = n >= ANN_MIN_ITEMS and _gpu_count() == 0
+    exact = _faiss_index(Xn.shape[1])
+    exact.add(Xn)
+    if not approximate:
+        scores, ids = exact.search(Xn, extra)
+        return _ordered_lists(scores, ids, depth, rows), None
+    threads = faiss.omp_get_max_threads()
+    graph = faiss.IndexHNSWFlat(Xn.shape[1], 16, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = 40
+    faiss.omp_set_num_threads(1)  # parallel insertion makes the graph depend on thread timing
+    try:
+        graph.add(Xn)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    probe = np.sort(np.random.default_rng(0x6B6E6E).choice(n, size=min(RECALL_QUERIES, n), replace=False))
+    truth = _ordered_lists(*exact.search(Xn[probe], extra), depth, probe)[:, :k]
+    ef = max(96, 2 * extra)
+    while True:
+        graph.hnsw.efSearch = ef
+        lists = _ordered_lists(*graph.search(Xn, extra), depth, rows)
+        recall = float(_overlap(lists[probe, :k], truth).mean() / k)
+        if recall >= RECALL_TARGET or ef >= 1024:
+            return lists, recall
+        ef *= 2
 
 
 def neighbour_overlap(NX: np.ndarray, NY: np.ndarray) -> np.ndarray:

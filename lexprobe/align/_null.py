@@ -29,8 +29,7 @@ from scipy.stats import norm, rankdata
 
 from lexprobe.align._metrics import (
     CKAAccumulator,
-    _accumulate,
-    _knn_ordered,
+    _knn_search,
     _normalized32,
     _overlap,
     _pair_distances,
@@ -39,7 +38,7 @@ from lexprobe.align._metrics import (
     _spearman,
     _split,
     knn_indices,
-    validate_pair,
+    validate_embeddings,
 )
 from lexprobe.exceptions import AlignmentError
 
@@ -171,15 +170,15 @@ def evaluate_metric(
     """
     if metric not in METRIC_NAMES:
         raise AlignmentError(f"unknown metric {metric!r}; choose from {', '.join(METRIC_NAMES)}")
-    X, Y = validate_pair(X, Y)
-    perms, boots = _validate_resamples(perms, boots, X.shape[0])
+    sx, sy = _sides(X, Y)
+    perms, boots = _validate_resamples(perms, boots, sx.n)
     if metric == "mknn":
-        return _mknn(X, Y, perms, boots, k, seed)
+        return _mknn(sx, sy, perms, boots, k, seed)
     if metric in ("cka", "dcka"):
-        return _cka(X, Y, perms, boots, debiased=metric == "dcka")
+        return _cka(sx, sy, perms, boots, debiased=metric == "dcka")
     if metric == "retrieval":
-        return _retrieval(X, Y, perms, boots, retrieval_k, retrieval_map, seed)
-    return _rsa(X, Y, perms, boots, seed)
+        return _retrieval(sx.X, sy.X, perms, boots, retrieval_k, retrieval_map, seed)
+    return _rsa(sx.X, sy.X, perms, boots, seed)
 
 
 def evaluate_metrics(
@@ -202,35 +201,35 @@ def evaluate_metrics(
     unknown = [m for m in metrics if m not in METRIC_NAMES]
     if unknown:
         raise AlignmentError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRIC_NAMES)}")
-    X, Y = validate_pair(X, Y)
-    perms, boots = _validate_resamples(perms, boots, X.shape[0])
-    cka_boots = boots if cka_boots is None else _validate_resamples(perms[:0], cka_boots, X.shape[0])[1]
+    sx, sy = _sides(X, Y)
+    perms, boots = _validate_resamples(perms, boots, sx.n)
+    cka_boots = boots if cka_boots is None else _validate_resamples(perms[:0], cka_boots, sx.n)[1]
     out: dict[str, MetricOutcome] = {}
     if "cka" in metrics or "dcka" in metrics:
-        both = _cka_both(X, Y, perms, cka_boots)
+        both = _cka_both(sx, sy, perms, cka_boots)
         out.update({m: both[m] for m in ("cka", "dcka") if m in metrics})
     for metric in metrics:
         if metric not in out:
             out[metric] = evaluate_metric(
-                metric, X, Y, perms, boots, k=k, retrieval_k=retrieval_k, retrieval_map=retrieval_map, seed=seed
+                metric, sx, sy, perms, boots, k=k, retrieval_k=retrieval_k, retrieval_map=retrieval_map, seed=seed
             )
     return {m: out[m] for m in metrics}
 
 
-def _mknn(X, Y, perms, boots, k, seed: int = 0) -> MetricOutcome:
-    NXL, NYL = _knn_ordered(X, k), _knn_ordered(Y, k)  # deep lists: their first k columns are knn_indices
+def _mknn(sx: Side, sy: Side, perms, boots, k, seed: int = 0) -> MetricOutcome:
+    from lexprobe.align._kernels import permuted_overlaps
+
+    NXL, NYL = sx.neighbours(k), sy.neighbours(k)  # deep lists: their first k columns are knn_indices
     NX, NY = NXL[:, :k], NYL[:, :k]
     per_item = _overlap(NX, NY) / k
-    null = np.empty(len(perms))
-    for p, perm in enumerate(perms):
-        inverse = np.empty_like(perm)
-        inverse[perm] = np.arange(len(perm))
-        # neighbours of item i under the shuffled pairing are Y's neighbours of perm[i], renamed
-        null[p] = (_overlap(NX, inverse[NY[perm]]) / k).mean()
+    # neighbours of item i under a shuffled pairing are Y's neighbours of perm[i], renamed: the lists are
+    # searched once, each permutation only counts (exact integers, so the null is what a new search gives)
+    counts = permuted_overlaps(NX, NY, perms)
+    null = np.array([(row / k).mean() for row in counts])
     value = float(per_item.mean())
-    if not len(boots) or k > X.shape[0] // 2 - 1:  # no interval asked for, or halves too small for k
+    if not len(boots) or k > sx.n // 2 - 1:  # no interval asked for, or halves too small for k
         return MetricOutcome(value, null, np.empty(0))
-    halves = _mknn_halves(X, Y, NXL, NYL, k, MKNN_SPLITS, seed)
+    halves = _mknn_halves(sx.X, sy.X, NXL, NYL, k, MKNN_SPLITS, seed)
     return MetricOutcome(value, null, halves.ravel(), _mknn_interval(value, halves))
 
 
@@ -238,36 +237,25 @@ def _mknn(X, Y, perms, boots, k, seed: int = 0) -> MetricOutcome:
 MKNN_SPLITS = 50
 
 
-def _half_neighbours(NL: np.ndarray, half: np.ndarray, k: int) -> np.ndarray | None:
-    """Global ids of each half item's k nearest within the half: the first k entries of its list in the half.
-
-    None when some list holds fewer than k of the half (then the half is searched directly).
-    """
-    lists = NL[half]
-    inside = np.zeros(len(NL), bool)
-    inside[half] = True
-    inside = inside[lists]
-    if (inside.sum(axis=1) < k).any():
-        return None
-    keep = inside & (np.cumsum(inside, axis=1) <= k)
-    return lists[keep].reshape(len(half), k)
-
-
 def _mknn_halves(X, Y, NXL, NYL, k: int, splits: int, seed: int) -> np.ndarray:
     """Mutual kNN of the two halves of ``splits`` random half splits, neighbours recomputed in each half.
 
     Returns shape (splits, 2); each value equals ``mutual_knn(X[half], Y[half], k=k)``.
     """
+    from lexprobe.align._kernels import half_overlaps
+
     n = len(NXL)
     rng = np.random.default_rng([seed, 0x6D6B6E6E])
+    orders = np.array([rng.permutation(n) for _ in range(splits)], dtype=np.int64).reshape(splits, n)
+    totals = half_overlaps(NXL, NYL, orders, k)  # read off the lists
     out = np.empty((splits, 2))
     for s in range(splits):
-        order = rng.permutation(n)
-        for h, half in enumerate((np.sort(order[: n // 2]), np.sort(order[n // 2 :]))):
-            NX, NY = _half_neighbours(NXL, half, k), _half_neighbours(NYL, half, k)
-            if NX is None or NY is None:  # a list too shallow for this half (rare): search the half
+        for h, half in enumerate((np.sort(orders[s, : n // 2]), np.sort(orders[s, n // 2 :]))):
+            total = int(totals[s, h])
+            if total < 0:  # a list too shallow for this half (rare): search the half
                 NX, NY = half[knn_indices(X[half], k)], half[knn_indices(Y[half], k)]
-            out[s, h] = _overlap(NX, NY).mean() / k
+                total = int(_overlap(NX, NY).sum())
+            out[s, h] = total / len(half) / k
     return out
 
 
@@ -286,20 +274,16 @@ def _mknn_interval(value: float, halves: np.ndarray, level: float = LEVEL) -> tu
     return float(value - half), float(value + half)
 
 
-def _cka(X, Y, perms, boots, debiased: bool) -> MetricOutcome:
-    return _cka_both(X, Y, perms, boots)["dcka" if debiased else "cka"]
+def _cka(sx: Side, sy: Side, perms, boots, debiased: bool) -> MetricOutcome:
+    return _cka_both(sx, sy, perms, boots)["dcka" if debiased else "cka"]
 
 
-def _cka_both(X, Y, perms, boots) -> dict[str, MetricOutcome]:
-    """Linear and debiased CKA with their nulls, sharing one GEMM per permutation."""
-    acc = _accumulate(X, Y)
+def _cka_both(sx: Side, sy: Side, perms, boots) -> dict[str, MetricOutcome]:
+    """Linear and debiased CKA with their nulls; the two nulls share one permuted cross term per permutation."""
+    X, Y = sx.X, sy.X
+    acc = _accumulate_sides(sx, sy)
     n = X.shape[0]
-    # Under a shuffled pairing only XᵀY and the paired sums change: compute those per permutation (one
-    # float32 GEMM) and keep the float64 invariants.
     s = acc._s
-    X32, Y32 = np.asarray(X, np.float32), np.asarray(Y, np.float32)
-    a = np.einsum("ij,ij->i", X, X)
-    b = np.einsum("ij,ij->i", Y, Y)
     mx, my = s["sx"] / n, s["sy"] / n
     cxx = s["XtX"] - n * np.outer(mx, mx)
     cyy = s["YtY"] - n * np.outer(my, my)
@@ -307,25 +291,7 @@ def _cka_both(X, Y, perms, boots) -> dict[str, MetricOutcome]:
     hxx = acc._hsic1(s["XtX"], s["sx"], s["sx"], s["aa"], s["a"], s["a"], s["aX"], s["aX"])
     hyy = acc._hsic1(s["YtY"], s["sy"], s["sy"], s["bb"], s["b"], s["b"], s["bY"], s["bY"])
     deb_denom = np.sqrt(hxx * hyy) if hxx > 0 and hyy > 0 else 0.0
-    null_lin, null_deb = np.empty(len(perms)), np.empty(len(perms))
-    X32t = np.ascontiguousarray(X32.T)
-    sx, sy, m2 = s["sx"], s["sy"], n * float(mx @ mx) * float(my @ my)
-    # (bᵀPᵀX)·sx = bᵀPᵀ(X sx): the paired sums need only n-vectors per permutation
-    X_sx, Y_sy = X @ sx, Y @ sy
-    for p, perm in enumerate(perms):
-        inverse = np.empty_like(perm)
-        inverse[perm] = np.arange(n)
-        # Xᵀ(PY) = (PᵀX)ᵀY: permute the rows of X instead of Y; the same for the paired sums
-        C = (X32t[:, inverse] @ Y32).astype(np.float64)
-        c2 = float(np.einsum("ij,ij->", C, C))
-        a_inv = a[inverse]
-        bp = b[perm]
-        cross = float(bp @ X_sx) + float(a_inv @ Y_sy)
-        h = _hsic1_from(n, c2, float(sx @ C @ sy), sx, sy, float(a @ bp), s["a"], s["b"], cross)
-        null_deb[p] = h / deb_denom if deb_denom > 0 else 0.0
-        # ||C - n mx myᵀ||² without forming the matrix
-        cxy2 = c2 - 2.0 * float(mx @ C @ my) * n + m2 * n
-        null_lin[p] = cxy2 / lin_denom if lin_denom > 0 else 0.0
+    null_lin, null_deb = _cka_nulls(sx, sy, perms, lin_denom, deb_denom)
     lin, deb = acc.linear(), acc.debiased()
     if not len(boots) or n < 6:  # the debiased leave-one-out values need n - 1 >= 5
         return {"cka": MetricOutcome(lin, null_lin, np.empty(0)), "dcka": MetricOutcome(deb, null_deb, np.empty(0))}
@@ -334,6 +300,222 @@ def _cka_both(X, Y, perms, boots) -> dict[str, MetricOutcome]:
         "cka": MetricOutcome(lin, null_lin, loo_lin, jackknife_interval(lin, loo_lin)),
         "dcka": MetricOutcome(deb, null_deb, loo_deb, jackknife_interval(deb, loo_deb)),
     }
+
+
+def _cka_nulls(sx: Side, sy: Side, perms, lin_denom: float, deb_denom: float) -> tuple[np.ndarray, np.ndarray]:
+    """Linear and debiased CKA of every shuffled pairing, exact in float64.
+
+    Both CKAs are unchanged by centring X and Y (linear CKA centres by definition; the unbiased HSIC is a
+    U-statistic of differences), and with centred X, Y every term that a shuffle changes reduces to two:
+
+    - c2(p) = ||Xᵀ P Y||²_F = Σ_ij K_ij L_{p(i)p(j)} with K = XXᵀ, L = YYᵀ (:func:`permuted_cross`), and
+    - ab(p) = Σ_i a_i b_{p(i)}, with a, b the squared row norms (the kernels' diagonals),
+
+    since K1 = 0: tr(K̃ P L̃ Pᵀ) = c2 - ab, 1ᵀK̃1 = -Σa, 1ᵀK̃ P L̃ Pᵀ1 = ab. Linear CKA is c2 / (||XᵀX|| ||YᵀY||),
+    the unbiased HSIC (Song et al. 2012, eq. 5) is (c2 - ab + ΣaΣb / ((n-1)(n-2)) - 2 ab / (n-2)) / (n(n-3)).
+    """
+    n = sx.n
+    if not len(perms):
+        return np.empty(0), np.empty(0)
+    c2 = permuted_cross(sx, sy, perms)
+    a, b = sx.sq_norms, sy.sq_norms
+    ab = b[perms] @ a
+    hsic = (c2 - ab + a.sum() * b.sum() / ((n - 1) * (n - 2)) - 2.0 * ab / (n - 2)) / (n * (n - 3))
+    null_lin = c2 / lin_denom if lin_denom > 0 else np.zeros(len(perms))
+    null_deb = hsic / deb_denom if deb_denom > 0 else np.zeros(len(perms))
+    return null_lin, null_deb
+
+
+#: Above this many items the n x n kernels (8 n² bytes each) are not formed, whatever the cost model says.
+KERNEL_MAX_ITEMS = 8192
+
+#: Up to this many items the kernels are kept in float64; above, in float32 (half the memory each permutation
+#: reads; the trace still accumulates in float64 and the diagonal is exact). The rounding of the stored
+#: off-diagonal entries moves a null value by about 2⁻²⁴ / n (random rounding errors; 1.7e-11 at n = 2,000,
+#: measured in ``benchmarks/bench_null.py``), below the 1e-10 the tests ask.
+KERNEL_F64_MAX_ITEMS = 1024
+
+#: Time of one element of the permuted kernel trace over that of one multiply-add of a float64 GEMM, measured
+#: on the two-core development machine (``benchmarks/bench_null.py``: 0.9 ns against 0.017 ns).
+KERNEL_COST_RATIO = 50.0
+
+
+def null_form(n: int, d1: int, d2: int, n_permutations: int) -> str:
+    """``"kernel"`` or ``"feature"``: the cheaper exact form of the CKA null for n items in d1 and d2 dimensions.
+
+    Per permutation the kernel form costs about n² / 2 gathered products (the trace is symmetric), the feature
+    form n·d1·d2 multiply-adds of a GEMM; the kernels themselves cost n²(d1 + d2) / 2 once (shared by every
+    permutation, and by every pair the field is in). A gathered product costs ``KERNEL_COST_RATIO`` GEMM
+    multiply-adds.
+    """
+    if n > KERNEL_MAX_ITEMS:
+        return "feature"
+    kernel = n_permutations * KERNEL_COST_RATIO * n * n / 2 + n * n * (d1 + d2) / 2
+    feature = n_permutations * n * d1 * d2
+    return "kernel" if kernel < feature else "feature"
+
+
+def permuted_cross(sx: Side, sy: Side, perms: np.ndarray, *, form: str | None = None) -> np.ndarray:
+    """c2(p) = ||Xᵀ P Y||²_F of the centred sides for every permutation p (X[i] paired with Y[p[i]]), float64.
+
+    ``form`` forces ``"kernel"`` (Σ_ij K_ij L_{p(i)p(j)}, O(n²) per permutation) or ``"feature"`` (one GEMM,
+    O(n d1 d2) per permutation); default :func:`null_form`. On a CUDA device both run in torch.
+    """
+    form = form or null_form(sx.n, sx.dim, sy.dim, len(perms))
+    device = _null_device()
+    if form == "kernel":
+        if device != "cpu":  # pragma: no cover - GPU only
+            from lexprobe.align._kernels import permuted_traces_torch
+
+            return permuted_traces_torch(sx.kernel_on(device), sy.kernel_on(device), perms)
+        from lexprobe.align._kernels import permuted_traces
+
+        return permuted_traces(sx.kernel, sy.kernel, perms, diagonals=(sx.sq_norms, sy.sq_norms))
+    Xc, Yc = sx.centred, sy.centred
+    out = np.empty(len(perms))
+    if device != "cpu":  # pragma: no cover - GPU only
+        import torch
+
+        Xt, Yt = torch.as_tensor(Xc, device=device), torch.as_tensor(Yc, device=device)
+        for p, perm in enumerate(perms):
+            C = Xt.T @ Yt[torch.as_tensor(perm, device=device)]
+            out[p] = float(torch.sum(C * C))
+        return out
+    XcT = np.ascontiguousarray(Xc.T)
+    for p, perm in enumerate(perms):
+        inverse = np.empty_like(perm)
+        inverse[perm] = np.arange(len(perm))
+        # Xᵀ(PY) = (PᵀX)ᵀY: permute the columns of Xᵀ instead of the rows of Y
+        C = XcT[:, inverse] @ Yc
+        out[p] = float(np.einsum("ij,ij->", C, C))
+    return out
+
+
+def _null_device() -> str:
+    """Where the CKA null runs: ``cuda`` when torch sees a GPU (``LEXPROBE_NULL_DEVICE`` overrides), else ``cpu``."""
+    import os
+
+    chosen = os.environ.get("LEXPROBE_NULL_DEVICE")
+    if chosen:
+        return chosen
+    import sys
+
+    torch = sys.modules.get("torch")  # only when torch is already loaded (it is whenever a model ran)
+    if torch is not None and torch.cuda.is_available():  # pragma: no cover - GPU only
+        return "cuda"
+    return "cpu"
+
+
+class Side:
+    """One side of a pair (a field's preprocessed states at one layer), with what the nulls need of it cached.
+
+    The centred rows, squared norms, kernel XXᵀ and neighbour lists are computed on first use and kept, so a
+    field that is in two pairs (name in name:symbol and name:id) is searched and multiplied once per layer.
+    ``recall`` holds the measured recall of approximate neighbour search (None when the search was exact).
+    """
+
+    def __init__(self, X: np.ndarray, name: str = "X") -> None:
+        self.X = validate_embeddings(X, name)
+        self.n, self.dim = self.X.shape
+        self._cache: dict = {}
+        self.recall: float | None = None
+
+    def _get(self, key, compute):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    @property
+    def centred(self) -> np.ndarray:
+        return self._get("centred", lambda: np.asarray(self.X, np.float64) - np.asarray(self.X, np.float64).mean(0))
+
+    @property
+    def sq_norms(self) -> np.ndarray:
+        return self._get("sq", lambda: np.einsum("ij,ij->i", self.centred, self.centred))
+
+    @property
+    def kernel(self) -> np.ndarray:
+        """XXᵀ of the centred rows: float64 up to ``KERNEL_F64_MAX_ITEMS`` items, float32 above."""
+
+        def compute():
+            K = self.centred @ self.centred.T
+            return K if self.n <= KERNEL_F64_MAX_ITEMS else K.astype(np.float32)
+
+        return self._get("kernel", compute)
+
+    def kernel_on(self, device: str):  # pragma: no cover - GPU only
+        import torch
+
+        def compute():
+            Z = torch.as_tensor(self.centred, device=device)
+            return Z @ Z.T
+
+        return self._get(("kernel", device), compute)
+
+    def self_sums(self) -> list[dict]:
+        """Per row batch of :func:`_accumulate`: the sums of :class:`CKAAccumulator` that involve this side alone."""
+
+        def compute():
+            out = []
+            for start in range(0, self.n, ACCUMULATE_BATCH):
+                Z = np.asarray(self.X[start : start + ACCUMULATE_BATCH], dtype=np.float64)
+                q = np.einsum("ij,ij->i", Z, Z)
+                out.append({"Z": Z, "q": q, "G": Z.T @ Z, "s": Z.sum(0), "qq": float(q @ q), "qsum": float(q.sum())})
+                out[-1]["qZ"] = q @ Z
+            return out
+
+        return self._get("sums", compute)
+
+    def neighbours(self, k: int) -> np.ndarray:
+        """Each row's ordered neighbour list, deep enough for the half-sample interval (:func:`_knn_ordered`)."""
+
+        def compute():
+            lists, self.recall = _knn_search(self.X, k)
+            return lists
+
+        return self._get(("knn", k), compute)
+
+
+#: Rows per batch of the CKA sums (as :func:`lexprobe.align._metrics._accumulate`).
+ACCUMULATE_BATCH = 4096
+
+
+def _accumulate_sides(sx: Side, sy: Side) -> CKAAccumulator:
+    """:func:`_accumulate` of the two sides, each side's own sums computed once and shared by its pairs.
+
+    The sums are the same floating-point operations on the same batches in the same order, so the result
+    equals ``_accumulate(sx.X, sy.X)`` bit for bit.
+    """
+    acc = CKAAccumulator()
+    for bx, by in zip(sx.self_sums(), sy.self_sums()):
+        X, Y, a, b = bx["Z"], by["Z"], bx["q"], by["q"]
+        acc.n += X.shape[0]
+        for name, value in (
+            ("XtY", X.T @ Y),
+            ("XtX", bx["G"]),
+            ("YtY", by["G"]),
+            ("sx", bx["s"]),
+            ("sy", by["s"]),
+            ("ab", float(a @ b)),
+            ("aa", bx["qq"]),
+            ("bb", by["qq"]),
+            ("a", bx["qsum"]),
+            ("b", by["qsum"]),
+            ("bX", b @ X),
+            ("aY", a @ Y),
+            ("aX", bx["qZ"]),
+            ("bY", by["qZ"]),
+        ):
+            acc._add(name, value)
+    return acc
+
+
+def _sides(X, Y) -> tuple[Side, Side]:
+    sx = X if isinstance(X, Side) else Side(X, "X")
+    sy = Y if isinstance(Y, Side) else Side(Y, "Y")
+    if sx.n != sy.n:
+        raise AlignmentError(f"X and Y must be paired row by row; got {sx.n} and {sy.n} rows")
+    return sx, sy
 
 
 def _loo_sums(U, V, C, su, sv, al, be, bU, aV, ab, A, B) -> tuple[np.ndarray, ...]:
@@ -379,15 +561,6 @@ def _cka_jackknife(X, Y, acc: CKAAccumulator) -> tuple[np.ndarray, np.ndarray]:
         den_deb = np.sqrt(np.where((hxx > 0) & (hyy > 0), hxx * hyy, 0.0))
         deb = np.where(den_deb > 0, hsic1(*xy) / den_deb, 0.0)
     return lin, deb
-
-
-def _hsic1_from(n, c2, sxCsy, sx, sy, ab, a, b, paired) -> float:
-    """The unbiased HSIC of CKAAccumulator._hsic1, from ||C||², sxᵀ C sy and paired = Σ b_i x_i·sx + a_i y_i·sy."""
-    tr = c2 - ab
-    one_k = float(sx @ sx) - a
-    one_l = float(sy @ sy) - b
-    cross = sxCsy - paired + ab
-    return (tr + one_k * one_l / ((n - 1) * (n - 2)) - 2.0 * cross / (n - 2)) / (n * (n - 3))
 
 
 def _retrieval(X, Y, perms, boots, k, method, seed) -> MetricOutcome:

@@ -12,8 +12,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lexprobe.align._metrics import PREPROCESSING, RETRIEVAL_MAPS, preprocess
-from lexprobe.align._null import METRIC_NAMES, evaluate_metric, evaluate_metrics, recentred_interval, summarize_null
+from lexprobe.align._metrics import (
+    ANN_MIN_ITEMS,
+    PREPROCESSING,
+    RECALL_QUERIES,
+    RECALL_TARGET,
+    RETRIEVAL_MAPS,
+    preprocess,
+)
+from lexprobe.align._null import (
+    METRIC_NAMES,
+    Side,
+    evaluate_metric,
+    evaluate_metrics,
+    null_form,
+    recentred_interval,
+    summarize_null,
+)
 from lexprobe.exceptions import AlignmentError
 
 __all__ = [
@@ -191,7 +206,9 @@ def run_alignment(
         raise AlignmentError(
             f"--k must be in [1, n_items - 1] = [1, {n - 1}], got {config.k}; lower --k or raise --limit"
         )
+    clock = _Clock()
     lm = model if model is not None else load_model(config.model, dtype=config.dtype)
+    clock.lap("load_model")
     extraction = ExtractionConfig(
         layers=config.layers,  # type: ignore[arg-type]
         pool=config.pool,  # type: ignore[arg-type]
@@ -209,23 +226,25 @@ def run_alignment(
             config=extraction,
             cache_dir=cache_dir,
         )
+    clock.lap("embed")
     layers = embeddings[fields[0]].layers
+    dim = int(embeddings[fields[0]].array.shape[-1])
     rng = np.random.default_rng(config.seed)
     perms = np.array([rng.permutation(n) for _ in range(config.permutations)], dtype=np.int64).reshape(-1, n)
     boots = rng.integers(0, n, size=(config.bootstrap, n))
-    rows, nulls = [], {}
-    total = len(pairs) * len(layers)
-    for p_index, (a, b) in enumerate(pairs):
-        pair = f"{a}:{b}"
-        for l_index, layer in enumerate(layers):
-            if progress:
-                progress(f"measuring {pair}", p_index * len(layers) + l_index, total)
-            X = preprocess(embeddings[a].layer(layer), config.preprocess)
-            Y = preprocess(embeddings[b].layer(layer), config.preprocess)
+    cells, nulls, recall = {}, {}, {}
+    # layer by layer: each field is preprocessed, searched and multiplied once per layer, whatever the number
+    # of pairs it is in (a Side caches its centred rows, kernel and neighbour lists)
+    for l_index, layer in enumerate(layers):
+        if progress:
+            progress("measuring layer", l_index, len(layers))
+        sides = {f: Side(preprocess(embeddings[f].layer(layer), config.preprocess), f) for f in fields}
+        for p_index, (a, b) in enumerate(pairs):
+            pair = f"{a}:{b}"
             outcomes = evaluate_metrics(
                 config.metrics,
-                X,
-                Y,
+                sides[a],
+                sides[b],
                 perms,
                 boots,
                 k=config.k,
@@ -236,13 +255,20 @@ def run_alignment(
             )
             for metric, outcome in outcomes.items():
                 nulls[(pair, metric, layer)] = outcome.null
-                rows.append(_row(pair, layer, metric, outcome.value, outcome.null, outcome.interval, n))
+                cells[(p_index, l_index, metric)] = _row(
+                    pair, layer, metric, outcome.value, outcome.null, outcome.interval, n
+                )
+        for field, side in sides.items():
+            if side.recall is not None:
+                recall[f"{field}@{layer}"] = side.recall
     if progress:
-        progress("measuring", total, total)
+        progress("measuring layer", len(layers), len(layers))
+    rows = [cells[key] for key in sorted(cells, key=lambda key: (key[0], key[1], config.metrics.index(key[2])))]
     table = pd.DataFrame(rows)
     summary = _summarize(table, nulls, layers)
     if config.bootstrap and config.ci_layers == "best":
         _fill_best_layer_cis(table, summary, embeddings, boots, config)
+    clock.lap("measure")
     manifest = {
         "stage": "align",
         "config": dataclasses.asdict(config) | {"pairs_resolved": [f"{a}:{b}" for a, b in pairs]},
@@ -254,10 +280,58 @@ def run_alignment(
             "embeddings": {f: e.manifest.get("inputs", {}) for f, e in embeddings.items()},
         },
         "token_norms": {f: e.manifest.get("outputs", {}).get("token_norms") for f, e in embeddings.items()},
-        "warnings": [f"{f}: {w}" for f, e in embeddings.items() for w in e.manifest.get("warnings", [])],
+        "warnings": [f"{f}: {w}" for f, e in embeddings.items() for w in e.manifest.get("warnings", [])]
+        + _recall_warnings(recall),
+        "neighbours": _neighbour_record(n, recall),
+        "cka_null_form": null_form(n, dim, dim, len(perms)) if {"cka", "dcka"} & set(config.metrics) else None,
+        "timings": clock.record,
         "seed": config.seed,
     }
     return AlignmentResult(table=table, summary=summary, embeddings=embeddings, terms=terms, manifest=manifest)
+
+
+class _Clock:
+    """Wall-clock seconds of each stage of a run, for its manifest (``timings``)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self._last = self._now()
+        self.record: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = self._now()
+        self.record[stage] = round(self.record.get(stage, 0.0) + now - self._last, 3)
+        self._last = now
+
+
+def _neighbour_record(n: int, recall: dict[str, float]) -> dict[str, Any]:
+    """How the neighbour lists were searched: exact, or HNSW with its measured recall@k per field and layer."""
+    if not recall:
+        return {"search": "exact", "n_items": n, "ann_min_items": ANN_MIN_ITEMS}
+    values = np.array(list(recall.values()))
+    return {
+        "search": "hnsw",
+        "n_items": n,
+        "ann_min_items": ANN_MIN_ITEMS,
+        "recall_queries": min(RECALL_QUERIES, n),
+        "recall_target": RECALL_TARGET,
+        "recall_min": float(values.min()),
+        "recall_mean": float(values.mean()),
+        "recall": recall,
+    }
+
+
+def _recall_warnings(recall: dict[str, float]) -> list[str]:
+    low = {key: value for key, value in recall.items() if value < RECALL_TARGET}
+    if not low:
+        return []
+    worst = min(low, key=low.get)
+    return [
+        f"approximate neighbour search reached recall@k {low[worst]:.3f} < {RECALL_TARGET} at {worst} "
+        f"({len(low)} field-layers below target); mutual-kNN values there are approximate"
+    ]
 
 
 #: Kept for callers of the old name: the re-centred bootstrap interval (retrieval and RSA use it).
@@ -328,18 +402,31 @@ def _fill_best_layer_cis(table, summary, embeddings, boots, config) -> None:
         table.loc[mask, ["ci_low", "ci_high"]] = [low, high]
 
 
-def write_alignment(result: AlignmentResult, out: str | os.PathLike[str], *, figures: bool = True) -> list[Path]:
-    """Write ``alignment.csv``, ``alignment_summary.csv``, ``manifest.json`` and figures into ``out``, atomically."""
+def write_alignment(
+    result: AlignmentResult, out: str | os.PathLike[str], *, figures: bool = True, umap: bool = True
+) -> list[Path]:
+    """Write ``alignment.csv``, ``alignment_summary.csv``, ``manifest.json`` and figures into ``out``, atomically.
+
+    ``umap=False`` skips the UMAP figure (the by-layer figure is still drawn); the seconds spent drawing go
+    into the manifest's ``timings``.
+    """
+    import time
+
     from lexprobe.runs import write_result_dir
 
     def draw(directory: Path) -> list[Path]:
         from lexprobe.figures import plot_alignment_by_layer, plot_umap_pairs
 
+        start = time.perf_counter()
         title = result.manifest["inputs"]["ontology"]["name"]
-        return plot_alignment_by_layer(result.table, directory, title=title) + plot_umap_pairs(
-            result, directory, seed=result.manifest["seed"]
-        )
+        written = plot_alignment_by_layer(result.table, directory, title=title)
+        timings["figures"] = round(time.perf_counter() - start, 3)
+        if umap:
+            written += plot_umap_pairs(result, directory, seed=result.manifest["seed"])
+            timings["umap"] = round(time.perf_counter() - start - timings["figures"], 3)
+        return written
 
+    timings = result.manifest.setdefault("timings", {})
     return write_result_dir(
         out,
         {"alignment.csv": result.table, "alignment_summary.csv": result.summary},

@@ -59,6 +59,8 @@ def test_align_on_hgnc_writes_tables_manifest_and_figures_and_shows_the_paper_ef
     for name in ("alignment_by_layer", "umap_pairs"):
         for ext in ("png", "svg"):
             assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000
+    assert set(manifest["timings"]) == {"load_model", "embed", "measure", "figures", "umap"}
+    assert manifest["neighbours"]["search"] == "exact" and manifest["cka_null_form"] == "kernel"
     # same seed, same numbers (the embeddings come from the cache the first run filled)
     again = tmp_path / "again"
     rerun = runner.invoke(app, [*args[:-1], str(again), "--no-figures"])
@@ -91,3 +93,27 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, args: list[str
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.output
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_align_limit_all_takes_every_term_and_no_umap_skips_only_that_figure(tmp_path: Path) -> None:
+    out = tmp_path / "all"
+    args = ["align", "--ontology", "tests/data/hp_sample.obo", "--limit", "all", "--k", "3"]
+    result = runner.invoke(app, [*args, "--permutations", "10", "--bootstrap", "0", "--no-umap", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["limit"] is None
+    assert manifest["inputs"]["n_items"] == 8  # the sample's 9 terms but its obsolete one
+    assert (out / "figures" / "alignment_by_layer.png").exists()
+    assert not (out / "figures" / "umap_pairs.png").exists()
+    # each stage's seconds are recorded; no time for a figure that was not drawn
+    assert set(manifest["timings"]) == {"load_model", "embed", "measure", "figures"}
+    assert all(seconds >= 0 for seconds in manifest["timings"].values())
+    assert manifest["neighbours"]["search"] == "exact" and manifest["cka_null_form"] in ("kernel", "feature")
+
+
+@pytest.mark.parametrize(("limit", "message"), [("some", "expected a number of terms or all"), ("4", "at least 5")])
+def test_a_limit_that_is_neither_a_number_nor_all_is_refused(tmp_path: Path, limit: str, message: str) -> None:
+    result = runner.invoke(app, ["align", "--ontology", "hgnc", "--limit", limit, "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "x").exists()
