@@ -31,6 +31,11 @@ def align_cmd(
     limit: str = typer.Option(
         "2000", "--limit", "-n", help="Popularity-balanced sample of N terms (at least 5), or all."
     ),
+    category: str | None = typer.Option(
+        None,
+        "--category",
+        help="Term categories to sample (comma-separated), or all; default the ontology's (hgnc: protein-coding).",
+    ),
     layers: str = typer.Option("all", "--layers", help="all, or indices like 0,8,-1 (0 = embeddings)."),
     pool: str = typer.Option("mean", "--pool", help="mean (over the item's tokens), last or first."),
     prefix: str = typer.Option(
@@ -72,6 +77,7 @@ def align_cmd(
         model=model,
         dtype=resolved_dtype(dtype),
         limit=parse_limit(limit),
+        categories=() if category is not None and category.strip().lower() == "all" else split_csv(category),
         layers=ExtractionConfig.parse_layers(layers),
         pool=pool,
         prefix=prefix,

@@ -318,6 +318,7 @@ RECORDED_BEFORE: dict[str, Any] = {
     "warmup_ratio": 0.0,
     "lr_scheduler": "linear",
     "lora_dropout": 0.05,
+    "categories": None,  # align sampled the ontology's default categories
 }
 
 

@@ -355,16 +355,19 @@ def null_form(n: int, d1: int, d2: int, n_permutations: int) -> str:
     return "kernel" if kernel < feature else "feature"
 
 
-def permuted_cross(sx: Side, sy: Side, perms: np.ndarray, *, form: str | None = None) -> np.ndarray:
+def permuted_cross(
+    sx: Side, sy: Side, perms: np.ndarray, *, form: str | None = None, device: str | None = None
+) -> np.ndarray:
     """c2(p) = ||Xᵀ P Y||²_F of the centred sides for every permutation p (X[i] paired with Y[p[i]]), float64.
 
     ``form`` forces ``"kernel"`` (Σ_ij K_ij L_{p(i)p(j)}, O(n²) per permutation) or ``"feature"`` (one GEMM,
-    O(n d1 d2) per permutation); default :func:`null_form`. On a CUDA device both run in torch.
+    O(n d1 d2) per permutation); default :func:`null_form`. ``device`` runs it in torch on that device
+    (``"cuda"``, ``"cpu"``); default: torch on the GPU when torch sees one, else NumPy and the compiled loop.
     """
     form = form or null_form(sx.n, sx.dim, sy.dim, len(perms))
-    device = _null_device()
+    device = device or _null_device()
     if form == "kernel":
-        if device != "cpu":  # pragma: no cover - GPU only
+        if device != "numpy":
             from lexprobe.align._kernels import permuted_traces_torch
 
             return permuted_traces_torch(sx.kernel_on(device), sy.kernel_on(device), perms)
@@ -373,7 +376,7 @@ def permuted_cross(sx: Side, sy: Side, perms: np.ndarray, *, form: str | None = 
         return permuted_traces(sx.kernel, sy.kernel, perms, diagonals=(sx.sq_norms, sy.sq_norms))
     Xc, Yc = sx.centred, sy.centred
     out = np.empty(len(perms))
-    if device != "cpu":  # pragma: no cover - GPU only
+    if device != "numpy":
         import torch
 
         Xt, Yt = torch.as_tensor(Xc, device=device), torch.as_tensor(Yc, device=device)
@@ -392,18 +395,13 @@ def permuted_cross(sx: Side, sy: Side, perms: np.ndarray, *, form: str | None = 
 
 
 def _null_device() -> str:
-    """Where the CKA null runs: ``cuda`` when torch sees a GPU (``LEXPROBE_NULL_DEVICE`` overrides), else ``cpu``."""
-    import os
-
-    chosen = os.environ.get("LEXPROBE_NULL_DEVICE")
-    if chosen:
-        return chosen
+    """Where the CKA null runs by default: ``cuda`` (torch) when torch sees a GPU, else ``numpy``."""
     import sys
 
     torch = sys.modules.get("torch")  # only when torch is already loaded (it is whenever a model ran)
     if torch is not None and torch.cuda.is_available():  # pragma: no cover - GPU only
         return "cuda"
-    return "cpu"
+    return "numpy"
 
 
 class Side:
@@ -443,7 +441,8 @@ class Side:
 
         return self._get("kernel", compute)
 
-    def kernel_on(self, device: str):  # pragma: no cover - GPU only
+    def kernel_on(self, device: str):
+        """:attr:`kernel` as a float64 torch tensor on ``device`` (kept, like the NumPy one)."""
         import torch
 
         def compute():

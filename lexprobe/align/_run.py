@@ -68,6 +68,9 @@ class AlignmentConfig:
         computes it natively.
     limit : int or None
         Size of the popularity-balanced term sample (None: every eligible term).
+    categories : tuple of str, optional
+        Term categories to sample from: None, the ontology's default (protein-coding genes for HGNC); an empty
+        tuple, every category (all approved HGNC genes, about 44,000).
     layers : "all" or tuple of int
     pool : {"mean", "last", "first"}
     template : str
@@ -99,6 +102,7 @@ class AlignmentConfig:
     model: str = "smollm2-135m"
     dtype: str = "auto"
     limit: int | None = 2000
+    categories: tuple[str, ...] | None = None
     layers: str | tuple[int, ...] = "all"
     pool: str = "mean"
     template: str = "{text}"
@@ -200,7 +204,7 @@ def run_alignment(
     ontology = load_ontology(config.ontology)
     pairs = config.resolved_pairs(ontology.name)
     fields = tuple(dict.fromkeys(f for pair in pairs for f in pair))
-    terms = sample_terms(ontology, config.limit, seed=config.seed, fields=fields)
+    terms = sample_terms(ontology, config.limit, seed=config.seed, fields=fields, categories=config.categories)
     n = len(terms)
     if config.k > n - 1:
         raise AlignmentError(

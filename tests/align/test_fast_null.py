@@ -127,6 +127,19 @@ def test_permuted_cross_forms_agree_on_real_sizes() -> None:
     np.testing.assert_allclose(kernel, feature, rtol=1e-8)
 
 
+@pytest.mark.parametrize("form", ["kernel", "feature"])
+def test_the_torch_path_a_gpu_takes_gives_the_numpy_numbers(form: str) -> None:
+    pytest.importorskip("torch")
+    X, Y = related(120, 10, seed=14)
+    sx, sy = Side(preprocess(X)), Side(preprocess(Y))
+    perms = perms_for(120, 4, seed=15)
+    np.testing.assert_allclose(
+        permuted_cross(sx, sy, perms, form=form, device="cpu"),
+        permuted_cross(sx, sy, perms, form=form, device="numpy"),
+        rtol=1e-12,
+    )
+
+
 def test_approximate_neighbours_are_reproducible_and_their_recall_is_measured() -> None:
     rng = np.random.default_rng(13)
     centres = rng.standard_normal((40, 32))

@@ -147,3 +147,11 @@ def test_config_rejects_bad_values_with_the_option_named(overrides: dict, match:
 def test_k_larger_than_the_sample_is_refused_before_any_embedding(fake_embeddings) -> None:
     with pytest.raises(AlignmentError, match=r"--k must be in \[1, n_items - 1\] = \[1, 9\], got 10"):
         run_alignment(config(limit=10), model=FakeModel())
+
+
+def test_categories_widen_the_sample_beyond_the_default_protein_coding_genes(fake_embeddings) -> None:
+    default = run_alignment(config(permutations=0, bootstrap=0), model=FakeModel())
+    every = run_alignment(config(permutations=0, bootstrap=0, categories=()), model=FakeModel())
+    assert set(default.terms["category"]) == {"gene with protein product"}
+    assert len(set(every.terms["category"])) > 3  # RNA genes, pseudogenes... every locus type
+    assert every.manifest["config"]["categories"] == ()

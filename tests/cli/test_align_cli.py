@@ -80,6 +80,7 @@ def test_align_on_hgnc_writes_tables_manifest_and_figures_and_shows_the_paper_ef
         (["--ontology", "hgnc", "--layers", "1,two"], "--layers must be"),
         (["--ontology", "hgnc", "--pool", "max"], "`pool` must be mean, last or first"),
         (["--ontology", "nosuch"], "unknown ontology 'nosuch'"),
+        (["--ontology", "hgnc", "--category", "gene with wings"], "no terms of 'hgnc' are in categories"),
         (
             ["--ontology", "hgnc", "--limit", "8", "--k", "20"],
             "--k must be in [1, n_items - 1] = [1, 7], got 20",
