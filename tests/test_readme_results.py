@@ -326,3 +326,24 @@ def test_bfloat16_moves_the_hgnc_lexicalization_by_less_than_the_pages_say() -> 
         (ROOT / "docs" / "results" / "precision" / "lexicalization-hgnc-bfloat16" / "manifest.json").read_text()
     )
     assert made["inputs"]["model"]["dtype"] == "bfloat16" and made["config"]["limit"] == 2000
+
+
+def test_the_main_job_benchmark_holds_what_the_pages_say() -> None:
+    results = json.loads((ROOT / "benchmarks" / "results_main_job.json").read_text())
+    page = " ".join((ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8").split())
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    fastest = min(results["main_job_seconds"]["current"])
+    assert f"**{results['main_job_ratio']:.2f}x**" in page
+    assert results["main_job_ratio"] >= 3 and fastest <= 40  # issue 17: at least 3x lower, at most 40 s warm
+    assert f"takes {fastest:.0f} s once the embeddings are cached" in readme
+    assert results["commits"]["base"] != results["commits"]["current"]
+    # the same numbers: mutual kNN identical, CKA values identical, CKA nulls within 1e-10
+    for key, difference in results["max_abs_difference"].items():
+        column, metric = key.split(".")[1:]
+        if metric == "mknn" or column in ("value", "ci_low", "ci_high", "best_layer", "p_value"):
+            assert difference == 0, key
+        elif column != "z":
+            assert difference <= 1e-10, key
+    for key, row in results["cka_null"].items():
+        assert row["current_error_vs_float64"] <= 1e-10, key
+        assert f"{row['current_s']:.2f} s" in page and f"{row['ratio']:.1f}x" in page

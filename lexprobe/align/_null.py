@@ -374,23 +374,20 @@ def permuted_cross(
         from lexprobe.align._kernels import permuted_traces
 
         return permuted_traces(sx.kernel, sy.kernel, perms, diagonals=(sx.sq_norms, sy.sq_norms))
-    Xc, Yc = sx.centred, sy.centred
-    out = np.empty(len(perms))
-    if device != "numpy":
-        import torch
+    import torch
 
-        Xt, Yt = torch.as_tensor(Xc, device=device), torch.as_tensor(Yc, device=device)
-        for p, perm in enumerate(perms):
-            C = Xt.T @ Yt[torch.as_tensor(perm, device=device)]
-            out[p] = float(torch.sum(C * C))
-        return out
-    XcT = np.ascontiguousarray(Xc.T)
+    # the feature form's GEMM runs in torch wherever it runs: on this CPU torch's BLAS (MKL, AVX-512) multiplies
+    # 576 x 44,000 x 576 in float64 about twice as fast as NumPy's OpenBLAS (pinned to a generic kernel)
+    where = "cpu" if device == "numpy" else device
+    Xt = torch.as_tensor(sx.centred, device=where)
+    Yt = torch.as_tensor(sy.centred, device=where)
+    out = np.empty(len(perms))
     for p, perm in enumerate(perms):
         inverse = np.empty_like(perm)
         inverse[perm] = np.arange(len(perm))
-        # Xᵀ(PY) = (PᵀX)ᵀY: permute the columns of Xᵀ instead of the rows of Y
-        C = XcT[:, inverse] @ Yc
-        out[p] = float(np.einsum("ij,ij->", C, C))
+        # Xᵀ(PY) = (PᵀX)ᵀY: gather X's rows by the inverse (contiguous rows) instead of Y's
+        C = Xt[torch.as_tensor(inverse, device=where)].T @ Yt
+        out[p] = float(torch.sum(C * C))
     return out
 
 
