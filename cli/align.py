@@ -134,5 +134,12 @@ def align_cmd(
         f"null ({config.permutations} shuffles), so choosing it does not inflate z. "
         f"Per-layer rows: {target}/alignment.csv"
     )
+    neighbours = result.manifest.get("neighbours", {})
+    if neighbours.get("search") == "hnsw":
+        console.print(
+            f"neighbours: approximate (FAISS HNSW, {n} items); recall@{config.k} against exact search on "
+            f"{neighbours['recall_queries']} items per field and layer: {neighbours['recall_min']:.3f} at worst, "
+            f"{neighbours['recall_mean']:.3f} on average"
+        )
     for line in result.manifest.get("warnings", []):
         err_console.print(f"warning: {line}")

@@ -155,3 +155,22 @@ def test_categories_widen_the_sample_beyond_the_default_protein_coding_genes(fak
     assert set(default.terms["category"]) == {"gene with protein product"}
     assert len(set(every.terms["category"])) > 3  # RNA genes, pseudogenes... every locus type
     assert every.manifest["config"]["categories"] == ()
+
+
+def test_above_the_threshold_neighbours_are_approximate_and_their_recall_is_recorded(
+    fake_embeddings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lexprobe.align._metrics as metrics
+
+    exact = run_alignment(config(permutations=10, bootstrap=0), model=FakeModel())
+    monkeypatch.setattr(metrics, "ANN_MIN_ITEMS", 100)
+    approximate = run_alignment(config(permutations=10, bootstrap=0), model=FakeModel())
+    assert exact.manifest["neighbours"]["search"] == "exact"
+    record = approximate.manifest["neighbours"]
+    assert record["search"] == "hnsw" and record["recall_queries"] == 120
+    assert set(record["recall"]) == {f"{f}@{layer}" for f in ("name", "symbol", "id") for layer in range(N_LAYERS)}
+    assert record["recall_min"] == min(record["recall"].values()) >= 0.95
+    mknn = [t[t["metric"] == "mknn"].set_index(["pair", "layer"])["value"] for t in (exact.table, approximate.table)]
+    assert (mknn[0] - mknn[1]).abs().max() <= 0.05  # approximate lists, nearly the exact values
+    cka = [t[t["metric"] == "cka"]["value"].to_numpy() for t in (exact.table, approximate.table)]
+    np.testing.assert_array_equal(*cka)  # CKA does not use the neighbour lists
