@@ -63,6 +63,9 @@ def align_cmd(
     no_umap: bool = typer.Option(False, "--no-umap", help="Skip the UMAP figure (the by-layer figure is kept)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the summary as one JSON object (no table, no progress; NaN as null)."
+    ),
 ) -> None:
     """Measure how far names and their symbols or ids are aligned in a model's hidden states, per layer."""
     from rich.table import Table
@@ -94,12 +97,15 @@ def align_cmd(
     ExtractionConfig(layers=config.layers, pool=pool, prefix=prefix)  # type: ignore[arg-type]  # validate first
     target = ensure_writable_dir(out or Path("runs") / f"align-{Path(ontology).name.split('.')[0]}")
     prepare_run_dir(target, "align", settings_of(config), overwrite=overwrite)
-    if quiet or not is_terminal():
+    if quiet or as_json or not is_terminal():
         result = run_alignment(config)
     else:
         with console.status("aligning") as status:
             result = run_alignment(config, progress=lambda stage, done, total: status.update(f"{stage} {done}/{total}"))
     write_alignment(result, target, figures=not no_figures, umap=not no_umap)
+    if as_json:
+        print(_summary_json(result, target))
+        return
     n = result.manifest["inputs"]["n_items"]
     table = Table(
         title=f"{result.manifest['inputs']['ontology']['name']}: alignment of {n} terms, "
@@ -112,6 +118,7 @@ def align_cmd(
         "value",
         "null (layer max)",
         "z",
+        "p",
         "effect",
         "x name:symbol",
     ):
@@ -125,6 +132,7 @@ def align_cmd(
             f"{row.value:.3f}",
             f"{row.null_max_mean:.3f} ± {row.null_max_sd:.3f}",
             f"{row.z:.1f}",
+            _p_text(row.p_value, config.permutations),
             f"{row.effect:+.3f}",
             "" if ratio != ratio else f"{ratio:.2f}",
         )
@@ -143,3 +151,43 @@ def align_cmd(
         )
     for line in result.manifest.get("warnings", []):
         err_console.print(f"warning: {line}")
+
+
+def _p_text(p_value: float, permutations: int) -> str:
+    """The permutation p-value, shown as its floor ("≤ 1/(m+1)") when no shuffle reached the value."""
+    if not permutations or p_value != p_value:
+        return ""
+    floor = 1 / (permutations + 1)
+    return f"≤{floor:.2g}" if p_value <= floor * (1 + 1e-9) else f"{p_value:.2g}"
+
+
+def _summary_json(result, target: Path) -> str:
+    """The run's summary, neighbours, warnings and timings as strict JSON (a NaN becomes null)."""
+    import json
+    import math
+
+    def clean(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value.item() if hasattr(value, "item") else value
+
+    inputs = result.manifest["inputs"]
+    return json.dumps(
+        clean(
+            {
+                "out": str(target),
+                "ontology": inputs["ontology"]["name"],
+                "model": inputs["model"]["name"],
+                "n_items": inputs["n_items"],
+                "summary": result.summary.to_dict(orient="records"),
+                "neighbours": result.manifest.get("neighbours"),
+                "warnings": result.manifest.get("warnings", []),
+                "timings": result.manifest.get("timings", {}),
+            }
+        ),
+        allow_nan=False,
+    )

@@ -75,6 +75,25 @@ def _overlaps(NX, NY, perms):  # pragma: no cover - compiled; checked against Nu
 
 
 @njit(cache=True, nogil=True)
+def _walk_half(row, inside, tag, stamp, key, k, mark):  # pragma: no cover - compiled
+    """Walk an ordered neighbour list to its first k entries in the half (``inside == tag``): stamp them with
+    ``key`` (``mark``), or count those already stamped. Returns (entries found, up to k; stamped ones counted)."""
+    found = 0
+    hits = 0
+    for j in range(row.shape[0]):
+        item = row[j]
+        if inside[item] == tag:
+            if mark:
+                stamp[item] = key
+            elif stamp[item] == key:
+                hits += 1
+            found += 1
+            if found == k:
+                break
+    return found, hits
+
+
+@njit(cache=True, nogil=True)
 def _half_overlaps(NXL, NYL, orders, k):  # pragma: no cover - compiled; checked against NumPy in the tests
     splits, n = orders.shape
     out = np.full((splits, 2), -1, dtype=np.int64)
@@ -91,24 +110,11 @@ def _half_overlaps(NXL, NYL, orders, k):  # pragma: no cover - compiled; checked
             shallow = False
             for t in range(start, stop):
                 i = orders[s, t]
-                found = 0
-                for a in range(NXL.shape[1]):
-                    if inside[NXL[i, a]] == tag:
-                        stamp[NXL[i, a]] = tag * n + i
-                        found += 1
-                        if found == k:
-                            break
-                if found < k:
-                    shallow = True
-                    break
-                found = 0
-                for b in range(NYL.shape[1]):
-                    if inside[NYL[i, b]] == tag:
-                        if stamp[NYL[i, b]] == tag * n + i:
-                            total += 1
-                        found += 1
-                        if found == k:
-                            break
+                key = tag * n + i
+                found, _ = _walk_half(NXL[i], inside, tag, stamp, key, k, True)  # mark X's k nearest in the half
+                if found == k:
+                    found, hits = _walk_half(NYL[i], inside, tag, stamp, key, k, False)  # count Y's among them
+                    total += hits
                 if found < k:
                     shallow = True
                     break

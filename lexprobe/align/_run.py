@@ -285,7 +285,8 @@ def run_alignment(
         },
         "token_norms": {f: e.manifest.get("outputs", {}).get("token_norms") for f, e in embeddings.items()},
         "warnings": [f"{f}: {w}" for f, e in embeddings.items() for w in e.manifest.get("warnings", [])]
-        + _recall_warnings(recall),
+        + _recall_warnings(recall)
+        + _permutation_warnings(config.permutations),
         "neighbours": _neighbour_record(n, recall),
         "cka_null_form": null_form(n, dim, dim, len(perms)) if {"cka", "dcka"} & set(config.metrics) else None,
         "timings": clock.record,
@@ -325,6 +326,21 @@ def _neighbour_record(n: int, recall: dict[str, float]) -> dict[str, Any]:
         "recall_mean": float(values.mean()),
         "recall": recall,
     }
+
+
+#: Fewer permutations than this get a warning: the p-value cannot go below 1 / (permutations + 1), and z rests
+#: on the sd of that few null values.
+MIN_PERMUTATIONS = 100
+
+
+def _permutation_warnings(permutations: int) -> list[str]:
+    if not 0 < permutations < MIN_PERMUTATIONS:
+        return []
+    return [
+        f"with {permutations} permutations no p-value can be below 1/{permutations + 1} = "
+        f"{1 / (permutations + 1):.3f} however large z is, and z rests on the sd of {permutations} null values; "
+        f"use --permutations {MIN_PERMUTATIONS} or more for evidence"
+    ]
 
 
 def _recall_warnings(recall: dict[str, float]) -> list[str]:

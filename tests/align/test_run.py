@@ -111,7 +111,15 @@ def test_the_manifest_carries_each_fields_token_norm_diagnostics_and_warnings(
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["config"]["prefix"] == "auto"
     assert {f: rows[0]["max_over_median"] for f, rows in manifest["token_norms"].items()} == {"name": 1.2, "id": 150.0}
-    assert manifest["warnings"] == ["name: sink 1.2", "id: sink 150.0"]
+    assert manifest["warnings"][:2] == ["name: sink 1.2", "id: sink 150.0"]
+    # 5 permutations: the p-value's floor is said, since z alone would overstate the evidence
+    assert manifest["warnings"][2:] == [
+        "with 5 permutations no p-value can be below 1/6 = 0.167 however large z is, and z rests on the sd of "
+        "5 null values; use --permutations 100 or more for evidence"
+    ]
+    assert not any(
+        "permutations" in w for w in run_alignment(config(permutations=100), model=FakeModel()).manifest["warnings"]
+    )
 
 
 def test_figures_show_each_metric_by_layer_as_png_and_svg(fake_embeddings, tmp_path: Path) -> None:

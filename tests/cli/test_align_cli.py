@@ -47,6 +47,8 @@ def test_align_on_hgnc_writes_tables_manifest_and_figures_and_shows_the_paper_ef
         "ci_high",
     ]
     assert set(table["pair"]) == {"name:symbol", "name:id", "symbol:id"}
+    # 30 shuffles: every best layer's p-value is at its floor 1/31, shown as such, with a warning
+    assert "≤0.032" in result.output and "with 30 permutations no p-value can be below 1/31" in result.output
     assert set(table["layer"]) == {0, 6, 30} and set(table["metric"]) == {"mknn", "cka", "dcka"}
     summary = pd.read_csv(out / "alignment_summary.csv").set_index(["pair", "metric"])
     # what the paper found, measured here: names align with symbols far above chance and above names:ids
@@ -66,6 +68,14 @@ def test_align_on_hgnc_writes_tables_manifest_and_figures_and_shows_the_paper_ef
     rerun = runner.invoke(app, [*args[:-1], str(again), "--no-figures"])
     assert rerun.exit_code == 0
     assert (again / "alignment.csv").read_text() == (out / "alignment.csv").read_text()
+    # --json: one strict JSON object on stdout with the summary the CSV holds
+    as_json = runner.invoke(app, [*args[:-1], str(tmp_path / "json"), "--no-figures", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    record = json.loads(as_json.stdout)
+    assert record["n_items"] == 150 and len(record["summary"]) == len(summary)
+    first = record["summary"][0]
+    assert first["value"] == pytest.approx(summary.loc[(first["pair"], first["metric"]), "value"], abs=1e-6)
+    assert any("30 permutations" in w for w in record["warnings"]) and "measure" in record["timings"]
 
 
 @pytest.mark.parametrize(
