@@ -347,3 +347,29 @@ def test_the_main_job_benchmark_holds_what_the_pages_say() -> None:
     for key, row in results["cka_null"].items():
         assert row["current_error_vs_float64"] <= 1e-10, key
         assert f"{row['current_s']:.2f} s" in page and f"{row['ratio']:.1f}x" in page
+
+
+def test_the_whole_hgnc_run_is_the_one_the_pages_describe() -> None:
+    run = ROOT / "docs" / "results" / "align-hgnc-all"
+    manifest = json.loads((run / "manifest.json").read_text())
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert manifest["config"]["limit"] is None and manifest["config"]["categories"] == []
+    assert manifest["inputs"]["n_items"] == 43837 and "43,837 approved genes" in readme
+    neighbours = manifest["neighbours"]
+    assert neighbours["search"] == "hnsw" and neighbours["recall_min"] >= 0.95  # the aim
+    assert f"recall@10 of {neighbours['recall_min']:.3f} at worst and {neighbours['recall_mean']:.3f}" in readme
+    assert f"{manifest['timings']['measure'] / 60:.0f} min to measure" in readme
+    summary = pd.read_csv(run / "alignment_summary.csv").set_index(["pair", "metric"])
+    rows = readme_rows(
+        "| pair | metric | best layer | value | null (layer max) | effect | 95% CI |", "docs/alignment.md"
+    )
+    assert len(rows) == 6
+    for pair, metric, layer, value, null, effect, ci in rows:
+        r = summary.loc[(pair, metric)]
+        assert (int(layer), value, null, effect) == (
+            r["best_layer"],
+            f"{r['value']:.3f}",
+            f"{r['null_max_mean']:.3f}",
+            f"{r['effect']:+.3f}",
+        )
+        assert ci == f"{r['ci_low']:.3f}-{r['ci_high']:.3f}"
