@@ -373,3 +373,15 @@ def test_the_whole_hgnc_run_is_the_one_the_pages_describe() -> None:
             f"{r['effect']:+.3f}",
         )
         assert ci == f"{r['ci_low']:.3f}-{r['ci_high']:.3f}"
+
+
+def test_the_whole_hgnc_benchmark_is_quoted_as_recorded() -> None:
+    results = json.loads((ROOT / "benchmarks" / "results_whole_hgnc.json").read_text())
+    page = " ".join((ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8").split())
+    assert f"**{results['ratio']:.2f}x**" in page
+    assert f"{results['seconds']['base']:.1f} s" in page and f"{results['seconds']['current']:.1f} s" in page
+    differences = results["differences"]
+    assert all(v == 0 for k, v in differences.items() if k.endswith("|value") and "|mknn|" not in k)
+    assert max(abs(v) for k, v in differences.items() if "|cka|" in k or "|dcka|" in k) <= 1e-10
+    mknn = [-v for k, v in differences.items() if k.endswith("|mknn|value")]
+    assert 0 <= min(mknn) and max(mknn) <= 0.007  # approximate lists miss a few neighbours, as the page says
