@@ -120,7 +120,7 @@ def plot_alignment_by_layer(table: pd.DataFrame, directory: str | os.PathLike[st
 def _cached_umap():
     """umap-learn, with its compiled functions cached on disk between runs.
 
-    umap-learn compiles its Numba functions without ``cache=True``, which costs about 7 s in every new
+    umap-learn compiles its Numba functions without ``cache=True``, which costs about 6 s in every new
     process; enabling the cache (a public method of Numba's dispatchers) before they first compile makes
     later processes load them instead. A dispatcher that cannot cache is left as it is.
     """

@@ -5,8 +5,9 @@ per permutation, which costs more than the arithmetic. Numba (a dependency of um
 and caches the machine code on disk (``cache=True``), so later runs load it in milliseconds. Each permutation
 is independent: the loops run in parallel over permutations.
 
-Both functions are exact: the trace accumulates in float64 (it differs from a NumPy reference only by the
-order of the additions), the overlap counts integers.
+The overlap counts integers, so it is exact. The trace accumulates in float64: with float64 kernels it differs
+from a NumPy reference only by the order of the additions; with float32 kernels also by the rounding of the
+stored entries (see ``KERNEL_F64_MAX_ITEMS`` in :mod:`lexprobe.align._null`).
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def permuted_traces(
     ----------
     K, L : float32 or float64 arrays of shape (n, n), symmetric, of one dtype
         float32 kernels halve the memory read per permutation (the loop is bound by memory, not arithmetic)
-        at a rounding error of about 2⁻²⁴ per entry; see :func:`lexprobe.align._null.kernel_dtype`.
+        at a rounding error of about 2⁻²⁴ per entry; see ``lexprobe.align._null.KERNEL_F64_MAX_ITEMS``.
     perms : int array of shape (m, n)
     diagonals : (a, b), optional
         K's and L's diagonals in float64 (the squared row norms), used instead of the stored ones.
@@ -168,7 +169,7 @@ def permuted_traces(
     dtype = np.float32 if np.asarray(K).dtype == np.float32 and np.asarray(L).dtype == np.float32 else np.float64
     K = np.ascontiguousarray(K, dtype=dtype)
     L = np.ascontiguousarray(L, dtype=dtype)
-    perms = np.ascontiguousarray(perms, dtype=np.int32 if K.shape[0] < 2**31 else np.int64)
+    perms = np.ascontiguousarray(perms, dtype=np.int32)  # n x n kernels never have 2³¹ rows
     if not len(perms):
         return np.empty(0)
     a, b = diagonals if diagonals is not None else (np.diagonal(K), np.diagonal(L))

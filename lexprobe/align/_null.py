@@ -303,7 +303,7 @@ def _cka_both(sx: Side, sy: Side, perms, boots) -> dict[str, MetricOutcome]:
 
 
 def _cka_nulls(sx: Side, sy: Side, perms, lin_denom: float, deb_denom: float) -> tuple[np.ndarray, np.ndarray]:
-    """Linear and debiased CKA of every shuffled pairing, exact in float64.
+    """Linear and debiased CKA of every shuffled pairing, in float64 (within 1e-10 with float32 kernels).
 
     Both CKAs are unchanged by centring X and Y (linear CKA centres by definition; the unbiased HSIC is a
     U-statistic of differences), and with centred X, Y every term that a shuffle changes reduces to two:
@@ -331,12 +331,13 @@ KERNEL_MAX_ITEMS = 8192
 
 #: Up to this many items the kernels are kept in float64; above, in float32 (half the memory each permutation
 #: reads; the trace still accumulates in float64 and the diagonal is exact). The rounding of the stored
-#: off-diagonal entries moves a null value by about 2⁻²⁴ / n (random rounding errors; 1.7e-11 at n = 2,000,
-#: measured in ``benchmarks/bench_null.py``), below the 1e-10 the tests ask.
+#: off-diagonal entries moved null values by 2e-11 to 6e-11 on the default run's embeddings at n = 2,000
+#: (``benchmarks/bench_main_job.py``, docs/benchmarks.md), below the 1e-10 the tests ask.
 KERNEL_F64_MAX_ITEMS = 1024
 
-#: Time of one element of the permuted kernel trace over that of one multiply-add of a float64 GEMM, measured
-#: on the two-core development machine (``benchmarks/bench_null.py``: 0.9 ns against 0.017 ns).
+#: Time of one gathered product of the permuted kernel trace over that of one multiply-add of a float64 GEMM, on
+#: the two-core development machine (microbenchmarks at n = 2,000, d = 576, quoted in docs/benchmarks.md):
+#: 0.35 ns (float32 kernels) to 0.9 ns (float64) against 0.017 ns, a ratio of 21 to 53; the larger is used.
 KERNEL_COST_RATIO = 50.0
 
 
@@ -422,7 +423,11 @@ class Side:
 
     @property
     def centred(self) -> np.ndarray:
-        return self._get("centred", lambda: np.asarray(self.X, np.float64) - np.asarray(self.X, np.float64).mean(0))
+        def compute():
+            X = np.asarray(self.X, np.float64)
+            return X - X.mean(0)
+
+        return self._get("centred", compute)
 
     @property
     def sq_norms(self) -> np.ndarray:

@@ -430,23 +430,21 @@ def write_alignment(
     ``umap=False`` skips the UMAP figure (the by-layer figure is still drawn); the seconds spent drawing go
     into the manifest's ``timings``.
     """
-    import time
-
     from lexprobe.runs import write_result_dir
 
     def draw(directory: Path) -> list[Path]:
         from lexprobe.figures import plot_alignment_by_layer, plot_umap_pairs
 
-        start = time.perf_counter()
+        clock = _Clock()
         title = result.manifest["inputs"]["ontology"]["name"]
         written = plot_alignment_by_layer(result.table, directory, title=title)
-        timings["figures"] = round(time.perf_counter() - start, 3)
+        clock.lap("figures")
         if umap:
             written += plot_umap_pairs(result, directory, seed=result.manifest["seed"])
-            timings["umap"] = round(time.perf_counter() - start - timings["figures"], 3)
+            clock.lap("umap")
+        result.manifest.setdefault("timings", {}).update(clock.record)
         return written
 
-    timings = result.manifest.setdefault("timings", {})
     return write_result_dir(
         out,
         {"alignment.csv": result.table, "alignment_summary.csv": result.summary},
