@@ -84,6 +84,14 @@ def split_csv(text: str | None) -> tuple[str, ...] | None:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
+def categories_option(text: str | None) -> list[str] | None:
+    """``--category``: None (the ontology's default), ``[]`` for ``all``, else the comma-separated names."""
+    if text is None:
+        return None
+    names = list(split_csv(text) or ())
+    return [] if any(n.lower() == "all" for n in names) else names
+
+
 def parse_limit(text: str, minimum: int = 5) -> int | None:
     """``--limit``: a whole number of at least ``minimum``, or ``all`` (None: every eligible term)."""
     if text.strip().lower() == "all":
@@ -97,24 +105,14 @@ def parse_limit(text: str, minimum: int = 5) -> int | None:
     return value
 
 
+def print_json(obj: Any) -> None:
+    """Print ``obj`` on stdout as one strict JSON object (NaN as null), the only thing a ``--json`` run prints there."""
+    from lexprobe.runs import dumps_json
+
+    sys.stdout.write(dumps_json(obj) + "\n")
+    sys.stdout.flush()
+
+
 def is_terminal() -> bool:
     """Whether stderr is an interactive terminal (progress bars only then)."""
     return sys.stderr.isatty()
-
-
-#: ``--dtype`` as every command that loads a model takes it.
-DTYPE_HELP = (
-    "Model precision: auto (bfloat16 where the CPU or GPU computes it natively, else float32), float32, bfloat16."
-)
-
-
-def resolved_dtype(dtype: str, device: str | None = None) -> str:
-    """:func:`lexprobe.models.resolved_dtype` (imported when a command runs, not when the CLI starts)."""
-    from lexprobe.models import resolved_dtype as resolve
-
-    return resolve(dtype, device)
-
-
-def dtype_option(default: str | None = "auto", help: str = DTYPE_HELP) -> Any:
-    """The ``--dtype`` option (one definition, so that every command spells and explains it alike)."""
-    return typer.Option(default, "--dtype", help=help)

@@ -7,27 +7,33 @@ from pathlib import Path
 import typer
 from lexprobe.cli._common import (
     MAX_RESAMPLES,
+    categories_option,
     console,
-    dtype_option,
     err_console,
-    handle_errors,
-    is_terminal,
     parse_limit,
-    resolved_dtype,
+    print_json,
     split_csv,
+)
+from lexprobe.cli._options import (
+    METRICS,
+    CILayers,
+    ModelOptions,
+    Pool,
+    Preprocess,
+    RetrievalMap,
+    command,
+    csv_choices,
 )
 
 
-@handle_errors
+@command(model="full")
 def align_cmd(
-    ontology: str = typer.Option(..., "--ontology", "-o", help="Built-in name (hgnc, hpo, go) or a file path."),
+    ontology: str = typer.Option(..., "--ontology", help="Built-in name (hgnc, hpo, go) or a file path."),
     pairs: str | None = typer.Option(
         None,
         "--pairs",
         help="Field pairs, e.g. name:symbol,name:id (default: hgnc all three; others name:id).",
     ),
-    model: str = typer.Option("smollm2-135m", "--model", "-m", help="Named model, HF id, local dir or .gguf."),
-    dtype: str = dtype_option(),
     limit: str = typer.Option(
         "2000", "--limit", "-n", help="Popularity-balanced sample of N terms (at least 5), or all."
     ),
@@ -37,17 +43,20 @@ def align_cmd(
         help="Term categories to sample (comma-separated), or all; default the ontology's (hgnc: protein-coding).",
     ),
     layers: str = typer.Option("all", "--layers", help="all, or indices like 0,8,-1 (0 = embeddings)."),
-    pool: str = typer.Option("mean", "--pool", help="mean (over the item's tokens), last or first."),
+    pool: Pool = typer.Option(Pool.mean, "--pool", help="Over the item's own tokens: mean, or the last or first."),
     prefix: str = typer.Option(
         "auto", "--prefix", help="Sink prefix, never pooled: auto, bos, none (old pooling) or a literal text."
     ),
     metrics: str = typer.Option(
-        "mknn,cka,dcka", "--metrics", help="From mknn,retrieval,cka,dcka,rsa (retrieval and rsa cost more)."
+        "mknn,cka,dcka",
+        "--metrics",
+        callback=csv_choices(METRICS, "--metrics"),
+        help=f"Comma-separated, from {','.join(METRICS)} (retrieval and rsa cost more).",
     ),
-    k: int = typer.Option(10, "--k", help="Neighbours for mutual kNN."),
-    retrieval_k: int = typer.Option(1, "--retrieval-k", help="Retrieval hit within the top K."),
-    retrieval_map: str = typer.Option(
-        "ridge", "--retrieval-map", help="Map for retrieval, fitted on half the items: ridge, procrustes or none."
+    k: int = typer.Option(10, "--k", min=1, help="Neighbours for mutual kNN."),
+    retrieval_k: int = typer.Option(1, "--retrieval-k", min=1, help="Retrieval hit within the top K."),
+    retrieval_map: RetrievalMap = typer.Option(
+        RetrievalMap.ridge, "--retrieval-map", help="Map for retrieval, fitted on half the items."
     ),
     permutations: int = typer.Option(
         100, "--permutations", min=0, max=MAX_RESAMPLES, help="Shuffles of the pairing for the null."
@@ -55,32 +64,35 @@ def align_cmd(
     bootstrap: int = typer.Option(
         100, "--bootstrap", min=0, max=MAX_RESAMPLES, help="Bootstrap resamples for confidence intervals."
     ),
-    ci_layers: str = typer.Option("best", "--ci-layers", help="CKA intervals at the best layer or at all."),
-    preprocess: str = typer.Option("standardize", "--preprocess", help="none, center, standardize or clip."),
+    ci_layers: CILayers = typer.Option(CILayers.best, "--ci-layers", help="CKA intervals at the best layer or at all."),
+    preprocess: Preprocess = typer.Option(Preprocess.standardize, "--preprocess", help="Per-dimension preprocessing."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the sample, permutations and bootstrap."),
-    out: Path | None = typer.Option(None, "--out", help="Output directory (default runs/align-<ontology>)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default runs/<model>/align-<ontology>)."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
     no_umap: bool = typer.Option(False, "--no-umap", help="Skip the UMAP figure (the by-layer figure is kept)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the items, tokens and estimated time, then stop."),
     as_json: bool = typer.Option(
         False, "--json", help="Print the summary as one JSON object (no table, no progress; NaN as null)."
     ),
+    model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --model, --dtype...
+    quiet: bool = False,
 ) -> None:
     """Measure how far names and their symbols or ids are aligned in a model's hidden states, per layer."""
+    from lexprobe.cli._progress import progress_display
     from rich.table import Table
 
     from lexprobe.align import AlignmentConfig, run_alignment, write_alignment
     from lexprobe.embed import ExtractionConfig
-    from lexprobe.runs import ensure_writable_dir, prepare_run_dir, settings_of
+    from lexprobe.runs import default_out_dir, ensure_writable_dir, prepare_run_dir, settings_of
 
     config = AlignmentConfig(
         ontology=ontology,
         pairs=split_csv(pairs),
-        model=model,
-        dtype=resolved_dtype(dtype),
+        model=model_options.model,
+        dtype=model_options.resolved_dtype(),
         limit=parse_limit(limit),
-        categories=() if category is not None and category.strip().lower() == "all" else split_csv(category),
+        categories=None if (chosen := categories_option(category)) is None else tuple(chosen),
         layers=ExtractionConfig.parse_layers(layers),
         pool=pool,
         prefix=prefix,
@@ -93,18 +105,20 @@ def align_cmd(
         ci_layers=ci_layers,
         preprocess=preprocess,
         seed=seed,
+        batch_size=model_options.batch_size,
     )
     ExtractionConfig(layers=config.layers, pool=pool, prefix=prefix)  # type: ignore[arg-type]  # validate first
-    target = ensure_writable_dir(out or Path("runs") / f"align-{Path(ontology).name.split('.')[0]}")
-    prepare_run_dir(target, "align", settings_of(config), overwrite=overwrite)
-    if quiet or as_json or not is_terminal():
-        result = run_alignment(config)
-    else:
-        with console.status("aligning") as status:
-            result = run_alignment(config, progress=lambda stage, done, total: status.update(f"{stage} {done}/{total}"))
-    write_alignment(result, target, figures=not no_figures, umap=not no_umap)
+    if dry_run:
+        _dry_run(config, model_options, as_json)
+        return
+    target = ensure_writable_dir(out or default_out_dir("align", ontology, model_options.model))
+    prepare_run_dir(target, "align", settings_of(config, leave_out=("batch_size",)), overwrite=overwrite)
+    lm = model_options.load()
+    with progress_display(quiet, json=as_json) as progress:
+        result = run_alignment(config, model=lm, progress=progress)
+        write_alignment(result, target, figures=not no_figures, umap=not no_umap)
     if as_json:
-        print(_summary_json(result, target))
+        print_json(_summary(result, target))
         return
     n = result.manifest["inputs"]["n_items"]
     table = Table(
@@ -161,33 +175,28 @@ def _p_text(p_value: float, permutations: int) -> str:
     return f"≤{floor:.2g}" if p_value <= floor * (1 + 1e-9) else f"{p_value:.2g}"
 
 
-def _summary_json(result, target: Path) -> str:
-    """The run's summary, neighbours, warnings and timings as strict JSON (a NaN becomes null)."""
-    import json
-    import math
-
-    def clean(value):
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        return value.item() if hasattr(value, "item") else value
-
+def _summary(result, target: Path) -> dict:
+    """The run's summary, neighbours, warnings and timings (printed as strict JSON by ``--json``)."""
     inputs = result.manifest["inputs"]
-    return json.dumps(
-        clean(
-            {
-                "out": str(target),
-                "ontology": inputs["ontology"]["name"],
-                "model": inputs["model"]["name"],
-                "n_items": inputs["n_items"],
-                "summary": result.summary.to_dict(orient="records"),
-                "neighbours": result.manifest.get("neighbours"),
-                "warnings": result.manifest.get("warnings", []),
-                "timings": result.manifest.get("timings", {}),
-            }
-        ),
-        allow_nan=False,
-    )
+    return {
+        "out": str(target),
+        "ontology": inputs["ontology"]["name"],
+        "model": inputs["model"]["name"],
+        "n_items": inputs["n_items"],
+        "summary": result.summary.to_dict(orient="records"),
+        "neighbours": result.manifest.get("neighbours"),
+        "warnings": result.manifest.get("warnings", []),
+        "timings": result.manifest.get("timings", {}),
+    }
+
+
+def _dry_run(config, model_options: ModelOptions, as_json: bool) -> None:
+    """``--dry-run``: what the run would embed and measure, and what it would cost here."""
+    from lexprobe.costs import estimate_alignment
+
+    cost = estimate_alignment(config, model_options)
+    if as_json:
+        print_json(cost.to_dict())
+    else:
+        for line in cost.lines():
+            console.print(line)

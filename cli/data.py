@@ -5,17 +5,35 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, fail, handle_errors
+from lexprobe.cli._common import console, print_json
+from lexprobe.cli._options import command
 from rich.table import Table
 
 data_app = typer.Typer(help="List, show and download ontologies.", no_args_is_help=True)
 
 
 @data_app.command("list")
-@handle_errors
-def list_cmd() -> None:
+@command()
+def list_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print the list as one JSON object."),
+) -> None:
     """Show each built-in ontology: source, release, term count and popularity columns."""
     from lexprobe.ontology import builtin_ontologies
+
+    if as_json:
+        print_json(
+            {
+                name: {
+                    "release": info.release,
+                    "n_terms": info.n_terms,
+                    "default_popularity": info.default_popularity,
+                    "popularity_columns": list(info.popularity_columns),
+                    "sources": info.sources,
+                }
+                for name, info in builtin_ontologies().items()
+            }
+        )
+        return
 
     table = Table(title="built-in ontologies (offline snapshots in data/)")
     for column in ("name", "release", "terms", "popularity columns (default first)", "source"):
@@ -28,18 +46,22 @@ def list_cmd() -> None:
 
 
 @data_app.command("show")
-@handle_errors
+@command()
 def show_cmd(
     ontology: str = typer.Argument(..., help="Built-in name (hgnc, hpo, go) or a file path."),
-    limit: int = typer.Option(10, "--limit", "-n", help="How many terms to print (at least 1)."),
+    limit: str = typer.Option("10", "--limit", "-n", help="How many terms to print (at least 1), or all."),
     annotations: Path | None = typer.Option(None, "--annotations", help="Popularity file (GAF, phenotype.hpoa)."),
     popular: bool = typer.Option(False, "--popular", help="Most popular terms first."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the ontology's description and the terms as one JSON object (NaN as null)."
+    ),
 ) -> None:
     """Print the first terms of an ontology (or the most popular with --popular)."""
+    from lexprobe.cli._common import parse_limit
+
     from lexprobe.ontology import load_ontology
 
-    if limit < 1:
-        raise fail(f"--limit must be at least 1, got {limit}")
+    n_terms = parse_limit(limit, minimum=1)
     ont = load_ontology(ontology, annotations=annotations)
     terms = ont.active()
     if popular and ont.default_popularity:
@@ -50,26 +72,44 @@ def show_cmd(
     columns.append("category")
     pops = [ont.default_popularity] if ont.default_popularity else []
     columns += pops + [c for c in ont.popularity_columns if c not in pops]
+    shown = terms if n_terms is None else terms.head(n_terms)
+    if as_json:
+        print_json(
+            {
+                "ontology": ont.name,
+                "release": ont.release,
+                "source": str(ont.source),
+                "n_terms": len(ont),
+                "n_active": len(terms),
+                "default_popularity": ont.default_popularity,
+                "terms": shown[columns].to_dict(orient="records"),
+            }
+        )
+        return
     table = Table(
         title=f"{ont.name}: {len(terms):,} active of {len(ont):,} terms (release {ont.release or 'unknown'})",
         caption=f"source: {ont.source}; default popularity: {ont.default_popularity or 'none'}",
     )
     for column in columns:
-        # ids, symbols and counts stay whole; names and categories wrap
+        # ids, symbols and counts stay whole; names and categories wrap at spaces, never inside a short word
         whole = column in ("id", "symbol") or column.startswith("pop_")
         table.add_column(
-            column, no_wrap=whole, overflow="fold", justify="right" if column.startswith("pop_") else "left"
+            column,
+            no_wrap=whole,
+            min_width=None if whole else 16,
+            ratio=None if whole else (3 if column == "label" else 1),
+            justify="right" if column.startswith("pop_") else "left",
         )
-    for row in terms.head(limit)[columns].itertuples(index=False):
+    for row in shown[columns].itertuples(index=False):
         table.add_row(*("" if v is None or v != v else f"{v:g}" if isinstance(v, float) else str(v) for v in row))
     console.print(table)
 
 
 @data_app.command("fetch")
-@handle_errors
+@command()
 def fetch_cmd(
     name: str = typer.Argument(..., help="hgnc, hpo, go or go-annotations"),
-    to: Path = typer.Option(Path("downloads"), "--to", help="Directory for the downloaded files."),
+    out: Path = typer.Option(Path("downloads"), "--out", "-o", help="Folder for the downloaded files."),
     url: list[str] | None = typer.Option(
         None, "--url", help="Download from this URL instead (repeatable). $LEXPROBE_FETCH_MIRROR sets a mirror base."
     ),
@@ -78,7 +118,7 @@ def fetch_cmd(
     """Download the official upstream release files (atomically, with their checksum and date)."""
     from lexprobe.ontology import fetch_ontology
 
-    paths = fetch_ontology(name, to, urls=tuple(url) if url else None, timeout=timeout)
+    paths = fetch_ontology(name, out, urls=tuple(url) if url else None, timeout=timeout)
     for path in paths:
         console.print(f"{path}  ({path.stat().st_size:,} bytes; provenance in {path.name}.source.json)")
     if name != "go-annotations":

@@ -2,54 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, dtype_option, err_console, handle_errors, is_terminal, resolved_dtype
+from lexprobe.cli._common import console, parse_limit
+from lexprobe.cli._options import ModelOptions, Pool, StorageDType, command
 
 
-@contextlib.contextmanager
-def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar with items/s on a terminal; nothing when quiet or not a terminal."""
-    if quiet or not is_terminal():
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task(description, total=None, rate="")
-        import time
-
-        start = {"t": time.perf_counter(), "n": None}
-
-        def update(done: int, total: int) -> None:
-            if start["n"] is None:
-                start["n"] = done
-            elapsed = max(time.perf_counter() - start["t"], 1e-9)
-            rate = (done - start["n"]) / elapsed
-            bar.update(task, completed=done, total=total, rate=f"{rate:7.1f} items/s")
-
-        yield update
-
-
-@handle_errors
+@command(model="full")
 def embed_cmd(
-    ontology: str = typer.Option(..., "--ontology", "-o", help="Built-in name (hgnc, hpo, go) or a file path."),
+    ontology: str = typer.Option(..., "--ontology", help="Built-in name (hgnc, hpo, go) or a file path."),
     field: str = typer.Option(..., "--field", "-f", help="Field to embed: name, symbol or id."),
-    out: Path = typer.Option(..., "--out", help="Directory for embeddings.npy, keys.tsv and manifest.json."),
-    model: str = typer.Option("smollm2-135m", "--model", "-m", help="Named model, HF id, local dir or .gguf."),
-    precision: str = dtype_option(),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for embeddings.npy, keys.tsv and manifest.json."),
     layers: str = typer.Option("all", "--layers", help="all, or indices like 0,4,8 or -1 (0 = embeddings)."),
-    pool: str = typer.Option("mean", "--pool", help="mean (over real tokens), last or first."),
+    pool: Pool = typer.Option(Pool.mean, "--pool", help="Over the item's own tokens: mean, or the last or first."),
     template: str = typer.Option("{text}", "--template", help="Text around each item; must hold {text}."),
     prefix: str = typer.Option(
         "auto",
@@ -60,20 +26,22 @@ def embed_cmd(
     include_special: bool = typer.Option(
         False, "--include-special", help="Pool special tokens (BOS, EOS, chat markers) too."
     ),
-    limit: int | None = typer.Option(None, "--limit", "-n", help="Popularity-balanced sample of N terms."),
-    batch_size: str = typer.Option("auto", "--batch-size", help="Items per batch, or auto."),
-    dtype: str = typer.Option("float32", "--storage-dtype", help="float32 or float16 on disk."),
-    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)."),
+    limit: str = typer.Option(
+        "all", "--limit", "-n", help="Popularity-balanced sample of N terms, or all (--dry-run shows the cost)."
+    ),
+    storage_dtype: StorageDType = typer.Option(StorageDType.float32, "--storage-dtype", help="Precision on disk."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the term sample."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the items, tokens and estimated time, then stop."),
+    model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --model, --dtype...
+    quiet: bool = False,
 ) -> None:
     """Extract per-layer hidden states of one field of an ontology's terms (cached, resumable)."""
     import numpy as np
+    from lexprobe.cli._progress import progress_display
 
     from lexprobe.embed import ExtractionConfig, embed_field
-    from lexprobe.exceptions import EmbeddingError
-    from lexprobe.models import load_model, resolve_model_spec
+    from lexprobe.models import resolve_model_spec
     from lexprobe.ontology import load_ontology
     from lexprobe.runs import (
         atomic_path,
@@ -84,8 +52,8 @@ def embed_cmd(
         write_manifest,
     )
 
-    if batch_size != "auto" and not batch_size.isdigit():
-        raise EmbeddingError(f"--batch-size must be 'auto' or a positive integer, got {batch_size!r}")
+    batch_size = model_options.batch_size
+    n_terms = parse_limit(limit, minimum=1)
     config = ExtractionConfig(
         layers=ExtractionConfig.parse_layers(layers),
         pool=pool,  # type: ignore[arg-type]
@@ -93,17 +61,25 @@ def embed_cmd(
         prefix=prefix,
         include_special=include_special,
         batch_size="auto" if batch_size == "auto" else int(batch_size),
-        storage_dtype=dtype,  # type: ignore[arg-type]
+        storage_dtype=storage_dtype,  # type: ignore[arg-type]
     )
+    if dry_run:
+        from lexprobe.costs import estimate_embedding
+
+        cost = estimate_embedding(ontology, (field,), model_options, limit=n_terms, seed=seed, config=config)
+        for line in cost.lines():
+            console.print(line)
+        return
     ensure_writable_dir(out)
     ont = load_ontology(ontology)
-    same = {"field": field, "limit": limit, "seed": seed, "ontology.checksum": ont.checksum}
-    same["inputs.model.dtype"] = resolved_dtype(precision, device)
-    same["inputs.model.name"] = resolve_model_spec(model).name  # the name load_model gives, without loading
+    same = {"field": field, "limit": n_terms, "seed": seed, "ontology.checksum": ont.checksum}
+    same["inputs.model.dtype"] = model_options.resolved_dtype()
+    same["inputs.model.name"] = resolve_model_spec(model_options.model).name  # the name load_model gives
     prepare_run_dir(out, "embed", settings_of(config, leave_out=("batch_size",)) | same, overwrite=overwrite)
-    lm = load_model(model, device=device, dtype=precision)
-    with progress_bar(f"embedding {ont.name} {field}", quiet) as update:
-        result = embed_field(ont, field, limit=limit, seed=seed, model=lm, config=config, progress=update)
+    lm = model_options.load()
+    with progress_display(quiet) as progress:
+        update = (lambda done, total: progress(f"embedding {ont.name} {field}", done, total)) if progress else None
+        result = embed_field(ont, field, limit=n_terms, seed=seed, model=lm, config=config, progress=update)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "embeddings.npy") as tmp, open(tmp, "wb") as fh:
         np.save(fh, np.asarray(result.array))

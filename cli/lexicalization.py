@@ -6,81 +6,92 @@ import math
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, dtype_option, fail, handle_errors, is_terminal, resolved_dtype, split_csv
+from lexprobe.cli._common import console, parse_limit, split_csv
+from lexprobe.cli._options import ModelOptions, Preprocess, command, layer_choice
 
 
 def _fmt(value: float, spec: str = ".3f") -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
-@handle_errors
+@command(model="full")
 def lexicalization_cmd(
-    ontology: str = typer.Option(..., "--ontology", "-o", help="Built-in name (hgnc, hpo, go) or a file path."),
+    ontology: str = typer.Option(..., "--ontology", help="Built-in name (hgnc, hpo, go) or a file path."),
     fields: str | None = typer.Option(
         None, "--fields", help="Fields to measure, e.g. name,symbol,id (default: hgnc all three; others name,id)."
     ),
-    model: str = typer.Option("smollm2-135m", "--model", "-m", help="Named model, HF id, local dir or .gguf."),
-    dtype: str = dtype_option(),
-    limit: int = typer.Option(2000, "--limit", "-n", min=20, help="Popularity-balanced sample of N terms."),
+    limit: str = typer.Option(
+        "2000", "--limit", "-n", help="Popularity-balanced sample of N terms (at least 20), or all."
+    ),
     category: str | None = typer.Option(
         None,
         "--category",
-        help="Only these categories (comma-separated); default every category, as the probe needs several.",
+        help="Only these categories (comma-separated), or all (the default: the probe needs several).",
     ),
+    layers: str = typer.Option("all", "--layers", help="Layers to extract: all, or indices like 0,8,-1."),
     reference: str = typer.Option("name", "--reference", help="Field the agreement and probe compare with."),
-    layer: str = typer.Option("best", "--layer", help="Layer of the per-item embedding measures, or best."),
+    layer: str = typer.Option(
+        "best",
+        "--layer",
+        callback=layer_choice,
+        help="The one layer the per-item embedding measures are reported at, or best.",
+    ),
     probe_layers: str = typer.Option("auto", "--probe-layers", help="auto (8 spread out), all, or e.g. 0,8,-1."),
-    k: int = typer.Option(10, "--k", help="Neighbours for the agreement."),
-    preprocess: str = typer.Option("standardize", "--preprocess", help="none, center, standardize or clip."),
+    k: int = typer.Option(10, "--k", min=1, help="Neighbours for the agreement."),
+    preprocess: Preprocess = typer.Option(Preprocess.standardize, "--preprocess", help="Per-dimension preprocessing."),
     tokenization_only: bool = typer.Option(
         False, "--tokenization-only", help="Only the tokenizer measures (no forward pass)."
     ),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the sample and of the probe's folds."),
-    out: Path | None = typer.Option(None, "--out", help="Output directory (default runs/lexicalization-<ontology>)."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output folder (default runs/<model>/lexicalization-<ontology>)."
+    ),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the items, tokens and estimated time, then stop."),
+    model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --model, --dtype...
+    quiet: bool = False,
 ) -> None:
     """Measure lexicalization per item and per field: tokenization, neighbourhood agreement, category probe."""
+    from lexprobe.cli._progress import progress_display
     from rich.table import Table
 
     from lexprobe.embed import ExtractionConfig
     from lexprobe.lexical import LexicalConfig, measure_lexicalization, write_lexicalization
-    from lexprobe.runs import ensure_writable_dir, prepare_run_dir, settings_of
+    from lexprobe.runs import default_out_dir, ensure_writable_dir, prepare_run_dir, settings_of
 
-    parsed_layer: str | int = layer.strip().lower()
-    if parsed_layer != "best":
-        try:
-            parsed_layer = int(parsed_layer)
-        except ValueError:
-            raise fail(f"--layer must be 'best' or an integer, got {layer!r}") from None
+    parsed_layer: str | int = "best" if layer == "best" else int(layer)
     parsed_probe = probe_layers.strip().lower()
     probe_spec = parsed_probe if parsed_probe in ("auto", "all") else ExtractionConfig.parse_layers(parsed_probe)
     config = LexicalConfig(
         ontology=ontology,
         fields=split_csv(fields),
         reference=reference,
-        model=model,
-        dtype=resolved_dtype(dtype),
-        limit=limit,
-        categories=split_csv(category),
+        model=model_options.model,
+        dtype=model_options.resolved_dtype(),
+        limit=parse_limit(limit, minimum=20),
+        categories=None if category is None or category.strip().lower() == "all" else split_csv(category),
+        layers=ExtractionConfig.parse_layers(layers),
         layer=parsed_layer,
         probe_layers=probe_spec,  # type: ignore[arg-type]
         k=k,
         preprocess=preprocess,
         embeddings=not tokenization_only,
         seed=seed,
+        batch_size=model_options.batch_size,
     )
-    target = ensure_writable_dir(out or Path("runs") / f"lexicalization-{Path(ontology).name.split('.')[0]}")
-    prepare_run_dir(target, "lexicalization", settings_of(config), overwrite=overwrite)
-    if quiet or not is_terminal():
-        result = measure_lexicalization(config)
-    else:
-        with console.status("measuring lexicalization") as status:
-            result = measure_lexicalization(
-                config, progress=lambda stage, done, total: status.update(f"{stage} {done}/{total}")
-            )
-    write_lexicalization(result, target, figures=not no_figures)
+    if dry_run:
+        from lexprobe.costs import estimate_lexicalization
+
+        for line in estimate_lexicalization(config, model_options).lines():
+            console.print(line)
+        return
+    target = ensure_writable_dir(out or default_out_dir("lexicalization", ontology, model_options.model))
+    prepare_run_dir(target, "lexicalization", settings_of(config, leave_out=("batch_size",)), overwrite=overwrite)
+    lm = model_options.load()  # the tokenizer measures need only its tokenizer, but they load together
+    with progress_display(quiet) as progress:
+        result = measure_lexicalization(config, model=lm, progress=progress)
+        write_lexicalization(result, target, figures=not no_figures)
     inputs = result.manifest["inputs"]
     rows = result.fields.to_dict("records")
     title = f"{inputs['ontology']['name']}, {inputs['n_items']} terms, {inputs['model']['name']}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 # OpenBLAS (NumPy's BLAS) keeps its worker threads spinning for about 2^28 cycles after each call, which takes
@@ -25,15 +24,29 @@ app = typer.Typer(
 )
 
 
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"lexprobe {version('lexprobe')}")
+        except PackageNotFoundError:  # run from a source tree that is not installed
+            print("lexprobe (not installed)")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what each stage does."),
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s")
+    """Every command takes -v/--verbose and -q/--quiet; commands that write take -o/--out (a folder)."""
 
 
 # --- commands: one line each (modules import their heavy dependencies lazily, inside the command) ---
 from lexprobe.cli.align import align_cmd  # noqa: E402
+from lexprobe.cli.cache import cache_app  # noqa: E402
 from lexprobe.cli.data import data_app  # noqa: E402
 from lexprobe.cli.embed import embed_cmd  # noqa: E402
 from lexprobe.cli.lexicalization import lexicalization_cmd  # noqa: E402
@@ -45,6 +58,7 @@ from lexprobe.cli.study import study_cmd  # noqa: E402
 from lexprobe.cli.train import evaluate_cmd, train_cmd  # noqa: E402
 
 app.add_typer(data_app, name="data")
+app.add_typer(cache_app, name="cache")
 app.command("split")(split_cmd)
 app.command("embed")(embed_cmd)
 app.command("align")(align_cmd)

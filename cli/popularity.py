@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import MAX_RESAMPLES, console, handle_errors
+from lexprobe.cli._common import MAX_RESAMPLES, console
+from lexprobe.cli._options import command
 
 
-@handle_errors
+@command()
 def popularity_cmd(
     runs: list[Path] = typer.Argument(..., help="Runs evaluated with `lexprobe evaluate --baseline --shots K`."),
     shots: int = typer.Option(5, "--shots", min=0, help="Which baseline: K-shot (0: the zero-shot evaluation)."),
-    out: Path = typer.Option(Path("runs/popularity"), "--out", help="Output directory."),
+    out: Path = typer.Option(Path("runs/popularity"), "--out", "-o", help="Output folder."),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=10, max=MAX_RESAMPLES, help="Bootstrap resamples."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the bootstraps."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),

@@ -7,7 +7,8 @@ import math
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import MAX_RESAMPLES, console, dtype_option, fail, handle_errors, is_terminal, resolved_dtype
+from lexprobe.cli._common import MAX_RESAMPLES, console, fail, print_json
+from lexprobe.cli._options import ModelOptions, command
 
 
 def _num(value, spec: str = ".3f") -> str:
@@ -22,14 +23,6 @@ def _ci(low, high) -> str:
 
 def _gain(row: dict, name: str) -> str:
     return f"{_num(row[f'{name}_gain'], '+.3f')} {_ci(row[f'{name}_gain_ci_low'], row[f'{name}_gain_ci_high'])}"
-
-
-def _status(quiet: bool):
-    import contextlib
-
-    if quiet or not is_terminal():
-        return contextlib.nullcontext(None)
-    return console.status("working")
 
 
 def _print_loto(loto, summary: dict) -> None:
@@ -104,7 +97,7 @@ def _print_evaluation(result, out: Path) -> None:
     console.print(f"hold-out: {out / 'holdout.csv'}; baselines: {out / 'baselines.csv'}; {out / 'summary.md'}")
 
 
-@handle_errors
+@command(model="runtime")
 def correlate_cmd(
     runs: list[Path] = typer.Argument(None, help="Evaluated `lexprobe train` run directories, one per task."),
     items: Path | None = typer.Option(
@@ -116,22 +109,25 @@ def correlate_cmd(
     tasks_file: Path | None = typer.Option(
         None, "--tasks", help="With --items: the tasks.csv whose gain intervals and alignment z to use."
     ),
-    out: Path = typer.Option(Path("runs/correlate"), "--out", help="Output directory."),
-    k: int = typer.Option(10, "--k", help="Neighbours of the per-item alignment (mutual kNN)."),
+    out: Path = typer.Option(Path("runs/correlate"), "--out", "-o", help="Output folder."),
+    k: int = typer.Option(10, "--k", min=1, help="Neighbours of the per-item alignment (mutual kNN)."),
     permutations: int = typer.Option(
         100, "--permutations", min=2, max=MAX_RESAMPLES, help="Permutations of the task alignment's null."
     ),
     bootstrap: int = typer.Option(
         1000, "--bootstrap", min=10, max=MAX_RESAMPLES, help="Bootstrap resamples of the intervals."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the nulls, bootstraps and cross-validation folds."),
-    dtype: str = dtype_option(),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1, help="Seed of the nulls, bootstraps and cross-validation folds."
+    ),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --dtype, --device...
+    quiet: bool = False,
 ) -> None:
     """Join per-item fine-tuning outcomes with alignment, lexicalization and popularity; correlate; evaluate
     the predictor holding out one field pair at a time, beside the baselines (two or more field pairs)."""
+    from lexprobe.cli._progress import progress_display
     from rich.table import Table
 
     from lexprobe.predict import (
@@ -148,13 +144,20 @@ def correlate_cmd(
     if tasks_file is not None and items is None:
         raise fail("--tasks goes with --items", 2)
     ensure_writable_dir(out)
-    config = FeatureConfig(k=k, permutations=permutations, seed=seed, dtype=resolved_dtype(dtype))
+    config = FeatureConfig(
+        k=k,
+        permutations=permutations,
+        seed=seed,
+        dtype=model_options.resolved_dtype(),
+        batch_size=model_options.batch_size,
+    )
     if items is not None:
         same = {"config.items": str(items), "config.n_boot": bootstrap, "seed": seed}
     else:
-        same = {"config.features": dataclasses.asdict(config), "config.n_boot": bootstrap, "seed": seed}
+        features = {k: v for k, v in dataclasses.asdict(config).items() if k != "batch_size"}
+        same = {"config.features": features, "config.n_boot": bootstrap, "seed": seed}
     prepare_run_dir(out, "correlate", same, overwrite=overwrite)
-    with _status(quiet) as status:
+    with progress_display(quiet) as progress:
         if items is not None:
             table = read_items_table(items)
             given = read_items_table(tasks_file) if tasks_file is not None else None
@@ -166,9 +169,16 @@ def correlate_cmd(
             }
             result = evaluate_items(table, given, n_boot=bootstrap, seed=seed, manifest=manifest)
         else:
-            progress = (lambda stage, done, total: status.update(f"{stage} {done}/{total}")) if status else None
-            result = correlate(runs, config=config, n_boot=bootstrap, seed=seed, progress=progress)
-    write_correlation(result, out, figures=not no_figures)
+            result = correlate(
+                runs,
+                config=config,
+                n_boot=bootstrap,
+                seed=seed,
+                progress=progress,
+                device=model_options.device,
+                device_map=model_options.device_map,
+            )
+        write_correlation(result, out, figures=not no_figures)
     if items is not None:
         _print_evaluation(result, out)
         return
@@ -217,40 +227,53 @@ def correlate_cmd(
     )
 
 
-@handle_errors
+@command(model="full")
 def predict_cmd(
-    ontology: str = typer.Option(..., "--ontology", "-o", help="Built-in name (hgnc, hpo, go) or a file path."),
+    ontology: str = typer.Option(..., "--ontology", help="Built-in name (hgnc, hpo, go) or a file path."),
     task: str = typer.Option(..., "--task", "-t", help="Mapping task, e.g. name-to-symbol, name-to-id."),
-    model: str = typer.Option("smollm2-135m", "--model", "-m", help="Named model, HF id, local dir or .gguf."),
     calibration: list[Path] = typer.Option(
         [], "--calibration", "-c", help="A `lexprobe correlate` (or `lexprobe study`) output; repeatable."
     ),
     no_shipped: bool = typer.Option(False, "--no-shipped", help="Leave out the calibration set lexprobe ships."),
     bins: int = typer.Option(20, "--bins", min=1, help="Popularity bins of the split the features are measured on."),
-    per_bin: int = typer.Option(5, "--per-bin", min=1, help="Pairs per bin in each of train and withheld."),
+    per_bin: int = typer.Option(
+        5,
+        "--per-bin",
+        min=1,
+        help="Pairs per bin in each of train and withheld; the default is the calibration set's (100 + 100 pairs).",
+    ),
     bootstrap: int = typer.Option(
         200, "--bootstrap", min=10, max=MAX_RESAMPLES, help="Task-bootstrap refits for the intervals."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the split, nulls and bootstraps."),
-    dtype: str = dtype_option(),
-    out: Path | None = typer.Option(None, "--out", help="Also write the prediction, features and manifest here."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the split, nulls and bootstraps."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Also write the prediction, features and manifest to this folder."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the verdict, gains, features and warnings as one JSON object (NaN as null)."
+    ),
+    model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --model, --dtype...
+    quiet: bool = False,
 ) -> None:
     """Will fine-tuning on this task generalize? Measures the task's features (no training) and predicts."""
+    from lexprobe.cli._progress import progress_display
     from rich.table import Table
 
     from lexprobe.predict import FeatureConfig, predict_task, write_prediction
     from lexprobe.runs import ensure_writable_dir, prepare_run_dir, settings_of
 
+    model = model_options.model
+    dtype = model_options.resolved_dtype()
     if out is not None:
         ensure_writable_dir(out)
         asked = {"ontology": ontology, "task": task, "model": model, "bins": bins, "per_bin": per_bin}
-        asked["dtype"] = resolved_dtype(dtype)
+        asked["dtype"] = dtype
         asked |= {"n_boot": bootstrap, "shipped_calibration": not no_shipped}
         asked["calibration"] = [str(p) for p in calibration]
         prepare_run_dir(out, "predict", settings_of(asked) | {"seed": seed}, overwrite=overwrite)
-    with _status(quiet):
+    lm = model_options.load()
+    with progress_display(quiet, json=as_json) as progress:
         result = predict_task(
             ontology,
             task,
@@ -261,10 +284,15 @@ def predict_cmd(
             per_bin=per_bin,
             n_boot=bootstrap,
             seed=seed,
-            config=FeatureConfig(dtype=resolved_dtype(dtype)),
+            config=FeatureConfig(dtype=dtype, batch_size=model_options.batch_size),
+            loaded_model=lm,
+            progress=progress,
         )
     if out is not None:
         write_prediction(result, out)
+    if as_json:
+        print_json(_prediction_json(result, out))
+        return
     p, t, predictor = result.prediction, result.task, result.predictor
     console.print(f"[bold]{p['label']} ({p['model']}): {p['verdict']}[/bold]")
     if p["stated_verdict"] != p["verdict"]:
@@ -327,3 +355,17 @@ def predict_cmd(
         console.print(f"[yellow]warning:[/yellow] {warning}")
     if out is not None:
         console.print(f"written to {out}")
+
+
+def _prediction_json(result, out: Path | None) -> dict:
+    """``predict --json``: the verdict, predicted gains with intervals, the task's features, how well the
+    predictor did held out beside its baselines, and the warnings."""
+    predictor = result.predictor
+    return {
+        "out": None if out is None else str(out),
+        "prediction": result.prediction,
+        "features": result.task,
+        "thresholds": predictor.thresholds,
+        "holdout": None if predictor.baselines is None else predictor.baselines.to_dict(orient="records"),
+        "measured": result.measured,
+    }

@@ -5,24 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, handle_errors
+from lexprobe.cli._common import categories_option, console
+from lexprobe.cli._options import command
 
 
-@handle_errors
+@command()
 def split_cmd(
-    ontology: str = typer.Option(..., "--ontology", "-o", help="Built-in name (hgnc, hpo, go) or a file path."),
+    ontology: str = typer.Option(..., "--ontology", help="Built-in name (hgnc, hpo, go) or a file path."),
     task: str = typer.Option(..., "--task", "-t", help="Mapping task, e.g. name-to-symbol, name-to-id."),
-    out: Path = typer.Option(..., "--out", help="Directory for train.csv, withheld.csv and manifest.json."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for train.csv, withheld.csv and manifest.json."),
     bins: int = typer.Option(20, "--bins", min=1, help="Equal-count popularity bins."),
     per_bin: int = typer.Option(30, "--per-bin", min=1, help="Pairs per bin in each of train and withheld."),
     popularity: str | None = typer.Option(
         None, "--popularity", help="Popularity column to rank by (default: the ontology's own)."
     ),
-    category: list[str] | None = typer.Option(
+    category: str | None = typer.Option(
         None,
         "--category",
-        help="Keep terms of this category (repeatable); 'all' keeps every category. "
-        "Default for hgnc: gene with protein product.",
+        help="Term categories to keep (comma-separated), or all; default the ontology's (hgnc: protein-coding).",
     ),
     annotations: Path | None = typer.Option(
         None, "--annotations", help="Annotation file for popularity (GAF for GO, phenotype.hpoa for HPO)."
@@ -44,7 +44,7 @@ def split_cmd(
 
     ensure_writable_dir(out)
     ont = load_ontology(ontology, annotations=annotations)
-    categories = None if not category else ([] if "all" in category else category)
+    categories = categories_option(category)
     split = make_split(ont, task, bins=bins, per_bin=per_bin, popularity=popularity, seed=seed, categories=categories)
     config = {
         "task": split.task.name,

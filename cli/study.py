@@ -5,25 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, dtype_option, handle_errors, split_csv
+from lexprobe.cli._common import console, split_csv
+from lexprobe.cli._options import STAGES, ModelOptions, StudySize, command, csv_choices
 
 
-@handle_errors
+@command(model="full")
 def study_cmd(
-    ontology: str = typer.Option("hgnc,hpo,go", "--ontology", "-o", help="Comma-separated ontologies."),
-    out: Path = typer.Option(..., "--out", help="Study directory (an existing one resumes)."),
-    model: str = typer.Option("smollm2-135m", "--model", "-m", help="Named model, HF id, local dir or .gguf."),
-    dtype: str = dtype_option(),
-    size: str = typer.Option(
-        "small",
+    ontology: str = typer.Option("hgnc,hpo,go", "--ontology", help="Ontologies, comma-separated."),
+    out: Path = typer.Option(..., "--out", "-o", help="Study folder (an existing one resumes)."),
+    size: StudySize = typer.Option(
+        StudySize.small,
         "--size",
         help="tiny (tests), small (CPU hours), small-v1 (the recorded studies' budget) or paper (GPU hours).",
     ),
     tasks: str | None = typer.Option(None, "--tasks", help="Tasks to run (default: the paper's, per ontology)."),
     stages: str | None = typer.Option(
-        None, "--stages", help="Subset of align,lexicalization,train,evaluate,correlate,report (default all)."
+        None,
+        "--stages",
+        callback=csv_choices(STAGES, "--stages"),
+        help=f"Comma-separated, from {','.join(STAGES)} (default all).",
     ),
-    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of every stage."),
     rerun_mismatched: bool = typer.Option(
         False,
@@ -31,24 +32,49 @@ def study_cmd(
         help="Re-run the finished stages made with another model, size, seed or settings (what they wrote is "
         "removed) instead of refusing.",
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the stages to run and their estimated cost, then stop."
+    ),
+    model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --model, --dtype...
 ) -> None:
     """Run the paper's analysis: align, lexicalization, train, evaluate, correlate and report."""
-    from lexprobe.runs import ensure_writable_dir
-    from lexprobe.study import STAGES, run_study
+    import logging
 
+    from lexprobe.runs import ensure_writable_dir
+    from lexprobe.study import STAGES as STUDY_STAGES
+    from lexprobe.study import run_study
+
+    load_options = {k: v for k, v in model_options.load_kwargs().items() if k not in ("device", "dtype")}
+    if dry_run:
+        from lexprobe.costs import estimate_study
+
+        cost = estimate_study(
+            split_csv(ontology) or (),
+            model_options,
+            size=size,
+            tasks=split_csv(tasks),
+            stages=split_csv(stages) or STUDY_STAGES,
+            seed=seed,
+        )
+        for line in cost.lines():
+            console.print(line)
+        return
     ensure_writable_dir(out)
+    log = logging.getLogger("lexprobe.study")
     result = run_study(
         split_csv(ontology) or (),
         out,
-        model=model,
+        model=model_options.model,
         size=size,
         tasks=split_csv(tasks),
-        stages=split_csv(stages) or STAGES,
-        device=device,
-        dtype=dtype,
+        stages=split_csv(stages) or STUDY_STAGES,
+        device=model_options.device,
+        dtype=model_options.dtype,
         seed=seed,
-        log=lambda line: console.print(line),
+        log=log.info,
         rerun_mismatched=rerun_mismatched,
+        batch_size=model_options.batch_size,
+        load_options=load_options,
     )
     ran = sum(s["status"] == "done" for s in result.stages)
     resumed = sum(s["status"] == "resumed" for s in result.stages)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, handle_errors, is_terminal, split_csv
-from lexprobe.cli.embed import progress_bar
+from lexprobe.cli._common import console, is_terminal, split_csv
+from lexprobe.cli._options import EvalSplit, ModelOptions, Scheduler, command
 
 
 def _ci(low: float, high: float) -> str:
@@ -23,13 +23,14 @@ def _max_steps(value: int) -> int:
     return value
 
 
-@handle_errors
+@command(model="full", batch_size=8)
 def train_cmd(
-    ontology: str = typer.Option(..., "--ontology", "-o", help="Built-in name (hgnc, hpo, go) or a file path."),
+    ontology: str = typer.Option(..., "--ontology", help="Built-in name (hgnc, hpo, go) or a file path."),
     task: str = typer.Option(..., "--task", "-t", help="Mapping task, e.g. name-to-symbol, name-to-id."),
-    out: Path = typer.Option(..., "--out", help="Run directory (an existing one resumes or is left as it is)."),
-    model: str = typer.Option("smollm2-135m", "--model", "-m", help="Named model, HF id, local dir or .gguf."),
-    split: Path | None = typer.Option(None, "--split", help="A `lexprobe split` directory (train.csv, withheld.csv)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder (an existing one resumes or is left as it is)."),
+    from_split: Path | None = typer.Option(
+        None, "--from-split", help="Train on this `lexprobe split` folder's pairs instead of drawing a new split."
+    ),
     bins: int = typer.Option(20, "--bins", min=1, help="Popularity bins of a new split."),
     per_bin: int = typer.Option(30, "--per-bin", min=1, help="Pairs per bin in each of train and withheld."),
     templates: int = typer.Option(5, "--templates", min=1, max=5, help="Prompt paraphrases per pair."),
@@ -47,31 +48,30 @@ def train_cmd(
         "all-linear", "--target-modules", help="all-linear, or module names like q_proj,v_proj."
     ),
     lr: float = typer.Option(2e-4, "--lr", help="Learning rate (AdamW)."),
-    lr_scheduler: str = typer.Option(
-        "linear", "--lr-scheduler", help="linear (decay to 0), constant_with_warmup, constant or cosine."
+    lr_scheduler: Scheduler = typer.Option(
+        Scheduler.linear, "--lr-scheduler", help="linear decays to 0; the others as transformers names them."
     ),
     warmup: float = typer.Option(0.0, "--warmup", min=0.0, max=0.99, help="Share of the steps that warm up from 0."),
     snapshots: str | None = typer.Option(
         None, "--snapshots", help="Exposure counts at which to save the adapter for a learning curve, e.g. 10,20,30."
     ),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Examples per step and process."),
     save_steps: int = typer.Option(50, "--save-steps", min=1, help="Checkpoint every N steps (for resuming)."),
-    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)."),
-    dtype: str = typer.Option(
-        "auto", "--dtype", help="auto (bfloat16 where the CPU or GPU computes it natively), float32, bfloat16."
+    gradient_checkpointing: bool = typer.Option(
+        False, "--gradient-checkpointing", help="Recompute activations in the backward pass: less memory, slower."
     ),
     seed: int = typer.Option(
         0, "--seed", min=0, max=2**32 - 1, help="Seed of the split, LoRA initialisation and data order."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out; train from scratch."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the pairs, steps and estimated time, then stop."),
+    model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --model, --dtype...
+    quiet: bool = False,
 ) -> None:
     """Fine-tune a model with LoRA on the train pairs of a task; save the adapter, loss log and config."""
     from lexprobe.exceptions import TrainingError
     from lexprobe.runs import ensure_writable_dir, prepare_run_dir
     from lexprobe.train import TrainConfig, train_lora
 
-    ensure_writable_dir(out)
     if exposures is not None and epochs is not None:
         raise TrainingError("give --epochs or --exposures, not both (exposures = templates x epochs)")
     if exposures is not None and exposures <= 0:
@@ -85,7 +85,11 @@ def train_cmd(
     config = TrainConfig(
         ontology=ontology,
         task=task,
-        model=model,
+        model=model_options.model,
+        revision=model_options.revision,
+        trust_remote_code=model_options.trust_remote_code,
+        load_in_4bit=model_options.load_in_4bit,
+        gradient_checkpointing=gradient_checkpointing,
         bins=bins,
         per_bin=per_bin,
         templates=templates,
@@ -98,15 +102,26 @@ def train_cmd(
         lr=lr,
         lr_scheduler=lr_scheduler,
         warmup_ratio=warmup,
-        batch_size=batch_size,
+        batch_size=int(model_options.batch_size),
         save_steps=save_steps,
         snapshots=points,
         seed=seed,
-        device=device,
-        dtype=dtype,
+        device=model_options.device,
+        dtype=model_options.dtype,
     )
+    if model_options.device_map is not None:
+        raise TrainingError(
+            "--device-map is for inference; to train on several GPUs launch with `accelerate launch` or `torchrun`"
+        )
+    if dry_run:
+        from lexprobe.costs import estimate_training
+
+        for line in estimate_training(config, split_dir=from_split).lines():
+            console.print(line)
+        return
+    ensure_writable_dir(out)
     prepare_run_dir(out, "train", None, overwrite=overwrite)  # train itself resumes a run of the same settings
-    result = train_lora(out, config, split_dir=split, progress=not quiet and is_terminal())
+    result = train_lora(out, config, split_dir=from_split, progress=not quiet and is_terminal())
     if result.already_complete:
         console.print(f"{out} already holds a finished adapter; nothing to do (evaluate it with `lexprobe evaluate`)")
         return
@@ -121,24 +136,14 @@ def train_cmd(
     )
 
 
-#: What ``lexprobe evaluate --dtype`` takes (passed on to the model loader as it is).
-EVALUATE_DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-def _eval_dtype(value: str | None) -> str | None:
-    if value is not None and value not in EVALUATE_DTYPES:
-        raise typer.BadParameter(f"must be one of {', '.join(EVALUATE_DTYPES)}, got {value!r}")
-    return value
-
-
 def _shorten(text: str, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-@handle_errors
+@command(model="runtime", batch_size=32, dtype=None)
 def evaluate_cmd(
-    run: Path = typer.Option(..., "--run", help="A `lexprobe train` run directory."),
-    split: str = typer.Option("both", "--split", help="train, withheld or both."),
+    run: Path = typer.Argument(..., metavar="RUN_DIR", help="A `lexprobe train` run folder."),
+    split: EvalSplit = typer.Option(EvalSplit.both, "--split", help="Which pairs to score."),
     baseline: bool = typer.Option(False, "--baseline", help="Evaluate the model without the adapter only."),
     shots: int = typer.Option(
         0,
@@ -153,40 +158,34 @@ def evaluate_cmd(
         help="A learning curve instead: 'all' or exposure counts like 10,30 of the run's snapshots (train "
         "--snapshots), each scored beside the base model and the finished adapter.",
     ),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Prompts per generation batch."),
     max_new_tokens: int | None = typer.Option(
         None, "--max-new-tokens", min=1, help="Default by target: 24 id, 16 symbol."
-    ),
-    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: auto)."),
-    dtype: str | None = typer.Option(
-        None,
-        "--dtype",
-        callback=_eval_dtype,
-        help="auto, float32, bfloat16 or float16 (default: the run's training setting).",
     ),
     seed: int = typer.Option(
         0, "--seed", min=0, max=2**32 - 1, help="Seed of the bootstrap intervals of the gains and of the shots."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --dtype, --device...
+    quiet: bool = False,
 ) -> None:
     """Exact-match accuracy before (baseline) and after (tuned) fine-tuning, on train and withheld pairs."""
+    from lexprobe.cli._progress import progress_display
     from rich.table import Table
 
     from lexprobe.exceptions import TrainingError
     from lexprobe.runs import ensure_writable_dir
     from lexprobe.train import SPLITS, evaluate_run
 
-    if split not in (*SPLITS, "both"):
-        raise TrainingError(f"--split must be train, withheld or both, got {split!r}")
+    batch_size, device, dtype = int(model_options.batch_size), model_options.device, model_options.dtype
     splits = SPLITS if split == "both" else (split,)
     if run.is_dir():
-        ensure_writable_dir(run, option="--run")  # evaluation writes its outcomes into the run
+        ensure_writable_dir(run, option="RUN_DIR")  # evaluation writes its outcomes into the run
     if checkpoints is not None:
         if baseline or shots:
             raise TrainingError("--checkpoints scores the run's snapshots; it goes without --baseline and --shots")
-        _curve(run, checkpoints, splits, batch_size, max_new_tokens, device, dtype, quiet)
+        _curve(run, checkpoints, splits, batch_size, max_new_tokens, model_options, quiet)
         return
-    with progress_bar("generating", quiet) as update:
+    with progress_display(quiet) as progress:
+        update = (lambda done, total: progress("generating", done, total)) if progress else None
         result = evaluate_run(
             run,
             splits=splits,
@@ -196,6 +195,7 @@ def evaluate_cmd(
             max_new_tokens=max_new_tokens,
             device=device,
             dtype=dtype,
+            device_map=model_options.device_map,
             seed=seed,
             progress=update,
         )
@@ -246,8 +246,9 @@ def evaluate_cmd(
     console.print(f"per item: {out / 'outcomes.csv'}; per bin: {out / 'evaluation_summary.csv'}")
 
 
-def _curve(run, checkpoints, splits, batch_size, max_new_tokens, device, dtype, quiet) -> None:
+def _curve(run, checkpoints, splits, batch_size, max_new_tokens, model_options, quiet) -> None:
     """``evaluate --checkpoints``: the learning curve table."""
+    from lexprobe.cli._progress import progress_display
     from rich.table import Table
 
     from lexprobe.exceptions import TrainingError
@@ -264,15 +265,17 @@ def _curve(run, checkpoints, splits, batch_size, max_new_tokens, device, dtype, 
             ) from None
         if not chosen:
             raise TrainingError("--checkpoints needs 'all' or at least one exposure count")
-    with progress_bar("scoring snapshots", quiet) as update:
+    with progress_display(quiet) as progress:
+        update = (lambda done, total: progress("scoring snapshots", done, total)) if progress else None
         result = evaluate_curve(
             run,
             checkpoints=chosen,
             splits=splits,
             batch_size=batch_size,
             max_new_tokens=max_new_tokens,
-            device=device,
-            dtype=dtype,
+            device=model_options.device,
+            dtype=model_options.dtype,
+            device_map=model_options.device_map,
             progress=update,
         )
     table = Table(title=f"{run}: learning curve (exact match [Wilson 95% CI]; loss per target in nats)")

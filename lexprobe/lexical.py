@@ -385,6 +385,8 @@ class LexicalConfig:
     embeddings : bool
         Measure the embedding components (False: tokenization only, no model forward).
     seed : int
+    batch_size : "auto" or int
+        Items per forward pass (``"auto"``: as many as fit); changes the speed, not the result.
     """
 
     ontology: str
@@ -406,6 +408,7 @@ class LexicalConfig:
     min_class: int = 10
     embeddings: bool = True
     seed: int = 0
+    batch_size: int | str = "auto"
 
     def __post_init__(self) -> None:
         from lexprobe.align import PREPROCESSING
@@ -559,6 +562,7 @@ def _embedding_measures(config, terms, texts, fields, embed_fields, lm, progress
         pool=config.pool,  # type: ignore[arg-type]
         template=config.template,
         prefix=config.prefix,
+        batch_size=config.batch_size,
     )
     sets = {}
     for number, field in enumerate(embed_fields):

@@ -319,6 +319,7 @@ RECORDED_BEFORE: dict[str, Any] = {
     "lr_scheduler": "linear",
     "lora_dropout": 0.05,
     "categories": None,  # align sampled the ontology's default categories
+    "batch_size": "auto",  # extraction chose its batch size (it changes speed, not results)
 }
 
 

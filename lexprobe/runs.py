@@ -12,6 +12,7 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -27,6 +28,9 @@ __all__ = [
     "atomic_path",
     "atomic_write_text",
     "atomic_write_json",
+    "default_out_dir",
+    "dumps_json",
+    "strict_json",
     "json_default",
     "sha256_file",
     "sha256_text",
@@ -114,9 +118,28 @@ def json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
+def strict_json(obj: Any) -> Any:
+    """``obj`` as plain JSON values that every parser reads: NaN and infinities become ``None`` (JSON ``null``),
+    numpy values Python ones, dataclasses dicts, paths strings, tuples and sets lists."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, bool, int)):
+        return obj
+    if isinstance(obj, dict):
+        return {str(k) if not isinstance(k, str) else k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return strict_json(json_default(obj))
+
+
+def dumps_json(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` of :func:`strict_json` (``allow_nan=False``: the text is valid JSON, never ``NaN``)."""
+    return json.dumps(strict_json(obj), allow_nan=False, **kwargs)
+
+
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Write ``obj`` as indented JSON to ``path`` atomically and return the path."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
+    """Write ``obj`` as indented, strict JSON (NaN as ``null``) to ``path`` atomically and return the path."""
+    return atomic_write_text(path, dumps_json(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _unwritable(path: Path) -> str | None:
@@ -568,3 +591,16 @@ def prepare_report_file(path: str | os.PathLike[str], *, overwrite: bool = False
 
 #: The line every report carries in its head, so a later report may replace it without --overwrite.
 REPORT_MARKER = '<meta name="generator" content="lexprobe">'
+
+
+def default_out_dir(stage: str, ontology: str, model: str) -> Path:
+    """The default output folder of a stage: ``runs/<model>/<stage>-<ontology>``, so that runs of two models never
+    share a folder. The model is its name, a Hugging Face id with ``/`` as ``--`` (``org--name``), or a path's
+    stem; an ontology path becomes its file name without extensions."""
+    name = str(model).rstrip("/")
+    if Path(name).suffix == ".gguf" or os.sep in name and Path(name).exists():
+        slug = Path(name).name.split(".gguf")[0]
+    else:
+        slug = name.replace("/", "--")
+    onto = Path(str(ontology)).name.split(".")[0]
+    return Path("runs") / safe_name(slug) / f"{stage}-{safe_name(onto)}"

@@ -171,6 +171,8 @@ def run_study(
     seed: int = 0,
     log: Callable[[str], None] | None = None,
     rerun_mismatched: bool = False,
+    batch_size: int | str = "auto",
+    load_options: Mapping[str, Any] | None = None,
 ) -> StudyResult:
     """Run (or resume) the study: align, lexicalization, train, evaluate, correlate, report.
 
@@ -196,6 +198,11 @@ def run_study(
     rerun_mismatched : bool
         Re-run (after removing what it wrote) every selected stage whose recorded settings differ from these,
         instead of refusing.
+    batch_size : "auto" or int
+        Items per forward pass of the embedding stages (training keeps the size's own batch size).
+    load_options : mapping, optional
+        More keyword arguments of :func:`lexprobe.models.load_model` (``revision``, ``device_map``,
+        ``load_in_4bit``, ``trust_remote_code``) for the stages that embed.
 
     Raises
     ------
@@ -228,7 +235,7 @@ def run_study(
         if "lm" not in models:
             from lexprobe.models import load_model
 
-            models["lm"] = load_model(model, device=device, dtype=precision)
+            models["lm"] = load_model(model, device=device, dtype=precision, **dict(load_options or {}))
         return models["lm"]
 
     def step(stage: str, where: Path, done: bool, work: Callable[..., Any], *args: Any) -> None:
@@ -294,9 +301,9 @@ def run_study(
             where = base / stage
             if stage not in stages and "report" not in stages:
                 continue
-            config = make(ontology, model, spec, seed, precision)
+            config = dataclasses.replace(make(ontology, model, spec, seed, precision), batch_size=batch_size)
             expected = {
-                "config": _settings(config) | _resolved(config, names[ontology]),
+                "config": _settings(config, skip=("batch_size",)) | _resolved(config, names[ontology]),
                 "inputs": {"ontology": checksum},
             }
             done = settled(stage, where, "manifest.json", expected, stage in stages)
@@ -684,7 +691,7 @@ def _correlate_expected(spec: StudySize, seed: int, dtype: str) -> dict[str, Any
 
     return {
         "config": {
-            "features": _settings(_feature_config(spec, seed, dtype)),
+            "features": _settings(_feature_config(spec, seed, dtype), skip=("batch_size",)),
             "predictor_features": list(FEATURES),
             "n_boot": spec.correlate_bootstrap,
         }

@@ -82,7 +82,19 @@ def test_a_finished_study_resumes_without_redoing_work(study) -> None:
     # a part of the study resumed on its own keeps what the other parts recorded
     result = runner.invoke(
         app,
-        ["study", "-o", "hgnc", "--tasks", "name-to-symbol", "--stages", "train", "--size", "tiny", "--out", str(out)],
+        [
+            "study",
+            "--ontology",
+            "hgnc",
+            "--tasks",
+            "name-to-symbol",
+            "--stages",
+            "train",
+            "--size",
+            "tiny",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     again = json.loads((out / "manifest.json").read_text())
@@ -91,7 +103,7 @@ def test_a_finished_study_resumes_without_redoing_work(study) -> None:
     }
     # without the study's manifest, training and evaluation times come back from the runs' own manifests
     (out / "manifest.json").unlink()
-    result = runner.invoke(app, ["study", "-o", "hgnc", "--tasks", TASKS, "--size", "tiny", "--out", str(out)])
+    result = runner.invoke(app, ["study", "--ontology", "hgnc", "--tasks", TASKS, "--size", "tiny", "--out", str(out)])
     assert result.exit_code == 0, result.output
     lost = json.loads((out / "manifest.json").read_text())["outputs"]["stages"]
     for task in TASKS.split(","):
@@ -106,7 +118,7 @@ def test_a_finished_study_refuses_other_settings(study, tmp_path: Path) -> None:
 
     out, _ = study
     result = runner.invoke(
-        app, ["study", "-o", "hgnc", "--tasks", TASKS, "--size", "tiny", "--seed", "1", "--out", str(out)]
+        app, ["study", "--ontology", "hgnc", "--tasks", TASKS, "--size", "tiny", "--seed", "1", "--out", str(out)]
     )
     assert result.exit_code == 1 and "seed: 0 -> 1" in result.output and "--rerun-mismatched" in result.output
     # each stage's own manifest, as the real stage wrote it, is compared too

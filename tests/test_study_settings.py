@@ -224,7 +224,7 @@ def test_a_stage_used_but_not_selected_is_not_silently_mixed(fake: FakeStages, t
 
 def test_cli_refuses_in_one_line_and_reruns_with_the_flag(fake: FakeStages, toy: Path, tmp_path: Path) -> None:
     out = tmp_path / "study"
-    args = ["study", "-o", str(toy), "--tasks", "name-to-id", "--size", "tiny", "--out", str(out)]
+    args = ["study", "--ontology", str(toy), "--tasks", "name-to-id", "--size", "tiny", "--out", str(out)]
     assert runner.invoke(app, args).exit_code == 0
     result = runner.invoke(app, [*args, "--seed", "2"])
     assert result.exit_code == 1 and result.output.count("\n") == 1, result.output

@@ -287,7 +287,7 @@ def test_cli_evaluate_with_shots_prints_them_and_the_speed(tiny_dirs, tmp_path: 
 
     run = make_run(tmp_path / "run", tiny_dirs["bytelevel"], adapter=True)
     runner = CliRunner()
-    result = runner.invoke(app, ["evaluate", "--run", str(run), "--shots", "2", "--dtype", "float32", "-q"])
+    result = runner.invoke(app, ["evaluate", str(run), "--shots", "2", "--dtype", "float32", "-q"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "2 shots (train pairs drawn with seed 0)" in text and "items/s" in text and "2-shot" in text
@@ -310,7 +310,7 @@ def test_cli_bad_shots_and_dtype(tiny_dirs, tmp_path: Path, args: list[str], cod
     from typer.testing import CliRunner
 
     run = make_run(tmp_path / "run", tiny_dirs["bytelevel"], adapter=True)
-    result = CliRunner().invoke(app, ["evaluate", "--run", str(run), *args])
+    result = CliRunner().invoke(app, ["evaluate", str(run), *args])
     assert result.exit_code == code, result.output
     if code == 1:  # one `error:` line and no traceback, as tests/cli/_cli.py checks
         lines = [line for line in result.output.splitlines() if line.strip()]

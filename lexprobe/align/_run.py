@@ -95,6 +95,8 @@ class AlignmentConfig:
         every layer. The other metrics get intervals at every layer.
     preprocess : {"none", "center", "standardize", "clip"}
     seed : int
+    batch_size : "auto" or int
+        Items per forward pass (``"auto"``: as many as fit); changes the speed, not the result.
     """
 
     ontology: str
@@ -116,6 +118,7 @@ class AlignmentConfig:
     ci_layers: str = "best"
     preprocess: str = "standardize"
     seed: int = 0
+    batch_size: int | str = "auto"
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.metrics if m not in METRIC_NAMES]
@@ -218,6 +221,7 @@ def run_alignment(
         pool=config.pool,  # type: ignore[arg-type]
         template=config.template,
         prefix=config.prefix,
+        batch_size=config.batch_size,
     )
     embeddings = {}
     for number, field in enumerate(fields):

@@ -116,12 +116,15 @@ def correlate(
     progress: Callable[[str, int, int], None] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     base: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+    device_map: str | None = None,
 ) -> CorrelationResult:
     """Measure the features of each evaluated train run's items and relate them to the outcomes
     (:func:`evaluate_items` on the items measured).
 
     Relative ``run_dirs`` are read under ``base`` when given (and recorded as given, so that a directory of
-    runs can move).
+    runs can move). Each run's model is loaded as its training recorded it (name, revision), in
+    ``config.dtype``, on ``device`` (default: CUDA when present) or spread by ``device_map``.
     """
     from lexprobe.models import load_model
 
@@ -137,7 +140,7 @@ def correlate(
         train_config = _train_config(path)
         name = train_config.model
         if name not in models:
-            models[name] = load_model(name, dtype=config.dtype)
+            models[name] = load_model(name, dtype=config.dtype, device=device, device_map=device_map)
         items, row = run_features(path, config=config, model=models[name], cache_dir=cache_dir)
         row["run"] = str(run)
         item_frames.append(items)
@@ -154,7 +157,7 @@ def correlate(
         )
     manifest = {
         "stage": "correlate",
-        "config": {"features": dataclasses.asdict(config), "predictor_features": list(FEATURES), "n_boot": n_boot},
+        "config": {"features": _recorded(config), "predictor_features": list(FEATURES), "n_boot": n_boot},
         "inputs": {"runs": inputs},
         "seed": seed,
     }
@@ -379,3 +382,8 @@ def summary_markdown(summary: pd.DataFrame) -> str:
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
+
+
+def _recorded(config: FeatureConfig) -> dict[str, Any]:
+    """The feature settings a manifest records: all but the batch size, which changes the speed, not the result."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k != "batch_size"}

@@ -39,6 +39,8 @@ class FeatureConfig:
         are (chance is k / (n - 1)), so calibration and prediction must measure the same number: the
         default, 100, is the split of ``lexprobe study --size small`` (20 bins x 5). None: every item.
     seed : int
+    batch_size : "auto" or int
+        Items per forward pass (``"auto"``: as many as fit); changes the speed, not the result.
     """
 
     layers: str | tuple[int, ...] = "all"
@@ -51,6 +53,7 @@ class FeatureConfig:
     permutations: int = 100
     per_split: int | None = 100
     seed: int = 0
+    batch_size: int | str = "auto"
 
     def __post_init__(self) -> None:
         if self.per_split is not None and self.per_split < 1:
@@ -118,6 +121,7 @@ def measure_features(
         pool=config.pool,  # type: ignore[arg-type]
         template=config.template,
         prefix=config.prefix,
+        batch_size=config.batch_size,
     )
     sets = {
         side: extract_hidden_states(texts[side], keys=keys, model=model, config=extraction, cache_dir=cache_dir)

@@ -101,7 +101,7 @@ def predict_task(
             f"no calibration task used model {model_name} (calibration: {', '.join(cal_models)}): "
             "the prediction extrapolates"
         )
-    ours = {k: v for k, v in dataclasses.asdict(config).items() if k != "seed"}
+    ours = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("seed", "batch_size")}
     ours["dtype"] = dtype_name(lm.dtype)  # the precision measured in, "auto" resolved
     for record in provenance:
         theirs = (record.get("config") or {}).get("features")

@@ -159,6 +159,7 @@ def evaluate_curve(
     max_new_tokens: int | None = None,
     device: str | None = None,
     dtype: str | None = None,
+    device_map: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> CurveResult:
     """Score the base model (0 exposures) and the run's adapter snapshots on its splits: a learning curve.
@@ -169,7 +170,7 @@ def evaluate_curve(
         A ``lexprobe train`` run directory with snapshots (``--snapshots``) or a finished adapter.
     checkpoints : "all" or sequence of float
         Every snapshot and the finished adapter, or the snapshots at these exposure counts.
-    splits, batch_size, max_new_tokens, device, dtype
+    splits, batch_size, max_new_tokens, device, dtype, device_map
         As for :func:`lexprobe.train.evaluate_run` (``dtype`` defaults to the run's training precision).
     progress : callable, optional
         ``progress(n_done, n_total)`` in generated replies.
@@ -204,7 +205,9 @@ def evaluate_curve(
     n_targets = int(task_pairs(ontology, task, categories=config.categories)["target"].nunique())
     ln_n = math.log(n_targets)
     budget = max_new_tokens or MAX_NEW_TOKENS.get(task.target, 32)
-    lm = load_model(config.model, device=device or config.device, dtype=dtype or config.dtype, head=True)
+    lm = load_model(
+        config.model, device=device or config.device, dtype=dtype or config.dtype, device_map=device_map, head=True
+    )
     base = CurvePoint(0.0, None, 0, "baseline")
     todo = [base, *points]
     total = len(todo) * sum(len(p) for p in pairs.values())

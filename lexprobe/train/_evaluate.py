@@ -368,6 +368,7 @@ def evaluate_run(
     seed: int = 0,
     device: str | None = None,
     dtype: str | None = None,
+    device_map: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> EvaluationResult:
     """Exact-match accuracy of the base model (baseline) and the model with the run's adapter (tuned).
@@ -395,6 +396,8 @@ def evaluate_run(
         Paired-bootstrap resamples for the gain intervals, and their seed (which also draws the shots).
     device, dtype : str, optional
         Default: the run's training settings.
+    device_map : str, optional
+        ``"auto"`` spreads a model too large for one GPU over the devices (see :func:`lexprobe.models.load_model`).
     progress : callable, optional
         Called as ``progress(n_done_now, n_total)`` after each generation batch.
 
@@ -460,7 +463,9 @@ def evaluate_run(
     template = prompt_templates(config.ontology, task, 1)[0]
     scorer = _Scorer(ontology, task.target)
     budget = max_new_tokens or MAX_NEW_TOKENS.get(task.target, 32)
-    lm = load_model(config.model, device=device or config.device, dtype=dtype or config.dtype, head=True)
+    lm = load_model(
+        config.model, device=device or config.device, dtype=dtype or config.dtype, device_map=device_map, head=True
+    )
     models = ["baseline"] if baseline_only else ["baseline", "tuned"]
     total = sum(len(p) for p in pairs.values()) * len(models)
     done = [0]

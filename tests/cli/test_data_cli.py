@@ -47,7 +47,6 @@ def _assert_one_line_error(result, message: str) -> None:
         (["data", "show", str(DATA / "malformed.obo")], "OBO syntax error at line 11"),
         (["data", "show", "/no/such/file.tsv"], "not found"),
         (["data", "show", str(DATA)], "is a directory"),
-        (["data", "show", "hpo", "--limit", "0"], "--limit must be at least 1, got 0"),
         (["data", "show", "go", "--annotations", "/no/such.gaf"], "annotations file not found: /no/such.gaf"),
         (["data", "show", "go", "--annotations", str(DATA / "phenotype_sample.hpoa")], "HPO terms only"),
         (["data", "show", "go", "--annotations", str(DATA / "terms.csv")], "not an annotation file"),
@@ -56,7 +55,7 @@ def _assert_one_line_error(result, message: str) -> None:
         (["data", "fetch", "mesh"], "cannot fetch 'mesh'; choose one of hgnc, hpo, go, go-annotations"),
         (["data", "fetch", "go", "--url", "notaurl"], "give an http(s) URL"),
         (["data", "fetch", "go", "--timeout", "0"], "timeout must be > 0 seconds, got 0.0"),
-        (["data", "fetch", "go", "--to", str(DATA / "terms.csv" / "sub")], "cannot create the download directory"),
+        (["data", "fetch", "go", "--out", str(DATA / "terms.csv" / "sub")], "cannot create the download directory"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args: list[str], message: str) -> None:
@@ -101,7 +100,7 @@ def test_show_hgnc_has_a_symbol_column() -> None:
 
 def test_fetch_through_an_unreachable_mirror_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEXPROBE_FETCH_MIRROR", "http://127.0.0.1:9/mirror")
-    result = runner.invoke(app, ["data", "fetch", "hpo", "--to", str(tmp_path), "--timeout", "5"])
+    result = runner.invoke(app, ["data", "fetch", "hpo", "--out", str(tmp_path), "--timeout", "5"])
     _assert_one_line_error(result, "cannot download http://127.0.0.1:9/mirror/hp.obo")
     assert list(tmp_path.iterdir()) == []
 
@@ -114,7 +113,7 @@ def test_fetch_without_a_network_fails_cleanly_and_leaves_no_file(tmp_path: Path
             "data",
             "fetch",
             "go",
-            "--to",
+            "--out",
             str(tmp_path),
             "--url",
             "http://127.0.0.1:9/go-basic.obo",
@@ -149,7 +148,7 @@ def test_fetch_downloads_atomically_with_provenance(tmp_path: Path) -> None:
     try:
         out = tmp_path / "downloads"
         url = f"http://127.0.0.1:{server.server_address[1]}/toy.obo"
-        result = runner.invoke(app, ["data", "fetch", "go", "--to", str(out), "--url", url])
+        result = runner.invoke(app, ["data", "fetch", "go", "--out", str(out), "--url", url])
     finally:
         server.shutdown()
     assert result.exit_code == 0, result.output
@@ -183,7 +182,7 @@ def test_fetch_hpo_through_a_mirror_writes_both_release_files(tmp_path: Path, mo
     monkeypatch.setenv("LEXPROBE_FETCH_MIRROR", f"http://127.0.0.1:{server.server_address[1]}/")
     monkeypatch.setenv("LEXPROBE_CACHE", str(tmp_path / "cache"))
     try:
-        result = runner.invoke(app, ["data", "fetch", "hpo", "--to", str(tmp_path / "hpo")])
+        result = runner.invoke(app, ["data", "fetch", "hpo", "--out", str(tmp_path / "hpo")])
     finally:
         server.shutdown()
     assert result.exit_code == 0, result.output
@@ -194,3 +193,8 @@ def test_fetch_hpo_through_a_mirror_writes_both_release_files(tmp_path: Path, mo
     # the two files load together: the hpoa beside the obo gives the default popularity
     shown = runner.invoke(app, ["data", "show", str(tmp_path / "hpo" / "hp.obo"), "--popular", "--limit", "1"])
     assert shown.exit_code == 0 and "HP:0001250" in shown.output, shown.output
+
+
+def test_a_limit_below_one_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["data", "show", "hpo", "--limit", "0"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "must be at least 1 (or all), got 0" in result.output

@@ -15,6 +15,7 @@ from _cli import one_error_line
 from lexprobe.cli.main import app
 from typer.testing import CliRunner
 
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
 runner = CliRunner()
 
 # Each command with the least input that reaches its output check; {out} is the output path under test.
@@ -58,8 +59,15 @@ def test_an_output_path_under_a_file_is_one_line_before_any_work(tmp_path: Path,
     assert f"under {in_the_way}, which is a file" in line, line
 
 
-def test_an_output_folder_that_is_a_file_for_report_and_a_folder_for_its_page(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["report", str(tmp_path), "--out", str(tmp_path)])
+def test_a_report_out_that_is_a_file_or_whose_page_is_a_folder_is_one_line(tmp_path: Path) -> None:
+    run = str(RESULTS / "align-hgnc")
+    a_file = tmp_path / "page.html"
+    a_file.write_text("x")
+    result = runner.invoke(app, ["report", run, "--out", str(a_file)])
+    assert result.exit_code == 1
+    assert "is a file, not a directory" in one_error_line(result.output)
+    (tmp_path / "out" / "report.html").mkdir(parents=True)
+    result = runner.invoke(app, ["report", run, "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert "is a directory; give a file name" in one_error_line(result.output)
 
@@ -129,17 +137,23 @@ def test_an_os_error_while_writing_is_one_line(
 @pytest.mark.parametrize(
     ("args", "option"),
     [
-        (["train", "-o", "hgnc", "-t", "name-to-symbol", "--out", "{tmp}/r", "--max-steps", "0"], "--max-steps"),
-        (["train", "-o", "hgnc", "-t", "name-to-symbol", "--out", "{tmp}/r", "--max-steps", "-5"], "--max-steps"),
-        (["evaluate", "--run", "{tmp}", "--max-new-tokens", "0"], "--max-new-tokens"),
-        (["evaluate", "--run", "{tmp}", "--max-new-tokens", "-3"], "--max-new-tokens"),
-        (["align", "-o", "hpo", "--permutations", "1000000000000", "--out", "{tmp}/a"], "--permutations"),
-        (["align", "-o", "hpo", "--permutations", "-1", "--out", "{tmp}/a"], "--permutations"),
-        (["align", "-o", "hpo", "--bootstrap", "1000000000000", "--out", "{tmp}/a"], "--bootstrap"),
+        (
+            ["train", "--ontology", "hgnc", "-t", "name-to-symbol", "--out", "{tmp}/r", "--max-steps", "0"],
+            "--max-steps",
+        ),
+        (
+            ["train", "--ontology", "hgnc", "-t", "name-to-symbol", "--out", "{tmp}/r", "--max-steps", "-5"],
+            "--max-steps",
+        ),
+        (["evaluate", "{tmp}", "--max-new-tokens", "0"], "--max-new-tokens"),
+        (["evaluate", "{tmp}", "--max-new-tokens", "-3"], "--max-new-tokens"),
+        (["align", "--ontology", "hpo", "--permutations", "1000000000000", "--out", "{tmp}/a"], "--permutations"),
+        (["align", "--ontology", "hpo", "--permutations", "-1", "--out", "{tmp}/a"], "--permutations"),
+        (["align", "--ontology", "hpo", "--bootstrap", "1000000000000", "--out", "{tmp}/a"], "--bootstrap"),
         (["correlate", "{tmp}", "--permutations", "1000000000000", "--out", "{tmp}/c"], "--permutations"),
         (["correlate", "{tmp}", "--permutations", "1", "--out", "{tmp}/c"], "--permutations"),
         (["correlate", "{tmp}", "--bootstrap", "1000000000000", "--out", "{tmp}/c"], "--bootstrap"),
-        (["predict", "-o", "hgnc", "-t", "name-to-symbol", "--bootstrap", "1000000000000"], "--bootstrap"),
+        (["predict", "--ontology", "hgnc", "-t", "name-to-symbol", "--bootstrap", "1000000000000"], "--bootstrap"),
     ],
 )
 def test_out_of_range_numbers_are_usage_errors_naming_the_option(tmp_path: Path, args: list[str], option: str) -> None:
@@ -162,7 +176,8 @@ def test_train_config_names_max_steps() -> None:
 
 def _embed_with(model: Path | str, tmp_path: Path, *extra: str):
     return runner.invoke(
-        app, ["embed", "-o", "hpo", "-f", "name", "-n", "3", "-m", str(model), *extra, "--out", str(tmp_path / "e")]
+        app,
+        ["embed", "--ontology", "hpo", "-f", "name", "-n", "3", "-m", str(model), *extra, "--out", str(tmp_path / "e")],
     )
 
 
@@ -257,7 +272,7 @@ def test_a_truncated_adapter_is_one_line_asking_to_retrain(tmp_path: Path) -> No
     run = _finished_run(tmp_path / "run")
     weights = run / "adapter" / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:200])
-    result = runner.invoke(app, ["evaluate", "--run", str(run), "-q"])
+    result = runner.invoke(app, ["evaluate", str(run), "-q"])
     assert result.exit_code == 1
     line = one_error_line(result.output)
     assert f"{weights} is truncated or corrupt" in line and "re-train" in line and str(run) in line
@@ -269,7 +284,7 @@ def test_a_truncated_adapter_is_one_line_asking_to_retrain(tmp_path: Path) -> No
 )
 def test_an_adapter_config_without_peft_type_is_one_line(tmp_path: Path, adapter_config, message: str) -> None:
     run = _finished_run(tmp_path / "run", adapter_config)
-    result = runner.invoke(app, ["evaluate", "--run", str(run), "-q"])
+    result = runner.invoke(app, ["evaluate", str(run), "-q"])
     assert result.exit_code == 1
     line = one_error_line(result.output)
     assert message in line and "re-train" in line and str(run) in line
@@ -278,7 +293,7 @@ def test_an_adapter_config_without_peft_type_is_one_line(tmp_path: Path, adapter
 def test_an_adapter_config_that_is_not_json_is_one_line(tmp_path: Path) -> None:
     run = _finished_run(tmp_path / "run")
     (run / "adapter" / "adapter_config.json").write_bytes(b"\x00\xff{")
-    result = runner.invoke(app, ["evaluate", "--run", str(run), "-q"])
+    result = runner.invoke(app, ["evaluate", str(run), "-q"])
     assert result.exit_code == 1
     assert "cannot be read" in one_error_line(result.output)
 
@@ -286,7 +301,7 @@ def test_an_adapter_config_that_is_not_json_is_one_line(tmp_path: Path) -> None:
 def test_a_train_config_without_a_config_is_one_line(tmp_path: Path) -> None:
     run = _finished_run(tmp_path / "run")
     (run / "train_config.json").write_text('{"something": "else"}')
-    result = runner.invoke(app, ["evaluate", "--run", str(run), "-q"])
+    result = runner.invoke(app, ["evaluate", str(run), "-q"])
     assert result.exit_code == 1
     assert "does not hold a training configuration" in one_error_line(result.output)
 
@@ -310,7 +325,7 @@ def test_a_damaged_calibration_items_file_is_one_line_naming_it(tmp_path: Path, 
         (calibration / name).write_bytes((CALIBRATION / name).read_bytes())
     items = calibration / "items.csv.gz"
     items.write_bytes(damage((CALIBRATION / "items.csv.gz").read_bytes()))
-    args = ["predict", "-o", "hgnc", "-t", "name-to-symbol", "--no-shipped", "-c", str(calibration)]
+    args = ["predict", "--ontology", "hgnc", "-t", "name-to-symbol", "--no-shipped", "-c", str(calibration)]
     result = runner.invoke(app, args)
     assert result.exit_code == 1
     line = one_error_line(result.output)
@@ -336,7 +351,7 @@ def test_a_template_with_other_braces_keeps_them_as_text(tmp_path: Path, templat
     import numpy as np
 
     out = tmp_path / "e"
-    args = ["embed", "-o", "hgnc", "-f", "symbol", "-n", "2", "--layers", "-1", "--template", template, "-q"]
+    args = ["embed", "--ontology", "hgnc", "-f", "symbol", "-n", "2", "--layers", "-1", "--template", template, "-q"]
     result = runner.invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert np.isfinite(np.load(out / "embeddings.npy")).all()

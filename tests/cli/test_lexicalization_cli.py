@@ -100,7 +100,7 @@ def test_same_seed_same_numbers_and_figures_are_written(hgnc_run: Path, tmp_path
 @pytest.mark.slow
 def test_tokenization_only_on_go_needs_no_forward_pass(tmp_path: Path) -> None:
     out = tmp_path / "go"
-    args = ["lexicalization", "-o", "go", "-n", "200", "--tokenization-only", "--no-figures", "--out", str(out)]
+    args = ["lexicalization", "--ontology", "go", "-n", "200", "--tokenization-only", "--no-figures", "--out", str(out)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     fields = pd.read_csv(out / "lexicalization_fields.csv").set_index("field")
@@ -115,12 +115,11 @@ def test_tokenization_only_on_go_needs_no_forward_pass(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-o", "nosuch"], "nosuch"),
-        (["-o", "hgnc", "--fields", "name,colour"], "colour"),
-        (["-o", "hgnc", "--layer", "top"], "--layer"),
-        (["-o", "hgnc", "--preprocess", "whiten"], "--preprocess"),
-        (["-o", "hgnc", "--category", "no such locus type"], "no such locus type"),
-        (["-o", "hpo", "--fields", "symbol"], "symbol"),
+        (["--ontology", "nosuch"], "nosuch"),
+        (["--ontology", "hgnc", "--fields", "name,colour"], "colour"),
+        (["--ontology", "hgnc", "--preprocess", "whiten"], "--preprocess"),
+        (["--ontology", "hgnc", "--category", "no such locus type"], "no such locus type"),
+        (["--ontology", "hpo", "--fields", "symbol"], "symbol"),
     ],
 )
 def test_bad_input_is_one_line_and_a_nonzero_exit(args: list[str], message: str, tmp_path: Path) -> None:
@@ -130,3 +129,12 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(args: list[str], message: str,
     assert any("error" in line and message in line for line in lines), result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "x" / "lexicalization_items.csv").exists()
+
+
+def test_a_layer_that_is_neither_best_nor_a_number_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["lexicalization", "--ontology", "hgnc", "--layer", "top", "-o", str(tmp_path / "x")],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 2 and "expected best or a layer index, got 'top'" in result.output

@@ -30,7 +30,9 @@ def test_correlate_names_what_is_wrong_with_a_run(tmp_path: Path) -> None:
 def test_predict_needs_a_calibration_and_a_known_task(tmp_path: Path) -> None:
     none = runner.invoke(app, ["predict", "--ontology", "hgnc", "--task", "name-to-symbol", "--no-shipped"])
     assert none.exit_code == 1 and "no calibration" in one_error_line(none.output)
-    bad = runner.invoke(app, ["predict", "-o", "hgnc", "-t", "name-to-symbol", "--no-shipped", "-c", str(tmp_path)])
+    bad = runner.invoke(
+        app, ["predict", "--ontology", "hgnc", "-t", "name-to-symbol", "--no-shipped", "-c", str(tmp_path)]
+    )
     assert bad.exit_code == 1 and "holds no `lexprobe correlate` output" in one_error_line(bad.output)
     unknown = runner.invoke(app, ["predict", "--ontology", "nope", "--task", "name-to-id"])
     assert unknown.exit_code == 1 and "nope" in one_error_line(unknown.output)

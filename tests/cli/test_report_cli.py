@@ -15,9 +15,9 @@ runner = CliRunner()
 
 
 def test_report_command_writes_the_page_and_says_so_in_one_line(tmp_path: Path) -> None:
-    out = tmp_path / "r.html"
+    out = tmp_path / "r" / "report.html"
     runs = [str(RESULTS / "align-hgnc"), str(RESULTS / "train-hgnc-name-to-symbol")]
-    result = runner.invoke(app, ["report", *runs, "--out", str(out), "--title", "T"])
+    result = runner.invoke(app, ["report", *runs, "-o", str(out.parent), "--title", "T"])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     n = 2 + sum(1 for r in runs for _ in Path(r).glob("shots-*"))  # a run's K-shot evaluations show after it
@@ -29,7 +29,7 @@ def test_report_command_writes_the_page_and_says_so_in_one_line(tmp_path: Path) 
 @pytest.mark.parametrize(("bad", "message"), [("missing", "does not exist"), ("empty", "is not a lexprobe run")])
 def test_report_command_fails_in_one_error_line_and_writes_nothing(tmp_path: Path, bad: str, message: str) -> None:
     (tmp_path / "empty").mkdir()
-    out = tmp_path / "r.html"
+    out = tmp_path / "r"
     result = runner.invoke(app, ["report", str(RESULTS / "align-hgnc"), str(tmp_path / bad), "--out", str(out)])
     assert result.exit_code == 1, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]

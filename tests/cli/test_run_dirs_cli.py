@@ -38,11 +38,23 @@ def train_run(tmp_path: Path) -> Path:
 def _commands(out: Path) -> dict[str, list[str]]:
     calibration = RESULTS / "study-smollm2"
     return {
-        "align": ["align", "-o", "hgnc", "--limit", "20", "--out", str(out)],
-        "lexicalization": ["lexicalization", "-o", "hgnc", "--limit", "20", "--out", str(out)],
-        "split": ["split", "-o", "hgnc", "-t", "name-to-symbol", "--bins", "2", "--per-bin", "3", "--out", str(out)],
+        "align": ["align", "--ontology", "hgnc", "--limit", "20", "--out", str(out)],
+        "lexicalization": ["lexicalization", "--ontology", "hgnc", "--limit", "20", "--out", str(out)],
+        "split": [
+            "split",
+            "--ontology",
+            "hgnc",
+            "-t",
+            "name-to-symbol",
+            "--bins",
+            "2",
+            "--per-bin",
+            "3",
+            "--out",
+            str(out),
+        ],
         "correlate": ["correlate", str(RESULTS / "train-hgnc-name-to-symbol"), "--out", str(out)],
-        "predict": ["predict", "-o", "hgnc", "-t", "name-to-id", "-c", str(calibration), "--out", str(out)],
+        "predict": ["predict", "--ontology", "hgnc", "-t", "name-to-id", "-c", str(calibration), "--out", str(out)],
     }
 
 
@@ -61,7 +73,9 @@ def test_a_finished_train_run_is_never_taken_over_by_another_stage(train_run: Pa
 def test_train_refuses_a_folder_of_another_stage(tmp_path: Path) -> None:
     out = tmp_path / "split"
     assert runner.invoke(app, _commands(out)["split"]).exit_code == 0
-    result = runner.invoke(app, ["train", "-o", "hgnc", "-t", "name-to-symbol", "--max-steps", "1", "--out", str(out)])
+    result = runner.invoke(
+        app, ["train", "--ontology", "hgnc", "-t", "name-to-symbol", "--max-steps", "1", "--out", str(out)]
+    )
     assert result.exit_code == 1 and "holds a split run" in one_error_line(result.output)
     assert json.loads((out / "manifest.json").read_text())["stage"] == "split"
 
@@ -123,13 +137,13 @@ def test_a_stage_rewriting_its_folder_drops_its_old_figures_and_tables(tmp_path:
 
 def test_report_replaces_its_own_page_but_not_another_file(tmp_path: Path) -> None:
     run = str(RESULTS / "align-hgnc")
-    page = tmp_path / "r.html"
-    assert runner.invoke(app, ["report", run, "--out", str(page)]).exit_code == 0
-    assert runner.invoke(app, ["report", run, "--out", str(page)]).exit_code == 0  # its own page: replaced
-    other = tmp_path / "manifest.json"
+    assert runner.invoke(app, ["report", run, "--out", str(tmp_path / "r")]).exit_code == 0
+    assert runner.invoke(app, ["report", run, "--out", str(tmp_path / "r")]).exit_code == 0  # its own page: replaced
+    other = tmp_path / "o" / "report.html"
+    other.parent.mkdir()
     other.write_text('{"stage": "align"}')
-    result = runner.invoke(app, ["report", run, "--out", str(other)])
+    result = runner.invoke(app, ["report", run, "--out", str(other.parent)])
     assert result.exit_code == 1 and "is not a lexprobe report" in one_error_line(result.output)
     assert other.read_text() == '{"stage": "align"}'
-    assert runner.invoke(app, ["report", run, "--out", str(other), "--overwrite"]).exit_code == 0
+    assert runner.invoke(app, ["report", run, "--out", str(other.parent), "--overwrite"]).exit_code == 0
     assert other.read_text().startswith("<!DOCTYPE html>")

@@ -32,14 +32,14 @@ def test_train_then_evaluate_a_tiny_run(tmp_path: Path) -> None:
     again = runner.invoke(app, train)
     assert again.exit_code == 0 and "nothing to do" in again.output
 
-    result = runner.invoke(app, ["evaluate", "--run", str(run), "-q"])
+    result = runner.invoke(app, ["evaluate", str(run), "-q"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())  # rich wraps long paths at the runner's 80 columns
     assert "memorization gain" in text and "generalization gain" in text
     outcomes = pd.read_csv(run / "outcomes.csv")
     assert len(outcomes) == 4 and "category" in outcomes.columns
 
-    result = runner.invoke(app, ["evaluate", "--run", str(run), "--split", "withheld", "--baseline", "-q"])
+    result = runner.invoke(app, ["evaluate", str(run), "--split", "withheld", "--baseline", "-q"])
     assert result.exit_code == 0, result.output
     assert "memorization gain" not in " ".join(result.output.split())
     assert set(pd.read_csv(run / "outcomes.csv")["split"]) == {"withheld"}
@@ -52,9 +52,9 @@ def test_train_then_evaluate_a_tiny_run(tmp_path: Path) -> None:
         (["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--per-bin", "5000"], "lower --per-bin"),
         (["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--split", "/no/such/split"], "no train.csv"),
         (["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--lr", "0"], "`lr` must be > 0"),
-        (["evaluate", "--run", "/no/such/run"], "does not exist"),
-        (["evaluate", "--run", "{tmp}"], "no train_config.json"),
-        (["evaluate", "--run", "{tmp}", "--split", "test"], "--split must be train, withheld or both"),
+        (["evaluate", "/no/such/run"], "does not exist"),
+        (["evaluate", "{tmp}"], "no train_config.json"),
+        (["evaluate", "{tmp}", "--split", "test"], "--split must be train, withheld or both"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(tmp_path: Path, args: list[str], message: str) -> None:
@@ -75,14 +75,14 @@ def test_evaluating_a_run_without_an_adapter_says_so(tmp_path: Path) -> None:
     atomic_write_json(
         tmp_path / "train_config.json", {"config": TrainConfig(ontology="hgnc", task="name-to-symbol").to_dict()}
     )
-    result = runner.invoke(app, ["evaluate", "--run", str(tmp_path)])
+    result = runner.invoke(app, ["evaluate", str(tmp_path)])
     assert result.exit_code == 1
     assert "no finished adapter" in one_error_line(result.output)
     assert "--baseline" in result.output
 
 
 def test_train_cli_takes_epochs_or_exposures_not_both(tmp_path: Path) -> None:
-    base = ["train", "-o", "hpo", "-t", "name-to-id", "--out", str(tmp_path / "r")]
+    base = ["train", "--ontology", "hpo", "-t", "name-to-id", "--out", str(tmp_path / "r")]
     both = runner.invoke(app, [*base, "--epochs", "2", "--exposures", "30"])
     assert both.exit_code != 0 and "not both" in one_error_line(both.output)
     bad = runner.invoke(app, [*base, "--snapshots", "10,ten"])
@@ -99,9 +99,9 @@ def test_a_learning_curve_goes_without_baseline_or_shots_and_needs_snapshots(tmp
         (run / "split" / f"{split}.csv").write_text(
             "source,target,id,popularity,bin\nSeizure,HP:0001250,HP:0001250,1,0\n"
         )
-    mixed = runner.invoke(app, ["evaluate", "--run", str(run), "--checkpoints", "all", "--baseline"])
+    mixed = runner.invoke(app, ["evaluate", str(run), "--checkpoints", "all", "--baseline"])
     assert mixed.exit_code == 1 and "goes without --baseline" in one_error_line(mixed.output)
-    bad = runner.invoke(app, ["evaluate", "--run", str(run), "--checkpoints", "ten"])
+    bad = runner.invoke(app, ["evaluate", str(run), "--checkpoints", "ten"])
     assert bad.exit_code == 1 and "exposure counts like 10,30" in one_error_line(bad.output)
-    none = runner.invoke(app, ["evaluate", "--run", str(run), "--checkpoints", "all", "-q"])
+    none = runner.invoke(app, ["evaluate", str(run), "--checkpoints", "all", "-q"])
     assert none.exit_code == 1 and "no adapter snapshots" in one_error_line(none.output)

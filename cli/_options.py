@@ -1,0 +1,471 @@
+"""The one convention every ``lexprobe`` command holds to: option names, short flags, defaults and choices.
+
+Every command is declared with :func:`command`, which adds the options all commands share (``-v/--verbose``,
+``-q/--quiet``) and, for the commands that load a model, one set of model options (:class:`ModelOptions`),
+defined once here so that every command spells, explains and checks them alike. :data:`CONVENTION` is the
+table ``tests/cli/test_options.py`` walks the whole app against: a name in it means the same thing, with the
+same short flag and default, in every command (or the command is listed with its own default and why).
+
+The choices are enums, so that ``--help`` lists them and a wrong one is a usage error (exit 2). Their values
+repeat the library's tuples (``lexprobe.models.DTYPES``...) instead of importing them, which would load torch
+at every ``lexprobe --help``; a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from lexprobe.cli._common import handle_errors
+
+
+class DType(str, enum.Enum):
+    """Model precision (``lexprobe.models.DTYPES``)."""
+
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class StorageDType(str, enum.Enum):
+    """Precision of embeddings on disk."""
+
+    float32 = "float32"
+    float16 = "float16"
+
+
+class Pool(str, enum.Enum):
+    """How an item's token states become one vector."""
+
+    mean = "mean"
+    last = "last"
+    first = "first"
+
+
+class Preprocess(str, enum.Enum):
+    """Per-dimension preprocessing before a metric (``lexprobe.align.PREPROCESSING``)."""
+
+    none = "none"
+    center = "center"
+    standardize = "standardize"
+    clip = "clip"
+
+
+class RetrievalMap(str, enum.Enum):
+    """The map fitted for cross-field retrieval."""
+
+    ridge = "ridge"
+    procrustes = "procrustes"
+    none = "none"
+
+
+class CILayers(str, enum.Enum):
+    """Where CKA intervals are computed."""
+
+    best = "best"
+    all = "all"
+
+
+class Scheduler(str, enum.Enum):
+    """Learning-rate schedules (``lexprobe.train.LR_SCHEDULERS``, transformers' names)."""
+
+    linear = "linear"
+    constant = "constant"
+    constant_with_warmup = "constant_with_warmup"
+    cosine = "cosine"
+
+
+class EvalSplit(str, enum.Enum):
+    """Which pairs ``evaluate`` scores."""
+
+    train = "train"
+    withheld = "withheld"
+    both = "both"
+
+
+class StudySize(str, enum.Enum):
+    """``lexprobe.study.SIZES``."""
+
+    tiny = "tiny"
+    small = "small"
+    small_v1 = "small-v1"
+    paper = "paper"
+
+
+#: Comma-separated choices: option -> the values it takes (checked by :func:`csv_choices`).
+METRICS = ("mknn", "retrieval", "cka", "dcka", "rsa")
+STAGES = ("align", "lexicalization", "train", "evaluate", "correlate", "report")
+
+
+def value(choice: Any) -> Any:
+    """An enum member's value (Typer passes members), anything else as it is."""
+    return choice.value if isinstance(choice, enum.Enum) else choice
+
+
+def csv_choices(choices: tuple[str, ...], option: str) -> Callable[[str | None], str | None]:
+    """A callback that checks a comma-separated option against ``choices`` (a usage error, exit 2)."""
+
+    def check(text: str | None) -> str | None:
+        if text is None:
+            return None
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        unknown = [p for p in parts if p not in choices]
+        if unknown or not parts:
+            raise typer.BadParameter(
+                f"expected some of {','.join(choices)} (comma-separated), got {text!r}", param_hint=option
+            )
+        return text
+
+    return check
+
+
+def layer_choice(text: str) -> str:
+    """``--layer``: ``best`` or one layer index (a usage error otherwise)."""
+    text = text.strip().lower()
+    if text != "best":
+        try:
+            int(text)
+        except ValueError:
+            raise typer.BadParameter(f"expected best or a layer index, got {text!r}", param_hint="--layer") from None
+    return text
+
+
+# --- the table -----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Convention:
+    """What an option name means everywhere: its short flag, default and choices.
+
+    ``defaults`` lists the commands that take another default, each with the reason (the test accepts no other
+    difference). ``required_in`` lists the commands where the option is required (no default).
+    """
+
+    short: str | None = None
+    default: Any = None
+    choices: tuple[str, ...] | None = None
+    defaults: dict[str, tuple[Any, str]] = dataclasses.field(default_factory=dict)
+    required_in: tuple[str, ...] = ()
+    meaning: str = ""
+
+
+_CALIBRATION = "the features must be measured as the calibration set's were (100 + 100 pairs)"
+
+CONVENTION: dict[str, Convention] = {
+    # every command
+    "--verbose": Convention("-v", 0, meaning="more log lines (-vv: also the libraries' own)"),
+    "--quiet": Convention("-q", False, meaning="warnings and errors only, no progress"),
+    # output
+    "--out": Convention(
+        "-o",
+        None,
+        required_in=("split", "embed", "train", "study"),
+        defaults={
+            "correlate": ("runs/correlate", "its inputs are runs of any models"),
+            "popularity": ("runs/popularity", "its inputs are runs of any models"),
+            "report": ("runs/report", "its inputs are runs of any models"),
+            "data fetch": ("downloads", "downloads are not runs"),
+        },
+        meaning="the output folder (never a file); model-specific by default: runs/<model>/<stage>-<ontology>",
+    ),
+    "--overwrite": Convention(None, False, meaning="replace a different run already in --out"),
+    "--json": Convention(None, False, meaning="print one strict JSON object on stdout (NaN as null), nothing else"),
+    "--dry-run": Convention(None, False, meaning="print what the run would compute and cost, then stop"),
+    "--no-figures": Convention(None, False),
+    # what to work on
+    "--ontology": Convention(
+        None,
+        None,
+        required_in=("split", "embed", "align", "lexicalization", "train", "predict"),
+        defaults={"study": ("hgnc,hpo,go", "a study spans ontologies")},
+    ),
+    "--task": Convention("-t", None, required_in=("split", "train", "predict")),
+    "--field": Convention("-f", None, required_in=("embed",)),
+    "--calibration": Convention("-c", [], meaning="a calibration set (a correlate or study output); repeatable"),
+    "--limit": Convention(
+        "-n",
+        "2000",
+        defaults={
+            "embed": ("all", "embed extracts what it is asked for; --dry-run shows the cost"),
+            "data show": ("10", "terms printed, not sampled"),
+        },
+        meaning="a popularity-balanced sample of N terms, or all",
+    ),
+    "--category": Convention(None, None, meaning="categories, comma-separated, or all"),
+    "--seed": Convention(None, 0),
+    "--bins": Convention(None, 20),
+    "--per-bin": Convention(None, 30, defaults={"predict": (5, _CALIBRATION)}),
+    "--layers": Convention(None, "all", meaning="layers to extract: all, or indices like 0,8,-1"),
+    "--layer": Convention(None, "best", meaning="the one layer a per-item measure is reported at, or best"),
+    "--pool": Convention(None, "mean", choices=tuple(p.value for p in Pool)),
+    "--preprocess": Convention(None, "standardize", choices=tuple(p.value for p in Preprocess)),
+    "--k": Convention(None, 10),
+    "--permutations": Convention(None, 100),
+    "--bootstrap": Convention(
+        None,
+        1000,
+        defaults={
+            "align": (100, "each resample recomputes CKA on every layer"),
+            "predict": (200, "each resample refits the predictor"),
+        },
+    ),
+    # the model
+    "--model": Convention("-m", "smollm2-135m"),
+    "--revision": Convention(None, None),
+    "--dtype": Convention(
+        None, "auto", choices=tuple(d.value for d in DType), defaults={"evaluate": (None, "the run's own setting")}
+    ),
+    "--device": Convention(None, None),
+    "--device-map": Convention(None, None),
+    "--load-in-4bit": Convention(None, False),
+    "--trust-remote-code": Convention(None, False),
+    "--batch-size": Convention(
+        None,
+        "auto",
+        defaults={
+            "train": (8, "examples per optimiser step: a training hyperparameter"),
+            "evaluate": (32, "prompts per generation batch"),
+        },
+    ),
+}
+
+#: Commands that load a model named on the command line, and those that load the models their input runs name.
+MODEL_COMMANDS = ("embed", "align", "lexicalization", "train", "predict", "study")
+RUN_MODEL_COMMANDS = ("evaluate", "correlate")
+
+# --- shared options ------------------------------------------------------------------------------------------
+
+MODEL_PANEL = "Model"
+OUTPUT_PANEL = "Output and logging"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelOptions:
+    """How a command loads its model: which one (``model``, ``revision``) and how (the rest).
+
+    ``load()`` hands them to :func:`lexprobe.models.load_model`; ``batch_size`` is "auto" or items per batch.
+    """
+
+    model: str | None = None
+    revision: str | None = None
+    dtype: str | None = "auto"
+    device: str | None = None
+    device_map: str | None = None
+    load_in_4bit: bool = False
+    trust_remote_code: bool = False
+    batch_size: str | int = "auto"
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``load_model`` beyond the spec (only those set, so defaults stay the loader's)."""
+        kwargs: dict[str, Any] = {"device": self.device, "dtype": self.dtype}
+        if self.device_map is not None:
+            kwargs["device_map"] = self.device_map
+        if self.revision is not None:
+            kwargs["revision"] = self.revision
+        if self.load_in_4bit:
+            kwargs["load_in_4bit"] = True
+        if self.trust_remote_code:
+            kwargs["trust_remote_code"] = True
+        return kwargs
+
+    def load(self, *, head: bool = False) -> Any:
+        """Load ``self.model`` with these options."""
+        from lexprobe.models import load_model
+
+        return load_model(self.model, head=head, **self.load_kwargs())
+
+    def resolved_dtype(self) -> str:
+        """The precision ``auto`` means on this machine and device (``float32`` or ``bfloat16``...)."""
+        from lexprobe.models import resolved_dtype
+
+        return resolved_dtype(self.dtype, self.device)
+
+
+def _batch_size(text: str) -> str:
+    text = text.strip().lower()
+    if text != "auto" and not (text.isdigit() and int(text) > 0):
+        raise typer.BadParameter(f"expected auto or a positive number, got {text!r}", param_hint="--batch-size")
+    return text
+
+
+def _model_parameters(which: str, batch_default: Any, dtype_default: str | None) -> list[tuple[str, Any, Any]]:
+    """(name, annotation, default) of the model options: ``which`` is "full" (model named here) or "runtime"."""
+    panel = {"rich_help_panel": MODEL_PANEL}
+    params: list[tuple[str, Any, Any]] = []
+    if which == "full":
+        params += [
+            (
+                "model",
+                str,
+                typer.Option(
+                    CONVENTION["--model"].default,
+                    "--model",
+                    "-m",
+                    help="Named model (smollm2-135m, gemma3-270m), Hugging Face id, local directory or .gguf file.",
+                    **panel,
+                ),
+            ),
+            (
+                "revision",
+                str | None,
+                typer.Option(None, "--revision", help="Branch, tag or commit of a Hugging Face model id.", **panel),
+            ),
+        ]
+    dtype_help = "Precision: auto = bfloat16 where the CPU or GPU computes it natively, else float32."
+    if dtype_default is None:
+        dtype_help += " Default: the setting the run recorded."
+    default = None if dtype_default is None else DType(dtype_default)
+    params += [
+        ("dtype", DType | None, typer.Option(default, "--dtype", help=dtype_help, **panel)),
+        (
+            "device",
+            str | None,
+            typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: CUDA when present, else CPU).", **panel),
+        ),
+        (
+            "device_map",
+            str | None,
+            typer.Option(
+                None,
+                "--device-map",
+                help="auto spreads a model too large for one GPU over the GPUs and CPU (accelerate).",
+                **panel,
+            ),
+        ),
+    ]
+    if which == "full":
+        params += [
+            (
+                "load_in_4bit",
+                bool,
+                typer.Option(
+                    False,
+                    "--load-in-4bit",
+                    help='4-bit NF4 weights (QLoRA with train); CUDA and `pip install "lexprobe\\[quantization]"`.',
+                    **panel,
+                ),
+            ),
+            (
+                "trust_remote_code",
+                bool,
+                typer.Option(
+                    False,
+                    "--trust-remote-code",
+                    help="Run Python code from the model's repository (off unless given).",
+                    **panel,
+                ),
+            ),
+        ]
+    if isinstance(batch_default, int):
+        params.append(
+            (
+                "batch_size",
+                int,
+                typer.Option(batch_default, "--batch-size", min=1, help="Items per batch.", **panel),
+            )
+        )
+    else:
+        params.append(
+            (
+                "batch_size",
+                str,
+                typer.Option(
+                    batch_default,
+                    "--batch-size",
+                    callback=_batch_size,
+                    help="Items per forward pass, or auto (as many as fit).",
+                    **panel,
+                ),
+            )
+        )
+    return params
+
+
+def _common_parameters() -> list[tuple[str, Any, Any]]:
+    panel = {"rich_help_panel": OUTPUT_PANEL}
+    return [
+        (
+            "verbose",
+            int,
+            typer.Option(
+                0, "--verbose", "-v", count=True, help="More log lines (-vv: the libraries' own too).", **panel
+            ),
+        ),
+        ("quiet", bool, typer.Option(False, "--quiet", "-q", help="Warnings and errors only; no progress.", **panel)),
+    ]
+
+
+def command(
+    *, model: str | None = None, batch_size: Any = "auto", dtype: str | None = "auto"
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a CLI command: the shared options, logging set up, and errors turned into one line.
+
+    Parameters
+    ----------
+    model : {None, "full", "runtime"}
+        ``"full"``: the command loads a model named on the command line (``--model``, ``--revision``, how to load
+        it); ``"runtime"``: the models come from the input runs, only how to run them is asked; ``None``: none.
+        The function then receives them as one ``model_options: ModelOptions`` argument.
+    batch_size : "auto" or int
+        The default of ``--batch-size`` (an int makes it a plain number option).
+    dtype : "auto" or None
+        The default of ``--dtype``; None: the precision the input run recorded.
+
+    The function receives ``verbose`` and ``quiet`` too if its signature names them.
+    """
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        inner = handle_errors(func)
+        signature = inspect.signature(func)
+        hints = typing.get_type_hints(func)
+        own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()]
+        own = [p for p in own if p.name not in ("model_options", "verbose", "quiet")]
+        model_params = _model_parameters(model, batch_size, dtype) if model else []
+        extra = model_params + _common_parameters()
+        taken = {p.name for p in own}
+        clash = taken & {name for name, _, _ in extra}
+        if clash:
+            raise TypeError(f"{func.__name__} declares shared options itself: {sorted(clash)}")
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+            for name, annotation, default in extra
+        ]
+        model_names = [name for name, _, _ in model_params]
+        wants = set(signature.parameters)
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            verbose, quiet = kwargs.pop("verbose", 0), kwargs.pop("quiet", False)
+            _setup_logging(verbose, quiet)
+            if model:
+                chosen = {name: value(kwargs.pop(name)) for name in model_names}
+                kwargs["model_options"] = ModelOptions(**chosen)
+            if "verbose" in wants:
+                kwargs["verbose"] = verbose
+            if "quiet" in wants:
+                kwargs["quiet"] = quiet
+            return inner(**{k: value(v) for k, v in kwargs.items()})
+
+        positional = [p for p in own if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+        keyword = [p for p in own if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*positional, *keyword, *added], return_annotation=None
+        )
+        wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *added]}
+        del wrapper.__wrapped__  # type: ignore[attr-defined]  # inspect and Typer read __signature__, not func
+        return wrapper
+
+    return decorate
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    from lexprobe.cli._progress import setup_logging
+
+    setup_logging(verbose, quiet)
