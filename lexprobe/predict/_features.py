@@ -227,12 +227,12 @@ def run_features(
     gains = evaluation.get("gains") or {}
     if not all(s in gains for s in _SPLITS):
         raise PredictionError(
-            f"{run} was evaluated without the adapter or on one split; run `lexprobe evaluate --run {run}`"
+            f"{run} was evaluated without the adapter or on one split; run `lexprobe evaluate {run}`"
         )
     try:
         outcomes = pd.read_csv(run / "outcomes.csv")
     except FileNotFoundError:
-        raise PredictionError(f"{run} has no outcomes.csv; run `lexprobe evaluate --run {run}`") from None
+        raise PredictionError(f"{run} has no outcomes.csv; run `lexprobe evaluate {run}`") from None
     config = config or FeatureConfig()
     outcomes = _subsample(outcomes, config.per_split, config.seed)
     ontology, task_name, model_name = train_config.ontology, train_config.task, train_config.model

@@ -77,7 +77,7 @@ def read_baselines(run_dirs: Sequence[str | os.PathLike[str]], *, shots: int) ->
             ) from None
         path = _outcomes_path(run, shots)
         if not path.is_file():
-            how = f"lexprobe evaluate --run {run} --baseline" + (f" --shots {shots}" if shots else "")
+            how = f"lexprobe evaluate {run} --baseline" + (f" --shots {shots}" if shots else "")
             raise PredictionError(f"{run} has no {shots}-shot baseline ({path} is missing); run `{how}`")
         outcomes = pd.read_csv(path)
         missing = [c for c in ("popularity", "baseline_correct") if c not in outcomes]
