@@ -101,6 +101,10 @@ def _looks_numeric(text: str | None) -> bool:
     return bool(text) and text.lstrip("+−-")[:1].isdigit()
 
 
+def _text(value: object) -> str:
+    return MISSING if is_missing(value) else str(value)
+
+
 def _verdict_of(row: pd.Series) -> str:
     for key in ("stated_verdict", "verdict"):
         if key in row and not is_missing(row[key]):
@@ -118,14 +122,14 @@ def _unit_rows(run: Run) -> tuple[list[dict[str, str | Cell]], str] | None:
     if isinstance(holdout, pd.DataFrame) and not holdout.empty:
         rows = [
             {
-                "task": str(r.get("label", MISSING)),
-                "model": str(r.get("model", MISSING)),
+                "task": _text(r.get("label")),
+                "model": _text(r.get("model")),
                 "predicted verdict": _verdict_of(r),
                 "predicted memorization gain": _gain(r, "predicted_memorization_gain"),
                 "measured memorization gain": _gain(r, "memorization_gain"),
                 "predicted generalization gain": _gain(r, "predicted_generalization_gain"),
                 "measured generalization gain": _gain(r, "generalization_gain"),
-                "measured verdict": str(r.get("measured_verdict", MISSING)),
+                "measured verdict": _text(r.get("measured_verdict")),
             }
             for _, r in holdout.iterrows()
         ]
@@ -138,8 +142,8 @@ def _unit_rows(run: Run) -> tuple[list[dict[str, str | Cell]], str] | None:
         first = group.iloc[0]
         by_split = {str(r["split"]): r for _, r in group.iterrows()}
         row: dict[str, str | Cell] = {
-            "task": str(first["label"]),
-            "model": str(first.get("model", MISSING)),
+            "task": _text(first["label"]),
+            "model": _text(first.get("model")),
             "predicted verdict": _verdict_of(first),
         }
         for split, name in (("train", "memorization"), ("withheld", "generalization")):
@@ -151,7 +155,7 @@ def _unit_rows(run: Run) -> tuple[list[dict[str, str | Cell]], str] | None:
                 row[f"measured {name} gain"] = format_gain(
                     r.get("measured_gain"), r.get("measured_ci_low"), r.get("measured_ci_high")
                 )
-        row["measured verdict"] = str(first.get("measured_verdict", MISSING))
+        row["measured verdict"] = _text(first.get("measured_verdict"))
         rows.append(row)
     return rows, "loto.csv: each task predicted by the predictor fitted without it"
 
@@ -166,7 +170,7 @@ def _baselines(run: Run) -> tuple[Table | None, str | None]:
         return None, None
     rows: list[dict[str, str | Cell]] = [
         {
-            "rule (fitted without the held-out field pair)": str(r["rule"]),
+            "rule (fitted without the held-out field pair)": _text(r["rule"]),
             "verdicts right": f"{format_value(r['verdicts_right'])[0]}/{format_value(r['n_units'])[0]}",
             "generalization gain error (MAE, points)": _fixed(r["gain_mae_points"]),
             "error / best baseline's": _fixed(r.get("relative_error")),
@@ -178,12 +182,15 @@ def _baselines(run: Run) -> tuple[Table | None, str | None]:
     if own.empty or others.empty or others["gain_mae_points"].isna().all():
         return shown, None
     own, best = own.iloc[0], others.sort_values("gain_mae_points").iloc[0]
+    if is_missing(own["gain_mae_points"]):
+        return shown, None
     skill = "shows skill" if own["gain_mae_points"] < best["gain_mae_points"] else "shows no skill"
+    n = format_value(own["n_units"])[0]
     finding = (
         f"Held out by field pair, the predictor {skill} over the best trivial baseline ({best['rule']}): "
         f"generalization gain error {_fixed(own['gain_mae_points'])} against {_fixed(best['gain_mae_points'])} "
-        f"points; {int(own['verdicts_right'])}/{int(own['n_units'])} verdicts right against "
-        f"{int(others['verdicts_right'].max())}/{int(own['n_units'])} for the best baseline by verdicts."
+        f"points; {format_value(own['verdicts_right'])[0]}/{n} verdicts right against "
+        f"{format_value(others['verdicts_right'].max())[0]}/{n} for the best baseline by verdicts."
     )
     return shown, finding
 
@@ -210,7 +217,7 @@ def _predict_verdicts(runs: list[tuple[Run, str]]) -> list[Verdicts]:
         label = r.get("label") if not is_missing(r.get("label")) else " · ".join(describe(run)[:2])
         row: dict[str, str | Cell] = {
             "task": Cell(str(label), href=anchor),
-            "model": str(r.get("model", MISSING)),
+            "model": _text(r.get("model")),
             "verdict": _verdict_of(r),
             "predicted memorization gain": _gain(r, "predicted_memorization_gain"),
             "predicted generalization gain": _gain(r, "predicted_generalization_gain"),
@@ -218,7 +225,7 @@ def _predict_verdicts(runs: list[tuple[Run, str]]) -> list[Verdicts]:
         if "measured_verdict" in r:
             row["measured memorization gain"] = format_gain(r.get("measured_memorization_gain"))
             row["measured generalization gain"] = format_gain(r.get("measured_generalization_gain"))
-            row["measured verdict"] = str(r["measured_verdict"])
+            row["measured verdict"] = _text(r["measured_verdict"])
         rows.append(row)
     found = []
     if rows:
@@ -259,11 +266,11 @@ def _alignment_headline(runs: Sequence[Run], anchors: list[str]) -> Table | None
             continue
         name = " · ".join(describe(run, task=False))
         for _, r in table.iterrows():
-            metric = str(r.get("metric", MISSING))
+            metric = _text(r.get("metric"))
             rows.append(
                 {
                     "run": Cell(name or run.path.name, href=anchor),
-                    "field pair": str(r.get("pair", MISSING)),
+                    "field pair": _text(r.get("pair")),
                     "metric": VALUE_LABELS["metric"].get(metric, metric),
                     "best layer": format_value(r.get("best_layer"))[0],
                     "value [95% CI]": format_gain(r.get("value"), r.get("ci_low"), r.get("ci_high"), signed=False),
@@ -286,7 +293,7 @@ def _lexicalization_headline(runs: Sequence[Run], anchors: list[str]) -> Table |
             rows.append(
                 {
                     "run": Cell(name or run.path.name, href=anchor),
-                    "field": str(r.get("field", MISSING)),
+                    "field": _text(r.get("field")),
                     "score [95% CI]": format_gain(
                         r.get("score"), r.get("score_ci_low"), r.get("score_ci_high"), signed=False
                     ),

@@ -170,12 +170,12 @@ def column_label(name: str) -> str:
 
 
 def is_missing(value: Any) -> bool:
-    """Whether ``value`` is None, NaN (float or numpy) or an empty string."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return True
+    """Whether ``value`` is None, NaN, NaT, ``pd.NA`` or a blank string."""
+    if isinstance(value, str):
+        return not value.strip()
     try:
-        return bool(isinstance(value, (float, np.floating)) and math.isnan(value))
-    except TypeError:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # not a scalar
         return False
 
 
