@@ -125,11 +125,11 @@ def _unit_rows(run: Run) -> tuple[list[dict[str, str | Cell]], str] | None:
                 "task": _text(r.get("label")),
                 "model": _text(r.get("model")),
                 "predicted verdict": _verdict_of(r),
-                "predicted memorization gain": _gain(r, "predicted_memorization_gain"),
-                "measured memorization gain": _gain(r, "memorization_gain"),
+                "measured verdict": _text(r.get("measured_verdict")),
                 "predicted generalization gain": _gain(r, "predicted_generalization_gain"),
                 "measured generalization gain": _gain(r, "generalization_gain"),
-                "measured verdict": _text(r.get("measured_verdict")),
+                "predicted memorization gain": _gain(r, "predicted_memorization_gain"),
+                "measured memorization gain": _gain(r, "memorization_gain"),
             }
             for _, r in holdout.iterrows()
         ]
@@ -145,8 +145,9 @@ def _unit_rows(run: Run) -> tuple[list[dict[str, str | Cell]], str] | None:
             "task": _text(first["label"]),
             "model": _text(first.get("model")),
             "predicted verdict": _verdict_of(first),
+            "measured verdict": _text(first.get("measured_verdict")),
         }
-        for split, name in (("train", "memorization"), ("withheld", "generalization")):
+        for split, name in (("withheld", "generalization"), ("train", "memorization")):
             r = by_split.get(split)
             if r is not None:
                 row[f"predicted {name} gain"] = format_gain(
@@ -155,7 +156,6 @@ def _unit_rows(run: Run) -> tuple[list[dict[str, str | Cell]], str] | None:
                 row[f"measured {name} gain"] = format_gain(
                     r.get("measured_gain"), r.get("measured_ci_low"), r.get("measured_ci_high")
                 )
-        row["measured verdict"] = _text(first.get("measured_verdict"))
         rows.append(row)
     return rows, "loto.csv: each task predicted by the predictor fitted without it"
 
@@ -219,13 +219,15 @@ def _predict_verdicts(runs: list[tuple[Run, str]]) -> list[Verdicts]:
             "task": Cell(str(label), href=anchor),
             "model": _text(r.get("model")),
             "verdict": _verdict_of(r),
-            "predicted memorization gain": _gain(r, "predicted_memorization_gain"),
-            "predicted generalization gain": _gain(r, "predicted_generalization_gain"),
         }
+        if "measured_verdict" in r:  # the task was in the calibration: what fine-tuning really did
+            row["measured verdict"] = _text(r["measured_verdict"])
+        row["predicted generalization gain"] = _gain(r, "predicted_generalization_gain")
+        if "measured_verdict" in r:
+            row["measured generalization gain"] = format_gain(r.get("measured_generalization_gain"))
+        row["predicted memorization gain"] = _gain(r, "predicted_memorization_gain")
         if "measured_verdict" in r:
             row["measured memorization gain"] = format_gain(r.get("measured_memorization_gain"))
-            row["measured generalization gain"] = format_gain(r.get("measured_generalization_gain"))
-            row["measured verdict"] = _text(r["measured_verdict"])
         rows.append(row)
     found = []
     if rows:
