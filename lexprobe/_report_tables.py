@@ -209,9 +209,13 @@ def format_gain(value: Any, low: Any = None, high: Any = None, *, signed: bool =
     if is_missing(value):
         return MISSING
     spec = "+.3f" if signed else ".3f"
-    text = format(float(value), spec)
+
+    def shown(x: Any) -> str:
+        return format(round(float(x), 3) or 0.0, spec)  # -0.0002 shows as +0.000, not −0.000
+
+    text = shown(value)
     if not (is_missing(low) or is_missing(high)):  # the interval never breaks; it may go under the value
-        text += f" [{format(float(low), spec)},\u00a0{format(float(high), spec)}]"
+        text += f" [{shown(low)},\u00a0{shown(high)}]"
     return text.replace("-", "−")
 
 

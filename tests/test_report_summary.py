@@ -173,6 +173,11 @@ def test_a_missing_value_shows_as_an_em_dash(missing) -> None:
     assert format_gain(missing) == "—" and format_gain(0.25, missing, 0.5) == "+0.250"
 
 
+def test_gains_show_three_decimals_with_a_true_minus_and_no_negative_zero() -> None:
+    assert format_gain(-0.0002, -0.1234, 0.0004) == "+0.000 [−0.123,\u00a0+0.000]"
+    assert format_gain(0.87, signed=False) == "0.870"
+
+
 def test_nan_never_shows_as_nan_in_a_report(study_page: str, tmp_path: Path) -> None:
     run = tmp_path / "run"
     frame = pd.DataFrame({"agreement": [np.nan, 0.39], "note": ["", "x"], "zz_custom": [1.0, None]})
