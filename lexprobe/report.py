@@ -1,7 +1,8 @@
 """The HTML report: one self-contained page over any number of run directories.
 
 The page opens offline and alone (it can be mailed or archived): figures are embedded as base64 PNG data URIs,
-tables are HTML, and a Content-Security-Policy forbids the browser from fetching anything. Each run directory
+tables are HTML, and a Content-Security-Policy forbids the browser from fetching anything. It opens with a summary
+(:mod:`lexprobe._report_summary`): verdicts, warnings and headline numbers. Each run directory
 is recognized by the ``stage`` field of its ``manifest.json`` (or ``evaluation_manifest.json``); a directory
 without one is searched two levels down for run directories (a study). A training run's few-shot evaluations
 (``RUN/shots-K/``) are shown right after it, each as an evaluation of its own, headed "K-shot".
@@ -186,10 +187,14 @@ def build_report(
 
     Notes
     -----
-    Per run the page shows a heading (stage, ontology, task, model), the stage's summary tables (every CSV
-    for a stage it does not know), every PNG in the directory and its ``figures/`` folder, and each manifest
-    in a ``<details>`` element. The page ends with the versions of lexprobe and the libraries that shaped
-    the numbers. Numbers show 3 significant digits; every text from a file is HTML-escaped.
+    The page opens with a summary read from the runs' files: the verdicts of correlate and predict runs with
+    their gains, intervals and the trivial baselines beside them, every warning the runs recorded, and the
+    headline numbers of align, lexicalization and train/evaluate runs. Per run it then shows a heading
+    (stage, ontology, task, model), the stage's tables under human column headers (every CSV for a stage it
+    does not know), every PNG in the directory and its ``figures/`` folder, and each manifest in a
+    ``<details>`` element. The page ends with the versions of lexprobe and the libraries that shaped the
+    numbers. Numbers show 3 significant digits, a missing value an em dash; the page is rendered from
+    ``templates/report.html.j2`` with autoescaping, so every text from a file is HTML-escaped.
     """
     out = Path(out)
     if out.is_dir():
