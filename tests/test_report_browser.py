@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from _report_data import write_correlate_dir
 
@@ -190,3 +191,43 @@ def test_report_renders_in_chromium_with_every_image_decoded_and_no_error(browse
     assert pixels.shape[0] > 500 and pixels.shape[1] > 500
     assert pixels.std() > 20, "the screenshot is (nearly) uniform"
     assert (pixels < 235).mean() > 0.03, "the screenshot is (nearly) all white"
+
+
+#: Layout facts of the page as shown: where the summary starts, and anything wider than the viewport.
+_LAYOUT = """(() => {
+  const summary = document.getElementById('summary');
+  const first = summary.querySelector('table');
+  const boxes = Array.from(document.querySelectorAll('div.table'));
+  return {
+    width: innerWidth, height: innerHeight, pageWidth: document.documentElement.scrollWidth,
+    summaryTop: summary.getBoundingClientRect().top,
+    firstTop: first.getBoundingClientRect().top, firstText: first.innerText,
+    overflowing: Array.from(document.querySelectorAll('div.table, figure, pre, p, h2'))
+      .filter(e => e.getBoundingClientRect().right > innerWidth + 0.5)
+      .map(e => e.tagName + ' ' + e.innerText.slice(0, 60)),
+    scrolled: boxes.filter(b => b.scrollWidth > b.clientWidth).map(b => getComputedStyle(b).overflowX),
+  };
+})()"""
+
+
+@pytest.mark.parametrize("width", [1280, 760])
+def test_the_summary_is_on_the_first_screen_and_nothing_is_wider_than_the_window(
+    browser: DevTools, tmp_path: Path, width: int
+) -> None:
+    study = RESULTS / "study-smollm2"
+    report = build_report([study], tmp_path / "report.html")
+    for domain in ("Page", "Runtime", "Log"):
+        browser.send(f"{domain}.enable")
+    browser.send("Emulation.setDeviceMetricsOverride", width=width, height=800, deviceScaleFactor=1, mobile=False)
+    browser.send("Page.navigate", url=report.resolve().as_uri())
+    browser.wait_for("Page.loadEventFired")
+    layout = browser.evaluate(_LAYOUT)
+    assert (layout["width"], layout["height"]) == (width, 800)
+    # the answer first: the summary and its first table of verdicts start on the first screen, unscrolled
+    assert 0 <= layout["summaryTop"] < layout["firstTop"] < layout["height"] - 100, layout
+    verdicts = set(pd.read_csv(study / "correlate" / "holdout.csv")["measured_verdict"])
+    assert any(v in layout["firstText"] for v in verdicts), layout["firstText"][:300]
+    # a wide table scrolls inside its own box; the page itself never scrolls sideways
+    assert layout["pageWidth"] <= width and not layout["overflowing"], layout["overflowing"]
+    assert layout["scrolled"] and set(layout["scrolled"]) == {"auto"}
+    assert not browser.errors(), browser.errors()
