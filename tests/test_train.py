@@ -17,6 +17,7 @@ from lexprobe.ontology import load_ontology
 from lexprobe.train import (
     TrainConfig,
     build_examples,
+    completion_collator,
     evaluate_run,
     format_prompt,
     outcome_category,
@@ -26,7 +27,6 @@ from lexprobe.train import (
     train_lora,
     wilson_interval,
 )
-from lexprobe.train._data import _RightPadCollator
 from lexprobe.train._trainer import resolved_config
 
 
@@ -250,7 +250,7 @@ def test_examples_mask_the_prompt_and_keep_eos_when_pad_is_eos(lm) -> None:
         prompt = tok.decode(ex["input_ids"][: len(ex["input_ids"]) - len(completion)])
         assert prompt.endswith("<|im_start|>assistant\n")  # the chat template's generation prompt
     assert format_prompt(tok, "Q?").count("Q?") == 1
-    batch = _RightPadCollator(tok.pad_token_id)(examples)
+    batch = completion_collator(tok)(examples)
     short = int(np.argmin([len(e["input_ids"]) for e in examples]))
     n = len(examples[short]["input_ids"])
     labels = batch["labels"][short].tolist()

@@ -7,7 +7,7 @@ alias_symbols, namespace, category) followed by ``pop_*`` popularity columns nam
 
 from __future__ import annotations
 
-from lexprobe.ontology._curie import PREFIX_PADDING, normalize_curie
+from lexprobe.ontology._curie import CURIE_CONVERTER, PREFIX_PADDING, normalize_curie
 from lexprobe.ontology._fetch import MIRROR_ENV, UPSTREAM_URLS, fetch_ontology
 from lexprobe.ontology._generic import read_snapshot, write_snapshot
 from lexprobe.ontology._load import LOADER_VERSION, BuiltinInfo, builtin_ontologies, data_dir, load_ontology
@@ -15,6 +15,7 @@ from lexprobe.ontology._table import LIST_COLUMNS, TERM_COLUMNS, Ontology
 
 __all__ = [
     "BuiltinInfo",
+    "CURIE_CONVERTER",
     "LIST_COLUMNS",
     "LOADER_VERSION",
     "MIRROR_ENV",

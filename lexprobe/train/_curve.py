@@ -124,10 +124,10 @@ def target_losses(
     EOS that training also learns is left out), one value per pair, in order."""
     import torch
 
-    from lexprobe.train._data import _RightPadCollator, build_examples
+    from lexprobe.train._data import build_examples, completion_collator
 
     examples = build_examples(pairs, [template], tokenizer)
-    collate = _RightPadCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+    collate = completion_collator(tokenizer)
     device = next(model.parameters()).device
     order = np.argsort([len(e["input_ids"]) for e in examples], kind="stable")
     out = np.zeros(len(examples), dtype=np.float64)

@@ -157,22 +157,25 @@ def build_examples(pairs: pd.DataFrame, templates: Sequence[Any], tokenizer: Any
     return examples
 
 
-class _RightPadCollator:
-    """Pads a batch on the right; padded positions get attention 0 and label -100 (by position)."""
+def completion_collator(tokenizer: Any) -> Any:
+    """The batch collator of training: transformers' ``DataCollatorForSeq2Seq``, padding on the right.
 
-    def __init__(self, pad_id: int) -> None:
-        self.pad_id = pad_id
+    ``input_ids`` are padded with the tokenizer's pad token and ``attention_mask`` with 0 (``tokenizer.pad``),
+    ``labels`` with -100, so padding is never learned while the real EOS, the same id when pad == eos, is.
+    The right side is forced on a shallow copy of the tokenizer (the tokenizer itself is left as it is: Gemma's
+    pads on the left by default, and generation pads on the left): training reads positions from the start.
 
-    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, Any]:
-        import torch
+    Raises
+    ------
+    TrainingError
+        If the tokenizer has no pad token.
+    """
+    import copy
 
-        width = max(len(f["input_ids"]) for f in features)
-        input_ids = torch.full((len(features), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(features), width), _IGNORE, dtype=torch.long)
-        attention = torch.zeros((len(features), width), dtype=torch.long)
-        for i, f in enumerate(features):
-            n = len(f["input_ids"])
-            input_ids[i, :n] = torch.tensor(f["input_ids"])
-            labels[i, :n] = torch.tensor(f["labels"])
-            attention[i, :n] = 1
-        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+    from transformers import DataCollatorForSeq2Seq
+
+    if tokenizer.pad_token_id is None:
+        raise TrainingError("the tokenizer has no pad token; set tokenizer.pad_token (load_model sets it to EOS)")
+    right = copy.copy(tokenizer)
+    right.padding_side = "right"
+    return DataCollatorForSeq2Seq(right, padding=True, label_pad_token_id=_IGNORE, return_tensors="pt")

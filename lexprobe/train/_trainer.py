@@ -20,7 +20,7 @@ import pandas as pd
 from lexprobe.exceptions import LexprobeWarning, TrainingError
 from lexprobe.runs import atomic_path, atomic_write_json, make_manifest, sha256_file, write_manifest
 from lexprobe.train._config import RESUME_FREE, SPLITS, TrainConfig, is_complete, read_train_config
-from lexprobe.train._data import _prepare_split, _RightPadCollator, build_examples
+from lexprobe.train._data import _prepare_split, build_examples, completion_collator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,7 +229,7 @@ def train_lora(
         model=model,
         args=args,
         train_dataset=examples,
-        data_collator=_RightPadCollator(lm.tokenizer.pad_token_id),
+        data_collator=completion_collator(lm.tokenizer),
         callbacks=[*callbacks, _mark_complete_callback(), _snapshot_callback(run_dir, config)],
     )
     # the library does not print: the loss goes to loss.csv, the bar (if asked for) shows no log lines

@@ -66,3 +66,32 @@ def test_non_ascii_digits_are_not_padded_as_numbers() -> None:
 def test_non_identifiers_are_rejected(raw: str) -> None:
     with pytest.raises(OntologyError, match="is not an identifier"):
         normalize_curie(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("HTTP://PURL.OBOLIBRARY.ORG/OBO/hp_1250", "HP:0001250"),  # scheme, host and a known prefix in any case
+        ("http://identifiers.org/HGNC/011998", "HGNC:11998"),
+        ("https://purl.obolibrary.org/obo/CHEBI_15377", "CHEBI:15377"),
+        ("http://purl.obolibrary.org/obo/MONDO_abc", "MONDO:abc"),  # a known prefix's letters keep their case
+    ],
+)
+def test_iris_of_known_prefixes_match_in_any_case(raw: str, expected: str) -> None:
+    assert normalize_curie(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["https://identifiers.org/hgnc:TP53", "http://purl.obolibrary.org/obo/HP_0001250/x"])
+def test_iris_with_a_malformed_local_part_are_rejected(raw: str) -> None:
+    with pytest.raises(OntologyError, match="is not an identifier"):
+        normalize_curie(raw)
+
+
+def test_the_converter_expands_known_prefixes_to_iris_that_normalize_back() -> None:
+    from lexprobe.ontology import CURIE_CONVERTER
+
+    assert CURIE_CONVERTER.expand("HP:0001250") == "http://purl.obolibrary.org/obo/HP_0001250"
+    assert CURIE_CONVERTER.expand("HGNC:11998") == "https://identifiers.org/hgnc:11998"
+    assert CURIE_CONVERTER.expand("UBERON:0000948") is None  # unknown prefixes are kept, never expanded
+    for curie in ("HP:0001250", "GO:0008150", "HGNC:11998", "MONDO:0005148", "CHEBI:15377"):
+        assert normalize_curie(CURIE_CONVERTER.expand(curie)) == curie
