@@ -114,11 +114,22 @@ def fetch_cmd(
         None, "--url", help="Download from this URL instead (repeatable). $LEXPROBE_FETCH_MIRROR sets a mirror base."
     ),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the server."),
+    checksum: list[str] | None = typer.Option(
+        None,
+        "--checksum",
+        help="FILE=ALG:HEX, e.g. hp.obo=sha256:... (repeatable): refuse a download whose checksum differs.",
+    ),
 ) -> None:
     """Download the official upstream release files (atomically, with their checksum and date)."""
     from lexprobe.ontology import fetch_ontology
 
-    paths = fetch_ontology(name, out, urls=tuple(url) if url else None, timeout=timeout)
+    sums = {}
+    for item in checksum or ():
+        file_name, sep, digest = item.partition("=")
+        if not sep or not file_name or not digest:
+            raise typer.BadParameter(f"expected FILE=ALG:HEX, got {item!r}", param_hint="--checksum")
+        sums[file_name.strip()] = digest.strip()
+    paths = fetch_ontology(name, out, urls=tuple(url) if url else None, timeout=timeout, checksums=sums or None)
     for path in paths:
         console.print(f"{path}  ({path.stat().st_size:,} bytes; provenance in {path.name}.source.json)")
     if name != "go-annotations":
