@@ -4,6 +4,7 @@ UMAP as an optional extra, and figures drawn from plain tables."""
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -364,3 +365,40 @@ def test_train_figures_come_from_their_tables_and_skip_empty_ones(tmp_path: Path
     assert len(figures.plot_accuracy_by_bin(by_bin, tmp_path, title="hgnc")) == 2
     assert figures.plot_accuracy_by_bin(pd.DataFrame(), tmp_path / "empty") == []
     assert {p.stem for p in tmp_path.glob("*.png")} == {"loss_curve", "learning_curve", "accuracy_by_bin"}
+
+
+# --- the stages redraw their recorded figures under the same names ------------------------------------------
+
+
+def _recorded(run: str, name: str) -> pd.DataFrame | None:
+    path = ROOT / "docs" / "results" / run / name
+    return pd.read_csv(path) if path.exists() else None
+
+
+def test_a_recorded_lexicalization_run_redraws_the_figures_it_published(tmp_path: Path) -> None:
+    from lexprobe.lexical import LexicalResult, write_lexicalization
+
+    run = "lexicalization-hgnc"
+    result = LexicalResult(
+        items=_recorded(run, "lexicalization_items.csv"),
+        fields=_recorded(run, "lexicalization_fields.csv"),
+        layers=_recorded(run, "lexicalization_layers.csv"),
+        manifest=json.loads((ROOT / "docs" / "results" / run / "manifest.json").read_text()),
+    )
+    write_lexicalization(result, tmp_path)
+    published = sorted(p.name for p in (ROOT / "docs" / "results" / run / "figures").iterdir())
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == published
+
+
+def test_a_recorded_correlate_run_redraws_the_figures_it_published(tmp_path: Path) -> None:
+    from lexprobe.predict import CorrelationResult, write_correlation
+
+    run = "study-smollm2/correlate"
+    result = CorrelationResult(
+        **{k: _recorded(run, f"{k}.csv") for k in ("items", "tasks", "correlations", "auc", "loto", "holdout")},
+        baselines=_recorded(run, "baselines.csv"),
+        manifest=json.loads((ROOT / "docs" / "results" / run / "manifest.json").read_text()),
+    )
+    write_correlation(result, tmp_path)
+    published = sorted(p.name for p in (ROOT / "docs" / "results" / run / "figures").iterdir())
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == published

@@ -8,6 +8,8 @@ import numpy as np
 
 #: Height of one label row, in multiples of the font size (the line height plus a little air).
 _ROW = 1.35
+#: The smallest font (points) labels shrink to so that their column fits beside the axes.
+_MIN_FONTSIZE = 5.0
 
 
 def spread_positions(wanted: np.ndarray, gap: float, *, low: float = 0.0, high: float = 1.0) -> np.ndarray:
@@ -76,7 +78,8 @@ def label_points(
     colors : sequence of colours, optional
         One per point, for its text (default dark grey): the colour of the point's series ties the two.
     fontsize : float, default 7
-        In points; sets the rows' spacing too.
+        In points; sets the rows' spacing too. When the column would be taller than the axes the labels
+        shrink to fit, down to 5 points; past that the column is centred on the axes and overflows them.
 
     Returns
     -------
@@ -93,6 +96,7 @@ def label_points(
     ax.apply_aspect()  # an equal aspect shrinks the axes box at draw time; the spacing needs the final one
     wanted = (ax.transData + ax.transAxes.inverted()).transform(points)[:, 1]
     height_in = ax.get_position().height * ax.figure.get_figheight()
+    fontsize = max(min(fontsize, height_in * 72 / (len(texts) * _ROW)), _MIN_FONTSIZE)
     rows = spread_positions(wanted, fontsize * _ROW / 72 / height_in)
     line = {"arrowstyle": "-", "color": "#999999", "linewidth": 0.5, "shrinkA": 1, "shrinkB": 2.5, "relpos": (0, 0.5)}
     return [
