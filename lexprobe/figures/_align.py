@@ -70,7 +70,7 @@ def _cached_umap():
         import umap.umap_
         import umap.utils
     except ImportError as exc:
-        raise ImportError(f"the UMAP figure needs umap-learn, which is not installed: {UMAP_MISSING}") from exc
+        raise ImportError(f"the UMAP figure cannot be drawn: {UMAP_MISSING}") from exc
 
     if not getattr(umap, "_lexprobe_cached", False):
         try:

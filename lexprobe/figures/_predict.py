@@ -218,6 +218,11 @@ def plot_task_gains(
     -------
     list of Path
         The PNG and the SVG.
+
+    Notes
+    -----
+    Points with a gain above 0.01 in size are named beside the axes as in :func:`plot_calibration`; the
+    title counts the tasks left unnamed.
     """
     gains = ("memorization_gain", "generalization_gain")
     require_columns(tasks, (feature, *gains, *(f"{g}_ci_{s}" for g in gains for s in ("low", "high"))), "tasks")
@@ -320,6 +325,12 @@ def plot_calibration(
     -------
     list of Path
         The PNG and the SVG.
+    Notes
+    -----
+    Each point whose measured gain is above 0.01 in size is named in a column beside the axes, in its split's
+    colour, joined to it by a thin line; the rows keep the points' order and are spaced so that no two
+    labels overlap (:func:`lexprobe.figures.label_points`). The rest, a pile at zero gain, are counted in the
+    title rather than named (``loto.csv`` names them).
     """
     columns = [f"{w}_{c}" for w in ("predicted", "measured") for c in ("gain", "ci_low", "ci_high")]
     require_columns(loto, ("split", *columns), "loto")
