@@ -402,3 +402,16 @@ def test_a_recorded_correlate_run_redraws_the_figures_it_published(tmp_path: Pat
     write_correlation(result, tmp_path)
     published = sorted(p.name for p in (ROOT / "docs" / "results" / run / "figures").iterdir())
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == published
+
+
+def test_every_package_of_the_library_ships_in_the_wheel() -> None:
+    """``pyproject.toml`` names its packages one by one: a package missing there (``lexprobe.figures`` since it
+    became one) installs as nothing, and ``import lexprobe.figures`` fails on an installed copy."""
+    tomllib = pytest.importorskip("tomllib")
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for p in (ROOT / "lexprobe").rglob("__init__.py")
+        if not p.is_relative_to(ROOT / "lexprobe" / "cli") and not p.is_relative_to(ROOT / "lexprobe" / "data")
+    }
+    assert found - listed == set()
