@@ -700,7 +700,8 @@ def write_lexicalization(result: LexicalResult, out: str | os.PathLike[str], *, 
     def draw(directory: Path) -> list[Path]:
         from lexprobe.figures import plot_lexicalization
 
-        return plot_lexicalization(result, directory, title=result.manifest["inputs"]["ontology"]["name"])
+        title = result.manifest["inputs"]["ontology"]["name"]
+        return plot_lexicalization(result.items, directory, layers=result.layers, title=title)
 
     tables = {"lexicalization_items.csv": result.items, "lexicalization_fields.csv": result.fields}
     if not result.layers.empty:

@@ -42,6 +42,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Items (and as many partners) drawn in each panel of the UMAP figure.
+_UMAP_POINTS = 1000
+
 DEFAULT_METRICS = ("mknn", "cka", "dcka")
 _DEFAULT_PAIRS = {"hgnc": ("name:symbol", "name:id", "symbol:id")}
 
@@ -431,21 +434,29 @@ def write_alignment(
 ) -> list[Path]:
     """Write ``alignment.csv``, ``alignment_summary.csv``, ``manifest.json`` and figures into ``out``, atomically.
 
-    ``umap=False`` skips the UMAP figure (the by-layer figure is still drawn); the seconds spent drawing go
-    into the manifest's ``timings``.
+    ``umap=False`` skips the UMAP figure (the by-layer figure is still drawn); so does a missing umap-learn
+    (the extra ``umap``), logged once and recorded in the manifest's ``figures_skipped``. The seconds spent
+    drawing go into the manifest's ``timings``.
     """
+    from lexprobe import figures as plots
     from lexprobe.runs import write_result_dir
 
     def draw(directory: Path) -> list[Path]:
-        from lexprobe.figures import plot_alignment_by_layer, plot_umap_pairs
-
         clock = _Clock()
         title = result.manifest["inputs"]["ontology"]["name"]
-        written = plot_alignment_by_layer(result.table, directory, title=title)
+        written = plots.plot_alignment_by_layer(result.table, directory, title=title)
         clock.lap("figures")
         if umap:
-            written += plot_umap_pairs(result, directory, seed=result.manifest["seed"])
-            clock.lap("umap")
+            missing = plots.umap_unavailable()
+            if missing is None:
+                pairs, titles = _umap_inputs(result)
+                written += plots.plot_umap_pairs(
+                    pairs, directory, titles=titles, seed=result.manifest["seed"], max_points=_UMAP_POINTS
+                )
+                clock.lap("umap")
+            else:
+                logger.warning("the UMAP figure is skipped: %s", missing)
+                result.manifest.setdefault("figures_skipped", {})["umap"] = missing
         result.manifest.setdefault("timings", {}).update(clock.record)
         return written
 
@@ -456,3 +467,23 @@ def write_alignment(
         record=result.manifest,
         figures=draw if figures else None,
     )
+
+
+def _umap_inputs(result: AlignmentResult) -> tuple[dict, dict]:
+    """The UMAP figure's input: for each pair, its two fields at the pair's best layer by the first metric,
+    preprocessed on every item as they were measured, then ``_UMAP_POINTS`` items drawn at random (seeded),
+    so that no more than one pair's whole layer is held at once; and the panels' titles."""
+    summary = result.summary
+    first_metric = summary["metric"].iloc[0]
+    preprocessing = result.manifest["config"]["preprocess"]
+    rng = np.random.default_rng(result.manifest["seed"])
+    pairs, titles = {}, {}
+    for _, row in summary[summary["metric"] == first_metric].iterrows():
+        a, b = row["pair"].split(":")
+        layer = int(row["best_layer"])
+        X = preprocess(result.embeddings[a].layer(layer), preprocessing)
+        Y = preprocess(result.embeddings[b].layer(layer), preprocessing)
+        keep = np.sort(rng.choice(len(X), size=min(_UMAP_POINTS, len(X)), replace=False))
+        pairs[a, b] = (X[keep], Y[keep])
+        titles[a, b] = f"{row['pair']} at layer {layer} ({first_metric} {row['value']:.3f})"
+    return pairs, titles

@@ -239,22 +239,6 @@ def write_popularity(result: PopularityResult, out: str | os.PathLike[str], *, r
 
 
 def _plot_halves(result: PopularityResult, out: Path) -> None:
-    from lexprobe.figures import OKABE_ITO, pyplot, save_figure
+    from lexprobe.figures import plot_popularity_halves
 
-    tasks = result.tasks
-    if tasks.empty:
-        return
-    plt = pyplot()
-    models = list(dict.fromkeys(tasks["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 3.6), squeeze=False, sharey=True)
-    for ax, model in zip(axes[0], models):
-        part = tasks[tasks["model"] == model].reset_index(drop=True)
-        y = np.arange(len(part))
-        ax.barh(y - 0.2, part["accuracy_less_popular"], height=0.4, color=OKABE_ITO[1], label="less popular half")
-        ax.barh(y + 0.2, part["accuracy_more_popular"], height=0.4, color=OKABE_ITO[0], label="more popular half")
-        ax.set_yticks(y, part["label"], fontsize=8)
-        ax.set_xlabel(f"baseline accuracy ({result.shots}-shot)" if result.shots else "baseline accuracy (zero-shot)")
-        ax.set_title(model, fontsize=9)
-        ax.set_xlim(0, 1)
-    axes[0][0].legend(frameon=False, fontsize=7, loc="lower right")
-    save_figure(fig, out, "popularity_halves")
+    plot_popularity_halves(result.tasks, out, shots=result.shots)

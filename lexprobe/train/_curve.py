@@ -297,35 +297,6 @@ def _write_curve(result: CurveResult, config: Any, lm: Any, *, budget: int, n_ta
 
 
 def _plot_curve(result: CurveResult, directory: Path, *, title: str) -> None:
-    from lexprobe.figures import OKABE_ITO, pyplot, save_figure
+    from lexprobe.figures import plot_learning_curve
 
-    curve = result.curve
-    plt = pyplot()
-    fig, (acc, loss) = plt.subplots(1, 2, figsize=(9.0, 3.4))
-    for colour, (split, g) in zip(OKABE_ITO, curve.groupby("split", sort=False)):
-        x = g["exposures"].to_numpy(float)
-        y = g["accuracy"].to_numpy(float)
-        err = np.clip(np.vstack([y - g["ci_low"].to_numpy(), g["ci_high"].to_numpy() - y]), 0, None)
-        acc.errorbar(x, y, yerr=err, color=colour, marker="o", markersize=3, capsize=2, linewidth=1.2, label=split)
-        loss.plot(x, g["loss_mean"], color=colour, marker="o", markersize=3, linewidth=1.2, label=f"{split} (mean)")
-    acc.set_xlabel("exposures per pair (templates x epochs; 0 = base model)")
-    acc.set_ylabel("exact-match accuracy (Wilson 95%)")
-    acc.set_ylim(-0.02, 1.02)
-    acc.set_title(title, fontsize=9)
-    acc.legend(frameon=False)
-    loss.axhline(result.ln_n_targets, color="0.4", linestyle="--", linewidth=1)
-    loss.text(
-        0.98,
-        result.ln_n_targets,
-        "ln(number of targets): uniform guess",
-        ha="right",
-        va="bottom",
-        fontsize=7,
-        color="0.3",
-        transform=loss.get_yaxis_transform(),
-    )
-    loss.set_xlabel("exposures per pair")
-    loss.set_ylabel("loss per target (nats, teacher-forced)")
-    loss.set_ylim(bottom=0)
-    loss.legend(frameon=False)
-    save_figure(fig, directory, "learning_curve")
+    plot_learning_curve(result.curve, directory, ln_n_targets=result.ln_n_targets, title=title)

@@ -729,23 +729,6 @@ def _csv_quoting(frame: pd.DataFrame) -> int:
 
 
 def _plot_accuracy_by_bin(by_bin: pd.DataFrame, directory: Path, *, title: str) -> None:
-    from lexprobe.figures import OKABE_ITO, pyplot, save_figure
+    from lexprobe.figures import plot_accuracy_by_bin
 
-    if by_bin.empty:
-        return
-    plt = pyplot()
-    splits = list(dict.fromkeys(by_bin["split"]))
-    fig, axes = plt.subplots(1, len(splits), figsize=(4.4 * len(splits), 3.2), squeeze=False, sharey=True)
-    for ax, s in zip(axes[0], splits):
-        for colour, (which, g) in zip(OKABE_ITO, by_bin[by_bin["split"] == s].groupby("model", sort=False)):
-            x = g["bin"].astype(int).to_numpy()
-            y = g["accuracy"].to_numpy()
-            # clip: a Wilson bound can sit a rounding error on the wrong side of 0 or 1 accuracy
-            err = np.clip(np.vstack([y - g["ci_low"].to_numpy(), g["ci_high"].to_numpy() - y]), 0, None)
-            ax.errorbar(x, y, yerr=err, color=colour, marker="o", markersize=3, capsize=2, linewidth=1, label=which)
-        ax.set_xlabel("popularity bin (0 = least popular)")
-        ax.set_title(f"{title}: {s}")
-        ax.set_ylim(-0.02, 1.02)
-    axes[0][0].set_ylabel("exact-match accuracy (Wilson 95%)")
-    axes[0][0].legend(frameon=False)
-    save_figure(fig, directory, "accuracy_by_bin")
+    plot_accuracy_by_bin(by_bin, directory, title=title)

@@ -545,18 +545,6 @@ def _write_outputs(
 
 
 def _plot_loss(losses: pd.DataFrame, directory: Path, *, title: str) -> None:
-    from lexprobe.figures import OKABE_ITO, pyplot, save_figure
+    from lexprobe.figures import plot_loss_curve
 
-    if losses.empty:
-        return
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.0, 3.2))
-    ax.plot(losses["step"], losses["loss"], color=OKABE_ITO[5], linewidth=0.8, alpha=0.7, label="per step")
-    window = max(1, len(losses) // 20)
-    smooth = losses["loss"].rolling(window, min_periods=1).mean()
-    ax.plot(losses["step"], smooth, color=OKABE_ITO[0], linewidth=1.6, label=f"mean of {window}")
-    ax.set_xlabel("optimiser step")
-    ax.set_ylabel("training loss (completion tokens)")
-    ax.set_title(title)
-    ax.legend(frameon=False)
-    save_figure(fig, directory, "loss_curve")
+    plot_loss_curve(losses, directory, title=title)

@@ -182,3 +182,34 @@ def test_above_the_threshold_neighbours_are_approximate_and_their_recall_is_reco
     assert (mknn[0] - mknn[1]).abs().max() <= 0.05  # approximate lists, nearly the exact values
     cka = [t[t["metric"] == "cka"]["value"].to_numpy() for t in (exact.table, approximate.table)]
     np.testing.assert_array_equal(*cka)  # CKA does not use the neighbour lists
+
+
+def test_without_umap_learn_the_umap_figure_is_skipped_logged_once_and_recorded(
+    fake_embeddings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    import sys
+
+    result = run_alignment(config(permutations=5, bootstrap=0, pairs=("name:symbol",)), model=FakeModel())
+    monkeypatch.setitem(sys.modules, "umap", None)  # as if umap-learn, the extra `umap`, were not installed
+    with caplog.at_level("WARNING"):
+        write_alignment(result, tmp_path / "out")
+    hint = "umap-learn not installed: pip install 'lexprobe[umap]'"
+    assert [r.getMessage() for r in caplog.records] == [f"the UMAP figure is skipped: {hint}"]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["figures_skipped"] == {"umap": hint}
+    assert "figures" in manifest["timings"] and "umap" not in manifest["timings"]
+    assert sorted(p.name for p in (tmp_path / "out" / "figures").iterdir()) == [
+        "alignment_by_layer.png",
+        "alignment_by_layer.svg",
+    ]
+
+
+def test_the_umap_figure_draws_each_pair_at_its_best_layer(fake_embeddings, tmp_path: Path) -> None:
+    pytest.importorskip("umap")
+    result = run_alignment(config(permutations=5, bootstrap=0, pairs=("name:symbol", "name:id")), model=FakeModel())
+    write_alignment(result, tmp_path / "out")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert "figures_skipped" not in manifest and {"figures", "umap"} <= set(manifest["timings"])
+    svg = (tmp_path / "out" / "figures" / "umap_pairs.svg").read_text()
+    best = result.summary.set_index(["pair", "metric"]).loc[("name:symbol", "mknn"), "best_layer"]
+    assert f"name:symbol at layer {best} (mknn" in svg and "120 items each" in svg
