@@ -11,7 +11,7 @@ from lexprobe.cli._common import console, dtype_option, err_console, handle_erro
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]:
     """A rich progress bar with items/s on a terminal; nothing when quiet or not a terminal."""
     if quiet or not is_terminal():
         yield None
@@ -31,7 +31,7 @@ def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[int, int],
 
         start = {"t": time.perf_counter(), "n": None}
 
-        def update(done: int, total: int) -> None:
+        def update(stage: str, done: int, total: int) -> None:
             if start["n"] is None:
                 start["n"] = done
             elapsed = max(time.perf_counter() - start["t"], 1e-9)
