@@ -184,7 +184,7 @@ class _LogDisplay:
         if clock is None or done < clock.last_done:
             clock = self.stages[stage] = _StageClock(now, done, now, done)
             if done >= total:
-                logger.info("%s: %d/%d (nothing left to do)", stage, done, total)
+                logger.info("%s: %d/%d already done", stage, done, total)
                 return
             logger.info("%s: started, %d/%d", stage, done, total)
             return
@@ -196,7 +196,7 @@ class _LogDisplay:
             clock.last_done = done
             return
         since = now - clock.last_line
-        tenth = total > 0 and int(10 * done / total) > int(10 * clock.last_done / total)
+        tenth = 10 * (done - clock.last_done) >= total  # another tenth since the last line
         if since >= self.interval or (tenth and since >= min(1.0, self.interval)):
             share = 100 * done / max(total, 1)
             logger.info("%s: %d/%d (%.0f%%), %s", stage, done, total, share, _eta(clock, now, done, total))
