@@ -390,7 +390,7 @@ def run_study(
             step("report", report, False, _report, dirs, report, names, model)
         else:
             report = None
-    if progress:
+    if progress and parts[0] < parts[1]:  # parts that had nothing to do (evaluate without training...)
         progress("study", parts[1], parts[1])
     if study_changed:
         say(f"{root}: the stages recorded with the study's earlier settings are dropped from its manifest")

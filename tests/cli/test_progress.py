@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import typer
-from rich.console import Console
-from typer.testing import CliRunner
-
 from lexprobe.cli import _progress
 from lexprobe.cli._progress import progress_display, setup_logging
+from rich.console import Console
+from typer.testing import CliRunner
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO lexprobe\.progress: ")
 
