@@ -20,8 +20,9 @@ STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO lexprobe\.progre
 
 
 @pytest.fixture(autouse=True)
-def _restore_logging():
+def _restore_logging(monkeypatch):
     """Leave the logging configuration as it was (other tests read lexprobe's INFO records with caplog)."""
+    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "warning")  # setup_logging sets it; restored afterwards
     root, ours = logging.getLogger(), logging.getLogger("lexprobe")
     handlers, levels = list(root.handlers), (root.level, ours.level)
     yield
