@@ -78,8 +78,7 @@ def embed_cmd(
     prepare_run_dir(out, "embed", settings_of(config, leave_out=("batch_size",)) | same, overwrite=overwrite)
     lm = model_options.load()
     with progress_display(quiet) as progress:
-        update = (lambda done, total: progress(f"embedding {ont.name} {field}", done, total)) if progress else None
-        result = embed_field(ont, field, limit=n_terms, seed=seed, model=lm, config=config, progress=update)
+        result = embed_field(ont, field, limit=n_terms, seed=seed, model=lm, config=config, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "embeddings.npy") as tmp, open(tmp, "wb") as fh:
         np.save(fh, np.asarray(result.array))

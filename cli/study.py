@@ -36,10 +36,10 @@ def study_cmd(
         False, "--dry-run", help="Print the stages to run and their estimated cost, then stop."
     ),
     model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --model, --dtype...
+    quiet: bool = False,
 ) -> None:
     """Run the paper's analysis: align, lexicalization, train, evaluate, correlate and report."""
-    import logging
-
+    from lexprobe.cli._progress import progress_display
     from lexprobe.runs import ensure_writable_dir
     from lexprobe.study import STAGES as STUDY_STAGES
     from lexprobe.study import run_study
@@ -60,22 +60,22 @@ def study_cmd(
             console.print(line)
         return
     ensure_writable_dir(out)
-    log = logging.getLogger("lexprobe.study")
-    result = run_study(
-        split_csv(ontology) or (),
-        out,
-        model=model_options.model,
-        size=size,
-        tasks=split_csv(tasks),
-        stages=split_csv(stages) or STUDY_STAGES,
-        device=model_options.device,
-        dtype=model_options.dtype,
-        seed=seed,
-        log=log.info,
-        rerun_mismatched=rerun_mismatched,
-        batch_size=model_options.batch_size,
-        load_options=load_options,
-    )
+    with progress_display(quiet) as progress:
+        result = run_study(
+            split_csv(ontology) or (),
+            out,
+            model=model_options.model,
+            size=size,
+            tasks=split_csv(tasks),
+            stages=split_csv(stages) or STUDY_STAGES,
+            device=model_options.device,
+            dtype=model_options.dtype,
+            seed=seed,
+            rerun_mismatched=rerun_mismatched,
+            batch_size=model_options.batch_size,
+            load_options=load_options,
+            progress=progress,
+        )
     ran = sum(s["status"] == "done" for s in result.stages)
     resumed = sum(s["status"] == "resumed" for s in result.stages)
     console.print(f"{out}: {ran} stage(s) run, {resumed} found done; {len(result.runs)} task(s) evaluated")

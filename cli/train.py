@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, is_terminal, split_csv
+from lexprobe.cli._common import console, split_csv
 from lexprobe.cli._options import EvalSplit, ModelOptions, Scheduler, command
 
 
@@ -69,8 +69,9 @@ def train_cmd(
 ) -> None:
     """Fine-tune a model with LoRA on the train pairs of a task; save the adapter, loss log and config."""
     from lexprobe.exceptions import TrainingError
+    from lexprobe.cli._progress import progress_display
     from lexprobe.runs import ensure_writable_dir, prepare_run_dir
-    from lexprobe.train import TrainConfig, train_lora
+    from lexprobe.train import TrainConfig, progress_callback, train_lora
 
     if exposures is not None and epochs is not None:
         raise TrainingError("give --epochs or --exposures, not both (exposures = templates x epochs)")
@@ -121,7 +122,9 @@ def train_cmd(
         return
     ensure_writable_dir(out)
     prepare_run_dir(out, "train", None, overwrite=overwrite)  # train itself resumes a run of the same settings
-    result = train_lora(out, config, split_dir=from_split, progress=not quiet and is_terminal())
+    with progress_display(quiet) as progress:
+        callbacks = [progress_callback(progress)] if progress else []
+        result = train_lora(out, config, split_dir=from_split, progress=False, callbacks=callbacks)
     if result.already_complete:
         console.print(f"{out} already holds a finished adapter; nothing to do (evaluate it with `lexprobe evaluate`)")
         return
@@ -185,7 +188,6 @@ def evaluate_cmd(
         _curve(run, checkpoints, splits, batch_size, max_new_tokens, model_options, quiet)
         return
     with progress_display(quiet) as progress:
-        update = (lambda done, total: progress("generating", done, total)) if progress else None
         result = evaluate_run(
             run,
             splits=splits,
@@ -197,7 +199,7 @@ def evaluate_cmd(
             dtype=dtype,
             device_map=model_options.device_map,
             seed=seed,
-            progress=update,
+            progress=progress,
         )
     out = result.out_dir or run
     overall = result.summary[result.summary["bin"] == "all"].set_index(["split", "model"])
@@ -266,7 +268,6 @@ def _curve(run, checkpoints, splits, batch_size, max_new_tokens, model_options, 
         if not chosen:
             raise TrainingError("--checkpoints needs 'all' or at least one exposure count")
     with progress_display(quiet) as progress:
-        update = (lambda done, total: progress("scoring snapshots", done, total)) if progress else None
         result = evaluate_curve(
             run,
             checkpoints=chosen,
@@ -276,7 +277,7 @@ def _curve(run, checkpoints, splits, batch_size, max_new_tokens, model_options, 
             device=model_options.device,
             dtype=model_options.dtype,
             device_map=model_options.device_map,
-            progress=update,
+            progress=progress,
         )
     table = Table(title=f"{run}: learning curve (exact match [Wilson 95% CI]; loss per target in nats)")
     for column in ("exposures", "adapter", "split", "accuracy", "distinct answers", "loss per target"):

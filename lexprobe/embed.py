@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from lexprobe._progress import relabel
 from lexprobe.exceptions import EmbeddingError, ResourceError
 from lexprobe.runs import (
     atomic_path,
@@ -60,6 +61,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: The stage name :func:`extract_hidden_states` reports progress under.
+_STAGE = "embedding"
 
 Pool = Literal["mean", "last", "first"]
 _FORMAT_VERSION = 2
@@ -347,7 +351,7 @@ def extract_hidden_states(
     model: LoadedModel | str = "smollm2-135m",
     config: ExtractionConfig | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     use_cache: bool = True,
 ) -> EmbeddingSet:
     """Pooled per-layer hidden states of ``texts``.
@@ -364,7 +368,8 @@ def extract_hidden_states(
     cache_dir : path, optional
         Where finished arrays and in-progress shards live; default ``$LEXPROBE_CACHE/embeddings``.
     progress : callable, optional
-        Called as ``progress(n_done, n_total)`` after each batch (and once at the start with resumed work).
+        Called as ``progress("embedding", n_done, n_total)`` after each batch, once at the start (with the
+        items resumed from shards) and once with ``n_done == n_total`` when a finished cached result is found.
     use_cache : bool
         Return a finished cached result when there is one.
 
@@ -411,6 +416,8 @@ def extract_hidden_states(
     if use_cache:
         cached = _load_verified(final)
         if cached is not None:
+            if progress:
+                progress(_STAGE, len(texts), len(texts))
             return cached
     world, rank = _dist_info()
     # one process at a time per cache key (two identical runs on one cache); under torchrun the ranks share
@@ -420,6 +427,8 @@ def extract_hidden_states(
         if use_cache:
             cached = _load_verified(final)  # another process may have finished it while this one waited
             if cached is not None:
+                if progress:
+                    progress(_STAGE, len(texts), len(texts))
                 return cached
         _extract(texts, keys, lm, config, layers, root, key, progress, world, rank)
     _barrier(world)
@@ -449,7 +458,8 @@ def _extract(texts, keys, lm, config, layers, root, key, progress, world, rank) 
     n_total = len(texts)
     n_done = len(done)
     if progress:
-        progress(n_done, n_total)
+        progress(_STAGE, n_done, n_total)
+    logger.debug("embedding %d items (%d resumed) in batches of %d", n_total, n_done, batch_size)
     position = 0
     while position < len(todo):
         chunk = todo[position : position + batch_size]
@@ -470,7 +480,7 @@ def _extract(texts, keys, lm, config, layers, root, key, progress, world, rank) 
         position += len(chunk)
         n_done += len(chunk) * world
         if progress:
-            progress(min(n_done, n_total), n_total)
+            progress(_STAGE, min(n_done, n_total), n_total)
     _barrier(world)
     if rank != 0:
         return
@@ -617,7 +627,7 @@ def embed_field(
     model: LoadedModel | str = "smollm2-135m",
     config: ExtractionConfig | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> EmbeddingSet:
     """Hidden states of one field (``"name"``, ``"symbol"``, ``"id"``) of a popularity-balanced term sample."""
     from lexprobe.tasks import field_values, sample_terms
@@ -629,7 +639,7 @@ def embed_field(
         model=model,
         config=config,
         cache_dir=cache_dir,
-        progress=progress,
+        progress=relabel(progress, f"embedding {field}"),
     )
     result.manifest = result.manifest | {
         "ontology": {"name": ontology.name, "source": ontology.source, "checksum": ontology.checksum},

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lexprobe._progress import relabel
 from lexprobe.exceptions import LexicalizationError, LexprobeError
 
 __all__ = [
@@ -457,6 +458,18 @@ def measure_lexicalization(
 ) -> LexicalResult:
     """Measure tokenization and embedding lexicalization of each field of a term sample.
 
+    Parameters
+    ----------
+    config : LexicalConfig
+    model : LoadedModel, optional
+        A loaded model to reuse; default loads ``config.model``.
+    progress : callable, optional
+        ``progress(stage, done, total)``: ``"loading model"``, ``"tokenizing"`` per field, ``"embedding
+        <field>"`` per batch of items, ``"geometry by layer"`` per layer and ``"category probe by layer"`` per
+        probed layer.
+    cache_dir : path, optional
+        Embedding cache (default ``$LEXPROBE_CACHE/embeddings``).
+
     Returns
     -------
     LexicalResult
@@ -487,11 +500,17 @@ def measure_lexicalization(
         raise LexicalizationError(f"only {n} terms have every field {list(fields)}; need at least 20")
     if config.embeddings and config.k > n - 1:
         raise LexicalizationError(f"--k must be at most n_items - 1 = {n - 1}, got {config.k}")
+    if model is None and progress:
+        progress("loading model", 0, 1)
     lm = model if model is not None else load_model(config.model, dtype=config.dtype)
+    if model is None and progress:
+        progress("loading model", 1, 1)
     texts = {f: field_values(terms, f) for f in dict.fromkeys((*fields, config.reference))}
 
     frames = []
-    for field in fields:
+    for number, field in enumerate(fields):
+        if progress:
+            progress("tokenizing", number, len(fields))
         measures = tokenization_measures(texts[field], lm.tokenizer)
         frames.append(
             pd.concat(
@@ -510,6 +529,8 @@ def measure_lexicalization(
                 axis=1,
             )
         )
+    if progress:
+        progress("tokenizing", len(fields), len(fields))
     items = pd.concat(frames, ignore_index=True)
     layer_rows: list[dict[str, Any]] = []
     chosen_layer = None
@@ -565,11 +586,14 @@ def _embedding_measures(config, terms, texts, fields, embed_fields, lm, progress
         batch_size=config.batch_size,
     )
     sets = {}
-    for number, field in enumerate(embed_fields):
-        if progress:
-            progress(f"embedding {field}", number, len(embed_fields))
+    for field in embed_fields:
         sets[field] = extract_hidden_states(
-            texts[field], keys=list(terms["id"]), model=lm, config=extraction, cache_dir=cache_dir
+            texts[field],
+            keys=list(terms["id"]),
+            model=lm,
+            config=extraction,
+            cache_dir=cache_dir,
+            progress=relabel(progress, f"embedding {field}"),
         )
     layers = list(sets[embed_fields[0]].layers)
     labels = terms["category"].astype(str).to_numpy()
@@ -602,6 +626,8 @@ def _embedding_measures(config, terms, texts, fields, embed_fields, lm, progress
                 "anisotropy": float(crowd.mean()),
                 "effective_rank": effective_rank(pre[field]),
             }
+    if progress:
+        progress("geometry by layer", len(layers), len(layers))
     if config.layer == "best":
         targets = [r for r in rows.values() if r["field"] != ref]
         if targets:

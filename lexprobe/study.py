@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lexprobe._progress import ProgressCallback, prefixed
 from lexprobe.exceptions import LexprobeError, StudyError
 from lexprobe.models import RECORDED_BEFORE
 from lexprobe.runs import read_json_object
@@ -173,6 +174,7 @@ def run_study(
     rerun_mismatched: bool = False,
     batch_size: int | str = "auto",
     load_options: Mapping[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> StudyResult:
     """Run (or resume) the study: align, lexicalization, train, evaluate, correlate, report.
 
@@ -203,6 +205,10 @@ def run_study(
     load_options : mapping, optional
         More keyword arguments of :func:`lexprobe.models.load_model` (``revision``, ``device_map``,
         ``load_in_4bit``, ``trust_remote_code``) for the stages that embed.
+    progress : callable, optional
+        ``progress(stage, done, total)``: ``"study"`` counts the parts (a stage on an ontology or a task) run
+        or found done, and each part reports its own stages under its name, e.g. ``"align hgnc/align:
+        embedding name"`` or ``"train hgnc/name-to-symbol: training"`` (per optimizer step).
 
     Raises
     ------
@@ -231,11 +237,15 @@ def run_study(
     started = time.perf_counter()
     models: dict[str, Any] = {}
 
-    def lm() -> Any:
+    def lm(progress: ProgressCallback | None = None) -> Any:
         if "lm" not in models:
             from lexprobe.models import load_model
 
+            if progress:
+                progress("loading model", 0, 1)
             models["lm"] = load_model(model, device=device, dtype=precision, **dict(load_options or {}))
+            if progress:
+                progress("loading model", 1, 1)
         return models["lm"]
 
     def step(stage: str, where: Path, done: bool, work: Callable[..., Any], *args: Any) -> None:
@@ -244,13 +254,19 @@ def run_study(
             say(f"{name}: already done")
             # its time is filled in from the manifests when the study's manifest is written
             record.append({"stage": stage, "dir": str(where.relative_to(root)), "status": "resumed", "seconds": 0.0})
+            parts[0] += 1
+            if progress:
+                progress("study", parts[0], max(parts))
             return
         say(f"{name}: running")
         t0 = time.perf_counter()
-        work(*args)
+        work(*args, progress=prefixed(progress, name))
         seconds = time.perf_counter() - t0
         record.append({"stage": stage, "dir": str(where.relative_to(root)), "status": "done", "seconds": seconds})
         say(f"{name}: done in {seconds / 60:.1f} min")
+        parts[0] += 1
+        if progress:
+            progress("study", parts[0], max(parts))
 
     def settled(stage: str, where: Path, manifest: str, expected: Mapping[str, Any], selected: bool) -> bool:
         """Whether ``where`` holds ``stage`` finished with the settings ``expected``: ``False`` when it holds
@@ -290,6 +306,11 @@ def run_study(
     folders = {ontology: _folder(root, names[ontology]) for ontology in ontologies}
     _check_distinct(folders, "ontologies")
     plan = {ontology: _tasks_of(ont, tasks) for ontology, ont in loaded.items()}
+    # parts done and planned (a part that turns out to have nothing to do, e.g. evaluate without training, is
+    # counted at the end)
+    parts = [0, _n_parts(stages, plan)]
+    if progress:
+        progress("study", 0, parts[1])
     runs: list[Path] = []
     for ontology in ontologies:
         base = folders[ontology]
@@ -376,6 +397,8 @@ def run_study(
             step("report", report, False, _report, dirs, report, names, model)
         else:
             report = None
+    if progress and parts[0] < parts[1]:  # parts that had nothing to do (evaluate without training...)
+        progress("study", parts[1], parts[1])
     if study_changed:
         say(f"{root}: the stages recorded with the study's earlier settings are dropped from its manifest")
     merged = _write_study_manifest(
@@ -399,6 +422,14 @@ def run_study(
         correlate=correlate_dir if _stage_done(correlate_dir, "correlate") else None,
         report=report,
     )
+
+
+def _n_parts(stages: Sequence[str], plan: Mapping[str, Sequence[str]]) -> int:
+    """How many parts (a stage on an ontology or a task) a study with these stages and tasks runs at most."""
+    per_ontology = sum(s in stages for s in ("align", "lexicalization"))
+    per_task = sum(s in stages for s in ("train", "evaluate"))
+    once = sum(s in stages for s in ("correlate", "report"))
+    return sum(per_ontology + per_task * len(tasks) for tasks in plan.values()) + once
 
 
 def _earlier_stages(root: Path) -> dict[tuple[str, str], dict[str, Any]]:
@@ -601,11 +632,19 @@ def _align_config(ontology: str, model: str, spec: StudySize, seed: int, dtype: 
 
 
 def _align(
-    ontology: str, where: Path, lm: Callable[[], Any], model: str, spec: StudySize, seed: int, dtype: str
+    ontology: str,
+    where: Path,
+    lm: Callable[..., Any],
+    model: str,
+    spec: StudySize,
+    seed: int,
+    dtype: str,
+    progress: ProgressCallback | None = None,
 ) -> None:
     from lexprobe.align import run_alignment, write_alignment
 
-    write_alignment(run_alignment(_align_config(ontology, model, spec, seed, dtype), model=lm()), where)
+    config = _align_config(ontology, model, spec, seed, dtype)
+    write_alignment(run_alignment(config, model=lm(progress), progress=progress), where)
 
 
 def _lexical_config(ontology: str, model: str, spec: StudySize, seed: int, dtype: str) -> Any:
@@ -622,11 +661,19 @@ def _lexical_config(ontology: str, model: str, spec: StudySize, seed: int, dtype
 
 
 def _lexicalization(
-    ontology: str, where: Path, lm: Callable[[], Any], model: str, spec: StudySize, seed: int, dtype: str
+    ontology: str,
+    where: Path,
+    lm: Callable[..., Any],
+    model: str,
+    spec: StudySize,
+    seed: int,
+    dtype: str,
+    progress: ProgressCallback | None = None,
 ) -> None:
     from lexprobe.lexical import measure_lexicalization, write_lexicalization
 
-    write_lexicalization(measure_lexicalization(_lexical_config(ontology, model, spec, seed, dtype), model=lm()), where)
+    config = _lexical_config(ontology, model, spec, seed, dtype)
+    write_lexicalization(measure_lexicalization(config, model=lm(progress), progress=progress), where)
 
 
 def _train_config(
@@ -655,17 +702,26 @@ def _train_config(
 
 
 def _train(
-    ontology: str, task: str, where: Path, model: str, spec: StudySize, seed: int, device: str | None, dtype: str
+    ontology: str,
+    task: str,
+    where: Path,
+    model: str,
+    spec: StudySize,
+    seed: int,
+    device: str | None,
+    dtype: str,
+    progress: ProgressCallback | None = None,
 ) -> None:
-    from lexprobe.train import train_lora
+    from lexprobe.train import progress_callback, train_lora
 
-    train_lora(where, _train_config(ontology, task, model, spec, seed, device, dtype))
+    callbacks = [progress_callback(progress)] if progress else []
+    train_lora(where, _train_config(ontology, task, model, spec, seed, device, dtype), callbacks=callbacks)
 
 
-def _evaluate(where: Path, device: str | None, seed: int) -> None:
+def _evaluate(where: Path, device: str | None, seed: int, progress: ProgressCallback | None = None) -> None:
     from lexprobe.train import evaluate_run
 
-    evaluate_run(where, device=device, seed=seed)
+    evaluate_run(where, device=device, seed=seed, progress=progress)
 
 
 def _correlated_runs(correlate_dir: Path, root: Path) -> list[str]:
@@ -698,7 +754,9 @@ def _correlate_expected(spec: StudySize, seed: int, dtype: str) -> dict[str, Any
     }
 
 
-def _correlate(runs: list[Path], where: Path, spec: StudySize, seed: int, dtype: str) -> None:
+def _correlate(
+    runs: list[Path], where: Path, spec: StudySize, seed: int, dtype: str, progress: ProgressCallback | None = None
+) -> None:
     from lexprobe.predict import correlate, write_correlation
 
     config = _feature_config(spec, seed, dtype)
@@ -710,11 +768,14 @@ def _correlate(runs: list[Path], where: Path, spec: StudySize, seed: int, dtype:
         n_boot=spec.correlate_bootstrap,
         seed=seed,
         base=root,
+        progress=progress,
     )
     write_correlation(result, where)
 
 
-def _report(dirs: list[Path], report: Path, names: dict[str, str], model: str) -> None:
+def _report(
+    dirs: list[Path], report: Path, names: dict[str, str], model: str, progress: ProgressCallback | None = None
+) -> None:
     from lexprobe.report import build_report
 
     build_report(dirs, report, title=f"lexprobe study: {', '.join(names.values())} with {model}")

@@ -172,7 +172,7 @@ def test_a_damaged_cache_entry_is_recomputed_not_used(lm, tmp_path: Path, damage
 def test_a_damaged_shard_is_dropped_and_its_items_recomputed(lm, tmp_path: Path, damage: str, caplog) -> None:
     config = ExtractionConfig(layers=(0, -1), batch_size=2)
 
-    def interrupt(done: int, total: int) -> None:
+    def interrupt(stage: str, done: int, total: int) -> None:
         if done >= 4:
             raise KeyboardInterrupt
 
@@ -219,7 +219,7 @@ def test_a_repeated_call_is_a_cache_hit(lm, tmp_path: Path) -> None:
     second = extract_hidden_states(
         TEXTS, model=lm, config=config, cache_dir=tmp_path, progress=lambda *a: calls.append(a)
     )
-    assert calls == []  # nothing was computed
+    assert calls == [("embedding", len(TEXTS), len(TEXTS))]  # nothing was computed: done at once
     np.testing.assert_array_equal(first.array, second.array)
     other = extract_hidden_states(
         TEXTS, model=lm, config=ExtractionConfig(layers=(0, -1), pool="last"), cache_dir=tmp_path
@@ -232,7 +232,7 @@ def test_an_interrupted_run_resumes_and_equals_an_uninterrupted_one(lm, tmp_path
     texts = TEXTS * 2
     seen: list[tuple[int, int]] = []
 
-    def interrupt(done: int, total: int) -> None:
+    def interrupt(stage: str, done: int, total: int) -> None:
         seen.append((done, total))
         if done >= 6:
             raise KeyboardInterrupt
@@ -246,7 +246,7 @@ def test_an_interrupted_run_resumes_and_equals_an_uninterrupted_one(lm, tmp_path
         model=lm,
         config=config,
         cache_dir=tmp_path / "run",
-        progress=lambda d, t: resumed_from.append(d),
+        progress=lambda s, d, t: resumed_from.append(d),
     )
     assert resumed_from[0] == 6  # the finished batches were not recomputed
     fresh = extract_hidden_states(texts, model=lm, config=config, cache_dir=tmp_path / "fresh")

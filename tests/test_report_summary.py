@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lexprobe._report_tables import MISSING, format_gain, format_value, make_table
+from lexprobe.report._tables import MISSING, format_gain, format_value, make_table
 from lexprobe.predict._holdout import PREDICTOR_RULE
 from lexprobe.report import build_report
 from lexprobe.runs import write_result_dir

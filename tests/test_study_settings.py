@@ -39,15 +39,18 @@ class FakeStages:
 
         return load_ontology(ontology)
 
-    def align(self, ontology, where, lm, model, spec, seed, dtype) -> None:
+    def align(self, ontology, where, lm, model, spec, seed, dtype, progress=None) -> None:
         self.calls.append(("align", str(where)))
+        if progress:  # as the real stage reports its work
+            progress("measuring", 0, 2)
+            progress("measuring", 2, 2)
         config = study_module._align_config(ontology, model, spec, seed, dtype)
         pairs = [f"{a}:{b}" for a, b in config.resolved_pairs(self._ontology(ontology).name)]
         record = {"config": dataclasses.asdict(config) | {"pairs_resolved": pairs}}
         record |= {"inputs": {"ontology": self._ontology(ontology).describe()}, "seed": seed}
         write_manifest(where, make_manifest(stage="align", outputs={}, **record))
 
-    def lexicalization(self, ontology, where, lm, model, spec, seed, dtype) -> None:
+    def lexicalization(self, ontology, where, lm, model, spec, seed, dtype, progress=None) -> None:
         self.calls.append(("lexicalization", str(where)))
         config = study_module._lexical_config(ontology, model, spec, seed, dtype)
         fields = list(config.resolved_fields(self._ontology(ontology).name))
@@ -55,7 +58,7 @@ class FakeStages:
         record |= {"inputs": {"ontology": self._ontology(ontology).describe()}, "seed": seed}
         write_manifest(where, make_manifest(stage="lexicalization", outputs={}, **record))
 
-    def train(self, ontology, task, where, model, spec, seed, device, dtype) -> None:
+    def train(self, ontology, task, where, model, spec, seed, device, dtype, progress=None) -> None:
         self.calls.append(("train", str(where)))
         config = study_module._train_config(ontology, task, model, spec, seed, device, dtype)
         ont = self._ontology(ontology)
@@ -67,7 +70,7 @@ class FakeStages:
         )
         write_manifest(where, manifest)
 
-    def evaluate(self, where, device, seed) -> None:
+    def evaluate(self, where, device, seed, progress=None) -> None:
         self.calls.append(("evaluate", str(where)))
         (where / "outcomes.csv").write_text("id\n", encoding="utf-8")
         trained = json.loads((where / "train_config.json").read_text())["config"]
@@ -77,7 +80,7 @@ class FakeStages:
         )
         write_manifest(where, manifest, name="evaluation_manifest.json")
 
-    def correlate(self, runs, where, spec, seed, dtype) -> None:
+    def correlate(self, runs, where, spec, seed, dtype, progress=None) -> None:
         from lexprobe.predict import FEATURES
 
         self.calls.append(("correlate", str(where)))
@@ -89,7 +92,7 @@ class FakeStages:
         inputs = {"runs": [{"run": str(r.relative_to(where.parent))} for r in runs]}
         write_manifest(where, make_manifest(stage="correlate", config=config, inputs=inputs, seed=seed))
 
-    def report(self, dirs, report, names, model) -> None:
+    def report(self, dirs, report, names, model, progress=None) -> None:
         self.calls.append(("report", str(report)))
         report.write_text("<html></html>", encoding="utf-8")
 
@@ -125,6 +128,21 @@ def test_equal_settings_resume_without_rerunning(fake: FakeStages, toy: Path, tm
     assert {s["stage"]: s["status"] for s in result.stages if s["stage"] != "report"} == dict.fromkeys(
         EVERY_STAGE[:-1], "resumed"
     )
+
+
+def test_progress_counts_the_study_s_parts_and_names_each_part_s_stages(
+    fake: FakeStages, toy: Path, tmp_path: Path
+) -> None:
+    calls: list[tuple[str, int, int]] = []
+    _run(toy, tmp_path / "study", progress=lambda *a: calls.append(a))
+    parts = [(done, total) for stage, done, total in calls if stage == "study"]
+    n = len(EVERY_STAGE)
+    assert parts == [(i, n) for i in range(n + 1)]  # 0 at the start, then one more per part run
+    assert ("align toy/align: measuring", 2, 2) in calls  # a part's own stages come under its name
+    calls.clear()
+    _run(toy, tmp_path / "study", progress=lambda *a: calls.append(a))  # resumed parts count too
+    assert [d for s, d, _ in calls if s == "study"] == list(range(n + 1))
+    assert not any(s.startswith("align") for s, _, _ in calls)
 
 
 @pytest.mark.parametrize(

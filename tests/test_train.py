@@ -23,6 +23,7 @@ from lexprobe.train import (
     outcome_category,
     paired_bootstrap_interval,
     parse_reply,
+    progress_callback,
     score_reply,
     train_lora,
     wilson_interval,
@@ -220,17 +221,33 @@ def lm():
     return load_model(head=True)
 
 
+#: ``progress(stage, done, total)`` calls of the shared training run and of its evaluation
+PROGRESS: dict[str, list[tuple[str, int, int]]] = {"train": [], "evaluate": []}
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     run = tmp_path_factory.mktemp("train") / "run"
-    result = train_lora(run, TrainConfig(**TINY))
+    calls = PROGRESS["train"]
+    result = train_lora(run, TrainConfig(**TINY), callbacks=[progress_callback(lambda *a: calls.append(a))])
     return run, result
 
 
 @pytest.fixture(scope="module")
 def evaluated(trained):
     run, _ = trained
-    return evaluate_run(run)
+    calls = PROGRESS["evaluate"]
+    return evaluate_run(run, progress=lambda *a: calls.append(a))
+
+
+@pytest.mark.slow
+def test_training_and_evaluation_report_every_step_and_batch(trained, evaluated) -> None:
+    # every optimizer step, from the start (0 of 8) to the end
+    assert PROGRESS["train"] == [("training", step, 8) for step in range(9)]
+    generating = [(done, total) for stage, done, total in PROGRESS["evaluate"] if stage == "generating"]
+    # 4 pairs per split, 2 splits, baseline and tuned: 16 replies, a batch per split and model
+    assert generating == [(done, 16) for done in range(0, 17, 4)]
+    assert PROGRESS["evaluate"][:2] == [("loading model", 0, 1), ("loading model", 1, 1)]
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lexprobe._progress import relabel
 from lexprobe.align._metrics import (
     ANN_MIN_ITEMS,
     PREPROCESSING,
@@ -190,7 +191,8 @@ def run_alignment(
     model : LoadedModel, optional
         A loaded model to reuse; default loads ``config.model``.
     progress : callable, optional
-        ``progress(stage, done, total)``.
+        ``progress(stage, done, total)``: ``"loading model"``; ``"embedding <field>"`` per batch of items;
+        ``"measuring"`` per (layer, pair); ``"intervals at the best layer"`` per CKA summary row.
     cache_dir : path, optional
         Embedding cache (default ``$LEXPROBE_CACHE/embeddings``).
 
@@ -217,7 +219,11 @@ def run_alignment(
             f"--k must be in [1, n_items - 1] = [1, {n - 1}], got {config.k}; lower --k or raise --limit"
         )
     clock = _Clock()
+    if model is None and progress:
+        progress("loading model", 0, 1)
     lm = model if model is not None else load_model(config.model, dtype=config.dtype)
+    if model is None and progress:
+        progress("loading model", 1, 1)
     clock.lap("load_model")
     extraction = ExtractionConfig(
         layers=config.layers,  # type: ignore[arg-type]
@@ -227,17 +233,17 @@ def run_alignment(
         batch_size=config.batch_size,
     )
     embeddings = {}
-    for number, field in enumerate(fields):
-        if progress:
-            progress(f"embedding {field}", number, len(fields))
+    for field in fields:
         embeddings[field] = extract_hidden_states(
             field_values(terms, field),
             keys=list(terms["id"]),
             model=lm,
             config=extraction,
             cache_dir=cache_dir,
+            progress=relabel(progress, f"embedding {field}"),
         )
     clock.lap("embed")
+    logger.debug("embedded %s: %d items, %.1f s", ", ".join(fields), n, clock.record["embed"])
     layers = embeddings[fields[0]].layers
     dim = int(embeddings[fields[0]].array.shape[-1])
     rng = np.random.default_rng(config.seed)
@@ -246,9 +252,10 @@ def run_alignment(
     cells, nulls, recall = {}, {}, {}
     # layer by layer: each field is preprocessed, searched and multiplied once per layer, whatever the number
     # of pairs it is in (a Side caches its centred rows, kernel and neighbour lists)
+    n_cells = len(layers) * len(pairs)
+    if progress:
+        progress("measuring", 0, n_cells)
     for l_index, layer in enumerate(layers):
-        if progress:
-            progress("measuring layer", l_index, len(layers))
         sides = {f: Side(preprocess(embeddings[f].layer(layer), config.preprocess), f) for f in fields}
         for p_index, (a, b) in enumerate(pairs):
             pair = f"{a}:{b}"
@@ -269,16 +276,17 @@ def run_alignment(
                 cells[(p_index, l_index, metric)] = _row(
                     pair, layer, metric, outcome.value, outcome.null, outcome.interval, n
                 )
+            if progress:
+                progress("measuring", l_index * len(pairs) + p_index + 1, n_cells)
+        logger.debug("layer %s measured (%d of %d)", layer, l_index + 1, len(layers))
         for field, side in sides.items():
             if side.recall is not None:
                 recall[f"{field}@{layer}"] = side.recall
-    if progress:
-        progress("measuring layer", len(layers), len(layers))
     rows = [cells[key] for key in sorted(cells, key=lambda key: (key[0], key[1], config.metrics.index(key[2])))]
     table = pd.DataFrame(rows)
     summary = _summarize(table, nulls, layers)
     if config.bootstrap and config.ci_layers == "best":
-        _fill_best_layer_cis(table, summary, embeddings, boots, config)
+        _fill_best_layer_cis(table, summary, embeddings, boots, config, progress)
     clock.lap("measure")
     manifest = {
         "stage": "align",
@@ -413,10 +421,11 @@ def _summarize(table: pd.DataFrame, nulls: dict, layers: Sequence[int]) -> pd.Da
     return summary
 
 
-def _fill_best_layer_cis(table, summary, embeddings, boots, config) -> None:
-    for index, row in summary.iterrows():
-        if row["metric"] not in ("cka", "dcka"):
-            continue
+def _fill_best_layer_cis(table, summary, embeddings, boots, config, progress=None) -> None:
+    rows = summary[summary["metric"].isin(("cka", "dcka"))]
+    for number, (index, row) in enumerate(rows.iterrows()):
+        if progress:
+            progress("intervals at the best layer", number, len(rows))
         a, b = row["pair"].split(":")
         X = preprocess(embeddings[a].layer(row["best_layer"]), config.preprocess)
         Y = preprocess(embeddings[b].layer(row["best_layer"]), config.preprocess)
@@ -427,6 +436,8 @@ def _fill_best_layer_cis(table, summary, embeddings, boots, config) -> None:
             (table["pair"] == row["pair"]) & (table["metric"] == row["metric"]) & (table["layer"] == row["best_layer"])
         )
         table.loc[mask, ["ci_low", "ci_high"]] = [low, high]
+    if progress and len(rows):
+        progress("intervals at the best layer", len(rows), len(rows))
 
 
 def write_alignment(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import zlib
 from collections.abc import Callable, Sequence
@@ -12,12 +13,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lexprobe._progress import ProgressCallback, prefixed
 from lexprobe.exceptions import PredictionError
 from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, MEASURED_FEATURES, _measured_verdict, _units
 from lexprobe.predict._correlation import auc_comparison, correlation_table
 from lexprobe.predict._features import FeatureConfig, _train_config, _with_template_share, run_features
 from lexprobe.predict._holdout import PREDICTOR_RULE, loto_summary
 from lexprobe.predict._predictor import fit_predictor, unit_table
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -41,14 +45,17 @@ def evaluate_items(
     n_boot: int = 1000,
     seed: int = 0,
     manifest: dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> CorrelationResult:
     """The whole evaluation of an items table (one row per item, the columns of ``items.csv``; optionally
     ``field_pair`` and ``alignment_z``): correlations pooled and within tasks, grouped AUCs, the predictor held
     out by field pair beside the baselines.
 
     ``tasks`` (``tasks.csv``) supplies the gains' intervals and ``alignment_z`` where given; without it they
-    come from the items.
+    come from the items. ``progress(stage, done, total)`` counts the four parts under ``"relating features to
+    outcomes"`` (per task, correlations, AUCs, the predictor held out).
     """
+    part = (lambda done: progress("relating features to outcomes", done, 4)) if progress else (lambda done: None)
     need = {"label", "split", "gain", "gained", "target", *MEASURED_FEATURES}
     missing = sorted(need - set(items.columns))
     if missing:
@@ -56,11 +63,15 @@ def evaluate_items(
     if "baseline_correct" not in items:
         items = items.assign(baseline_correct=False)
     items = _with_template_share(items.reset_index(drop=True))
+    part(0)
     units = unit_table(items, tasks, n_boot=n_boot, seed=seed)
+    part(1)
     if units["unit"].duplicated().any():
         raise PredictionError("several runs of the same task and model; give one run per task")
     correlations = correlation_table(items, n_boot=n_boot, seed=seed)
+    part(2)
     auc = auc_comparison(items[items["split"] == "withheld"], n_boot=n_boot, seed=seed)
+    part(3)
     holdout = baselines = loto = None
     scored = tasks if tasks is not None else units
     if units["group"].nunique() >= 2:
@@ -78,6 +89,7 @@ def evaluate_items(
             )
         else:
             scored = predictor.tasks
+    part(4)
     record = dict(manifest or {"stage": "correlate", "config": {}, "inputs": {}, "seed": seed})
     record["config"] = dict(record.get("config", {})) | {"predictor_features": list(FEATURES), "n_boot": n_boot}
     return CorrelationResult(
@@ -125,6 +137,8 @@ def correlate(
     Relative ``run_dirs`` are read under ``base`` when given (and recorded as given, so that a directory of
     runs can move). Each run's model is loaded as its training recorded it (name, revision), in
     ``config.dtype``, on ``device`` (default: CUDA when present) or spread by ``device_map``.
+    ``progress(stage, done, total)`` counts the runs measured (``"measuring features"``) and, within each, its
+    embedding batches and layers (``"<run>: embedding source"``...).
     """
     from lexprobe.models import load_model
 
@@ -140,8 +154,11 @@ def correlate(
         train_config = _train_config(path)
         name = train_config.model
         if name not in models:
+            logger.info("loading model %s", name)
             models[name] = load_model(name, dtype=config.dtype, device=device, device_map=device_map)
-        items, row = run_features(path, config=config, model=models[name], cache_dir=cache_dir)
+        items, row = run_features(
+            path, config=config, model=models[name], cache_dir=cache_dir, progress=prefixed(progress, str(run))
+        )
         row["run"] = str(run)
         item_frames.append(items)
         task_rows.append(row)
@@ -161,7 +178,7 @@ def correlate(
         "inputs": {"runs": inputs},
         "seed": seed,
     }
-    return evaluate_items(items, tasks, n_boot=n_boot, seed=seed, manifest=manifest)
+    return evaluate_items(items, tasks, n_boot=n_boot, seed=seed, manifest=manifest, progress=progress)
 
 
 def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *, figures: bool = True) -> list[Path]:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lexprobe._progress import ProgressCallback, relabel
 from lexprobe.exceptions import LexprobeError, PredictionError
 from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, _units, field_pair
 
@@ -80,6 +81,7 @@ def measure_features(
     model: Any,
     config: FeatureConfig | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> TaskFeatures:
     """Measure the per-item and per-task features of a task's pairs.
 
@@ -92,6 +94,11 @@ def measure_features(
     model : LoadedModel
         From :func:`lexprobe.models.load_model`.
     config : FeatureConfig, optional
+    cache_dir : path, optional
+        Embedding cache (default ``$LEXPROBE_CACHE/embeddings``).
+    progress : callable, optional
+        ``progress(stage, done, total)``: ``"embedding source"`` and ``"embedding target"`` per batch of items,
+        ``"alignment by layer"`` per layer.
 
     Returns
     -------
@@ -124,7 +131,14 @@ def measure_features(
         batch_size=config.batch_size,
     )
     sets = {
-        side: extract_hidden_states(texts[side], keys=keys, model=model, config=extraction, cache_dir=cache_dir)
+        side: extract_hidden_states(
+            texts[side],
+            keys=keys,
+            model=model,
+            config=extraction,
+            cache_dir=cache_dir,
+            progress=relabel(progress, f"embedding {side}"),
+        )
         for side in ("source", "target")
     }
     layers = list(sets["source"].layers)
@@ -136,10 +150,14 @@ def measure_features(
         return tuple(preprocess(sets[side].layer(layer), config.preprocess) for side in ("source", "target"))
 
     values, nulls = [], []
-    for layer in layers:
+    for number, layer in enumerate(layers):
+        if progress:
+            progress("alignment by layer", number, len(layers))
         outcome = evaluate_metric("mknn", *pair(layer), perms, no_boots, k=config.k)
         values.append(outcome.value)
         nulls.append(outcome.null)
+    if progress:
+        progress("alignment by layer", len(layers), len(layers))
     best = int(np.argmax(values))
     layer_max_null = np.max(np.stack(nulls), axis=0)
     stats = summarize_null(values[best], layer_max_null)
@@ -205,8 +223,11 @@ def run_features(
     config: FeatureConfig | None = None,
     model: Any = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Join an evaluated train run's per-item outcomes with the features of its items.
+
+    ``progress(stage, done, total)`` is passed to :func:`measure_features`.
 
     Returns
     -------
@@ -248,6 +269,7 @@ def run_features(
         model=lm,
         config=config,
         cache_dir=cache_dir,
+        progress=progress,
     )
     items = features.items
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,12 +12,15 @@ from typing import Any
 
 import pandas as pd
 
+from lexprobe._progress import ProgressCallback
 from lexprobe.exceptions import LexprobeError, PredictionError
 from lexprobe.predict._calibration import load_calibration, shipped_calibration_dir
 from lexprobe.predict._common import FEATURES, _measured_verdict, _pair_groups, _units, field_pair, task_identity
 from lexprobe.predict._features import FeatureConfig, _subsample, measure_features
 from lexprobe.predict._holdout import loto_summary
 from lexprobe.predict._predictor import Predictor, fit_predictor
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -45,6 +49,7 @@ def predict_task(
     seed: int = 0,
     loaded_model: Any = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> PredictionResult:
     """Measure a task's features on the split a fine-tuning run would use and predict what tuning would do.
 
@@ -52,6 +57,10 @@ def predict_task(
     ``calibration`` directories (``lexprobe correlate`` outputs). A task that is itself in the calibration is
     left out of the fit (with every model's run of it, as in leave-one-task-out), so the prediction is out of
     sample; its measured outcome with this model, if any, is returned beside it (``measured``).
+
+    ``progress(stage, done, total)`` reports ``"preparing"`` (split, calibration, model, predictor: 4 parts),
+    then the feature measurement's ``"embedding source"``, ``"embedding target"`` (per batch) and ``"alignment
+    by layer"``.
 
     Raises
     ------
@@ -68,23 +77,36 @@ def predict_task(
         raise PredictionError(
             "no calibration: keep the shipped set or pass --calibration DIR (lexprobe correlate output)"
         )
+    part = (lambda done: progress("preparing", done, 4)) if progress else (lambda done: None)
+    part(0)
     try:
         ont = load_ontology(ontology)
         split = make_split(ont, task, bins=bins, per_bin=per_bin, seed=seed)
     except LexprobeError as exc:
         raise PredictionError(str(exc)) from None
+    part(1)
     cal_items, cal_tasks, provenance = load_calibration(paths)
+    part(2)
     label = f"{ont.name} {split.task.name}"
     lm = loaded_model if loaded_model is not None else load_model(model, dtype=config.dtype)
+    part(3)
     model_name = model  # the spec as given: calibration tasks are keyed by it
     same = (cal_tasks["label"] == label) & (cal_tasks["model"].astype(str) == model_name)
     measured = cal_tasks[same].iloc[0].to_dict() if same.any() else None
     cal_items, cal_tasks, left_out, identity = leave_out_pair(cal_items, cal_tasks, ont, split.task.name)
     predictor = fit_predictor(cal_items, cal_tasks, seed=seed)
+    part(4)
+    logger.info("%s: predictor fitted on %d calibration tasks", label, len(cal_tasks))
     pairs = pd.concat([split.train.assign(split="train"), split.withheld.assign(split="withheld")], ignore_index=True)
     pairs = _subsample(pairs, config.per_split, seed)
     features = measure_features(
-        pairs, source=split.task.source, target=split.task.target, model=lm, config=config, cache_dir=cache_dir
+        pairs,
+        source=split.task.source,
+        target=split.task.target,
+        model=lm,
+        config=config,
+        cache_dir=cache_dir,
+        progress=progress,
     )
     prediction = predictor.predict(features.items.assign(label=label, model=model_name))
     warnings = list(predictor.warnings)

@@ -2,7 +2,7 @@
 
 The page opens offline and alone (it can be mailed or archived): figures are embedded as base64 PNG data URIs,
 tables are HTML, and a Content-Security-Policy forbids the browser from fetching anything. It opens with a summary
-(:mod:`lexprobe._report_summary`): verdicts, warnings and headline numbers. Each run directory
+(:mod:`lexprobe.report._summary`): verdicts, warnings and headline numbers. Each run directory
 is recognized by the ``stage`` field of its ``manifest.json`` (or ``evaluation_manifest.json``); a directory
 without one is searched two levels down for run directories (a study). A training run's few-shot evaluations
 (``RUN/shots-K/``) are shown right after it, each as an evaluation of its own, headed "K-shot".
@@ -25,8 +25,8 @@ import jinja2
 import markupsafe
 import pandas as pd
 
-from lexprobe._report_summary import summarize
-from lexprobe._report_tables import Note, Run, Table, contained, heading, make_table, read_csv, read_json
+from lexprobe.report._summary import summarize
+from lexprobe.report._tables import Note, Run, Table, contained, heading, make_table, read_csv, read_json
 from lexprobe.exceptions import ReportError
 from lexprobe.runs import REPORT_MARKER, atomic_write_text, few_shot_dirs, library_versions
 
@@ -343,7 +343,7 @@ def _view(run: Run) -> _RunView:
 @functools.cache
 def _template() -> jinja2.Template:
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("lexprobe", "templates"),
+        loader=jinja2.PackageLoader("lexprobe.report", "templates"),
         autoescape=True,  # every text read from a file is escaped
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from lexprobe._report_tables import (
+from lexprobe.report._tables import (
     MISSING,
     VALUE_LABELS,
     Cell,
@@ -162,7 +162,7 @@ def _unit_rows(run: Run) -> tuple[list[dict[str, str | Cell]], str] | None:
 
 def _baselines(run: Run) -> tuple[Table | None, str | None]:
     """The predictor beside the trivial baselines (``baselines.csv``), and one sentence: skill or none."""
-    from lexprobe.predict._holdout import PREDICTOR_RULE
+    from lexprobe.predict import PREDICTOR_RULE
 
     table = read_csv(run.path / "baselines.csv")
     needed = {"rule", "verdicts_right", "n_units", "gain_mae_points"}

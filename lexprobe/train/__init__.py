@@ -47,6 +47,7 @@ from lexprobe.train._config import RESUME_FREE, SPLITS, TrainConfig, is_complete
 from lexprobe.train._curve import CurveResult, evaluate_curve, snapshot_points
 from lexprobe.train._data import build_examples, completion_collator, format_prompt
 from lexprobe.train._evaluate import EvaluationResult, draw_shots, evaluate_run, few_shot_prompt, generate_replies
+from lexprobe.train._progress import progress_callback
 from lexprobe.train._scoring import MAX_NEW_TOKENS, ReplyScore, outcome_category, parse_reply, score_reply
 from lexprobe.train._trainer import TrainResult, train_lora
 
@@ -72,6 +73,7 @@ __all__ = [
     "outcome_category",
     "paired_bootstrap_interval",
     "parse_reply",
+    "progress_callback",
     "read_train_config",
     "score_reply",
     "train_lora",

@@ -160,7 +160,7 @@ def evaluate_curve(
     device: str | None = None,
     dtype: str | None = None,
     device_map: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> CurveResult:
     """Score the base model (0 exposures) and the run's adapter snapshots on its splits: a learning curve.
 
@@ -173,7 +173,7 @@ def evaluate_curve(
     splits, batch_size, max_new_tokens, device, dtype, device_map
         As for :func:`lexprobe.train.evaluate_run` (``dtype`` defaults to the run's training precision).
     progress : callable, optional
-        ``progress(n_done, n_total)`` in generated replies.
+        ``progress("scoring snapshots", n_done, n_total)`` in generated replies, after each batch.
 
     Raises
     ------
@@ -216,7 +216,7 @@ def evaluate_curve(
     def tick(n: int) -> None:
         done[0] += n
         if progress is not None:
-            progress(done[0], total)
+            progress("scoring snapshots", done[0], total)
 
     item_rows: list[dict[str, Any]] = []
     curve_rows: list[dict[str, Any]] = []

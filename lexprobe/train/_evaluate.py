@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
 import time
@@ -22,6 +23,8 @@ from lexprobe.stats import paired_bootstrap_interval, wilson_interval
 from lexprobe.train._config import SPLITS, TrainConfig, is_complete, read_train_config
 from lexprobe.train._data import _encode_prompt, format_prompt
 from lexprobe.train._scoring import MAX_NEW_TOKENS, _Scorer, outcome_category
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,7 +372,7 @@ def evaluate_run(
     device: str | None = None,
     dtype: str | None = None,
     device_map: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> EvaluationResult:
     """Exact-match accuracy of the base model (baseline) and the model with the run's adapter (tuned).
 
@@ -399,7 +402,9 @@ def evaluate_run(
     device_map : str, optional
         ``"auto"`` spreads a model too large for one GPU over the devices (see :func:`lexprobe.models.load_model`).
     progress : callable, optional
-        Called as ``progress(n_done_now, n_total)`` after each generation batch.
+        Called as ``progress("loading model", 0 or 1, 1)`` around the model's load, then
+        ``progress("generating", n_replies_done, n_replies)`` after each generation batch (baseline and tuned
+        replies on every split count towards one total).
 
     Returns
     -------
@@ -463,9 +468,13 @@ def evaluate_run(
     template = prompt_templates(config.ontology, task, 1)[0]
     scorer = _Scorer(ontology, task.target)
     budget = max_new_tokens or MAX_NEW_TOKENS.get(task.target, 32)
+    if progress is not None:
+        progress("loading model", 0, 1)
     lm = load_model(
         config.model, device=device or config.device, dtype=dtype or config.dtype, device_map=device_map, head=True
     )
+    if progress is not None:
+        progress("loading model", 1, 1)
     models = ["baseline"] if baseline_only else ["baseline", "tuned"]
     total = sum(len(p) for p in pairs.values()) * len(models)
     done = [0]
@@ -473,7 +482,10 @@ def evaluate_run(
     def tick(n: int) -> None:
         done[0] += n
         if progress is not None:
-            progress(done[0], total)
+            progress("generating", done[0], total)
+
+    if progress is not None:
+        progress("generating", 0, total)
 
     encoded: dict[str, list[list[int]]] = {}
     used: dict[str, list[str]] = {}
@@ -495,6 +507,7 @@ def evaluate_run(
         if which == "tuned":
             model = _with_adapter(lm.model, run_dir / "adapter")
         for s, frame in pairs.items():
+            logger.info("generating %d %s replies on the %s pairs", len(frame), which, s)
             began = time.perf_counter()
             replies = _generate(
                 model,
