@@ -40,6 +40,7 @@ def study_cmd(
 ) -> None:
     """Run the paper's analysis: align, lexicalization, train, evaluate, correlate and report."""
     from lexprobe.cli._progress import progress_display
+
     from lexprobe.runs import ensure_writable_dir
     from lexprobe.study import STAGES as STUDY_STAGES
     from lexprobe.study import run_study

@@ -68,8 +68,9 @@ def train_cmd(
     quiet: bool = False,
 ) -> None:
     """Fine-tune a model with LoRA on the train pairs of a task; save the adapter, loss log and config."""
-    from lexprobe.exceptions import TrainingError
     from lexprobe.cli._progress import progress_display
+
+    from lexprobe.exceptions import TrainingError
     from lexprobe.runs import ensure_writable_dir, prepare_run_dir
     from lexprobe.train import TrainConfig, progress_callback, train_lora
 

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lexprobe.report._tables import MISSING, format_gain, format_value, make_table
 from lexprobe.predict._holdout import PREDICTOR_RULE
 from lexprobe.report import build_report
+from lexprobe.report._tables import MISSING, format_gain, format_value, make_table
 from lexprobe.runs import write_result_dir
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -247,9 +247,7 @@ def run_features(
     evaluation = _read_json(run / "evaluation.json")
     gains = evaluation.get("gains") or {}
     if not all(s in gains for s in _SPLITS):
-        raise PredictionError(
-            f"{run} was evaluated without the adapter or on one split; run `lexprobe evaluate {run}`"
-        )
+        raise PredictionError(f"{run} was evaluated without the adapter or on one split; run `lexprobe evaluate {run}`")
     try:
         outcomes = pd.read_csv(run / "outcomes.csv")
     except FileNotFoundError:

@@ -25,9 +25,9 @@ import jinja2
 import markupsafe
 import pandas as pd
 
+from lexprobe.exceptions import ReportError
 from lexprobe.report._summary import summarize
 from lexprobe.report._tables import Note, Run, Table, contained, heading, make_table, read_csv, read_json
-from lexprobe.exceptions import ReportError
 from lexprobe.runs import REPORT_MARKER, atomic_write_text, few_shot_dirs, library_versions
 
 __all__ = ["build_report", "find_run_dirs"]
