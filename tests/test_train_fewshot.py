@@ -313,7 +313,10 @@ def test_cli_bad_shots_and_dtype(tiny_dirs, tmp_path: Path, args: list[str], cod
     result = CliRunner().invoke(app, ["evaluate", str(run), *args])
     assert result.exit_code == code, result.output
     if code == 1:  # one `error:` line and no traceback, as tests/cli/_cli.py checks
-        lines = [line for line in result.output.splitlines() if line.strip()]
+        import re
+
+        log = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|DEBUG) ")  # progress lines on stderr
+        lines = [line for line in result.output.splitlines() if line.strip() and not log.match(line)]
         assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in result.output, result.output
         assert message in lines[0]
     else:
