@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lexprobe.exceptions import ModelError
-from lexprobe.runs import cache_dir, config_key, sha256_file
+from lexprobe.runs import cache_dir, config_key, relative_to_run, sha256_file
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -49,6 +49,7 @@ __all__ = [
     "dtype_name",
     "RECORDED_BEFORE",
     "QUANTIZATION_EXTRA",
+    "check_load_in_4bit",
 ]
 
 logger = logging.getLogger(__name__)
@@ -226,10 +227,11 @@ class LoadedModel:
         Parameters
         ----------
         run_dir : path, optional
-            The run folder the manifest goes in: a local model inside it is recorded relative to it.
+            The run folder the manifest goes in: a local model inside it is recorded (``name`` and ``source``)
+            relative to it.
         """
         return {
-            "name": self.name,
+            "name": _portable(self.name, self.location, run_dir),
             "source": _portable(self.source, self.location, run_dir),
             "hf_id": self.hf_id,
             "revision": self.revision,
@@ -248,10 +250,7 @@ def _portable(source: str, location: str, run_dir: str | os.PathLike[str] | None
     """``source``, or ``location`` relative to ``run_dir`` when it lies inside it (a model kept with its run)."""
     if run_dir is None or not location or not Path(location).is_absolute():
         return source
-    try:
-        return Path(location).resolve().relative_to(Path(run_dir).resolve()).as_posix()
-    except ValueError:
-        return source
+    return relative_to_run(location, run_dir, given=source)
 
 
 def _named_gguf(name: str) -> Path:
@@ -536,8 +535,14 @@ def _hub_commit(repo_id: str, revision: str | None, *, timeout: float = HUB_TIME
     return str(info.sha)
 
 
-def _check_4bit(device: str | None) -> None:
-    """4-bit loading needs a CUDA GPU and bitsandbytes; say which is missing, in one line, before any work."""
+def check_load_in_4bit(device: str | None = None) -> None:
+    """Check that 4-bit loading can work here: a CUDA GPU (``device``, if given, must be one) and bitsandbytes.
+
+    Raises
+    ------
+    ModelError
+        One line naming what is missing (with the pip line for bitsandbytes).
+    """
     import torch
 
     if (device is not None and not str(device).startswith("cuda")) or not torch.cuda.is_available():
@@ -672,7 +677,7 @@ def load_model(
     if revision is not None and resolved.kind != "hub":
         raise ModelError(f"`revision` ({revision!r}) applies to Hugging Face hub ids only, not to {spec!r}")
     if load_in_4bit:
-        _check_4bit(device)
+        check_load_in_4bit(device)
     torch_device = auto_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     named = NAMED_MODELS.get(resolved.name) if resolved.kind == "gguf" else None

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _tiny_lm import make_model_dir
+from _tiny_lm import make_hub_cache, make_model_dir
 
 from lexprobe.exceptions import ModelError
 from lexprobe.models import NAMED_MODELS, QUANTIZATION_EXTRA, load_model
@@ -29,11 +29,7 @@ def hub_cache(tmp_path: Path, tiny_dir: Path, monkeypatch: pytest.MonkeyPatch) -
     """A Hugging Face cache holding ``lexprobe-test/tiny`` at :data:`COMMIT` (its ``main``), as a download leaves it."""
     from huggingface_hub import constants
 
-    cache = tmp_path / "hub"
-    repo = cache / "models--lexprobe-test--tiny"
-    shutil.copytree(tiny_dir, repo / "snapshots" / COMMIT)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(COMMIT)
+    cache = make_hub_cache(tmp_path / "hub", tiny_dir, "lexprobe-test/tiny", COMMIT)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     return cache
 

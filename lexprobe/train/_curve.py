@@ -204,7 +204,9 @@ def evaluate_curve(
     n_targets = int(task_pairs(ontology, task, categories=config.categories)["target"].nunique())
     ln_n = math.log(n_targets)
     budget = max_new_tokens or MAX_NEW_TOKENS.get(task.target, 32)
-    lm = load_model(config.model, device=device or config.device, dtype=dtype or config.dtype, head=True)
+    lm = load_model(
+        config.model, device=device or config.device, dtype=dtype or config.dtype, head=True, **config.load_options
+    )
     base = CurvePoint(0.0, None, 0, "baseline")
     todo = [base, *points]
     total = len(todo) * sum(len(p) for p in pairs.values())

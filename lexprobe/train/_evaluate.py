@@ -460,7 +460,9 @@ def evaluate_run(
     template = prompt_templates(config.ontology, task, 1)[0]
     scorer = _Scorer(ontology, task.target)
     budget = max_new_tokens or MAX_NEW_TOKENS.get(task.target, 32)
-    lm = load_model(config.model, device=device or config.device, dtype=dtype or config.dtype, head=True)
+    lm = load_model(
+        config.model, device=device or config.device, dtype=dtype or config.dtype, head=True, **config.load_options
+    )
     models = ["baseline"] if baseline_only else ["baseline", "tuned"]
     total = sum(len(p) for p in pairs.values()) * len(models)
     done = [0]
