@@ -529,8 +529,8 @@ def _hub_commit(repo_id: str, revision: str | None, *, timeout: float = HUB_TIME
     except Exception as exc:  # the HTTP client's connection and timeout errors, whichever client this hub uses
         raise ModelError(
             f"cannot load model {repo_id!r}{at}: not a named model ({', '.join(NAMED_MODELS)}), local directory or "
-            f".gguf file, not in the local Hugging Face cache, and the hub is not reachable ({_short(exc)}); "
-            "download it where there is a network and pass its directory"
+            ".gguf file, not in the local Hugging Face cache, and not reachable on the Hugging Face hub "
+            f"({_short(exc)}); download it where there is a network and pass its directory"
         ) from None
     return str(info.sha)
 
@@ -607,8 +607,8 @@ def _load_hub(repo_id: str, *, head: bool, options: dict[str, Any], load: dict[s
     elif _hub_offline():
         raise ModelError(
             f"cannot load model {repo_id!r}{at}: not a named model ({', '.join(NAMED_MODELS)}), local directory or "
-            ".gguf file, and not in the local Hugging Face cache while HF_HUB_OFFLINE is set; download it where "
-            "there is a network (unset HF_HUB_OFFLINE) or pass its directory"
+            ".gguf file, not in the local Hugging Face cache, and not reachable on the Hugging Face hub while "
+            "HF_HUB_OFFLINE is set; download it where there is a network (unset HF_HUB_OFFLINE) or pass its directory"
         )
     commit = _hub_commit(repo_id, revision)
     try:
