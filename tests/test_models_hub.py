@@ -205,3 +205,22 @@ def test_model_code_runs_only_when_trusted(tmp_path: Path, tiny_dir: Path) -> No
     assert "\n" not in str(err.value)
     lm = load_model(str(custom), device="cpu", dtype="float32", head=True, trust_remote_code=True)
     assert type(lm.model).__name__ == "TinyForCausalLM"
+
+
+def test_four_bit_states_are_cached_apart_from_full_precision_ones(tmp_path: Path, tiny_dir: Path) -> None:
+    import dataclasses
+
+    from lexprobe.embed import extract_hidden_states
+
+    lm = load_model(str(tiny_dir), device="cpu", dtype="float32")
+
+    def entries() -> set[str]:
+        return {p.name for p in tmp_path.iterdir() if p.is_dir() and not p.name.endswith(".partial")}
+
+    extract_hidden_states(["TP53", "BRCA1"], model=lm, cache_dir=tmp_path)
+    full = entries()
+    extract_hidden_states(["TP53", "BRCA1"], model=lm, cache_dir=tmp_path)
+    assert entries() == full and len(full) == 1  # the same model: the same entry
+    quantized = dataclasses.replace(lm, quantization="bitsandbytes-nf4")  # its states would differ
+    record = extract_hidden_states(["TP53", "BRCA1"], model=quantized, cache_dir=tmp_path).manifest
+    assert len(entries()) == 2 and record["inputs"]["model"]["quantization"] == "bitsandbytes-nf4"
