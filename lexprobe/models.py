@@ -502,7 +502,7 @@ def _hub_commit(repo_id: str, revision: str | None, *, timeout: float = HUB_TIME
         No such repository (or gated / private), no such revision, or the hub did not answer in ``timeout``.
     """
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import (
+    from huggingface_hub.utils import (  # also where huggingface_hub < 0.24 (no .errors) keeps them
         GatedRepoError,
         HFValidationError,
         RepositoryNotFoundError,
