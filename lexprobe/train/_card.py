@@ -107,8 +107,8 @@ def _base_lines(base: AdapterBase) -> list[str]:
             f"- Hugging Face id: `{record['hf_id']}`",
             f"- trained on its GGUF conversion `{record['source']}` (SHA-256 `{record['checksum']}`), dequantized "
             f"to float32 by lexprobe; the file was published at {record['origin']}",
-            "- on the hub id's own weights the adapter loads and behaves closely but not identically (the GGUF "
-            "was quantized); `lexprobe.models.load_model` gives the exact base",
+            "- the adapter also loads on the hub id's own (unquantized) weights, a base that differs from the one it "
+            "was trained on by the GGUF's quantization; `lexprobe.models.load_model` gives the exact base",
         ]
     if record["hf_id"]:
         return [f"- Hugging Face id: `{record['hf_id']}`", f"- revision (hub commit): `{record['revision']}`"]
