@@ -410,6 +410,8 @@ def extract_hidden_states(
         config.include_special,
         config.storage_dtype,
         config.max_length,
+        # 4-bit weights give other states than the same dtype unquantized; keys of unquantized models are unchanged
+        *([lm.quantization] if getattr(lm, "quantization", None) else []),
     )
     root = Path(cache_dir) if cache_dir is not None else user_cache_dir("embeddings")
     final = root / key

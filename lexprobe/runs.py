@@ -52,6 +52,7 @@ __all__ = [
     "STAGE_OUTPUTS",
     "ensure_writable_dir",
     "ensure_writable_file",
+    "relative_to_run",
 ]
 
 _VERSIONED_PACKAGES = (
@@ -193,6 +194,20 @@ def ensure_writable_file(path: str | os.PathLike[str], *, option: str = "--out")
     if problem:
         raise OutputError(f"{option}: cannot write {path}: {problem}")
     return path
+
+
+def relative_to_run(path: str | os.PathLike[str], run_dir: str | os.PathLike[str], *, given: str | None = None) -> str:
+    """How a manifest records ``path``: relative to ``run_dir`` (POSIX separators) when it lies inside it, so the
+    record stays true when the run folder is moved or shared; else ``given`` (the path as the user wrote it), or
+    ``path`` itself.
+
+    >>> relative_to_run("/runs/a/split", "/runs/a")
+    'split'
+    """
+    try:
+        return Path(path).resolve().relative_to(Path(run_dir).resolve()).as_posix()
+    except (ValueError, OSError, RuntimeError):  # outside the run (or a path that cannot be resolved)
+        return str(path) if given is None else given
 
 
 def sha256_file(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:

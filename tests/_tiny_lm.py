@@ -135,3 +135,16 @@ def make_run(run: Path, model_dir: Path, *, n_train: int = 6, n_withheld: int = 
         lora.save_pretrained(run / "adapter")
         write_manifest(run, make_manifest(stage="train", config=config.to_dict()))
     return run
+
+
+def make_hub_cache(cache: Path, model_dir: Path, repo_id: str, commit: str) -> Path:
+    """A Hugging Face hub cache in ``cache`` holding ``model_dir`` as ``repo_id`` at ``commit`` (its ``main``), as a
+    download leaves it (``models--org--name/snapshots/<commit>/``, ``refs/main``); point
+    ``huggingface_hub.constants.HF_HUB_CACHE`` at it to load ``repo_id`` offline."""
+    import shutil
+
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    shutil.copytree(model_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return cache

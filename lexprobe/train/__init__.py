@@ -11,7 +11,10 @@ One directory holds one run; every file is written atomically::
       split/train.csv, split/withheld.csv   the pairs (source, target, id, popularity, bin), as `lexprobe split`
       train_config.json                     the exact TrainConfig and LoRA settings (written before training)
       checkpoints/checkpoint-N/             Trainer checkpoints; `train` on this directory resumes from the last
-      adapter/                              peft ``save_pretrained`` (adapter_config.json, adapter_model.*)
+      adapter/                              peft ``save_pretrained`` (adapter_config.json, adapter_model.*) naming
+                                            the base by its Hugging Face id (and hub commit), so
+                                            ``PeftModel.from_pretrained(base, "adapter")`` works anywhere, and a
+                                            README.md model card (base, task, how to load it)
       loss.csv, loss_curve.png/.svg         the training loss per logged step
       manifest.json                         how the adapter was made (stage "train")
       predictions.csv                       raw replies, parsed answers and scores, per split and model

@@ -53,6 +53,16 @@ class TrainConfig:
         passes run under autocast while the trainable LoRA weights and the optimizer state stay float32 (on
         CPU the frozen base weights stay float32 too: autocast casts them per operation, which measured
         faster than bfloat16 weights; on CUDA they are loaded in bfloat16 to halve their memory).
+    revision : str, optional
+        A hub model's branch, tag or commit (default: its main branch); the commit trained on is recorded.
+    trust_remote_code : bool
+        Let a hub model run modelling code from its own repository (off unless asked).
+    gradient_checkpointing : bool
+        Recompute activations in the backward pass instead of keeping them: less memory, about a third more
+        time, the same numbers.
+    load_in_4bit : bool
+        QLoRA: the frozen base in 4-bit NF4 (bitsandbytes, bfloat16 compute; ``peft.prepare_model_for_kbit_training``)
+        with the LoRA weights in float32. Needs a CUDA GPU and ``pip install "lexprobe[quantization]"``.
     """
 
     ontology: str
@@ -80,6 +90,10 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     dtype: str = "auto"
+    revision: str | None = None
+    trust_remote_code: bool = False
+    gradient_checkpointing: bool = False
+    load_in_4bit: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -109,6 +123,11 @@ class TrainConfig:
             object.__setattr__(self, "categories", tuple(self.categories))
         if self.dtype not in DTYPES:
             raise TrainingError(f"`dtype` must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        for name in ("trust_remote_code", "gradient_checkpointing", "load_in_4bit"):
+            if not isinstance(getattr(self, name), bool):
+                raise TrainingError(f"`{name}` must be True or False, got {getattr(self, name)!r}")
+        if self.revision is not None and (not isinstance(self.revision, str) or not self.revision.strip()):
+            raise TrainingError(f"`revision` must be a hub branch, tag or commit, got {self.revision!r}")
         try:
             points = tuple(sorted({float(x) for x in self.snapshots}))
         except (TypeError, ValueError):
@@ -123,6 +142,13 @@ class TrainConfig:
         which depends on the number of pairs; the manifest then records the count reached)."""
         return self.templates * self.epochs if self.max_steps == -1 else None
 
+    @property
+    def load_options(self) -> dict[str, Any]:
+        """What :func:`lexprobe.models.load_model` needs, besides device and dtype, to load the run's base model
+        as it was trained (the same revision, in 4 bits for QLoRA)."""
+        names = ("revision", "trust_remote_code", "load_in_4bit")
+        return {name: getattr(self, name) for name in names}
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -136,7 +162,7 @@ class TrainConfig:
 LR_SCHEDULERS: tuple[str, ...] = ("linear", "constant", "constant_with_warmup", "cosine")
 
 #: Fields that may differ when a run is resumed (they do not change what is learned).
-RESUME_FREE = ("save_steps", "device", "snapshots")
+RESUME_FREE = ("save_steps", "device", "snapshots", "gradient_checkpointing", "trust_remote_code")
 
 
 def read_train_config(run_dir: str | os.PathLike[str]) -> TrainConfig:

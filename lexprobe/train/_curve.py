@@ -206,7 +206,12 @@ def evaluate_curve(
     ln_n = math.log(n_targets)
     budget = max_new_tokens or MAX_NEW_TOKENS.get(task.target, 32)
     lm = load_model(
-        config.model, device=device or config.device, dtype=dtype or config.dtype, device_map=device_map, head=True
+        config.model,
+        device=device or config.device,
+        dtype=dtype or config.dtype,
+        device_map=device_map,
+        head=True,
+        **config.load_options,
     )
     base = CurvePoint(0.0, None, 0, "baseline")
     todo = [base, *points]

@@ -471,7 +471,12 @@ def evaluate_run(
     if progress is not None:
         progress("loading model", 0, 1)
     lm = load_model(
-        config.model, device=device or config.device, dtype=dtype or config.dtype, device_map=device_map, head=True
+        config.model,
+        device=device or config.device,
+        dtype=dtype or config.dtype,
+        device_map=device_map,
+        head=True,
+        **config.load_options,
     )
     if progress is not None:
         progress("loading model", 1, 1)

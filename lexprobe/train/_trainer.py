@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -18,7 +19,8 @@ from typing import Any
 import pandas as pd
 
 from lexprobe.exceptions import LexprobeWarning, TrainingError
-from lexprobe.runs import atomic_path, atomic_write_json, make_manifest, sha256_file, write_manifest
+from lexprobe.runs import atomic_path, atomic_write_json, make_manifest, relative_to_run, sha256_file, write_manifest
+from lexprobe.train._card import AdapterBase, model_card, write_model_card
 from lexprobe.train._config import RESUME_FREE, SPLITS, TrainConfig, is_complete, read_train_config
 from lexprobe.train._data import _prepare_split, build_examples, completion_collator
 
@@ -122,7 +124,15 @@ def _training_arguments(config: TrainConfig, run_dir: Path, *, progress: bool) -
 
     use_cpu = auto_device(config.device).type == "cpu"
     compute = compute_dtype(config)
+    # transformers 5 renamed gradient checkpointing to activation checkpointing (the old name warns); non-reentrant
+    # checkpointing needs no input that requires grad (the frozen embeddings under LoRA give none)
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    prefix = "activation" if "activation_checkpointing" in names else "gradient"
+    checkpointing = {f"{prefix}_checkpointing": config.gradient_checkpointing}
+    if config.gradient_checkpointing:
+        checkpointing[f"{prefix}_checkpointing_kwargs"] = {"use_reentrant": False}
     return TrainingArguments(
+        **checkpointing,
         output_dir=str(run_dir / "checkpoints"),
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
@@ -206,6 +216,10 @@ def train_lora(
     _check_resumable(run_dir, config)
     if is_complete(run_dir):
         return TrainResult(run_dir=run_dir, adapter_dir=run_dir / "adapter", already_complete=True)
+    if config.load_in_4bit:  # told before the split is drawn and written
+        from lexprobe.models import check_load_in_4bit
+
+        check_load_in_4bit(config.device)
     from transformers import Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -219,18 +233,29 @@ def train_lora(
         data = _prepare_split(run_dir, config, Path(split_dir) if split_dir else None, write=main)
         if main:
             _write_train_config(run_dir, config, data)
-        lm = load_model(config.model, device=config.device, dtype=weights_dtype(config), head=True)
+        lm = load_model(
+            config.model, device=config.device, dtype=weights_dtype(config), head=True, **config.load_options
+        )
     templates = prompt_templates(config.ontology, config.task, config.templates)
     examples = build_examples(data["train"], templates, lm.tokenizer)
     set_seed(config.seed)
     model = _add_lora(lm.model, config)
     initial = _lora_b(model)
+    base = AdapterBase.of(lm, run_dir)
+    first = data["train"].iloc[0] if len(data["train"]) else None
+    card = functools.partial(
+        model_card,
+        base,
+        config,
+        n_train=len(data["train"]),
+        example=(templates[0].render(str(first["source"])), str(first["target"])) if first is not None else None,
+    )
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=examples,
         data_collator=completion_collator(lm.tokenizer),
-        callbacks=[*callbacks, _mark_complete_callback(), _snapshot_callback(run_dir, config)],
+        callbacks=[*callbacks, _mark_complete_callback(), _snapshot_callback(run_dir, config, base, card)],
     )
     # the library does not print: the loss goes to loss.csv, the bar (if asked for) shows no log lines
     trainer.remove_callback(PrinterCallback)
@@ -241,7 +266,11 @@ def train_lora(
         last = last_good_checkpoint(run_dir / "checkpoints", remove=main)
     start_epoch = _checkpoint_epoch(last)
     t_train = time.perf_counter()
-    trainer.train(resume_from_checkpoint=last)
+    with warnings.catch_warnings():
+        # checkpoints of a hub model make peft ask the hub whether the vocabulary was resized; offline it warns
+        # that it cannot tell and assumes not, which is so: lexprobe never resizes it
+        warnings.filterwarnings("ignore", message="Could not find a config file in", category=UserWarning)
+        trainer.train(resume_from_checkpoint=last)
     train_seconds = time.perf_counter() - t_train
     examples_now = (float(trainer.state.epoch or 0.0) - start_epoch) * len(examples)
     changed = sum(not bool((p.detach().cpu() == initial[n].cpu()).all()) for n, p in _lora_named(model))
@@ -275,7 +304,7 @@ def train_lora(
         ),
     )
     if main:
-        _write_outputs(run_dir, model, losses, result, config, lm, data)
+        _write_outputs(run_dir, model, losses, result, config, lm, data, base=base, card=card())
     return result
 
 
@@ -311,7 +340,7 @@ def snapshot_name(exposures: float) -> str:
     return f"exposures-{exposures:g}"
 
 
-def _snapshot_callback(run_dir: Path, config: TrainConfig) -> Any:
+def _snapshot_callback(run_dir: Path, config: TrainConfig, base: AdapterBase, card: Any) -> Any:
     """A callback that saves the adapter (only) each time training passes an exposure count in
     ``config.snapshots``, atomically, with a ``snapshot.json`` (step, epoch, exposures, mean recent loss)."""
     from transformers import TrainerCallback
@@ -327,7 +356,7 @@ def _snapshot_callback(run_dir: Path, config: TrainConfig) -> Any:
                 folder = run_dir / SNAPSHOT_DIR / snapshot_name(target)
                 if reached + 1e-6 < target or folder.is_dir():
                     continue
-                _save_adapter(model, folder)
+                _save_adapter(model, folder, base=base, card=card(snapshot=target))
                 recent = [e["loss"] for e in state.log_history[-10:] if "loss" in e]
                 atomic_write_json(
                     folder / "snapshot.json",
@@ -344,13 +373,30 @@ def _snapshot_callback(run_dir: Path, config: TrainConfig) -> Any:
     return Snapshot()
 
 
-def _save_adapter(model: Any, folder: Path) -> None:
-    """``model.save_pretrained`` into ``folder`` via a temporary sibling renamed onto it (never half-written)."""
+def _save_adapter(model: Any, folder: Path, *, base: AdapterBase, card: str) -> None:
+    """``model.save_pretrained`` into ``folder`` via a temporary sibling renamed onto it (never half-written), naming
+    ``base`` as its base model (so it loads against the base's hub id anywhere), with ``card`` as its README.md,
+    and with the usual permissions (a temporary folder is made ``drwx------``)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_dir, 0o777 & ~umask)
     try:
         unwrapped = getattr(model, "module", model)  # DDP wraps the model
-        unwrapped.save_pretrained(str(tmp_dir))
+        configs = list(unwrapped.peft_config.values())
+        kept = [(c.base_model_name_or_path, c.revision) for c in configs]
+        for c in configs:  # the Trainer's checkpoints keep the local path: they are for resuming here
+            c.base_model_name_or_path, c.revision = base.name_or_path, base.revision
+        try:
+            # the embeddings are never resized or trained; "auto" would ask the hub for the base's config
+            unwrapped.save_pretrained(str(tmp_dir), save_embedding_layers=False)
+        finally:
+            for c, (name, revision) in zip(configs, kept):
+                c.base_model_name_or_path, c.revision = name, revision
+        write_model_card(tmp_dir, card)
+        for path in tmp_dir.rglob("*"):  # whatever mode each writer chose (safetensors: 0600), the usual ones
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp_dir, folder)
@@ -470,6 +516,16 @@ def _add_lora(model: Any, config: TrainConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
     model.config.use_cache = False
+    if config.load_in_4bit:  # QLoRA: norms in float32, inputs that carry gradients through the frozen 4-bit base
+        from peft import prepare_model_for_kbit_training
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # peft calls transformers' v4 checkpointing names
+            model = prepare_model_for_kbit_training(
+                model,
+                use_gradient_checkpointing=config.gradient_checkpointing,
+                gradient_checkpointing_kwargs={"use_reentrant": False},
+            )
     target = config.target_modules if isinstance(config.target_modules, str) else list(config.target_modules)
     lora = LoraConfig(
         r=config.lora_r,
@@ -491,7 +547,7 @@ def _write_train_config(run_dir: Path, config: TrainConfig, data: dict[str, Any]
         run_dir / "train_config.json",
         {
             "config": config.to_dict(),
-            "split_from": data["from"],
+            "split_from": relative_to_run(data["from"], run_dir) if data["from"] != "make_split" else "make_split",
             "n_train": len(data["train"]),
             "n_withheld": len(data["withheld"]),
             "example_format": "prompt (chat template user turn if any) -> target + EOS; loss on completion",
@@ -524,12 +580,21 @@ def _edge_mean(losses: pd.DataFrame, *, first: bool) -> float:
 
 
 def _write_outputs(
-    run_dir: Path, model: Any, losses: pd.DataFrame, result: TrainResult, config: TrainConfig, lm: Any, data: dict
+    run_dir: Path,
+    model: Any,
+    losses: pd.DataFrame,
+    result: TrainResult,
+    config: TrainConfig,
+    lm: Any,
+    data: dict,
+    *,
+    base: AdapterBase,
+    card: str,
 ) -> None:
     with atomic_path(run_dir / "loss.csv") as tmp:
         losses.to_csv(tmp, index=False)
     _plot_loss(losses, run_dir, title=f"{config.ontology} {config.task} ({config.model})")
-    _save_adapter(model, run_dir / "adapter")
+    _save_adapter(model, run_dir / "adapter", base=base, card=card)
     split_files = {f"split/{n}.csv": sha256_file(run_dir / "split" / f"{n}.csv") for n in SPLITS}
     outputs = {k: v for k, v in dataclasses.asdict(result).items() if k not in ("run_dir", "adapter_dir")}
     write_manifest(
@@ -537,8 +602,18 @@ def _write_outputs(
         make_manifest(
             stage="train",
             config=config,
-            inputs={"ontology": config.ontology, **data["ontology"], "model": lm.describe(), "split": split_files},
-            outputs={**outputs, "adapter": "adapter/", "loss": "loss.csv"},
+            inputs={
+                "ontology": config.ontology,
+                **data["ontology"],
+                "model": lm.describe(run_dir=run_dir),
+                "split": split_files,
+            },
+            outputs={
+                **outputs,
+                "adapter": "adapter/",
+                "adapter_base": {"base_model_name_or_path": base.name_or_path, "revision": base.revision},
+                "loss": "loss.csv",
+            },
             seed=config.seed,
         ),
     )
