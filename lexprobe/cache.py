@@ -315,7 +315,7 @@ def _ontology_entries(root: Path) -> list[CacheEntry]:
     for path in sorted(root.iterdir()):
         if path.name.endswith(".json.gz") and not path.name.startswith(".") and path.is_file():
             head = _ontology_head(path)
-            details = {"ontology": head.get("name")} | {k: head.get(k) for k in ("source", "kind", "checksum", "n_rows")}
+            details = {"ontology": head.get("name")} | {k: head.get(k) for k in ("source", "kind", "n_rows")}
             description = (
                 f"{head.get('name')}: {head.get('n_rows')} terms parsed from {head.get('source')}"
                 if head

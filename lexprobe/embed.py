@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -391,21 +392,7 @@ def extract_hidden_states(
         raise EmbeddingError(f"got {len(keys)} keys for {len(texts)} texts; give one key per text")
     lm = load_model(model) if isinstance(model, str) else model
     layers = resolve_layers(config.layers, lm.n_layers + 1)
-    key = config_key(
-        _FORMAT_VERSION,
-        lm.checksum,
-        lm.name,
-        str(lm.dtype),  # the precision of the forward pass (bfloat16 states differ from float32 ones)
-        sha256_text("\x1f".join(texts)),
-        sha256_text("\x1f".join(keys)),
-        config.template,
-        config.pool,
-        layers,
-        config.prefix,
-        config.include_special,
-        config.storage_dtype,
-        config.max_length,
-    )
+    key = _cache_key(texts, keys, lm.checksum, lm.name, lm.dtype, config, layers)
     root = Path(cache_dir) if cache_dir is not None else user_cache_dir("embeddings")
     final = root / key
     if use_cache:
@@ -429,6 +416,27 @@ def extract_hidden_states(
     return result
 
 
+def _cache_key(
+    texts: Sequence[str], keys: Sequence[str], checksum: str, name: str, dtype: Any, config: ExtractionConfig, layers
+) -> str:
+    """The cache key of an extraction (also computed by :mod:`lexprobe.costs` without loading the weights)."""
+    return config_key(
+        _FORMAT_VERSION,
+        checksum,
+        name,
+        str(dtype),  # the precision of the forward pass (bfloat16 states differ from float32 ones)
+        sha256_text("\x1f".join(texts)),
+        sha256_text("\x1f".join(keys)),
+        config.template,
+        config.pool,
+        list(layers),
+        config.prefix,
+        config.include_special,
+        config.storage_dtype,
+        config.max_length,
+    )
+
+
 def _key_lock(root: Path, key: str) -> Any:
     from filelock import FileLock
 
@@ -450,7 +458,7 @@ def _extract(texts, keys, lm, config, layers, root, key, progress, world, rank) 
     n_done = len(done)
     if progress:
         progress(n_done, n_total)
-    position = 0
+    position, n_tokens_run, t_start = 0, 0, time.perf_counter()  # the measured rate lexprobe.costs reads
     while position < len(todo):
         chunk = todo[position : position + batch_size]
         try:
@@ -468,9 +476,14 @@ def _extract(texts, keys, lm, config, layers, root, key, progress, world, rank) 
             continue
         _write_shard(work, chunk, pooled.astype(config.storage_dtype), norms)
         position += len(chunk)
+        n_tokens_run += sum(len(token_ids[i][0]) for i in chunk)
         n_done += len(chunk) * world
         if progress:
             progress(min(n_done, n_total), n_total)
+    if world == 1 and n_tokens_run:
+        from lexprobe.costs import record_rate
+
+        record_rate("embed", lm, n_tokens_run, time.perf_counter() - t_start)
     _barrier(world)
     if rank != 0:
         return
