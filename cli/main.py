@@ -34,6 +34,7 @@ def _root(
 
 # --- commands: one line each (modules import their heavy dependencies lazily, inside the command) ---
 from lexprobe.cli.align import align_cmd  # noqa: E402
+from lexprobe.cli.cache import cache_app  # noqa: E402
 from lexprobe.cli.data import data_app  # noqa: E402
 from lexprobe.cli.embed import embed_cmd  # noqa: E402
 from lexprobe.cli.lexicalization import lexicalization_cmd  # noqa: E402
@@ -56,6 +57,7 @@ app.command("correlate")(correlate_cmd)
 app.command("predict")(predict_cmd)
 app.command("popularity")(popularity_cmd)
 app.command("study")(study_cmd)
+app.add_typer(cache_app, name="cache")
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ import dataclasses
 import datetime as _dt
 import fnmatch
 import gzip
+import io
 import json
 import os
 import re
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lexprobe.exceptions import CacheError, OutputError
-from lexprobe.runs import cache_dir, read_json_object
+from lexprobe.runs import cache_dir
 
 __all__ = ["CacheEntry", "ClearResult", "KINDS", "cache_root", "list_entries", "clear_entries", "parse_age"]
 
@@ -160,27 +161,48 @@ def _usage(path: Path) -> tuple[int, _dt.datetime]:
     return size, _dt.datetime.fromtimestamp(newest, tz=_dt.timezone.utc)
 
 
+def _read(path: Path, limit: int = -1) -> bytes:
+    """A file's bytes (its first ``limit``), read without moving its access time where the system allows
+    (``O_NOATIME``: the owner's files on Linux), so that listing the cache does not make entries look used."""
+    flags = os.O_RDONLY | getattr(os, "O_NOATIME", 0)
+    try:
+        fd = os.open(path, flags)
+    except PermissionError:  # O_NOATIME on a file of another user
+        fd = os.open(path, os.O_RDONLY)
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read(limit)
+
+
+def _json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; {} when it is missing, unreadable or not an object."""
+    try:
+        data = json.loads(_read(path))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _entry(kind: str, path: Path, *, complete: bool = True, **fields: Any) -> CacheEntry:
     size, used = _usage(path)
     return CacheEntry(kind=kind, path=path, size=size, last_used=used, complete=complete, **fields)
 
 
 def _guess_field(keys: list[str], texts: list[str]) -> str:
-    """Which field an embedding entry holds, from its items (entries do not record it): ids are their own
-    keys; names are mostly several words; otherwise symbols (for HGNC)."""
+    """Which field an embedding entry holds, from its items (entries do not record it): ids are their own keys;
+    symbols never hold a space, so items with spaces are names; otherwise HGNC items are symbols ("" when
+    unsure)."""
     if not texts:
         return ""
     if texts == keys:
         return "id"
-    words = sorted(len(t.split()) for t in texts)
-    if words[len(words) // 2] >= 2:
+    if any(len(t.split()) > 1 for t in texts):
         return "name"
     return "symbol" if keys and keys[0].upper().startswith("HGNC:") else ""
 
 
 def _embedding_entry(path: Path, root: Path) -> CacheEntry:
-    manifest = read_json_object(path / "manifest.json") or {}
-    items = read_json_object(path / "items.json") or {}
+    manifest = _json(path / "manifest.json")
+    items = _json(path / "items.json")
     inputs = manifest.get("inputs") or {}
     config = manifest.get("config") or {}
     model = inputs.get("model") or {}
@@ -266,12 +288,12 @@ def _model_entries(root: Path) -> list[CacheEntry]:
         if name.startswith(".") and name.endswith(".lock") and path.is_file():
             continue  # a conversion's lock
         if path.is_dir() and not path.is_symlink() and not name.startswith("."):
-            marker = read_json_object(path / "lexprobe-complete.json")
+            marker = _json(path / "lexprobe-complete.json")
             files = (marker or {}).get("files")
             complete = isinstance(files, dict) and all(
                 (path / f).is_file() and (path / f).stat().st_size == n for f, n in files.items()
             )
-            config = read_json_object(path / "config.json") or {}
+            config = _json(path / "config.json")
             details = {
                 "gguf_sha256": (marker or {}).get("gguf_sha256"),
                 "architecture": (config.get("architectures") or [""])[0],
@@ -290,8 +312,12 @@ def _model_entries(root: Path) -> list[CacheEntry]:
                     lock=root / f".{name}.lock",
                 )
             )
-        elif path.is_dir() and name.startswith("."):
-            out.append(_entry("model", path, complete=False, description="conversion in progress or interrupted"))
+        elif path.is_dir() and not path.is_symlink() and name.startswith("."):
+            # a conversion's temporary folder, ``.<target>.<random>``, made under the target's lock
+            lock = root / f"{name.rsplit('.', 1)[0]}.lock"
+            out.append(
+                _entry("model", path, complete=False, description="conversion in progress or interrupted", lock=lock)
+            )
         else:
             out.append(_entry("other", path, description="not written by lexprobe's model cache"))
     return out
@@ -300,8 +326,8 @@ def _model_entries(root: Path) -> list[CacheEntry]:
 def _ontology_head(path: Path) -> dict[str, Any]:
     """The ``ontology`` record and row count at the start of a parsed-ontology file, without reading the rest."""
     try:
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            head = fh.read(16384)
+        with gzip.GzipFile(fileobj=io.BytesIO(_read(path, 1 << 16))) as fh:
+            head = fh.read(16384).decode("utf-8", errors="replace")
         at = head.index('"ontology":') + len('"ontology":')
         record, _ = json.JSONDecoder().raw_decode(head, at + len(head[at:]) - len(head[at:].lstrip()))
         rows = re.search(r'"n_rows":\s*(\d+)', head)
@@ -330,7 +356,7 @@ def _ontology_entries(root: Path) -> list[CacheEntry]:
 
 
 def _rates_entry(path: Path) -> CacheEntry:
-    data = read_json_object(path) or {}
+    data = _json(path)
     records = data.get("records") if isinstance(data.get("records"), list) else []
     return _entry("rates", path, description=f"{len(records)} measured speeds", details={"n_records": len(records)})
 
