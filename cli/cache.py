@@ -99,7 +99,7 @@ def clear_cmd(
         if not plan.removed:
             console.print("nothing to clear")
             return
-        if not sys.stdin.isatty():
+        if not _stdin_is_terminal():
             raise fail(
                 f"would remove {len(plan.removed)} entries ({format_bytes(plan.bytes_freed)}); stdin is not a "
                 "terminal, so pass --yes to confirm (or --dry-run to look first)",
@@ -120,6 +120,11 @@ def clear_cmd(
     for entry, why in result.skipped:
         err_console.print(f"kept {entry.path.name} ({entry.kind}): {why}", markup=False)
     console.print(f"{len(result.removed)} entries, {verb} {format_bytes(result.bytes_freed)}")
+
+
+def _stdin_is_terminal() -> bool:
+    """Whether a person can answer the confirmation (stdin is an interactive terminal)."""
+    return sys.stdin.isatty()
 
 
 def _entry_lines(entries) -> list[str]:
