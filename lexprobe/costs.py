@@ -67,7 +67,7 @@ def format_bytes(n: float) -> str:
 
 
 def format_seconds(seconds: float) -> str:
-    """``75`` -> ``"1 min 15 s"``; ``4000`` -> ``"1 h 7 min"``."""
+    """``75`` -> ``"1 min 15 s"``; ``4000`` -> ``"1 h 6 min"``."""
     s = max(0, round(seconds))
     if s < 60:
         return f"{s} s"
@@ -138,12 +138,12 @@ class Cost:
         ]
         if self.unit == "tokens":
             out.append(f"  disk: {format_bytes(self.disk_bytes)} new")
-        if self.seconds is not None and self.rate is not None:
+        if self.work == 0:
+            out.append("  time: none (everything is done already)")
+        elif self.seconds is not None and self.rate is not None:
             runs = f"{self.n_rates} measurement{'s' if self.n_rates != 1 else ''}"
             rate = f"{self.rate:,.0f} {self.unit}/s" if self.rate >= 10 else f"{self.rate:.3g} {self.unit}/s"
             out.append(f"  time: about {format_seconds(self.seconds)} at {rate} (median of {runs} on this machine)")
-        elif self.work == 0:
-            out.append("  time: none (everything is done already)")
         else:
             out.append("  time: unknown")
         out += [f"  note: {n}" for n in self.notes]
