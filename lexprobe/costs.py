@@ -46,14 +46,21 @@ __all__ = [
     "format_seconds",
     "RATES_FILE",
     "KEEP_RATES",
+    "MIN_RATE_WORK",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: The file in ``$LEXPROBE_CACHE`` that keeps measured speeds.
 RATES_FILE = "rates.json"
-#: Measurements kept per (stage, model, device type, precision): the newest ones.
+#: Measurements kept per (stage, model, device type, precision) and size class: the newest ones.
 KEEP_RATES = 5
+#: Work below which a measurement is "small": its first batches' warm-up weighs on it (on two shared CPU cores a
+#: 66-token extraction ran at 5 tokens/s, the whole of HGNC at about 1,500). Estimates use the larger ones when
+#: there are any.
+MIN_RATE_WORK = 2000
+#: Measurements kept in all (the file does not grow with every model a test suite makes).
+MAX_RECORDS = 200
 
 
 def format_bytes(n: float) -> str:
@@ -189,10 +196,14 @@ def record_rate(stage: str, model: Any, work: float, seconds: float, *, unit: st
     try:
         path = user_cache_dir() / RATES_FILE
         with FileLock(str(path) + ".lock"):
+            large = work >= MIN_RATE_WORK
+
+            def same(r: dict[str, Any]) -> bool:
+                return all(r.get(k) == v for k, v in key.items()) and (r.get("work", 0) >= MIN_RATE_WORK) == large
+
             records = _read_rates(path)
-            same = [r for r in records if all(r.get(k) == v for k, v in key.items())]
-            others = [r for r in records if not all(r.get(k) == v for k, v in key.items())]
-            atomic_write_json(path, {"version": 1, "records": others + (same + [record])[-KEEP_RATES:]})
+            kept = [r for r in records if not same(r)] + ([r for r in records if same(r)] + [record])[-KEEP_RATES:]
+            atomic_write_json(path, {"version": 1, "records": kept[-MAX_RECORDS:]})
     except OSError as exc:
         logger.warning("could not record the measured rate in the cache (%s)", exc)
 
@@ -203,20 +214,34 @@ def _read_rates(path: Path) -> list[dict[str, Any]]:
     return [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
 
 
-def measured_rates(stage: str, model: Any, device: Any, dtype: Any) -> list[float]:
-    """The rates recorded for ``stage`` with this model (checksum or name), device type and precision."""
+def _matching(stage: str, model: Any, device: Any, dtype: Any) -> tuple[list[float], bool]:
+    """The recorded rates for this model (checksum or name), device type and precision, those of runs of at
+    least :data:`MIN_RATE_WORK` units when there are any; and whether only small runs were found."""
     key = _rate_key(stage, _model_id(model), device, dtype)
-    rates = []
-    for r in _read_rates(user_cache_dir() / RATES_FILE):
-        if all(r.get(k) == v for k, v in key.items()) and isinstance(r.get("rate"), (int, float)) and r["rate"] > 0:
-            rates.append(float(r["rate"]))
-    return rates
+    found = [
+        r
+        for r in _read_rates(user_cache_dir() / RATES_FILE)
+        if all(r.get(k) == v for k, v in key.items()) and isinstance(r.get("rate"), (int, float)) and r["rate"] > 0
+    ]
+    large = [r for r in found if r.get("work", 0) >= MIN_RATE_WORK]
+    return [float(r["rate"]) for r in (large or found)], bool(found) and not large
 
 
-def _timed(cost: Cost, rates: list[float], what: str) -> Cost:
+def measured_rates(stage: str, model: Any, device: Any, dtype: Any) -> list[float]:
+    """The rates recorded for ``stage`` with this model (checksum or name), device type and precision: those of
+    runs of at least :data:`MIN_RATE_WORK` units when there are any, else all of them."""
+    return _matching(stage, model, device, dtype)[0]
+
+
+def _timed(cost: Cost, rates: list[float], what: str, *, small_only: bool = False) -> Cost:
     if rates:
         cost.rate, cost.n_rates = statistics.median(rates), len(rates)
         cost.seconds = cost.work / cost.rate
+        if small_only and cost.work:
+            cost.notes.append(
+                f"measured on small runs only (under {MIN_RATE_WORK:,} {cost.unit}), whose warm-up makes them "
+                "slower per token: the time is likely an overestimate"
+            )
     elif cost.work:
         cost.notes.append(f"no measured rate yet on this machine for {what}; a first real run records one")
     return cost
@@ -399,7 +424,8 @@ def estimate_embedding(
         disk_bytes=sum(p["disk_bytes"] for p in parts),
         parts=parts,
     )
-    return _timed(cost, measured_rates("embed", profile, profile.device, profile.dtype), what)
+    rates, small_only = _matching("embed", profile, profile.device, profile.dtype)
+    return _timed(cost, rates, what, small_only=small_only)
 
 
 def estimate_alignment(

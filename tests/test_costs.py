@@ -14,6 +14,7 @@ from _tiny_lm import make_model_dir
 
 from lexprobe.costs import (
     KEEP_RATES,
+    MIN_RATE_WORK,
     Cost,
     estimate_embedding,
     estimate_training,
@@ -65,6 +66,7 @@ def test_an_estimate_matches_the_run_and_a_cached_selection_costs_nothing(cache:
     symbols = estimate_embedding(hgnc, ["symbol"], model=lm, limit=20)
     assert symbols.rate == pytest.approx(rate) and symbols.seconds == pytest.approx(symbols.work / rate)
     assert "median of 1 measurement on this machine" in " ".join(symbols.lines())
+    assert "measured on small runs only" in " ".join(symbols.lines())  # 20 names are not past the warm-up
     other_precision = estimate_embedding(hgnc, ["symbol"], model=spec, limit=20, dtype="bfloat16")
     assert other_precision.seconds is None
 
@@ -105,6 +107,12 @@ def test_rates_keep_the_newest_few_per_model_device_and_precision(cache: Path) -
     assert measured_rates("embed", Model(""), "cpu", "bfloat16") == [5.0]
     data = json.loads((cache / "rates.json").read_text())
     assert len(data["records"]) == KEEP_RATES + 1
+
+    # a run large enough to be past its warm-up outweighs the small ones, and small runs do not push it out
+    record_rate("embed", Model("torch.float32"), work=MIN_RATE_WORK * 10, seconds=4.0)
+    for _ in range(KEEP_RATES + 1):
+        record_rate("embed", Model("torch.float32"), work=10, seconds=1.0)
+    assert measured_rates("embed", Model(""), "cpu", "float32") == [MIN_RATE_WORK * 10 / 4.0]
 
 
 def test_training_time_comes_from_a_finished_run_of_the_same_model_and_precision() -> None:
