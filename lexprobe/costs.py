@@ -32,6 +32,7 @@ from lexprobe.runs import cache_dir as user_cache_dir
 if TYPE_CHECKING:
     from lexprobe.align import AlignmentConfig
     from lexprobe.embed import ExtractionConfig
+    from lexprobe.lexical import LexicalConfig
     from lexprobe.ontology import Ontology
     from lexprobe.train import TrainConfig
 
@@ -39,6 +40,7 @@ __all__ = [
     "Cost",
     "estimate_embedding",
     "estimate_alignment",
+    "estimate_lexicalization",
     "estimate_training",
     "record_rate",
     "measured_rates",
@@ -55,9 +57,9 @@ logger = logging.getLogger(__name__)
 RATES_FILE = "rates.json"
 #: Measurements kept per (stage, model, device type, precision) and size class: the newest ones.
 KEEP_RATES = 5
-#: Work below which a measurement is "small": its first batches' warm-up weighs on it (on two shared CPU cores a
-#: 66-token extraction ran at 5 tokens/s, the whole of HGNC at about 1,500). Estimates use the larger ones when
-#: there are any.
+#: Work below which a measurement is "small" and gives no time: warm-up and scheduling weigh on it (on two
+#: shared CPU cores 66-token extractions timed from their start measured 4 to 7 tokens/s). Extraction is timed
+#: from the end of its first batch, so a run of one batch records nothing.
 MIN_RATE_WORK = 2000
 #: Measurements kept in all (the file does not grow with every model a test suite makes).
 MAX_RECORDS = 200
@@ -234,14 +236,16 @@ def measured_rates(stage: str, model: Any, device: Any, dtype: Any) -> list[floa
 
 
 def _timed(cost: Cost, rates: list[float], what: str, *, small_only: bool = False) -> Cost:
-    if rates:
+    if rates and small_only:
+        if cost.work:
+            cost.notes.append(
+                f"only small runs measured yet on this machine for {what} (under {MIN_RATE_WORK:,} {cost.unit}, too "
+                f"short to time reliably; median {statistics.median(rates):,.0f} {cost.unit}/s); a larger run "
+                "records a usable rate"
+            )
+    elif rates:
         cost.rate, cost.n_rates = statistics.median(rates), len(rates)
         cost.seconds = cost.work / cost.rate
-        if small_only and cost.work:
-            cost.notes.append(
-                f"measured on small runs only (under {MIN_RATE_WORK:,} {cost.unit}), whose warm-up makes them "
-                "slower per token: the time is likely an overestimate"
-            )
     elif cost.work:
         cost.notes.append(f"no measured rate yet on this machine for {what}; a first real run records one")
     return cost
@@ -457,6 +461,44 @@ def estimate_alignment(
         cache_dir=cache_dir,
         stage="align",
     )
+
+
+def estimate_lexicalization(
+    config: LexicalConfig, *, device: str | None = None, cache_dir: str | os.PathLike[str] | None = None
+) -> Cost:
+    """The extraction cost of :func:`lexprobe.lexical.measure_lexicalization` with ``config`` (its fields and the
+    reference field, on its sample; every category unless ``config.categories``). Without embedding measures
+    (``config.embeddings`` off) nothing is extracted; the probes after extraction are not estimated."""
+    from lexprobe.embed import ExtractionConfig
+    from lexprobe.ontology import load_ontology
+
+    ont = load_ontology(config.ontology)
+    fields = tuple(dict.fromkeys((*config.resolved_fields(ont.name), config.reference)))
+    extraction = ExtractionConfig(
+        layers=config.layers,  # type: ignore[arg-type]
+        pool=config.pool,  # type: ignore[arg-type]
+        template=config.template,
+        prefix=config.prefix,
+    )
+    cost = estimate_embedding(
+        ont,
+        fields,
+        model=config.model,
+        limit=config.limit,
+        seed=config.seed,
+        categories=() if config.categories is None else config.categories,
+        config=extraction,
+        dtype=config.dtype,
+        device=device,
+        cache_dir=cache_dir,
+        stage="lexicalization",
+    )
+    if not config.embeddings:
+        cost = dataclasses.replace(
+            cost, n_items_cached=cost.n_items, work=0, disk_bytes=0, seconds=None, rate=None, n_rates=0, notes=[]
+        )
+        cost.notes.append("embedding measures are off: nothing is extracted, only tokenized")
+    return cost
 
 
 # --- training -------------------------------------------------------------------------------------------------

@@ -46,29 +46,42 @@ def test_an_estimate_matches_the_run_and_a_cached_selection_costs_nothing(cache:
 
     hgnc = load_ontology("hgnc")
     spec = str(model_dir)
-    before = estimate_embedding(hgnc, ["name"], model=spec, limit=20, dtype="float32")
-    assert (before.n_items, before.n_items_cached, before.work) == (20, 0, before.total_work)
-    assert before.disk_bytes == 2 * 20 * 32 * 4  # hidden states 0 and 1 x items x width x float32
+    before = estimate_embedding(hgnc, ["name"], model=spec, limit=200, dtype="float32")
+    assert (before.n_items, before.n_items_cached, before.work) == (200, 0, before.total_work)
+    assert before.disk_bytes == 2 * 200 * 32 * 4  # hidden states 0 and 1 x items x width x float32
     assert before.seconds is None and "no measured rate yet on this machine" in " ".join(before.lines())
 
     lm = load_model(spec, dtype="float32")
-    result = embed_field(hgnc, "name", limit=20, model=lm, config=ExtractionConfig())
+    result = embed_field(hgnc, "name", limit=200, model=lm, config=ExtractionConfig(batch_size=32))
     inputs = result.manifest["inputs"]
     assert before.total_work == inputs["n_tokens"] + inputs["n_tokens_left_out"]  # every token the model ran
     assert np.asarray(result.array).nbytes == before.disk_bytes
 
-    after = estimate_embedding(hgnc, ["name"], model=spec, limit=20, dtype="float32")  # a spec, not loaded
-    assert (after.n_items_cached, after.n_items_to_compute, after.work, after.disk_bytes) == (20, 0, 0, 0)
+    after = estimate_embedding(hgnc, ["name"], model=spec, limit=200, dtype="float32")  # a spec, not loaded
+    assert (after.n_items_cached, after.n_items_to_compute, after.work, after.disk_bytes) == (200, 0, 0, 0)
     assert after.parts[0]["state"] == "cached" and "everything is done" in " ".join(after.lines())
 
-    # the run measured its speed: a new selection now gets a time from it, and only from it
+    # the run measured its speed (after its first batch): a new selection gets a time from it, and only from it
     (rate,) = measured_rates("embed", lm, lm.device, lm.dtype)
-    symbols = estimate_embedding(hgnc, ["symbol"], model=lm, limit=20)
+    record = json.loads((cache / "rates.json").read_text())["records"][0]
+    assert MIN_RATE_WORK <= record["work"] < before.total_work
+    symbols = estimate_embedding(hgnc, ["symbol"], model=lm, limit=200)
     assert symbols.rate == pytest.approx(rate) and symbols.seconds == pytest.approx(symbols.work / rate)
     assert "median of 1 measurement on this machine" in " ".join(symbols.lines())
-    assert "measured on small runs only" in " ".join(symbols.lines())  # 20 names are not past the warm-up
-    other_precision = estimate_embedding(hgnc, ["symbol"], model=spec, limit=20, dtype="bfloat16")
+    other_precision = estimate_embedding(hgnc, ["symbol"], model=spec, limit=200, dtype="bfloat16")
     assert other_precision.seconds is None
+
+
+def test_a_run_too_small_to_time_gives_no_time(cache: Path, model_dir: Path) -> None:
+    from lexprobe.models import load_model
+
+    lm = load_model(str(model_dir), dtype="float32")
+    embed_field(load_ontology("hgnc"), "symbol", limit=10, model=lm)  # one batch: nothing timed
+    assert not (cache / "rates.json").exists()
+    record_rate("embed", lm, MIN_RATE_WORK - 1, 100.0)
+    cost = estimate_embedding(load_ontology("hgnc"), ["name"], model=lm, limit=10)
+    assert cost.seconds is None and cost.rate is None
+    assert "only small runs measured yet on this machine" in " ".join(cost.lines())
 
 
 def test_shards_of_an_interrupted_run_count_as_done(cache: Path, model_dir: Path) -> None:
