@@ -258,69 +258,13 @@ def _timed(cost: Cost, rates: list[float], what: str, *, small_only: bool = Fals
 # --- embedding ------------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class _ModelProfile:
-    """What an estimate needs of a model, without its weights: what :func:`lexprobe.models.load_model` would
-    record (name, checksum, device, precision, sizes) and its tokenizer."""
-
-    name: str
-    checksum: str
-    tokenizer: Any
-    is_causal: bool
-    n_layers: int
-    hidden_size: int
-    device: Any
-    dtype: Any
-
-
-def _profile(model: Any, *, device: str | None, dtype: str | None) -> _ModelProfile:
-    """A profile of a loaded model, or of a spec read from its config and tokenizer files only."""
+def _profile(model: Any, *, device: str | None, dtype: str | None) -> Any:
+    """A loaded model as it is, or a spec as :func:`lexprobe.models.load_tokenizer` reads it (no weights)."""
     if hasattr(model, "tokenizer") and hasattr(model, "checksum"):
-        return _ModelProfile(
-            model.name, model.checksum, model.tokenizer, model.is_causal, model.n_layers, model.hidden_size,
-            model.device, model.dtype,
-        )  # fmt: skip
-    from transformers import AutoConfig, AutoTokenizer
+        return model
+    from lexprobe.models import load_tokenizer
 
-    # the identification load_model does, without converting or loading the weights (private helpers of
-    # lexprobe.models, so the checksum and the conversion folder are the ones a real run uses)
-    from lexprobe.models import _CONVERSION_VERSION, _complete, _dir_digest, auto_device, resolve_dtype
-    from lexprobe.models import resolve_model_spec as _resolve
-    from lexprobe.runs import sha256_file
-
-    resolved = _resolve(model)
-    torch_device = auto_device(device)
-    torch_dtype = resolve_dtype(dtype, torch_device)
-    kwargs: dict[str, Any] = {}
-    if resolved.kind == "gguf":
-        gguf = Path(resolved.location)
-        checksum = sha256_file(gguf)
-        converted = user_cache_dir("models") / f"{gguf.stem}-{checksum[:16]}-v{_CONVERSION_VERSION}"
-        location = str(converted) if _complete(converted) else str(gguf.parent)
-        if not _complete(converted):
-            kwargs = {"gguf_file": gguf.name}
-    elif resolved.kind == "dir":
-        location, checksum = resolved.location, _dir_digest(Path(resolved.location))
-    else:
-        location, checksum = resolved.location, ""
-    try:
-        config = AutoConfig.from_pretrained(location, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
-    except (OSError, ValueError) as exc:
-        from lexprobe.exceptions import ModelError
-
-        raise ModelError(f"cannot read the tokenizer of {model!r} ({' '.join(str(exc).split())[:200]})") from None
-    if resolved.kind == "hub":
-        checksum = getattr(config, "_commit_hash", None) or "unknown-revision"
-    if tokenizer.pad_token is None:  # as load_model does: the pad token can be a special token to leave out
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    is_causal = any(a.endswith("ForCausalLM") for a in (config.architectures or [])) or bool(
-        getattr(config, "is_decoder", False)
-    )
-    text_config = getattr(config, "text_config", None) or config
-    n_layers = int(getattr(text_config, "num_hidden_layers", 0) or getattr(text_config, "n_layer", 0))
-    hidden = int(getattr(text_config, "hidden_size", 0) or getattr(text_config, "n_embd", 0))
-    return _ModelProfile(resolved.name, checksum, tokenizer, is_causal, n_layers, hidden, torch_device, torch_dtype)
+    return load_tokenizer(model, device=device, dtype=dtype)
 
 
 def _done_in_shards(work: Path) -> set[int]:
@@ -382,7 +326,7 @@ def estimate_embedding(
     LexprobeError
         What the stage itself would raise for these inputs (unknown ontology, field or model, empty selection).
     """
-    from lexprobe.embed import ExtractionConfig, _cache_key, _tokenize, resolve_layers
+    from lexprobe.embed import ExtractionConfig, cache_key, resolve_layers, token_counts
     from lexprobe.models import dtype_name
     from lexprobe.ontology import load_ontology
     from lexprobe.tasks import field_values, sample_terms
@@ -399,8 +343,8 @@ def estimate_embedding(
     parts = []
     for field in fields:
         texts = field_values(terms, field)
-        tokens = [len(ids) for ids, _ in _tokenize(texts, profile, config)[0]]
-        key = _cache_key(texts, keys, profile.checksum, profile.name, profile.dtype, config, layers)
+        tokens = token_counts(texts, profile, config)
+        key = cache_key(texts, keys, profile, config, layers)
         if (root / key / "manifest.json").is_file() and (root / key / "embeddings.npy").is_file():
             done, state = set(range(len(texts))), "cached"
         else:

@@ -54,6 +54,8 @@ __all__ = [
     "ExtractionConfig",
     "EmbeddingSet",
     "extract_hidden_states",
+    "cache_key",
+    "token_counts",
     "embed_field",
     "resolve_layers",
     "token_norm_summary",
@@ -392,7 +394,7 @@ def extract_hidden_states(
         raise EmbeddingError(f"got {len(keys)} keys for {len(texts)} texts; give one key per text")
     lm = load_model(model) if isinstance(model, str) else model
     layers = resolve_layers(config.layers, lm.n_layers + 1)
-    key = _cache_key(texts, keys, lm.checksum, lm.name, lm.dtype, config, layers)
+    key = cache_key(texts, keys, lm, config, layers)
     root = Path(cache_dir) if cache_dir is not None else user_cache_dir("embeddings")
     final = root / key
     if use_cache:
@@ -416,15 +418,19 @@ def extract_hidden_states(
     return result
 
 
-def _cache_key(
-    texts: Sequence[str], keys: Sequence[str], checksum: str, name: str, dtype: Any, config: ExtractionConfig, layers
+def cache_key(
+    texts: Sequence[str], keys: Sequence[str], model: LoadedModel, config: ExtractionConfig, layers: Sequence[int]
 ) -> str:
-    """The cache key of an extraction (also computed by :mod:`lexprobe.costs` without loading the weights)."""
+    """The cache key of an extraction: model (checksum, name, precision), items, pooling and resolved layers.
+
+    ``model`` needs only ``checksum``, ``name`` and ``dtype`` (:func:`lexprobe.models.load_tokenizer` gives
+    them without the weights, so :mod:`lexprobe.costs` finds what is cached without loading the model).
+    """
     return config_key(
         _FORMAT_VERSION,
-        checksum,
-        name,
-        str(dtype),  # the precision of the forward pass (bfloat16 states differ from float32 ones)
+        model.checksum,
+        model.name,
+        str(model.dtype),  # the precision of the forward pass (bfloat16 states differ from float32 ones)
         sha256_text("\x1f".join(texts)),
         sha256_text("\x1f".join(keys)),
         config.template,
@@ -435,6 +441,12 @@ def _cache_key(
         config.storage_dtype,
         config.max_length,
     )
+
+
+def token_counts(texts: Sequence[str], model: LoadedModel, config: ExtractionConfig) -> list[int]:
+    """Tokens the model runs per item (sink prefix and special tokens included, padding not), as extraction
+    tokenizes them; ``model`` needs only its tokenizer and ``is_causal``."""
+    return [len(ids) for ids, _ in _tokenize([str(t) for t in texts], model, config)[0]]
 
 
 def _key_lock(root: Path, key: str) -> Any:
