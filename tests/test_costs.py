@@ -171,3 +171,18 @@ def test_the_default_model_estimate_agrees_with_its_run() -> None:
     assert before.total_work == after.total_work == inputs["n_tokens"] + inputs["n_tokens_left_out"]
     assert after.work == 0 and after.n_items_cached == 7
     assert after.parts[0]["disk_bytes"] == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"model": "/nonexistent/model-dir"}, "ModelError", "model directory not found"),
+        ({"fields": ["colour"]}, "TaskError", "colour"),
+    ],
+)
+def test_an_estimate_fails_as_the_run_would(cache: Path, model_dir: Path, kwargs: dict, error: str, message: str):
+    import lexprobe.exceptions as exceptions
+
+    args = {"model": str(model_dir), "fields": ["name"]} | kwargs
+    with pytest.raises(getattr(exceptions, error), match=message):
+        estimate_embedding("hgnc", args.pop("fields"), limit=5, **args)
