@@ -358,7 +358,13 @@ def _ontology_entries(root: Path) -> list[CacheEntry]:
 def _rates_entry(path: Path) -> CacheEntry:
     data = _json(path)
     records = data.get("records") if isinstance(data.get("records"), list) else []
-    return _entry("rates", path, description=f"{len(records)} measured speeds", details={"n_records": len(records)})
+    return _entry(
+        "rates",
+        path,
+        description=f"{len(records)} measured speeds",
+        details={"n_records": len(records)},
+        lock=path.with_name(path.name + ".lock"),  # the lock lexprobe.costs.record_rate takes
+    )
 
 
 def list_entries(kind: str | Iterable[str] | None = None) -> list[CacheEntry]:
