@@ -70,6 +70,7 @@ app.command("correlate")(correlate_cmd)
 app.command("predict")(predict_cmd)
 app.command("popularity")(popularity_cmd)
 app.command("study")(study_cmd)
+app.add_typer(cache_app, name="cache")
 
 
 def main() -> None:

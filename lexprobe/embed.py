@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -54,6 +55,8 @@ __all__ = [
     "ExtractionConfig",
     "EmbeddingSet",
     "extract_hidden_states",
+    "cache_key",
+    "token_counts",
     "embed_field",
     "resolve_layers",
     "token_norm_summary",
@@ -396,23 +399,7 @@ def extract_hidden_states(
         raise EmbeddingError(f"got {len(keys)} keys for {len(texts)} texts; give one key per text")
     lm = load_model(model) if isinstance(model, str) else model
     layers = resolve_layers(config.layers, lm.n_layers + 1)
-    key = config_key(
-        _FORMAT_VERSION,
-        lm.checksum,
-        lm.name,
-        str(lm.dtype),  # the precision of the forward pass (bfloat16 states differ from float32 ones)
-        sha256_text("\x1f".join(texts)),
-        sha256_text("\x1f".join(keys)),
-        config.template,
-        config.pool,
-        layers,
-        config.prefix,
-        config.include_special,
-        config.storage_dtype,
-        config.max_length,
-        # 4-bit weights give other states than the same dtype unquantized; keys of unquantized models are unchanged
-        *([lm.quantization] if getattr(lm, "quantization", None) else []),
-    )
+    key = cache_key(texts, keys, lm, config, layers)
     root = Path(cache_dir) if cache_dir is not None else user_cache_dir("embeddings")
     final = root / key
     if use_cache:
@@ -440,6 +427,39 @@ def extract_hidden_states(
     return result
 
 
+def cache_key(
+    texts: Sequence[str], keys: Sequence[str], model: LoadedModel, config: ExtractionConfig, layers: Sequence[int]
+) -> str:
+    """The cache key of an extraction: model (checksum, name, precision), items, pooling and resolved layers.
+
+    ``model`` needs only ``checksum``, ``name`` and ``dtype`` (:func:`lexprobe.models.load_tokenizer` gives
+    them without the weights, so :mod:`lexprobe.costs` finds what is cached without loading the model).
+    """
+    return config_key(
+        _FORMAT_VERSION,
+        model.checksum,
+        model.name,
+        str(model.dtype),  # the precision of the forward pass (bfloat16 states differ from float32 ones)
+        sha256_text("\x1f".join(texts)),
+        sha256_text("\x1f".join(keys)),
+        config.template,
+        config.pool,
+        list(layers),
+        config.prefix,
+        config.include_special,
+        config.storage_dtype,
+        config.max_length,
+        # 4-bit weights give other states than the same dtype unquantized; keys of unquantized models are unchanged
+        *([model.quantization] if getattr(model, "quantization", None) else []),
+    )
+
+
+def token_counts(texts: Sequence[str], model: LoadedModel, config: ExtractionConfig) -> list[int]:
+    """Tokens the model runs per item (sink prefix and special tokens included, padding not), as extraction
+    tokenizes them; ``model`` needs only its tokenizer and ``is_causal``."""
+    return [len(ids) for ids, _ in _tokenize([str(t) for t in texts], model, config)[0]]
+
+
 def _key_lock(root: Path, key: str) -> Any:
     from filelock import FileLock
 
@@ -462,7 +482,7 @@ def _extract(texts, keys, lm, config, layers, root, key, progress, world, rank) 
     if progress:
         progress(_STAGE, n_done, n_total)
     logger.debug("embedding %d items (%d resumed) in batches of %d", n_total, n_done, batch_size)
-    position = 0
+    position, n_tokens_run, t_start = 0, 0, None  # the measured rate lexprobe.costs reads
     while position < len(todo):
         chunk = todo[position : position + batch_size]
         try:
@@ -480,9 +500,17 @@ def _extract(texts, keys, lm, config, layers, root, key, progress, world, rank) 
             continue
         _write_shard(work, chunk, pooled.astype(config.storage_dtype), norms)
         position += len(chunk)
+        if t_start is None:  # the first batch carries the warm-up (about 10 s here): timed from its end
+            t_start = time.perf_counter()
+        else:
+            n_tokens_run += sum(len(token_ids[i][0]) for i in chunk)
         n_done += len(chunk) * world
         if progress:
             progress(_STAGE, min(n_done, n_total), n_total)
+    if world == 1 and n_tokens_run and t_start is not None:
+        from lexprobe.costs import record_rate
+
+        record_rate("embed", lm, n_tokens_run, time.perf_counter() - t_start)
     _barrier(world)
     if rank != 0:
         return

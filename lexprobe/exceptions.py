@@ -23,6 +23,7 @@ __all__ = [
     "PredictionError",
     "StudyError",
     "OutputError",
+    "CacheError",
     "LexprobeWarning",
 ]
 
@@ -85,6 +86,10 @@ class StudyError(LexprobeError, ValueError):
 
 class OutputError(LexprobeError, OSError):
     """An output path cannot be written (a file in the way, a read-only or full file system, no permission)."""
+
+
+class CacheError(LexprobeError, ValueError):
+    """A cache listing or clearing was asked for something impossible (an unknown kind, a bad age)."""
 
 
 class LexprobeWarning(UserWarning):

@@ -41,6 +41,7 @@ __all__ = [
     "LoadedModel",
     "resolve_model_spec",
     "load_model",
+    "load_tokenizer",
     "auto_device",
     "DTYPES",
     "native_bfloat16",
@@ -756,3 +757,58 @@ def _four_bit(device_map: str | dict[str, Any] | None, device: Any) -> dict[str,
         bnb_4bit_use_double_quant=True,
     )
     return {"quantization_config": quantization, "device_map": device_map or {"": str(device)}}
+
+
+def load_tokenizer(spec: str = DEFAULT_MODEL, *, device: str | None = None, dtype: str | None = None) -> LoadedModel:
+    """What :func:`load_model` would record of ``spec`` (name, checksum, device, precision, sizes) and its
+    tokenizer, without loading, converting or downloading the weights: a :class:`LoadedModel` whose ``model`` is
+    None, for estimates (:mod:`lexprobe.costs`) and cache keys.
+
+    A GGUF model is read from its cached conversion when there is one, else from the GGUF file itself (its
+    SHA-256 is the checksum either way, as in :func:`load_model`).
+
+    Raises
+    ------
+    ModelError
+        As :func:`load_model` for an unknown model, a missing file, or a hub id without a network.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    resolved = resolve_model_spec(spec)
+    torch_device = auto_device(device)
+    kwargs: dict[str, Any] = {}
+    location = resolved.location
+    if resolved.kind == "gguf":
+        gguf = Path(resolved.location)
+        checksum = sha256_file(gguf)
+        converted = cache_dir("models") / f"{gguf.stem}-{checksum[:16]}-v{_CONVERSION_VERSION}"
+        if _complete(converted):
+            location = str(converted)
+        else:
+            location, kwargs = str(gguf.parent), {"gguf_file": gguf.name}
+    elif resolved.kind == "dir":
+        checksum = _dir_digest(Path(location))
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            config = AutoConfig.from_pretrained(location, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the tokenizer of model {spec!r} from {location}: {_short(exc)}") from None
+    if resolved.kind == "hub":
+        checksum = getattr(config, "_commit_hash", None) or "unknown-revision"
+    if tokenizer.pad_token is None:  # as load_model does: pad may then be a special token that is left out
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return LoadedModel(
+        model=None,
+        tokenizer=tokenizer,
+        name=resolved.name,
+        source=resolved.location,
+        checksum=checksum,
+        device=torch_device,
+        dtype=resolve_dtype(dtype, torch_device),
+        n_layers=int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0)),
+        hidden_size=int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0)),
+        is_causal=any(a.endswith("ForCausalLM") for a in (config.architectures or []))
+        or bool(getattr(config, "is_decoder", False)),
+    )

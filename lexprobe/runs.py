@@ -53,6 +53,7 @@ __all__ = [
     "ensure_writable_dir",
     "ensure_writable_file",
     "relative_to_run",
+    "default_out_dir",
 ]
 
 _VERSIONED_PACKAGES = (
@@ -608,14 +609,52 @@ def prepare_report_file(path: str | os.PathLike[str], *, overwrite: bool = False
 REPORT_MARKER = '<meta name="generator" content="lexprobe">'
 
 
-def default_out_dir(stage: str, ontology: str, model: str) -> Path:
-    """The default output folder of a stage: ``runs/<model>/<stage>-<ontology>``, so that runs of two models never
-    share a folder. The model is its name, a Hugging Face id with ``/`` as ``--`` (``org--name``), or a path's
-    stem; an ontology path becomes its file name without extensions."""
-    name = str(model).rstrip("/")
-    if Path(name).suffix == ".gguf" or os.sep in name and Path(name).exists():
-        slug = Path(name).name.split(".gguf")[0]
-    else:
-        slug = name.replace("/", "--")
-    onto = Path(str(ontology)).name.split(".")[0]
-    return Path("runs") / safe_name(slug) / f"{stage}-{safe_name(onto)}"
+def _model_slug(model: str) -> str:
+    """A model spec as one folder name: a named model as itself, an HF id ``org/name`` as ``org--name``, a
+    ``.gguf`` file as its stem, a local directory as its own name (``Llama-3.1-8B`` keeps its dots)."""
+    text = str(model).strip().rstrip("/\\")
+    path = Path(text).expanduser()
+    if text.lower().endswith(".gguf"):
+        return safe_name(path.stem)
+    if path.is_dir() or text.startswith((".", "/", "~")) or text.count("/") > 1:
+        return safe_name(path.name)
+    from lexprobe.models import NAMED_MODELS  # lazy: lexprobe.models imports this module
+
+    if text.lower() in NAMED_MODELS:
+        text = text.lower()
+    return safe_name(text.replace("/", "--"))
+
+
+def default_out_dir(stage: str, ontology: str, model: str, *, root: str | os.PathLike[str] = "runs") -> Path:
+    """The default ``--out`` of a stage: ``runs/<model>/<stage>-<ontology>``, one folder per model.
+
+    A second model's run no longer lands in (and is refused by, or replaces) the first model's folder.
+
+    Parameters
+    ----------
+    stage : str
+        ``"align"``, ``"embed"``, ``"lexicalization"``, ``"train"``...
+    ontology : str
+        A built-in name (``"hgnc"``) or a file (its stem is used: ``terms/my.obo`` -> ``my``).
+    model : str
+        The model spec as given to ``--model``: a named model (``smollm2-135m``), a Hugging Face id
+        (``google/gemma-3-270m`` -> ``google--gemma-3-270m``), a ``.gguf`` file (its stem) or a local directory
+        (its name).
+    root : path
+        The folder that holds every model's runs.
+
+    Returns
+    -------
+    Path
+        ``root / <model slug> / "<stage>-<ontology>"``, relative when ``root`` is.
+
+    Raises
+    ------
+    OutputError
+        The stage, ontology or model gives an empty name.
+    """
+    name = Path(str(ontology).strip()).name
+    for suffix in (".gz", ".bz2", ".xz", ".zip"):
+        name = name.removesuffix(suffix)
+    name = Path(name).stem if Path(name).suffix else name
+    return Path(root) / _model_slug(model) / safe_name(f"{stage}-{name}")
