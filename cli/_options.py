@@ -217,7 +217,9 @@ CONVENTION: dict[str, Convention] = {
         },
     ),
     # the model
-    "--model": Convention("-m", "smollm2-135m"),
+    "--model": Convention(
+        "-m", "smollm2-135m", defaults={"cache clear": (None, "a filter: only the entries of this model")}
+    ),
     "--revision": Convention(None, None),
     "--dtype": Convention(
         None, "auto", choices=tuple(d.value for d in DType), defaults={"evaluate": (None, "the run's own setting")}

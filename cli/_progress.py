@@ -38,6 +38,19 @@ _HANDLER_NAME = "lexprobe-cli"
 _now = time.monotonic  # replaced in tests
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Log lines to whatever ``sys.stderr`` is when a record comes, not what it was when the handler was made
+    (a test runner, or an embedding application, swaps stderr between commands)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: D102
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     """Send log records to stderr: rich's handler on a terminal, timestamped lines otherwise.
 
@@ -71,7 +84,7 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
         handler = RichHandler(console=err_console, show_path=False, markup=False, rich_tracebacks=False)
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.set_name(_HANDLER_NAME)
     root.addHandler(handler)

@@ -194,9 +194,9 @@ def _dry_run(config, model_options: ModelOptions, as_json: bool) -> None:
     """``--dry-run``: what the run would embed and measure, and what it would cost here."""
     from lexprobe.costs import estimate_alignment
 
-    cost = estimate_alignment(config, model_options)
+    cost = estimate_alignment(config, device=model_options.device)
     if as_json:
         print_json(cost.to_dict())
     else:
         for line in cost.lines():
-            console.print(line)
+            console.print(line, markup=False, soft_wrap=True)

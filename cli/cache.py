@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 import json
 import sys
 
 import typer
-
-from lexprobe.cli._common import console, err_console, fail, handle_errors
+from lexprobe.cli._common import console, err_console, fail, split_csv
+from lexprobe.cli._options import command, csv_choices
 
 cache_app = typer.Typer(
     help="List, size and clear the cache: embeddings, converted models, parsed ontologies, measured speeds.",
@@ -16,23 +15,25 @@ cache_app = typer.Typer(
 )
 
 
-class CacheKind(str, enum.Enum):
-    """The kinds of cache entry (lexprobe.cache.KINDS)."""
-
-    embeddings = "embeddings"
-    model = "model"
-    gguf = "gguf"
-    ontology = "ontology"
-    rates = "rates"
-    other = "other"
+#: The kinds of cache entry (``lexprobe.cache.KINDS``; a test checks that the two agree).
+KINDS = ("embeddings", "model", "gguf", "ontology", "rates", "other")
 
 
-def _kinds(kind: list[CacheKind] | None) -> list[str] | None:
-    return [k.value for k in kind] if kind else None
+def _kinds(kind: str | None) -> list[str] | None:
+    return list(split_csv(kind) or ()) or None
+
+
+def _kind_option() -> typer.models.OptionInfo:
+    return typer.Option(
+        None,
+        "--kind",
+        callback=csv_choices(KINDS, "--kind"),
+        help=f"Only these kinds, comma-separated: {','.join(KINDS)}.",
+    )
 
 
 @cache_app.command("path")
-@handle_errors
+@command()
 def path_cmd() -> None:
     """Print the cache directory ($LEXPROBE_CACHE, default ~/.cache/lexprobe)."""
     from lexprobe.cache import cache_root
@@ -41,9 +42,9 @@ def path_cmd() -> None:
 
 
 @cache_app.command("list")
-@handle_errors
+@command()
 def list_cmd(
-    kind: list[CacheKind] | None = typer.Option(None, "--kind", "-k", help="Only this kind (repeatable)."),
+    kind: str | None = _kind_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the entries as one JSON object."),
 ) -> None:
     """List what the cache holds: kind, what it is, size, last use, and unfinished work."""
@@ -75,16 +76,16 @@ def list_cmd(
 
 
 @cache_app.command("clear")
-@handle_errors
+@command()
 def clear_cmd(
-    kind: list[CacheKind] | None = typer.Option(None, "--kind", "-k", help="Only this kind (repeatable)."),
+    kind: str | None = _kind_option(),
     model: str | None = typer.Option(
         None, "--model", "-m", help="Only entries of this model (as runs name it; wildcards like 'gemma*')."
     ),
     older_than: str | None = typer.Option(None, "--older-than", help="Only entries unused for this long: 30d, 12h."),
     incomplete: bool = typer.Option(False, "--incomplete", help="Only unfinished work (shards, interrupted writes)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Remove nothing; show what would be removed."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", help="Print what was removed as one JSON object."),
 ) -> None:
     """Remove cache entries that match every filter given (everything, with none); entries in use are kept."""
@@ -106,7 +107,7 @@ def clear_cmd(
                 code=2,
             )
         for line in _entry_lines(plan.removed):
-            err_console.print(line, markup=False)
+            err_console.print(line, markup=False, soft_wrap=True)
         what = f"{len(plan.removed)} entries, {format_bytes(plan.bytes_freed)}"
         if not typer.confirm(f"Remove {what} from the cache?", default=False, err=True):
             raise typer.Exit(1)

@@ -66,9 +66,18 @@ def embed_cmd(
     if dry_run:
         from lexprobe.costs import estimate_embedding
 
-        cost = estimate_embedding(ontology, (field,), model_options, limit=n_terms, seed=seed, config=config)
+        cost = estimate_embedding(
+            ontology,
+            (field,),
+            model=model_options.model,
+            limit=n_terms,
+            seed=seed,
+            config=config,
+            dtype=model_options.dtype,
+            device=model_options.device,
+        )
         for line in cost.lines():
-            console.print(line)
+            console.print(line, markup=False, soft_wrap=True)
         return
     ensure_writable_dir(out)
     ont = load_ontology(ontology)

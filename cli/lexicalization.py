@@ -83,8 +83,8 @@ def lexicalization_cmd(
     if dry_run:
         from lexprobe.costs import estimate_lexicalization
 
-        for line in estimate_lexicalization(config, model_options).lines():
-            console.print(line)
+        for line in estimate_lexicalization(config, device=model_options.device).lines():
+            console.print(line, markup=False, soft_wrap=True)
         return
     target = ensure_writable_dir(out or default_out_dir("lexicalization", ontology, model_options.model))
     prepare_run_dir(target, "lexicalization", settings_of(config, leave_out=("batch_size",)), overwrite=overwrite)

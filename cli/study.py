@@ -47,18 +47,21 @@ def study_cmd(
 
     load_options = {k: v for k, v in model_options.load_kwargs().items() if k not in ("device", "dtype")}
     if dry_run:
-        from lexprobe.costs import estimate_study
+        from lexprobe.costs import estimate_study, finished_training_runs, total_lines
 
-        cost = estimate_study(
+        costs = estimate_study(
             split_csv(ontology) or (),
-            model_options,
+            model=model_options.model,
             size=size,
             tasks=split_csv(tasks),
             stages=split_csv(stages) or STUDY_STAGES,
             seed=seed,
+            device=model_options.device,
+            dtype=model_options.dtype,
+            runs=finished_training_runs(out),
         )
-        for line in cost.lines():
-            console.print(line)
+        for line in total_lines(costs):
+            console.print(line, markup=False, soft_wrap=True)
         return
     ensure_writable_dir(out)
     with progress_display(quiet) as progress:

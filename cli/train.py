@@ -116,10 +116,13 @@ def train_cmd(
             "--device-map is for inference; to train on several GPUs launch with `accelerate launch` or `torchrun`"
         )
     if dry_run:
-        from lexprobe.costs import estimate_training
+        from lexprobe.costs import estimate_training, finished_training_runs
+        from lexprobe.runs import default_out_dir
 
-        for line in estimate_training(config, split_dir=from_split).lines():
-            console.print(line)
+        # the speed comes from finished training runs beside this one and in this model's default folder
+        runs = finished_training_runs(out.parent, default_out_dir("train", ontology, config.model).parent)
+        for line in estimate_training(config, runs=runs).lines():
+            console.print(line, markup=False, soft_wrap=True)
         return
     ensure_writable_dir(out)
     prepare_run_dir(out, "train", None, overwrite=overwrite)  # train itself resumes a run of the same settings

@@ -46,6 +46,9 @@ __all__ = [
     "estimate_alignment",
     "estimate_lexicalization",
     "estimate_training",
+    "estimate_study",
+    "finished_training_runs",
+    "total_lines",
     "record_rate",
     "measured_rates",
     "format_bytes",
@@ -546,3 +549,66 @@ def estimate_training(
     if rates:
         cost.notes.append("speeds of the runs given; batch size and prompt length change them")
     return _timed(cost, rates, what + " among the training runs given")
+
+
+# --- a study --------------------------------------------------------------------------------------------------
+
+
+def finished_training_runs(*roots: str | os.PathLike[str], depth: int = 3) -> list[Path]:
+    """Training run folders (a ``train_config.json`` beside a ``manifest.json``) at most ``depth`` levels under
+    each of ``roots`` that exist: the runs :func:`estimate_training` can take a speed from."""
+    found: list[Path] = []
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        for level in range(depth + 1):
+            for config in root.glob("/".join(["*"] * level + ["train_config.json"])):
+                if (config.parent / "manifest.json").is_file() and config.parent not in found:
+                    found.append(config.parent)
+    return found
+
+
+def estimate_study(
+    ontologies: Sequence[str],
+    *,
+    model: str = "smollm2-135m",
+    size: str = "small",
+    tasks: Sequence[str] | None = None,
+    stages: Sequence[str] = ("align", "lexicalization", "train"),
+    seed: int = 0,
+    device: str | None = None,
+    dtype: str = "auto",
+    runs: Iterable[str | os.PathLike[str]] = (),
+) -> list[Cost]:
+    """What :func:`lexprobe.study.run_study` would compute: the extraction of each ontology's alignment and
+    lexicalization and the steps of each task's training (timed from ``runs``, finished training runs on this
+    machine), one :class:`Cost` each. Evaluation, correlation and the report are not estimated."""
+    from lexprobe.study import study_plan
+
+    reference = list(runs)
+    costs = []
+    for stage, where, config in study_plan(
+        ontologies, model=model, size=size, tasks=tasks, seed=seed, device=device, dtype=dtype
+    ):
+        if stage not in stages:
+            continue
+        if stage == "align":
+            cost = estimate_alignment(config, device=device)
+        elif stage == "lexicalization":
+            cost = estimate_lexicalization(config, device=device)
+        else:
+            cost = estimate_training(config, runs=reference)
+        costs.append(dataclasses.replace(cost, description=f"{where}: {cost.description}"))
+    return costs
+
+
+def total_lines(costs: Sequence[Cost]) -> list[str]:
+    """Each estimate's lines, then one line with the known total time (and how many parts have none)."""
+    lines = [line for cost in costs for line in cost.lines()]
+    known = [c.seconds for c in costs if c.work and c.seconds is not None]
+    unknown = sum(1 for c in costs if c.work and c.seconds is None)
+    total = f"total: about {format_seconds(sum(known))} for {len(known)} part(s) with a measured rate"
+    if unknown:
+        total += f"; {unknown} part(s) with no measured rate yet on this machine"
+    return [*lines, total]

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from lexprobe._progress import relabel
 from lexprobe.exceptions import EmbeddingError, ResourceError
+from lexprobe.progress import relabel
 from lexprobe.runs import (
     atomic_path,
     atomic_write_json,

@@ -51,8 +51,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lexprobe._progress import relabel
 from lexprobe.exceptions import LexicalizationError, LexprobeError
+from lexprobe.progress import relabel
 
 __all__ = [
     "LexicalConfig",

@@ -36,12 +36,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lexprobe._progress import ProgressCallback, prefixed
 from lexprobe.exceptions import LexprobeError, StudyError
 from lexprobe.models import RECORDED_BEFORE
+from lexprobe.progress import ProgressCallback, prefixed
 from lexprobe.runs import read_json_object
 
-__all__ = ["PAPER_TASKS", "SIZES", "STAGES", "StudySize", "StudyResult", "run_study", "study_tasks"]
+__all__ = ["PAPER_TASKS", "SIZES", "STAGES", "StudySize", "StudyResult", "run_study", "study_plan", "study_tasks"]
 
 logger = logging.getLogger(__name__)
 
@@ -580,6 +580,35 @@ def _clear(root: Path, where: Path, stage: str, recorded: Mapping[str, Any]) -> 
         (where / "evaluation_manifest.json").unlink(missing_ok=True)
     else:
         clear_stage_outputs(where, stage, recorded)
+
+
+def study_plan(
+    ontologies: Sequence[str],
+    *,
+    model: str = "smollm2-135m",
+    size: str | StudySize = "small",
+    tasks: Sequence[str] | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    dtype: str = "auto",
+) -> list[tuple[str, str, Any]]:
+    """The configs a study runs, without running anything: ``(stage, where, config)`` for the alignment and
+    lexicalization of each ontology and the training of each task (``where`` is ``"hgnc"`` or
+    ``"hgnc/name-to-symbol"``), with the settings :func:`run_study` would use (``dtype`` resolved once)."""
+    from lexprobe.models import resolved_dtype
+    from lexprobe.ontology import load_ontology
+
+    spec = _size(size)
+    precision = resolved_dtype(dtype, device)
+    plan: list[tuple[str, str, Any]] = []
+    for ontology in ontologies:
+        ont = load_ontology(ontology)
+        plan.append(("align", ont.name, _align_config(ontology, model, spec, seed, precision)))
+        plan.append(("lexicalization", ont.name, _lexical_config(ontology, model, spec, seed, precision)))
+        for task in _tasks_of(ont, tasks):
+            config = _train_config(ontology, task, model, spec, seed, device, precision)
+            plan.append(("train", f"{ont.name}/{task}", config))
+    return plan
 
 
 def _size_name(size: str | StudySize, spec: StudySize) -> str:

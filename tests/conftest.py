@@ -16,6 +16,27 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("LEXPROBE_CACHE", str(ROOT / ".cache" / "lexprobe"))
 
 
+@pytest.fixture(autouse=True)
+def _logging_as_before():
+    """A CLI command configures logging for its process (`cli/_progress.setup_logging`); in the test process
+    that would outlive the command, so each test leaves the logging configuration as it found it."""
+    import logging
+
+    root, ours = logging.getLogger(), logging.getLogger("lexprobe")
+    handlers, levels = list(root.handlers), (root.level, ours.level)
+    verbosity = os.environ.get("TRANSFORMERS_VERBOSITY")
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(levels[0])
+    ours.setLevel(levels[1])
+    if verbosity is None:
+        os.environ.pop("TRANSFORMERS_VERBOSITY", None)
+    else:
+        os.environ["TRANSFORMERS_VERBOSITY"] = verbosity
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The upstream snapshots in ``../shared/data`` (present on developer machines and CI)."""

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lexprobe._progress import relabel
 from lexprobe.align._metrics import (
     ANN_MIN_ITEMS,
     PREPROCESSING,
@@ -31,6 +30,7 @@ from lexprobe.align._null import (
     summarize_null,
 )
 from lexprobe.exceptions import AlignmentError
+from lexprobe.progress import relabel
 
 __all__ = [
     "AlignmentConfig",

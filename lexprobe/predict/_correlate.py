@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lexprobe._progress import ProgressCallback, prefixed
 from lexprobe.exceptions import PredictionError
 from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, MEASURED_FEATURES, _measured_verdict, _units
 from lexprobe.predict._correlation import auc_comparison, correlation_table
 from lexprobe.predict._features import FeatureConfig, _train_config, _with_template_share, run_features
 from lexprobe.predict._holdout import PREDICTOR_RULE, loto_summary
 from lexprobe.predict._predictor import fit_predictor, unit_table
+from lexprobe.progress import ProgressCallback, prefixed
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lexprobe._progress import ProgressCallback, relabel
 from lexprobe.exceptions import LexprobeError, PredictionError
 from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, _units, field_pair
+from lexprobe.progress import ProgressCallback, relabel
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,13 +12,13 @@ from typing import Any
 
 import pandas as pd
 
-from lexprobe._progress import ProgressCallback
 from lexprobe.exceptions import LexprobeError, PredictionError
 from lexprobe.predict._calibration import load_calibration, shipped_calibration_dir
 from lexprobe.predict._common import FEATURES, _measured_verdict, _pair_groups, _units, field_pair, task_identity
 from lexprobe.predict._features import FeatureConfig, _subsample, measure_features
 from lexprobe.predict._holdout import loto_summary
 from lexprobe.predict._predictor import Predictor, fit_predictor
+from lexprobe.progress import ProgressCallback
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from lexprobe._progress import ProgressCallback
+from lexprobe.progress import ProgressCallback
 
 logger = logging.getLogger(__name__)
 

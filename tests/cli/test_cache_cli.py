@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _cli import one_error_line
-from typer.testing import CliRunner
-
 from lexprobe.cli import cache as cache_cli
 from lexprobe.cli.main import app
+from typer.testing import CliRunner
 
 runner = CliRunner()
 DATA = Path(__file__).parents[1] / "data"
@@ -88,7 +87,7 @@ def test_clear_dry_run_and_yes(cache: Path) -> None:
     ("args", "message"),
     [
         (["--older-than", "soon"], "--older-than must be a number and a unit"),
-        (["--kind", "models"], "is not one of"),
+        (["--kind", "models"], "(comma-separated), got 'models'"),
     ],
 )
 def test_bad_filters_are_rejected_before_anything_goes(cache: Path, args: list[str], message: str) -> None:

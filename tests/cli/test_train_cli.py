@@ -50,11 +50,10 @@ def test_train_then_evaluate_a_tiny_run(tmp_path: Path) -> None:
     [
         (["train", "--ontology", "hgnc", "--task", "name-to-colour"], "unknown field 'colour'"),
         (["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--per-bin", "5000"], "lower --per-bin"),
-        (["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--split", "/no/such/split"], "no train.csv"),
+        (["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--from-split", "/no/such/split"], "no train.csv"),
         (["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--lr", "0"], "`lr` must be > 0"),
         (["evaluate", "/no/such/run"], "does not exist"),
         (["evaluate", "{tmp}"], "no train_config.json"),
-        (["evaluate", "{tmp}", "--split", "test"], "--split must be train, withheld or both"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(tmp_path: Path, args: list[str], message: str) -> None:
@@ -105,3 +104,8 @@ def test_a_learning_curve_goes_without_baseline_or_shots_and_needs_snapshots(tmp
     assert bad.exit_code == 1 and "exposure counts like 10,30" in one_error_line(bad.output)
     none = runner.invoke(app, ["evaluate", str(run), "--checkpoints", "all", "-q"])
     assert none.exit_code == 1 and "no adapter snapshots" in one_error_line(none.output)
+
+
+def test_evaluate_split_is_a_choice(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["evaluate", str(tmp_path), "--split", "test"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "'train', 'withheld', 'both'" in result.output
