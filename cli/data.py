@@ -102,7 +102,12 @@ def show_cmd(
         )
     for row in shown[columns].itertuples(index=False):
         table.add_row(*("" if v is None or v != v else f"{v:g}" if isinstance(v, float) else str(v) for v in row))
-    console.print(table)
+    if console.is_terminal:
+        console.print(table)
+    else:  # piped or redirected: as wide as the table needs, so no name is folded to fit 80 columns
+        from rich.console import Console
+
+        Console(highlight=False, width=100_000).print(table, crop=False)
 
 
 @data_app.command("fetch")

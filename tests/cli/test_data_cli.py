@@ -198,3 +198,20 @@ def test_fetch_hpo_through_a_mirror_writes_both_release_files(tmp_path: Path, mo
 def test_a_limit_below_one_is_a_usage_error() -> None:
     result = runner.invoke(app, ["data", "show", "hpo", "--limit", "0"], env={"COLUMNS": "200"})
     assert result.exit_code == 2 and "must be at least 1 (or all), got 0" in result.output
+
+
+def test_show_piped_keeps_every_name_on_one_line() -> None:
+    """Piped output is not folded to 80 columns: a gene name stays whole on its row."""
+    result = runner.invoke(app, ["data", "show", "hgnc", "-n", "3"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if "HGNC:24086" in line]
+    assert len(rows) == 1 and "APOBEC1 complementation factor" in rows[0] and "gene with protein product" in rows[0]
+
+
+def test_show_json_is_the_terms_as_records() -> None:
+    import json
+
+    result = runner.invoke(app, ["data", "show", "hgnc", "-n", "2", "--json"])
+    assert result.exit_code == 0
+    record = json.loads(result.stdout)
+    assert record["ontology"] == "hgnc" and [t["symbol"] for t in record["terms"]] == ["A1BG", "A1BG-AS1"]

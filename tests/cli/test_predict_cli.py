@@ -68,9 +68,16 @@ def test_predict_a_real_task_against_a_calibration(tmp_path: Path) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stage"] == "predict" and manifest["inputs"]["model"]["name"] == "smollm2-135m"
     assert manifest["inputs"]["thresholds"]["withheld"] == pytest.approx(row["generalization_threshold"], rel=1e-5)
-    again = runner.invoke(app, [*args[:-3], "--out", str(tmp_path / "pred2"), "-q"])
+    again = runner.invoke(app, [*args[:-3], "--out", str(tmp_path / "pred2"), "--json"])
     pd.testing.assert_frame_equal(pd.read_csv(out / "features.csv"), pd.read_csv(tmp_path / "pred2" / "features.csv"))
     assert again.exit_code == 0
+    record = json.loads(again.stdout)  # --json: one strict JSON object, nothing else on stdout
+    assert record["prediction"]["verdict"] == row["verdict"]
+    assert record["prediction"]["predicted_generalization_gain"] == pytest.approx(
+        row["predicted_generalization_gain"], abs=1e-6
+    )
+    assert record["features"]["n_items"] == 40 and record["out"] == str(tmp_path / "pred2")
+    assert "majority verdict" in {r["rule"] for r in record["holdout"]}
 
 
 @pytest.mark.slow
