@@ -215,3 +215,23 @@ def test_help_lists_the_choices():
     result = CliRunner().invoke(app, ["align", "--help"], env={"COLUMNS": "200"})
     assert "none|center|standardize|clip" in result.output
     assert "auto|float32|bfloat16|float16" in result.output
+
+
+def test_the_defaults_the_training_guide_states_are_the_real_ones():
+    """docs/training.md lists train's and evaluate's options with their defaults in brackets."""
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text(encoding="utf-8")
+    train_part = text[text.index("Options of `train`") : text.index("`evaluate` takes the run folder")]
+    evaluate_part = text[text.index("`evaluate` takes the run folder") : text.index("## Precision")]
+    checked = 0
+    for name, part in (("train", train_part), ("evaluate", evaluate_part)):
+        options = _options(COMMANDS[name])
+        for option, stated in re.findall(r"`(--[a-z0-9-]+)` \[([^\]]+)\]", " ".join(part.split())):
+            real = _plain(options[option].default)
+            try:
+                assert float(stated) == float(real), f"{name} {option}: docs say {stated}, the CLI {real}"
+            except (TypeError, ValueError):
+                assert stated == str(real), f"{name} {option}: docs say {stated}, the CLI {real}"
+            checked += 1
+    assert checked >= 15
