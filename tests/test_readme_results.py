@@ -385,3 +385,26 @@ def test_the_whole_hgnc_benchmark_is_quoted_as_recorded() -> None:
     assert max(abs(v) for k, v in differences.items() if "|cka|" in k or "|dcka|" in k) <= 1e-10
     mknn = [-v for k, v in differences.items() if k.endswith("|mknn|value")]
     assert 0 <= min(mknn) and max(mknn) <= 0.007  # approximate lists miss a few neighbours, as the page says
+
+
+def test_every_shipped_json_file_is_strict_json():
+    """No NaN or Infinity in any JSON lexprobe ships (issue 18): every parser reads them."""
+    import json
+
+    def refuse(constant: str):
+        raise ValueError(f"{constant} is not JSON")
+
+    files = [*(ROOT / "docs" / "results").rglob("*.json"), *(ROOT / "data").rglob("*.json")]
+    assert len(files) > 50
+    for path in files:
+        json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
+
+
+def test_a_written_json_file_has_null_where_a_value_is_missing(tmp_path):
+    import json
+
+    from lexprobe.runs import atomic_write_json
+
+    path = atomic_write_json(tmp_path / "x.json", {"gain": float("nan"), "hi": float("inf"), "ok": [1.5, None]})
+    assert json.loads(path.read_text()) == {"gain": None, "hi": None, "ok": [1.5, None]}
+    assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()

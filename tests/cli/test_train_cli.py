@@ -19,10 +19,20 @@ def test_train_then_evaluate_a_tiny_run(tmp_path: Path) -> None:
     split = tmp_path / "split"
     args = ["split", "--ontology", "hgnc", "--task", "name-to-symbol", "--bins", "2", "--per-bin", "1"]
     assert runner.invoke(app, [*args, "--out", str(split)]).exit_code == 0
-    wrong = ["train", "--ontology", "hgnc", "--task", "name-to-id", "--split", str(split), "--out", str(tmp_path / "x")]
+    wrong = [
+        "train",
+        "--ontology",
+        "hgnc",
+        "--task",
+        "name-to-id",
+        "--from-split",
+        str(split),
+        "--out",
+        str(tmp_path / "x"),
+    ]
     assert "holds a 'name-to-symbol' split" in one_error_line(runner.invoke(app, wrong).output)
     run = tmp_path / "run"
-    train = ["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--split", str(split), "--out", str(run)]
+    train = ["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--from-split", str(split), "--out", str(run)]
     train += ["--templates", "2", "--max-steps", "3", "--batch-size", "4", "--lr", "1e-3", "--lora-r", "4", "-q"]
     result = runner.invoke(app, train)
     assert result.exit_code == 0, result.output
