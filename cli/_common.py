@@ -105,6 +105,15 @@ def parse_limit(text: str, minimum: int = 5) -> int | None:
     return value
 
 
+def print_table(table: Any) -> None:
+    """Print a rich table on stdout: fitted to the terminal, or, piped or redirected, as wide as it needs (a
+    piped console is 80 columns wide, which folds names and numbers into pieces)."""
+    if console.is_terminal:
+        console.print(table)
+    else:
+        Console(highlight=False, width=100_000).print(table, crop=False)
+
+
 def print_json(obj: Any) -> None:
     """Print ``obj`` on stdout as one strict JSON object (NaN as null), the only thing a ``--json`` run prints there."""
     from lexprobe.runs import dumps_json

@@ -12,6 +12,7 @@ from lexprobe.cli._common import (
     err_console,
     parse_limit,
     print_json,
+    print_table,
     split_csv,
 )
 from lexprobe.cli._options import (
@@ -150,7 +151,7 @@ def align_cmd(
             f"{row.effect:+.3f}",
             "" if ratio != ratio else f"{ratio:.2f}",
         )
-    console.print(table)
+    print_table(table)
     console.print(
         "best layer = the layer with the highest value; its null is the maximum over layers of the permutation "
         f"null ({config.permutations} shuffles), so choosing it does not inflate z. "

@@ -6,7 +6,7 @@ import json
 import sys
 
 import typer
-from lexprobe.cli._common import console, err_console, fail, split_csv
+from lexprobe.cli._common import console, err_console, fail, print_table, split_csv
 from lexprobe.cli._options import command, csv_choices
 
 cache_app = typer.Typer(
@@ -69,7 +69,7 @@ def list_cmd(
         what = escape(e.description) if e.complete else f"[yellow]{escape(e.description)}[/]"
         used = e.last_used.astimezone().strftime("%Y-%m-%d %H:%M")
         table.add_row(e.kind, escape(e.model), what, format_bytes(e.size), used, escape(e.path.name))
-    console.print(table)
+    print_table(table)
     incomplete = sum(not e.complete for e in entries)
     extra = f", {incomplete} unfinished (clear them with `lexprobe cache clear --incomplete`)" if incomplete else ""
     console.print(f"{len(entries)} entries, {format_bytes(total)}{extra}")

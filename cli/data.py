@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, print_json
+from lexprobe.cli._common import console, print_json, print_table
 from lexprobe.cli._options import command
 from rich.table import Table
 
@@ -42,7 +42,7 @@ def list_cmd(
         pops = [info.default_popularity] + [p for p in info.popularity_columns if p != info.default_popularity]
         origin = "; ".join(sorted({s["origin"] for s in info.sources}))
         table.add_row(name, info.release, f"{info.n_terms:,}", ", ".join(pops), origin)
-    console.print(table)
+    print_table(table)
 
 
 @data_app.command("show")
@@ -102,12 +102,7 @@ def show_cmd(
         )
     for row in shown[columns].itertuples(index=False):
         table.add_row(*("" if v is None or v != v else f"{v:g}" if isinstance(v, float) else str(v) for v in row))
-    if console.is_terminal:
-        console.print(table)
-    else:  # piped or redirected: as wide as the table needs, so no name is folded to fit 80 columns
-        from rich.console import Console
-
-        Console(highlight=False, width=100_000).print(table, crop=False)
+    print_table(table)
 
 
 @data_app.command("fetch")

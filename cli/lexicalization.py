@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, parse_limit, split_csv
+from lexprobe.cli._common import console, parse_limit, print_table, split_csv
 from lexprobe.cli._options import ModelOptions, Preprocess, command, layer_choice
 
 
@@ -108,7 +108,7 @@ def lexicalization_cmd(
             _fmt(row["log_rank"], ".2f"),
             _fmt(row["tokenization_score"]),
         )
-    console.print(tok)
+    print_table(tok)
     if inputs["layer"] is not None:
         emb = Table(title=f"{title}: embeddings at layer {inputs['layer']}, and the combined score")
         for column in ("field", "agreement", "probe", "majority", "emb score", "score [95% CI]"):
@@ -122,7 +122,7 @@ def lexicalization_cmd(
                 _fmt(row["embedding_score"]),
                 f"{row['score']:.3f} [{row['score_ci_low']:.3f}, {row['score_ci_high']:.3f}]",
             )
-        console.print(emb)
+        print_table(emb)
     if inputs["layer"] is None:
         console.print(
             "score = tokenization score in [0, 1] (no embedding measures); higher = more of a meaningful token."

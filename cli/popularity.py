@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import MAX_RESAMPLES, console
+from lexprobe.cli._common import MAX_RESAMPLES, console, print_table
 from lexprobe.cli._options import command
 
 
@@ -37,7 +37,7 @@ def popularity_cmd(
         rho = f"{r.rho:+.2f} [{r.rho_ci_low:+.2f},{r.rho_ci_high:+.2f}]" if r.rho == r.rho else f"- ({r.note})"
         halves = f"{r.accuracy_less_popular:.2f} / {r.accuracy_more_popular:.2f}"
         table.add_row(r.model, r.label, str(r.n), f"{r.accuracy:.3f}", halves, rho)
-    console.print(table)
+    print_table(table)
     for r in result.summary.itertuples(index=False):
         value = f"{r.rho:+.3f}" if r.rho == r.rho else "-"
         value += f" [{r.ci_low:+.3f},{r.ci_high:+.3f}]" if r.ci_low == r.ci_low else f" ({r.note})" if r.note else ""

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import MAX_RESAMPLES, console, fail, print_json
+from lexprobe.cli._common import MAX_RESAMPLES, console, fail, print_json, print_table
 from lexprobe.cli._options import ModelOptions, command
 
 
@@ -53,7 +53,7 @@ def _print_loto(loto, summary: dict) -> None:
             gen["verdict"],
             gen["measured_verdict"],
         )
-    console.print(table)
+    print_table(table)
     console.print(
         f"leave-one-field-pair-out over {summary['n_tasks']} tasks: verdicts right {summary['verdict_accuracy']:.0%}; "
         f"mean abs. error memorization {summary['memorization_mae']:.3f}, generalization "
@@ -93,7 +93,7 @@ def _print_evaluation(result, out: Path) -> None:
             _num(r["gain_spearman"], "+.2f"),
             _num(r["relative_error"], ".2f"),
         )
-    console.print(table)
+    print_table(table)
     console.print(f"hold-out: {out / 'holdout.csv'}; baselines: {out / 'baselines.csv'}; {out / 'summary.md'}")
 
 
@@ -208,7 +208,7 @@ def correlate_cmd(
             _gain(row, "memorization"),
             _gain(row, "generalization"),
         )
-    console.print(tasks)
+    print_table(tasks)
     corr = Table(title="Spearman correlations over items, all tasks pooled [bootstrap 95% CI]")
     for column in ("relation", "items", "rho [95% CI]", "p", "note"):
         corr.add_column(column, justify="left" if column in ("relation", "note") else "right")
@@ -220,7 +220,7 @@ def correlate_cmd(
             _num(row["p_value"], ".2g"),
             row["note"] or "",
         )
-    console.print(corr)
+    print_table(corr)
     _print_evaluation(result, out)
     console.print(
         f"per item: {out / 'items.csv'}; per task: {out / 'tasks.csv'}; use {out} as `lexprobe predict --calibration`"
@@ -326,7 +326,7 @@ def predict_cmd(
     ):
         span = f"{_num(cal[key].min(), spec)} - {_num(cal[key].max(), spec)}" if key in cal else "-"
         features.add_row(name, _num(t[key], spec), span)
-    console.print(features)
+    print_table(features)
     reasons = ", ".join(
         f"{r['feature']} {r['task_mean']:.3g} (calibration mean {r['calibration_mean']:.3g}): "
         f"{r['gain_points']:+.1f} points"

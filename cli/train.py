@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import console, split_csv
+from lexprobe.cli._common import console, print_table, split_csv
 from lexprobe.cli._options import EvalSplit, ModelOptions, Scheduler, command
 
 
@@ -234,7 +234,7 @@ def evaluate_cmd(
             f"{result.shots} shots (train pairs drawn with seed {seed}), before every query: {used}; "
             f"in place of a query's own pair: {_shorten(spare['source'])} -> {spare['target']}"
         )
-    console.print(table)
+    print_table(table)
     if halluc:
         console.print("well-formed ids that exist nowhere in the ontology: " + ", ".join(halluc))
     if not baseline:
@@ -288,7 +288,7 @@ def _curve(run, checkpoints, splits, batch_size, max_new_tokens, model_options, 
         table.add_column(column, justify="left" if column in ("adapter", "split") else "right")
     for r in result.curve.itertuples(index=False):
         table.add_row(f"{r.exposures:g}", r.point, r.split, _acc(r._asdict()), str(r.n_distinct), f"{r.loss_mean:.2f}")
-    console.print(table)
+    print_table(table)
     console.print(
         f"ln(number of targets) = {result.ln_n_targets:.2f} nats: the loss of a uniform guess over every valid target"
     )
