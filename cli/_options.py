@@ -25,78 +25,28 @@ import typer
 from lexprobe.cli._common import handle_errors
 
 
-class DType(str, enum.Enum):
-    """Model precision (``lexprobe.models.DTYPES``)."""
-
-    auto = "auto"
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
+def _choices(name: str, values: tuple[str, ...], doc: str) -> Any:
+    """A ``str`` enum of ``values`` (members named as the values, ``-`` as ``_``), for Typer to list and check."""
+    kind = enum.Enum(name, {v.replace("-", "_"): v for v in values}, type=str, module=__name__)
+    kind.__doc__ = doc
+    return kind
 
 
-class StorageDType(str, enum.Enum):
-    """Precision of embeddings on disk."""
-
-    float32 = "float32"
-    float16 = "float16"
-
-
-class Pool(str, enum.Enum):
-    """How an item's token states become one vector."""
-
-    mean = "mean"
-    last = "last"
-    first = "first"
-
-
-class Preprocess(str, enum.Enum):
-    """Per-dimension preprocessing before a metric (``lexprobe.align.PREPROCESSING``)."""
-
-    none = "none"
-    center = "center"
-    standardize = "standardize"
-    clip = "clip"
-
-
-class RetrievalMap(str, enum.Enum):
-    """The map fitted for cross-field retrieval."""
-
-    ridge = "ridge"
-    procrustes = "procrustes"
-    none = "none"
-
-
-class CILayers(str, enum.Enum):
-    """Where CKA intervals are computed."""
-
-    best = "best"
-    all = "all"
-
-
-class Scheduler(str, enum.Enum):
-    """Learning-rate schedules (``lexprobe.train.LR_SCHEDULERS``, transformers' names)."""
-
-    linear = "linear"
-    constant = "constant"
-    constant_with_warmup = "constant_with_warmup"
-    cosine = "cosine"
-
-
-class EvalSplit(str, enum.Enum):
-    """Which pairs ``evaluate`` scores."""
-
-    train = "train"
-    withheld = "withheld"
-    both = "both"
-
-
-class StudySize(str, enum.Enum):
-    """``lexprobe.study.SIZES``."""
-
-    tiny = "tiny"
-    small = "small"
-    small_v1 = "small-v1"
-    paper = "paper"
+DType = _choices("DType", ("auto", "float32", "bfloat16", "float16"), "Model precision (lexprobe.models.DTYPES).")
+StorageDType = _choices("StorageDType", ("float32", "float16"), "Precision of embeddings on disk.")
+Pool = _choices("Pool", ("mean", "last", "first"), "How an item's token states become one vector.")
+Preprocess = _choices(
+    "Preprocess", ("none", "center", "standardize", "clip"), "Preprocessing before a metric (align.PREPROCESSING)."
+)
+RetrievalMap = _choices("RetrievalMap", ("ridge", "procrustes", "none"), "The map fitted for cross-field retrieval.")
+CILayers = _choices("CILayers", ("best", "all"), "Where CKA intervals are computed.")
+Scheduler = _choices(
+    "Scheduler",
+    ("linear", "constant", "constant_with_warmup", "cosine"),
+    "Learning-rate schedules (lexprobe.train.LR_SCHEDULERS, transformers' names).",
+)
+EvalSplit = _choices("EvalSplit", ("train", "withheld", "both"), "Which pairs evaluate scores.")
+StudySize = _choices("StudySize", ("tiny", "small", "small-v1", "paper"), "lexprobe.study.SIZES.")
 
 
 #: Comma-separated choices: option -> the values it takes (checked by :func:`csv_choices`).
@@ -263,6 +213,10 @@ class ModelOptions:
     load_in_4bit: bool = False
     trust_remote_code: bool = False
     batch_size: str | int = "auto"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.batch_size, str) and self.batch_size.isdigit():  # as the command line gives it
+            object.__setattr__(self, "batch_size", int(self.batch_size))
 
     def load_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``load_model`` beyond the spec (only those set, so defaults stay the loader's)."""

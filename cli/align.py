@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -114,9 +115,12 @@ def align_cmd(
         return
     target = ensure_writable_dir(out or default_out_dir("align", ontology, model_options.model))
     prepare_run_dir(target, "align", settings_of(config, leave_out=("batch_size",)), overwrite=overwrite)
+    started = time.perf_counter()
     lm = model_options.load()
+    loaded = time.perf_counter() - started
     with progress_display(quiet, json=as_json) as progress:
         result = run_alignment(config, model=lm, progress=progress)
+        result.manifest.setdefault("timings", {})["load_model"] = round(loaded, 3)  # loaded here, not in the run
         write_alignment(result, target, figures=not no_figures, umap=not no_umap)
     if as_json:
         print_json(_summary(result, target))

@@ -393,12 +393,7 @@ def estimate_alignment(
 
     ont = load_ontology(config.ontology)
     fields = tuple(dict.fromkeys(f for pair in config.resolved_pairs(ont.name) for f in pair))
-    extraction = ExtractionConfig(
-        layers=config.layers,  # type: ignore[arg-type]
-        pool=config.pool,  # type: ignore[arg-type]
-        template=config.template,
-        prefix=config.prefix,
-    )
+    extraction = ExtractionConfig.of(config)
     return estimate_embedding(
         ont,
         fields,
@@ -425,12 +420,7 @@ def estimate_lexicalization(
 
     ont = load_ontology(config.ontology)
     fields = tuple(dict.fromkeys((*config.resolved_fields(ont.name), config.reference)))
-    extraction = ExtractionConfig(
-        layers=config.layers,  # type: ignore[arg-type]
-        pool=config.pool,  # type: ignore[arg-type]
-        template=config.template,
-        prefix=config.prefix,
-    )
+    extraction = ExtractionConfig.of(config)
     cost = estimate_embedding(
         ont,
         fields,

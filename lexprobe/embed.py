@@ -133,6 +133,18 @@ class ExtractionConfig:
             object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
 
     @classmethod
+    def of(cls, config: Any) -> ExtractionConfig:
+        """The extraction a stage's config asks for: its ``layers``, ``pool``, ``template``, ``prefix`` and, where
+        it has one, ``batch_size`` (an alignment, lexicalization or feature config)."""
+        return cls(
+            layers=config.layers,
+            pool=config.pool,
+            template=config.template,
+            prefix=config.prefix,
+            batch_size=getattr(config, "batch_size", "auto"),
+        )
+
+    @classmethod
     def parse_layers(cls, text: str) -> str | tuple[int, ...]:
         """Parse the CLI form of ``layers``: ``all``, ``0,4,8`` or ``-1``."""
         text = text.strip().lower()

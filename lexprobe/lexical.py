@@ -578,13 +578,7 @@ def _embedding_measures(config, terms, texts, fields, embed_fields, lm, progress
     from lexprobe.align import knn_indices, neighbour_overlap, preprocess
     from lexprobe.embed import ExtractionConfig, extract_hidden_states
 
-    extraction = ExtractionConfig(
-        layers=config.layers,  # type: ignore[arg-type]
-        pool=config.pool,  # type: ignore[arg-type]
-        template=config.template,
-        prefix=config.prefix,
-        batch_size=config.batch_size,
-    )
+    extraction = ExtractionConfig.of(config)
     sets = {}
     for field in embed_fields:
         sets[field] = extract_hidden_states(

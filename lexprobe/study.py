@@ -329,7 +329,7 @@ def run_study(
             }
             done = settled(stage, where, "manifest.json", expected, stage in stages)
             if stage in stages:
-                step(stage, where, done, work, ontology, where, lm, model, spec, seed, precision)
+                step(stage, where, done, work, config, where, lm)  # the config compared above is the one run
         if not {"train", "evaluate", "correlate", "report"} & set(stages):
             continue
         task_folders = {task: _folder(root, names[ontology], task) for task in plan[ontology]}
@@ -660,19 +660,9 @@ def _align_config(ontology: str, model: str, spec: StudySize, seed: int, dtype: 
     )
 
 
-def _align(
-    ontology: str,
-    where: Path,
-    lm: Callable[..., Any],
-    model: str,
-    spec: StudySize,
-    seed: int,
-    dtype: str,
-    progress: ProgressCallback | None = None,
-) -> None:
+def _align(config: Any, where: Path, lm: Callable[..., Any], progress: ProgressCallback | None = None) -> None:
     from lexprobe.align import run_alignment, write_alignment
 
-    config = _align_config(ontology, model, spec, seed, dtype)
     write_alignment(run_alignment(config, model=lm(progress), progress=progress), where)
 
 
@@ -689,19 +679,9 @@ def _lexical_config(ontology: str, model: str, spec: StudySize, seed: int, dtype
     )
 
 
-def _lexicalization(
-    ontology: str,
-    where: Path,
-    lm: Callable[..., Any],
-    model: str,
-    spec: StudySize,
-    seed: int,
-    dtype: str,
-    progress: ProgressCallback | None = None,
-) -> None:
+def _lexicalization(config: Any, where: Path, lm: Callable[..., Any], progress: ProgressCallback | None = None) -> None:
     from lexprobe.lexical import measure_lexicalization, write_lexicalization
 
-    config = _lexical_config(ontology, model, spec, seed, dtype)
     write_lexicalization(measure_lexicalization(config, model=lm(progress), progress=progress), where)
 
 

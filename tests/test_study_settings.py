@@ -39,20 +39,20 @@ class FakeStages:
 
         return load_ontology(ontology)
 
-    def align(self, ontology, where, lm, model, spec, seed, dtype, progress=None) -> None:
+    def align(self, config, where, lm, progress=None) -> None:
         self.calls.append(("align", str(where)))
         if progress:  # as the real stage reports its work
             progress("measuring", 0, 2)
             progress("measuring", 2, 2)
-        config = study_module._align_config(ontology, model, spec, seed, dtype)
+        ontology, seed = config.ontology, config.seed
         pairs = [f"{a}:{b}" for a, b in config.resolved_pairs(self._ontology(ontology).name)]
         record = {"config": dataclasses.asdict(config) | {"pairs_resolved": pairs}}
         record |= {"inputs": {"ontology": self._ontology(ontology).describe()}, "seed": seed}
         write_manifest(where, make_manifest(stage="align", outputs={}, **record))
 
-    def lexicalization(self, ontology, where, lm, model, spec, seed, dtype, progress=None) -> None:
+    def lexicalization(self, config, where, lm, progress=None) -> None:
         self.calls.append(("lexicalization", str(where)))
-        config = study_module._lexical_config(ontology, model, spec, seed, dtype)
+        ontology, seed = config.ontology, config.seed
         fields = list(config.resolved_fields(self._ontology(ontology).name))
         record = {"config": dataclasses.asdict(config) | {"fields_resolved": fields}}
         record |= {"inputs": {"ontology": self._ontology(ontology).describe()}, "seed": seed}

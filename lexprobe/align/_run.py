@@ -225,13 +225,7 @@ def run_alignment(
     if model is None and progress:
         progress("loading model", 1, 1)
     clock.lap("load_model")
-    extraction = ExtractionConfig(
-        layers=config.layers,  # type: ignore[arg-type]
-        pool=config.pool,  # type: ignore[arg-type]
-        template=config.template,
-        prefix=config.prefix,
-        batch_size=config.batch_size,
-    )
+    extraction = ExtractionConfig.of(config)
     embeddings = {}
     for field in fields:
         embeddings[field] = extract_hidden_states(

@@ -123,13 +123,7 @@ def measure_features(
     items = pairs.reset_index(drop=True).copy()
     texts = {"source": items["source"].astype(str).tolist(), "target": items["target"].astype(str).tolist()}
     keys = items["id"].astype(str).tolist()
-    extraction = ExtractionConfig(
-        layers=config.layers,  # type: ignore[arg-type]
-        pool=config.pool,  # type: ignore[arg-type]
-        template=config.template,
-        prefix=config.prefix,
-        batch_size=config.batch_size,
-    )
+    extraction = ExtractionConfig.of(config)
     sets = {
         side: extract_hidden_states(
             texts[side],

@@ -149,6 +149,20 @@ class TrainConfig:
         names = ("revision", "trust_remote_code", "load_in_4bit")
         return {name: getattr(self, name) for name in names}
 
+    def load_base(self, *, device: str | None = None, dtype: str | None = None, device_map: str | None = None) -> Any:
+        """The run's base model with its LM head, as it was trained (:attr:`load_options`), on ``device`` and in
+        ``dtype`` (default: the run's own) or spread by ``device_map``, for generation."""
+        from lexprobe.models import load_model
+
+        return load_model(
+            self.model,
+            device=device or self.device,
+            dtype=dtype or self.dtype,
+            device_map=device_map,
+            head=True,
+            **self.load_options,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

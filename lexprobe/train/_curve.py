@@ -180,7 +180,6 @@ def evaluate_curve(
     TrainingError
         No run directory or config, no snapshot at a requested exposure count, no adapter at all.
     """
-    from lexprobe.models import load_model
     from lexprobe.ontology import load_ontology
     from lexprobe.tasks import get_task, prompt_templates, task_pairs
     from lexprobe.train._evaluate import _score_frame, generate_replies
@@ -205,14 +204,7 @@ def evaluate_curve(
     n_targets = int(task_pairs(ontology, task, categories=config.categories)["target"].nunique())
     ln_n = math.log(n_targets)
     budget = max_new_tokens or MAX_NEW_TOKENS.get(task.target, 32)
-    lm = load_model(
-        config.model,
-        device=device or config.device,
-        dtype=dtype or config.dtype,
-        device_map=device_map,
-        head=True,
-        **config.load_options,
-    )
+    lm = config.load_base(device=device, dtype=dtype, device_map=device_map)
     base = CurvePoint(0.0, None, 0, "baseline")
     todo = [base, *points]
     total = len(todo) * sum(len(p) for p in pairs.values())

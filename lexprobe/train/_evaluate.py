@@ -459,7 +459,6 @@ def evaluate_run(
     if out_dir.exists() and not out_dir.is_dir():
         raise TrainingError(f"{out_dir} is in the way of the {shots}-shot evaluation: it is not a folder; move it")
     started = time.perf_counter()
-    from lexprobe.models import load_model
     from lexprobe.ontology import load_ontology
     from lexprobe.tasks import get_task, prompt_templates
 
@@ -470,14 +469,7 @@ def evaluate_run(
     budget = max_new_tokens or MAX_NEW_TOKENS.get(task.target, 32)
     if progress is not None:
         progress("loading model", 0, 1)
-    lm = load_model(
-        config.model,
-        device=device or config.device,
-        dtype=dtype or config.dtype,
-        device_map=device_map,
-        head=True,
-        **config.load_options,
-    )
+    lm = config.load_base(device=device, dtype=dtype, device_map=device_map)
     if progress is not None:
         progress("loading model", 1, 1)
     models = ["baseline"] if baseline_only else ["baseline", "tuned"]
