@@ -41,7 +41,17 @@ from lexprobe.models import RECORDED_BEFORE
 from lexprobe.progress import ProgressCallback, prefixed
 from lexprobe.runs import read_json_object
 
-__all__ = ["PAPER_TASKS", "SIZES", "STAGES", "StudySize", "StudyResult", "run_study", "study_plan", "study_tasks"]
+__all__ = [
+    "PAPER_TASKS",
+    "ZOO_STUDY_TASKS",
+    "SIZES",
+    "STAGES",
+    "StudySize",
+    "StudyResult",
+    "run_study",
+    "study_plan",
+    "study_tasks",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +140,40 @@ PAPER_TASKS: dict[str, tuple[str, ...]] = {
     "hgnc": ("name-to-symbol", "symbol-to-name", "name-to-id", "id-to-name"),
     "hpo": ("name-to-id", "id-to-name"),
     "go": ("name-to-id", "id-to-name"),
+}
+
+#: Study v2 (issue 19): the paper's tasks, then the task zoo (:data:`lexprobe.tasks.ZOO_TASKS`, kinds and
+#: reasons in docs/zoo.md), by ontology; pass an ontology's list as ``tasks``.
+ZOO_STUDY_TASKS: dict[str, tuple[str, ...]] = {
+    "hgnc": (
+        "name-to-symbol",
+        "symbol-to-name",
+        "name-to-id",
+        "id-to-name",
+        "previous_symbol-to-symbol",
+        "alias_symbol-to-symbol",
+        "symbol-to-ncbi_gene",
+        "symbol-to-uniprot",
+        "symbol-to-ensembl",
+        "name-to-mgi",
+        "ncbi_gene-to-symbol",
+        "uniprot-to-symbol",
+        "ensembl-to-symbol",
+        "mgi-to-name",
+        "name-to-locus_type",
+    ),
+    "hpo": (
+        "name-to-id",
+        "id-to-name",
+        "synonym-to-name",
+        "name-to-category",
+    ),
+    "go": (
+        "name-to-id",
+        "id-to-name",
+        "synonym-to-name",
+        "name-to-namespace",
+    ),
 }
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "field_kind",
     "field_values",
     "ontology_fields",
+    "ontology_tasks",
     "get_task",
     "select_terms",
     "task_pairs",
@@ -258,6 +259,32 @@ def ontology_fields(ontology: Ontology) -> tuple[str, ...]:
         if _has_value(terms[column]).any():
             out.append(field)
     return tuple(out)
+
+
+def ontology_tasks(ontology: Ontology) -> list[dict[str, str | None]]:
+    """The named tasks (:data:`NAMED_TASKS`) and zoo tasks (:data:`ZOO_TASKS`) an ontology can build.
+
+    Any other ``SOURCE-to-TARGET`` of two of :func:`ontology_fields` works too; these are the ones with a
+    name in the paper or a place in the zoo.
+
+    Returns
+    -------
+    list of dict
+        ``task``, ``source``, ``target``, ``group`` (``"paper"`` or ``"zoo"``) and ``kind`` (the zoo's kind,
+        :data:`ZOO_KINDS`; ``None`` for the paper's tasks).
+    """
+    fields = set(ontology_fields(ontology))
+    listed: dict[str, tuple[str, str | None]] = {}
+    for task in NAMED_TASKS.get(ontology.name, ("name-to-id", "id-to-name")):
+        listed[task] = ("paper", None)
+    for task, kind in ZOO_TASKS.get(ontology.name, {}).items():
+        listed.setdefault(task, ("zoo", kind))
+    out: list[dict[str, str | None]] = []
+    for task, (group, kind) in listed.items():
+        source, target = _TASK_RE.match(task).groups()  # type: ignore[union-attr]
+        if {source, target} <= fields:
+            out.append({"task": task, "source": source, "target": target, "group": group, "kind": kind})
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
