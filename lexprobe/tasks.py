@@ -203,7 +203,7 @@ def _cell_values(value: object) -> tuple[str, ...]:
     """A cell's values, whitespace-normalised, empty ones dropped: a tuple cell's in order, else the one."""
     if isinstance(value, (tuple, list)):
         return tuple(v for v in (_normal(x) for x in value) if v)
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or (not isinstance(value, str) and bool(pd.isna(value))):
         return ()
     text = _normal(value)
     return (text,) if text else ()
