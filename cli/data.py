@@ -56,10 +56,11 @@ def show_cmd(
         False, "--json", help="Print the ontology's description and the terms as one JSON object (NaN as null)."
     ),
 ) -> None:
-    """Print the first terms of an ontology (or the most popular with --popular)."""
+    """Print the first terms of an ontology (or the most popular with --popular), then its fields and tasks."""
     from lexprobe.cli._common import parse_limit
 
     from lexprobe.ontology import load_ontology
+    from lexprobe.tasks import FIELD_KINDS, MULTI_VALUED_FIELDS, ontology_fields, ontology_tasks
 
     n_terms = parse_limit(limit, minimum=1)
     ont = load_ontology(ontology, annotations=annotations)
@@ -73,6 +74,8 @@ def show_cmd(
     pops = [ont.default_popularity] if ont.default_popularity else []
     columns += pops + [c for c in ont.popularity_columns if c not in pops]
     shown = terms if n_terms is None else terms.head(n_terms)
+    fields = ontology_fields(ont)
+    tasks = ontology_tasks(ont)
     if as_json:
         print_json(
             {
@@ -82,6 +85,10 @@ def show_cmd(
                 "n_terms": len(ont),
                 "n_active": len(terms),
                 "default_popularity": ont.default_popularity,
+                "fields": [
+                    {"field": f, "kind": FIELD_KINDS[f], "multi_valued": f in MULTI_VALUED_FIELDS} for f in fields
+                ],
+                "tasks": tasks,
                 "terms": shown[columns].to_dict(orient="records"),
             }
         )
@@ -103,6 +110,16 @@ def show_cmd(
     for row in shown[columns].itertuples(index=False):
         table.add_row(*("" if v is None or v != v else f"{v:g}" if isinstance(v, float) else str(v) for v in row))
     print_table(table)
+    multi = [f for f in fields if f in MULTI_VALUED_FIELDS]
+    console.print(
+        f"fields: {', '.join(fields)}" + (f" (several values per term: {', '.join(multi)})" if multi else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print("tasks: --task SOURCE-to-TARGET for any two of these fields; named:", highlight=False)
+    for entry in tasks:
+        what = "the paper's" if entry["group"] == "paper" else f"zoo, {entry['kind']}"
+        console.print(f"  {entry['task']}  ({what})", highlight=False, soft_wrap=True)
 
 
 @data_app.command("fetch")

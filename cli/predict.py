@@ -230,7 +230,15 @@ def correlate_cmd(
 @command(model="full")
 def predict_cmd(
     ontology: str = typer.Option(..., "--ontology", help="Built-in name (hgnc, hpo, go) or a file path."),
-    task: str = typer.Option(..., "--task", "-t", help="Mapping task, e.g. name-to-symbol, name-to-id."),
+    task: str = typer.Option(
+        ...,
+        "--task",
+        "-t",
+        help=(
+            "Mapping task SOURCE-to-TARGET of two fields of the ontology, e.g. name-to-symbol, symbol-to-ncbi_gene, "
+            "alias_symbol-to-symbol; `lexprobe data show ONTOLOGY` lists its fields and named tasks."
+        ),
+    ),
     calibration: list[Path] = typer.Option(
         [], "--calibration", "-c", help="A `lexprobe correlate` (or `lexprobe study`) output; repeatable."
     ),

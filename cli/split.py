@@ -12,7 +12,15 @@ from lexprobe.cli._options import command
 @command()
 def split_cmd(
     ontology: str = typer.Option(..., "--ontology", help="Built-in name (hgnc, hpo, go) or a file path."),
-    task: str = typer.Option(..., "--task", "-t", help="Mapping task, e.g. name-to-symbol, name-to-id."),
+    task: str = typer.Option(
+        ...,
+        "--task",
+        "-t",
+        help=(
+            "Mapping task SOURCE-to-TARGET of two fields of the ontology, e.g. name-to-symbol, symbol-to-ncbi_gene, "
+            "alias_symbol-to-symbol; `lexprobe data show ONTOLOGY` lists its fields and named tasks."
+        ),
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for train.csv, withheld.csv and manifest.json."),
     bins: int = typer.Option(20, "--bins", min=1, help="Equal-count popularity bins."),
     per_bin: int = typer.Option(30, "--per-bin", min=1, help="Pairs per bin in each of train and withheld."),

@@ -18,7 +18,11 @@ def study_cmd(
         "--size",
         help="tiny (tests), small (CPU hours), small-v1 (the recorded studies' budget) or paper (GPU hours).",
     ),
-    tasks: str | None = typer.Option(None, "--tasks", help="Tasks to run (default: the paper's, per ontology)."),
+    tasks: str | None = typer.Option(
+        None,
+        "--tasks",
+        help="Tasks to run, SOURCE-to-TARGET (default: the paper's, per ontology; see `lexprobe data show`).",
+    ),
     stages: str | None = typer.Option(
         None,
         "--stages",

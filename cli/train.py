@@ -26,7 +26,15 @@ def _max_steps(value: int) -> int:
 @command(model="full", batch_size=8)
 def train_cmd(
     ontology: str = typer.Option(..., "--ontology", help="Built-in name (hgnc, hpo, go) or a file path."),
-    task: str = typer.Option(..., "--task", "-t", help="Mapping task, e.g. name-to-symbol, name-to-id."),
+    task: str = typer.Option(
+        ...,
+        "--task",
+        "-t",
+        help=(
+            "Mapping task SOURCE-to-TARGET of two fields of the ontology, e.g. name-to-symbol, symbol-to-ncbi_gene, "
+            "alias_symbol-to-symbol; `lexprobe data show ONTOLOGY` lists its fields and named tasks."
+        ),
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (an existing one resumes or is left as it is)."),
     from_split: Path | None = typer.Option(
         None, "--from-split", help="Train on this `lexprobe split` folder's pairs instead of drawing a new split."

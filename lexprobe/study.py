@@ -41,7 +41,17 @@ from lexprobe.models import RECORDED_BEFORE
 from lexprobe.progress import ProgressCallback, prefixed
 from lexprobe.runs import read_json_object
 
-__all__ = ["PAPER_TASKS", "SIZES", "STAGES", "StudySize", "StudyResult", "run_study", "study_plan", "study_tasks"]
+__all__ = [
+    "PAPER_TASKS",
+    "ZOO_STUDY_TASKS",
+    "SIZES",
+    "STAGES",
+    "StudySize",
+    "StudyResult",
+    "run_study",
+    "study_plan",
+    "study_tasks",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +140,40 @@ PAPER_TASKS: dict[str, tuple[str, ...]] = {
     "hgnc": ("name-to-symbol", "symbol-to-name", "name-to-id", "id-to-name"),
     "hpo": ("name-to-id", "id-to-name"),
     "go": ("name-to-id", "id-to-name"),
+}
+
+#: Study v2 (issue 19): the paper's tasks, then the task zoo (:data:`lexprobe.tasks.ZOO_TASKS`, kinds and
+#: reasons in docs/zoo.md), by ontology; pass an ontology's list as ``tasks``.
+ZOO_STUDY_TASKS: dict[str, tuple[str, ...]] = {
+    "hgnc": (
+        "name-to-symbol",
+        "symbol-to-name",
+        "name-to-id",
+        "id-to-name",
+        "previous_symbol-to-symbol",
+        "alias_symbol-to-symbol",
+        "symbol-to-ncbi_gene",
+        "symbol-to-uniprot",
+        "symbol-to-ensembl",
+        "name-to-mgi",
+        "ncbi_gene-to-symbol",
+        "uniprot-to-symbol",
+        "ensembl-to-symbol",
+        "mgi-to-name",
+        "name-to-locus_type",
+    ),
+    "hpo": (
+        "name-to-id",
+        "id-to-name",
+        "synonym-to-name",
+        "name-to-category",
+    ),
+    "go": (
+        "name-to-id",
+        "id-to-name",
+        "synonym-to-name",
+        "name-to-namespace",
+    ),
 }
 
 
@@ -274,7 +318,12 @@ def run_study(
         recorded = read_json_object(where / manifest)
         if recorded is None:
             return False
-        differ = _differences(recorded, expected)
+        # a snapshot that only added columns holds the same data as the earlier one a run recorded
+        differ = [
+            (key, old, new)
+            for key, old, new in _differences(recorded, expected)
+            if not (isinstance(old, str) and isinstance(new, str) and (old, new) in same_data)
+        ]
         if not differ:
             return True
         rel = where.relative_to(root)
@@ -293,7 +342,7 @@ def run_study(
         _clear(root, where, stage, recorded)
         return False
 
-    from lexprobe.ontology import load_ontology
+    from lexprobe.ontology import earlier_checksums, load_ontology
     from lexprobe.train import RESUME_FREE, is_complete
 
     loaded = {}
@@ -303,6 +352,7 @@ def run_study(
         except LexprobeError as exc:
             raise StudyError(str(exc)) from None
     names = {ontology: ont.name for ontology, ont in loaded.items()}
+    same_data = {(old, ont.checksum) for ont in loaded.values() for old in earlier_checksums(ont.checksum)}
     folders = {ontology: _folder(root, names[ontology]) for ontology in ontologies}
     _check_distinct(folders, "ontologies")
     plan = {ontology: _tasks_of(ont, tasks) for ontology, ont in loaded.items()}

@@ -3,6 +3,17 @@
 A task is the paper's unit of analysis: "map GO term names to GO ids", "map HGNC gene names to gene
 symbols". This module turns a term table into (source, target) pairs, samples them in popularity-balanced
 train / withheld splits, and holds the prompt paraphrases the trainer and evaluator share.
+
+Any two fields of a term table make a task, ``SOURCE-to-TARGET`` (:data:`FIELD_COLUMNS`). Multi-valued fields
+(:data:`MULTI_VALUED_FIELDS`: exact synonyms, alias and previous symbols, UniProt and MGI cross-references)
+are handled so:
+
+- as the *source*, each value is its own item (every alias symbol of a gene -> its symbol); a value carried
+  by more than one term is dropped as ambiguous, as is a value equal to its own term's target;
+- as the *target*, the item's answer for training is the term's first value (the source's order; synonyms
+  are alphabetical), and scoring counts any of the term's values as correct;
+- a split draws *terms*, then one of a drawn term's items (seeded): train and withheld never share a term,
+  so two aliases of one gene never straddle the split.
 """
 
 from __future__ import annotations
@@ -22,13 +33,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIELD_COLUMNS",
+    "FIELD_KINDS",
+    "MULTI_VALUED_FIELDS",
     "NAMED_TASKS",
+    "ZOO_TASKS",
+    "ZOO_KINDS",
     "DEFAULT_CATEGORIES",
     "MappingTask",
     "Split",
     "PromptTemplate",
     "field_column",
+    "field_kind",
     "field_values",
+    "ontology_fields",
+    "ontology_tasks",
     "get_task",
     "select_terms",
     "task_pairs",
@@ -40,8 +58,54 @@ __all__ = [
     "fill_template",
 ]
 
-#: User-facing field names and the term-table column each reads.
-FIELD_COLUMNS: dict[str, str] = {"name": "label", "label": "label", "symbol": "symbol", "id": "id"}
+#: User-facing field names and the term-table column each reads (``label`` is another name for ``name``;
+#: ``locus_type`` is HGNC's name for its ``category``).
+FIELD_COLUMNS: dict[str, str] = {
+    "name": "label",
+    "label": "label",
+    "symbol": "symbol",
+    "id": "id",
+    "synonym": "exact_synonyms",
+    "alias_symbol": "alias_symbols",
+    "previous_symbol": "previous_symbols",
+    "ncbi_gene": "ncbi_gene_id",
+    "uniprot": "uniprot_ids",
+    "ensembl": "ensembl_gene_id",
+    "mgi": "mgi_ids",
+    "namespace": "namespace",
+    "category": "category",
+    "locus_type": "category",
+}
+
+#: What each field's values are, which decides how a reply is parsed and scored: ``text`` (names, synonyms:
+#: case-insensitive after whitespace normalization), ``symbol`` (the same; an approved-symbol target also
+#: accepts a previous or alias symbol as ``alt``), ``curie`` (the ontology's own ids, exact after CURIE
+#: normalization), ``identifier`` (cross-references, exact after normalizing their form) and ``category``
+#: (exact, case and ``_`` versus space aside).
+FIELD_KINDS: dict[str, str] = {
+    "name": "text",
+    "label": "text",
+    "synonym": "text",
+    "symbol": "symbol",
+    "alias_symbol": "symbol",
+    "previous_symbol": "symbol",
+    "id": "curie",
+    "ncbi_gene": "identifier",
+    "uniprot": "identifier",
+    "ensembl": "identifier",
+    "mgi": "identifier",
+    "namespace": "category",
+    "category": "category",
+    "locus_type": "category",
+}
+
+#: Fields with several values per term (tuple columns of the term table).
+MULTI_VALUED_FIELDS: frozenset[str] = frozenset({"synonym", "alias_symbol", "previous_symbol", "uniprot", "mgi"})
+
+#: Fields named for one ontology only.
+_FIELD_ONTOLOGIES: dict[str, tuple[str, ...]] = {"locus_type": ("hgnc",)}
+#: The name each ontology's ``category`` is listed under (``category`` stays accepted).
+_CATEGORY_NAMES: dict[str, str] = {"hgnc": "locus_type", "go": "namespace"}
 
 #: The paper's eight tasks plus HGNC symbol <-> id, by ontology.
 NAMED_TASKS: dict[str, tuple[str, ...]] = {
@@ -57,11 +121,51 @@ NAMED_TASKS: dict[str, tuple[str, ...]] = {
     "go": ("name-to-id", "id-to-name"),
 }
 
+#: The kinds of task the zoo spans, after the paper's account (lexicalized targets generalize, arbitrary
+#: identifiers are only memorized).
+ZOO_KINDS: tuple[str, ...] = (
+    "lexicalized -> lexicalized",
+    "lexicalized -> identifier",
+    "identifier -> lexicalized",
+    "text -> category",
+)
+
+#: The task zoo (issue 19): field pairs beyond :data:`NAMED_TASKS`, by ontology, each with its kind (one of
+#: :data:`ZOO_KINDS`). Why each was chosen and what the paper's account predicts for it: ``docs/zoo.md``.
+ZOO_TASKS: dict[str, dict[str, str]] = {
+    "hgnc": {
+        "previous_symbol-to-symbol": "lexicalized -> lexicalized",
+        "alias_symbol-to-symbol": "lexicalized -> lexicalized",
+        "symbol-to-ncbi_gene": "lexicalized -> identifier",
+        "symbol-to-uniprot": "lexicalized -> identifier",
+        "symbol-to-ensembl": "lexicalized -> identifier",
+        "name-to-mgi": "lexicalized -> identifier",
+        "ncbi_gene-to-symbol": "identifier -> lexicalized",
+        "uniprot-to-symbol": "identifier -> lexicalized",
+        "ensembl-to-symbol": "identifier -> lexicalized",
+        "mgi-to-name": "identifier -> lexicalized",
+        "name-to-locus_type": "text -> category",
+    },
+    "hpo": {
+        "synonym-to-name": "lexicalized -> lexicalized",
+        "name-to-category": "text -> category",
+    },
+    "go": {
+        "synonym-to-name": "lexicalized -> lexicalized",
+        "name-to-namespace": "text -> category",
+    },
+}
+
 #: Terms a built-in ontology's tasks use by default (``category`` column). HGNC: protein-coding genes, the
 #: genes whose names and symbols a biomedical model meets most; pass ``categories=()`` for every locus type.
+#: A task to or from the category itself (``name-to-locus_type``) uses every category: one would make it constant.
 DEFAULT_CATEGORIES: dict[str, tuple[str, ...]] = {"hgnc": ("gene with protein product",)}
 
 _TASK_RE = re.compile(r"^([a-z_]+)-to-([a-z_]+)$")
+
+
+def _allowed_fields() -> str:
+    return ", ".join(sorted(set(FIELD_COLUMNS) - {"label"}))
 
 
 def field_column(field: str) -> str:
@@ -75,34 +179,112 @@ def field_column(field: str) -> str:
     try:
         return FIELD_COLUMNS[field]
     except KeyError:
-        allowed = ", ".join(sorted(set(FIELD_COLUMNS) - {"label"}))
-        raise TaskError(f"unknown field {field!r}; allowed fields are {allowed}") from None
+        raise TaskError(f"unknown field {field!r}; allowed fields are {_allowed_fields()}") from None
+
+
+def field_kind(field: str) -> str:
+    """What a field's values are (:data:`FIELD_KINDS`): ``text``, ``symbol``, ``curie``, ``identifier`` or
+    ``category``.
+
+    Raises
+    ------
+    TaskError
+        If ``field`` is not a known field.
+    """
+    field_column(field)
+    return FIELD_KINDS[field]
+
+
+def _normal(value: object) -> str:
+    return " ".join(str(value).split())
+
+
+def _cell_values(value: object) -> tuple[str, ...]:
+    """A cell's values, whitespace-normalised, empty ones dropped: a tuple cell's in order, else the one."""
+    if isinstance(value, (tuple, list)):
+        return tuple(v for v in (_normal(x) for x in value) if v)
+    if value is None or (not isinstance(value, str) and bool(pd.isna(value))):
+        return ()
+    text = _normal(value)
+    return (text,) if text else ()
 
 
 def _has_value(series: pd.Series) -> pd.Series:
-    return series.notna() & (series.astype(str).str.strip() != "")
+    return pd.Series([bool(_cell_values(v)) for v in series.tolist()], index=series.index, dtype=bool)
+
+
+def _field_tuples(terms: pd.DataFrame, field: str) -> list[tuple[str, ...]]:
+    column = field_column(field)
+    if column not in terms.columns:
+        raise TaskError(f"field {field!r} (column {column!r}) is not in this term table")
+    return [_cell_values(v) for v in terms[column].tolist()]
 
 
 def field_values(terms: pd.DataFrame, field: str) -> list[str]:
     """The values of ``field`` for each row of ``terms``, as whitespace-normalised strings.
+
+    A multi-valued field (:data:`MULTI_VALUED_FIELDS`) gives each row's first value.
 
     Raises
     ------
     TaskError
         If the field is unknown, its column is absent, or a row has no value for it.
     """
-    column = field_column(field)
-    if column not in terms.columns:
-        raise TaskError(f"field {field!r} (column {column!r}) is not in this term table")
-    values = terms[column]
-    missing = ~_has_value(values)
+    values = _field_tuples(terms, field)
+    missing = np.array([not v for v in values], dtype=bool)
     if missing.any():
-        first = terms.loc[missing, "id"].iloc[0] if "id" in terms.columns else missing.idxmax()
+        first = terms.loc[missing, "id"].iloc[0] if "id" in terms.columns else int(missing.argmax())
         raise TaskError(
             f"{int(missing.sum())} rows have no {field!r} (first: {first}); select terms with "
             f"`select_terms(..., fields=({field!r},))` first"
         )
-    return [" ".join(str(v).split()) for v in values]
+    return [v[0] for v in values]
+
+
+def ontology_fields(ontology: Ontology) -> tuple[str, ...]:
+    """The fields an ontology's active terms have values for, in :data:`FIELD_COLUMNS` order.
+
+    ``label`` is left out (it is ``name``), and ``category`` is listed under the ontology's own name for it
+    where it has one (``locus_type`` for HGNC, ``namespace`` for GO); both names stay accepted.
+    """
+    terms = ontology.active()
+    out = []
+    for field, column in FIELD_COLUMNS.items():
+        if field == "label" or column not in terms.columns:
+            continue
+        if field in _FIELD_ONTOLOGIES and ontology.name not in _FIELD_ONTOLOGIES[field]:
+            continue
+        if field == "category" and ontology.name in _CATEGORY_NAMES:
+            continue
+        if _has_value(terms[column]).any():
+            out.append(field)
+    return tuple(out)
+
+
+def ontology_tasks(ontology: Ontology) -> list[dict[str, str | None]]:
+    """The named tasks (:data:`NAMED_TASKS`) and zoo tasks (:data:`ZOO_TASKS`) an ontology can build.
+
+    Any other ``SOURCE-to-TARGET`` of two of :func:`ontology_fields` works too; these are the ones with a
+    name in the paper or a place in the zoo.
+
+    Returns
+    -------
+    list of dict
+        ``task``, ``source``, ``target``, ``group`` (``"paper"`` or ``"zoo"``) and ``kind`` (the zoo's kind,
+        :data:`ZOO_KINDS`; ``None`` for the paper's tasks).
+    """
+    fields = set(ontology_fields(ontology))
+    listed: dict[str, tuple[str, str | None]] = {}
+    for task in NAMED_TASKS.get(ontology.name, ("name-to-id", "id-to-name")):
+        listed[task] = ("paper", None)
+    for task, kind in ZOO_TASKS.get(ontology.name, {}).items():
+        listed.setdefault(task, ("zoo", kind))
+    out: list[dict[str, str | None]] = []
+    for task, (group, kind) in listed.items():
+        source, target = _TASK_RE.match(task).groups()  # type: ignore[union-attr]
+        if {source, target} <= fields:
+            out.append({"task": task, "source": source, "target": target, "group": group, "kind": kind})
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,30 +313,38 @@ class MappingTask:
 def get_task(ontology: Ontology | str, task: str) -> MappingTask:
     """Parse a task name (``"name-to-id"``) and check the ontology has both fields.
 
-    Any ``<field>-to-<field>`` pair of the term table works; :data:`NAMED_TASKS` lists the paper's.
+    Any ``SOURCE-to-TARGET`` pair of two fields the term table has works (:func:`ontology_fields`);
+    :data:`NAMED_TASKS` lists the paper's, :data:`ZOO_TASKS` the zoo's.
 
     Raises
     ------
     TaskError
-        If the name is malformed, a field is unknown, or the ontology has no values for a field.
+        If the name is malformed, a field is unknown, or the ontology has no values for a field; the message
+        lists the fields the ontology has.
     """
     m = _TASK_RE.match(task.strip().lower())
     if m is None:
-        raise TaskError(f"task must look like 'name-to-id', got {task!r}")
+        raise TaskError(f"task must look like SOURCE-to-TARGET, e.g. 'name-to-id', got {task!r}")
     source, target = m.group(1), m.group(2)
+    name = ontology if isinstance(ontology, str) else ontology.name
+    fields = ontology_fields(ontology) if not isinstance(ontology, str) else None
+    listed = ", ".join(fields) if fields is not None else _allowed_fields()
+    where = f"fields of {name!r} are" if fields is not None else "fields are"
     for field in (source, target):
         if field not in FIELD_COLUMNS:
-            allowed = ", ".join(sorted(set(FIELD_COLUMNS) - {"label"}))
-            raise TaskError(f"task {task!r} names unknown field {field!r}; fields are {allowed}")
+            raise TaskError(f"task {task!r} names unknown field {field!r}; {where} {listed}")
+        if field in _FIELD_ONTOLOGIES and name not in _FIELD_ONTOLOGIES[field]:
+            raise TaskError(
+                f"field {field!r} is {', '.join(_FIELD_ONTOLOGIES[field])}'s name for its category; "
+                f"for {name!r} use 'category'; {where} {listed}"
+            )
     mapping = MappingTask(name=f"{source}-to-{target}", source=source, target=target)
     if not isinstance(ontology, str):
         for field in (source, target):
             column = field_column(field)
             if column not in ontology.terms.columns or not _has_value(ontology.terms[column]).any():
-                named = ", ".join(NAMED_TASKS.get(ontology.name, ())) or "name-to-id, id-to-name"
                 raise TaskError(
-                    f"ontology {ontology.name!r} has no {field!r} values, so task {task!r} is impossible; "
-                    f"try one of: {named}"
+                    f"ontology {name!r} has no {field!r} values, so task {task!r} is impossible; {where} {listed}"
                 )
     return mapping
 
@@ -172,10 +362,11 @@ def select_terms(
     ----------
     ontology : Ontology
     fields : sequence of str
-        Fields every selected term must have (``"name"``, ``"symbol"``, ``"id"``).
+        Fields every selected term must have a value of (``"name"``, ``"symbol"``, ``"id"``, ...).
     categories : sequence of str, optional
         Keep only terms whose ``category`` is one of these. ``None`` uses :data:`DEFAULT_CATEGORIES` for the
-        ontology (protein-coding genes for HGNC); an empty sequence keeps every category.
+        ontology (protein-coding genes for HGNC), unless a field is the category itself; an empty sequence
+        keeps every category.
     include_obsolete : bool
         Keep obsolete / withdrawn terms (out of tasks by default, as the design says).
 
@@ -186,7 +377,8 @@ def select_terms(
     """
     terms = ontology.terms if include_obsolete else ontology.active()
     if categories is None:
-        categories = DEFAULT_CATEGORIES.get(ontology.name, ())
+        uses_category = any(field_column(f) == "category" for f in fields)
+        categories = () if uses_category else DEFAULT_CATEGORIES.get(ontology.name, ())
     if categories:
         terms = terms[terms["category"].isin(list(categories))]
         if terms.empty:
@@ -202,7 +394,7 @@ def select_terms(
         if kept.empty and not terms.empty:
             raise TaskError(
                 f"ontology {ontology.name!r} has no terms with a {field!r} value; pick another field "
-                "(name and id exist for every ontology; symbol for hgnc)"
+                f"({', '.join(ontology_fields(ontology))})"
             )
         terms = kept
     return terms.reset_index(drop=True)
@@ -225,15 +417,18 @@ def task_pairs(
     categories: Sequence[str] | None = None,
     include_obsolete: bool = False,
 ) -> pd.DataFrame:
-    """All (source, target) pairs of a task, one row per term.
+    """All (source, target) pairs of a task: one row per term, or per source value of a multi-valued source.
 
-    Terms whose source text is shared by terms with different targets are dropped: the mapping would be
-    ambiguous and no model could be scored fairly on them.
+    Source texts are compared case-insensitively. A source text carried by more than one term is dropped: the
+    mapping would be ambiguous and no model could be scored fairly on it. A multi-valued source gives one row
+    per value of a term (its own repeats, and values equal to the term's target, left out). The target is the
+    term's first value of a multi-valued field; scoring accepts any of them.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``source``, ``target``, ``id``, ``popularity`` (0 where the ontology has no popularity).
+        Columns ``source``, ``target``, ``id``, ``popularity`` (0 where the ontology has no popularity), in
+        term-table order.
     """
     if isinstance(task, str):
         task = get_task(ontology, task)
@@ -241,17 +436,31 @@ def task_pairs(
         ontology, fields=(task.source, task.target), categories=categories, include_obsolete=include_obsolete
     )
     pop_col = _popularity_column(ontology, popularity)
-    pairs = pd.DataFrame(
-        {
-            "source": field_values(terms, task.source),
-            "target": field_values(terms, task.target),
-            "id": terms["id"].astype(str).to_numpy(),
-            "popularity": (terms[pop_col].astype(float).to_numpy() if pop_col else np.zeros(len(terms), dtype=float)),
-        }
-    )
+    popularity_values = terms[pop_col].astype(float).to_numpy() if pop_col else np.zeros(len(terms), dtype=float)
+    ids = terms["id"].astype(str).to_numpy()
+    targets = field_values(terms, task.target)
+    if task.source in MULTI_VALUED_FIELDS:
+        rows: list[tuple[str, str, str, float]] = []
+        for values, target, term_id, pop in zip(_field_tuples(terms, task.source), targets, ids, popularity_values):
+            seen = {target.casefold()}
+            for value in values:
+                if value.casefold() not in seen:
+                    seen.add(value.casefold())
+                    rows.append((value, target, term_id, pop))
+        pairs = pd.DataFrame(rows, columns=["source", "target", "id", "popularity"])
+        pairs["popularity"] = pairs["popularity"].astype(float)
+    else:
+        pairs = pd.DataFrame(
+            {
+                "source": field_values(terms, task.source),
+                "target": targets,
+                "id": ids,
+                "popularity": popularity_values,
+            }
+        )
     key = pairs["source"].str.casefold()
-    n_targets = pairs.groupby(key)["target"].transform("nunique")
-    pairs = pairs[n_targets == 1].drop_duplicates(subset=["id"])
+    n_terms = pairs.groupby(key)["id"].transform("nunique")
+    pairs = pairs[n_terms == 1].drop_duplicates(subset=["id", "source"])
     if pairs.empty:
         raise TaskError(f"task {task.name!r} on {ontology.name!r} has no unambiguous pairs")
     return pairs.reset_index(drop=True)
@@ -357,13 +566,15 @@ def make_split(
 ) -> Split:
     """Draw a popularity-balanced train / withheld split, as the paper's design.
 
-    Pairs are ranked by popularity and cut into ``bins`` equal-count bins; from each bin ``2 * per_bin``
-    pairs are drawn without replacement, the first half for training and the second withheld.
+    The task's terms are ranked by popularity and cut into ``bins`` equal-count bins; from each bin
+    ``2 * per_bin`` terms are drawn without replacement, the first half for training and the second withheld.
+    A term gives its one pair; a term with several (a multi-valued source: one per alias symbol) gives one of
+    them, drawn with the seed, so train and withheld never share a term.
 
     Raises
     ------
     TaskError
-        If any bin has fewer than ``2 * per_bin`` pairs (a short split would silently unbalance the bins).
+        If any bin has fewer than ``2 * per_bin`` terms (a short split would silently unbalance the bins).
     """
     if isinstance(task, str):
         task = get_task(ontology, task)
@@ -371,24 +582,35 @@ def make_split(
         raise TaskError(f"`per_bin` must be >= 1, got {per_bin}")
     pop_col = _popularity_column(ontology, popularity)
     pairs = task_pairs(ontology, task, popularity=pop_col, categories=categories)
+    # one row per term (its first pair), in the pairs' order: for one pair per term, the pairs themselves
+    first = ~pairs["id"].duplicated()
+    terms = pairs[first].reset_index(drop=True)
     need = 2 * per_bin * bins
-    if len(pairs) < need:
+    if len(terms) < need:
+        counted = "pairs" if len(terms) == len(pairs) else f"terms ({len(pairs)} pairs)"
         raise TaskError(
-            f"task {task.name!r} on {ontology.name!r} has {len(pairs)} pairs, but --bins {bins} x --per-bin "
+            f"task {task.name!r} on {ontology.name!r} has {len(terms)} {counted}, but --bins {bins} x --per-bin "
             f"{per_bin} needs {need} (train + withheld); lower --per-bin or --bins"
         )
-    pairs = pairs.assign(bin=assign_popularity_bins(pairs["popularity"].to_numpy(), bins=bins, seed=seed))
+    terms = terms.assign(bin=assign_popularity_bins(terms["popularity"].to_numpy(), bins=bins, seed=seed))
     rng = np.random.default_rng(seed)
     train_idx: list[np.ndarray] = []
     held_idx: list[np.ndarray] = []
     for b in range(bins):
-        members = np.flatnonzero(pairs["bin"].to_numpy() == b)
+        members = np.flatnonzero(terms["bin"].to_numpy() == b)
         drawn = rng.choice(members, size=2 * per_bin, replace=False)
         train_idx.append(drawn[:per_bin])
         held_idx.append(drawn[per_bin:])
     columns = ["source", "target", "id", "popularity", "bin"]
-    train = pairs.iloc[np.sort(np.concatenate(train_idx))][columns].reset_index(drop=True)
-    withheld = pairs.iloc[np.sort(np.concatenate(held_idx))][columns].reset_index(drop=True)
+    chosen = {"train": np.sort(np.concatenate(train_idx)), "withheld": np.sort(np.concatenate(held_idx))}
+    sides = {name: terms.iloc[rows] for name, rows in chosen.items()}
+    if len(terms) < len(pairs):  # several pairs for some terms: draw one per drawn term (its own stream)
+        value_rng = np.random.default_rng([seed, 1])
+        by_term = pairs.groupby("id", sort=False).indices
+        for name, side in sides.items():
+            picks = [by_term[term_id][value_rng.integers(len(by_term[term_id]))] for term_id in side["id"]]
+            sides[name] = pairs.iloc[picks].assign(bin=side["bin"].to_numpy())
+    train, withheld = (sides[name][columns].reset_index(drop=True) for name in ("train", "withheld"))
     return Split(
         task=task,
         ontology=ontology.name,
@@ -404,11 +626,51 @@ def make_split(
 # --- prompts ---------------------------------------------------------------------------------------------
 
 _FIELD_NOUNS: dict[str, dict[str, str]] = {
-    "hgnc": {"name": "gene name", "symbol": "HGNC gene symbol", "id": "HGNC identifier"},
-    "hpo": {"name": "HPO term", "id": "HPO identifier", "symbol": "HPO symbol"},
-    "go": {"name": "GO term", "id": "GO identifier", "symbol": "GO symbol"},
+    "hgnc": {
+        "name": "gene name",
+        "symbol": "HGNC gene symbol",
+        "id": "HGNC identifier",
+        "alias_symbol": "alias gene symbol",
+        "previous_symbol": "previous HGNC gene symbol",
+        "ncbi_gene": "NCBI Gene ID",
+        "uniprot": "UniProt accession",
+        "ensembl": "Ensembl gene ID",
+        "mgi": "MGI mouse gene ID",
+        "locus_type": "HGNC locus type",
+        "category": "HGNC locus type",
+    },
+    "hpo": {
+        "name": "HPO term",
+        "id": "HPO identifier",
+        "symbol": "HPO symbol",
+        "synonym": "HPO synonym",
+        "category": "HPO top-level category",
+    },
+    "go": {
+        "name": "GO term",
+        "id": "GO identifier",
+        "symbol": "GO symbol",
+        "synonym": "GO synonym",
+        "namespace": "GO namespace",
+        "category": "GO namespace",
+    },
 }
-_GENERIC_NOUNS = {"name": "term name", "symbol": "symbol", "id": "identifier"}
+_GENERIC_NOUNS = {
+    "name": "term name",
+    "label": "term name",
+    "symbol": "symbol",
+    "id": "identifier",
+    "synonym": "synonym",
+    "alias_symbol": "alias symbol",
+    "previous_symbol": "previous symbol",
+    "ncbi_gene": "NCBI Gene ID",
+    "uniprot": "UniProt accession",
+    "ensembl": "Ensembl gene ID",
+    "mgi": "MGI ID",
+    "namespace": "namespace",
+    "category": "category",
+    "locus_type": "locus type",
+}
 
 # Five paraphrases, as the paper trained with five per pair; the completion is the bare target.
 _TEMPLATES: tuple[str, ...] = (
@@ -430,8 +692,12 @@ class PromptTemplate:
 
     def render(self, source: str) -> str:
         nouns = _FIELD_NOUNS.get(self.ontology, _GENERIC_NOUNS)
-        source_noun = nouns.get(self.task.source, _GENERIC_NOUNS[self.task.source])
-        target_noun = nouns.get(self.task.target, _GENERIC_NOUNS[self.task.target])
+
+        def noun(field: str) -> str:
+            field = "name" if field == "label" else field
+            return nouns.get(field, _GENERIC_NOUNS[field])
+
+        source_noun, target_noun = noun(self.task.source), noun(self.task.target)
         return self.text.format(
             source=source,
             source_noun=source_noun,

@@ -2,7 +2,8 @@
 
 Every source becomes one :class:`Ontology` whose ``terms`` table has the columns of
 :data:`TERM_COLUMNS` (id, label, symbol, synonyms, alt_ids, obsolete, replaced_by, previous_symbols,
-alias_symbols, namespace, category) followed by ``pop_*`` popularity columns named for their source.
+alias_symbols, namespace, category, exact_synonyms, ncbi_gene_id, uniprot_ids, ensembl_gene_id, mgi_ids)
+followed by ``pop_*`` popularity columns named for their source.
 """
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ from __future__ import annotations
 from lexprobe.ontology._curie import CURIE_CONVERTER, PREFIX_PADDING, normalize_curie
 from lexprobe.ontology._fetch import MIRROR_ENV, UPSTREAM_URLS, fetch_ontology
 from lexprobe.ontology._generic import read_snapshot, write_snapshot
-from lexprobe.ontology._load import LOADER_VERSION, BuiltinInfo, builtin_ontologies, data_dir, load_ontology
+from lexprobe.ontology._load import (
+    LOADER_VERSION,
+    BuiltinInfo,
+    builtin_ontologies,
+    data_dir,
+    earlier_checksums,
+    load_ontology,
+)
 from lexprobe.ontology._table import LIST_COLUMNS, TERM_COLUMNS, Ontology
 
 __all__ = [
@@ -25,6 +33,7 @@ __all__ = [
     "UPSTREAM_URLS",
     "builtin_ontologies",
     "data_dir",
+    "earlier_checksums",
     "fetch_ontology",
     "load_ontology",
     "normalize_curie",

@@ -25,7 +25,12 @@ _COLUMNS = {
     "previous_symbols": ("prev_symbol", "Previous symbols"),
     "category": ("locus_type", "Locus type"),
     "ncbi_gene_id": ("entrez_id", "NCBI Gene ID(supplied by NCBI)"),
+    "uniprot_ids": ("uniprot_ids", "UniProt ID(supplied by UniProt)"),
+    "ensembl_gene_id": ("ensembl_gene_id", "Ensembl gene ID"),
+    "mgi_ids": ("mgd_id", "Mouse genome database ID(supplied by MGI)"),
 }
+#: Multi-valued columns (``|`` in the official dialect, ``, `` in the custom download).
+_MULTI = ("alias_symbols", "previous_symbols", "uniprot_ids", "mgi_ids")
 _REQUIRED = ("id", "symbol", "label")
 _HGNC_REF = re.compile(r"HGNC:\d+")
 
@@ -62,10 +67,13 @@ def _hgnc_id(value: str, path: Path, number: int) -> str:
 
 
 def read_hgnc(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read an HGNC gene table (either dialect) into a term table plus ``ncbi_gene_id``.
+    """Read an HGNC gene table (either dialect) into a term table with its cross-references.
 
     Withdrawn entries are kept as ``obsolete`` with ``replaced_by`` taken from their "see HGNC:..." note.
     The official dialect separates multi-values with ``|``; the custom download with ``, ``.
+    Cross-references keep the upstream form: ``ncbi_gene_id`` the bare NCBI Gene number (``"1"``),
+    ``uniprot_ids`` UniProt accessions (``P04217``), ``ensembl_gene_id`` (``ENSG00000121410``), ``mgi_ids``
+    the mouse orthologs' MGI ids (``MGI:2152878``); a column the file lacks is left empty.
     """
     path = Path(path)
     raw = read_table(path)
@@ -75,29 +83,29 @@ def read_hgnc(path: str | os.PathLike[str]) -> pd.DataFrame:
     separators = ("|",) if official else (", ", ",")
     if raw.empty:
         raise DataFormatError(f"{path}: HGNC table has a header but no genes")
+
+    def cell(record: dict, key: str) -> str:
+        return str(record.get(picked[key], "") or "").strip() if picked[key] else ""
+
     rows = []
     for number, record in enumerate(raw.to_dict("records"), start=1):
         status = record[picked["status"]] if picked["status"] else "Approved"
         name = record[picked["label"]].strip()
         withdrawn = status.strip().lower() != "approved"
         refs = _HGNC_REF.findall(name) if withdrawn else []
-        rows.append(
-            {
-                "id": _hgnc_id(record[picked["id"]], path, number),
-                "label": name,
-                "symbol": record[picked["symbol"]].strip() or None,
-                "obsolete": withdrawn,
-                "replaced_by": refs[0] if refs else None,
-                "alias_symbols": split_multi(record.get(picked["alias_symbols"], ""), separators)
-                if picked["alias_symbols"]
-                else (),
-                "previous_symbols": split_multi(record.get(picked["previous_symbols"], ""), separators)
-                if picked["previous_symbols"]
-                else (),
-                "category": (record[picked["category"]].strip() or None) if picked["category"] else None,
-                "ncbi_gene_id": record[picked["ncbi_gene_id"]].strip() if picked["ncbi_gene_id"] else "",
-            }
-        )
+        row = {
+            "id": _hgnc_id(record[picked["id"]], path, number),
+            "label": name,
+            "symbol": record[picked["symbol"]].strip() or None,
+            "obsolete": withdrawn,
+            "replaced_by": refs[0] if refs else None,
+            "category": cell(record, "category") or None,
+            "ncbi_gene_id": cell(record, "ncbi_gene_id"),
+            "ensembl_gene_id": cell(record, "ensembl_gene_id") or None,
+        }
+        for key in _MULTI:
+            row[key] = split_multi(cell(record, key), separators)
+        rows.append(row)
     frame = new_term_table(rows)
     frame["pop_hgnc_synonyms"] = [len(a) + len(p) for a, p in zip(frame["alias_symbols"], frame["previous_symbols"])]
     return frame
@@ -126,4 +134,4 @@ def load_hgnc_table(path: str | os.PathLike[str], genes_to_phenotype: str | os.P
     frame = read_hgnc(path)
     if genes_to_phenotype is not None:
         frame["pop_hpo_annotations"] = hgnc_popularity(frame, genes_to_phenotype)
-    return finish_term_table(frame.drop(columns=["ncbi_gene_id"]), source=str(path))
+    return finish_term_table(frame, source=str(path))

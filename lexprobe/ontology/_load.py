@@ -23,12 +23,12 @@ from lexprobe.ontology._popularity import add_annotation_popularity
 from lexprobe.ontology._table import Ontology
 from lexprobe.runs import atomic_path, cache_dir, config_key, sha256_file
 
-__all__ = ["load_ontology", "builtin_ontologies", "BuiltinInfo", "data_dir", "LOADER_VERSION"]
+__all__ = ["load_ontology", "builtin_ontologies", "BuiltinInfo", "data_dir", "earlier_checksums", "LOADER_VERSION"]
 
 logger = logging.getLogger(__name__)
 
 #: Bump when a loader's output changes, so cached parses of user files are rebuilt.
-LOADER_VERSION = 5
+LOADER_VERSION = 6
 
 _BESIDE = {
     "hgnc": ("genes_to_phenotype.txt", "genes_to_phenotype.txt.gz"),
@@ -50,6 +50,10 @@ class BuiltinInfo:
     default_popularity: str
     kind: str
     sources: tuple[dict, ...]
+    sha256: str = ""
+    #: Checksums of earlier snapshots with the same terms and values in every column they had (this one only
+    #: adds columns): results recorded against them read identical data.
+    earlier_sha256: tuple[str, ...] = ()
 
 
 def data_dir() -> Path:
@@ -72,9 +76,24 @@ def builtin_ontologies() -> dict[str, BuiltinInfo]:
             default_popularity=entry["default_popularity"],
             kind=entry["kind"],
             sources=tuple(entry["sources"]),
+            sha256=entry.get("sha256", ""),
+            earlier_sha256=tuple(entry.get("earlier_sha256", ())),
         )
         for name, entry in meta["ontologies"].items()
     }
+
+
+def earlier_checksums(checksum: str) -> tuple[str, ...]:
+    """Checksums of earlier bundled snapshots that hold the same data as the snapshot with ``checksum``.
+
+    A snapshot that only adds columns keeps its terms and every value the earlier one had, so a run recorded
+    against the earlier checksum read exactly what it would read now (``data/snapshots.json``,
+    ``earlier_sha256``). ``()`` for any other checksum.
+    """
+    for info in builtin_ontologies().values():
+        if checksum and info.sha256 == checksum:
+            return info.earlier_sha256
+    return ()
 
 
 def _load_builtin(info: BuiltinInfo) -> Ontology:

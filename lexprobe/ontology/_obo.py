@@ -109,14 +109,18 @@ def _parse(raw: bytes, path: Path):
         raise DataFormatError(f"{path}: cannot read as OBO: the parser failed on malformed input ({detail})") from None
 
 
-def _synonyms(term) -> tuple[str, ...]:
+def _synonyms(term) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Every synonym of a term, and its EXACT ones; each sorted, without duplicates."""
     try:
         synonyms = term.synonyms
     except ValueError:
         # pronto refuses a synonym whose type (e.g. "EXACT HP:0034334") the header does not declare, and
         # only when asked for it; the synonym text itself is fine, so read it from the parsed data
         synonyms = term._data().synonyms
-    return tuple(sorted({s.description.strip() for s in synonyms if s.description and s.description.strip()}))
+    texts = [(s.description.strip(), s.scope) for s in synonyms if s.description and s.description.strip()]
+    every = tuple(sorted({text for text, _scope in texts}))
+    exact = tuple(sorted({text for text, scope in texts if scope == "EXACT"}))
+    return every, exact
 
 
 def _curie(value: str) -> str | None:
@@ -167,11 +171,13 @@ def read_obo(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, OboHeader]:
         # (a replaced_by pointing outside an extract, say)
         data = term._data()
         replaced = _curies(data.replaced_by)
+        synonyms, exact = _synonyms(term)
         rows.append(
             {
                 "id": term_id,
                 "label": (term.name or "").strip(),
-                "synonyms": _synonyms(term),
+                "synonyms": synonyms,
+                "exact_synonyms": exact,
                 "alt_ids": tuple(_curies(data.alternate_ids)),
                 "obsolete": bool(term.obsolete),
                 "replaced_by": replaced[0] if replaced else None,

@@ -34,11 +34,33 @@ TERM_COLUMNS: tuple[str, ...] = (
     "alias_symbols",
     "namespace",
     "category",
+    "exact_synonyms",
+    "ncbi_gene_id",
+    "uniprot_ids",
+    "ensembl_gene_id",
+    "mgi_ids",
 )
 #: Single-valued text columns: Python ``str`` or ``None`` (never ``""`` or NaN).
-STRING_COLUMNS: tuple[str, ...] = ("id", "label", "symbol", "replaced_by", "namespace", "category")
-#: Multi-valued columns: tuples in memory, ``|``-joined on disk.
-LIST_COLUMNS: tuple[str, ...] = ("synonyms", "alt_ids", "previous_symbols", "alias_symbols")
+STRING_COLUMNS: tuple[str, ...] = (
+    "id",
+    "label",
+    "symbol",
+    "replaced_by",
+    "namespace",
+    "category",
+    "ncbi_gene_id",
+    "ensembl_gene_id",
+)
+#: Multi-valued columns: tuples in memory (in the source's order), ``|``-joined on disk.
+LIST_COLUMNS: tuple[str, ...] = (
+    "synonyms",
+    "alt_ids",
+    "previous_symbols",
+    "alias_symbols",
+    "exact_synonyms",
+    "uniprot_ids",
+    "mgi_ids",
+)
 
 
 def new_term_table(rows: Iterable[dict]) -> pd.DataFrame:

@@ -11,7 +11,40 @@ from lexprobe.exceptions import TrainingError
 
 MatchKind = Literal["exact", "alt", "none"]
 #: Generation budget by target field: ids and symbols are short, names need more.
-MAX_NEW_TOKENS: dict[str, int] = {"id": 24, "symbol": 16, "name": 64}
+MAX_NEW_TOKENS: dict[str, int] = {
+    "id": 24,
+    "symbol": 16,
+    "name": 64,
+    "label": 64,
+    "synonym": 64,
+    "alias_symbol": 16,
+    "previous_symbol": 16,
+    "ncbi_gene": 16,
+    "uniprot": 16,
+    "ensembl": 24,
+    "mgi": 16,
+    "namespace": 16,
+    "category": 24,
+    "locus_type": 24,
+}
+
+#: Cross-reference forms (``identifier`` fields), searched anywhere in a reply (case-insensitive); group 1 is
+#: the identifier, written back in its upstream form by :data:`_IDENTIFIER_FORMS`.
+_IDENTIFIER_RES: dict[str, re.Pattern[str]] = {
+    "ncbi_gene": re.compile(r"(?<![\w.])(\d{1,10})(?!\d)(?!\.\d)"),
+    "uniprot": re.compile(
+        r"(?<![A-Z0-9])([OPQ][0-9][A-Z0-9]{3}[0-9]|[A-NR-Z][0-9](?:[A-Z][A-Z0-9]{2}[0-9]){1,2})(?![A-Z0-9])",
+        re.IGNORECASE,
+    ),
+    "ensembl": re.compile(r"(?<![A-Z0-9])(ENSG\d{11})(?!\d)", re.IGNORECASE),
+    "mgi": re.compile(r"(?<![A-Z0-9])MGI\s?[:_]\s?(\d+)(?!\d)", re.IGNORECASE),
+}
+_IDENTIFIER_FORMS = {
+    "ncbi_gene": lambda m: str(int(m)),
+    "uniprot": str.upper,
+    "ensembl": str.upper,
+    "mgi": lambda m: f"MGI:{int(m)}",
+}
 
 
 _QUOTES = "\"'`*“”‘’«»"
@@ -31,9 +64,12 @@ class ReplyScore:
     parsed : str or None
         The answer extracted from the reply (``None``: nothing parseable).
     well_formed : bool
-        Ids: a CURIE of the target's prefix was found. Names and symbols: a non-empty answer.
+        Ids: a CURIE of the target's prefix was found; cross-references: one of the field's form. Names,
+        symbols and categories: a non-empty answer.
     match_kind : {"exact", "alt", "none"}
-        ``"alt"``: an alternative id, a previous or alias symbol, or a synonym that maps to the target.
+        ``"exact"``: the target, or another value of a multi-valued target field (any UniProt accession of
+        the gene). ``"alt"``: an alternative id, a previous or alias symbol, or a synonym that maps to the
+        target.
     hallucinated : bool
         Ids only: a well-formed id that is no id (primary or alternative) of any term in the ontology.
     """
@@ -61,6 +97,26 @@ def _normalize_text(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+def _normalize_category(text: str) -> str:
+    """Categories are exact up to case, whitespace and ``_`` for a space (``cellular_component``)."""
+    return _normalize_text(text.replace("_", " "))
+
+
+def _kind(field: str) -> str:
+    from lexprobe.tasks import FIELD_KINDS
+
+    try:
+        return FIELD_KINDS[field]
+    except KeyError:
+        raise TrainingError(f"`field` must be one of {', '.join(MAX_NEW_TOKENS)}, got {field!r}") from None
+
+
+def _normalize_identifier(text: str, field: str) -> str | None:
+    """A cross-reference in its upstream form (``NCBIGene:0672`` -> ``672``), or ``None`` if it has not that form."""
+    m = _IDENTIFIER_RES[field].fullmatch(text.strip())
+    return _IDENTIFIER_FORMS[field](m.group(1)) if m else None
+
+
 def parse_reply(reply: str, field: str, *, prefix: str | None = None) -> str | None:
     """Extract the answer from a generated reply.
 
@@ -68,8 +124,8 @@ def parse_reply(reply: str, field: str, *, prefix: str | None = None) -> str | N
     ----------
     reply : str
         The generated text (special tokens removed).
-    field : {"id", "symbol", "name"}
-        The target field.
+    field : str
+        The target field (:data:`lexprobe.tasks.FIELD_KINDS`; ``"id"``, ``"symbol"``, ``"name"``, ...).
     prefix : str, optional
         For ids, the CURIE prefix to look for (``"HGNC"``, ``"HP"``, ``"GO"``).
 
@@ -77,11 +133,17 @@ def parse_reply(reply: str, field: str, *, prefix: str | None = None) -> str | N
     -------
     str or None
         Ids: the first CURIE of ``prefix`` anywhere in the reply, normalized (``hgnc: 5`` -> ``HGNC:5``;
-        HP/GO need their 7 digits). Names and symbols: the first non-empty line without quotes, trailing
-        punctuation or a leading ``"Symbol:"``-style echo; for symbols, a one-sentence reply ending in
-        ``... is BRCA1.`` gives the last word. ``None`` when nothing is found.
+        HP/GO need their 7 digits). Cross-references: the first of the field's form anywhere in the reply,
+        in the upstream form (``672``, ``P38398``, ``ENSG00000012048``, ``MGI:104537``). Names, symbols and
+        categories: the first non-empty line without quotes, trailing punctuation or a leading
+        ``"Symbol:"``-style echo; for symbols, a one-sentence reply ending in ``... is BRCA1.`` gives the
+        last word. ``None`` when nothing is found.
     """
-    if field == "id":
+    kind = _kind(field)
+    if kind == "identifier":
+        m = _IDENTIFIER_RES[field].search(reply)
+        return _IDENTIFIER_FORMS[field](m.group(1)) if m else None
+    if kind == "curie":
         if prefix is None:
             raise TrainingError("parse_reply needs the CURIE `prefix` for id targets")
         from lexprobe.ontology import normalize_curie
@@ -90,7 +152,7 @@ def parse_reply(reply: str, field: str, *, prefix: str | None = None) -> str | N
         return normalize_curie(f"{prefix}:{m.group(1)}") if m else None
     line = next((ln.strip() for ln in reply.splitlines() if ln.strip()), "")
     line = _ECHO_RE.sub("", line).strip().strip(_QUOTES).rstrip(_TRAILING).strip()
-    if field == "symbol" and " " in line:
+    if kind == "symbol" and " " in line:
         m = _SENTENCE_SYMBOL_RE.search(line)
         if m:
             line = m.group(1).rstrip(".")
@@ -101,21 +163,30 @@ class _Scorer:
     """Scores parsed replies against targets with the ontology's alternative ids, symbols and synonyms."""
 
     def __init__(self, ontology: Any, field: str) -> None:
+        from lexprobe.tasks import FIELD_COLUMNS, MULTI_VALUED_FIELDS
+
         self.ontology = ontology
         self.field = field
+        self.kind = _kind(field)
         terms = ontology.terms if ontology is not None else None
         self.ids: set[str] = set(terms["id"]) if terms is not None else set()
         if terms is not None:
             for alts in terms["alt_ids"]:
                 self.ids.update(alts)
+        normal = _normalize_category if self.kind == "category" else _normalize_text
+        # every value of a multi-valued target field, per term: any of them is the answer
+        self.answers: dict[str, set[str]] = {}
+        column = FIELD_COLUMNS[field]
+        if terms is not None and field in MULTI_VALUED_FIELDS and column in terms.columns:
+            self.answers = {i: {normal(v) for v in values} for i, values in zip(terms["id"], terms[column]) if values}
         self.synonyms: dict[str, set[str]] = {}
-        if terms is not None and field == "name":
+        if terms is not None and self.kind == "text":
             self.synonyms = {
                 i: {_normalize_text(s) for s in syns} for i, syns in zip(terms["id"], terms["synonyms"]) if syns
             }
 
     def score(self, reply: str, target: str, term_id: str | None = None) -> ReplyScore:
-        if self.field == "id":
+        if self.kind == "curie":
             prefix = target.split(":", 1)[0]
             parsed = parse_reply(reply, "id", prefix=prefix)
             if parsed is None:
@@ -128,8 +199,15 @@ class _Scorer:
         parsed = parse_reply(reply, self.field)
         if parsed is None:
             return ReplyScore(None, False, "none")
-        if _normalize_text(parsed) == _normalize_text(target):
+        if self.kind == "identifier":
+            gold = _normalize_identifier(target, self.field) or target.strip()
+            wanted = {gold.casefold()} | self.answers.get(term_id or "", set())
+            return ReplyScore(parsed, True, "exact" if parsed.casefold() in wanted else "none")
+        normal = _normalize_category if self.kind == "category" else _normalize_text
+        if normal(parsed) == normal(target) or normal(parsed) in self.answers.get(term_id or "", set()):
             return ReplyScore(parsed, True, "exact")
+        if self.kind == "category":
+            return ReplyScore(parsed, True, "none")
         if self.field == "symbol" and self.ontology is not None:
             alt = self.ontology.resolve_symbol(parsed) == target
         else:
@@ -140,20 +218,24 @@ class _Scorer:
 def score_reply(reply: str, target: str, *, field: str, ontology: Any = None, term_id: str | None = None) -> ReplyScore:
     """Parse ``reply`` and score it against ``target`` (the design's exact-match rules).
 
-    Ids match exactly after CURIE normalization; symbols and names case-insensitively after whitespace
-    normalization (HGNC symbols are unique regardless of case). With an ``ontology``, an alternative id,
-    a previous or alias symbol, or (names, given ``term_id``) a synonym of the target counts as correct
-    with ``match_kind="alt"``, and ids that exist nowhere in it are flagged ``hallucinated``.
+    Ids match exactly after CURIE normalization; cross-references (NCBI Gene, UniProt, Ensembl, MGI) exactly
+    in their upstream form after normalization; symbols and names case-insensitively after whitespace
+    normalization (HGNC symbols are unique regardless of case); categories exactly up to case and ``_``. With an
+    ``ontology`` and ``term_id``, any value of a multi-valued target field (another UniProt accession, exact
+    synonym or alias of the term) is an exact match. With an ``ontology``, an alternative id, a previous or
+    alias symbol, or (names, given ``term_id``) a synonym of the target counts as correct with
+    ``match_kind="alt"``, and ids that exist nowhere in it are flagged ``hallucinated``.
 
     Parameters
     ----------
     reply : str
     target : str
         The gold answer, normalized as the task makes it.
-    field : {"id", "symbol", "name"}
+    field : str
+        The target field (a key of :data:`MAX_NEW_TOKENS`).
     ontology : Ontology, optional
     term_id : str, optional
-        The target term's id (for synonyms).
+        The target term's id (for synonyms and multi-valued targets).
 
     Returns
     -------

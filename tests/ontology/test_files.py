@@ -45,6 +45,17 @@ def test_official_and_custom_dialects_agree_row_for_row(cache: Path) -> None:
     pd.testing.assert_frame_equal(a, b)
 
 
+def test_hgnc_cross_references_keep_their_upstream_form_in_both_dialects(cache: Path) -> None:
+    for name in ("hgnc_complete_set_sample.txt", "hgnc_custom_sample.tsv"):
+        terms = load_ontology(DATA / name).terms.set_index("symbol")
+        assert terms.loc["BRCA1", "ncbi_gene_id"] == "672"
+        assert terms.loc["BRCA1", "uniprot_ids"] == ("P38398",)
+        assert terms.loc["BRCA1", "ensembl_gene_id"] == "ENSG00000012048"
+        assert terms.loc["TP53", "mgi_ids"] == ("MGI:98834",)
+        assert terms.loc["A1BG-AS1", "uniprot_ids"] == () and terms.loc["A1BG-AS1", "mgi_ids"] == ()
+        assert terms.loc["BRCA1", "alias_symbols"] == ("RNF53", "BRCC1", "PPP1R53", "FANCS")
+
+
 def test_hgnc_popularity_comes_from_genes_to_phenotype_beside_the_file(
     tmp_path: Path, cache: Path, shared_data: Path
 ) -> None:

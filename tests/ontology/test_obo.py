@@ -79,6 +79,16 @@ def test_synonyms_of_undeclared_synonym_types_are_kept(cache: Path) -> None:
     assert "biallelic_autosomal" in terms.loc["HP:0000007", "synonyms"]
 
 
+def test_exact_synonyms_are_kept_apart_from_related_and_broad_ones(cache: Path) -> None:
+    """`exact_synonyms` (the `synonym` task field) holds the EXACT scope only, the undeclared-type one included;
+    `synonyms` keeps every scope."""
+    terms = load_ontology(DATA / "hp_sample.obo").terms.set_index("id")
+    assert terms.loc["HP:0000007", "exact_synonyms"] == ("Autosomal recessive", "biallelic_autosomal")
+    assert "Autosomal recessive form" in terms.loc["HP:0000007", "synonyms"]
+    assert "Brain and/or spinal cord issue" not in terms.loc["HP:0000707", "exact_synonyms"]
+    assert "Neurologic abnormalities" in terms.loc["HP:0000707", "exact_synonyms"]
+
+
 def test_go_obo_counts_descendants_and_uses_namespaces(cache: Path) -> None:
     ont = load_ontology(DATA / "go_sample.obo")
     assert (ont.name, ont.release) == ("go", "2024-07-17")
