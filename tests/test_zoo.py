@@ -286,9 +286,8 @@ def test_ontology_tasks_lists_the_papers_and_the_zoos(ontologies) -> None:
 
 
 def test_data_show_lists_the_fields_and_tasks() -> None:
-    from typer.testing import CliRunner
-
     from lexprobe.cli.main import app
+    from typer.testing import CliRunner
 
     runner = CliRunner()
     result = runner.invoke(app, ["data", "show", "go", "--limit", "1"])
@@ -303,9 +302,8 @@ def test_data_show_lists_the_fields_and_tasks() -> None:
 
 
 def test_train_help_says_how_to_name_a_task() -> None:
-    from typer.testing import CliRunner
-
     from lexprobe.cli.main import app
+    from typer.testing import CliRunner
 
     result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
