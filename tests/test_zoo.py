@@ -308,3 +308,27 @@ def test_train_help_says_how_to_name_a_task() -> None:
     result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "SOURCE-to-TARGET" in result.output and "lexprobe data show ONTOLOGY" in result.output
+
+
+def test_the_source_repeated_is_no_answer_even_where_it_is_an_alternative_of_the_target(ontologies) -> None:
+    """previous_symbol-to-symbol: a model that repeats the previous symbol it was given is not right, although
+    a previous symbol counts as an alternative of the approved one (study v2's first runs counted such echoes)."""
+    from lexprobe.train import score_reply
+
+    hgnc = ontologies["hgnc"]
+    row = task_pairs(hgnc, "previous_symbol-to-symbol").iloc[0]
+    echo = score_reply(str(row["source"]), str(row["target"]), field="symbol", ontology=hgnc, term_id=str(row["id"]))
+    assert echo.match_kind == "alt" and echo.correct  # without the source: an alternative symbol of the target
+    given = score_reply(
+        str(row["source"]),
+        str(row["target"]),
+        field="symbol",
+        ontology=hgnc,
+        term_id=str(row["id"]),
+        source=str(row["source"]),
+    )
+    assert given.match_kind == "none" and not given.correct
+    right = score_reply(
+        str(row["target"]), str(row["target"]), field="symbol", ontology=hgnc, source=str(row["source"])
+    )
+    assert right.match_kind == "exact" and right.correct

@@ -599,7 +599,7 @@ def _with_adapter(model: Any, adapter: Path) -> Any:
 def _score_frame(frame: pd.DataFrame, replies: list[str], scorer: _Scorer, *, split: str, which: str) -> list[dict]:
     records = []
     for row, reply in zip(frame.itertuples(index=False), replies):
-        score = scorer.score(reply, str(row.target), str(row.id))
+        score = scorer.score(reply, str(row.target), str(row.id), str(row.source))
         records.append(
             {
                 "split": split,

@@ -185,7 +185,15 @@ class _Scorer:
                 i: {_normalize_text(s) for s in syns} for i, syns in zip(terms["id"], terms["synonyms"]) if syns
             }
 
-    def score(self, reply: str, target: str, term_id: str | None = None) -> ReplyScore:
+    def score(self, reply: str, target: str, term_id: str | None = None, source: str | None = None) -> ReplyScore:
+        scored = self._score(reply, target, term_id)
+        if scored.match_kind == "alt" and source is not None and _echoes(scored.parsed, source):
+            # the item's own source repeated (a previous symbol asked for its approved one, a synonym for its
+            # name) is an alternative of the target, but no answer
+            return dataclasses.replace(scored, match_kind="none")
+        return scored
+
+    def _score(self, reply: str, target: str, term_id: str | None = None) -> ReplyScore:
         if self.kind == "curie":
             prefix = target.split(":", 1)[0]
             parsed = parse_reply(reply, "id", prefix=prefix)
@@ -215,7 +223,20 @@ class _Scorer:
         return ReplyScore(parsed, True, "alt" if alt else "none")
 
 
-def score_reply(reply: str, target: str, *, field: str, ontology: Any = None, term_id: str | None = None) -> ReplyScore:
+def _echoes(parsed: str | None, source: str) -> bool:
+    """Whether a parsed reply is the item's source again (case and whitespace aside)."""
+    return parsed is not None and _normalize_text(parsed) == _normalize_text(str(source))
+
+
+def score_reply(
+    reply: str,
+    target: str,
+    *,
+    field: str,
+    ontology: Any = None,
+    term_id: str | None = None,
+    source: str | None = None,
+) -> ReplyScore:
     """Parse ``reply`` and score it against ``target`` (the design's exact-match rules).
 
     Ids match exactly after CURIE normalization; cross-references (NCBI Gene, UniProt, Ensembl, MGI) exactly
@@ -224,7 +245,8 @@ def score_reply(reply: str, target: str, *, field: str, ontology: Any = None, te
     ``ontology`` and ``term_id``, any value of a multi-valued target field (another UniProt accession, exact
     synonym or alias of the term) is an exact match. With an ``ontology``, an alternative id, a previous or
     alias symbol, or (names, given ``term_id``) a synonym of the target counts as correct with
-    ``match_kind="alt"``, and ids that exist nowhere in it are flagged ``hallucinated``.
+    ``match_kind="alt"``, and ids that exist nowhere in it are flagged ``hallucinated``. An alternative that is
+    the item's own ``source`` repeated (a previous symbol given back for its approved symbol) is no answer.
 
     Parameters
     ----------
@@ -236,6 +258,8 @@ def score_reply(reply: str, target: str, *, field: str, ontology: Any = None, te
     ontology : Ontology, optional
     term_id : str, optional
         The target term's id (for synonyms and multi-valued targets).
+    source : str, optional
+        The item's source text: an alternative match equal to it is scored ``"none"``.
 
     Returns
     -------
@@ -243,7 +267,7 @@ def score_reply(reply: str, target: str, *, field: str, ontology: Any = None, te
     """
     if field not in MAX_NEW_TOKENS:
         raise TrainingError(f"`field` must be one of {', '.join(MAX_NEW_TOKENS)}, got {field!r}")
-    return _Scorer(ontology, field).score(reply, target, term_id)
+    return _Scorer(ontology, field).score(reply, target, term_id, source)
 
 
 def outcome_category(baseline_correct: bool, tuned_correct: bool) -> str:
