@@ -76,6 +76,24 @@ def csv_choices(choices: tuple[str, ...], option: str) -> Callable[[str | None],
     return check
 
 
+def ontology_option() -> Any:
+    """``--ontology``, required, as every command that works on one ontology takes it."""
+    return typer.Option(..., "--ontology", help="Built-in name (hgnc, hpo, go) or a file path.")
+
+
+def task_option() -> Any:
+    """``-t/--task``, required: a mapping task between two fields of the ontology."""
+    return typer.Option(
+        ...,
+        "--task",
+        "-t",
+        help=(
+            "Mapping task SOURCE-to-TARGET of two fields of the ontology, e.g. name-to-symbol, symbol-to-ncbi_gene, "
+            "alias_symbol-to-symbol; `lexprobe data show ONTOLOGY` lists its fields and named tasks."
+        ),
+    )
+
+
 def layer_choice(text: str) -> str:
     """``--layer``: ``best`` or one layer index (a usage error otherwise)."""
     text = text.strip().lower()

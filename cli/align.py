@@ -25,12 +25,13 @@ from lexprobe.cli._options import (
     RetrievalMap,
     command,
     csv_choices,
+    ontology_option,
 )
 
 
 @command(model="full")
 def align_cmd(
-    ontology: str = typer.Option(..., "--ontology", help="Built-in name (hgnc, hpo, go) or a file path."),
+    ontology: str = ontology_option(),
     pairs: str | None = typer.Option(
         None,
         "--pairs",

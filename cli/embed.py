@@ -6,12 +6,12 @@ from pathlib import Path
 
 import typer
 from lexprobe.cli._common import console, parse_limit
-from lexprobe.cli._options import ModelOptions, Pool, StorageDType, command
+from lexprobe.cli._options import ModelOptions, Pool, StorageDType, command, ontology_option
 
 
 @command(model="full")
 def embed_cmd(
-    ontology: str = typer.Option(..., "--ontology", help="Built-in name (hgnc, hpo, go) or a file path."),
+    ontology: str = ontology_option(),
     field: str = typer.Option(..., "--field", "-f", help="Field to embed: name, symbol or id."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for embeddings.npy, keys.tsv and manifest.json."),
     layers: str = typer.Option("all", "--layers", help="all, or indices like 0,4,8 or -1 (0 = embeddings)."),

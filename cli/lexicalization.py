@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 from lexprobe.cli._common import console, parse_limit, print_table, split_csv
-from lexprobe.cli._options import ModelOptions, Preprocess, command, layer_choice
+from lexprobe.cli._options import ModelOptions, Preprocess, command, layer_choice, ontology_option
 
 
 def _fmt(value: float, spec: str = ".3f") -> str:
@@ -16,7 +16,7 @@ def _fmt(value: float, spec: str = ".3f") -> str:
 
 @command(model="full")
 def lexicalization_cmd(
-    ontology: str = typer.Option(..., "--ontology", help="Built-in name (hgnc, hpo, go) or a file path."),
+    ontology: str = ontology_option(),
     fields: str | None = typer.Option(
         None, "--fields", help="Fields to measure, e.g. name,symbol,id (default: hgnc all three; others name,id)."
     ),

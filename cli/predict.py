@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 from lexprobe.cli._common import MAX_RESAMPLES, console, fail, print_json, print_table
-from lexprobe.cli._options import ModelOptions, command
+from lexprobe.cli._options import ModelOptions, command, ontology_option, task_option
 
 
 def _num(value, spec: str = ".3f") -> str:
@@ -229,16 +229,8 @@ def correlate_cmd(
 
 @command(model="full")
 def predict_cmd(
-    ontology: str = typer.Option(..., "--ontology", help="Built-in name (hgnc, hpo, go) or a file path."),
-    task: str = typer.Option(
-        ...,
-        "--task",
-        "-t",
-        help=(
-            "Mapping task SOURCE-to-TARGET of two fields of the ontology, e.g. name-to-symbol, symbol-to-ncbi_gene, "
-            "alias_symbol-to-symbol; `lexprobe data show ONTOLOGY` lists its fields and named tasks."
-        ),
-    ),
+    ontology: str = ontology_option(),
+    task: str = task_option(),
     calibration: list[Path] = typer.Option(
         [], "--calibration", "-c", help="A `lexprobe correlate` (or `lexprobe study`) output; repeatable."
     ),

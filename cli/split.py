@@ -6,21 +6,13 @@ from pathlib import Path
 
 import typer
 from lexprobe.cli._common import categories_option, console
-from lexprobe.cli._options import command
+from lexprobe.cli._options import command, ontology_option, task_option
 
 
 @command()
 def split_cmd(
-    ontology: str = typer.Option(..., "--ontology", help="Built-in name (hgnc, hpo, go) or a file path."),
-    task: str = typer.Option(
-        ...,
-        "--task",
-        "-t",
-        help=(
-            "Mapping task SOURCE-to-TARGET of two fields of the ontology, e.g. name-to-symbol, symbol-to-ncbi_gene, "
-            "alias_symbol-to-symbol; `lexprobe data show ONTOLOGY` lists its fields and named tasks."
-        ),
-    ),
+    ontology: str = ontology_option(),
+    task: str = task_option(),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for train.csv, withheld.csv and manifest.json."),
     bins: int = typer.Option(20, "--bins", min=1, help="Equal-count popularity bins."),
     per_bin: int = typer.Option(30, "--per-bin", min=1, help="Pairs per bin in each of train and withheld."),

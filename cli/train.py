@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 from lexprobe.cli._common import console, print_table, split_csv
-from lexprobe.cli._options import EvalSplit, ModelOptions, Scheduler, command
+from lexprobe.cli._options import EvalSplit, ModelOptions, Scheduler, command, ontology_option, task_option
 
 
 def _ci(low: float, high: float) -> str:
@@ -25,16 +25,8 @@ def _max_steps(value: int) -> int:
 
 @command(model="full", batch_size=8)
 def train_cmd(
-    ontology: str = typer.Option(..., "--ontology", help="Built-in name (hgnc, hpo, go) or a file path."),
-    task: str = typer.Option(
-        ...,
-        "--task",
-        "-t",
-        help=(
-            "Mapping task SOURCE-to-TARGET of two fields of the ontology, e.g. name-to-symbol, symbol-to-ncbi_gene, "
-            "alias_symbol-to-symbol; `lexprobe data show ONTOLOGY` lists its fields and named tasks."
-        ),
-    ),
+    ontology: str = ontology_option(),
+    task: str = task_option(),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (an existing one resumes or is left as it is)."),
     from_split: Path | None = typer.Option(
         None, "--from-split", help="Train on this `lexprobe split` folder's pairs instead of drawing a new split."
