@@ -460,6 +460,8 @@ def _seconds_per_step(run: Path) -> tuple[float, dict[str, Any]] | None:
     n_steps, n_examples = outputs.get("n_steps") or 0, outputs.get("n_examples") or 0
     epochs = (manifest.get("config") or {}).get("epochs") or 0
     eps = outputs.get("examples_per_second")
+    if outputs.get("compute_dtype"):  # on a CPU the weights load in float32 and autocast computes in bfloat16
+        model = {**model, "dtype": outputs["compute_dtype"]}
     if not n_steps:
         return None
     if isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0 and n_examples and epochs:

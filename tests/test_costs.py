@@ -158,6 +158,22 @@ def test_human_forms() -> None:
     assert cost.to_dict()["n_items_to_compute"] == 2 and not math.isnan(cost.to_dict()["rate"])
 
 
+def test_training_time_is_matched_on_the_precision_training_computed_in() -> None:
+    """A bfloat16 run on a CPU loads its weights in float32 (autocast computes in bfloat16): its speed is the
+    bfloat16 rate, not a float32 one."""
+    from lexprobe.train import read_train_config
+
+    run = ROOT / "docs" / "results" / "study-v2-smollm2" / "hgnc" / "name-to-locus_type"
+    if not (run / "manifest.json").is_file():
+        pytest.skip("the recorded training run is not in this checkout")
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["inputs"]["model"]["dtype"] == "float32" and manifest["outputs"]["compute_dtype"] == "bfloat16"
+    config = read_train_config(run)
+    cost = estimate_training(config, runs=[run])
+    assert cost.seconds is not None and cost.parts[0]["run"] == str(run)
+    assert estimate_training(dataclasses.replace(config, dtype="float32"), runs=[run]).seconds is None
+
+
 @pytest.mark.slow
 def test_the_default_model_estimate_agrees_with_its_run() -> None:
     """With the real tokenizer (the converted model in the project cache): a new sample of HGNC symbols is all
