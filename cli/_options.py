@@ -51,7 +51,7 @@ StudySize = _choices("StudySize", ("tiny", "small", "small-v1", "paper"), "lexpr
 
 #: Comma-separated choices: option -> the values it takes (checked by :func:`csv_choices`).
 METRICS = ("mknn", "retrieval", "cka", "dcka", "rsa")
-STAGES = ("align", "lexicalization", "train", "evaluate", "correlate", "report")
+STAGES = ("align", "lexicalization", "train", "evaluate", "fewshot", "correlate", "report")
 
 
 def value(choice: Any) -> Any:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from lexprobe.cli._common import console, split_csv
 from lexprobe.cli._options import STAGES, ModelOptions, StudySize, command, csv_choices
+from lexprobe.study import DEFAULT_SHOTS
 
 
 @command(model="full")
@@ -30,6 +31,12 @@ def study_cmd(
         help=f"Comma-separated, from {','.join(STAGES)} (default all).",
     ),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of every stage."),
+    shots: int = typer.Option(
+        DEFAULT_SHOTS,
+        "--shots",
+        min=0,
+        help="Worked examples in each task's few-shot baseline (stage fewshot, into TASK/shots-K); 0: none.",
+    ),
     rerun_mismatched: bool = typer.Option(
         False,
         "--rerun-mismatched",
@@ -42,7 +49,7 @@ def study_cmd(
     model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --model, --dtype...
     quiet: bool = False,
 ) -> None:
-    """Run the paper's analysis: align, lexicalization, train, evaluate, correlate and report."""
+    """Run the paper's analysis: align, lexicalization, train, evaluate, a few-shot baseline, correlate, report."""
     from lexprobe.cli._progress import progress_display
 
     from lexprobe.runs import ensure_writable_dir
@@ -83,6 +90,7 @@ def study_cmd(
             batch_size=model_options.batch_size,
             load_options=load_options,
             progress=progress,
+            shots=shots,
         )
     ran = sum(s["status"] == "done" for s in result.stages)
     resumed = sum(s["status"] == "resumed" for s in result.stages)

@@ -5,6 +5,8 @@ Layout of a study directory::
     OUT/<ontology>/align/            lexprobe align
     OUT/<ontology>/lexicalization/   lexprobe lexicalization
     OUT/<ontology>/<task>/           lexprobe train + lexprobe evaluate (one per task)
+    OUT/<ontology>/<task>/shots-K/   lexprobe evaluate --baseline --shots K: the base model shown K train
+                                     pairs before each query (the few-shot baseline fine-tuning must beat)
     OUT/correlate/                   lexprobe correlate over every evaluated task (the predictor's evaluation)
     OUT/report.html                  lexprobe report over all of the above
     OUT/manifest.json                the study's own record: sizes, stages, timings, what was resumed
@@ -46,6 +48,7 @@ __all__ = [
     "ZOO_STUDY_TASKS",
     "SIZES",
     "STAGES",
+    "DEFAULT_SHOTS",
     "StudySize",
     "StudyResult",
     "run_study",
@@ -56,7 +59,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Stages in the order they run.
-STAGES = ("align", "lexicalization", "train", "evaluate", "correlate", "report")
+STAGES = ("align", "lexicalization", "train", "evaluate", "fewshot", "correlate", "report")
+
+#: Worked examples in the few-shot baseline of each task (stage ``fewshot``).
+DEFAULT_SHOTS = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,8 +225,9 @@ def run_study(
     batch_size: int | str = "auto",
     load_options: Mapping[str, Any] | None = None,
     progress: ProgressCallback | None = None,
+    shots: int = DEFAULT_SHOTS,
 ) -> StudyResult:
-    """Run (or resume) the study: align, lexicalization, train, evaluate, correlate, report.
+    """Run (or resume) the study: align, lexicalization, train, evaluate, fewshot, correlate, report.
 
     Parameters
     ----------
@@ -253,6 +260,10 @@ def run_study(
         ``progress(stage, done, total)``: ``"study"`` counts the parts (a stage on an ontology or a task) run
         or found done, and each part reports its own stages under its name, e.g. ``"align hgnc/align:
         embedding name"`` or ``"train hgnc/name-to-symbol: training"`` (per optimizer step).
+    shots : int
+        Stage ``fewshot``: each evaluated task's base model is also scored with ``shots`` of its train pairs
+        before every query (:func:`lexprobe.train.evaluate_run` with ``baseline_only=True``), into
+        ``<task>/shots-K/``; 0 leaves the stage out.
 
     Raises
     ------
@@ -267,6 +278,10 @@ def run_study(
         raise StudyError(f"--stages must be from {', '.join(STAGES)}, got {', '.join(unknown) or '(none)'}")
     if not ontologies:
         raise StudyError("give at least one ontology, e.g. --ontology hgnc,hpo,go")
+    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 0:
+        raise StudyError(f"--shots must be a whole number >= 0, got {shots!r}")
+    if not shots:
+        stages = [s for s in stages if s != "fewshot"]
     root = Path(out)
     from lexprobe.exceptions import ModelError
     from lexprobe.models import resolved_dtype
@@ -359,6 +374,8 @@ def run_study(
     # parts done and planned (a part that turns out to have nothing to do, e.g. evaluate without training, is
     # counted at the end)
     parts = [0, _n_parts(stages, plan)]
+    from lexprobe.runs import few_shot_dir
+
     if progress:
         progress("study", 0, parts[1])
     runs: list[Path] = []
@@ -380,7 +397,7 @@ def run_study(
             done = settled(stage, where, "manifest.json", expected, stage in stages)
             if stage in stages:
                 step(stage, where, done, work, config, where, lm)  # the config compared above is the one run
-        if not {"train", "evaluate", "correlate", "report"} & set(stages):
+        if not {"train", "evaluate", "fewshot", "correlate", "report"} & set(stages):
             continue
         task_folders = {task: _folder(root, names[ontology], task) for task in plan[ontology]}
         _check_distinct(task_folders, f"tasks of {names[ontology]}")
@@ -413,6 +430,14 @@ def run_study(
                     step("evaluate", where, _evaluated(where), _evaluate, where, device, seed)
             if _evaluated(where):
                 runs.append(where)
+            if "fewshot" in stages and _evaluated(where):
+                shown = few_shot_dir(where, shots)
+                expected = {
+                    "config": {"seed": seed, "baseline_only": True, "shots": shots},
+                    "inputs": {"train_config": trained},
+                }
+                done = settled("fewshot", shown, "evaluation_manifest.json", expected, True)
+                step("fewshot", shown, done, _fewshot, where, device, seed, shots)
 
     correlate_dir = root / "correlate"
     if ("correlate" in stages and runs) or "report" in stages:
@@ -464,6 +489,7 @@ def run_study(
         record,
         started,
         keep_earlier=not study_changed,
+        shots=shots,
     )
     return StudyResult(
         out=root,
@@ -477,7 +503,7 @@ def run_study(
 def _n_parts(stages: Sequence[str], plan: Mapping[str, Sequence[str]]) -> int:
     """How many parts (a stage on an ontology or a task) a study with these stages and tasks runs at most."""
     per_ontology = sum(s in stages for s in ("align", "lexicalization"))
-    per_task = sum(s in stages for s in ("train", "evaluate"))
+    per_task = sum(s in stages for s in ("train", "evaluate", "fewshot"))
     once = sum(s in stages for s in ("correlate", "report"))
     return sum(per_ontology + per_task * len(tasks) for tasks in plan.values()) + once
 
@@ -489,7 +515,7 @@ def _earlier_stages(root: Path) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 #: Where a run directory records how long a stage took.
-_RUN_MANIFESTS = {"train": "manifest.json", "evaluate": "evaluation_manifest.json"}
+_RUN_MANIFESTS = {"train": "manifest.json", "evaluate": "evaluation_manifest.json", "fewshot": "evaluation_manifest.json"}
 
 
 def _run_seconds(manifest: Path) -> float:
@@ -628,6 +654,10 @@ def _clear(root: Path, where: Path, stage: str, recorded: Mapping[str, Any]) -> 
         raise StudyError(f"will not clear {where}: it is not inside the study {root}")
     if stage == "evaluate":
         (where / "evaluation_manifest.json").unlink(missing_ok=True)
+    elif stage == "fewshot":  # its own folder, written by the evaluation alone
+        import shutil
+
+        shutil.rmtree(where)
     else:
         clear_stage_outputs(where, stage, recorded)
 
@@ -783,6 +813,12 @@ def _evaluate(where: Path, device: str | None, seed: int, progress: ProgressCall
     evaluate_run(where, device=device, seed=seed, progress=progress)
 
 
+def _fewshot(where: Path, device: str | None, seed: int, shots: int, progress: ProgressCallback | None = None) -> None:
+    from lexprobe.train import evaluate_run
+
+    evaluate_run(where, baseline_only=True, shots=shots, device=device, seed=seed, progress=progress)
+
+
 def _correlated_runs(correlate_dir: Path, root: Path) -> list[str]:
     manifest = read_json_object(correlate_dir / "manifest.json")
     if manifest is None:
@@ -841,7 +877,20 @@ def _report(
 
 
 def _write_study_manifest(
-    root, ontologies, model, dtype, spec, size, tasks, stages, seed, record, started, *, keep_earlier: bool = True
+    root,
+    ontologies,
+    model,
+    dtype,
+    spec,
+    size,
+    tasks,
+    stages,
+    seed,
+    record,
+    started,
+    *,
+    keep_earlier: bool = True,
+    shots: int = DEFAULT_SHOTS,
 ) -> list[dict]:
     """Write the study's manifest; returns its stages (this run's first, then those of earlier runs)."""
     from lexprobe.runs import make_manifest, write_manifest
@@ -857,6 +906,7 @@ def _write_study_manifest(
             "size_settings": dataclasses.asdict(spec),
             "tasks": list(tasks) if tasks else None,
             "stages": list(stages),
+            "shots": shots if "fewshot" in stages else None,
         },
         inputs={},
         outputs={

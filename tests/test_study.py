@@ -23,6 +23,8 @@ def test_bad_study_requests_are_one_line_errors(tmp_path: Path) -> None:
         run_study(["hgnc"], tmp_path, size="huge")
     with pytest.raises(StudyError, match="--stages"):
         run_study(["hgnc"], tmp_path, stages=["align", "dance"])
+    with pytest.raises(StudyError, match="--shots"):
+        run_study(["hgnc"], tmp_path, shots=-1)
     result = runner.invoke(app, ["study", "--ontology", "nope", "--out", str(tmp_path / "s"), "--size", "tiny"])
     assert result.exit_code == 1 and result.output.count("\n") == 1 and "error:" in result.output
     result = runner.invoke(app, ["study", "--ontology", "hpo", "--tasks", "name-to-symbol", "--out", str(tmp_path)])
@@ -61,10 +63,32 @@ def test_study_runs_every_stage_and_reports(study) -> None:
         "lexicalization",
         "train",
         "evaluate",
+        "fewshot",
         "correlate",
         "report",
     }
+    assert manifest["config"]["shots"] == 5
     assert "report:" in output
+
+
+@pytest.mark.slow
+def test_every_task_gets_a_few_shot_baseline_of_the_base_model(study) -> None:
+    out, _ = study
+    html = (out / "report.html").read_text(encoding="utf-8")
+    for task in TASKS.split(","):
+        shown = out / "hgnc" / task / "shots-5"
+        recorded = json.loads((shown / "evaluation_manifest.json").read_text())
+        assert recorded["config"]["shots"] == 5 and recorded["config"]["baseline_only"] is True
+        predictions = pd.read_csv(shown / "predictions.csv")
+        zero_shot = pd.read_csv(out / "hgnc" / task / "predictions.csv")
+        assert set(predictions["model"]) == {"baseline"}  # the base model only: no adapter is scored
+        # the same queries as the zero-shot evaluation, each shown 5 train pairs that are not itself
+        assert sorted(predictions["source"]) == sorted(zero_shot.loc[zero_shot["model"] == "baseline", "source"])
+        assert all(len(ids.split(";")) == 5 for ids in predictions["shot_ids"])
+        train_ids = set(pd.read_csv(out / "hgnc" / task / "split" / "train.csv", dtype=str)["id"])
+        assert all(set(ids.split(";")) <= train_ids for ids in predictions["shot_ids"])
+        assert all(row.id not in row.shot_ids.split(";") for row in predictions.itertuples())
+    assert "5-shot" in html
 
 
 @pytest.mark.slow

@@ -27,11 +27,11 @@ def _obo(path: Path, header: str = "toy", terms: int = TERMS) -> Path:
 
 
 class FakeStages:
-    """Stand-ins for the six stages: each writes the manifest its real stage writes, and is counted."""
+    """Stand-ins for the seven stages: each writes the manifest its real stage writes, and is counted."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: list[tuple[str, str]] = []
-        for name in ("align", "lexicalization", "train", "evaluate", "correlate", "report"):
+        for name in ("align", "lexicalization", "train", "evaluate", "fewshot", "correlate", "report"):
             monkeypatch.setattr(study_module, f"_{name}", getattr(self, name))
 
     def _ontology(self, ontology: str):
@@ -80,6 +80,17 @@ class FakeStages:
         )
         write_manifest(where, manifest, name="evaluation_manifest.json")
 
+    def fewshot(self, where, device, seed, shots, progress=None) -> None:
+        self.calls.append(("fewshot", str(where)))
+        shown = where / f"shots-{shots}"
+        shown.mkdir(exist_ok=True)
+        trained = json.loads((where / "train_config.json").read_text())["config"]
+        config = {"baseline_only": True, "max_new_tokens": 8, "prompt_template": 0, "seed": seed, "shots": shots}
+        manifest = make_manifest(
+            stage="evaluate", config=config, inputs={"train_config": trained}, outputs={"seconds": 1.0}, seed=seed
+        )
+        write_manifest(shown, manifest, name="evaluation_manifest.json")
+
     def correlate(self, runs, where, spec, seed, dtype, progress=None) -> None:
         from lexprobe.predict import FEATURES
 
@@ -116,7 +127,7 @@ def _run(toy: Path, out: Path, **kwargs):
     return run_study([str(toy)], out, size="tiny", tasks=["name-to-id"], **kwargs)
 
 
-EVERY_STAGE = ["align", "lexicalization", "train", "evaluate", "correlate", "report"]
+EVERY_STAGE = ["align", "lexicalization", "train", "evaluate", "fewshot", "correlate", "report"]
 
 
 def test_equal_settings_resume_without_rerunning(fake: FakeStages, toy: Path, tmp_path: Path) -> None:
@@ -128,6 +139,33 @@ def test_equal_settings_resume_without_rerunning(fake: FakeStages, toy: Path, tm
     assert {s["stage"]: s["status"] for s in result.stages if s["stage"] != "report"} == dict.fromkeys(
         EVERY_STAGE[:-1], "resumed"
     )
+
+
+def test_the_few_shot_baseline_is_resumed_refused_with_other_settings_or_left_out(
+    fake: FakeStages, toy: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "study"
+    _run(toy, out)
+    fake.ran()
+    run = out / "toy" / "name-to-id"
+    assert (run / "shots-5" / "evaluation_manifest.json").is_file()
+    # another K is another folder: the 5-shot baseline stays, the 3-shot one is added
+    _run(toy, out, shots=3, stages=["fewshot"])
+    assert fake.ran() == ["fewshot"] and (run / "shots-3").is_dir() and (run / "shots-5").is_dir()
+    # a baseline recorded with other settings is not silently reused
+    recorded = json.loads((run / "shots-5" / "evaluation_manifest.json").read_text())
+    recorded["config"]["baseline_only"] = False
+    (run / "shots-5" / "evaluation_manifest.json").write_text(json.dumps(recorded))
+    with pytest.raises(StudyError, match="fewshot toy/name-to-id/shots-5 was made with other settings"):
+        _run(toy, out)
+    _run(toy, out, rerun_mismatched=True)
+    assert "fewshot" in fake.ran()
+    assert json.loads((run / "shots-5" / "evaluation_manifest.json").read_text())["config"]["baseline_only"] is True
+    # shots=0 leaves the stage out
+    result = _run(toy, tmp_path / "none", shots=0)
+    assert "fewshot" not in fake.ran() and not list((tmp_path / "none").rglob("shots-*"))
+    assert json.loads((tmp_path / "none" / "manifest.json").read_text())["config"]["shots"] is None
+    assert result.runs
 
 
 def test_progress_counts_the_study_s_parts_and_names_each_part_s_stages(
