@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from lexprobe.cli._common import console, split_csv
 from lexprobe.cli._options import STAGES, ModelOptions, StudySize, command, csv_choices
+
 from lexprobe.study import DEFAULT_SHOTS
 
 

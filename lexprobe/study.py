@@ -515,7 +515,11 @@ def _earlier_stages(root: Path) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 #: Where a run directory records how long a stage took.
-_RUN_MANIFESTS = {"train": "manifest.json", "evaluate": "evaluation_manifest.json", "fewshot": "evaluation_manifest.json"}
+_RUN_MANIFESTS = {
+    "train": "manifest.json",
+    "evaluate": "evaluation_manifest.json",
+    "fewshot": "evaluation_manifest.json",
+}
 
 
 def _run_seconds(manifest: Path) -> float:
