@@ -541,3 +541,60 @@ def test_the_shipped_calibration_loads_and_its_evaluation_holds_out_field_pairs(
     if shipped.is_file():
         recorded = pd.read_csv(shipped)
         pd.testing.assert_frame_equal(result.baselines, recorded, check_exact=False, check_dtype=False, rtol=1e-5)
+
+
+def _evaluated_run(root: Path, tuned: list[bool], fewshot: list[bool] | None, zero: list[bool]) -> Path:
+    """A run folder with the outcomes `lexprobe evaluate` writes (and its K = 5 baseline when given)."""
+    from lexprobe.runs import make_manifest, write_manifest
+
+    n = len(tuned)
+    frame = pd.DataFrame(
+        {
+            "split": ["train"] * (n // 2) + ["withheld"] * (n - n // 2),
+            "id": [f"T:{i}" for i in range(n)],
+            "source": [f"term {i}" for i in range(n)],
+            "baseline_correct": zero,
+            "tuned_correct": tuned,
+        }
+    )
+    root.mkdir(parents=True)
+    frame.to_csv(root / "outcomes.csv", index=False)
+    if fewshot is not None:
+        shown = root / "shots-5"
+        shown.mkdir()
+        # the few-shot evaluation lists its pairs in another order: they are matched by pair, not by row
+        frame.drop(columns="tuned_correct").assign(baseline_correct=fewshot).iloc[::-1].to_csv(
+            shown / "outcomes.csv", index=False
+        )
+        config = {"baseline_only": True, "shots": 5, "seed": 0}
+        write_manifest(shown, make_manifest(stage="evaluate", config=config), name="evaluation_manifest.json")
+    return root
+
+
+def test_fine_tuning_is_compared_with_the_few_shot_baseline_on_the_same_pairs(tmp_path) -> None:
+    from lexprobe.predict import few_shot_comparison, few_shot_markdown
+
+    # train: tuned right on all 10, 5-shot on 4; withheld: tuned on 3, 5-shot on 3 but not the same ones
+    tuned = [True] * 10 + [True] * 3 + [False] * 7
+    fewshot = [True] * 4 + [False] * 6 + [False] * 3 + [True] * 3 + [False] * 4
+    run = _evaluated_run(tmp_path / "run", tuned, fewshot, zero=[False] * 20)
+    row = few_shot_comparison(run, n_boot=500, seed=1)
+    assert row["shots"] == 5
+    assert row["fewshot_train"] == pytest.approx(0.4) and row["fewshot_withheld"] == pytest.approx(0.3)
+    assert row["tuned_minus_fewshot_train"] == pytest.approx(0.6)
+    assert row["tuned_minus_fewshot_withheld"] == pytest.approx(0.0)
+    assert row["tuned_minus_fewshot_train_ci_low"] > 0.2  # fine-tuning leads on the pairs it trained on
+    assert row["tuned_minus_fewshot_withheld_ci_low"] < 0 < row["tuned_minus_fewshot_withheld_ci_high"]
+    assert few_shot_comparison(run, n_boot=500, seed=1) == row  # same seed, same interval
+    assert few_shot_comparison(_evaluated_run(tmp_path / "bare", tuned, None, [False] * 20)) == {}
+
+    tasks = pd.DataFrame(
+        [
+            {"label": "toy a-to-b", "model": "m", "baseline_train": 0.0, "tuned_train": 1.0, "baseline_withheld": 0.0}
+            | {"tuned_withheld": 0.3}
+            | row
+        ]
+    )
+    text = few_shot_markdown(tasks)
+    assert "| toy a-to-b (m) | 5 | 0.00 / 0.40 / 1.00 | +0.600 [" in text
+    assert few_shot_markdown(tasks.drop(columns="shots")) == ""

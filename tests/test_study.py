@@ -89,6 +89,10 @@ def test_every_task_gets_a_few_shot_baseline_of_the_base_model(study) -> None:
         assert all(set(ids.split(";")) <= train_ids for ids in predictions["shot_ids"])
         assert all(row.id not in row.shot_ids.split(";") for row in predictions.itertuples())
     assert "5-shot" in html
+    # the correlation puts fine-tuning beside the few-shot baseline, task by task
+    tasks = pd.read_csv(out / "correlate" / "tasks.csv")
+    assert (tasks["shots"] == 5).all() and tasks["fewshot_withheld"].between(0, 1).all()
+    assert "## Fine-tuning against the few-shot baseline" in (out / "correlate" / "summary.md").read_text()
 
 
 @pytest.mark.slow

@@ -160,6 +160,7 @@ def correlate(
             path, config=config, model=models[name], cache_dir=cache_dir, progress=prefixed(progress, str(run))
         )
         row["run"] = str(run)
+        row |= few_shot_comparison(path, n_boot=n_boot, seed=seed)
         item_frames.append(items)
         task_rows.append(row)
         inputs.append({"run": str(run), "train_config": train_config.to_dict(), "model": models[name].describe()})
@@ -179,6 +180,77 @@ def correlate(
         "seed": seed,
     }
     return evaluate_items(items, tasks, n_boot=n_boot, seed=seed, manifest=manifest, progress=progress)
+
+
+def few_shot_comparison(run: str | os.PathLike[str], *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """The fine-tuned model beside the run's few-shot baseline (its largest K of ``shots-K/``, see
+    :func:`lexprobe.runs.few_shot_dirs`) on the same pairs, per split.
+
+    Returns
+    -------
+    dict
+        ``{}`` when the run has no few-shot evaluation; else ``shots`` (K) and, per split, ``fewshot_<split>``
+        (the base model's accuracy shown K train pairs) and ``tuned_minus_fewshot_<split>`` (the fine-tuned
+        model's zero-shot accuracy minus it, paired over the pairs both scored) with ``_ci_low`` /
+        ``_ci_high`` (95% percentile bootstrap over pairs, ``n_boot`` resamples, ``seed``).
+    """
+    from lexprobe.runs import few_shot_dirs
+
+    run = Path(run)
+    shown = few_shot_dirs(run)
+    if not shown or not (run / "outcomes.csv").is_file():
+        return {}
+    keys = ["split", "id", "source"]
+    try:
+        few = pd.read_csv(shown[-1] / "outcomes.csv", dtype={"id": str, "source": str})
+        zero = pd.read_csv(run / "outcomes.csv", dtype={"id": str, "source": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise PredictionError(f"{shown[-1]}: its outcomes cannot be read ({exc})") from None
+    if not set(keys) | {"baseline_correct"} <= set(few) or "tuned_correct" not in zero:
+        raise PredictionError(f"{shown[-1]}/outcomes.csv or {run}/outcomes.csv lacks the columns evaluate writes")
+    paired = zero[[*keys, "tuned_correct"]].merge(few[[*keys, "baseline_correct"]], on=keys, how="inner")
+    row: dict[str, Any] = {"shots": int(shown[-1].name.split("-")[1])}
+    rng = np.random.default_rng(seed)
+    for split in _SPLITS:
+        part = paired[paired["split"] == split]
+        tuned = part["tuned_correct"].astype(bool).to_numpy(float)
+        fewshot = part["baseline_correct"].astype(bool).to_numpy(float)
+        diff = tuned - fewshot
+        row[f"fewshot_{split}"] = float(fewshot.mean()) if len(part) else np.nan
+        row[f"tuned_minus_fewshot_{split}"] = float(diff.mean()) if len(part) else np.nan
+        if len(part):
+            boots = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(axis=1)
+            low, high = np.quantile(boots, [0.025, 0.975])
+        else:
+            low = high = np.nan
+        row |= {f"tuned_minus_fewshot_{split}_ci_low": float(low), f"tuned_minus_fewshot_{split}_ci_high": float(high)}
+    return row
+
+
+def few_shot_markdown(tasks: pd.DataFrame) -> str:
+    """The tasks that have a few-shot baseline (``shots`` in ``tasks.csv``): zero-shot, K-shot and fine-tuned
+    accuracy per split, and the fine-tuned model's lead over the K-shot baseline with its interval. ``""``
+    when none has one."""
+    if "shots" not in tasks or tasks["shots"].isna().all():
+        return ""
+    out = [
+        "## Fine-tuning against the few-shot baseline",
+        "",
+        "The base model shown K train pairs before each query (`TASK/shots-K`), beside the zero-shot base model and "
+        "the fine-tuned model on the same pairs. Lead: fine-tuned minus K-shot accuracy, paired over pairs, 95% "
+        "bootstrap interval. On withheld pairs, a lead above 0 is generalization that in-context examples do not give.",
+        "",
+        "| unit | K | train: 0-shot / K-shot / tuned | lead on train | withheld: 0-shot / K-shot / tuned "
+        "| lead on withheld |",
+        "|---|---|---|---|---|---|",
+    ]
+    for _, t in tasks[tasks["shots"].notna()].iterrows():
+        cells = [f"{t['label']} ({t['model']})", str(int(t["shots"]))]
+        for split in _SPLITS:
+            cells.append(f"{t[f'baseline_{split}']:.2f} / {t[f'fewshot_{split}']:.2f} / {t[f'tuned_{split}']:.2f}")
+            cells.append(_interval(t, f"tuned_minus_fewshot_{split}", "+"))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join([*out, ""])
 
 
 def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *, figures: bool = True) -> list[Path]:
@@ -226,6 +298,8 @@ def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *,
         return paths
 
     text = evaluation_markdown(result)
+    if {"baseline_train", "tuned_train"} <= set(result.tasks.columns) and (few := few_shot_markdown(result.tasks)):
+        text = few + "\n" + text
     if {"baseline_train", "layer", "alignment_z", "popularity_median"} <= set(result.tasks.columns):
         text = summary_markdown(summary_table(result.tasks, result.loto)) + "\n" + text
     return write_result_dir(
