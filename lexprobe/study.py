@@ -149,7 +149,8 @@ PAPER_TASKS: dict[str, tuple[str, ...]] = {
 }
 
 #: Study v2 (issue 19): the paper's tasks, then the task zoo (:data:`lexprobe.tasks.ZOO_TASKS`, kinds and
-#: reasons in docs/zoo.md), by ontology; pass an ontology's list as ``tasks``.
+#: reasons in docs/zoo.md), then HGNC's named task ``symbol-to-id`` (the paper's eight leave its field pair
+#: out), by ontology: 20 field pairs; pass an ontology's list as ``tasks``.
 ZOO_STUDY_TASKS: dict[str, tuple[str, ...]] = {
     "hgnc": (
         "name-to-symbol",
@@ -167,18 +168,23 @@ ZOO_STUDY_TASKS: dict[str, tuple[str, ...]] = {
         "ensembl-to-symbol",
         "mgi-to-name",
         "name-to-locus_type",
+        "symbol-to-locus_type",
+        "symbol-to-id",
     ),
     "hpo": (
         "name-to-id",
         "id-to-name",
         "synonym-to-name",
         "name-to-category",
+        "synonym-to-id",
     ),
     "go": (
         "name-to-id",
         "id-to-name",
         "synonym-to-name",
         "name-to-namespace",
+        "synonym-to-id",
+        "id-to-namespace",
     ),
 }
 

@@ -128,6 +128,7 @@ ZOO_KINDS: tuple[str, ...] = (
     "lexicalized -> identifier",
     "identifier -> lexicalized",
     "text -> category",
+    "identifier -> category",
 )
 
 #: The task zoo (issue 19): field pairs beyond :data:`NAMED_TASKS`, by ontology, each with its kind (one of
@@ -145,14 +146,18 @@ ZOO_TASKS: dict[str, dict[str, str]] = {
         "ensembl-to-symbol": "identifier -> lexicalized",
         "mgi-to-name": "identifier -> lexicalized",
         "name-to-locus_type": "text -> category",
+        "symbol-to-locus_type": "text -> category",
     },
     "hpo": {
         "synonym-to-name": "lexicalized -> lexicalized",
         "name-to-category": "text -> category",
+        "synonym-to-id": "lexicalized -> identifier",
     },
     "go": {
         "synonym-to-name": "lexicalized -> lexicalized",
         "name-to-namespace": "text -> category",
+        "synonym-to-id": "lexicalized -> identifier",
+        "id-to-namespace": "identifier -> category",
     },
 }
 
