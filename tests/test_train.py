@@ -359,6 +359,27 @@ def test_same_seed_same_numbers_and_a_finished_run_is_left_alone(trained, tmp_pa
 
 
 @pytest.mark.slow
+def test_the_output_layer_at_labelled_positions_trains_the_same_adapter(trained, tmp_path: Path, monkeypatch) -> None:
+    """Projecting onto the vocabulary only where a label is scored changes no weight of the adapter: runs made
+    before it (every position projected) and after it are the same runs."""
+    import torch
+    from safetensors.torch import load_file
+
+    from lexprobe.train import _data
+
+    run, result = trained
+    assert result.logits_at == "labelled positions"
+    monkeypatch.setattr(_data, "scores_labelled_positions_only", lambda model: False)
+    plain = train_lora(tmp_path / "plain", TrainConfig(**TINY))
+    assert plain.logits_at == "every position"
+    ours, theirs = (load_file(r / "adapter" / "adapter_model.safetensors") for r in (run, tmp_path / "plain"))
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["outputs"]["logits_at"] == "labelled positions"
+
+
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_from_its_last_checkpoint(trained, tmp_path: Path) -> None:
     from transformers import TrainerCallback
 

@@ -48,7 +48,7 @@ from __future__ import annotations
 from lexprobe.stats import paired_bootstrap_interval, wilson_interval
 from lexprobe.train._config import RESUME_FREE, SPLITS, TrainConfig, is_complete, read_train_config
 from lexprobe.train._curve import CurveResult, evaluate_curve, snapshot_points
-from lexprobe.train._data import build_examples, completion_collator, format_prompt
+from lexprobe.train._data import build_examples, completion_collator, format_prompt, scores_labelled_positions_only
 from lexprobe.train._evaluate import EvaluationResult, draw_shots, evaluate_run, few_shot_prompt, generate_replies
 from lexprobe.train._progress import progress_callback
 from lexprobe.train._scoring import MAX_NEW_TOKENS, ReplyScore, outcome_category, parse_reply, score_reply
@@ -67,6 +67,7 @@ __all__ = [
     "TrainResult",
     "build_examples",
     "completion_collator",
+    "scores_labelled_positions_only",
     "draw_shots",
     "evaluate_run",
     "few_shot_prompt",

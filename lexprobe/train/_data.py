@@ -157,13 +157,20 @@ def build_examples(pairs: pd.DataFrame, templates: Sequence[Any], tokenizer: Any
     return examples
 
 
-def completion_collator(tokenizer: Any) -> Any:
+def completion_collator(tokenizer: Any, model: Any = None) -> Any:
     """The batch collator of training: transformers' ``DataCollatorForSeq2Seq``, padding on the right.
 
     ``input_ids`` are padded with the tokenizer's pad token and ``attention_mask`` with 0 (``tokenizer.pad``),
     ``labels`` with -100, so padding is never learned while the real EOS, the same id when pad == eos, is.
     The right side is forced on a shallow copy of the tokenizer (the tokenizer itself is left as it is: Gemma's
     pads on the left by default, and generation pads on the left): training reads positions from the start.
+
+    Given the ``model`` to train, and when it can (:func:`scores_labelled_positions_only`), each batch also
+    carries ``logits_to_keep`` (the positions whose next token is learned in some row of the batch) and
+    ``shift_labels`` (the next-token labels at those positions): the model then projects onto its vocabulary
+    only where a label is scored, instead of at every prompt position too. The loss and every gradient are
+    those of the full projection (the positions left out carry label -100 and add nothing); the saving is the
+    output layer's share of the step, largest for large vocabularies (Gemma's 262,144 tokens).
 
     Raises
     ------
@@ -178,4 +185,43 @@ def completion_collator(tokenizer: Any) -> Any:
         raise TrainingError("the tokenizer has no pad token; set tokenizer.pad_token (load_model sets it to EOS)")
     right = copy.copy(tokenizer)
     right.padding_side = "right"
-    return DataCollatorForSeq2Seq(right, padding=True, label_pad_token_id=_IGNORE, return_tensors="pt")
+    collate = DataCollatorForSeq2Seq(right, padding=True, label_pad_token_id=_IGNORE, return_tensors="pt")
+    if model is None or not scores_labelled_positions_only(model):
+        return collate
+    return _LabelledPositions(collate)
+
+
+def scores_labelled_positions_only(model: Any) -> bool:
+    """Whether training ``model`` may compute its logits at the labelled positions only: its forward takes
+    ``logits_to_keep`` (transformers' causal LMs do), its loss takes ``shift_labels`` (transformers'
+    ``ForCausalLMLoss``), and it sits on one device (spread over several by ``device_map``, the index would
+    have to follow the hidden states from device to device)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        takes_keep = "logits_to_keep" in inspect.signature(type(base).forward).parameters
+        loss = getattr(base, "loss_function", None)
+        takes_shift = loss is not None and "shift_labels" in inspect.signature(loss).parameters
+    except (TypeError, ValueError):
+        return False
+    devices = set((getattr(base, "hf_device_map", None) or {}).values())
+    return takes_keep and takes_shift and len(devices) <= 1
+
+
+class _LabelledPositions:
+    """Adds ``logits_to_keep`` and ``shift_labels`` to the batches of a right-padding collator."""
+
+    def __init__(self, collate: Any) -> None:
+        self.collate = collate
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        batch = self.collate(features)
+        labels = batch["labels"]
+        shift = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=_IGNORE)
+        keep = torch.nonzero((shift != _IGNORE).any(dim=0)).flatten()
+        batch["logits_to_keep"] = keep
+        batch["shift_labels"] = shift[:, keep].contiguous()
+        return batch

@@ -22,7 +22,7 @@ from lexprobe.exceptions import LexprobeWarning, TrainingError
 from lexprobe.runs import atomic_path, atomic_write_json, make_manifest, relative_to_run, sha256_file, write_manifest
 from lexprobe.train._card import AdapterBase, model_card, write_model_card
 from lexprobe.train._config import RESUME_FREE, SPLITS, TrainConfig, is_complete, read_train_config
-from lexprobe.train._data import _prepare_split, build_examples, completion_collator
+from lexprobe.train._data import _LabelledPositions, _prepare_split, build_examples, completion_collator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +54,9 @@ class TrainResult:
         Training examples per second of wall time in this invocation's training loop (all processes together).
     snapshots : tuple of str
         Adapter snapshots saved for a learning curve (``snapshots/exposures-N``).
+    logits_at : str
+        Where the output layer ran: ``"labelled positions"`` (see :func:`completion_collator`; the same loss
+        and gradients) or ``"every position"``.
     """
 
     run_dir: Path
@@ -73,6 +76,7 @@ class TrainResult:
     compute_dtype: str = ""
     examples_per_second: float = float("nan")
     snapshots: tuple[str, ...] = ()
+    logits_at: str = ""
 
 
 def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
@@ -250,11 +254,12 @@ def train_lora(
         n_train=len(data["train"]),
         example=(templates[0].render(str(first["source"])), str(first["target"])) if first is not None else None,
     )
+    collate = completion_collator(lm.tokenizer, model)
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=examples,
-        data_collator=completion_collator(lm.tokenizer),
+        data_collator=collate,
         callbacks=[*callbacks, _mark_complete_callback(), _snapshot_callback(run_dir, config, base, card)],
     )
     # the library does not print: the loss goes to loss.csv, the bar (if asked for) shows no log lines
@@ -297,6 +302,7 @@ def train_lora(
         exposures=float(trainer.state.epoch or 0.0) * config.templates,
         compute_dtype=config.dtype,  # resolved at the start: "auto" never reaches here
         examples_per_second=examples_now / train_seconds if train_seconds > 0 else float("nan"),
+        logits_at="labelled positions" if isinstance(collate, _LabelledPositions) else "every position",
         snapshots=tuple(
             f"{SNAPSHOT_DIR}/{snapshot_name(x)}"
             for x in config.snapshots
