@@ -320,6 +320,24 @@ def test_the_precision_benchmark_page_quotes_its_recorded_run() -> None:
     assert results["machine"]["load_before"][0] < 1.0  # measured on an otherwise idle machine
 
 
+def test_the_training_logits_benchmark_page_quotes_its_recorded_run() -> None:
+    results = json.loads((ROOT / "benchmarks" / "results_train_logits.json").read_text())
+    page = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    for model, ratio in results["speedup"].items():
+        plain, kept = (
+            next(r for r in results["runs"] if r["model"] == model and r["mode"] == mode)
+            for mode in ("every position", "labelled positions")
+        )
+        assert plain["adapters_identical"] and kept["adapters_identical"]  # "identical bit for bit"
+        assert kept["logits_at"] == "labelled positions" and plain["logits_at"] == "every position"
+        row = (
+            f"| {model} | {kept['vocabulary']:,} | {kept['positions_projected_share']:.0%} | "
+            f"{plain['examples_per_second']:.2f} | {kept['examples_per_second']:.2f} | **{ratio:.2f}x** |"
+        )
+        assert row in page
+        assert ratio > 1
+
+
 def test_bfloat16_moves_the_hgnc_lexicalization_by_less_than_the_pages_say() -> None:
     table = pd.read_csv(ROOT / "docs" / "results" / "precision" / "lexicalization-hgnc.csv")
     moved = table.set_index("column")["difference"].abs()
