@@ -23,7 +23,8 @@ def study_cmd(
     tasks: str | None = typer.Option(
         None,
         "--tasks",
-        help="Tasks to run, SOURCE-to-TARGET (default: the paper's, per ontology; see `lexprobe data show`).",
+        help="Tasks to run, SOURCE-to-TARGET, comma-separated (default: the paper's, per ontology; see `lexprobe "
+        "data show`); ONTOLOGY:TASK runs a task on that ontology only; zoo: study v2's list of each ontology.",
     ),
     stages: str | None = typer.Option(
         None,

@@ -189,11 +189,28 @@ ZOO_STUDY_TASKS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: ``--tasks zoo``: each ontology's list of :data:`ZOO_STUDY_TASKS` (study v2).
+ZOO = "zoo"
+
+
 def study_tasks(ontology: str, tasks: Sequence[str] | None = None) -> tuple[str, ...]:
-    """The paper's tasks of an ontology (:data:`PAPER_TASKS`), or the given ones."""
-    if tasks:
-        return tuple(tasks)
-    return PAPER_TASKS.get(ontology, ("name-to-id", "id-to-name"))
+    """The tasks a study runs on ``ontology`` (its name as loaded): the paper's (:data:`PAPER_TASKS`) when
+    ``tasks`` is empty, else the given ones, where ``"zoo"`` stands for the ontology's list of
+    :data:`ZOO_STUDY_TASKS` and ``"ONTOLOGY:TASK"`` is a task of that ontology only (so one study call can
+    run other tasks on each ontology: ``hgnc:name-to-locus_type,go:name-to-namespace``)."""
+    paper = PAPER_TASKS.get(ontology, ("name-to-id", "id-to-name"))
+    if not tasks:
+        return paper
+    chosen: list[str] = []
+    for entry in tasks:
+        where, _, task = entry.rpartition(":")
+        if where and where != ontology:
+            continue
+        if task == ZOO:
+            chosen += ZOO_STUDY_TASKS.get(ontology, paper)
+        else:
+            chosen.append(task)
+    return tuple(dict.fromkeys(chosen))
 
 
 @dataclasses.dataclass
@@ -373,6 +390,11 @@ def run_study(
         except LexprobeError as exc:
             raise StudyError(str(exc)) from None
     names = {ontology: ont.name for ontology, ont in loaded.items()}
+    unknown = sorted({t.rpartition(":")[0] for t in tasks or ()} - {"", *names.values()})
+    if unknown:
+        raise StudyError(
+            f"--tasks names {', '.join(unknown)}, not an ontology of this study ({', '.join(names.values())})"
+        )
     same_data = {(old, ont.checksum) for ont in loaded.values() for old in earlier_checksums(ont.checksum)}
     folders = {ontology: _folder(root, names[ontology]) for ontology in ontologies}
     _check_distinct(folders, "ontologies")
@@ -730,6 +752,8 @@ def _tasks_of(ontology: Any, tasks: Sequence[str] | None) -> tuple[str, ...]:
             logger.info("%s has no task %s; skipped", name, task)
             continue
         usable.append(task)
+    if not chosen:
+        raise StudyError(f"{name}: no task of --tasks is for it (each names another ontology: ONTOLOGY:TASK)")
     if not usable:
         raise StudyError(f"{name} has none of the tasks {', '.join(chosen)}")
     return tuple(usable)

@@ -362,3 +362,26 @@ def test_a_study_recorded_before_precision_and_warmup_resumes_in_float32_and_ref
             run_study(["hgnc", "hpo", "go"], study, size="small-v1", stages=["report"])
     with pytest.raises(StudyError, match=r"size: 'small-v1' -> 'small'"):  # today's small trains longer
         run_study(["hgnc", "hpo", "go"], study, size="small", dtype="float32", stages=["report"])
+
+
+def test_tasks_can_be_named_per_ontology_and_zoo_is_study_v2s_list() -> None:
+    from lexprobe.study import PAPER_TASKS, ZOO_STUDY_TASKS, study_tasks
+
+    assert study_tasks("hgnc") == PAPER_TASKS["hgnc"]
+    assert study_tasks("hgnc", ["zoo"]) == ZOO_STUDY_TASKS["hgnc"]
+    assert study_tasks("go", ["zoo"]) == ZOO_STUDY_TASKS["go"]
+    asked = ["hgnc:name-to-locus_type", "go:name-to-namespace", "name-to-id", "go:name-to-id"]
+    assert study_tasks("go", asked) == ("name-to-namespace", "name-to-id")
+    assert study_tasks("hgnc", asked) == ("name-to-locus_type", "name-to-id")
+    assert study_tasks("mine", ["zoo"]) == ("name-to-id", "id-to-name")  # an ontology with no list: the paper's
+
+
+def test_a_study_runs_each_ontology_s_own_tasks(fake: FakeStages, toy: Path, tmp_path: Path) -> None:
+    other = _obo(tmp_path / "other.obo", header="other")
+    out = tmp_path / "study"
+    result = run_study([str(toy), str(other)], out, size="tiny", tasks=["toy:id-to-name", "other:name-to-id"])
+    assert sorted(str(r.relative_to(out)) for r in result.runs) == ["other/name-to-id", "toy/id-to-name"]
+    with pytest.raises(StudyError, match="--tasks names tyo, not an ontology of this study"):
+        run_study([str(toy)], tmp_path / "typo", size="tiny", tasks=["tyo:name-to-id"])
+    with pytest.raises(StudyError, match="other: no task of --tasks is for it"):
+        run_study([str(toy), str(other)], tmp_path / "none", size="tiny", tasks=["toy:name-to-id"])
