@@ -597,4 +597,18 @@ def test_fine_tuning_is_compared_with_the_few_shot_baseline_on_the_same_pairs(tm
     )
     text = few_shot_markdown(tasks)
     assert "| toy a-to-b (m) | 5 | 0.00 / 0.40 / 1.00 | +0.600 [" in text
+    assert text.splitlines()[-1].endswith("| - |")  # no split: no majority rule
     assert few_shot_markdown(tasks.drop(columns="shots")) == ""
+
+
+def test_the_majority_rule_answers_the_commonest_train_target(tmp_path) -> None:
+    from lexprobe.predict import majority_rule
+
+    run = tmp_path / "run"
+    (run / "split").mkdir(parents=True)
+    pd.DataFrame({"target": ["ncRNA", "protein", "Protein", "ncRNA", "pseudo"]}).to_csv(run / "split" / "train.csv")
+    pd.DataFrame({"target": ["ncrna", "protein", "pseudo", "other"]}).to_csv(run / "split" / "withheld.csv")
+    rule = majority_rule(run)
+    # a tie between ncRNA and protein (2 each; 'Protein' is another string) goes to the first in sorted order
+    assert rule == {"majority_target": "ncRNA", "majority_train": 0.4, "majority_withheld": 0.25}
+    assert majority_rule(tmp_path / "none") == {}

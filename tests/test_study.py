@@ -92,6 +92,7 @@ def test_every_task_gets_a_few_shot_baseline_of_the_base_model(study) -> None:
     # the correlation puts fine-tuning beside the few-shot baseline, task by task
     tasks = pd.read_csv(out / "correlate" / "tasks.csv")
     assert (tasks["shots"] == 5).all() and tasks["fewshot_withheld"].between(0, 1).all()
+    assert tasks["majority_withheld"].between(0, 1).all() and tasks["majority_target"].notna().all()
     assert "## Fine-tuning against the few-shot baseline" in (out / "correlate" / "summary.md").read_text()
 
 

@@ -160,7 +160,7 @@ def correlate(
             path, config=config, model=models[name], cache_dir=cache_dir, progress=prefixed(progress, str(run))
         )
         row["run"] = str(run)
-        row |= few_shot_comparison(path, n_boot=n_boot, seed=seed)
+        row |= few_shot_comparison(path, n_boot=n_boot, seed=seed) | majority_rule(path)
         item_frames.append(items)
         task_rows.append(row)
         inputs.append({"run": str(run), "train_config": train_config.to_dict(), "model": models[name].describe()})
@@ -227,6 +227,30 @@ def few_shot_comparison(run: str | os.PathLike[str], *, n_boot: int = 1000, seed
     return row
 
 
+def majority_rule(run: str | os.PathLike[str]) -> dict[str, Any]:
+    """The majority rule of a run's split: always answer the commonest target of its train pairs (ties: the
+    first in sorted order), scored by exact match up to case on each split. The rule a category task's
+    withheld accuracy must beat (a tuned model that learned only the class prior scores this much); about 0
+    for identifiers, whose targets are all different. ``{}`` when the run has no split."""
+    run = Path(run)
+    frames = {}
+    for split in _SPLITS:
+        path = run / "split" / f"{split}.csv"
+        if not path.is_file():
+            return {}
+        frames[split] = pd.read_csv(path, dtype={"target": str})
+    targets = frames["train"]["target"].astype(str)
+    if targets.empty:
+        return {}
+    counts = targets.value_counts()
+    top = sorted(counts[counts == counts.max()].index)[0]
+    row: dict[str, Any] = {"majority_target": top}
+    for split, frame in frames.items():
+        hits = frame["target"].astype(str).str.casefold() == top.casefold()
+        row[f"majority_{split}"] = float(hits.mean()) if len(frame) else np.nan
+    return row
+
+
 def few_shot_markdown(tasks: pd.DataFrame) -> str:
     """The tasks that have a few-shot baseline (``shots`` in ``tasks.csv``): zero-shot, K-shot and fine-tuned
     accuracy per split, and the fine-tuned model's lead over the K-shot baseline with its interval. ``""``
@@ -238,17 +262,21 @@ def few_shot_markdown(tasks: pd.DataFrame) -> str:
         "",
         "The base model shown K train pairs before each query (`TASK/shots-K`), beside the zero-shot base model and "
         "the fine-tuned model on the same pairs. Lead: fine-tuned minus K-shot accuracy, paired over pairs, 95% "
-        "bootstrap interval. On withheld pairs, a lead above 0 is generalization that in-context examples do not give.",
+        "bootstrap interval. On withheld pairs, a lead above 0 is generalization that in-context examples do not give. "
+        "Majority rule: always the commonest target of the train pairs (what a model that learned only the class "
+        "prior scores).",
         "",
         "| unit | K | train: 0-shot / K-shot / tuned | lead on train | withheld: 0-shot / K-shot / tuned "
-        "| lead on withheld |",
-        "|---|---|---|---|---|---|",
+        "| lead on withheld | majority rule, withheld |",
+        "|---|---|---|---|---|---|---|",
     ]
     for _, t in tasks[tasks["shots"].notna()].iterrows():
         cells = [f"{t['label']} ({t['model']})", str(int(t["shots"]))]
         for split in _SPLITS:
             cells.append(f"{t[f'baseline_{split}']:.2f} / {t[f'fewshot_{split}']:.2f} / {t[f'tuned_{split}']:.2f}")
             cells.append(_interval(t, f"tuned_minus_fewshot_{split}", "+"))
+        majority = t.get("majority_withheld", np.nan)
+        cells.append("-" if pd.isna(majority) else f"{majority:.2f} ({t['majority_target']})")
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join([*out, ""])
 
