@@ -209,6 +209,28 @@ def test_template_share_counts_the_target_family_among_train_targets() -> None:
     assert family_key("zinc finger protein 12") == "zinc finger protein"
 
 
+def test_seen_target_share_counts_the_item_s_own_answer_among_train_targets() -> None:
+    from lexprobe.predict import seen_target_share
+
+    items = pd.DataFrame(
+        {
+            "label": ["go name-to-namespace"] * 5 + ["hgnc name-to-symbol"] * 3,
+            "model": "m",
+            "split": ["train", "train", "train", "withheld", "withheld", "train", "train", "withheld"],
+            "target": ["biological_process"] * 2
+            + ["cellular_component", "Biological_Process", "molecular_function"]
+            + ["BRCA1", "TP53", "BRCA2"],
+        }
+    )
+    share = seen_target_share(items)
+    assert share[3] == pytest.approx(2 / 3)  # its answer is two of the three train targets (case aside)
+    assert share[4] == 0  # an answer training never showed
+    assert share[0] == pytest.approx(1 / 2) and share[2] == 0  # a train item does not count itself
+    assert (share[5:] == 0).all()  # unique targets: nothing seen; units are counted apart
+    # unlike the template share, a target most items hold counts in full (the repeated answer is the point)
+    assert template_share(items)[3] == 0
+
+
 def test_a_mirror_task_is_never_in_the_fit_of_its_pair() -> None:
     """A task and its reverse (same items, same features) are held out together: the held-out prediction of
     onto0 a-to-b is the same whether its mirror onto0 b-to-a is in the table, absent, or has another outcome."""

@@ -58,6 +58,7 @@ from lexprobe.predict._features import (
     family_key,
     measure_features,
     run_features,
+    seen_target_share,
     template_share,
 )
 from lexprobe.predict._holdout import (
@@ -109,6 +110,7 @@ __all__ = [
     "predict_task",
     "read_items_table",
     "run_features",
+    "seen_target_share",
     "shipped_calibration_dir",
     "spearman_ci",
     "spearman_pooled_within",

@@ -12,9 +12,10 @@ import pandas as pd
 MEASURED_FEATURES = ("alignment", "lexicalization", "log_popularity", "target_tokens")
 
 
-#: Features of the predictor (task means) and of the AUC models (per item): the measured ones and the
-#: string-template control, computed from an items table (:func:`template_share`).
-FEATURES = (*MEASURED_FEATURES, "template_share")
+#: Features of the predictor (task means) and of the AUC models (per item): the measured ones and two controls
+#: computed from an items table, the string template (:func:`template_share`) and the seen answer
+#: (:func:`seen_target_share`).
+FEATURES = (*MEASURED_FEATURES, "template_share", "seen_target_share")
 
 
 #: The three verdicts, from best to worst.

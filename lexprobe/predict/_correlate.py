@@ -79,7 +79,13 @@ def evaluate_items(
         holdout, baselines, loto = predictor.holdout, predictor.baselines, predictor.loto
         if tasks is not None:
             extra = predictor.tasks.set_index("unit")[
-                ["group", "template_share", "predicted_memorization_gain", "predicted_generalization_gain"]
+                [
+                    "group",
+                    "template_share",
+                    "seen_target_share",
+                    "predicted_memorization_gain",
+                    "predicted_generalization_gain",
+                ]
             ]
             scored = (
                 tasks.drop(columns=[c for c in extra.columns if c in tasks])

@@ -52,6 +52,7 @@ CORRELATIONS = (
     ("lexicalization", "gain", "withheld", "lexicalization vs generalization gain"),
     ("alignment", "gain", "withheld", "alignment vs generalization gain"),
     ("template_share", "gain", "withheld", "template share vs generalization gain"),
+    ("seen_target_share", "gain", "withheld", "seen-target share vs generalization gain"),
     ("alignment", "lexicalization", "withheld", "alignment vs lexicalization (features)"),
     ("alignment", "template_share", "withheld", "alignment vs template share (features)"),
     ("lexicalization", "template_share", "withheld", "lexicalization vs template share (features)"),
@@ -170,6 +171,7 @@ def auc_comparison(
         "features": features,
         "popularity only" if tuple(baseline_features) == ("log_popularity",) else "baseline": tuple(baseline_features),
         "template share only": ("template_share",),
+        "seen-target share only": ("seen_target_share",),
         "alignment only": ("alignment",),
         "lexicalization only": ("lexicalization",),
     }
@@ -228,7 +230,7 @@ def auc_comparison(
 
 
 #: Features whose own values are scored as a ranking of items (higher = gained), with no fit.
-RAW_FEATURES = ("alignment", "lexicalization", "template_share", "log_popularity")
+RAW_FEATURES = ("alignment", "lexicalization", "template_share", "seen_target_share", "log_popularity")
 
 
 def _raw_feature_rows(items, y, units, *, n_boot: int, seed: int, base: dict[str, Any]) -> list[dict[str, Any]]:

@@ -370,9 +370,37 @@ def template_share(items: pd.DataFrame, *, namespace_share: float = 0.5) -> np.n
     return out
 
 
+def seen_target_share(items: pd.DataFrame) -> np.ndarray:
+    """Per item, the share of its unit's *train* targets (itself excluded) that are its own target, up to case.
+
+    The seen-answer control: where targets repeat (a category: a locus type, a GO namespace) a withheld item's
+    answer is a string training showed many times, and a model that learned only which answers exist, or only
+    the commonest one, scores on withheld pairs. Targets that never repeat (identifiers, symbols, names) give
+    0. Unlike :func:`template_share`, a target held by most of a unit's items counts in full: here the
+    repeated answer is the point, not a namespace prefix.
+    """
+    out = np.zeros(len(items))
+    if not len(items):
+        return out
+    items = items.reset_index(drop=True)
+    positions = pd.Series(np.arange(len(items)), index=items.index)
+    for _, part in items.groupby(_units(items), sort=False):
+        keys = part["target"].astype(str).str.casefold().str.split().str.join(" ").to_numpy()
+        is_train = (part["split"] == "train").to_numpy()
+        n_train = int(is_train.sum())
+        counts = pd.Series(keys[is_train]).value_counts()
+        same = pd.Series(keys).map(counts).fillna(0).to_numpy() - is_train
+        out[positions[part.index].to_numpy()] = same / np.maximum(n_train - is_train, 1)
+    return out
+
+
 def _with_template_share(items: pd.DataFrame) -> pd.DataFrame:
-    if "template_share" in items:
+    """``items`` with the two controls computed from its targets: ``template_share`` and
+    ``seen_target_share`` (each only where missing)."""
+    missing = [c for c in ("template_share", "seen_target_share") if c not in items]
+    if not missing:
         return items
     if not {"target", "split"} <= set(items.columns):
         raise PredictionError("items need `target` and `split` columns for the string-template control")
-    return items.assign(template_share=template_share(items))
+    made = {"template_share": template_share, "seen_target_share": seen_target_share}
+    return items.assign(**{c: made[c](items) for c in missing})

@@ -20,6 +20,7 @@ BASELINES = (
     "threshold on lexicalization",
     "threshold on alignment z",
     "threshold on template share",
+    "threshold on seen-target share",
 )
 
 
@@ -66,6 +67,7 @@ def _baseline_predictions(rule: str, train: pd.DataFrame, test: pd.DataFrame, fe
         "threshold on lexicalization": "lexicalization",
         "threshold on alignment z": "alignment_z" if "alignment_z" in train else "alignment",
         "threshold on template share": "template_share",
+        "threshold on seen-target share": "seen_target_share",
     }[rule]
     return _threshold_rule(train, test, column)
 

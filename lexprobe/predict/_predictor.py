@@ -79,7 +79,7 @@ def unit_table(
             "label": first["label"],
             "model": first["model"] if "model" in part else "",
         }
-        for f in dict.fromkeys((*features, "template_share")):
+        for f in dict.fromkeys((*features, "template_share", "seen_target_share")):
             row[f] = float(part[f].astype(float).mean())
         if "alignment_z" in part:
             row["alignment_z"] = float(part["alignment_z"].astype(float).mean())

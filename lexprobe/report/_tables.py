@@ -101,6 +101,7 @@ COLUMN_LABELS: dict[str, str] = {
     "generalization_gain_all_items": "generalization gain, all items",
     "group": "field pair group",
     "template_share": "template share",
+    "seen_target_share": "seen-target share",
     "predicted_memorization_gain": "predicted memorization gain",
     "predicted_memorization_gain_ci_low": "predicted memorization CI low",
     "predicted_memorization_gain_ci_high": "predicted memorization CI high",
