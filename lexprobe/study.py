@@ -52,6 +52,7 @@ __all__ = [
     "StudySize",
     "StudyResult",
     "run_study",
+    "seed_spread",
     "study_plan",
     "study_tasks",
 ]
@@ -952,3 +953,71 @@ def _write_study_manifest(
     )
     write_manifest(root, manifest)
     return record
+
+
+def seed_spread(studies: Sequence[str | os.PathLike[str]]) -> Any:
+    """Run-to-run spread: the tasks evaluated in two or more studies that differ only in their seed.
+
+    Parameters
+    ----------
+    studies : sequence of path
+        Study directories (:func:`run_study` outputs) of one model, size and precision, each with another seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per task (``ontology``, ``task``) evaluated in at least two of them: ``seeds``, then per seed
+        ``memorization_gain_seed<S>`` and ``generalization_gain_seed<S>``, the spread (largest minus smallest)
+        of each gain over the seeds, and ``verdicts_agree`` (each seed's measured verdict, a gain interval
+        above 0, is the same). Each seed draws its own split, LoRA initialisation and data order, so the
+        spread is what a rerun of the same experiment moves by.
+
+    Raises
+    ------
+    StudyError
+        Fewer than two studies, a directory that is no study, studies of other models, sizes or precisions,
+        or two with the same seed.
+    """
+    import pandas as pd
+
+    if len(studies) < 2:
+        raise StudyError("give at least two study directories, one per seed")
+    settings, seeds = set(), []
+    for study in studies:
+        manifest = read_json_object(Path(study) / "manifest.json") or {}
+        if manifest.get("stage") != "study":
+            raise StudyError(f"{study} is not a study directory (no study manifest.json)")
+        config = manifest.get("config") or {}
+        settings.add(json.dumps([config.get(k) for k in ("model", "dtype", "size_settings")], sort_keys=True))
+        seeds.append(int(manifest.get("seed", 0)))
+    if len(settings) > 1:
+        raise StudyError("the studies differ in model, precision or size, not only in their seed")
+    if len(set(seeds)) < len(seeds):
+        raise StudyError(f"two studies have the same seed ({seeds})")
+    found: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
+    for study, seed in zip(studies, seeds):
+        for path in sorted(Path(study).glob("*/*/evaluation.json")):
+            record = read_json_object(path) or {}
+            gains = record.get("gains") or {}
+            if not {"train", "withheld"} <= set(gains) or record.get("shots"):
+                continue
+            key = (str(record.get("ontology", path.parent.parent.name)), str(record.get("task", path.parent.name)))
+            found.setdefault(key, {})[seed] = gains
+    rows = []
+    for (ontology, task), by_seed in sorted(found.items()):
+        if len(by_seed) < 2:
+            continue
+        row: dict[str, Any] = {"ontology": ontology, "task": task, "seeds": ",".join(map(str, sorted(by_seed)))}
+        verdicts = set()
+        for name, split in (("memorization", "train"), ("generalization", "withheld")):
+            values = [float(by_seed[s][split]["gain"]) for s in sorted(by_seed)]
+            for seed, value in zip(sorted(by_seed), values):
+                row[f"{name}_gain_seed{seed}"] = value
+            row[f"{name}_gain_spread"] = max(values) - min(values)
+        for seed in sorted(by_seed):
+            gen = float(by_seed[seed]["withheld"]["gain_ci_low"]) > 0
+            mem = float(by_seed[seed]["train"]["gain_ci_low"]) > 0
+            verdicts.add("generalized" if gen else "memorized" if mem else "neither")
+        row["verdicts_agree"] = len(verdicts) == 1
+        rows.append(row)
+    return pd.DataFrame(rows)

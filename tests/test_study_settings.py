@@ -385,3 +385,45 @@ def test_a_study_runs_each_ontology_s_own_tasks(fake: FakeStages, toy: Path, tmp
         run_study([str(toy)], tmp_path / "typo", size="tiny", tasks=["tyo:name-to-id"])
     with pytest.raises(StudyError, match="other: no task of --tasks is for it"):
         run_study([str(toy), str(other)], tmp_path / "none", size="tiny", tasks=["toy:name-to-id"])
+
+
+def _evaluated_study(root: Path, seed: int, gains: dict[str, tuple[float, float, float, float]], model: str = "m"):
+    """A study folder with its manifest and, per task, the evaluation.json gains (train gain, its low; withheld
+    gain, its low)."""
+    size = dataclasses.asdict(study_module.SIZES["tiny"])
+    config = {"model": model, "dtype": "bfloat16", "size_settings": size}
+    write_manifest(root, make_manifest(stage="study", config=config, seed=seed))
+    for task, (mem, mem_low, gen, gen_low) in gains.items():
+        record = {
+            "ontology": "hgnc",
+            "task": task,
+            "shots": 0,
+            "gains": {
+                "train": {"gain": mem, "gain_ci_low": mem_low},
+                "withheld": {"gain": gen, "gain_ci_low": gen_low},
+            },
+        }
+        atomic_write_json(root / "hgnc" / task / "evaluation.json", record)
+    return root
+
+
+def test_seed_spread_puts_each_task_s_seeds_side_by_side(tmp_path: Path) -> None:
+    from lexprobe.study import seed_spread
+
+    a = _evaluated_study(tmp_path / "s0", 0, {"name-to-symbol": (0.9, 0.8, 0.24, 0.15), "name-to-id": (0.9, 0.8, 0, 0)})
+    b = _evaluated_study(
+        tmp_path / "s1", 1, {"name-to-symbol": (0.95, 0.9, 0.04, -0.01), "id-to-name": (0.5, 0.4, 0, 0)}
+    )
+    spread = seed_spread([a, b]).set_index("task")
+    assert list(spread.index) == ["name-to-symbol"]  # the only task both seeds evaluated
+    row = spread.loc["name-to-symbol"]
+    assert row["seeds"] == "0,1" and row["generalization_gain_seed0"] == 0.24
+    assert row["generalization_gain_spread"] == pytest.approx(0.20)
+    assert row["memorization_gain_spread"] == pytest.approx(0.05)
+    assert not row["verdicts_agree"]  # generalized with seed 0, only memorized with seed 1
+    with pytest.raises(StudyError, match="same seed"):
+        seed_spread([a, _evaluated_study(tmp_path / "again", 0, {})])
+    with pytest.raises(StudyError, match="not only in their seed"):
+        seed_spread([a, _evaluated_study(tmp_path / "other", 2, {}, model="other")])
+    with pytest.raises(StudyError, match="not a study"):
+        seed_spread([a, tmp_path])
