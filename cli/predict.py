@@ -99,15 +99,19 @@ def _print_evaluation(result, out: Path) -> None:
 
 @command(model="runtime")
 def correlate_cmd(
-    runs: list[Path] = typer.Argument(None, help="Evaluated `lexprobe train` run directories, one per task."),
-    items: Path | None = typer.Option(
+    runs: list[Path] = typer.Argument(
         None,
+        help="Evaluated `lexprobe train` run directories, one per task, or `lexprobe study` folders (their "
+        "evaluated tasks).",
+    ),
+    items: list[Path] = typer.Option(
+        [],
         "--items",
         help="Instead of runs: an items table (the columns of a correlate output's items.csv[.gz], optional "
-        "field_pair and alignment_z) to re-run the whole evaluation on.",
+        "field_pair and alignment_z) to re-run the whole evaluation on; repeatable (tables are pooled).",
     ),
-    tasks_file: Path | None = typer.Option(
-        None, "--tasks", help="With --items: the tasks.csv whose gain intervals and alignment z to use."
+    tasks_file: list[Path] = typer.Option(
+        [], "--tasks", help="With --items: the tasks.csv whose gain intervals and alignment z to use; repeatable."
     ),
     out: Path = typer.Option(Path("runs/correlate"), "--out", "-o", help="Output folder."),
     k: int = typer.Option(10, "--k", min=1, help="Neighbours of the per-item alignment (mutual kNN)."),
@@ -139,10 +143,14 @@ def correlate_cmd(
     )
     from lexprobe.runs import ensure_writable_dir, prepare_run_dir
 
-    if bool(runs) == (items is not None):
+    if bool(runs) == bool(items):
         raise fail("give either run directories or --items ITEMS.csv, not both and not neither", 2)
-    if tasks_file is not None and items is None:
+    if tasks_file and not items:
         raise fail("--tasks goes with --items", 2)
+    if runs:
+        from lexprobe.study import evaluated_runs
+
+        runs = evaluated_runs(runs)
     ensure_writable_dir(out)
     config = FeatureConfig(
         k=k,
@@ -151,20 +159,24 @@ def correlate_cmd(
         dtype=model_options.resolved_dtype(),
         batch_size=model_options.batch_size,
     )
-    if items is not None:
-        same = {"config.items": str(items), "config.n_boot": bootstrap, "seed": seed}
+    if items:
+        listed = [str(p) for p in items] if len(items) > 1 else str(items[0])
+        same = {"config.items": listed, "config.n_boot": bootstrap, "seed": seed}
     else:
         features = {k: v for k, v in dataclasses.asdict(config).items() if k != "batch_size"}
         same = {"config.features": features, "config.n_boot": bootstrap, "seed": seed}
     prepare_run_dir(out, "correlate", same, overwrite=overwrite)
     with progress_display(quiet) as progress:
-        if items is not None:
-            table = read_items_table(items)
-            given = read_items_table(tasks_file) if tasks_file is not None else None
+        if items:
+            import pandas as pd
+
+            table = pd.concat([read_items_table(p) for p in items], ignore_index=True)
+            given = pd.concat([read_items_table(p) for p in tasks_file], ignore_index=True) if tasks_file else None
+            named = [str(p) for p in tasks_file]
             manifest = {
                 "stage": "correlate",
-                "config": {"items": str(items), "tasks": str(tasks_file) if tasks_file else None},
-                "inputs": {"items": str(items)},
+                "config": {"items": listed, "tasks": (named if len(named) > 1 else named[0]) if named else None},
+                "inputs": {"items": listed},
                 "seed": seed,
             }
             result = evaluate_items(table, given, n_boot=bootstrap, seed=seed, manifest=manifest)
@@ -179,7 +191,7 @@ def correlate_cmd(
                 device_map=model_options.device_map,
             )
         write_correlation(result, out, figures=not no_figures)
-    if items is not None:
+    if items:
         _print_evaluation(result, out)
         return
 

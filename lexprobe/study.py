@@ -53,6 +53,7 @@ __all__ = [
     "StudyResult",
     "run_study",
     "seed_spread",
+    "evaluated_runs",
     "study_plan",
     "study_tasks",
 ]
@@ -1021,3 +1022,16 @@ def seed_spread(studies: Sequence[str | os.PathLike[str]]) -> Any:
         row["verdicts_agree"] = len(verdicts) == 1
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def evaluated_runs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """``paths`` with each study directory (a ``manifest.json`` of stage ``study``) replaced by its evaluated
+    task runs (``<ontology>/<task>/`` holding an evaluation), sorted; other paths are kept as given."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if (read_json_object(path / "manifest.json") or {}).get("stage") != "study":
+            out.append(path)
+            continue
+        out += [run.parent for run in sorted(path.glob("*/*/evaluation_manifest.json")) if _evaluated(run.parent)]
+    return out

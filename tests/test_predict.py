@@ -482,6 +482,50 @@ def test_the_same_task_on_two_models_is_two_units_and_loto_leaves_out_both(tmp_p
     pd.testing.assert_frame_equal(pick(predictor.loto), pick(alone.loto))
 
 
+def test_two_models_correlated_apart_are_pooled_by_repeating_items_and_tasks(tmp_path) -> None:
+    """Two studies' correlate outputs (one model each) make one calibration: `--items A --items B --tasks A
+    --tasks B` evaluates every field pair held out on both models, as one correlate over all runs would."""
+    from lexprobe.cli.main import app
+    from typer.testing import CliRunner
+
+    a_items, a_tasks, b_items, b_tasks = two_models()
+    for name, it, ta in (("a", a_items, a_tasks), ("b", b_items, b_tasks)):
+        it.to_csv(tmp_path / f"{name}-items.csv", index=False)
+        ta.to_csv(tmp_path / f"{name}-tasks.csv", index=False)
+    out = tmp_path / "both"
+    args = ["correlate", "--items", str(tmp_path / "a-items.csv"), "--items", str(tmp_path / "b-items.csv")]
+    args += ["--tasks", str(tmp_path / "a-tasks.csv"), "--tasks", str(tmp_path / "b-tasks.csv")]
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--bootstrap", "20", "--no-figures", "-q"])
+    assert result.exit_code == 0, result.output
+    holdout = pd.read_csv(out / "holdout.csv")
+    assert len(holdout) == 12 and holdout.groupby("label")["model"].nunique().eq(2).all()
+    direct = fit_predictor(pd.concat([a_items, b_items]), pd.concat([a_tasks, b_tasks]), seed=0)
+    np.testing.assert_allclose(
+        holdout["predicted_generalization_gain"], direct.holdout["predicted_generalization_gain"], rtol=1e-4, atol=1e-6
+    )
+    # the same units twice is refused, not double-counted
+    twice = ["correlate", "--items", args[2], "--items", args[2], "--tasks", args[6], "--tasks", args[6]]
+    again = CliRunner().invoke(app, [*twice, "--out", str(tmp_path / "twice"), "-q"])
+    assert again.exit_code != 0 and "same task and model" in again.output
+
+
+def test_a_study_folder_stands_for_its_evaluated_runs(tmp_path) -> None:
+    from lexprobe.runs import make_manifest, write_manifest
+    from lexprobe.study import evaluated_runs
+
+    study = tmp_path / "study"
+    write_manifest(study, make_manifest(stage="study", config={}))
+    for task, evaluated in (("name-to-id", True), ("id-to-name", False)):
+        run = study / "hgnc" / task
+        run.mkdir(parents=True)
+        if evaluated:
+            (run / "outcomes.csv").write_text("id\n")
+            write_manifest(run, make_manifest(stage="evaluate", config={}), name="evaluation_manifest.json")
+    (study / "hgnc" / "align").mkdir()
+    other = tmp_path / "run"
+    assert evaluated_runs([study, other]) == [study / "hgnc" / "name-to-id", other]
+
+
 def test_the_summary_gives_each_model_a_table_with_intervals_and_verdicts() -> None:
     from lexprobe.predict import SUMMARY_HEADER, summary_markdown, summary_table
 
