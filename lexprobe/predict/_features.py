@@ -344,6 +344,27 @@ def family_key(text: str) -> str:
     return (folded[: match.start()] if match else folded).strip(" -_:./")
 
 
+def _train_share(items: pd.DataFrame, key, *, namespace_share: float | None = None) -> np.ndarray:
+    """Per item, the share of its unit's *train* items (itself excluded) whose ``key(target)`` equals its own;
+    with ``namespace_share``, a key held by more than that share of a unit's items, or an empty one, gives 0."""
+    out = np.zeros(len(items))
+    if not len(items):
+        return out
+    items = items.reset_index(drop=True)
+    positions = pd.Series(np.arange(len(items)), index=items.index)
+    for _, part in items.groupby(_units(items), sort=False):
+        keys = part["target"].astype(str).map(key).to_numpy()
+        is_train = (part["split"] == "train").to_numpy()
+        counts = pd.Series(keys[is_train]).value_counts()
+        same = pd.Series(keys).map(counts).fillna(0).to_numpy() - is_train
+        share = same / np.maximum(int(is_train.sum()) - is_train, 1)
+        if namespace_share is not None:
+            whole = pd.Series(keys).value_counts() / len(keys)
+            share[(pd.Series(keys).map(whole).to_numpy() > namespace_share) | (keys == "")] = 0.0
+        out[positions[part.index].to_numpy()] = share
+    return out
+
+
 def template_share(items: pd.DataFrame, *, namespace_share: float = 0.5) -> np.ndarray:
     """Per item, the share of its unit's *train* targets (itself excluded) in the item's target family.
 
@@ -351,23 +372,7 @@ def template_share(items: pd.DataFrame, *, namespace_share: float = 0.5) -> np.n
     whatever the embeddings say. A family that holds more than ``namespace_share`` of a unit's targets is a
     namespace (``hp``, ``go``, ``hgnc`` of identifiers), not a template, and counts as no family (0).
     """
-    out = np.zeros(len(items))
-    if not len(items):
-        return out
-    items = items.reset_index(drop=True)
-    positions = pd.Series(np.arange(len(items)), index=items.index)
-    for _, part in items.groupby(_units(items), sort=False):
-        keys = part["target"].map(family_key).to_numpy()
-        is_train = (part["split"] == "train").to_numpy()
-        n_train = int(is_train.sum())
-        counts = pd.Series(keys[is_train]).value_counts()
-        whole = pd.Series(keys).value_counts() / len(keys)
-        same = pd.Series(keys).map(counts).fillna(0).to_numpy() - is_train
-        denom = np.maximum(n_train - is_train, 1)
-        share = same / denom
-        share[(pd.Series(keys).map(whole).to_numpy() > namespace_share) | (keys == "")] = 0.0
-        out[positions[part.index].to_numpy()] = share
-    return out
+    return _train_share(items, family_key, namespace_share=namespace_share)
 
 
 def seen_target_share(items: pd.DataFrame) -> np.ndarray:
@@ -379,19 +384,7 @@ def seen_target_share(items: pd.DataFrame) -> np.ndarray:
     0. Unlike :func:`template_share`, a target held by most of a unit's items counts in full: here the
     repeated answer is the point, not a namespace prefix.
     """
-    out = np.zeros(len(items))
-    if not len(items):
-        return out
-    items = items.reset_index(drop=True)
-    positions = pd.Series(np.arange(len(items)), index=items.index)
-    for _, part in items.groupby(_units(items), sort=False):
-        keys = part["target"].astype(str).str.casefold().str.split().str.join(" ").to_numpy()
-        is_train = (part["split"] == "train").to_numpy()
-        n_train = int(is_train.sum())
-        counts = pd.Series(keys[is_train]).value_counts()
-        same = pd.Series(keys).map(counts).fillna(0).to_numpy() - is_train
-        out[positions[part.index].to_numpy()] = same / np.maximum(n_train - is_train, 1)
-    return out
+    return _train_share(items, lambda text: " ".join(text.casefold().split()))
 
 
 def _with_template_share(items: pd.DataFrame) -> pd.DataFrame:
