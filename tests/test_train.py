@@ -399,6 +399,12 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(trained, tmp_path: 
     assert resumed["step"].tolist() == list(range(1, 9))
     # resuming gives the numbers of the uninterrupted run
     np.testing.assert_allclose(resumed["loss"], pd.read_csv(trained[0] / "loss.csv")["loss"], rtol=1e-4)
+    # and records where its split was drawn from, as the uninterrupted run does (a study compares it)
+    inputs = json.loads((run / "manifest.json").read_text())["inputs"]
+    uninterrupted = json.loads((trained[0] / "manifest.json").read_text())["inputs"]
+    assert inputs["data_checksum"] == uninterrupted["data_checksum"] == load_ontology("hgnc").checksum
+    assert {k: inputs[k] for k in ("source", "release")} == {k: uninterrupted[k] for k in ("source", "release")}
+    assert json.loads((run / "train_config.json").read_text())["split_from"] == "make_split"
 
 
 @pytest.mark.slow
