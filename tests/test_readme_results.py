@@ -429,3 +429,46 @@ def test_a_written_json_file_has_null_where_a_value_is_missing(tmp_path):
     path = atomic_write_json(tmp_path / "x.json", {"gain": float("nan"), "hi": float("inf"), "ok": [1.5, None]})
     assert json.loads(path.read_text()) == {"gain": None, "hi": None, "ok": [1.5, None]}
     assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
+
+
+ZOO_HEADER = "| task | kind | baseline train | tuned train | memorization gain | baseline withheld | 5-shot withheld |"
+
+
+def test_the_zoo_page_quotes_study_v2s_correlation_task_by_task() -> None:
+    """docs/zoo.md's study v2 table: every number from the study's correlate/tasks.csv, every task in it."""
+    tasks = pd.read_csv(ROOT / "docs" / "results" / "study-v2-smollm2" / "correlate" / "tasks.csv")
+    rows = {row[0]: row for row in readme_rows(ZOO_HEADER, page="docs/zoo.md")}
+    assert len(rows) == len(tasks)
+
+    def ci(t, name):
+        return f"{t[name]:+.2f} [{t[name + '_ci_low']:+.2f}, {t[name + '_ci_high']:+.2f}]"
+
+    for _, t in tasks.iterrows():
+        row = rows[f"{t['ontology']} {t['task']}"]
+        assert row[2:6] == [
+            f"{t['baseline_train']:.2f}",
+            f"{t['tuned_train']:.2f}",
+            ci(t, "memorization_gain"),
+            f"{t['baseline_withheld']:.2f}",
+        ]
+        assert row[6:10] == [
+            f"{t['fewshot_withheld']:.2f}",
+            f"{t['majority_withheld']:.2f}",
+            f"{t['tuned_withheld']:.2f}",
+            ci(t, "generalization_gain"),
+        ]
+        assert row[10] == ci(t, "tuned_minus_fewshot_withheld")
+
+
+def test_the_zoo_page_quotes_study_v2s_held_out_evaluation() -> None:
+    table = pd.read_csv(ROOT / "docs" / "results" / "study-v2-smollm2" / "correlate" / "baselines.csv")
+    rows = {row[0]: row for row in readme_rows("| rule (fitted without the held-out field pair) |", page="docs/zoo.md")}
+    assert len(rows) == len(table)
+    for _, r in table.iterrows():
+        rho = "-" if pd.isna(r["gain_spearman"]) else f"{r['gain_spearman']:+.2f}"
+        assert rows[r["rule"]][1:] == [
+            f"{int(r['verdicts_right'])}/{int(r['n_units'])}",
+            f"{r['gain_mae_points']:.2f}",
+            rho,
+            f"{r['relative_error']:.2f}",
+        ]
