@@ -51,7 +51,6 @@ def _prepare_split(run_dir: Path, config: TrainConfig, split_dir: Path | None, *
     """Load the run's split (its own copy, a given directory, or a new one) and, if ``write``, store it."""
     own = run_dir / "split"
     ontology_info: dict[str, Any] = {}
-    first_from = None
     if (own / "train.csv").is_file() and (own / "withheld.csv").is_file():
         train, withheld = _read_split_dir(own)
         source = str(own)
@@ -62,7 +61,6 @@ def _prepare_split(run_dir: Path, config: TrainConfig, split_dir: Path | None, *
             started = {}
         recorded = started.get("ontology") if isinstance(started, dict) else None
         ontology_info = dict(recorded) if isinstance(recorded, dict) else {}
-        first_from = started.get("split_from") if isinstance(started, dict) else None
     elif split_dir is not None:
         train, withheld = _read_split_dir(Path(split_dir))
         source = str(split_dir)
@@ -88,7 +86,7 @@ def _prepare_split(run_dir: Path, config: TrainConfig, split_dir: Path | None, *
         for name, frame in (("train", train), ("withheld", withheld)):
             with atomic_path(own / f"{name}.csv") as tmp:
                 frame.to_csv(tmp, index=False)
-    return {"train": train, "withheld": withheld, "from": source, "ontology": ontology_info, "first_from": first_from}
+    return {"train": train, "withheld": withheld, "from": source, "ontology": ontology_info}
 
 
 def format_prompt(tokenizer: Any, text: str) -> str:

@@ -553,8 +553,7 @@ def _write_train_config(run_dir: Path, config: TrainConfig, data: dict[str, Any]
         run_dir / "train_config.json",
         {
             "config": config.to_dict(),
-            "split_from": data.get("first_from")
-            or (relative_to_run(data["from"], run_dir) if data["from"] != "make_split" else "make_split"),
+            "split_from": relative_to_run(data["from"], run_dir) if data["from"] != "make_split" else "make_split",
             "n_train": len(data["train"]),
             "n_withheld": len(data["withheld"]),
             "example_format": "prompt (chat template user turn if any) -> target + EOS; loss on completion",
