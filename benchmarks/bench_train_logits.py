@@ -32,27 +32,24 @@ def train(model: str, mode: str, steps: int, task: str, out: str) -> dict:
     import warnings
 
     warnings.simplefilter("ignore")
+    from lexprobe.study import SIZES
     from lexprobe.train import TrainConfig, _data, train_lora
 
     if mode == "every position":
         _data.scores_labelled_positions_only = lambda model: False
     ontology, name = task.split(":")
+    # the study's optimiser settings (``--size small``), shortened to ``steps``
+    spec = SIZES["small"]
+    small = ("bins", "per_bin", "templates", "batch_size", "lr", "lr_scheduler", "warmup_ratio", "lora_dropout")
     config = TrainConfig(
         ontology=ontology,
         task=name,
         model=model,
-        bins=20,
-        per_bin=5,
-        templates=1,
         max_steps=steps,
-        batch_size=8,
-        lr=1e-3,
-        lora_dropout=0.0,
-        lr_scheduler="constant_with_warmup",
-        warmup_ratio=0.02,
         save_steps=10_000,
         dtype="bfloat16",
         seed=0,
+        **{field: getattr(spec, field) for field in small},
     )
     result = train_lora(Path(out), config)
     import torch

@@ -54,7 +54,7 @@ from lexprobe.cli.popularity import popularity_cmd  # noqa: E402
 from lexprobe.cli.predict import correlate_cmd, predict_cmd  # noqa: E402
 from lexprobe.cli.report import report_cmd  # noqa: E402
 from lexprobe.cli.split import split_cmd  # noqa: E402
-from lexprobe.cli.study import study_cmd  # noqa: E402
+from lexprobe.cli.study import spread_cmd, study_cmd  # noqa: E402
 from lexprobe.cli.train import evaluate_cmd, train_cmd  # noqa: E402
 
 app.add_typer(data_app, name="data")
@@ -70,6 +70,7 @@ app.command("correlate")(correlate_cmd)
 app.command("predict")(predict_cmd)
 app.command("popularity")(popularity_cmd)
 app.command("study")(study_cmd)
+app.command("spread")(spread_cmd)
 app.add_typer(cache_app, name="cache")
 
 

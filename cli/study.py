@@ -72,6 +72,7 @@ def study_cmd(
             device=model_options.device,
             dtype=model_options.dtype,
             runs=finished_training_runs(out),
+            out=out,
         )
         for line in total_lines(costs):
             console.print(line, markup=False, soft_wrap=True)
@@ -101,3 +102,38 @@ def study_cmd(
         console.print(f"correlation and predictor evaluation: {result.correlate}")
     if result.report is not None:
         console.print(f"report: {result.report}")
+
+
+@command()
+def spread_cmd(
+    studies: list[Path] = typer.Argument(
+        ..., metavar="STUDY", help="Study folders of one model, size and precision, each run with another --seed."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Folder for spread.csv and its manifest.json (default: print only)."
+    ),
+) -> None:
+    """Run-to-run spread: each task evaluated in two or more seeds' studies, its gains side by side."""
+    from lexprobe.cli._common import print_table
+    from rich.table import Table
+
+    from lexprobe.runs import ensure_writable_dir
+    from lexprobe.study import write_seed_spread
+
+    if out is not None:
+        ensure_writable_dir(out)
+    spread, path = write_seed_spread(studies, out)
+    seeds = sorted({s for value in spread["seeds"] for s in value.split(",")}, key=int)
+    table = Table("task", *[f"gen. gain, seed {s}" for s in seeds], "spread", "mem. spread", "verdicts agree")
+    for row in spread.itertuples(index=False):
+        values = [getattr(row, f"generalization_gain_seed{s}", float("nan")) for s in seeds]
+        table.add_row(
+            f"{row.ontology} {row.task}",
+            *[f"{v:+.2f}" for v in values],
+            f"{row.generalization_gain_spread:.2f}",
+            f"{row.memorization_gain_spread:.2f}",
+            "yes" if row.verdicts_agree else "no",
+        )
+    print_table(table)
+    if path is not None:
+        console.print(f"wrote {path}", soft_wrap=True)

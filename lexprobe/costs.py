@@ -572,10 +572,15 @@ def estimate_study(
     device: str | None = None,
     dtype: str = "auto",
     runs: Iterable[str | os.PathLike[str]] = (),
+    out: str | os.PathLike[str] | None = None,
 ) -> list[Cost]:
     """What :func:`lexprobe.study.run_study` would compute: the extraction of each ontology's alignment and
     lexicalization and the steps of each task's training (timed from ``runs``, finished training runs on this
-    machine), one :class:`Cost` each. Evaluation, correlation and the report are not estimated."""
+    machine), one :class:`Cost` each. Evaluation, correlation and the report are not estimated.
+
+    With ``out`` (the study folder), what it already holds is left out of the work: a finished part costs
+    nothing, and a training run stopped at a checkpoint costs only its steps after it (the study resumes
+    there). Whether a finished part's settings match is checked when the study runs."""
     from lexprobe.study import study_plan
 
     reference = list(runs)
@@ -591,8 +596,43 @@ def estimate_study(
             cost = estimate_lexicalization(config, device=device)
         else:
             cost = estimate_training(config, runs=reference)
+        if out is not None:
+            cost = _less_what_is_done(cost, Path(out) / where if stage == "train" else Path(out) / where / stage)
         costs.append(dataclasses.replace(cost, description=f"{where}: {cost.description}"))
     return costs
+
+
+def _less_what_is_done(cost: Cost, folder: Path) -> Cost:
+    """``cost`` less what a study's ``folder`` already holds: all of it when the part is finished there, the
+    steps up to its latest checkpoint for a training run stopped part way."""
+    if cost.stage == "train":
+        from lexprobe.train import is_complete
+
+        if is_complete(folder):
+            done = cost.total_work
+        else:
+            steps = [
+                int(p.name.rpartition("-")[2])
+                for p in (folder / "checkpoints").glob("checkpoint-*")
+                if p.is_dir() and p.name.rpartition("-")[2].isdigit()
+            ]
+            done = min(max(steps, default=0), cost.total_work)
+    else:
+        done = cost.total_work if (folder / "manifest.json").is_file() else 0
+    if not done:
+        return cost
+    left = cost.total_work - done
+    seconds = None if cost.rate is None else left / cost.rate
+    cached = cost.n_items if not left else cost.n_items_cached
+    note = "finished in the study folder" if not left else f"resumes at step {done:,} (its latest checkpoint)"
+    return dataclasses.replace(
+        cost,
+        work=min(cost.work, left),
+        n_items_cached=cached,
+        seconds=seconds,
+        disk_bytes=0 if not left else cost.disk_bytes,
+        notes=[*cost.notes, note],
+    )
 
 
 def total_lines(costs: Sequence[Cost]) -> list[str]:

@@ -53,6 +53,7 @@ __all__ = [
     "StudyResult",
     "run_study",
     "seed_spread",
+    "write_seed_spread",
     "evaluated_runs",
     "study_plan",
     "study_tasks",
@@ -1022,6 +1023,52 @@ def seed_spread(studies: Sequence[str | os.PathLike[str]]) -> Any:
         row["verdicts_agree"] = len(verdicts) == 1
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def write_seed_spread(
+    studies: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None
+) -> tuple[Any, Path | None]:
+    """:func:`seed_spread` of ``studies``, written to ``out/spread.csv`` with a ``manifest.json`` (each study's
+    seed, model, size settings and its manifest's creation time) when ``out`` is given.
+
+    Returns
+    -------
+    (pandas.DataFrame, Path or None)
+        The spread and the CSV's path (``None`` without ``out``).
+
+    Raises
+    ------
+    StudyError
+        As :func:`seed_spread`, or when no task was evaluated in two of the studies.
+    """
+    from lexprobe.runs import atomic_path, make_manifest, write_manifest
+
+    spread = seed_spread(studies)
+    if spread.empty:
+        raise StudyError("no task was evaluated in two of these studies; nothing to compare")
+    if out is None:
+        return spread, None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifests = [read_json_object(Path(study) / "manifest.json") or {} for study in studies]
+    path = out / "spread.csv"
+    with atomic_path(path) as tmp:
+        spread.to_csv(tmp, index=False)
+    write_manifest(
+        out,
+        make_manifest(
+            stage="spread",
+            config=(manifests[0].get("config") or {}) | {"stages": None, "tasks": None},
+            inputs={
+                "studies": [
+                    {"path": str(study), "seed": m.get("seed"), "created": m.get("created")}
+                    for study, m in zip(studies, manifests)
+                ]
+            },
+            outputs={"spread.csv": path.stat().st_size, "tasks": len(spread)},
+        ),
+    )
+    return spread, path
 
 
 def evaluated_runs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:

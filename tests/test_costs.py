@@ -22,6 +22,7 @@ from lexprobe.costs import (
     format_seconds,
     measured_rates,
     record_rate,
+    total_lines,
 )
 from lexprobe.embed import ExtractionConfig, embed_field
 from lexprobe.ontology import load_ontology
@@ -202,3 +203,36 @@ def test_an_estimate_fails_as_the_run_would(cache: Path, model_dir: Path, kwargs
     args = {"model": str(model_dir), "fields": ["name"]} | kwargs
     with pytest.raises(getattr(exceptions, error), match=message):
         estimate_embedding("hgnc", args.pop("fields"), limit=5, **args)
+
+
+def test_a_study_dry_run_leaves_out_what_the_study_folder_holds(tmp_path: Path) -> None:
+    """Resuming a study, its dry run counts only what is left: a finished run costs nothing, a run stopped at a
+    checkpoint costs its steps after it, an untouched task all of its steps."""
+    from lexprobe.costs import _less_what_is_done, estimate_study
+
+    run = ROOT / "docs" / "results" / "study-v2-smollm2" / "hgnc" / "name-to-locus_type"
+    if not (run / "manifest.json").is_file():
+        pytest.skip("the recorded training run is not in this checkout")
+    finished = tmp_path / "hgnc" / "name-to-symbol"
+    (finished / "adapter").mkdir(parents=True)
+    (finished / "adapter" / "adapter_config.json").write_text("{}")
+    (finished / "manifest.json").write_text(json.dumps({"stage": "train"}))
+    (tmp_path / "hgnc" / "name-to-id" / "checkpoints" / "checkpoint-200").mkdir(parents=True)
+    tasks = ["name-to-symbol", "name-to-id", "symbol-to-id"]
+    fresh = estimate_study(["hgnc"], tasks=tasks, stages=("train",), runs=[run])
+    resumed = estimate_study(["hgnc"], tasks=tasks, stages=("train",), runs=[run], out=tmp_path)
+    steps = fresh[0].total_work
+    assert steps == 260 and [c.work for c in fresh] == [steps] * 3
+    assert [c.work for c in resumed] == [0, steps - 200, steps]
+    assert resumed[0].seconds == 0 and resumed[0].n_items_to_compute == 0
+    assert resumed[1].seconds == pytest.approx(fresh[1].seconds * (steps - 200) / steps)
+    assert "resumes at step 200 (its latest checkpoint)" in resumed[1].notes
+    assert resumed[2] == fresh[2]
+    assert "total: about" in total_lines(resumed)[-1] and "for 2 part(s)" in total_lines(resumed)[-1]
+    # an alignment the folder holds is done; one it lacks is all to do
+    align = Cost("align", "x", n_items=3, n_items_cached=1, work=10, total_work=15, unit="tokens", rate=2.0)
+    (tmp_path / "hgnc" / "align").mkdir()
+    assert _less_what_is_done(align, tmp_path / "hgnc" / "align") == align
+    (tmp_path / "hgnc" / "align" / "manifest.json").write_text("{}")
+    done = _less_what_is_done(align, tmp_path / "hgnc" / "align")
+    assert done.work == 0 and done.n_items_to_compute == 0 and done.disk_bytes == 0

@@ -427,3 +427,24 @@ def test_seed_spread_puts_each_task_s_seeds_side_by_side(tmp_path: Path) -> None
         seed_spread([a, _evaluated_study(tmp_path / "other", 2, {}, model="other")])
     with pytest.raises(StudyError, match="not a study"):
         seed_spread([a, tmp_path])
+
+
+def test_lexprobe_spread_prints_and_writes_the_seeds_side_by_side(tmp_path: Path) -> None:
+    import pandas as pd
+
+    a = _evaluated_study(tmp_path / "s0", 0, {"name-to-symbol": (0.9, 0.8, 0.24, 0.15), "name-to-id": (0.9, 0.8, 0, 0)})
+    b = _evaluated_study(tmp_path / "s1", 1, {"name-to-symbol": (0.95, 0.9, 0.04, -0.01), "name-to-id": (1, 1, 0, 0)})
+    out = tmp_path / "spread"
+    result = CliRunner().invoke(app, ["spread", str(a), str(b), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "hgnc name-to-symbol" in result.output and "+0.24" in result.output and "+0.04" in result.output
+    written = pd.read_csv(out / "spread.csv").set_index("task")
+    assert written.loc["name-to-symbol", "generalization_gain_spread"] == pytest.approx(0.20)
+    assert bool(written.loc["name-to-id", "verdicts_agree"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stage"] == "spread" and [s["seed"] for s in manifest["inputs"]["studies"]] == [0, 1]
+    # nothing in common: one line, no traceback, nothing written
+    c = _evaluated_study(tmp_path / "s2", 2, {"id-to-name": (0.5, 0.4, 0, 0)})
+    result = CliRunner().invoke(app, ["spread", str(a), str(c), "--out", str(tmp_path / "none")])
+    assert result.exit_code != 0 and "nothing to compare" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "none" / "spread.csv").exists()

@@ -20,6 +20,7 @@ from lexprobe.predict._features import FeatureConfig, _train_config, _with_templ
 from lexprobe.predict._holdout import PREDICTOR_RULE, loto_summary
 from lexprobe.predict._predictor import fit_predictor, unit_table
 from lexprobe.progress import ProgressCallback, prefixed
+from lexprobe.stats import paired_bootstrap_interval
 
 logger = logging.getLogger(__name__)
 
@@ -216,20 +217,14 @@ def few_shot_comparison(run: str | os.PathLike[str], *, n_boot: int = 1000, seed
         raise PredictionError(f"{shown[-1]}/outcomes.csv or {run}/outcomes.csv lacks the columns evaluate writes")
     paired = zero[[*keys, "tuned_correct"]].merge(few[[*keys, "baseline_correct"]], on=keys, how="inner")
     row: dict[str, Any] = {"shots": int(shown[-1].name.split("-")[1])}
-    rng = np.random.default_rng(seed)
     for split in _SPLITS:
         part = paired[paired["split"] == split]
         tuned = part["tuned_correct"].astype(bool).to_numpy(float)
         fewshot = part["baseline_correct"].astype(bool).to_numpy(float)
-        diff = tuned - fewshot
         row[f"fewshot_{split}"] = float(fewshot.mean()) if len(part) else np.nan
-        row[f"tuned_minus_fewshot_{split}"] = float(diff.mean()) if len(part) else np.nan
-        if len(part):
-            boots = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(axis=1)
-            low, high = np.quantile(boots, [0.025, 0.975])
-        else:
-            low = high = np.nan
-        row |= {f"tuned_minus_fewshot_{split}_ci_low": float(low), f"tuned_minus_fewshot_{split}_ci_high": float(high)}
+        row[f"tuned_minus_fewshot_{split}"] = float((tuned - fewshot).mean()) if len(part) else np.nan
+        low, high = paired_bootstrap_interval(fewshot, tuned, n_boot=n_boot, seed=seed)
+        row |= {f"tuned_minus_fewshot_{split}_ci_low": low, f"tuned_minus_fewshot_{split}_ci_high": high}
     return row
 
 
