@@ -44,6 +44,7 @@ __all__ = [
     "PromptTemplate",
     "field_column",
     "field_kind",
+    "task_kind",
     "field_values",
     "ontology_fields",
     "ontology_tasks",
@@ -198,6 +199,31 @@ def field_kind(field: str) -> str:
     """
     field_column(field)
     return FIELD_KINDS[field]
+
+
+def task_kind(task: str) -> str:
+    """The kind of a ``SOURCE-to-TARGET`` task (:data:`ZOO_KINDS`), from its fields' kinds: text and symbols
+    are ``lexicalized``, CURIEs and cross-reference identifiers ``identifier``, and a category target makes
+    ``text -> category`` or ``identifier -> category``. A task from a category (no zoo kind) is
+    ``category -> lexicalized`` or ``category -> identifier``.
+
+    Raises
+    ------
+    TaskError
+        If ``task`` is not ``SOURCE-to-TARGET`` of known fields.
+    """
+    match = _TASK_RE.match(str(task))
+    if not match:
+        raise TaskError(f"a task is SOURCE-to-TARGET, e.g. name-to-symbol; got {task!r}")
+
+    def side(field: str) -> str:
+        kind = field_kind(field)
+        return {"curie": "identifier", "identifier": "identifier", "category": "category"}.get(kind, "lexicalized")
+
+    source, target = (side(field) for field in match.groups())
+    if target == "category":
+        return "text -> category" if source == "lexicalized" else f"{source} -> category"
+    return f"{source} -> {target}"
 
 
 def _normal(value: object) -> str:

@@ -678,3 +678,39 @@ def test_the_majority_rule_answers_the_commonest_train_target(tmp_path) -> None:
     # a tie between ncRNA and protein (2 each; 'Protein' is another string) goes to the first in sorted order
     assert rule == {"majority_target": "ncRNA", "majority_train": 0.4, "majority_withheld": 0.25}
     assert majority_rule(tmp_path / "none") == {}
+
+
+def test_the_kind_table_counts_each_kind_s_outcomes_and_held_out_verdicts() -> None:
+    """summary.md's "By kind of task": units grouped by their fields' kinds, with what each kind did and how
+    often the held-out predictor and the majority verdict were right about it."""
+    from lexprobe.predict import kind_markdown
+
+    tasks = pd.DataFrame(
+        {
+            "task": ["name-to-symbol", "name-to-id", "symbol-to-id", "name-to-locus_type"],
+            "label": ["hgnc name-to-symbol", "hgnc name-to-id", "hgnc symbol-to-id", "hgnc name-to-locus_type"],
+            "model": "m",
+            "memorization_gain_ci_low": [0.8, 0.5, 0.4, 0.9],
+            "generalization_gain": [0.24, 0.0, 0.02, 0.9],
+            "generalization_gain_ci_low": [0.16, 0.0, -0.01, 0.84],
+            "tuned_minus_fewshot_withheld_ci_low": [0.12, 0.0, 0.0, 0.2],
+            "tuned_withheld": [0.25, 0.0, 0.02, 0.9],
+            "majority_withheld": [0.0, 0.0, 0.0, 0.95],  # the category task does not beat its majority rule
+        }
+    )
+    holdout = tasks[["label", "model"]].assign(
+        verdict=["will generalize", "memorization only", "will generalize", "will generalize"],
+        measured_verdict=["will generalize", "memorization only", "memorization only", "will generalize"],
+        **{"majority verdict: verdict": "memorization only"},
+    )
+    rows = {
+        line.split(" | ")[0][2:]: line.strip("| ").split(" | ")
+        for line in kind_markdown(tasks, holdout).splitlines()
+        if line.startswith("| ") and not line.startswith("| kind")
+    }
+    assert list(rows) == ["lexicalized -> lexicalized", "lexicalized -> identifier", "text -> category"]
+    assert rows["lexicalized -> identifier"][1:] == ["2", "2", "0", "+0.01 [+0.00, +0.02]", "0/2", "1/2", "2/2"]
+    assert rows["lexicalized -> lexicalized"][1:] == ["1", "1", "1", "+0.24 [+0.24, +0.24]", "1/1", "1/1", "0/1"]
+    assert rows["text -> category"][5] == "0/1"  # led the 5-shot baseline but not the majority rule
+    assert kind_markdown(tasks.assign(task="name")) == ""  # a task name with no fields has no kind
+    assert "| - | - |" in kind_markdown(tasks)  # without a hold-out, no verdict columns

@@ -68,6 +68,23 @@ def test_the_named_tasks_pairs_splits_and_prompts_are_those_made_before_the_zoo(
 # --- the zoo -----------------------------------------------------------------------------------------------
 
 
+def test_a_task_s_kind_follows_from_its_fields() -> None:
+    """`task_kind` gives every zoo task the kind the zoo lists it under, and the paper's tasks theirs."""
+    from lexprobe.tasks import task_kind
+
+    for name, tasks in ZOO_TASKS.items():
+        for task, kind in tasks.items():
+            assert task_kind(task) == kind, (name, task)
+    assert task_kind("name-to-symbol") == task_kind("symbol-to-name") == "lexicalized -> lexicalized"
+    assert task_kind("name-to-id") == task_kind("symbol-to-id") == "lexicalized -> identifier"
+    assert task_kind("id-to-name") == "identifier -> lexicalized"
+    assert task_kind("locus_type-to-name") == "category -> lexicalized"
+    with pytest.raises(TaskError, match="unknown field 'colour'"):
+        task_kind("colour-to-name")
+    with pytest.raises(TaskError, match="SOURCE-to-TARGET"):
+        task_kind("name")
+
+
 def test_the_zoo_holds_at_least_12_new_field_pairs_of_four_kinds() -> None:
     entries = [(name, task, kind) for name, tasks in ZOO_TASKS.items() for task, kind in tasks.items()]
     assert len(entries) >= 12

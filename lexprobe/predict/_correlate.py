@@ -282,6 +282,64 @@ def few_shot_markdown(tasks: pd.DataFrame) -> str:
     return "\n".join([*out, ""])
 
 
+def kind_markdown(tasks: pd.DataFrame, holdout: pd.DataFrame | None = None) -> str:
+    """The units by kind of task (:func:`lexprobe.tasks.task_kind`): how many memorized and generalized (a
+    gain interval above 0), the spread of their generalization gains, how many beat both trivial rules on
+    withheld pairs (the fine-tuned model's lead over the K-shot baseline has its interval above 0 and its
+    accuracy exceeds the majority rule's), and, held out by field pair, how many verdicts the predictor and
+    the majority verdict got right. ``""`` when a task has no kind (a name that is not SOURCE-to-TARGET)."""
+    from lexprobe.exceptions import TaskError
+    from lexprobe.tasks import ZOO_KINDS, task_kind
+
+    try:
+        kinds = tasks["task"].map(task_kind)
+    except (TaskError, KeyError):
+        return ""
+    order = [k for k in ZOO_KINDS if k in set(kinds)] + sorted(set(kinds) - set(ZOO_KINDS))
+    verdicts = None
+    if holdout is not None and {"label", "model", "verdict", "measured_verdict"} <= set(holdout):
+        verdicts = holdout.set_index(["label", "model"])
+    has_rules = {"tuned_minus_fewshot_withheld_ci_low", "majority_withheld"} <= set(tasks)
+    out = [
+        "## By kind of task",
+        "",
+        "Units (a task on a model) by the kind of their two fields; memorized and generalized: the gain's 95% "
+        "interval lies above 0 on train and on withheld pairs. Beats both trivial rules: on withheld pairs the "
+        "fine-tuned model leads the K-shot baseline (interval above 0) and scores above the majority rule. "
+        "Verdicts: held out by field pair (the predictor and the majority verdict, each fitted without the pair).",
+        "",
+        "| kind | units | memorized | generalized | generalization gain, median [min, max] "
+        "| beats 5-shot and majority, withheld | predictor's verdict right | majority verdict right |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for kind in order:
+        part = tasks[kinds == kind]
+        gains = part["generalization_gain"].astype(float)
+        cells = [
+            kind,
+            str(len(part)),
+            str(int((part["memorization_gain_ci_low"].astype(float) > 0).sum())),
+            str(int((part["generalization_gain_ci_low"].astype(float) > 0).sum())),
+            f"{gains.median():+.2f} [{gains.min():+.2f}, {gains.max():+.2f}]",
+        ]
+        if has_rules:
+            beats = (part["tuned_minus_fewshot_withheld_ci_low"].astype(float) > 0) & (
+                part["tuned_withheld"].astype(float) > part["majority_withheld"].astype(float)
+            )
+            cells.append(f"{int(beats.sum())}/{int(part['tuned_minus_fewshot_withheld_ci_low'].notna().sum())}")
+        else:
+            cells.append("-")
+        for column in ("verdict", "majority verdict: verdict"):
+            if verdicts is None or column not in verdicts:
+                cells.append("-")
+                continue
+            keys = [k for k in zip(part["label"], part["model"]) if k in verdicts.index]
+            right = sum(verdicts.loc[k, column] == verdicts.loc[k, "measured_verdict"] for k in keys)
+            cells.append(f"{right}/{len(keys)}")
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join([*out, ""])
+
+
 def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *, figures: bool = True) -> list[Path]:
     """Write ``items.csv``, ``tasks.csv``, ``correlations.csv``, ``auc.csv`` (and, with two or more field
     pairs, ``holdout.csv``, ``baselines.csv``, ``loto.csv``), ``summary.md``, figures and the manifest into
@@ -327,6 +385,10 @@ def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *,
         return paths
 
     text = evaluation_markdown(result)
+    if {"memorization_gain_ci_low", "generalization_gain_ci_low"} <= set(result.tasks.columns) and (
+        kinds := kind_markdown(result.tasks, result.holdout)
+    ):
+        text = kinds + "\n" + text
     if {"baseline_train", "tuned_train"} <= set(result.tasks.columns) and (few := few_shot_markdown(result.tasks)):
         text = few + "\n" + text
     if {"baseline_train", "layer", "alignment_z", "popularity_median"} <= set(result.tasks.columns):
