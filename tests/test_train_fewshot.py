@@ -111,6 +111,42 @@ def test_stopped_replies_are_the_first_line_of_the_full_ones(tiny_lms, kind: str
     assert stopped > 0  # the tiny model does write line breaks
 
 
+@pytest.mark.parametrize("kind", ["bytelevel", "metaspace"])
+def test_the_output_layer_gets_a_contiguous_input_only_while_generating(tiny_lms, kind: str) -> None:
+    """The prefill hands the output layer a strided view (the prompts' last positions), which torch's CPU
+    bfloat16 matmul runs far slower (benchmarks/bench_generation_head.py); generation copies it contiguous
+    with a hook on the output layer, the replies are those the layer gives the view, and the hook is gone
+    afterwards."""
+    import torch
+
+    from lexprobe.train import _evaluate
+
+    lm = tiny_lms[kind]
+    head = lm.model.get_output_embeddings()
+    seen = []
+    probe = head.register_forward_hook(lambda module, args, out: seen.append(args[0].is_contiguous()))
+    prompts = [_template().render(s) for s, _, _ in PAIRS]
+    try:
+        replies = generate_replies(lm.model, lm.tokenizer, prompts, max_new_tokens=6, batch_size=4)
+    finally:
+        probe.remove()
+    assert seen and all(seen)  # the layer ran on a contiguous input every time
+    assert not head._forward_pre_hooks  # and was removed
+    view = torch.arange(24.0).reshape(2, 3, 4)[:, -1:, :]
+    assert not view.is_contiguous()
+    (made,) = _evaluate._contiguous_input(head, (view,))
+    assert made.is_contiguous() and torch.equal(made, view)
+    keep, seen[:] = _evaluate._contiguous_input, []
+    _evaluate._contiguous_input = lambda module, args: args
+    probe = head.register_forward_hook(lambda module, args, out: seen.append(args[0].is_contiguous()))
+    try:
+        assert generate_replies(lm.model, lm.tokenizer, prompts, max_new_tokens=6, batch_size=4) == replies
+    finally:
+        _evaluate._contiguous_input = keep
+        probe.remove()
+    assert not all(seen)  # without it, the prefill's view reaches the layer strided
+
+
 # --- few-shot prompts ----------------------------------------------------------------------------------------
 
 
