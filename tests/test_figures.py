@@ -18,7 +18,7 @@ from lexprobe import figures
 from lexprobe.exceptions import ReportError
 
 ROOT = Path(__file__).resolve().parents[1]
-CALIBRATION = ROOT / "data" / "calibration" / "paper-tasks"
+CALIBRATION = ROOT / "docs" / "results" / "calibration-v1"  # the paper tasks: a known set of labels to draw
 
 #: The stage packages and modules; the figures import none of them.
 STAGES = ("lexprobe.align", "lexprobe.lexical", "lexprobe.train", "lexprobe.predict", "lexprobe.embed")

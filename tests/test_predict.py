@@ -185,9 +185,12 @@ def test_a_path_given_and_a_built_in_ontology_give_the_same_task_identity() -> N
     from lexprobe.predict._predict import leave_out_pair
 
     items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    pair = tasks["label"].isin(["hgnc name-to-symbol", "hgnc symbol-to-name"])
+    assert pair.sum() >= 2 and set(tasks.loc[pair, "model"]) == set(tasks["model"])  # on every model
     for ontology in (builtin, by_path):
         rest_items, rest_tasks, left_out, identity = leave_out_pair(items, tasks, ontology, "name-to-symbol")
-        assert identity == "hgnc name/symbol" and len(left_out) == 4 and len(rest_tasks) == 12
+        assert identity == "hgnc name/symbol" and len(left_out) == pair.sum()
+        assert len(rest_tasks) == len(tasks) - pair.sum()
         assert not rest_items["label"].isin(["hgnc name-to-symbol", "hgnc symbol-to-name"]).any()
 
 
@@ -411,7 +414,7 @@ def test_correlate_items_with_a_tasks_table_rewrites_the_shipped_calibration(tmp
 
     from lexprobe.predict import shipped_calibration_dir
 
-    shipped = shipped_calibration_dir() / "paper-tasks"
+    shipped = shipped_calibration_dir() / "study-v2"
     out = tmp_path / "again"
     result = CliRunner().invoke(
         app,
@@ -595,15 +598,18 @@ def test_the_shipped_calibration_loads_and_its_evaluation_holds_out_field_pairs(
     from lexprobe.predict import evaluate_items, shipped_calibration_dir
 
     items, tasks, manifests = load_calibration([shipped_calibration_dir()])
-    assert len(tasks) == 16 and set(tasks["model"]) == {"smollm2-135m", "gemma3-270m"}
-    assert tasks["label"].nunique() == 8 and items.groupby(["label", "model"]).size().eq(200).all()
+    assert set(tasks["model"]) == {"smollm2-135m", "gemma3-270m"} and tasks["group"].nunique() >= 20
+    assert items.groupby(["label", "model"]).size().eq(200).all()
+    # one budget: every unit trained at --size small (20 exposures per pair), the study v2 settings
+    runs = [r for m in manifests for r in m["inputs"]["runs"]]
+    assert {(r["train_config"]["templates"], r["train_config"]["epochs"]) for r in runs} == {(1, 20.0)}
     result = evaluate_items(items, tasks, n_boot=100, seed=0)
     holdout = result.holdout
-    assert len(holdout) == 16 and holdout.groupby("group")["label"].nunique().max() == 2
+    assert len(holdout) == len(tasks) and holdout.groupby("group")["label"].nunique().max() == 2
     assert set(holdout.loc[holdout["label"].str.startswith("hgnc name-to-symbol"), "group"]) == {"hgnc name/symbol"}
     assert set(result.baselines["rule"]) == {PREDICTOR_RULE, *BASELINES}
     assert manifests[0]["config"]["features"]["per_split"] == 100
-    shipped = shipped_calibration_dir() / "paper-tasks" / "baselines.csv"
+    shipped = shipped_calibration_dir() / "study-v2" / "baselines.csv"
     if shipped.is_file():
         recorded = pd.read_csv(shipped)
         pd.testing.assert_frame_equal(result.baselines, recorded, check_exact=False, check_dtype=False, rtol=1e-5)

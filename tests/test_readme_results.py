@@ -83,38 +83,39 @@ def _gain(row: pd.Series, name: str) -> str:
     return f"{row[f'{name}_gain']:+.3f} [{row[f'{name}_gain_ci_low']:.3f}, {row[f'{name}_gain_ci_high']:.3f}]"
 
 
-#: The calibration set `lexprobe predict` ships: the study of the paper's eight tasks on both model sizes.
-CALIBRATION = ROOT / "data" / "calibration" / "paper-tasks"
+#: The calibration set `lexprobe predict` ships: study v2, 20 field pairs on both model sizes.
+CALIBRATION = ROOT / "data" / "calibration" / "study-v2"
+#: The set it replaced: the paper's eight tasks at 9 exposures per pair (docs/study.md, study v1).
+CALIBRATION_V1 = ROOT / "docs" / "results" / "calibration-v1"
 STUDY_MODELS = {"smollm2-135m", "gemma3-270m"}
 
 
-def test_readme_study_table_matches_the_shipped_calibration() -> None:
-    """The README's per-task table is the calibration set `lexprobe predict` ships, as `lexprobe correlate` wrote it."""
-    rows = readme_rows("| task | model | pairs | alignment z |")  # predicted: with its field pair held out
-    tasks = pd.read_csv(CALIBRATION / "tasks.csv").set_index(["label", "model"])
-    loto = pd.read_csv(CALIBRATION / "loto.csv")
-    assert sorted((row[0], row[1]) for row in rows) == sorted(tasks.index)
-    for label, model, pairs, z, lex, mem, gen, predicted, measured in rows:
-        t = tasks.loc[(label, model)]
-        assert pairs == f"{t['n_train']}+{t['n_withheld']}"
-        assert z == f"{t['alignment_z']:.1f}" and lex == f"{t['lexicalization']:.3f}"
-        assert mem == _gain(t, "memorization") and gen == _gain(t, "generalization")
-        held = loto[(loto["label"] == label) & (loto["model"] == model) & (loto["split"] == "withheld")].iloc[0]
-        assert predicted == f"{held['verdict']} ({held['predicted_gain']:+.3f})"
-        assert measured == held["measured_verdict"]
+def test_readme_kind_table_is_the_shipped_calibration_s() -> None:
+    """The README's table by kind of task is the "By kind of task" section of the shipped calibration's
+    summary.md, and that section is what `kind_markdown` makes of its tasks.csv and holdout.csv."""
+    from lexprobe.predict import kind_markdown
+
+    written = (CALIBRATION / "summary.md").read_text(encoding="utf-8")
+    remade = kind_markdown(pd.read_csv(CALIBRATION / "tasks.csv"), pd.read_csv(CALIBRATION / "holdout.csv"))
+    assert remade.strip() in written
+    table = [line for line in remade.splitlines() if line.startswith("|")]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "\n".join(table) in readme
+    assert len(table) >= 2 + 4  # header, rule, at least four kinds
     manifest = json.loads((CALIBRATION / "manifest.json").read_text())
     assert manifest["stage"] == "correlate" and manifest["seed"] == 0
     assert {r["model"]["name"] for r in manifest["inputs"]["runs"]} == STUDY_MODELS
 
 
-def test_the_study_page_tables_are_the_summary_the_tool_wrote() -> None:
-    """docs/study.md carries `summary.md` of the shipped calibration verbatim, and that file is what
-    `summary_markdown` makes of its tasks.csv and loto.csv."""
+@pytest.mark.parametrize("calibration", [CALIBRATION, CALIBRATION_V1], ids=["v2", "v1"])
+def test_the_study_page_tables_are_the_summary_the_tool_wrote(calibration: Path) -> None:
+    """docs/study.md carries `summary.md` of both calibration sets verbatim (v2, shipped, and v1), and that file
+    is what `summary_markdown` makes of its tasks.csv and loto.csv."""
     from lexprobe.predict import summary_markdown, summary_table
 
-    written = (CALIBRATION / "summary.md").read_text(encoding="utf-8")
+    written = (calibration / "summary.md").read_text(encoding="utf-8")
     remade = summary_markdown(
-        summary_table(pd.read_csv(CALIBRATION / "tasks.csv"), pd.read_csv(CALIBRATION / "loto.csv"))
+        summary_table(pd.read_csv(calibration / "tasks.csv"), pd.read_csv(calibration / "loto.csv"))
     )
     per_model = written.split("\n## ")[0]  # the per-model tables; the held-out sections follow them
     assert per_model.rstrip() == remade.rstrip()
@@ -126,7 +127,7 @@ def test_the_study_page_tables_are_the_summary_the_tool_wrote() -> None:
 
 def training_minutes(model: str) -> tuple[int, int]:
     """Shortest and longest training time (minutes) of the model's calibration runs, from their manifests."""
-    runs = json.loads((CALIBRATION / "manifest.json").read_text())["inputs"]["runs"]
+    runs = json.loads((CALIBRATION_V1 / "manifest.json").read_text())["inputs"]["runs"]
     seconds = [
         json.loads((ROOT / r["run"] / "manifest.json").read_text())["outputs"]["seconds"]
         for r in runs
@@ -181,8 +182,8 @@ def test_the_study_page_lexicalization_table_matches_both_studies() -> None:
 
 
 def test_the_readme_study_bullets_quote_the_calibration_files() -> None:
-    """The pooled and within-task correlations and the features' own within-task AUCs the README quotes are
-    those shipped, and its baseline table is `baselines.csv`."""
+    """The pooled and within-task correlations, the grouped AUCs and the features' own within-task AUCs the
+    README quotes are those shipped, and its baseline table is `baselines.csv`."""
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
     corr = pd.read_csv(CALIBRATION / "correlations.csv")
     gains = corr[(corr["y"] == "gain") & (corr["split"] == "withheld")].set_index(["scope", "x"])
@@ -192,13 +193,15 @@ def test_the_readme_study_bullets_quote_the_calibration_files() -> None:
         ("within tasks", "alignment"),
         ("within tasks", "lexicalization"),
         ("within tasks", "template_share"),
+        ("within tasks", "seen_target_share"),
     ]:
         r = gains.loc[(scope, feature)]
         assert f"{r['rho']:+.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" in readme, (scope, feature)
     auc = pd.read_csv(CALIBRATION / "auc.csv").set_index("model")
-    assert auc.loc["features", "auc"] != auc.loc["features", "auc"]  # not estimable: the README says so
-    assert "the grouped AUC of" in readme and "not estimable" in readme
-    for model in ("alignment itself", "template_share itself", "log_popularity itself"):
+    r = auc.loc["features"]
+    assert f"{r['auc']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" in readme  # pooled, held out by field pair
+    assert f"{r['within_auc']:.3f} [{r['within_ci_low']:.3f}, {r['within_ci_high']:.3f}]" in readme
+    for model in ("alignment itself", "lexicalization itself", "seen_target_share itself", "log_popularity itself"):
         r = auc.loc[model]
         assert f"{r['within_auc']:.3f} [{r['within_ci_low']:.3f}, {r['within_ci_high']:.3f}]" in readme, model
     rows = readme_rows("| rule (fitted without the held-out field pair) |")
@@ -209,7 +212,9 @@ def test_the_readme_study_bullets_quote_the_calibration_files() -> None:
         assert mae == f"{b['gain_mae_points']:.2f}" and ratio == f"{b['relative_error']:.2f}"
     loto = pd.read_csv(CALIBRATION / "loto.csv")
     held = loto[loto["split"] == "withheld"]
-    assert set(held.groupby("group")["label"].nunique()) == {2}  # a task and its mirror, held out together
+    assert held.groupby("group")["model"].nunique().max() == 2  # a field pair is held out on both models
+    tasks = pd.read_csv(CALIBRATION / "tasks.csv")
+    assert f"{len(tasks)} units" in readme and f"{tasks['group'].nunique()} field pairs" in readme
 
 
 @pytest.mark.parametrize("ontology", ["hgnc", "hpo", "go"])
@@ -246,16 +251,15 @@ def test_bfloat16_moves_the_published_alignment_by_less_than_the_readme_says(ont
 
 
 def test_the_few_shot_popularity_numbers_are_those_recorded() -> None:
-    """The README's and study page's few-shot popularity numbers come from `lexprobe popularity`'s output, made
+    """The study page's few-shot popularity numbers (study v1) come from `lexprobe popularity`'s output, made
     from the 5-shot baselines recorded beside each study run."""
     tasks = pd.read_csv(ROOT / "docs" / "results" / "popularity-5shot" / "popularity_tasks.csv")
     assert len(tasks) == 16 and (tasks["n_correct"] == 0).sum() == 14
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
     study = " ".join((ROOT / "docs" / "study.md").read_text(encoding="utf-8").split())
     for _, r in tasks[tasks["n_correct"] > 0].iterrows():
         assert r["label"] == "hgnc name-to-symbol"
         rho = f"{r['rho']:+.3f} [{r['rho_ci_low']:.3f}, {r['rho_ci_high']:.3f}]"
-        assert rho in readme and rho in study
+        assert rho in study
         assert f"{r['accuracy']:.3f} [{r['accuracy_ci_low']:.3f}, {r['accuracy_ci_high']:.3f}]" in study
     manifest = json.loads((ROOT / "docs" / "results" / "popularity-5shot" / "manifest.json").read_text())
     assert manifest["config"]["shots"] == 5 and len(manifest["inputs"]["runs"]) == 16
@@ -472,3 +476,36 @@ def test_the_zoo_page_quotes_study_v2s_held_out_evaluation() -> None:
             rho,
             f"{r['relative_error']:.2f}",
         ]
+
+
+def test_the_study_page_cost_table_sums_the_runs_manifests() -> None:
+    """docs/study.md's cost of study v2 per model: the training, evaluation and 5-shot seconds the manifests of
+    the calibration's runs record, summed."""
+    rows = readme_rows("| model | units | training (min per task) |", page="docs/study.md")
+    runs = json.loads((CALIBRATION / "manifest.json").read_text())["inputs"]["runs"]
+    assert {row[0] for row in rows} == STUDY_MODELS
+    for model, units, training, evaluation, fewshot, total, core in rows:
+        mine = [ROOT / r["run"] for r in runs if r["model"]["name"] == model]
+        train = [json.loads((run / "manifest.json").read_text())["outputs"]["seconds"] for run in mine]
+        ev = sum(json.loads((run / "evaluation_manifest.json").read_text())["outputs"]["seconds"] for run in mine)
+        few = sum(
+            json.loads(sorted(run.glob("shots-*/evaluation_manifest.json"))[-1].read_text())["outputs"]["seconds"]
+            for run in mine
+        )
+        assert units == str(len(mine))
+        assert training == f"{sum(train) / 3600:.2f} h ({min(train) / 60:.1f} to {max(train) / 60:.1f})"
+        assert evaluation == f"{ev / 3600:.2f} h" and fewshot == f"{few / 3600:.2f} h"
+        assert (
+            total == f"{(sum(train) + ev + few) / 3600:.1f} h" and core == f"{2 * (sum(train) + ev + few) / 3600:.1f}"
+        )
+
+
+def test_the_prediction_page_quotes_the_shipped_baselines() -> None:
+    rows = readme_rows(
+        "| rule | verdicts right | generalization gain error (points) | Spearman |", page="docs/prediction.md"
+    )
+    baselines = pd.read_csv(CALIBRATION / "baselines.csv")
+    assert [row[0] for row in rows] == list(baselines["rule"])
+    for (_rule, verdicts, mae, rho), (_, b) in zip(rows, baselines.iterrows()):
+        assert verdicts == f"{b['verdicts_right']}/{b['n_units']}" and mae == f"{b['gain_mae_points']:.2f}"
+        assert rho == ("-" if pd.isna(b["gain_spearman"]) else f"{b['gain_spearman']:+.2f}")
