@@ -509,3 +509,19 @@ def test_the_prediction_page_quotes_the_shipped_baselines() -> None:
     for (_rule, verdicts, mae, rho), (_, b) in zip(rows, baselines.iterrows()):
         assert verdicts == f"{b['verdicts_right']}/{b['n_units']}" and mae == f"{b['gain_mae_points']:.2f}"
         assert rho == ("-" if pd.isna(b["gain_spearman"]) else f"{b['gain_spearman']:+.2f}")
+
+
+def test_the_study_page_spread_table_is_the_recorded_spread() -> None:
+    """docs/study.md's run-to-run spread: `lexprobe spread` of study v2 on the default model and its seed-1 rerun."""
+    spread_dir = ROOT / "docs" / "results" / "study-v2-smollm2-seed1" / "spread"
+    spread = pd.read_csv(spread_dir / "spread.csv")
+    rows = {row[0]: row for row in readme_rows("| task (smollm2-135m) | memorization gain", page="docs/study.md")}
+    assert len(rows) == len(spread) >= 2
+    for _, r in spread.iterrows():
+        row = rows[f"{r['ontology']} {r['task']}"]
+        assert row[1] == f"{r['memorization_gain_seed0']:+.2f} / {r['memorization_gain_seed1']:+.2f}"
+        assert row[2] == f"{r['generalization_gain_seed0']:+.2f} / {r['generalization_gain_seed1']:+.2f}"
+        assert row[3] == f"{r['generalization_gain_spread']:.2f}" and row[4] == ("yes" if r["verdicts_agree"] else "no")
+    manifest = json.loads((spread_dir / "manifest.json").read_text())
+    assert [s["seed"] for s in manifest["inputs"]["studies"]] == [0, 1]
+    assert manifest["config"]["model"] == "smollm2-135m"
