@@ -606,17 +606,18 @@ def _less_what_is_done(cost: Cost, folder: Path) -> Cost:
     """``cost`` less what a study's ``folder`` already holds: all of it when the part is finished there, the
     steps up to its latest checkpoint for a training run stopped part way."""
     if cost.stage == "train":
+        import warnings
+
         from lexprobe.train import is_complete
+        from lexprobe.train._trainer import last_good_checkpoint
 
         if is_complete(folder):
             done = cost.total_work
         else:
-            steps = [
-                int(p.name.rpartition("-")[2])
-                for p in (folder / "checkpoints").glob("checkpoint-*")
-                if p.is_dir() and p.name.rpartition("-")[2].isdigit()
-            ]
-            done = min(max(steps, default=0), cost.total_work)
+            with warnings.catch_warnings():  # a damaged checkpoint is passed over here, removed by the run
+                warnings.simplefilter("ignore")
+                last = last_good_checkpoint(folder / "checkpoints", remove=False)
+            done = min(int(Path(last).name.split("-")[1]), cost.total_work) if last else 0
     else:
         done = cost.total_work if (folder / "manifest.json").is_file() else 0
     if not done:

@@ -217,7 +217,17 @@ def test_a_study_dry_run_leaves_out_what_the_study_folder_holds(tmp_path: Path) 
     (finished / "adapter").mkdir(parents=True)
     (finished / "adapter" / "adapter_config.json").write_text("{}")
     (finished / "manifest.json").write_text(json.dumps({"stage": "train"}))
-    (tmp_path / "hgnc" / "name-to-id" / "checkpoints" / "checkpoint-200").mkdir(parents=True)
+    import torch
+    from safetensors.torch import save_file
+
+    checkpoints = tmp_path / "hgnc" / "name-to-id" / "checkpoints"
+    good = checkpoints / "checkpoint-200"
+    good.mkdir(parents=True)
+    for name in ("trainer_state.json", "adapter_config.json"):
+        (good / name).write_text("{}")
+    save_file({"w": torch.zeros(1)}, str(good / "adapter_model.safetensors"))
+    torch.save({}, good / "optimizer.pt")
+    (checkpoints / "checkpoint-250").mkdir()  # a save cut short: the study resumes from 200, and so does the estimate
     tasks = ["name-to-symbol", "name-to-id", "symbol-to-id"]
     fresh = estimate_study(["hgnc"], tasks=tasks, stages=("train",), runs=[run])
     resumed = estimate_study(["hgnc"], tasks=tasks, stages=("train",), runs=[run], out=tmp_path)

@@ -238,7 +238,7 @@ def _generate(
     progress: Callable[[int], None] | None,
 ) -> list[str]:
     import torch
-    from transformers import GenerationConfig
+    from transformers import GenerationConfig, StoppingCriteriaList
 
     order = np.argsort([len(e) for e in encoded], kind="stable")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -251,9 +251,28 @@ def _generate(
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     hook = head.register_forward_pre_hook(_contiguous_input) if isinstance(head, torch.nn.Module) else None
     try:
-        _generate_batches(
-            model, tokenizer, encoded, order, replies, generation, tables, device, pad, batch_size, progress
-        )
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            width = max(len(encoded[i]) for i in chunk)
+            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            attention = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, i in enumerate(chunk):
+                n = len(encoded[i])
+                input_ids[row, width - n :] = torch.tensor(list(encoded[i]), dtype=torch.long)
+                attention[row, width - n :] = 1
+            stops = StoppingCriteriaList([_first_line_stop(tables, width)] if tables is not None else [])
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = model.generate(
+                    input_ids=input_ids.to(device),
+                    attention_mask=attention.to(device),
+                    generation_config=generation,
+                    stopping_criteria=stops,
+                )
+            for row, i in enumerate(chunk):
+                replies[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True)
+            if progress is not None:
+                progress(len(chunk))
     finally:
         if hook is not None:
             hook.remove()
@@ -264,49 +283,9 @@ def _contiguous_input(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
     """Forward pre-hook of the output layer: its input made contiguous. The prefill hands it the last position
     of each prompt, a strided view, and torch's CPU bfloat16 matmul with a 262k-row vocabulary (Gemma 3) takes
     a path 300 times slower on it (5 s against 0.015 s per batch); the values, and the replies, are the same
-    (benchmarks/bench_generation.py)."""
+    (benchmarks/bench_generation_head.py)."""
     first = args[0]
     return (first.contiguous(), *args[1:]) if hasattr(first, "contiguous") else args
-
-
-def _generate_batches(
-    model: Any,
-    tokenizer: Any,
-    encoded: Sequence[Sequence[int]],
-    order: np.ndarray,
-    replies: list[str],
-    generation: Any,
-    tables: Any,
-    device: Any,
-    pad: int,
-    batch_size: int,
-    progress: Callable[[int], None] | None,
-) -> None:
-    import torch
-    from transformers import StoppingCriteriaList
-
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in chunk)
-        input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, i in enumerate(chunk):
-            n = len(encoded[i])
-            input_ids[row, width - n :] = torch.tensor(list(encoded[i]), dtype=torch.long)
-            attention[row, width - n :] = 1
-        stops = StoppingCriteriaList([_first_line_stop(tables, width)] if tables is not None else [])
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=attention.to(device),
-                generation_config=generation,
-                stopping_criteria=stops,
-            )
-        for row, i in enumerate(chunk):
-            replies[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True)
-        if progress is not None:
-            progress(len(chunk))
 
 
 # --- few-shot prompts ------------------------------------------------------------------------------------------
