@@ -608,8 +608,7 @@ def _less_what_is_done(cost: Cost, folder: Path) -> Cost:
     if cost.stage == "train":
         import warnings
 
-        from lexprobe.train import is_complete
-        from lexprobe.train._trainer import last_good_checkpoint
+        from lexprobe.train import is_complete, last_good_checkpoint
 
         if is_complete(folder):
             done = cost.total_work

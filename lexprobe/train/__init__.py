@@ -52,10 +52,11 @@ from lexprobe.train._data import build_examples, completion_collator, format_pro
 from lexprobe.train._evaluate import EvaluationResult, draw_shots, evaluate_run, few_shot_prompt, generate_replies
 from lexprobe.train._progress import progress_callback
 from lexprobe.train._scoring import MAX_NEW_TOKENS, ReplyScore, outcome_category, parse_reply, score_reply
-from lexprobe.train._trainer import TrainResult, train_lora
+from lexprobe.train._trainer import TrainResult, last_good_checkpoint, train_lora
 
 __all__ = [
     "CurveResult",
+    "last_good_checkpoint",
     "evaluate_curve",
     "snapshot_points",
     "MAX_NEW_TOKENS",
