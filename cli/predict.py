@@ -318,7 +318,7 @@ def predict_cmd(
     )
     thresholds = predictor.thresholds
     console.print(
-        "thresholds fitted to the calibration's held-out predictions (Youden's J against 'measured gain "
+        "thresholds on the calibration's held-out predictions (Youden's J against 'measured gain "
         "interval above 0'): "
         f"generalize if predicted generalization gain >= {_num(thresholds['withheld'], '+.3f')} "
         f"({predictor.threshold_notes['withheld']}); memorize if predicted memorization gain >= "

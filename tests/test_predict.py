@@ -12,6 +12,7 @@ from lexprobe.exceptions import PredictionError
 from lexprobe.predict import (
     BASELINES,
     MEASURED_FEATURES,
+    MIN_CLASS_PAIRS,
     PREDICTOR_RULE,
     VERDICTS,
     auc_comparison,
@@ -19,6 +20,7 @@ from lexprobe.predict import (
     family_key,
     field_pair,
     fit_predictor,
+    fitted_cut,
     load_calibration,
     spearman_ci,
     task_identity,
@@ -164,6 +166,43 @@ def test_youden_threshold_separates_and_names_the_degenerate_cases() -> None:
     assert cut is None and "all equal" in note  # a constant prediction must not make every task "reach" it
     cut, note = youden_threshold(np.array([0.1, 0.2]), np.array([True, True]))
     assert cut == 0.1 and "every" in note
+
+
+def test_a_cut_needs_field_pairs_on_both_sides_else_the_majority_side_is_kept() -> None:
+    """Calibration v2 had 40 memorized units and 1 that was not: Youden's cut then sits wherever that one
+    unit's prediction falls. With fewer than MIN_CLASS_PAIRS field pairs on a side no cut is fitted."""
+    scores = np.array([0.05, 0.1, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    reached = np.array([False, True, True, True, True, True, True, True])
+    groups = np.array([f"g{i}" for i in range(8)])
+    # one pair did not reach it: most did, so it is predicted reached (the predictor's gain floor decides)
+    cut, note = fitted_cut(scores, reached, groups, always=0.0)
+    assert cut == 0.0 and "1 field pair(s) did not reach it" in note
+    assert fitted_cut(scores, reached, groups, always=-np.inf)[0] == -np.inf
+    # two field pairs reached it: too few to fit a cut, and the majority did not: never predicted
+    cut, note = fitted_cut(scores, np.arange(8) >= 6, groups, always=0.0)
+    assert cut is None and "2 field pair(s) reached it" in note
+    # units of one field pair count once: three units of one pair are still one pair
+    cut, _ = fitted_cut(scores, np.arange(8) >= 5, np.array(["a"] * 5 + ["b"] * 3), always=0.0)
+    assert cut is None
+    # enough pairs on both sides: Youden's cut between them
+    balanced = np.arange(8) >= 4
+    cut, note = fitted_cut(scores, balanced, groups, always=0.0)
+    assert MIN_CLASS_PAIRS <= 4 and 0.4 < cut < 0.5 and "Youden" in note
+    # NaN predictions (a fold with too few units) are left out before counting
+    cut, _ = fitted_cut(np.r_[scores, np.nan], np.r_[balanced, False], np.append(groups, "g8"), always=0.0)
+    assert 0.4 < cut < 0.5
+
+
+def test_a_lone_unmemorized_pair_does_not_set_the_memorization_verdict() -> None:
+    """Every unit but one memorized: the predictor's held-out memorization verdict follows its predicted gain
+    (above 0: memorized), not a cut placed by the one exception."""
+    items, tasks = synthetic(n_tasks=8, n=150)
+    tasks = tasks.assign(memorized=tasks.index != 0, memorization_gain=np.where(tasks.index != 0, 0.6, 0.0))
+    predictor = fit_predictor(items, tasks)
+    assert predictor.thresholds["train"] == 0.0 and "no cut fitted" in predictor.threshold_notes["train"]
+    h = predictor.holdout
+    others = h[h["label"] != tasks["label"].iloc[0]]
+    assert (others["verdict"] != VERDICTS[2]).all()
 
 
 def test_field_pairs_and_task_identity() -> None:

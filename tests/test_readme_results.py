@@ -525,3 +525,20 @@ def test_the_study_page_spread_table_is_the_recorded_spread() -> None:
     manifest = json.loads((spread_dir / "manifest.json").read_text())
     assert [s["seed"] for s in manifest["inputs"]["studies"]] == [0, 1]
     assert manifest["config"]["model"] == "smollm2-135m"
+
+
+def test_no_published_page_keeps_a_template_placeholder() -> None:
+    """The docs are filled from the result files; a placeholder left behind is a number never published."""
+    import re
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files", "*.md"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    pages = [ROOT / p for p in tracked] or sorted(ROOT.glob("**/*.md"))
+    left = {
+        str(p.relative_to(ROOT)): m.group(0)
+        for p in pages
+        if p.is_file() and ".venv" not in p.parts
+        for m in [re.search(r"__[A-Z][A-Z_]+__|@@[A-Z_]+@@|\{[a-z_]+\}", p.read_text(encoding="utf-8"))]
+        if m
+    }
+    assert not left, left

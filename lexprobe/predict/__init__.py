@@ -33,6 +33,7 @@ from lexprobe.predict._calibration import load_calibration, shipped_calibration_
 from lexprobe.predict._common import (
     FEATURES,
     MEASURED_FEATURES,
+    MIN_CLASS_PAIRS,
     VERDICTS,
     field_pair,
     task_identity,
@@ -71,7 +72,7 @@ from lexprobe.predict._holdout import (
 )
 from lexprobe.predict._popularity import PopularityResult, popularity_baselines, read_baselines, write_popularity
 from lexprobe.predict._predict import PredictionResult, predict_task, write_prediction
-from lexprobe.predict._predictor import Predictor, fit_predictor, unit_table
+from lexprobe.predict._predictor import Predictor, fit_predictor, fitted_cut, unit_table
 from lexprobe.stats import cluster_bootstrap, spearman_ci, youden_threshold
 
 __all__ = [
@@ -83,6 +84,7 @@ __all__ = [
     "CORRELATIONS",
     "FEATURES",
     "MEASURED_FEATURES",
+    "MIN_CLASS_PAIRS",
     "PREDICTOR_RULE",
     "SUMMARY_HEADER",
     "VERDICTS",
@@ -105,6 +107,7 @@ __all__ = [
     "kind_markdown",
     "field_pair",
     "fit_predictor",
+    "fitted_cut",
     "load_calibration",
     "loto_summary",
     "majority_rule",

@@ -25,6 +25,14 @@ VERDICTS = ("will generalize", "memorization only", "unlikely to improve")
 _SPLITS = ("train", "withheld")
 
 
+#: A cut between "reached" and "not reached" (memorized, generalized) is fitted only when each side holds units
+#: of at least this many field pairs. With fewer, Youden's J puts the cut wherever one pair's held-out
+#: prediction falls (calibration v2: 40 of 41 units memorized, and the one that did not set the memorization
+#: cut), so no cut is fitted and the flag goes to the side most calibration units are on. The same number
+#: makes :func:`lexprobe.predict.fit_predictor` warn of a thin calibration.
+MIN_CLASS_PAIRS = 3
+
+
 _GAIN_NAMES = {"train": "memorization", "withheld": "generalization"}
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, VERDICTS
-from lexprobe.predict._predictor import _fit_core, _verdict
-from lexprobe.stats import pooled_spearman, youden_threshold
+from lexprobe.predict._predictor import _fit_core, _verdict, fitted_cut
+from lexprobe.stats import pooled_spearman
 
 #: The rules every evaluation puts beside the predictor (each fitted without the held-out field pair).
 BASELINES = (
@@ -28,11 +28,13 @@ PREDICTOR_RULE = "predictor (task-level ridge)"
 
 
 def _threshold_rule(train: pd.DataFrame, test: pd.DataFrame, column: str) -> tuple[list[str], np.ndarray]:
-    """One-feature rule: Youden cuts on the feature for generalized and memorized; gain = the mean measured
-    generalization gain of the calibration units on the same side of the generalization cut."""
+    """One-feature rule: cuts on the feature for generalized and memorized (:func:`fitted_cut`: Youden's J, or
+    the calibration's majority where a side has too few field pairs); gain = the mean measured generalization
+    gain of the calibration units on the same side of the generalization cut."""
     x_train = train[column].astype(float).to_numpy()
-    gen, _ = youden_threshold(x_train, train["generalized"].astype(bool).to_numpy())
-    mem, _ = youden_threshold(x_train, train["memorized"].astype(bool).to_numpy())
+    groups = train["group"].to_numpy()
+    gen, _ = fitted_cut(x_train, train["generalized"].astype(bool).to_numpy(), groups, always=-np.inf)
+    mem, _ = fitted_cut(x_train, train["memorized"].astype(bool).to_numpy(), groups, always=-np.inf)
     y = train["generalization_gain"].astype(float).to_numpy()
     verdicts, gains = [], []
     for x in test[column].astype(float):

@@ -10,7 +10,16 @@ import numpy as np
 import pandas as pd
 
 from lexprobe.exceptions import PredictionError
-from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, VERDICTS, _measured_verdict, _pair_groups, _units
+from lexprobe.predict._common import (
+    _GAIN_NAMES,
+    _SPLITS,
+    FEATURES,
+    MIN_CLASS_PAIRS,
+    VERDICTS,
+    _measured_verdict,
+    _pair_groups,
+    _units,
+)
 from lexprobe.predict._features import _with_template_share
 from lexprobe.stats import youden_threshold
 
@@ -26,6 +35,34 @@ def _verdict(gains: dict[str, float], thresholds: dict[str, float | None], *, fl
     if mem is not None and gains["train"] >= mem and gains["train"] > low:
         return VERDICTS[1]
     return VERDICTS[2]
+
+
+def fitted_cut(
+    scores: np.ndarray, reached: np.ndarray, groups: np.ndarray, *, always: float
+) -> tuple[float | None, str]:
+    """The cut on ``scores`` for a flag (memorized or generalized) of calibration units in field pairs ``groups``.
+
+    Youden's J (:func:`lexprobe.stats.youden_threshold`) when each side holds units of at least
+    :data:`MIN_CLASS_PAIRS` field pairs. Otherwise no cut is fitted: when most units reached the flag the
+    cut is ``always`` (the predictor's ``0.0``: its gain floor alone decides; a one-feature rule's ``-inf``:
+    every task), else ``None`` (the flag is never predicted).
+    """
+    scores, reached, groups = np.asarray(scores, float), np.asarray(reached, bool), np.asarray(groups)
+    keep = np.isfinite(scores)
+    scores, reached, groups = scores[keep], reached[keep], groups[keep]
+    pairs_in = len(set(groups[reached]))
+    pairs_out = len(set(groups[~reached]))
+    if min(pairs_in, pairs_out) >= MIN_CLASS_PAIRS:
+        return youden_threshold(scores, reached)
+    if len(reached) and reached.mean() > 0.5:
+        return always, (
+            f"no cut fitted: {pairs_out} field pair(s) did not reach it (fewer than {MIN_CLASS_PAIRS}), "
+            "so it is predicted as most calibration units measured it"
+        )
+    return None, (
+        f"no cut fitted: {pairs_in} field pair(s) reached it (fewer than {MIN_CLASS_PAIRS}), "
+        "so it is not predicted"
+    )
 
 
 def _stated_verdict(gains, lows, highs, thresholds) -> str:
@@ -244,8 +281,11 @@ def _fit_core(units: pd.DataFrame, features: tuple[str, ...], alpha: float, conf
                 held[s][out] = _predict_gain(_gain_model(X[keep], y[keep], alpha), X[out])
     thresholds, notes, residuals = {}, {}, {}
     for split, flag in (("train", "memorized"), ("withheld", "generalized")):
-        thresholds[split], notes[split] = youden_threshold(held[split], units[flag].astype(bool).to_numpy())
-        notes[split] += " on held-out predictions"
+        thresholds[split], notes[split] = fitted_cut(
+            held[split], units[flag].astype(bool).to_numpy(), groups, always=0.0
+        )
+        if thresholds[split] is not None and not notes[split].startswith("no cut"):
+            notes[split] += " on held-out predictions"
         measured = units[f"{_GAIN_NAMES[split]}_gain"].astype(float).to_numpy()
         residuals[split] = (measured - held[split])[np.isfinite(held[split])]
         if np.ptp(measured) == 0:
@@ -318,8 +358,10 @@ def _calibration_warnings(units: pd.DataFrame) -> list[str]:
         warnings.append(f"thin calibration: {n_pairs} field pairs (each hold-out leaves one out)")
     for verdict in VERDICTS:
         k = units.loc[units["measured_verdict"] == verdict, "group"].nunique()
-        if k < 3:
-            warnings.append(f"thin calibration: {k} field pair(s) with the verdict '{verdict}' (fewer than 3)")
+        if k < MIN_CLASS_PAIRS:
+            warnings.append(
+                f"thin calibration: {k} field pair(s) with the verdict '{verdict}' (fewer than {MIN_CLASS_PAIRS})"
+            )
     models = sorted(units["model"].astype(str).unique())
     if len(models) == 1:
         warnings.append(f"calibration from one model only ({models[0]})")
