@@ -43,6 +43,7 @@ import dataclasses
 import json
 import logging
 import os
+import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -498,6 +499,7 @@ def measure_lexicalization(
     n = len(terms)
     if n < 20:
         raise LexicalizationError(f"only {n} terms have every field {list(fields)}; need at least 20")
+    started = time.perf_counter()
     if config.embeddings and config.k > n - 1:
         raise LexicalizationError(f"--k must be at most n_items - 1 = {n - 1}, got {config.k}")
     if model is None and progress:
@@ -555,6 +557,8 @@ def measure_lexicalization(
             "embeddings": manifest_embeddings,
         },
         "seed": config.seed,
+        # wall-clock seconds of the measurement (model loading included when it loaded the model)
+        "seconds": round(time.perf_counter() - started, 3),
     }
     return LexicalResult(items=items, fields=field_table, layers=pd.DataFrame(layer_rows), manifest=manifest)
 

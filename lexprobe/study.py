@@ -547,6 +547,8 @@ def _earlier_stages(root: Path) -> dict[tuple[str, str], dict[str, Any]]:
 
 #: Where a run directory records how long a stage took.
 _RUN_MANIFESTS = {
+    "align": "manifest.json",
+    "lexicalization": "manifest.json",
     "train": "manifest.json",
     "evaluate": "evaluation_manifest.json",
     "fewshot": "evaluation_manifest.json",
@@ -554,9 +556,16 @@ _RUN_MANIFESTS = {
 
 
 def _run_seconds(manifest: Path) -> float:
+    """The seconds a stage's own manifest records: ``outputs.seconds`` (training, evaluation), the sum of
+    ``timings`` (alignment) or ``seconds`` (lexicalization); 0 where it records none (an older version)."""
+    record = read_json_object(manifest) or {}
     try:
-        return float((read_json_object(manifest) or {})["outputs"]["seconds"])
-    except (KeyError, TypeError, ValueError):
+        if isinstance(record.get("outputs"), dict) and "seconds" in record["outputs"]:
+            return float(record["outputs"]["seconds"])
+        if isinstance(record.get("timings"), dict):
+            return float(sum(float(v) for v in record["timings"].values()))
+        return float(record.get("seconds", 0.0))
+    except (TypeError, ValueError):
         return 0.0
 
 
@@ -571,8 +580,8 @@ def _merged_record(root: Path, record: list[dict[str, Any]], keep_earlier: bool 
         if entry["status"] == "resumed" and not entry["seconds"] and key in latest:
             entry = entry | {"seconds": float(latest[key].get("seconds", 0.0))}
         if entry["status"] == "resumed" and not entry["seconds"] and entry["stage"] in _RUN_MANIFESTS:
-            # a run records its own training and evaluation time (a study manifest lost or written by an
-            # older version)
+            # a stage records its own time (a study stopped before writing its manifest, or one written by
+            # an older version)
             entry = entry | {"seconds": _run_seconds(root / entry["dir"] / _RUN_MANIFESTS[entry["stage"]])}
         merged.append(entry)
     seen = {(e["stage"], e["dir"]) for e in merged}

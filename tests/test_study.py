@@ -139,6 +139,10 @@ def test_a_finished_study_resumes_without_redoing_work(study) -> None:
         for stage, name in (("train", "manifest.json"), ("evaluate", "evaluation_manifest.json")):
             recorded = json.loads((out / "hgnc" / task / name).read_text())["outputs"]["seconds"]
             assert next(s["seconds"] for s in lost if s == s | {"stage": stage, "dir": f"hgnc/{task}"}) == recorded
+    # ...and so do alignment's and lexicalization's (a study stopped before writing its manifest loses none)
+    for stage in ("align", "lexicalization"):
+        entry = next(s for s in lost if s["stage"] == stage)
+        assert entry["status"] == "resumed" and entry["seconds"] > 0, entry
 
 
 @pytest.mark.slow
