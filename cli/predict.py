@@ -318,8 +318,8 @@ def predict_cmd(
     )
     thresholds = predictor.thresholds
     console.print(
-        "thresholds on the calibration's held-out predictions (Youden's J against 'measured gain "
-        "interval above 0'): "
+        "thresholds on the calibration's held-out predictions, against 'measured gain interval above 0' "
+        "(how each was set in brackets): "
         f"generalize if predicted generalization gain >= {_num(thresholds['withheld'], '+.3f')} "
         f"({predictor.threshold_notes['withheld']}); memorize if predicted memorization gain >= "
         f"{_num(thresholds['train'], '+.3f')} ({predictor.threshold_notes['train']})"

@@ -38,14 +38,14 @@ def _verdict(gains: dict[str, float], thresholds: dict[str, float | None], *, fl
 
 
 def fitted_cut(
-    scores: np.ndarray, reached: np.ndarray, groups: np.ndarray, *, always: float
+    scores: np.ndarray, reached: np.ndarray, groups: np.ndarray, *, always: float, on: str = ""
 ) -> tuple[float | None, str]:
     """The cut on ``scores`` for a flag (memorized or generalized) of calibration units in field pairs ``groups``.
 
     Youden's J (:func:`lexprobe.stats.youden_threshold`) when each side holds units of at least
     :data:`MIN_CLASS_PAIRS` field pairs. Otherwise no cut is fitted: when most units reached the flag the
     cut is ``always`` (the predictor's ``0.0``: its gain floor alone decides; a one-feature rule's ``-inf``:
-    every task), else ``None`` (the flag is never predicted).
+    every task), else ``None`` (the flag is never predicted). ``on`` names the scores in a fitted cut's note.
     """
     scores, reached, groups = np.asarray(scores, float), np.asarray(reached, bool), np.asarray(groups)
     keep = np.isfinite(scores)
@@ -53,7 +53,8 @@ def fitted_cut(
     pairs_in = len(set(groups[reached]))
     pairs_out = len(set(groups[~reached]))
     if min(pairs_in, pairs_out) >= MIN_CLASS_PAIRS:
-        return youden_threshold(scores, reached)
+        cut, note = youden_threshold(scores, reached)
+        return cut, f"{note} on {on}" if on else note
     if len(reached) and reached.mean() > 0.5:
         return always, (
             f"no cut fitted: {pairs_out} field pair(s) did not reach it (fewer than {MIN_CLASS_PAIRS}), "
@@ -282,10 +283,8 @@ def _fit_core(units: pd.DataFrame, features: tuple[str, ...], alpha: float, conf
     thresholds, notes, residuals = {}, {}, {}
     for split, flag in (("train", "memorized"), ("withheld", "generalized")):
         thresholds[split], notes[split] = fitted_cut(
-            held[split], units[flag].astype(bool).to_numpy(), groups, always=0.0
+            held[split], units[flag].astype(bool).to_numpy(), groups, always=0.0, on="held-out predictions"
         )
-        if thresholds[split] is not None and not notes[split].startswith("no cut"):
-            notes[split] += " on held-out predictions"
         measured = units[f"{_GAIN_NAMES[split]}_gain"].astype(float).to_numpy()
         residuals[split] = (measured - held[split])[np.isfinite(held[split])]
         if np.ptp(measured) == 0:
