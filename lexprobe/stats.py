@@ -6,6 +6,8 @@
 - :func:`cluster_bootstrap`: a percentile interval over resamples of whole clusters (units: a task on a model),
   for statistics pooled over tasks, whose items are not independent evidence.
 - :func:`youden_threshold`: the cut that best separates two classes (Youden's J).
+- :func:`pooled_auc`, :func:`within_auc`: how well a score ranks a binary outcome over all items, and over
+  pairs of items of the same unit only.
 """
 
 from __future__ import annotations
@@ -159,3 +161,34 @@ def within_spearman(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
         sxx += float((rx**2).sum())
         syy += float((ry**2).sum())
     return sxy / np.sqrt(sxx * syy) if sxx > 0 and syy > 0 else float("nan")
+
+
+def pooled_auc(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    """ROC AUC of ``(labels, scores)`` parts pooled into one sample (``sklearn.metrics.roc_auc_score``); NaN
+    when one class is missing."""
+    from sklearn.metrics import roc_auc_score
+
+    if not parts:
+        return float("nan")
+    y = np.concatenate([np.asarray(a, dtype=bool) for a, _ in parts])
+    p = np.concatenate([np.asarray(b, dtype=float) for _, b in parts])
+    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def within_auc(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Within-unit AUC of ``(labels, scores)`` parts: over every (positive, negative) pair of items of the same
+    unit, the share the score ranks right (ties half); units with one class add no pairs; NaN when none has both.
+    """
+    from scipy.stats import rankdata
+
+    right = pairs = 0.0
+    for y, p in parts:
+        y = np.asarray(y, dtype=bool)
+        n_pos = int(y.sum())
+        n_neg = len(y) - n_pos
+        if not n_pos or not n_neg:
+            continue
+        r = rankdata(np.asarray(p, dtype=float))
+        right += r[y].sum() - n_pos * (n_pos + 1) / 2
+        pairs += n_pos * n_neg
+    return right / pairs if pairs else float("nan")

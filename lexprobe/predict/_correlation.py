@@ -10,7 +10,7 @@ import pandas as pd
 
 from lexprobe.predict._common import FEATURES, _pair_groups, _units
 from lexprobe.predict._features import _with_template_share
-from lexprobe.stats import cluster_bootstrap, pooled_spearman, spearman_ci, within_spearman
+from lexprobe.stats import cluster_bootstrap, pooled_auc, pooled_spearman, spearman_ci, within_auc, within_spearman
 
 
 def spearman_pooled_within(
@@ -117,31 +117,6 @@ def _grouped_oof(X: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) ->
     return out
 
 
-def _auc_pooled(parts) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    y = np.concatenate([a for a, _ in parts])
-    p = np.concatenate([b for _, b in parts])
-    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
-
-
-def _auc_within(parts) -> float:
-    """Within-unit AUC: over every (gained, not gained) pair of items of the same unit, the share ranked right
-    (ties half); units with one class add no pairs."""
-    from scipy.stats import rankdata
-
-    right = pairs = 0.0
-    for y, p in parts:
-        n_pos = int(y.sum())
-        n_neg = len(y) - n_pos
-        if not n_pos or not n_neg:
-            continue
-        r = rankdata(p)
-        right += r[y].sum() - n_pos * (n_pos + 1) / 2
-        pairs += n_pos * n_neg
-    return right / pairs if pairs else float("nan")
-
-
 def auc_comparison(
     items: pd.DataFrame,
     *,
@@ -220,7 +195,7 @@ def auc_comparison(
     rows = []
     for j, name in enumerate([*names, "difference"]):
         row: dict[str, Any] = {"model": name}
-        for prefix, fn in (("", _auc_pooled), ("within_", _auc_within)):
+        for prefix, fn in (("", pooled_auc), ("within_", within_auc)):
             s = diff(fn) if name == "difference" else stat(fn, j)
             low, high = cluster_bootstrap(s, clusters, n_boot=n_boot, seed=seed)
             key = "auc" if not prefix else "within_auc"
@@ -244,7 +219,7 @@ def _raw_feature_rows(items, y, units, *, n_boot: int, seed: int, base: dict[str
         x = items[feature].astype(float).to_numpy()
         clusters = [(y[units == u], x[units == u]) for u in order]
         row: dict[str, Any] = {"model": f"{feature} itself"}
-        for prefix, fn in (("", _auc_pooled), ("within_", _auc_within)):
+        for prefix, fn in (("", pooled_auc), ("within_", within_auc)):
             low, high = cluster_bootstrap(fn, clusters, n_boot=n_boot, seed=seed) if len(order) > 1 else (np.nan,) * 2
             key = "within_auc" if prefix else "auc"
             row |= {key: fn(clusters), f"{prefix}ci_low": low, f"{prefix}ci_high": high}
