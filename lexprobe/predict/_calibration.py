@@ -99,8 +99,9 @@ def load_calibration(
         for d in dirs:
             manifest = read_calibration_manifest(d)
             items_file = d / "items.csv" if (d / "items.csv").is_file() else d / "items.csv.gz"
-            items = read_table(items_file, ITEMS, require=CALIBRATION_REQUIRED["items"])
-            tasks = read_table(d / "tasks.csv", TASKS, require=CALIBRATION_REQUIRED["tasks"])
+            table = "calibration table"
+            items = read_table(items_file, ITEMS, require=CALIBRATION_REQUIRED["items"], what=table)
+            tasks = read_table(d / "tasks.csv", TASKS, require=CALIBRATION_REQUIRED["tasks"], what=table)
             item_units = _units(items)
             for unit, (_, row) in zip(_units(tasks), tasks.iterrows()):
                 by_unit[unit] = (items[item_units == unit], row)

@@ -302,22 +302,24 @@ def check_unique(
     )
 
 
-def read_table(path: str | os.PathLike[str], schema: TableSchema, *, require: Sequence[str] = ()) -> pd.DataFrame:
+def read_table(
+    path: str | os.PathLike[str], schema: TableSchema, *, require: Sequence[str] = (), what: str | None = None
+) -> pd.DataFrame:
     """Read a ``.csv`` or ``.csv.gz`` table and :func:`validate_table` it; any problem is one ``PredictionError``
-    naming the file."""
+    naming the file (as ``what``, by default the schema's name, where it cannot be read)."""
     path = Path(path)
+    what = what or schema.what
     try:
         frame = pd.read_csv(path)
     except FileNotFoundError:
-        raise PredictionError(f"{schema.what} not found: {path}") from None
+        raise PredictionError(f"{what} not found: {path}") from None
     except IsADirectoryError:
-        raise PredictionError(f"{path} is a folder, not a {schema.what} (.csv or .csv.gz)") from None
+        raise PredictionError(f"{path} is a folder, not a {what} (.csv or .csv.gz)") from None
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise PredictionError(f"{path} is not a readable {schema.what}: {_short(exc)}") from None
+        raise PredictionError(f"{path} is not a readable {what}: {_short(exc)}") from None
     except (EOFError, OSError, zlib.error) as exc:  # a gzip cut short, a damaged stream, an unreadable file
         raise PredictionError(
-            f"{schema.what} {path} is truncated or unreadable ({_short(exc)}); copy it again or re-run "
-            "`lexprobe correlate`"
+            f"{what} {path} is truncated or unreadable ({_short(exc)}); copy it again or re-run `lexprobe correlate`"
         ) from None
     return validate_table(frame, schema, source=str(path), require=require, file=True)
 
