@@ -138,7 +138,7 @@ def correlate_cmd(
         FeatureConfig,
         correlate,
         evaluate_items,
-        read_items_table,
+        read_correlate_tables,
         write_correlation,
     )
     from lexprobe.runs import ensure_writable_dir, prepare_run_dir
@@ -168,10 +168,7 @@ def correlate_cmd(
     prepare_run_dir(out, "correlate", same, overwrite=overwrite)
     with progress_display(quiet) as progress:
         if items:
-            import pandas as pd
-
-            table = pd.concat([read_items_table(p) for p in items], ignore_index=True)
-            given = pd.concat([read_items_table(p) for p in tasks_file], ignore_index=True) if tasks_file else None
+            table, given = read_correlate_tables(items, tasks_file)
             named = [str(p) for p in tasks_file]
             manifest = {
                 "stage": "correlate",
@@ -284,7 +281,6 @@ def predict_cmd(
         asked |= {"n_boot": bootstrap, "shipped_calibration": not no_shipped}
         asked["calibration"] = [str(p) for p in calibration]
         prepare_run_dir(out, "predict", settings_of(asked) | {"seed": seed}, overwrite=overwrite)
-    lm = model_options.load()
     with progress_display(quiet, json=as_json) as progress:
         result = predict_task(
             ontology,
@@ -297,7 +293,7 @@ def predict_cmd(
             n_boot=bootstrap,
             seed=seed,
             config=FeatureConfig(dtype=dtype, batch_size=model_options.batch_size),
-            loaded_model=lm,
+            load=model_options.load,  # after the task and the calibration folders are checked
             progress=progress,
         )
     if out is not None:

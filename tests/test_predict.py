@@ -371,7 +371,7 @@ def test_predictor_is_reproducible_and_warns_when_calibration_is_thin() -> None:
     assert any("one model" in w for w in a.warnings)
     with pytest.raises(PredictionError, match="at least 2 tasks"):
         fit_predictor(items[items["label"] == tasks["label"][0]], tasks.head(1))
-    with pytest.raises(PredictionError, match="lack columns"):
+    with pytest.raises(PredictionError, match="lacks the column"):
         fit_predictor(items.drop(columns="alignment"), tasks)
 
 
@@ -605,7 +605,7 @@ def test_calibration_errors_are_one_clear_line(tmp_path) -> None:
         load_calibration([tmp_path])
     (tmp_path / "tasks.csv").write_text("label,model\nx,m\n")
     (tmp_path / "items.csv").write_text("label,split\nx,train\n")
-    with pytest.raises(PredictionError, match="lack the columns"):
+    with pytest.raises(PredictionError, match="lacks the column"):
         load_calibration([tmp_path])
 
 

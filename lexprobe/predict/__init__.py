@@ -21,6 +21,9 @@ One module per job:
     The hold-out evaluation by field pair, the predictor beside the baselines (``baselines.csv``).
 ``_calibration``
     Calibration sets on disk (the shipped one, ``lexprobe correlate`` outputs).
+``_schema``
+    The columns of the items and tasks tables (``ITEMS``, ``TASKS``), declared once, and their validation
+    where a table enters.
 ``_correlate`` and ``_predict``
     The ``lexprobe correlate`` and ``lexprobe predict`` stages.
 
@@ -29,7 +32,7 @@ Statistics shared with other stages live in :mod:`lexprobe.stats`.
 
 from __future__ import annotations
 
-from lexprobe.predict._calibration import load_calibration, shipped_calibration_dir
+from lexprobe.predict._calibration import load_calibration, read_calibration_manifest, shipped_calibration_dir
 from lexprobe.predict._common import (
     FEATURES,
     MEASURED_FEATURES,
@@ -48,7 +51,9 @@ from lexprobe.predict._correlate import (
     few_shot_markdown,
     kind_markdown,
     majority_rule,
+    read_correlate_tables,
     read_items_table,
+    read_tasks_table,
     summary_markdown,
     summary_table,
     write_correlation,
@@ -73,6 +78,7 @@ from lexprobe.predict._holdout import (
 from lexprobe.predict._popularity import PopularityResult, popularity_baselines, read_baselines, write_popularity
 from lexprobe.predict._predict import PredictionResult, predict_task, write_prediction
 from lexprobe.predict._predictor import Predictor, fit_predictor, fitted_cut, unit_table
+from lexprobe.predict._schema import ITEMS, TASKS, Column, TableSchema, validate_table
 from lexprobe.stats import cluster_bootstrap, spearman_ci, youden_threshold
 
 __all__ = [
@@ -83,6 +89,14 @@ __all__ = [
     "BASELINES",
     "CORRELATIONS",
     "FEATURES",
+    "ITEMS",
+    "TASKS",
+    "Column",
+    "TableSchema",
+    "validate_table",
+    "read_calibration_manifest",
+    "read_correlate_tables",
+    "read_tasks_table",
     "MEASURED_FEATURES",
     "MIN_CLASS_PAIRS",
     "PREDICTOR_RULE",

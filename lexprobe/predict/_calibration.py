@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,8 @@ from typing import Any
 import pandas as pd
 
 from lexprobe.exceptions import PredictionError
-from lexprobe.predict._common import MEASURED_FEATURES, _units
+from lexprobe.predict._common import _units
+from lexprobe.predict._schema import CALIBRATION_REQUIRED, ITEMS, TASKS, _short, read_table
 
 
 def shipped_calibration_dir() -> Path:
@@ -33,6 +33,44 @@ def _find_correlation_dirs(path: Path) -> list[Path]:
         }
     )
     return found
+
+
+#: The parts of a calibration folder's ``manifest.json`` that are read, and the JSON type each must have.
+_MANIFEST_PARTS = {"config": dict, "inputs": dict, "outputs": dict, "stage": str}
+
+
+def read_calibration_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """A calibration folder's ``manifest.json`` (``{}`` when it has none), checked: a JSON object whose
+    ``config``, ``config.features``, ``inputs`` and ``outputs`` are objects where present.
+
+    Raises
+    ------
+    PredictionError
+        The file is unreadable, not JSON, or of the wrong shape; the message names it and how to fix it.
+    """
+    path = Path(folder) / "manifest.json"
+    fix = "restore it from the correlate run or delete it (the tables alone calibrate)"
+    if not path.exists():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PredictionError(f"calibration manifest {path} is not valid JSON ({_short(exc)}); {fix}") from None
+    if not isinstance(manifest, dict):
+        raise PredictionError(
+            f"calibration manifest {path} holds a JSON {type(manifest).__name__}, not an object; {fix}"
+        )
+    parts = [(key, manifest.get(key), kind) for key, kind in _MANIFEST_PARTS.items()]
+    config = manifest.get("config")
+    if isinstance(config, dict):
+        parts.append(("config.features", config.get("features"), dict))
+    for key, value, kind in parts:
+        if value is not None and not isinstance(value, kind):
+            raise PredictionError(
+                f"calibration manifest {path}: `{key}` is a {type(value).__name__}, not a JSON "
+                f"{'object' if kind is dict else 'string'}; {fix}"
+            )
+    return manifest
 
 
 def load_calibration(
@@ -59,29 +97,14 @@ def load_calibration(
         if not dirs:
             raise PredictionError(f"{path} holds no `lexprobe correlate` output (tasks.csv and items.csv)")
         for d in dirs:
+            manifest = read_calibration_manifest(d)
             items_file = d / "items.csv" if (d / "items.csv").is_file() else d / "items.csv.gz"
-            reading = items_file
-            try:
-                items = pd.read_csv(items_file)
-                reading = d / "tasks.csv"
-                tasks = pd.read_csv(reading)
-            except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-                raise PredictionError(f"{d} has a malformed calibration table: {exc}") from None
-            except (EOFError, OSError, zlib.error) as exc:  # a gzip cut short, a damaged stream, an unreadable file
-                raise PredictionError(
-                    f"calibration table {reading} is truncated or unreadable ({' '.join(str(exc).split())[:160]}); "
-                    "copy it again or re-run `lexprobe correlate`"
-                ) from None
-            need = {"label", "model", "split", "gained", "lost", *MEASURED_FEATURES}
-            if not need <= set(items.columns) or not {"label", "model", "memorized", "generalized"} <= set(
-                tasks.columns
-            ):
-                raise PredictionError(f"{d}: items.csv / tasks.csv lack the columns `lexprobe correlate` writes")
+            table = "calibration table"
+            items = read_table(items_file, ITEMS, require=CALIBRATION_REQUIRED["items"], what=table)
+            tasks = read_table(d / "tasks.csv", TASKS, require=CALIBRATION_REQUIRED["tasks"], what=table)
             item_units = _units(items)
             for unit, (_, row) in zip(_units(tasks), tasks.iterrows()):
                 by_unit[unit] = (items[item_units == unit], row)
-            manifest_file = d / "manifest.json"
-            manifest = json.loads(manifest_file.read_text(encoding="utf-8")) if manifest_file.is_file() else {}
             manifests.append({"path": str(d)} | manifest)
     items = pd.concat([part for part, _ in by_unit.values()], ignore_index=True)
     tasks = pd.DataFrame([row for _, row in by_unit.values()]).reset_index(drop=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,12 @@ import numpy as np
 import pandas as pd
 
 from lexprobe.exceptions import PredictionError
-from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, MEASURED_FEATURES, _measured_verdict, _units
+from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, _measured_verdict, _units
 from lexprobe.predict._correlation import auc_comparison, correlation_table
 from lexprobe.predict._features import FeatureConfig, _train_config, _with_template_share, run_features
 from lexprobe.predict._holdout import PREDICTOR_RULE, loto_summary
 from lexprobe.predict._predictor import fit_predictor, unit_table
+from lexprobe.predict._schema import ITEMS, TASKS, read_table, read_tables, validate_table
 from lexprobe.progress import ProgressCallback, prefixed
 from lexprobe.stats import paired_bootstrap_interval
 
@@ -57,18 +57,15 @@ def evaluate_items(
     outcomes"`` (per task, correlations, AUCs, the predictor held out).
     """
     part = (lambda done: progress("relating features to outcomes", done, 4)) if progress else (lambda done: None)
-    need = {"label", "split", "gain", "gained", "target", *MEASURED_FEATURES}
-    missing = sorted(need - set(items.columns))
-    if missing:
-        raise PredictionError(f"the items table lacks columns {missing}")
+    validate_table(items, ITEMS, source="the items given")
+    if tasks is not None:
+        validate_table(tasks, TASKS, source="the tasks given")
     if "baseline_correct" not in items:
         items = items.assign(baseline_correct=False)
     items = _with_template_share(items.reset_index(drop=True))
     part(0)
     units = unit_table(items, tasks, n_boot=n_boot, seed=seed)
     part(1)
-    if units["unit"].duplicated().any():
-        raise PredictionError("several runs of the same task and model; give one run per task")
     correlations = correlation_table(items, n_boot=n_boot, seed=seed)
     part(2)
     auc = auc_comparison(items[items["split"] == "withheld"], n_boot=n_boot, seed=seed)
@@ -112,18 +109,22 @@ def evaluate_items(
 
 
 def read_items_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a user's items table (``.csv`` or ``.csv.gz``) as :func:`evaluate_items` takes it."""
-    path = Path(path)
-    try:
-        return pd.read_csv(path)
-    except FileNotFoundError:
-        raise PredictionError(f"items table not found: {path}") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise PredictionError(f"{path} is not a readable items table: {' '.join(str(exc).split())[:160]}") from None
-    except (EOFError, OSError, zlib.error) as exc:
-        raise PredictionError(
-            f"items table {path} is truncated or unreadable ({' '.join(str(exc).split())[:160]})"
-        ) from None
+    """Read a user's items table (``.csv`` or ``.csv.gz``) as :func:`evaluate_items` takes it, validated
+    against :data:`lexprobe.predict.ITEMS` (one line naming the file, the column and the first bad row)."""
+    return read_table(path, ITEMS)
+
+
+def read_tasks_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a ``tasks.csv`` as :func:`evaluate_items` takes it, validated against :data:`lexprobe.predict.TASKS`."""
+    return read_table(path, TASKS)
+
+
+def read_correlate_tables(
+    items: Sequence[str | os.PathLike[str]], tasks: Sequence[str | os.PathLike[str]] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``correlate --items A [--items B...] [--tasks T...]``: each table read and validated, then pooled; an item
+    of a unit (or a unit of the tasks) given twice, within a table or across two, is refused with the count."""
+    return read_tables(items, ITEMS), (read_tables(tasks, TASKS) if tasks else None)
 
 
 def correlate(

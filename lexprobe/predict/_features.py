@@ -14,6 +14,7 @@ import pandas as pd
 
 from lexprobe.exceptions import LexprobeError, PredictionError
 from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, _units, field_pair
+from lexprobe.predict._schema import COMPUTED
 from lexprobe.progress import ProgressCallback, relabel
 
 
@@ -390,7 +391,7 @@ def seen_target_share(items: pd.DataFrame) -> np.ndarray:
 def _with_template_share(items: pd.DataFrame) -> pd.DataFrame:
     """``items`` with the two controls computed from its targets: ``template_share`` and
     ``seen_target_share`` (each only where missing)."""
-    missing = [c for c in ("template_share", "seen_target_share") if c not in items]
+    missing = [c for c in COMPUTED if c not in items]
     if not missing:
         return items
     if not {"target", "split"} <= set(items.columns):

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ def predict_task(
     n_boot: int = 200,
     seed: int = 0,
     loaded_model: Any = None,
+    load: Callable[[], Any] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None,
 ) -> PredictionResult:
@@ -57,6 +58,10 @@ def predict_task(
     ``calibration`` directories (``lexprobe correlate`` outputs). A task that is itself in the calibration is
     left out of the fit (with every model's run of it, as in leave-one-task-out), so the prediction is out of
     sample; its measured outcome with this model, if any, is returned beside it (``measured``).
+
+    The model is loaded only once the task and the calibration folders are read and checked (a damaged
+    calibration is one error before any model loads): ``loaded_model`` when given, else ``load()``, else
+    :func:`lexprobe.models.load_model` of ``model``.
 
     ``progress(stage, done, total)`` reports ``"preparing"`` (split, calibration, model, predictor: 4 parts),
     then the feature measurement's ``"embedding source"``, ``"embedding target"`` (per batch) and ``"alignment
@@ -88,7 +93,9 @@ def predict_task(
     cal_items, cal_tasks, provenance = load_calibration(paths)
     part(2)
     label = f"{ont.name} {split.task.name}"
-    lm = loaded_model if loaded_model is not None else load_model(model, dtype=config.dtype)
+    if loaded_model is None:
+        loaded_model = load() if load is not None else load_model(model, dtype=config.dtype)
+    lm = loaded_model
     part(3)
     model_name = model  # the spec as given: calibration tasks are keyed by it
     same = (cal_tasks["label"] == label) & (cal_tasks["model"].astype(str) == model_name)

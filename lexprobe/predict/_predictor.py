@@ -21,6 +21,7 @@ from lexprobe.predict._common import (
     _units,
 )
 from lexprobe.predict._features import _with_template_share
+from lexprobe.predict._schema import COMPUTED, ITEMS, validate_table
 from lexprobe.stats import youden_threshold
 
 
@@ -61,8 +62,7 @@ def fitted_cut(
             "so it is predicted as most calibration units measured it"
         )
     return None, (
-        f"no cut fitted: {pairs_in} field pair(s) reached it (fewer than {MIN_CLASS_PAIRS}), "
-        "so it is not predicted"
+        f"no cut fitted: {pairs_in} field pair(s) reached it (fewer than {MIN_CLASS_PAIRS}), so it is not predicted"
     )
 
 
@@ -325,15 +325,14 @@ def fit_predictor(
     Raises
     ------
     PredictionError
-        Fewer than two calibration tasks, or features missing from ``items``.
+        Fewer than two calibration tasks, or ``items`` not a valid items table
+        (:data:`lexprobe.predict.ITEMS`: features missing, a value that is not a finite number in range...).
     """
     from lexprobe.predict._holdout import _long_holdout, evaluate_holdout
 
     features = tuple(features)
+    validate_table(items, ITEMS, source="the calibration items", require=[f for f in features if f not in COMPUTED])
     items = _with_template_share(items)
-    missing = [c for c in (*features, "label", "split", "gain") if c not in items]
-    if missing:
-        raise PredictionError(f"calibration items lack columns {missing}")
     if tasks is not None:
         tasks = tasks.drop_duplicates(["label", "model"] if "model" in tasks else "label", keep="last")
         items = items[_units(items).isin(_units(tasks))]

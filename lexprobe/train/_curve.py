@@ -19,6 +19,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lexprobe.exceptions import TrainingError
+from lexprobe.exceptions import LexprobeWarning, TrainingError
 from lexprobe.runs import atomic_path, make_manifest, write_manifest
 from lexprobe.stats import wilson_interval
 from lexprobe.train._config import SPLITS, is_complete, read_train_config
@@ -67,32 +68,79 @@ class CurveResult:
 
 
 def snapshot_points(run_dir: str | os.PathLike[str]) -> list[CurvePoint]:
-    """Every scorable adapter of a run: its snapshots and the finished adapter, by exposures (no base model)."""
-    from lexprobe.train._trainer import SNAPSHOT_DIR
+    """Every scorable adapter of a run: its snapshots and the finished adapter, by exposures (no base model).
+
+    A snapshot that cannot be scored (its ``snapshot.json`` missing or unreadable, its exposures not a finite
+    number above 0, its adapter config or weights missing or cut short) is left out with a
+    :class:`~lexprobe.exceptions.LexprobeWarning`, as :func:`lexprobe.train.last_good_checkpoint` drops a
+    damaged checkpoint; so is a finished adapter that cannot be loaded. Temporary folders (a save under way)
+    are passed over.
+
+    Raises
+    ------
+    TrainingError
+        Two snapshots record the same exposure count (neither may silently replace the other).
+    """
+    from lexprobe.train._trainer import SNAPSHOT_DIR, adapter_problem
 
     run_dir = Path(run_dir)
     points: dict[float, CurvePoint] = {}
     folder = run_dir / SNAPSHOT_DIR
-    if folder.is_dir():
-        for path in folder.iterdir():
-            info = path / "snapshot.json"
-            if not (path.is_dir() and info.is_file() and (path / "adapter_config.json").is_file()):
-                continue  # a snapshot is renamed into place whole; anything else is not one
-            try:
-                record = json.loads(info.read_text(encoding="utf-8"))
-                exposures = float(record["exposures"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            points[exposures] = CurvePoint(exposures, path, record.get("step"), f"snapshots/{path.name}")
+    for path in sorted(folder.iterdir()) if folder.is_dir() else ():
+        if path.name.startswith(".") or not path.is_dir():
+            continue  # a snapshot is renamed into place whole from a hidden temporary folder
+        exposures, problem = _snapshot_record(path)
+        if problem:
+            _skip(path, problem)
+            continue
+        key = round(exposures, 6)
+        if key in points:
+            raise TrainingError(
+                f"{points[key].adapter} and {path} both record {exposures:g} exposures; remove the one that is "
+                "not the snapshot at that count (or re-train with --snapshots)"
+            )
+        record = json.loads((path / "snapshot.json").read_text(encoding="utf-8"))
+        points[key] = CurvePoint(exposures, path, record.get("step"), f"snapshots/{path.name}")
     if is_complete(run_dir):
         try:
             outputs = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))["outputs"]
             exposures = float(outputs["exposures"])
         except (OSError, ValueError, KeyError, TypeError):
-            exposures = float("nan")  # trained before exposures were recorded
-        if exposures == exposures and round(exposures, 6) not in {round(x, 6) for x in points}:
-            points[exposures] = CurvePoint(exposures, run_dir / "adapter", outputs.get("n_steps"), "adapter")
+            exposures, outputs = float("nan"), {}  # trained before exposures were recorded
+        if math.isfinite(exposures) and exposures > 0 and round(exposures, 6) not in points:
+            problem = adapter_problem(run_dir / "adapter")
+            if problem:
+                _skip(run_dir / "adapter", problem)
+            else:
+                points[round(exposures, 6)] = CurvePoint(
+                    exposures, run_dir / "adapter", outputs.get("n_steps"), "adapter"
+                )
     return [points[x] for x in sorted(points)]
+
+
+def _snapshot_record(path: Path) -> tuple[float, str | None]:
+    """The exposures a snapshot folder records, and why it cannot be scored (``None``: it can)."""
+    try:
+        record = json.loads((path / "snapshot.json").read_text(encoding="utf-8"))
+        exposures = float(record["exposures"])
+    except FileNotFoundError:
+        return math.nan, "snapshot.json is missing (its save was cut short)"
+    except (OSError, ValueError, KeyError, TypeError):
+        return math.nan, "snapshot.json is unreadable or records no exposures"
+    if not (math.isfinite(exposures) and exposures > 0):
+        return exposures, f"snapshot.json records {exposures!r} exposures, not a finite count above 0"
+    from lexprobe.train._trainer import adapter_problem
+
+    return exposures, adapter_problem(path)
+
+
+def _skip(path: Path, problem: str) -> None:
+    warnings.warn(
+        f"adapter {path} is left out of the learning curve ({problem}); re-train the run with --snapshots to "
+        "make it again",
+        LexprobeWarning,
+        stacklevel=3,
+    )
 
 
 def _choose(available: list[CurvePoint], checkpoints: str | Sequence[float], run_dir: Path) -> list[CurvePoint]:
@@ -101,6 +149,9 @@ def _choose(available: list[CurvePoint], checkpoints: str | Sequence[float], run
             raise TrainingError(f"--checkpoints must be 'all' or exposure counts like 10,30, got {checkpoints!r}")
         chosen = available
     else:
+        odd = [x for x in checkpoints if not (math.isfinite(float(x)) and float(x) > 0)]
+        if odd:
+            raise TrainingError(f"--checkpoints takes exposure counts above 0, got {odd[0]!r}; give e.g. 10,30")
         by = {round(p.exposures, 6): p for p in available}
         missing = [x for x in checkpoints if round(float(x), 6) not in by]
         if missing:

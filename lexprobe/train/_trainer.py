@@ -435,6 +435,33 @@ def _safetensors_problem(path: Path) -> str | None:
     return None
 
 
+def _json_object_problem(path: Path) -> str | None:
+    """Why ``path`` is not a readable JSON object, or ``None``."""
+    try:
+        if not isinstance(json.loads(path.read_text(encoding="utf-8")), dict):
+            return f"{path.name} is not a JSON object"
+    except FileNotFoundError:
+        return f"{path.name} is missing"
+    except (OSError, ValueError):
+        return f"{path.name} is unreadable"
+    return None
+
+
+def adapter_problem(folder: str | os.PathLike[str]) -> str | None:
+    """Why the LoRA adapter saved in ``folder`` cannot be loaded (its config is not a JSON object, its weights are
+    missing or cut short), or ``None`` when it can."""
+    folder = Path(folder)
+    problem = _json_object_problem(folder / "adapter_config.json")
+    if problem:
+        return problem
+    weights = folder / "adapter_model.safetensors"
+    if weights.is_file():
+        return _safetensors_problem(weights)
+    if (folder / "adapter_model.bin").is_file():
+        return _zip_problem(folder / "adapter_model.bin")
+    return "the adapter weights are missing"
+
+
 def checkpoint_problem(folder: str | os.PathLike[str]) -> str | None:
     """Why a Trainer checkpoint cannot be resumed from, or ``None`` when it can.
 
@@ -455,21 +482,7 @@ def checkpoint_problem(folder: str | os.PathLike[str]) -> str | None:
                     return f"{name} has {path.stat().st_size} bytes, {size} were written"
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return f"{CHECKPOINT_MARKER} is unreadable"
-    for name in ("trainer_state.json", "adapter_config.json"):
-        try:
-            if not isinstance(json.loads((folder / name).read_text(encoding="utf-8")), dict):
-                return f"{name} is not a JSON object"
-        except FileNotFoundError:
-            return f"{name} is missing"
-        except (OSError, ValueError):
-            return f"{name} is unreadable"
-    weights = folder / "adapter_model.safetensors"
-    if weights.is_file():
-        problem = _safetensors_problem(weights)
-    elif (folder / "adapter_model.bin").is_file():
-        problem = _zip_problem(folder / "adapter_model.bin")
-    else:
-        problem = "the adapter weights are missing"
+    problem = _json_object_problem(folder / "trainer_state.json") or adapter_problem(folder)
     if problem:
         return problem
     if not (folder / "optimizer.pt").is_file():

@@ -1,0 +1,214 @@
+"""The items and tasks tables declared once (`lexprobe.predict.ITEMS`, `TASKS`) and checked where they enter:
+`correlate --items/--tasks`, calibration folders, the frames given to the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_predict import synthetic
+from typer.testing import CliRunner
+
+from lexprobe.exceptions import PredictionError
+from lexprobe.predict import (
+    ITEMS,
+    MEASURED_FEATURES,
+    TASKS,
+    evaluate_items,
+    load_calibration,
+    read_calibration_manifest,
+    read_correlate_tables,
+    read_items_table,
+    read_tasks_table,
+    shipped_calibration_dir,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLISHED = sorted(p for p in (ROOT / "docs" / "results").glob("*/correlate") if (p / "tasks.csv").is_file())
+
+
+def _one_line(output: str) -> str:
+    sys.path.insert(0, str(ROOT / "tests" / "cli"))
+    from _cli import one_error_line
+
+    return one_error_line(output)
+
+
+@pytest.fixture
+def tables(tmp_path: Path) -> tuple[Path, Path]:
+    items, tasks = synthetic(n_tasks=4, n=20)
+    items = items.assign(id=[f"X:{i}" for i in range(len(items))])
+    items.to_csv(tmp_path / "items.csv", index=False)
+    tasks.to_csv(tmp_path / "tasks.csv", index=False)
+    return tmp_path / "items.csv", tmp_path / "tasks.csv"
+
+
+def test_the_schema_declares_every_measured_feature_and_the_keys_the_code_joins_on() -> None:
+    assert set(MEASURED_FEATURES) <= set(ITEMS.required)
+    assert {"label", "split", "target", "gain", "gained"} <= set(ITEMS.required)
+    assert TASKS.required == ("label",) and TASKS.key == ("label", "model")
+
+
+@pytest.mark.parametrize("folder", [shipped_calibration_dir() / "study-v2", *PUBLISHED], ids=lambda p: p.parent.name)
+def test_the_shipped_calibration_and_the_published_correlate_outputs_are_valid(folder: Path) -> None:
+    items, tasks, manifests = load_calibration([folder])
+    assert len(items) and len(tasks) and manifests[0]["path"] == str(folder)
+    name = "items.csv" if (folder / "items.csv").is_file() else "items.csv.gz"
+    pd.testing.assert_frame_equal(read_items_table(folder / name), pd.read_csv(folder / name))  # as it was read
+
+
+def test_an_items_table_given_twice_is_refused_with_its_count(tables) -> None:
+    items, tasks = tables
+    n = len(pd.read_csv(items))
+    with pytest.raises(PredictionError, match=rf"^{n} duplicate row\(s\) in the items table.*{items} and {items}"):
+        read_correlate_tables([items, items], [tasks])
+    with pytest.raises(PredictionError, match=r"^4 duplicate row\(s\) in the tasks table: the same task and model"):
+        read_correlate_tables([items], [tasks, tasks])
+    doubled = items.with_name("doubled.csv")
+    frame = pd.read_csv(items)
+    pd.concat([frame, frame.head(3)]).to_csv(doubled, index=False)
+    with pytest.raises(PredictionError, match=rf"^3 duplicate row\(s\).*{doubled}, row 1 \(line 2\) and row {n + 1}"):
+        read_items_table(doubled)
+    # without an id or a source column an item is its whole row
+    frame.drop(columns="id").pipe(lambda f: pd.concat([f, f.tail(1)])).to_csv(doubled, index=False)
+    with pytest.raises(PredictionError, match=r"^1 duplicate row"):
+        read_items_table(doubled)
+    with pytest.raises(PredictionError, match="duplicate"):  # a frame given to the library is checked too
+        evaluate_items(pd.concat([frame, frame]), n_boot=10)
+
+
+def test_correlate_refuses_a_doubled_items_table_in_one_line(tables, tmp_path) -> None:
+    from lexprobe.cli.main import app
+
+    items, tasks = tables
+    args = ["correlate", "--items", str(items), "--items", str(items), "--tasks", str(tasks)]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 1
+    line = _one_line(result.output)
+    assert f"{len(pd.read_csv(items))} duplicate row(s) in the items table" in line and str(items) in line
+    assert not (tmp_path / "out" / "holdout.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "what"),
+    [
+        ("alignment", np.nan, "an empty cell"),
+        ("alignment", np.inf, r"inf \(an infinite value\)"),
+        ("alignment", -np.inf, r"-inf \(an infinite value\)"),
+        ("alignment", 1e308, r"1e\+308 \(a value outside \[0, 1\]\)"),
+        ("log_popularity", 1e308, "outside"),
+        ("alignment", "high", "the text 'high' in a numeric column"),
+        ("gain", 0.5, "not a whole number"),
+        ("gained", "yes", r"'yes' \(a flag is True/False or 1/0, not text\)"),
+        ("split", "test", r"'test' \(allowed: train, withheld\)"),
+        ("label", np.nan, "an empty cell"),
+    ],
+)
+def test_a_bad_cell_in_the_items_table_names_the_file_column_and_row(tables, column, value, what) -> None:
+    items, _ = tables
+    frame = pd.read_csv(items).astype({column: object})
+    frame.loc[6, column] = value
+    frame.to_csv(items, index=False)
+    with pytest.raises(PredictionError, match=rf"^{items}, row 7 \(line 8\): column {column} holds .*{what}"):
+        read_items_table(items)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "what"),
+    [
+        ("generalization_gain", "oops", "the text 'oops'"),
+        ("memorization_gain_ci_low", np.inf, r"inf \(an infinite value\)"),
+        ("generalization_gain", 1e308, "outside"),
+        ("memorized", "maybe", "a flag is"),
+    ],
+)
+def test_a_bad_cell_in_the_tasks_table_names_the_file_column_and_row(tables, column, value, what) -> None:
+    _, tasks = tables
+    frame = pd.read_csv(tasks).astype({column: object})
+    frame.loc[2, column] = value
+    frame.to_csv(tasks, index=False)
+    with pytest.raises(PredictionError, match=rf"^{tasks}, row 3 \(line 4\): column {column} holds .*{what}"):
+        read_tasks_table(tasks)
+
+
+def test_an_empty_cell_in_the_tasks_table_means_computed_from_the_items(tables) -> None:
+    _, tasks = tables
+    frame = pd.read_csv(tasks)
+    frame.loc[0, "generalization_gain_ci_low"] = np.nan
+    frame.to_csv(tasks, index=False)
+    assert read_tasks_table(tasks)["generalization_gain_ci_low"].isna().sum() == 1
+
+
+def test_a_missing_column_names_the_file_and_the_column(tables, tmp_path) -> None:
+    from lexprobe.cli.main import app
+
+    items, tasks = tables
+    pd.read_csv(tasks).drop(columns="label").to_csv(tasks, index=False)
+    args = ["correlate", "--items", str(items), "--tasks", str(tasks), "--out", str(tmp_path / "o"), "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    line = _one_line(result.output)
+    assert str(tasks) in line and "lacks the column(s) label" in line
+    pd.read_csv(items).drop(columns=["alignment", "gain"]).to_csv(items, index=False)
+    with pytest.raises(PredictionError, match=rf"^{items}: the items table lacks the column\(s\) alignment, gain"):
+        read_items_table(items)
+    items.write_text("label,split\n")
+    with pytest.raises(PredictionError, match="holds no rows"):
+        read_items_table(items)
+
+
+# --- calibration folders ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ('{"stage": "correlate", "config": {', "is not valid JSON"),
+        ("\xff\xfe not text", "is not valid JSON"),
+        ("[1, 2]", "holds a JSON list, not an object"),
+        ('{"config": [1]}', "`config` is a list, not a JSON object"),
+        ('{"config": {"features": "k=10"}}', "`config.features` is a str, not a JSON object"),
+        ('{"inputs": 3}', "`inputs` is a int"),
+    ],
+)
+def test_a_damaged_calibration_manifest_is_one_clear_line(tables, text, what) -> None:
+    items, _ = tables
+    (items.parent / "manifest.json").write_bytes(text.encode("latin-1"))
+    with pytest.raises(PredictionError, match=f"^calibration manifest {items.parent / 'manifest.json'}.*{what}"):
+        read_calibration_manifest(items.parent)
+    with pytest.raises(PredictionError, match=what):
+        load_calibration([items.parent])
+
+
+def test_a_calibration_folder_needs_its_model_column(tables) -> None:
+    items, _ = tables
+    pd.read_csv(items).drop(columns="model").to_csv(items, index=False)
+    with pytest.raises(PredictionError, match=r"lacks the column\(s\) model"):
+        load_calibration([items.parent])
+
+
+@pytest.mark.parametrize("damage", ["manifest", "tasks", "no-items"])
+def test_predict_checks_the_calibration_before_it_loads_a_model(tables, monkeypatch, damage) -> None:
+    """`predict --calibration DIR`: a damaged folder is one line, and no model was loaded for it."""
+    from lexprobe.cli.main import app
+
+    import lexprobe.models
+
+    items, tasks = tables
+    if damage == "manifest":
+        (items.parent / "manifest.json").write_text(json.dumps({"config": {"features": [1]}})[:-3])
+    elif damage == "tasks":
+        tasks.write_text("label,model,memorized,generalized\nx,m,perhaps,False\n")
+    else:
+        items.unlink()
+    loaded = []
+    monkeypatch.setattr(lexprobe.models, "load_model", lambda *a, **k: loaded.append(a) or 1 / 0)
+    args = ["predict", "--ontology", "hgnc", "--task", "name-to-symbol", "--no-shipped", "-c", str(items.parent)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and not loaded
+    line = _one_line(result.output)
+    assert str(items.parent) in line
