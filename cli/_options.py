@@ -13,6 +13,8 @@ at every ``lexprobe --help``; a test checks that the two agree.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import enum
 import functools
@@ -94,6 +96,31 @@ def task_option() -> Any:
     )
 
 
+def wait_option() -> Any:
+    """``--wait``, as every command that writes a run folder takes it (see :func:`hold_run_dir`)."""
+    return typer.Option(
+        False,
+        "--wait",
+        help="If another command is writing the same run folder, wait for it to finish instead of refusing.",
+    )
+
+
+#: The locks the running command holds, released when it returns (see :func:`hold_run_dir`).
+_HELD_LOCKS: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar("held_locks", default=None)
+
+
+def hold_run_dir(directory: Any, *, wait: bool, option: str = "--out") -> None:
+    """Lock the run folder ``directory`` until the command returns (``lexprobe.runs.run_lock``): a second command
+    into it refuses in one line naming the process that holds it, or with ``wait`` waits for it. Call it after
+    the checks that create nothing (``--dry-run`` returns before) and before the folder is read or written."""
+    from lexprobe.runs import run_lock
+
+    stack = _HELD_LOCKS.get()
+    if stack is None:
+        raise RuntimeError("hold_run_dir is called by a command declared with @command")
+    stack.enter_context(run_lock(directory, wait=wait, option=option))
+
+
 def layer_choice(text: str) -> str:
     """``--layer``: ``best`` or one layer index (a usage error otherwise)."""
     text = text.strip().lower()
@@ -144,6 +171,7 @@ CONVENTION: dict[str, Convention] = {
         meaning="the output folder (never a file); model-specific by default: runs/<model>/<stage>-<ontology>",
     ),
     "--overwrite": Convention(None, False, meaning="replace a different run already in --out"),
+    "--wait": Convention(None, False, meaning="wait for another command writing the same run folder, not refuse"),
     "--json": Convention(None, False, meaning="print one strict JSON object on stdout (NaN as null), nothing else"),
     "--dry-run": Convention(None, False, meaning="print what the run would compute and cost, then stop"),
     "--no-figures": Convention(None, False),
@@ -425,7 +453,12 @@ def command(
                 kwargs["verbose"] = verbose
             if "quiet" in wants:
                 kwargs["quiet"] = quiet
-            return inner(**{k: value(v) for k, v in kwargs.items()})
+            with contextlib.ExitStack() as stack:  # the run folders the command locks, released as it ends
+                token = _HELD_LOCKS.set(stack)
+                try:
+                    return inner(**{k: value(v) for k, v in kwargs.items()})
+                finally:
+                    _HELD_LOCKS.reset(token)
 
         positional = [p for p in own if p.kind is not inspect.Parameter.KEYWORD_ONLY]
         keyword = [p for p in own if p.kind is inspect.Parameter.KEYWORD_ONLY]

@@ -25,7 +25,9 @@ from lexprobe.cli._options import (
     RetrievalMap,
     command,
     csv_choices,
+    hold_run_dir,
     ontology_option,
+    wait_option,
 )
 
 
@@ -74,6 +76,7 @@ def align_cmd(
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
     no_umap: bool = typer.Option(False, "--no-umap", help="Skip the UMAP figure (the by-layer figure is kept)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
+    wait: bool = wait_option(),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the items, tokens and estimated time, then stop."),
     as_json: bool = typer.Option(
         False, "--json", help="Print the summary as one JSON object (no table, no progress; NaN as null)."
@@ -115,6 +118,7 @@ def align_cmd(
         _dry_run(config, model_options, as_json)
         return
     target = ensure_writable_dir(out or default_out_dir("align", ontology, model_options.model))
+    hold_run_dir(target, wait=wait)
     prepare_run_dir(target, "align", settings_of(config, leave_out=("batch_size",)), overwrite=overwrite)
     started = time.perf_counter()
     lm = model_options.load()

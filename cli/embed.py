@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 from lexprobe.cli._common import console, parse_limit
-from lexprobe.cli._options import ModelOptions, Pool, StorageDType, command, ontology_option
+from lexprobe.cli._options import ModelOptions, Pool, StorageDType, command, hold_run_dir, ontology_option, wait_option
 
 
 @command(model="full")
@@ -32,6 +32,7 @@ def embed_cmd(
     storage_dtype: StorageDType = typer.Option(StorageDType.float32, "--storage-dtype", help="Precision on disk."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the term sample."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
+    wait: bool = wait_option(),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the items, tokens and estimated time, then stop."),
     model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --model, --dtype...
     quiet: bool = False,
@@ -80,6 +81,7 @@ def embed_cmd(
             console.print(line, markup=False, soft_wrap=True)
         return
     ensure_writable_dir(out)
+    hold_run_dir(out, wait=wait)
     ont = load_ontology(ontology)
     same = {"field": field, "limit": n_terms, "seed": seed, "ontology.checksum": ont.checksum}
     same["inputs.model.dtype"] = model_options.resolved_dtype()

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import typer
 from lexprobe.cli._common import console, parse_limit, print_table, split_csv
-from lexprobe.cli._options import ModelOptions, Preprocess, command, layer_choice, ontology_option
+from lexprobe.cli._options import (
+    ModelOptions,
+    Preprocess,
+    command,
+    hold_run_dir,
+    layer_choice,
+    ontology_option,
+    wait_option,
+)
 
 
 def _fmt(value: float, spec: str = ".3f") -> str:
@@ -48,6 +56,7 @@ def lexicalization_cmd(
     ),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
+    wait: bool = wait_option(),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the items, tokens and estimated time, then stop."),
     model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --model, --dtype...
     quiet: bool = False,
@@ -87,6 +96,7 @@ def lexicalization_cmd(
             console.print(line, markup=False, soft_wrap=True)
         return
     target = ensure_writable_dir(out or default_out_dir("lexicalization", ontology, model_options.model))
+    hold_run_dir(target, wait=wait)
     prepare_run_dir(target, "lexicalization", settings_of(config, leave_out=("batch_size",)), overwrite=overwrite)
     lm = model_options.load()  # the tokenizer measures need only its tokenizer, but they load together
     with progress_display(quiet) as progress:

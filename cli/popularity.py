@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 from lexprobe.cli._common import MAX_RESAMPLES, console, print_table
-from lexprobe.cli._options import command
+from lexprobe.cli._options import command, hold_run_dir, wait_option
 
 
 @command()
@@ -17,6 +17,7 @@ def popularity_cmd(
     bootstrap: int = typer.Option(1000, "--bootstrap", min=10, max=MAX_RESAMPLES, help="Bootstrap resamples."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the bootstraps."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
+    wait: bool = wait_option(),
 ) -> None:
     """Spearman of log popularity against baseline correctness, per task and within tasks (cluster bootstrap)."""
     from rich.table import Table
@@ -25,6 +26,7 @@ def popularity_cmd(
     from lexprobe.runs import ensure_writable_dir, prepare_run_dir
 
     ensure_writable_dir(out)
+    hold_run_dir(out, wait=wait)
     listed = [str(r) for r in runs]
     prepare_run_dir(out, "popularity", {"config.shots": shots, "inputs.runs": listed}, overwrite=overwrite)
     result = popularity_baselines(runs, shots=shots, n_boot=bootstrap, seed=seed)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 from lexprobe.cli._common import MAX_RESAMPLES, console, fail, print_json, print_table
-from lexprobe.cli._options import ModelOptions, command, ontology_option, task_option
+from lexprobe.cli._options import ModelOptions, command, hold_run_dir, ontology_option, task_option, wait_option
 
 
 def _num(value, spec: str = ".3f") -> str:
@@ -126,6 +126,7 @@ def correlate_cmd(
     ),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
+    wait: bool = wait_option(),
     model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --dtype, --device...
     quiet: bool = False,
 ) -> None:
@@ -152,6 +153,7 @@ def correlate_cmd(
 
         runs = evaluated_runs(runs)
     ensure_writable_dir(out)
+    hold_run_dir(out, wait=wait)
     config = FeatureConfig(
         k=k,
         permutations=permutations,
@@ -259,6 +261,7 @@ def predict_cmd(
         None, "--out", "-o", help="Also write the prediction, features and manifest to this folder."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
+    wait: bool = wait_option(),
     as_json: bool = typer.Option(
         False, "--json", help="Print the verdict, gains, features and warnings as one JSON object (NaN as null)."
     ),
@@ -276,6 +279,7 @@ def predict_cmd(
     dtype = model_options.resolved_dtype()
     if out is not None:
         ensure_writable_dir(out)
+        hold_run_dir(out, wait=wait)
         asked = {"ontology": ontology, "task": task, "model": model, "bins": bins, "per_bin": per_bin}
         asked["dtype"] = dtype
         asked |= {"n_boot": bootstrap, "shipped_calibration": not no_shipped}

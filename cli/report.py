@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 from lexprobe.cli._common import console
-from lexprobe.cli._options import command
+from lexprobe.cli._options import command, hold_run_dir, wait_option
 
 #: The page's file name inside ``--out``.
 REPORT_FILE = "report.html"
@@ -26,6 +26,7 @@ def report_cmd(
     overwrite: bool = typer.Option(
         False, "--overwrite", help=f"Replace {REPORT_FILE} in --out even if lexprobe did not write it."
     ),
+    wait: bool = wait_option(),
 ) -> None:
     """Write one HTML page with every run's tables, figures and manifest; it needs no network to open."""
     from lexprobe.report import build_report, find_run_dirs
@@ -35,6 +36,7 @@ def report_cmd(
     page = out / REPORT_FILE
     ensure_writable_file(page)
     prepare_report_file(page, overwrite=overwrite)
+    hold_run_dir(out, wait=wait)
     n_runs = len(find_run_dirs(run_dirs))
     out.mkdir(parents=True, exist_ok=True)
     path = build_report(run_dirs, page, title=title)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 from lexprobe.cli._common import categories_option, console
-from lexprobe.cli._options import command, ontology_option, task_option
+from lexprobe.cli._options import command, hold_run_dir, ontology_option, task_option, wait_option
 
 
 @command()
@@ -29,6 +29,7 @@ def split_cmd(
     ),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed: same seed, same split."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
+    wait: bool = wait_option(),
 ) -> None:
     """Write a popularity-balanced train / withheld split of a task (no term in both)."""
     from lexprobe.ontology import load_ontology  # imported here so `lexprobe --help` stays fast
@@ -43,6 +44,7 @@ def split_cmd(
     from lexprobe.tasks import make_split
 
     ensure_writable_dir(out)
+    hold_run_dir(out, wait=wait)
     ont = load_ontology(ontology, annotations=annotations)
     categories = categories_option(category)
     split = make_split(ont, task, bins=bins, per_bin=per_bin, popularity=popularity, seed=seed, categories=categories)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 from lexprobe.cli._common import console, split_csv
-from lexprobe.cli._options import STAGES, ModelOptions, StudySize, command, csv_choices
+from lexprobe.cli._options import STAGES, ModelOptions, StudySize, command, csv_choices, hold_run_dir, wait_option
 
 from lexprobe.study import DEFAULT_SHOTS
 
@@ -48,6 +48,7 @@ def study_cmd(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the stages to run and their estimated cost, then stop."
     ),
+    wait: bool = wait_option(),
     model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --model, --dtype...
     quiet: bool = False,
 ) -> None:
@@ -78,6 +79,7 @@ def study_cmd(
             console.print(line, markup=False, soft_wrap=True)
         return
     ensure_writable_dir(out)
+    hold_run_dir(out, wait=wait)
     with progress_display(quiet) as progress:
         result = run_study(
             split_csv(ontology) or (),

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 from lexprobe.cli._common import console, print_table, split_csv
-from lexprobe.cli._options import EvalSplit, ModelOptions, Scheduler, command, ontology_option, task_option
+from lexprobe.cli._options import (
+    EvalSplit,
+    ModelOptions,
+    Scheduler,
+    command,
+    hold_run_dir,
+    ontology_option,
+    task_option,
+    wait_option,
+)
 
 
 def _ci(low: float, high: float) -> str:
@@ -63,6 +72,7 @@ def train_cmd(
         0, "--seed", min=0, max=2**32 - 1, help="Seed of the split, LoRA initialisation and data order."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out; train from scratch."),
+    wait: bool = wait_option(),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the pairs, steps and estimated time, then stop."),
     model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --model, --dtype...
     quiet: bool = False,
@@ -125,6 +135,7 @@ def train_cmd(
             console.print(line, markup=False, soft_wrap=True)
         return
     ensure_writable_dir(out)
+    hold_run_dir(out, wait=wait)
     prepare_run_dir(out, "train", None, overwrite=overwrite)  # train itself resumes a run of the same settings
     with progress_display(quiet) as progress:
         callbacks = [progress_callback(progress)] if progress else []
@@ -171,6 +182,7 @@ def evaluate_cmd(
     seed: int = typer.Option(
         0, "--seed", min=0, max=2**32 - 1, help="Seed of the bootstrap intervals of the gains and of the shots."
     ),
+    wait: bool = wait_option(),
     model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --dtype, --device...
     quiet: bool = False,
 ) -> None:
@@ -186,6 +198,7 @@ def evaluate_cmd(
     splits = SPLITS if split == "both" else (split,)
     if run.is_dir():
         ensure_writable_dir(run, option="RUN_DIR")  # evaluation writes its outcomes into the run
+        hold_run_dir(run, wait=wait, option="RUN_DIR")
     if checkpoints is not None:
         if baseline or shots:
             raise TrainingError("--checkpoints scores the run's snapshots; it goes without --baseline and --shots")

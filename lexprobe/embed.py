@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ from lexprobe.runs import (
     atomic_path,
     atomic_write_json,
     config_key,
+    disk_full_as_error,
     make_manifest,
     sha256_file,
     sha256_text,
@@ -587,30 +589,43 @@ def _finished_items(work: Path) -> set[int]:
 def _assemble(
     work: Path, final: Path, keys: list[str], texts: list[str], layers: list[int], manifest: dict, dtype: str
 ) -> None:
-    shards = sorted(work.glob("shard-*.npz"))
+    """Join the shards in ``work`` into the finished entry ``final`` (built beside it, renamed into place).
+
+    Anything that goes wrong (a full disk: one :class:`OutputError` naming the file) removes the half-built
+    entry and keeps the shards, so the next run assembles again without recomputing."""
+    tmp_dir = final.parent / f".{final.name}.assembling"
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    try:
+        with disk_full_as_error(tmp_dir):
+            tmp_dir.mkdir(parents=True)
+            _assemble_into(tmp_dir, work, keys, texts, layers, manifest, dtype)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp_dir, final)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _assemble_into(
+    tmp_dir: Path, work: Path, keys: list[str], texts: list[str], layers: list[int], manifest: dict, dtype: str
+) -> None:
     array: np.ndarray | None = None
     filled = np.zeros(len(keys), dtype=bool)
     norms = []
-    tmp_dir = final.parent / f".{final.name}.assembling"
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir(parents=True)
-    for shard in shards:
+    npy = tmp_dir / "embeddings.npy"
+    for shard in sorted(work.glob("shard-*.npz")):
         read = _read_shard(shard)
         if read is None:
             continue
         items, pooled, shard_norms = read
         if array is None:
-            array = np.lib.format.open_memmap(
-                tmp_dir / "embeddings.npy",
-                mode="w+",
-                dtype=dtype,
-                shape=(len(layers), len(keys), pooled.shape[-1]),
-            )
+            array = _open_allocated(npy, dtype, (len(layers), len(keys), pooled.shape[-1]))
         array[:, items, :] = pooled
         filled[items] = True
         norms.append(shard_norms)
     if array is None or not filled.all():
-        shutil.rmtree(tmp_dir, ignore_errors=True)
         raise EmbeddingError(f"{int((~filled).sum())} items have no embedding after extraction; re-run to resume")
     array.flush()
     del array
@@ -618,7 +633,6 @@ def _assemble(
     warnings_ = sink_warnings(summary)
     for line in warnings_:
         logger.warning(line)
-    npy = tmp_dir / "embeddings.npy"
     manifest = manifest | {
         "outputs": manifest.get("outputs", {})
         | {
@@ -629,10 +643,34 @@ def _assemble(
     }
     (tmp_dir / "items.json").write_text(json.dumps({"keys": keys, "texts": texts, "layers": layers}), encoding="utf-8")
     atomic_write_json(tmp_dir / "manifest.json", manifest)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp_dir, final)
-    shutil.rmtree(work, ignore_errors=True)
+
+
+def _open_allocated(path: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A new ``.npy`` file as a writable memory map whose blocks are allocated before any is written.
+
+    ``open_memmap`` makes a sparse file: on a full disk the kernel finds no block for a page written into it
+    only later, and ends the process with SIGBUS (no message, a half-written array). Allocating the whole file
+    first turns that into an ``OSError`` (``ENOSPC``) here, before any work is written."""
+    with disk_full_as_error(path):
+        array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        size = path.stat().st_size
+        with open(path, "r+b") as fh:
+            try:
+                os.posix_fallocate(fh.fileno(), 0, size)
+            except (AttributeError, OSError) as exc:  # no posix_fallocate here, or a file system without it
+                if isinstance(exc, OSError) and exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise
+                _write_zeros(fh, array.offset, size)
+    return array
+
+
+def _write_zeros(fh: Any, start: int, end: int, chunk: int = 1 << 24) -> None:
+    """Give the bytes ``start:end`` of ``fh`` real blocks by writing zeros over them (what fallocate does)."""
+    zeros = bytes(min(chunk, max(end - start, 0)))
+    fh.seek(start)
+    for position in range(start, end, chunk):
+        fh.write(zeros[: min(chunk, end - position)])
+    fh.flush()
 
 
 def _load_verified(final: Path, *, checksum: bool = True) -> EmbeddingSet | None:

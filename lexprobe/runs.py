@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import errno
 import hashlib
 import json
 import math
@@ -22,9 +23,16 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from lexprobe._runlock import RUN_LOCK, lock_holder, run_lock
 from lexprobe.exceptions import OutputError
 
 __all__ = [
+    "RUN_LOCK",
+    "run_lock",
+    "lock_holder",
+    "is_disk_full",
+    "no_space_error",
+    "disk_full_as_error",
     "atomic_path",
     "atomic_write_text",
     "atomic_write_json",
@@ -75,25 +83,88 @@ _VERSIONED_PACKAGES = (
 )
 
 
+# --- a full disk is one line naming the file, never a traceback or numpy's byte counts ----------------------
+
+#: numpy's message for a short write (``ndarray.tofile`` on a full disk), which carries no errno.
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+#: How libraries that do not raise ``OSError`` say so (safetensors' Rust ``io::Error``, torch's writer).
+_NO_SPACE_TEXTS = ("no space left on device", "storagefull", "os error 28", "disk quota exceeded")
+
+
+def is_disk_full(exc: BaseException | None, path: str | os.PathLike[str] | None = None) -> bool:
+    """Whether ``exc``, or an error it came from, says that the disk (or quota) is full.
+
+    ``ENOSPC``/``EDQUOT``, numpy's short write, and a library's own wording of ``ENOSPC`` all count; so does a
+    write that failed without a reason (torch's "file write failed") while ``path``'s file system has less than
+    1 MiB free.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc).lower()
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if (isinstance(exc, OSError) and _SHORT_WRITE.search(text)) or any(t in text for t in _NO_SPACE_TEXTS):
+            return True
+        if path is not None and "write failed" in text and _free_bytes(Path(path)) < 1 << 20:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _free_bytes(path: Path) -> int:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return 1 << 62
+
+
+def no_space_error(path: str | os.PathLike[str]) -> OutputError:
+    """The one-line error for a full disk while writing ``path`` (its ``errno`` is ``ENOSPC``)."""
+    error = OutputError(
+        f"cannot write {path}: no space left on device; free some space or write elsewhere, then run again "
+        "(finished work is kept)"
+    )
+    error.errno = errno.ENOSPC
+    return error
+
+
+@contextlib.contextmanager
+def disk_full_as_error(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn a full disk inside the block (see :func:`is_disk_full`) into :func:`no_space_error` for ``path``."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except Exception as exc:
+        if is_disk_full(exc, path):
+            raise no_space_error(path) from exc
+        raise
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     The temporary file lives in the same directory so the final ``os.replace`` is atomic on POSIX.
     On any exception (including ``KeyboardInterrupt``) the temporary file is removed and ``path`` is
-    left as it was.
+    left as it was; a full disk is an :class:`OutputError` naming ``path`` (:func:`no_space_error`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    with disk_full_as_error(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
     tmp = Path(tmp_name)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results should get the usual permissions
     try:
-        yield tmp
-        os.replace(tmp, path)
+        with disk_full_as_error(path):
+            yield tmp
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

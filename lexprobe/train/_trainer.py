@@ -19,7 +19,17 @@ from typing import Any
 import pandas as pd
 
 from lexprobe.exceptions import LexprobeWarning, TrainingError
-from lexprobe.runs import atomic_path, atomic_write_json, make_manifest, relative_to_run, sha256_file, write_manifest
+from lexprobe.runs import (
+    atomic_path,
+    atomic_write_json,
+    disk_full_as_error,
+    is_disk_full,
+    make_manifest,
+    no_space_error,
+    relative_to_run,
+    sha256_file,
+    write_manifest,
+)
 from lexprobe.train._card import AdapterBase, model_card, write_model_card
 from lexprobe.train._config import RESUME_FREE, SPLITS, TrainConfig, is_complete, read_train_config
 from lexprobe.train._data import _LabelledPositions, _prepare_split, build_examples, completion_collator
@@ -275,7 +285,13 @@ def train_lora(
         # checkpoints of a hub model make peft ask the hub whether the vocabulary was resized; offline it warns
         # that it cannot tell and assumes not, which is so: lexprobe never resizes it
         warnings.filterwarnings("ignore", message="Could not find a config file in", category=UserWarning)
-        trainer.train(resume_from_checkpoint=last)
+        try:
+            trainer.train(resume_from_checkpoint=last)
+        except Exception as exc:
+            if not is_disk_full(exc, run_dir):
+                raise
+            where = drop_unfinished_checkpoints(run_dir / "checkpoints", after=last) if main else None
+            raise no_space_error(where or run_dir / "checkpoints") from exc
     train_seconds = time.perf_counter() - t_train
     examples_now = (float(trainer.state.epoch or 0.0) - start_epoch) * len(examples)
     changed = sum(not bool((p.detach().cpu() == initial[n].cpu()).all()) for n, p in _lora_named(model))
@@ -389,26 +405,32 @@ def _save_adapter(model: Any, folder: Path, *, base: AdapterBase, card: str) -> 
     os.umask(umask)
     os.chmod(tmp_dir, 0o777 & ~umask)
     try:
-        unwrapped = getattr(model, "module", model)  # DDP wraps the model
-        configs = list(unwrapped.peft_config.values())
-        kept = [(c.base_model_name_or_path, c.revision) for c in configs]
-        for c in configs:  # the Trainer's checkpoints keep the local path: they are for resuming here
-            c.base_model_name_or_path, c.revision = base.name_or_path, base.revision
-        try:
-            # the embeddings are never resized or trained; "auto" would ask the hub for the base's config
-            unwrapped.save_pretrained(str(tmp_dir), save_embedding_layers=False)
-        finally:
-            for c, (name, revision) in zip(configs, kept):
-                c.base_model_name_or_path, c.revision = name, revision
-        write_model_card(tmp_dir, card)
-        for path in tmp_dir.rglob("*"):  # whatever mode each writer chose (safetensors: 0600), the usual ones
-            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp_dir, folder)
+        with disk_full_as_error(folder):
+            _save_adapter_into(tmp_dir, model, base=base, card=card, umask=umask)
+            if folder.exists():
+                shutil.rmtree(folder)
+            os.replace(tmp_dir, folder)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
+
+
+def _save_adapter_into(tmp_dir: Path, model: Any, *, base: AdapterBase, card: str, umask: int) -> None:
+    """``_save_adapter``'s writing: the adapter, named against ``base``, its card and the usual modes."""
+    unwrapped = getattr(model, "module", model)  # DDP wraps the model
+    configs = list(unwrapped.peft_config.values())
+    kept = [(c.base_model_name_or_path, c.revision) for c in configs]
+    for c in configs:  # the Trainer's checkpoints keep the local path: they are for resuming here
+        c.base_model_name_or_path, c.revision = base.name_or_path, base.revision
+    try:
+        # the embeddings are never resized or trained; "auto" would ask the hub for the base's config
+        unwrapped.save_pretrained(str(tmp_dir), save_embedding_layers=False)
+    finally:
+        for c, (name, revision) in zip(configs, kept):
+            c.base_model_name_or_path, c.revision = name, revision
+    write_model_card(tmp_dir, card)
+    for path in tmp_dir.rglob("*"):  # whatever mode each writer chose (safetensors: 0600), the usual ones
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _zip_problem(path: Path) -> str | None:
@@ -517,6 +539,27 @@ def last_good_checkpoint(checkpoints: str | os.PathLike[str], *, remove: bool = 
         if remove:
             shutil.rmtree(folder, ignore_errors=True)
     return None
+
+
+def drop_unfinished_checkpoints(checkpoints: str | os.PathLike[str], *, after: str | None = None) -> Path | None:
+    """Remove the checkpoints newer than ``after`` that lack their completion marker (a save cut short, by a full
+    disk for one), so nothing half-written looks like a checkpoint; return the newest removed, or None."""
+    checkpoints = Path(checkpoints)
+    floor = _step(Path(after)) if after else -1
+    found = sorted(
+        (p for p in checkpoints.glob("checkpoint-*") if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)),
+        key=_step,
+    )
+    removed = None
+    for folder in found:
+        if _step(folder) > floor and not (folder / CHECKPOINT_MARKER).is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed = folder
+    return removed
+
+
+def _step(folder: Path) -> int:
+    return int(folder.name.rsplit("-", 1)[1])
 
 
 def _checkpoint_epoch(path: str | None) -> float:

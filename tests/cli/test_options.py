@@ -136,6 +136,13 @@ def test_writers_take_out_as_o(name):
     assert "folder" in (out.help or "").lower(), f"{name} --out must say it is a folder"
 
 
+@pytest.mark.parametrize("name", [*(w for w in WRITERS if w != "data fetch"), "evaluate"])
+def test_commands_that_write_a_run_folder_take_wait(name):
+    """A run folder is locked while a command writes it; each such command can wait for another instead."""
+    wait = _options(COMMANDS[name]).get("--wait")
+    assert wait is not None and wait.is_flag and wait.default is False, name
+
+
 def test_o_means_out_and_nothing_else():
     for name, command in COMMANDS.items():
         for long, param in _options(command).items():
