@@ -44,6 +44,7 @@ __all__ = [
     "existing_run",
     "read_json_object",
     "prepare_run_dir",
+    "check_run_dir",
     "settings_of",
     "prepare_report_file",
     "clear_stage_outputs",
@@ -618,6 +619,35 @@ def prepare_run_dir(
     else:
         what = f"a {old_stage} run" if old_stage != "unknown" else "a run whose manifest.json is unreadable"
     raise OutputError(f"{option} {directory} holds {what}; pass --overwrite to replace it, or another {option}")
+
+
+def check_run_dir(
+    directory: str | os.PathLike[str],
+    stage: str,
+    settings: Mapping[str, Any] | None = None,
+    *,
+    overwrite: bool = False,
+    dry_run: bool = False,
+    option: str = "--out",
+) -> Path:
+    """Every check a command makes on its output folder before any slow work, for the run and its dry run alike:
+    the folder can be written (:func:`ensure_writable_dir`) and may receive this run (:func:`prepare_run_dir`).
+
+    Parameters
+    ----------
+    dry_run : bool
+        Change nothing: ``overwrite`` removes no old run (and a folder it would clear is not refused), so
+        ``--dry-run`` refuses exactly what the run would refuse.
+
+    Raises
+    ------
+    OutputError
+        As :func:`ensure_writable_dir` and :func:`prepare_run_dir`.
+    """
+    target = ensure_writable_dir(directory, option=option)
+    if dry_run and overwrite:
+        return target
+    return prepare_run_dir(target, stage, settings, overwrite=overwrite, option=option)
 
 
 def settings_of(config: Any, prefix: str = "config", *, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
