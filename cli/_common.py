@@ -1,12 +1,16 @@
 """Shared pieces of the CLI: the error boundary and the consoles.
 
-The library raises; only here do errors become one line on stderr and a non-zero exit.
+The library raises; only here do errors become one line on stderr and a non-zero exit. Text from data files
+(term names, ontology headers) reaches the terminal only through these consoles and the log formatter of
+``cli/_progress.py``, which show control characters escaped (:func:`escape_control`), so a hostile ontology
+cannot clear the screen or set the window title.
 """
 
 from __future__ import annotations
 
 import errno
 import functools
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,13 +25,67 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The most permutations or bootstrap resamples an option takes: beyond it a run would go on for days.
 MAX_RESAMPLES = 100_000
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+#: C0 controls but newline and tab, DEL, C1 controls, and the Unicode bidirectional embeddings, overrides and
+#: isolates (which reorder what a terminal shows)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_control(text: str) -> str:
+    """``text`` with every control character shown as its escape (``"\\x1b[2J"`` for ESC [2J), as ``--json``
+    shows them; newlines and tabs stay.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+        ``text`` unchanged when it holds no control character.
+    """
+    return _CONTROL.sub(_escape_one, text)
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class SafeConsole(Console):
+    """A rich console that shows control characters escaped in every string it renders: printed text, table
+    cells and titles (rich turns each through ``render_str``). Rich's own styling is not text, so it stays.
+
+    Markup is off unless a call asks for it (``print(..., markup=True)``, with data in it passed through
+    :func:`markup`): a term named ``[/x]`` is shown as it is, not read as a tag (an unmatched one was a crash)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**{"markup": False, "highlight": False, **kwargs})
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:  # noqa: D102
+        return super().render_str(escape_control(text), **kwargs)
+
+
+def markup(value: object) -> str:
+    """``value`` as text to put inside rich markup: its brackets escaped, so it shows as it is."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
+def styled(value: object, style: str) -> Any:
+    """``value`` as one rich ``Text`` in ``style`` (a table cell), control characters escaped."""
+    from rich.text import Text
+
+    return Text(escape_control(str(value)), style=style)
+
+
+console = SafeConsole()
+err_console = SafeConsole(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` as one line on stderr and return the ``typer.Exit`` to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+    err_console.print(f"[bold red]error:[/] {markup(message)}", markup=True)
     return typer.Exit(code)
 
 
@@ -111,7 +169,7 @@ def print_table(table: Any) -> None:
     if console.is_terminal:
         console.print(table)
     else:
-        Console(highlight=False, width=100_000).print(table, crop=False)
+        SafeConsole(width=100_000).print(table, crop=False)
 
 
 def print_json(obj: Any) -> None:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from lexprobe.cli._common import err_console, is_terminal
+from lexprobe.cli._common import err_console, escape_control, is_terminal
 
 #: ``progress(stage, done, total)``: the library's progress protocol.
 ProgressCallback = Callable[[str, int, int], None]
@@ -49,6 +49,13 @@ class _StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value) -> None:
         pass
+
+
+class _EscapingFormatter(logging.Formatter):
+    """Log lines with control characters escaped (term names in messages come from data files)."""
+
+    def format(self, record: logging.LogRecord) -> str:  # noqa: D102
+        return escape_control(super().format(record))
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
@@ -82,12 +89,13 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
         from rich.logging import RichHandler
 
         handler = RichHandler(console=err_console, show_path=False, markup=False, rich_tracebacks=False)
-        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        handler.setFormatter(_EscapingFormatter("%(name)s: %(message)s"))
     else:
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.setFormatter(_EscapingFormatter(LOG_FORMAT))
     handler.set_name(_HANDLER_NAME)
     root.addHandler(handler)
+    logging.captureWarnings(True)  # warnings (their messages can name terms) become log lines, escaped too
     root.setLevel(others)
     logging.getLogger("lexprobe").setLevel(ours)
     _set_transformers_level(others)
@@ -151,6 +159,8 @@ def _terminal_display() -> Iterator[ProgressCallback]:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
+    from rich.markup import escape
+
     tasks: dict[str, TaskID] = {}
     last: dict[str, int] = {}
     finished: list[str] = []
@@ -161,7 +171,8 @@ def _terminal_display() -> Iterator[ProgressCallback]:
             if task is None or done < last[stage]:
                 if task is not None:
                     bar.remove_task(task)
-                tasks[stage] = task = bar.add_task(stage, total=max(total, 1), completed=done)
+                description = escape(escape_control(stage))  # the column reads markup
+                tasks[stage] = task = bar.add_task(description, total=max(total, 1), completed=done)
                 if stage in finished:
                     finished.remove(stage)
             last[stage] = done

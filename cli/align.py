@@ -90,7 +90,7 @@ def align_cmd(
 
     from lexprobe.align import AlignmentConfig, run_alignment, write_alignment
     from lexprobe.embed import ExtractionConfig
-    from lexprobe.runs import default_out_dir, ensure_writable_dir, prepare_run_dir, settings_of
+    from lexprobe.runs import check_run_dir, default_out_dir, settings_of
 
     config = AlignmentConfig(
         ontology=ontology,
@@ -114,12 +114,13 @@ def align_cmd(
         batch_size=model_options.batch_size,
     )
     ExtractionConfig(layers=config.layers, pool=pool, prefix=prefix)  # type: ignore[arg-type]  # validate first
+    target = out or default_out_dir("align", ontology, model_options.model)
+    settings = settings_of(config, leave_out=("batch_size",))
+    check_run_dir(target, "align", settings, overwrite=overwrite, dry_run=dry_run)  # a dry run refuses the same
     if dry_run:
         _dry_run(config, model_options, as_json)
         return
-    target = ensure_writable_dir(out or default_out_dir("align", ontology, model_options.model))
     hold_run_dir(target, wait=wait)
-    prepare_run_dir(target, "align", settings_of(config, leave_out=("batch_size",)), overwrite=overwrite)
     started = time.perf_counter()
     lm = model_options.load()
     loaded = time.perf_counter() - started

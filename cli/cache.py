@@ -6,7 +6,7 @@ import json
 import sys
 
 import typer
-from lexprobe.cli._common import console, err_console, fail, print_table, split_csv
+from lexprobe.cli._common import console, err_console, fail, print_table, split_csv, styled
 from lexprobe.cli._options import command, csv_choices
 
 cache_app = typer.Typer(
@@ -48,7 +48,6 @@ def list_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the entries as one JSON object."),
 ) -> None:
     """List what the cache holds: kind, what it is, size, last use, and unfinished work."""
-    from rich.markup import escape
     from rich.table import Table
 
     from lexprobe.cache import cache_root, list_entries
@@ -60,15 +59,15 @@ def list_cmd(
         record = {"root": str(cache_root()), "total_bytes": total, "entries": [e.to_dict() for e in entries]}
         print(json.dumps(record, indent=2, allow_nan=False))
         return
-    table = Table(title=escape(str(cache_root())), title_justify="left")
+    table = Table(title=str(cache_root()), title_justify="left")
     for column, justify in (("kind", "left"), ("model", "left"), ("what", "left"), ("size", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     table.add_column("last used")
     table.add_column("name", overflow="fold")
     for e in entries:
-        what = escape(e.description) if e.complete else f"[yellow]{escape(e.description)}[/]"
+        what = e.description if e.complete else styled(e.description, "yellow")
         used = e.last_used.astimezone().strftime("%Y-%m-%d %H:%M")
-        table.add_row(e.kind, escape(e.model), what, format_bytes(e.size), used, escape(e.path.name))
+        table.add_row(e.kind, e.model, what, format_bytes(e.size), used, e.path.name)
     print_table(table)
     incomplete = sum(not e.complete for e in entries)
     extra = f", {incomplete} unfinished (clear them with `lexprobe cache clear --incomplete`)" if incomplete else ""

@@ -47,8 +47,7 @@ def embed_cmd(
     from lexprobe.runs import (
         atomic_path,
         atomic_write_text,
-        ensure_writable_dir,
-        prepare_run_dir,
+        check_run_dir,
         settings_of,
         write_manifest,
     )
@@ -64,6 +63,12 @@ def embed_cmd(
         batch_size="auto" if batch_size == "auto" else int(batch_size),
         storage_dtype=storage_dtype,  # type: ignore[arg-type]
     )
+    ont = load_ontology(ontology)
+    same = {"field": field, "limit": n_terms, "seed": seed, "ontology.checksum": ont.checksum}
+    same["inputs.model.dtype"] = model_options.resolved_dtype()
+    same["inputs.model.name"] = resolve_model_spec(model_options.model).name  # the name load_model gives
+    settings = settings_of(config, leave_out=("batch_size",)) | same
+    check_run_dir(out, "embed", settings, overwrite=overwrite, dry_run=dry_run)  # a dry run refuses the same
     if dry_run:
         from lexprobe.costs import estimate_embedding
 
@@ -80,13 +85,7 @@ def embed_cmd(
         for line in cost.lines():
             console.print(line, markup=False, soft_wrap=True)
         return
-    ensure_writable_dir(out)
     hold_run_dir(out, wait=wait)
-    ont = load_ontology(ontology)
-    same = {"field": field, "limit": n_terms, "seed": seed, "ontology.checksum": ont.checksum}
-    same["inputs.model.dtype"] = model_options.resolved_dtype()
-    same["inputs.model.name"] = resolve_model_spec(model_options.model).name  # the name load_model gives
-    prepare_run_dir(out, "embed", settings_of(config, leave_out=("batch_size",)) | same, overwrite=overwrite)
     lm = model_options.load()
     with progress_display(quiet) as progress:
         result = embed_field(ont, field, limit=n_terms, seed=seed, model=lm, config=config, progress=progress)

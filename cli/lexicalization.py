@@ -67,7 +67,7 @@ def lexicalization_cmd(
 
     from lexprobe.embed import ExtractionConfig
     from lexprobe.lexical import LexicalConfig, measure_lexicalization, write_lexicalization
-    from lexprobe.runs import default_out_dir, ensure_writable_dir, prepare_run_dir, settings_of
+    from lexprobe.runs import check_run_dir, default_out_dir, settings_of
 
     parsed_layer: str | int = "best" if layer == "best" else int(layer)
     parsed_probe = probe_layers.strip().lower()
@@ -89,15 +89,16 @@ def lexicalization_cmd(
         seed=seed,
         batch_size=model_options.batch_size,
     )
+    target = out or default_out_dir("lexicalization", ontology, model_options.model)
+    settings = settings_of(config, leave_out=("batch_size",))
+    check_run_dir(target, "lexicalization", settings, overwrite=overwrite, dry_run=dry_run)
     if dry_run:
         from lexprobe.costs import estimate_lexicalization
 
         for line in estimate_lexicalization(config, device=model_options.device).lines():
             console.print(line, markup=False, soft_wrap=True)
         return
-    target = ensure_writable_dir(out or default_out_dir("lexicalization", ontology, model_options.model))
     hold_run_dir(target, wait=wait)
-    prepare_run_dir(target, "lexicalization", settings_of(config, leave_out=("batch_size",)), overwrite=overwrite)
     lm = model_options.load()  # the tokenizer measures need only its tokenizer, but they load together
     with progress_display(quiet) as progress:
         result = measure_lexicalization(config, model=lm, progress=progress)

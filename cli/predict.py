@@ -7,7 +7,9 @@ import math
 from pathlib import Path
 
 import typer
-from lexprobe.cli._common import MAX_RESAMPLES, console, fail, print_json, print_table
+from lexprobe.cli._common import MAX_RESAMPLES, console, fail, markup, print_json, print_table
+from lexprobe.cli._options import ModelOptions, command, ontology_option, task_option
+from lexprobe.cli._common import MAX_RESAMPLES, console, fail, markup, print_json, print_table
 from lexprobe.cli._options import ModelOptions, command, hold_run_dir, ontology_option, task_option, wait_option
 
 
@@ -306,9 +308,10 @@ def predict_cmd(
         print_json(_prediction_json(result, out))
         return
     p, t, predictor = result.prediction, result.task, result.predictor
-    console.print(f"[bold]{p['label']} ({p['model']}): {p['verdict']}[/bold]")
+    console.print(f"[bold]{markup(p['label'])} ({markup(p['model'])}): {markup(p['verdict'])}[/bold]", markup=True)
     if p["stated_verdict"] != p["verdict"]:
-        console.print(f"[yellow]{p['stated_verdict']}[/yellow] (an interval crosses a verdict threshold)")
+        text = f"[yellow]{markup(p['stated_verdict'])}[/yellow] (an interval crosses a verdict threshold)"
+        console.print(text, markup=True)
     console.print(
         f"predicted generalization gain {p['predicted_generalization_gain']:+.3f} "
         f"{_ci(p['predicted_generalization_gain_ci_low'], p['predicted_generalization_gain_ci_high'])}; "
@@ -364,7 +367,7 @@ def predict_cmd(
             f"{m['memorization_gain']:+.3f}, generalization {m['generalization_gain']:+.3f}"
         )
     for warning in p["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(f"[yellow]warning:[/yellow] {markup(warning)}", markup=True)
     if out is not None:
         console.print(f"written to {out}")
 

@@ -55,14 +55,26 @@ def study_cmd(
     """Run the paper's analysis: align, lexicalization, train, evaluate, a few-shot baseline, correlate, report."""
     from lexprobe.cli._progress import progress_display
 
-    from lexprobe.runs import ensure_writable_dir
     from lexprobe.study import STAGES as STUDY_STAGES
-    from lexprobe.study import run_study
+    from lexprobe.study import check_study, run_study
 
     load_options = {k: v for k, v in model_options.load_kwargs().items() if k not in ("device", "dtype")}
     if dry_run:
         from lexprobe.costs import estimate_study, finished_training_runs, total_lines
 
+        check_study(  # what run_study checks first, so a dry run refuses what the run would
+            split_csv(ontology) or (),
+            out,
+            model=model_options.model,
+            size=size,
+            tasks=split_csv(tasks),
+            stages=split_csv(stages) or STUDY_STAGES,
+            device=model_options.device,
+            dtype=model_options.dtype,
+            seed=seed,
+            rerun_mismatched=rerun_mismatched,
+            shots=shots,
+        )
         costs = estimate_study(
             split_csv(ontology) or (),
             model=model_options.model,
@@ -78,7 +90,9 @@ def study_cmd(
         for line in total_lines(costs):
             console.print(line, markup=False, soft_wrap=True)
         return
-    ensure_writable_dir(out)
+    from lexprobe.runs import ensure_writable_dir
+
+    ensure_writable_dir(out)  # before the lock creates the folder: a file in the way is one line
     hold_run_dir(out, wait=wait)
     with progress_display(quiet) as progress:
         result = run_study(

@@ -81,7 +81,7 @@ def train_cmd(
     from lexprobe.cli._progress import progress_display
 
     from lexprobe.exceptions import TrainingError
-    from lexprobe.runs import ensure_writable_dir, prepare_run_dir
+    from lexprobe.runs import check_run_dir
     from lexprobe.train import TrainConfig, progress_callback, train_lora
 
     if exposures is not None and epochs is not None:
@@ -125,6 +125,8 @@ def train_cmd(
         raise TrainingError(
             "--device-map is for inference; to train on several GPUs launch with `accelerate launch` or `torchrun`"
         )
+    # train itself resumes a run of the same settings; a dry run refuses what the run would
+    check_run_dir(out, "train", None, overwrite=overwrite, dry_run=dry_run)
     if dry_run:
         from lexprobe.costs import estimate_training, finished_training_runs
         from lexprobe.runs import default_out_dir
@@ -134,9 +136,7 @@ def train_cmd(
         for line in estimate_training(config, runs=runs).lines():
             console.print(line, markup=False, soft_wrap=True)
         return
-    ensure_writable_dir(out)
     hold_run_dir(out, wait=wait)
-    prepare_run_dir(out, "train", None, overwrite=overwrite)  # train itself resumes a run of the same settings
     with progress_display(quiet) as progress:
         callbacks = [progress_callback(progress)] if progress else []
         result = train_lora(out, config, split_dir=from_split, progress=False, callbacks=callbacks)

@@ -13,10 +13,13 @@ The cache (:func:`lexprobe.runs.cache_dir`, default ``~/.cache/lexprobe``) holds
     Parsed ontology files (gzip JSON).
 ``rates.json``
     Measured extraction speeds (:mod:`lexprobe.costs`).
+``CACHEDIR.TAG``
+    Marks the folder as lexprobe's cache (:data:`lexprobe.runs.CACHE_TAG`).
 
-:func:`list_entries` describes each entry from its own metadata; :func:`clear_entries` removes the ones that
-match, only inside the cache root, holding the entry's file lock so that a running extraction or conversion is
-never cut (an entry in use is skipped and reported).
+Each entry is recognised by the exact names lexprobe gives it; anything else is listed as ``other`` and never
+removed. :func:`list_entries` describes each entry from its own metadata; :func:`clear_entries` removes the ones
+that match, only inside a cache root that lexprobe made (:func:`check_cache_root`), holding the entry's file lock
+so that a running extraction or conversion is never cut (an entry in use is skipped and reported).
 """
 
 from __future__ import annotations
@@ -36,9 +39,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lexprobe.exceptions import CacheError, OutputError
-from lexprobe.runs import cache_dir
+from lexprobe.runs import CACHE_TAG, cache_dir, has_cache_tag, is_cache_name
 
-__all__ = ["CacheEntry", "ClearResult", "KINDS", "cache_root", "list_entries", "clear_entries", "parse_age"]
+__all__ = [
+    "CacheEntry",
+    "ClearResult",
+    "KINDS",
+    "cache_root",
+    "check_cache_root",
+    "list_entries",
+    "clear_entries",
+    "parse_age",
+]
 
 Kind = Literal["embeddings", "model", "gguf", "ontology", "rates", "other"]
 #: Kinds of cache entry, in the order they are listed.
@@ -46,6 +58,17 @@ KINDS: tuple[str, ...] = ("embeddings", "model", "gguf", "ontology", "rates", "o
 
 _KEY = re.compile(r"[0-9a-f]{20}")
 _SHARD = re.compile(r"shard-(\d{8})-(\d{5})-\d+\.npz")
+#: A converted model's folder (``lexprobe.models._converted_gguf``: ``<stem>-<sha256[:16]>-v<N>``), its temporary
+#: folder (``.<folder>.<random>``) and its lock (``.<folder>.lock``)
+_CONVERTED = re.compile(r".+-[0-9a-f]{16}-v\d+")
+_CONVERTING = re.compile(r"\.(.+-[0-9a-f]{16}-v\d+)\.(?!lock$)[^.]+")
+#: A GGUF file assembled from chunk packages and its temporary file (``lexprobe.models._assembled_by_package``)
+_GGUF = re.compile(r"[^.].*\.gguf")
+_GGUF_TEMP = re.compile(r"\..+\.gguf\.\d+\.tmp")
+#: A parsed ontology (``<key>.json.gz``) and its temporary file (``lexprobe.runs.atomic_path``)
+_ONTOLOGY = re.compile(r"[0-9a-f]{20}\.json\.gz")
+_ONTOLOGY_TEMP = re.compile(r"\.[0-9a-f]{20}\.json\.gz\..+\.tmp")
+_RATES_TEMP = re.compile(r"\.rates\.json\..+\.tmp")
 #: CURIE prefixes of the built-in ontologies, to name an embedding entry's ontology from its keys
 _PREFIX_NAMES = {"HGNC": "hgnc", "HP": "hpo", "GO": "go"}
 
@@ -280,14 +303,11 @@ def _model_entries(root: Path) -> list[CacheEntry]:
     for path in sorted(root.iterdir()):
         name = path.name
         if path.is_dir() and name == "gguf" and not path.is_symlink():
-            for file in sorted(path.iterdir()):
-                done = file.suffix == ".gguf" and not file.name.startswith(".")
-                what = "GGUF file assembled from its packages" if done else "partial GGUF assembly"
-                out.append(_entry("gguf", file, complete=done, model=file.stem if done else "", description=what))
+            out += _gguf_entries(path)
             continue
-        if name.startswith(".") and name.endswith(".lock") and path.is_file():
+        if name.startswith(".") and name.endswith(".lock") and _CONVERTED.fullmatch(name[1:-5]) and path.is_file():
             continue  # a conversion's lock
-        if path.is_dir() and not path.is_symlink() and not name.startswith("."):
+        if path.is_dir() and not path.is_symlink() and _CONVERTED.fullmatch(name):
             marker = _json(path / "lexprobe-complete.json")
             files = (marker or {}).get("files")
             complete = isinstance(files, dict) and all(
@@ -312,7 +332,7 @@ def _model_entries(root: Path) -> list[CacheEntry]:
                     lock=root / f".{name}.lock",
                 )
             )
-        elif path.is_dir() and not path.is_symlink() and name.startswith("."):
+        elif path.is_dir() and not path.is_symlink() and _CONVERTING.fullmatch(name):
             # a conversion's temporary folder, ``.<target>.<random>``, made under the target's lock
             lock = root / f"{name.rsplit('.', 1)[0]}.lock"
             out.append(
@@ -320,6 +340,21 @@ def _model_entries(root: Path) -> list[CacheEntry]:
             )
         else:
             out.append(_entry("other", path, description="not written by lexprobe's model cache"))
+    return out
+
+
+def _gguf_entries(folder: Path) -> list[CacheEntry]:
+    out = []
+    for file in sorted(folder.iterdir()):
+        if file.is_symlink() or not file.is_file():
+            out.append(_entry("other", file, description="not written by lexprobe's model cache"))
+        elif _GGUF.fullmatch(file.name):
+            what = "GGUF file assembled from its packages"
+            out.append(_entry("gguf", file, model=file.stem, description=what))
+        elif _GGUF_TEMP.fullmatch(file.name):
+            out.append(_entry("gguf", file, complete=False, description="partial GGUF assembly"))
+        else:
+            out.append(_entry("other", file, description="not written by lexprobe's model cache"))
     return out
 
 
@@ -339,7 +374,7 @@ def _ontology_head(path: Path) -> dict[str, Any]:
 def _ontology_entries(root: Path) -> list[CacheEntry]:
     out = []
     for path in sorted(root.iterdir()):
-        if path.name.endswith(".json.gz") and not path.name.startswith(".") and path.is_file():
+        if _ONTOLOGY.fullmatch(path.name) and path.is_file() and not path.is_symlink():
             head = _ontology_head(path)
             details = {"ontology": head.get("name")} | {k: head.get(k) for k in ("source", "kind", "n_rows")}
             description = (
@@ -348,7 +383,7 @@ def _ontology_entries(root: Path) -> list[CacheEntry]:
                 else "unreadable (parsed again on next use)"
             )
             out.append(_entry("ontology", path, complete=bool(head), description=description, details=details))
-        elif path.name.startswith(".") and path.name.endswith(".tmp"):
+        elif _ONTOLOGY_TEMP.fullmatch(path.name) and path.is_file() and not path.is_symlink():
             out.append(_entry("ontology", path, complete=False, description="interrupted write"))
         else:
             out.append(_entry("other", path, description="not written by lexprobe's ontology cache"))
@@ -397,10 +432,12 @@ def list_entries(kind: str | Iterable[str] | None = None) -> list[CacheEntry]:
             entries += _model_entries(child)
         elif name == "ontology" and child.is_dir() and not child.is_symlink():
             entries += _ontology_entries(child)
-        elif name == "rates.json" and child.is_file():
+        elif name == "rates.json" and child.is_file() and not child.is_symlink():
             entries.append(_rates_entry(child))
-        elif name == "rates.json.lock":
-            continue
+        elif name in ("rates.json.lock", CACHE_TAG) and child.is_file():
+            continue  # the speeds' lock, and the tag that marks the folder as lexprobe's cache
+        elif _RATES_TEMP.fullmatch(name) and child.is_file() and not child.is_symlink():
+            entries.append(_entry("rates", child, complete=False, description="interrupted write"))
         else:
             entries.append(_entry("other", child, description="not written by lexprobe"))
     entries = _name_models(entries)
@@ -437,6 +474,8 @@ def _kinds(kind: str | Iterable[str] | None) -> tuple[str, ...]:
 
 _AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: The longest age a timedelta holds (999999999 days; anything in the cache is younger)
+_MAX_AGE = _dt.timedelta(days=_dt.timedelta.max.days)
 
 
 def parse_age(text: str | _dt.timedelta) -> _dt.timedelta:
@@ -454,7 +493,35 @@ def parse_age(text: str | _dt.timedelta) -> _dt.timedelta:
     match = _AGE.fullmatch(str(text))
     if not match:
         raise CacheError(f"--older-than must be a number and a unit (s, m, h, d, w) like 30d or 12h, got {text!r}")
-    return _dt.timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    if not seconds <= _MAX_AGE.total_seconds():  # also inf, from a number too long for a float
+        raise CacheError(f"--older-than must be at most {_MAX_AGE.days}d, got {text!r}; give a shorter age")
+    return _dt.timedelta(seconds=seconds)
+
+
+def check_cache_root(root: Path) -> None:
+    """Refuse to remove anything from ``root`` unless it is lexprobe's cache: it holds lexprobe's cache tag
+    (:data:`lexprobe.runs.CACHE_TAG`, written when lexprobe makes the folder), or nothing but the names lexprobe
+    writes there (a cache made before the tag).
+
+    Raises
+    ------
+    CacheError
+        ``root`` holds other things and no tag: ``$LEXPROBE_CACHE`` most likely names a folder of the user's.
+    """
+    if has_cache_tag(root):
+        return
+    try:
+        foreign = sorted(child.name for child in root.iterdir() if not is_cache_name(child.name))
+    except OSError as exc:
+        raise CacheError(f"cannot read the cache folder {root}: {exc.strerror or exc}") from None
+    if foreign:
+        shown = ", ".join(repr(n) for n in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise CacheError(
+            f"{root} does not look like lexprobe's cache (no {CACHE_TAG} from lexprobe, and it holds {shown}, "
+            "which lexprobe did not write), so nothing is removed; set LEXPROBE_CACHE to lexprobe's own cache "
+            "folder, or, if this is it, move those out of it"
+        )
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -498,19 +565,22 @@ def clear_entries(
     Returns
     -------
     ClearResult
-        The entries removed and the bytes freed; entries skipped because another process holds their lock
-        (a running extraction or conversion), or because they lie outside the cache root, with the reason.
+        The entries removed and the bytes freed; entries skipped because lexprobe did not write them (kind
+        ``other``: never removed), because another process holds their lock (a running extraction or
+        conversion), or because they lie outside the cache root, with the reason.
 
     Raises
     ------
     CacheError
-        An unknown kind or a bad age.
+        An unknown kind, a bad age, or a cache folder that does not look like lexprobe's
+        (:func:`check_cache_root`).
     """
     from filelock import FileLock, Timeout
 
     age = parse_age(older_than) if older_than is not None else None
     now = _dt.datetime.now(_dt.timezone.utc)
     root = cache_root()
+    check_cache_root(root)
     chosen = [
         e
         for e in list_entries(kind)
@@ -520,6 +590,9 @@ def clear_entries(
     ]
     removed, skipped = [], []
     for entry in chosen:
+        if entry.kind == "other":
+            skipped.append((entry, "not written by lexprobe, so left in place"))
+            continue
         if not _inside(entry.path, root):
             skipped.append((entry, "outside the cache root"))
             continue

@@ -52,6 +52,7 @@ __all__ = [
     "existing_run",
     "read_json_object",
     "prepare_run_dir",
+    "check_run_dir",
     "settings_of",
     "prepare_report_file",
     "clear_stage_outputs",
@@ -323,13 +324,58 @@ def safe_name(text: str) -> str:
     return name
 
 
+#: The file that marks a folder as lexprobe's cache, in the form of the Cache Directory Tagging Specification
+#: (https://bford.info/cachedir/; backup tools that follow it skip the folder). ``lexprobe cache clear`` works
+#: only in a folder that holds it, or that holds nothing but what lexprobe writes there.
+CACHE_TAG = "CACHEDIR.TAG"
+CACHE_TAG_TEXT = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by lexprobe.\n"
+    "# For information about cache directory tags, see https://bford.info/cachedir/\n"
+)
+#: The names lexprobe writes at the top of its cache (``lexprobe.cache`` describes each).
+CACHE_NAMES = frozenset({"embeddings", "models", "ontology", "rates.json", "rates.json.lock", CACHE_TAG})
+_CACHE_TEMP = re.compile(r"\.(rates\.json|CACHEDIR\.TAG)\..+\.tmp")
+
+
+def is_cache_name(name: str) -> bool:
+    """Whether ``name``, at the top of the cache, is something lexprobe writes there (or its temporary file)."""
+    return name in CACHE_NAMES or bool(_CACHE_TEMP.fullmatch(name))
+
+
+def has_cache_tag(root: Path) -> bool:
+    """Whether ``root`` holds the cache tag lexprobe writes (another tool's ``CACHEDIR.TAG`` does not count)."""
+    try:
+        with open(root / CACHE_TAG, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return head.startswith(CACHE_TAG_TEXT.encode()[:43]) and b"created by lexprobe" in head
+
+
 def cache_dir(*sub: str) -> Path:
-    """The user cache directory (``$LEXPROBE_CACHE``, default ``~/.cache/lexprobe``), created on demand."""
+    """The user cache directory (``$LEXPROBE_CACHE``, default ``~/.cache/lexprobe``), created on demand.
+
+    A folder that is new, empty or holds only what lexprobe writes there gets lexprobe's cache tag
+    (:data:`CACHE_TAG`); a folder that holds anything else is used but never tagged, so ``lexprobe cache clear``
+    refuses it.
+    """
     root = os.environ.get("LEXPROBE_CACHE")
     base = Path(root).expanduser() if root else Path.home() / ".cache" / "lexprobe"
+    if not (base / CACHE_TAG).is_file():
+        _tag_cache_root(base)
     path = base.joinpath(*sub)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _tag_cache_root(base: Path) -> None:
+    """Write the cache tag into ``base`` when it holds nothing lexprobe did not write; a folder that cannot be
+    written stays untagged (the caller's own ``mkdir`` says why, where it matters)."""
+    with contextlib.suppress(OSError):
+        base.mkdir(parents=True, exist_ok=True)
+        if all(is_cache_name(child.name) for child in base.iterdir()):
+            atomic_write_text(base / CACHE_TAG, CACHE_TAG_TEXT)
 
 
 def library_versions() -> dict[str, str]:
@@ -644,6 +690,35 @@ def prepare_run_dir(
     else:
         what = f"a {old_stage} run" if old_stage != "unknown" else "a run whose manifest.json is unreadable"
     raise OutputError(f"{option} {directory} holds {what}; pass --overwrite to replace it, or another {option}")
+
+
+def check_run_dir(
+    directory: str | os.PathLike[str],
+    stage: str,
+    settings: Mapping[str, Any] | None = None,
+    *,
+    overwrite: bool = False,
+    dry_run: bool = False,
+    option: str = "--out",
+) -> Path:
+    """Every check a command makes on its output folder before any slow work, for the run and its dry run alike:
+    the folder can be written (:func:`ensure_writable_dir`) and may receive this run (:func:`prepare_run_dir`).
+
+    Parameters
+    ----------
+    dry_run : bool
+        Change nothing: ``overwrite`` removes no old run (and a folder it would clear is not refused), so
+        ``--dry-run`` refuses exactly what the run would refuse.
+
+    Raises
+    ------
+    OutputError
+        As :func:`ensure_writable_dir` and :func:`prepare_run_dir`.
+    """
+    target = ensure_writable_dir(directory, option=option)
+    if dry_run and overwrite:
+        return target
+    return prepare_run_dir(target, stage, settings, overwrite=overwrite, option=option)
 
 
 def settings_of(config: Any, prefix: str = "config", *, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:

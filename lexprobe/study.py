@@ -52,6 +52,7 @@ __all__ = [
     "StudySize",
     "StudyResult",
     "run_study",
+    "check_study",
     "seed_spread",
     "write_seed_spread",
     "evaluated_runs",
@@ -298,25 +299,10 @@ def run_study(
         finished stage (or the study itself) made with other settings and ``rerun_mismatched`` not set.
     """
     say = log or (lambda line: logger.info(line))
-    spec = _size(size)
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown or not stages:
-        raise StudyError(f"--stages must be from {', '.join(STAGES)}, got {', '.join(unknown) or '(none)'}")
-    if not ontologies:
-        raise StudyError("give at least one ontology, e.g. --ontology hgnc,hpo,go")
-    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 0:
-        raise StudyError(f"--shots must be a whole number >= 0, got {shots!r}")
-    if not shots:
-        stages = [s for s in stages if s != "fewshot"]
-    root = Path(out)
-    from lexprobe.exceptions import ModelError
-    from lexprobe.models import resolved_dtype
-
-    try:
-        precision = resolved_dtype(dtype, device)
-    except ModelError as exc:
-        raise StudyError(str(exc)) from None
-    study_changed = _check_study(root, model, spec, seed, rerun_mismatched, precision)
+    checked = _checked_study(ontologies, out, model, size, tasks, stages, device, dtype, seed, rerun_mismatched, shots)
+    root, spec, stages, precision = checked.root, checked.spec, checked.stages, checked.precision
+    loaded, names, folders, plan = checked.loaded, checked.names, checked.folders, checked.plan
+    study_changed = checked.changed
     root.mkdir(parents=True, exist_ok=True)
     record: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -383,25 +369,10 @@ def run_study(
         _clear(root, where, stage, recorded)
         return False
 
-    from lexprobe.ontology import earlier_checksums, load_ontology
+    from lexprobe.ontology import earlier_checksums
     from lexprobe.train import RESUME_FREE, is_complete
 
-    loaded = {}
-    for ontology in ontologies:
-        try:
-            loaded[ontology] = load_ontology(ontology)
-        except LexprobeError as exc:
-            raise StudyError(str(exc)) from None
-    names = {ontology: ont.name for ontology, ont in loaded.items()}
-    unknown = sorted({t.rpartition(":")[0] for t in tasks or ()} - {"", *names.values()})
-    if unknown:
-        raise StudyError(
-            f"--tasks names {', '.join(unknown)}, not an ontology of this study ({', '.join(names.values())})"
-        )
     same_data = {(old, ont.checksum) for ont in loaded.values() for old in earlier_checksums(ont.checksum)}
-    folders = {ontology: _folder(root, names[ontology]) for ontology in ontologies}
-    _check_distinct(folders, "ontologies")
-    plan = {ontology: _tasks_of(ont, tasks) for ontology, ont in loaded.items()}
     # parts done and planned (a part that turns out to have nothing to do, e.g. evaluate without training, is
     # counted at the end)
     parts = [0, _n_parts(stages, plan)]
@@ -430,9 +401,7 @@ def run_study(
                 step(stage, where, done, work, config, where, lm)  # the config compared above is the one run
         if not {"train", "evaluate", "fewshot", "correlate", "report"} & set(stages):
             continue
-        task_folders = {task: _folder(root, names[ontology], task) for task in plan[ontology]}
-        _check_distinct(task_folders, f"tasks of {names[ontology]}")
-        for task, where in task_folders.items():
+        for task, where in checked.task_folders[ontology].items():
             trained = _settings(_train_config(ontology, task, model, spec, seed, device, precision), skip=RESUME_FREE)
             if (where / "manifest.json").is_file():
                 expected = {"config": trained, "inputs": {"data_checksum": checksum["checksum"]}}
@@ -643,6 +612,106 @@ def _resolved(config: Any, ontology_name: str) -> dict[str, list[str]]:
     if hasattr(config, "resolved_pairs"):
         return {"pairs_resolved": [f"{a}:{b}" for a, b in config.resolved_pairs(ontology_name)]}
     return {"fields_resolved": list(config.resolved_fields(ontology_name))}
+
+
+@dataclasses.dataclass(frozen=True)
+class _CheckedStudy:
+    """What the checks of a study found, for the run: its settings resolved, ontologies loaded, folders named."""
+
+    root: Path
+    spec: StudySize
+    stages: list[str]
+    precision: str
+    changed: bool
+    loaded: dict[str, Any]
+    names: dict[str, str]
+    folders: dict[str, Path]
+    plan: dict[str, tuple[str, ...]]
+    task_folders: dict[str, dict[str, Path]]
+
+
+def check_study(
+    ontologies: Sequence[str],
+    out: str | os.PathLike[str],
+    *,
+    model: str = "smollm2-135m",
+    size: str | StudySize = "small",
+    tasks: Sequence[str] | None = None,
+    stages: Sequence[str] = STAGES,
+    device: str | None = None,
+    dtype: str = "auto",
+    seed: int = 0,
+    rerun_mismatched: bool = False,
+    shots: int = DEFAULT_SHOTS,
+) -> None:
+    """Every check :func:`run_study` makes before it works, with its parameters, changing nothing: what
+    ``--dry-run`` runs before it plans, so it refuses what the study would refuse.
+
+    Raises
+    ------
+    StudyError
+        As :func:`run_study` before its first stage: an unknown size, stage or precision, no ontology, a task of
+        none of them, two ontologies or tasks whose folders would be one, a name that cannot be a folder
+        (``..``), or a study made with other settings and ``rerun_mismatched`` not set.
+    OutputError
+        ``out`` cannot be written (a file, under a file, read-only).
+    """
+    _checked_study(ontologies, out, model, size, tasks, stages, device, dtype, seed, rerun_mismatched, shots)
+
+
+def _checked_study(
+    ontologies: Sequence[str],
+    out: str | os.PathLike[str],
+    model: str,
+    size: str | StudySize,
+    tasks: Sequence[str] | None,
+    stages: Sequence[str],
+    device: str | None,
+    dtype: str,
+    seed: int,
+    rerun_mismatched: bool,
+    shots: int,
+) -> _CheckedStudy:
+    from lexprobe.exceptions import ModelError
+    from lexprobe.models import resolved_dtype
+    from lexprobe.ontology import load_ontology
+    from lexprobe.runs import ensure_writable_dir
+
+    spec = _size(size)
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        raise StudyError(f"--stages must be from {', '.join(STAGES)}, got {', '.join(unknown) or '(none)'}")
+    if not ontologies:
+        raise StudyError("give at least one ontology, e.g. --ontology hgnc,hpo,go")
+    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 0:
+        raise StudyError(f"--shots must be a whole number >= 0, got {shots!r}")
+    root = ensure_writable_dir(out)
+    try:
+        precision = resolved_dtype(dtype, device)
+    except ModelError as exc:
+        raise StudyError(str(exc)) from None
+    changed = _check_study(root, model, spec, seed, rerun_mismatched, precision)
+    loaded = {}
+    for ontology in ontologies:
+        try:
+            loaded[ontology] = load_ontology(ontology)
+        except LexprobeError as exc:
+            raise StudyError(str(exc)) from None
+    names = {ontology: ont.name for ontology, ont in loaded.items()}
+    unknown = sorted({t.rpartition(":")[0] for t in tasks or ()} - {"", *names.values()})
+    if unknown:
+        raise StudyError(
+            f"--tasks names {', '.join(unknown)}, not an ontology of this study ({', '.join(names.values())})"
+        )
+    folders = {ontology: _folder(root, names[ontology]) for ontology in ontologies}
+    _check_distinct(folders, "ontologies")
+    plan = {ontology: _tasks_of(ont, tasks) for ontology, ont in loaded.items()}
+    task_folders = {}
+    for ontology in ontologies:
+        task_folders[ontology] = {task: _folder(root, names[ontology], task) for task in plan[ontology]}
+        _check_distinct(task_folders[ontology], f"tasks of {names[ontology]}")
+    kept = [s for s in stages if shots or s != "fewshot"]
+    return _CheckedStudy(root, spec, kept, precision, changed, loaded, names, folders, plan, task_folders)
 
 
 def _check_study(root: Path, model: str, spec: StudySize, seed: int, rerun: bool, dtype: str) -> bool:

@@ -67,7 +67,7 @@ def test_unfinished_work_is_listed_as_such(cache: Path, tiny_model) -> None:
     work = cache / "embeddings" / ("a" * 20 + ".partial")
     work.mkdir(parents=True)
     _write_shard(work, [0, 1], np.zeros((2, 2, 32), dtype=np.float32), np.zeros((2, 3)))
-    conversion = cache / "models" / ".SmolLM2-x-v1.abcd"
+    conversion = cache / "models" / ".SmolLM2-0123456789abcdef-v1.abcd1234"
     conversion.mkdir(parents=True)
     (conversion / "model.safetensors").write_bytes(b"0" * 100)
 
@@ -145,9 +145,76 @@ def test_clear_never_follows_a_link_out_of_the_cache(cache: Path, tmp_path: Path
     (cache / "embeddings" / "elsewhere").symlink_to(outside)
 
     assert [e.kind for e in list_entries()] == ["other"]
-    clear_entries()
+    result = clear_entries()
     assert (outside / "keep.txt").read_text() == "mine"
-    assert not (cache / "embeddings" / "elsewhere").is_symlink()  # the link itself goes
+    assert (cache / "embeddings" / "elsewhere").is_symlink()  # lexprobe did not make the link: it stays too
+    assert [e.path.name for e, _ in result.skipped] == ["elsewhere"]
+
+
+def _users_files(folder: Path) -> list[Path]:
+    """A thesis and a project folder, as a user keeps them."""
+    (folder / "project").mkdir(parents=True)
+    (folder / "project" / "main.py").write_text("print('mine')")
+    (folder / "thesis.pdf").write_bytes(b"%PDF-1.7 mine")
+    return [folder / "project" / "main.py", folder / "thesis.pdf"]
+
+
+def test_clear_refuses_a_folder_that_is_not_lexprobes_cache(cache: Path) -> None:
+    from lexprobe.ontology import load_ontology
+
+    mine = _users_files(cache)
+    load_ontology(str(DATA / "hp_sample.obo"))  # a run with LEXPROBE_CACHE pointing at the user's folder
+    assert len(list_entries("ontology")) == 1 and not (cache / "CACHEDIR.TAG").exists()
+
+    for kwargs in ({}, {"dry_run": True}, {"kind": "ontology"}):
+        with pytest.raises(CacheError, match=r"does not look like lexprobe's cache .* holds 'project', 'thesis.pdf'"):
+            clear_entries(**kwargs)
+    assert all(p.is_file() for p in mine) and len(list_entries("ontology")) == 1
+
+
+def test_another_tools_cache_tag_does_not_make_a_folder_lexprobes(cache: Path) -> None:
+    mine = _users_files(cache)
+    (cache / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n# pip\n")
+    with pytest.raises(CacheError, match="does not look like lexprobe's cache"):
+        clear_entries()
+    assert all(p.is_file() for p in mine)
+
+
+def test_a_new_cache_is_tagged_and_an_untagged_one_of_lexprobes_own_files_is_recognised(cache: Path) -> None:
+    from lexprobe.ontology import load_ontology
+    from lexprobe.runs import cache_dir
+
+    assert (cache_dir() / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    load_ontology(str(DATA / "hp_sample.obo"))
+    (cache / "CACHEDIR.TAG").unlink()  # a cache made before the tag: nothing but lexprobe's names
+    (cache / "rates.json").write_text('{"version": 1, "records": []}')
+    assert [e.kind for e in list_entries()] == ["ontology", "rates"]  # the tag itself is not an entry
+    assert (cache / "CACHEDIR.TAG").is_file()  # tagged when lexprobe next used it
+    assert len(clear_entries().removed) == 2
+
+
+def test_clear_removes_only_what_lexprobe_wrote(cache: Path) -> None:
+    from lexprobe.ontology import load_ontology
+
+    load_ontology(str(DATA / "hp_sample.obo"))  # a tagged cache, into which a user then put things
+    mine = _users_files(cache)
+    for path in (
+        "models/llama-3/config.json",
+        "models/gguf/notes.txt",
+        "models/.hidden/x",
+        "embeddings/notes.txt",
+        "ontology/mine.json.gz",
+        "ontology/.draft.tmp",
+    ):
+        (cache / path).parent.mkdir(parents=True, exist_ok=True)
+        (cache / path).write_text("mine")
+        mine.append(cache / path)
+
+    result = clear_entries()
+    assert [e.kind for e in result.removed] == ["ontology"]
+    assert {e.kind for e, _ in result.skipped} == {"other"}
+    assert all("not written by lexprobe" in why for _, why in result.skipped)
+    assert all(p.is_file() for p in mine)
 
 
 @pytest.mark.parametrize(
@@ -157,10 +224,17 @@ def test_ages_read_with_units(text: str, seconds: float) -> None:
     assert parse_age(text).total_seconds() == seconds
 
 
-@pytest.mark.parametrize("bad", ["30", "d", "3x", "-1d", ""])
+@pytest.mark.parametrize("bad", ["30", "d", "3x", "-1d", "", "1e9d", "inf d"])
 def test_a_bad_age_is_an_error_naming_the_form(bad: str) -> None:
     with pytest.raises(CacheError, match="--older-than must be a number and a unit"):
         parse_age(bad)
+
+
+@pytest.mark.parametrize("huge", ["99999999999d", "1000000000d", "99999999999999999999w", "9" * 400 + "s"])
+def test_an_age_too_long_for_a_timedelta_is_an_error_not_an_overflow(huge: str) -> None:
+    with pytest.raises(CacheError, match=r"must be at most 999999999d, got '\d+[dws]'; give a shorter age"):
+        parse_age(huge)
+    assert parse_age("999999999d").days == 999999999
 
 
 def test_a_bad_kind_or_negative_age_is_an_error(cache: Path) -> None:

@@ -94,3 +94,30 @@ def test_bad_filters_are_rejected_before_anything_goes(cache: Path, args: list[s
     result = runner.invoke(app, ["cache", "clear", "--yes", *args])
     assert result.exit_code != 0 and message in " ".join(result.output.split())
     assert len(list(cache.rglob("*.json.gz"))) == 1
+
+
+def test_clear_refuses_a_folder_of_the_users_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "main.py").write_text("mine")
+    (tmp_path / "thesis.pdf").write_text("mine")
+    monkeypatch.setenv("LEXPROBE_CACHE", str(tmp_path))
+    for args in (["--yes"], ["--dry-run"], ["--kind", "other", "--yes"]):
+        result = runner.invoke(app, ["cache", "clear", *args])
+        assert result.exit_code == 1
+        assert "does not look like lexprobe's cache" in one_error_line(result.output)
+    assert (tmp_path / "thesis.pdf").is_file() and (tmp_path / "project" / "main.py").is_file()
+
+
+def test_clear_keeps_and_names_what_lexprobe_did_not_write(cache: Path) -> None:
+    (cache / "notes.txt").write_text("mine")
+    result = runner.invoke(app, ["cache", "clear", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "kept notes.txt (other): not written by lexprobe" in result.output
+    assert (cache / "notes.txt").read_text() == "mine" and not list(cache.rglob("*.json.gz"))
+
+
+@pytest.mark.parametrize("age", ["99999999999d", "9" * 400 + "w"])
+def test_clear_with_an_age_too_long_is_one_line(cache: Path, age: str) -> None:
+    result = runner.invoke(app, ["cache", "clear", "--yes", "--older-than", age])
+    assert result.exit_code == 1 and "must be at most 999999999d" in one_error_line(result.output)
+    assert len(list(cache.rglob("*.json.gz"))) == 1
