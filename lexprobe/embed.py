@@ -645,7 +645,9 @@ def _assemble(
         },
         "warnings": warnings_,
     }
-    (tmp_dir / "items.json").write_text(json.dumps({"keys": keys, "texts": texts, "layers": layers, "n_tokens": n_tokens}), encoding="utf-8")
+    (tmp_dir / "items.json").write_text(
+        json.dumps({"keys": keys, "texts": texts, "layers": layers, "n_tokens": n_tokens}), encoding="utf-8"
+    )
     atomic_write_json(tmp_dir / "manifest.json", manifest)
     if final.exists():
         shutil.rmtree(final)
