@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from lexprobe.align._surface import (
     surface_record,
     surface_warnings,
 )
-from lexprobe.exceptions import AlignmentError
+from lexprobe.exceptions import AlignmentError, LexprobeWarning
 from lexprobe.progress import relabel
 
 __all__ = [
@@ -215,9 +216,21 @@ def run_alignment(
     -------
     AlignmentResult
         ``table`` has one row per (pair, layer, metric) with columns ``pair, layer, metric, value,
-        null_mean, null_sd, z, p_value, ci_low, ci_high, effect, n_items, n_permutations``.
+        null_mean, null_sd, z, p_value, ci_low, ci_high, effect, n_items, n_permutations`` and, with
+        ``surface_control``, the same metric on the surface-controlled states: ``value_ctl, null_mean_ctl,
+        null_sd_ctl, z_ctl, p_value_ctl, effect_ctl``.
         ``summary`` has one row per (pair, metric): the best layer, its value, and the null of the *maximum
-        over layers* (so choosing the best layer does not inflate the evidence).
+        over layers* (so choosing the best layer does not inflate the evidence); with ``surface_control`` also
+        the controlled metric at its own best layer (``best_layer_ctl, value_ctl, null_max_mean_ctl,
+        null_max_sd_ctl, z_ctl, p_value_ctl, effect_ctl``) and ``effect_kept`` = effect_ctl / effect.
+
+    Warns
+    -----
+    LexprobeWarning
+        For each pair whose alignment the surface-form control removes: raw p <= 0.05 and either the
+        controlled p > 0.05 or the controlled effect below half the raw effect, each at its own best layer
+        against its own layer-max null (:func:`lexprobe.align.surface_warnings`); the same lines are in the
+        manifest's ``warnings``.
     """
     from lexprobe.embed import ExtractionConfig, extract_hidden_states
     from lexprobe.models import load_model
@@ -342,6 +355,8 @@ def run_alignment(
         "timings": clock.record,
         "seed": config.seed,
     }
+    for line in surface_warnings(summary):
+        warnings.warn(line, LexprobeWarning, stacklevel=2)
     return AlignmentResult(table=table, summary=summary, embeddings=embeddings, terms=terms, manifest=manifest)
 
 

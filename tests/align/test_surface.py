@@ -20,7 +20,7 @@ from lexprobe.align import (
     surface_warnings,
 )
 from lexprobe.embed import EmbeddingSet
-from lexprobe.exceptions import AlignmentError
+from lexprobe.exceptions import AlignmentError, LexprobeWarning
 
 N, DIM = 400, 24
 METRICS = ("mknn", "cka", "dcka")
@@ -132,7 +132,8 @@ def test_the_run_reports_the_controlled_metric_beside_the_raw_and_warns_when_len
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(lexprobe.embed, "extract_hidden_states", length_extract)
-    result = run_alignment(_config(), model=FakeModel())
+    with pytest.warns(LexprobeWarning, match="name:id: the surface-form control"):
+        result = run_alignment(_config(), model=FakeModel())
     plain = run_alignment(_config(surface_control=False), model=FakeModel())
     # the raw columns are those of a run without the control, to the bit
     pd.testing.assert_frame_equal(result.table[plain.table.columns], plain.table)
@@ -164,3 +165,21 @@ def test_the_warning_rule_flags_a_lost_significance_or_half_the_effect_and_nothi
     assert len(lines) == 2
     assert lines[0].startswith("a:b:") and "dcka +0.200 -> +0.150 (p 0.2)" in lines[0] and lines[0].count("->") == 1
     assert lines[1].startswith("c:d:") and "mknn +0.200 -> +0.090" in lines[1]
+
+
+def test_the_by_layer_figure_draws_the_controlled_curve_dashed_beside_each_raw_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    import lexprobe.figures._align as figures
+
+    monkeypatch.setattr(lexprobe.embed, "extract_hidden_states", length_extract)
+    with pytest.warns(LexprobeWarning):
+        table = run_alignment(_config(pairs=("name:id", "name:symbol")), model=FakeModel()).table
+    drawn = []
+    monkeypatch.setattr(figures, "save_figure", lambda fig, directory, name: drawn.append(fig) or [])
+    figures.plot_alignment_by_layer(table, tmp_path)
+    for ax in drawn[0].axes:
+        styles = [line.get_linestyle() for line in ax.get_lines()]
+        assert styles.count("--") == 2 and styles.count("-") == 2  # two pairs, raw and controlled
+    figures.plot_alignment_by_layer(table.drop(columns="value_ctl"), tmp_path)  # an older run: raw only
+    assert all("--" not in [line.get_linestyle() for line in ax.get_lines()] for ax in drawn[1].axes)
