@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import typer
@@ -29,6 +30,8 @@ from lexprobe.cli._options import (
     ontology_option,
     wait_option,
 )
+
+from lexprobe.exceptions import LexprobeWarning
 
 
 @command(model="full")
@@ -71,6 +74,11 @@ def align_cmd(
     ),
     ci_layers: CILayers = typer.Option(CILayers.best, "--ci-layers", help="CKA intervals at the best layer or at all."),
     preprocess: Preprocess = typer.Option(Preprocess.standardize, "--preprocess", help="Per-dimension preprocessing."),
+    surface_control: bool = typer.Option(
+        True,
+        "--surface-control/--no-surface-control",
+        help="Also measure each metric with token count, digit and punctuation share regressed out of both sides.",
+    ),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the sample, permutations and bootstrap."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default runs/<model>/align-<ontology>)."),
     no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
@@ -112,6 +120,7 @@ def align_cmd(
         preprocess=preprocess,
         seed=seed,
         batch_size=model_options.batch_size,
+        surface_control=surface_control,
     )
     ExtractionConfig(layers=config.layers, pool=pool, prefix=prefix)  # type: ignore[arg-type]  # validate first
     target = out or default_out_dir("align", ontology, model_options.model)
@@ -125,7 +134,9 @@ def align_cmd(
     lm = model_options.load()
     loaded = time.perf_counter() - started
     with progress_display(quiet, json=as_json) as progress:
-        result = run_alignment(config, model=lm, progress=progress)
+        with warnings.catch_warnings():  # the run's LexprobeWarnings are its manifest's warnings, printed below
+            warnings.simplefilter("ignore", LexprobeWarning)
+            result = run_alignment(config, model=lm, progress=progress)
         result.manifest.setdefault("timings", {})["load_model"] = round(loaded, 3)  # loaded here, not in the run
         write_alignment(result, target, figures=not no_figures, umap=not no_umap)
     if as_json:
@@ -162,6 +173,8 @@ def align_cmd(
             "" if ratio != ratio else f"{ratio:.2f}",
         )
     print_table(table)
+    if "value_ctl" in result.summary:
+        print_table(_controlled_table(result.summary, config.permutations))
     console.print(
         "best layer = the layer with the highest value; its null is the maximum over layers of the permutation "
         f"null ({config.permutations} shuffles), so choosing it does not inflate z. "
@@ -175,7 +188,32 @@ def align_cmd(
             f"{neighbours['recall_mean']:.3f} on average"
         )
     for line in result.manifest.get("warnings", []):
-        err_console.print(f"warning: {line}")
+        err_console.print(f"warning: {line}", markup=False, emoji=False)  # "name:id:" is no emoji
+
+
+def _controlled_table(summary, permutations: int):
+    """The surface-controlled metric at its own best layer, beside the share of the raw effect it keeps."""
+    from rich.table import Table
+
+    table = Table(
+        title="surface-form control: the same metrics with token count, digit and punctuation share regressed "
+        "out of each side (columns *_ctl)"
+    )
+    for column in ("pair", "metric", "best layer", "controlled", "null (layer max)", "z", "p", "effect", "kept"):
+        table.add_column(column, justify="left" if column in ("pair", "metric") else "right")
+    for row in summary.itertuples(index=False):
+        table.add_row(
+            row.pair,
+            row.metric,
+            str(row.best_layer_ctl),
+            f"{row.value_ctl:.3f}",
+            f"{row.null_max_mean_ctl:.3f} ± {row.null_max_sd_ctl:.3f}",
+            f"{row.z_ctl:.1f}",
+            _p_text(row.p_value_ctl, permutations),
+            f"{row.effect_ctl:+.3f}",
+            "" if row.effect_kept != row.effect_kept else f"{row.effect_kept:.0%}",
+        )
+    return table
 
 
 def _p_text(p_value: float, permutations: int) -> str:

@@ -59,6 +59,7 @@ __all__ = [
     "extract_hidden_states",
     "cache_key",
     "token_counts",
+    "pooled_token_counts",
     "embed_field",
     "resolve_layers",
     "token_norm_summary",
@@ -167,6 +168,9 @@ class EmbeddingSet:
     texts: list[str]
     layers: list[int]
     manifest: dict[str, Any]
+    #: Pooled tokens per item (the item's own, no prefix or specials); None for a cache entry written before
+    #: extraction recorded them (:func:`pooled_token_counts` gives them from the tokenizer).
+    n_tokens: list[int] | None = None
 
     def layer(self, index: int) -> np.ndarray:
         """The (n_items, dim) matrix of hidden-state index ``index`` (as in ``layers``)."""
@@ -474,6 +478,12 @@ def token_counts(texts: Sequence[str], model: LoadedModel, config: ExtractionCon
     return [len(ids) for ids, _ in _tokenize([str(t) for t in texts], model, config)[0]]
 
 
+def pooled_token_counts(texts: Sequence[str], model: LoadedModel, config: ExtractionConfig) -> list[int]:
+    """Tokens pooled per item (the item's own: no sink prefix, no special tokens unless ``include_special``), as
+    extraction tokenizes them; ``model`` needs only its tokenizer and ``is_causal``."""
+    return [sum(keep) for _, keep in _tokenize([str(t) for t in texts], model, config)[0]]
+
+
 def _key_lock(root: Path, key: str) -> Any:
     from filelock import FileLock
 
@@ -543,7 +553,8 @@ def _extract(texts, keys, lm, config, layers, root, key, progress, world, rank) 
         outputs={"array_shape": [len(layers), n_total, lm.hidden_size]},
         world_size=world,
     )
-    _assemble(work, root / key, keys, texts, layers, manifest, config.storage_dtype)
+    pooled_counts = [int(sum(keep)) for _, keep in token_ids]
+    _assemble(work, root / key, keys, texts, layers, manifest, config.storage_dtype, pooled_counts)
 
 
 def _free_memory() -> None:
@@ -587,7 +598,14 @@ def _finished_items(work: Path) -> set[int]:
 
 
 def _assemble(
-    work: Path, final: Path, keys: list[str], texts: list[str], layers: list[int], manifest: dict, dtype: str
+    work: Path,
+    final: Path,
+    keys: list[str],
+    texts: list[str],
+    layers: list[int],
+    manifest: dict,
+    dtype: str,
+    n_tokens: list[int],
 ) -> None:
     """Join the shards in ``work`` into the finished entry ``final`` (built beside it, renamed into place).
 
@@ -641,7 +659,9 @@ def _assemble_into(
         },
         "warnings": warnings_,
     }
-    (tmp_dir / "items.json").write_text(json.dumps({"keys": keys, "texts": texts, "layers": layers}), encoding="utf-8")
+    (tmp_dir / "items.json").write_text(
+        json.dumps({"keys": keys, "texts": texts, "layers": layers, "n_tokens": n_tokens}), encoding="utf-8"
+    )
     atomic_write_json(tmp_dir / "manifest.json", manifest)
 
 
@@ -694,7 +714,12 @@ def _load_verified(final: Path, *, checksum: bool = True) -> EmbeddingSet | None
         shutil.rmtree(final, ignore_errors=True)
         return None
     return EmbeddingSet(
-        array=array, keys=items["keys"], texts=items["texts"], layers=items["layers"], manifest=manifest
+        array=array,
+        keys=items["keys"],
+        texts=items["texts"],
+        layers=items["layers"],
+        manifest=manifest,
+        n_tokens=items.get("n_tokens"),
     )
 
 

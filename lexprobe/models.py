@@ -382,6 +382,7 @@ RECORDED_BEFORE: dict[str, Any] = {
     "gradient_checkpointing": False,
     "load_in_4bit": False,
     "revision": None,  # hub models loaded at their main branch
+    "surface_control": False,  # align measured the raw metrics only (issue 29 added the surface-form control)
     "trust_remote_code": False,
 }
 

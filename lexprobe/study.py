@@ -856,9 +856,15 @@ def _align_config(ontology: str, model: str, spec: StudySize, seed: int, dtype: 
 
 
 def _align(config: Any, where: Path, lm: Callable[..., Any], progress: ProgressCallback | None = None) -> None:
-    from lexprobe.align import run_alignment, write_alignment
+    import warnings
 
-    write_alignment(run_alignment(config, model=lm(progress), progress=progress), where)
+    from lexprobe.align import run_alignment, write_alignment
+    from lexprobe.exceptions import LexprobeWarning
+
+    with warnings.catch_warnings():  # the surface-control warnings are the align manifest's, which the report shows
+        warnings.simplefilter("ignore", LexprobeWarning)
+        result = run_alignment(config, model=lm(progress), progress=progress)
+    write_alignment(result, where)
 
 
 def _lexical_config(ontology: str, model: str, spec: StudySize, seed: int, dtype: str) -> Any:

@@ -34,6 +34,15 @@ from lexprobe.align._run import (
     run_alignment,
     write_alignment,
 )
+from lexprobe.align._surface import (
+    SURFACE_ALPHA,
+    SURFACE_COVARIATES,
+    SURFACE_KEEP,
+    explained_share,
+    residualize,
+    surface_covariates,
+    surface_warnings,
+)
 
 #: The metrics by CLI name (typed functions returning floats).
 METRICS = {"mknn": mutual_knn, "retrieval": retrieval, "cka": linear_cka, "dcka": debiased_cka, "rsa": rsa}
@@ -48,10 +57,14 @@ __all__ = [
     "MetricOutcome",
     "PREPROCESSING",
     "RETRIEVAL_MAPS",
+    "SURFACE_ALPHA",
+    "SURFACE_COVARIATES",
+    "SURFACE_KEEP",
     "debiased_cka",
     "default_pairs",
     "evaluate_metric",
     "evaluate_metrics",
+    "explained_share",
     "knn_indices",
     "linear_cka",
     "mutual_knn",
@@ -59,10 +72,13 @@ __all__ = [
     "neighbour_overlap",
     "parse_pair",
     "preprocess",
+    "residualize",
     "retrieval",
     "rsa",
     "run_alignment",
     "summarize_null",
+    "surface_covariates",
+    "surface_warnings",
     "validate_embeddings",
     "validate_pair",
     "write_alignment",

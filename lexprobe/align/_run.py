@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,16 @@ from lexprobe.align._null import (
     recentred_interval,
     summarize_null,
 )
-from lexprobe.exceptions import AlignmentError
+from lexprobe.align._surface import (
+    CONTROLLED,
+    controlled_row,
+    explained_share,
+    residualize,
+    surface_inputs,
+    surface_record,
+    surface_warnings,
+)
+from lexprobe.exceptions import AlignmentError, LexprobeWarning
 from lexprobe.progress import relabel
 
 __all__ = [
@@ -101,6 +111,11 @@ class AlignmentConfig:
     seed : int
     batch_size : "auto" or int
         Items per forward pass (``"auto"``: as many as fit); changes the speed, not the result.
+    surface_control : bool
+        Also measure every metric on each side's states with its surface covariates (token count, digit and
+        punctuation share; :func:`lexprobe.align.surface_covariates`) regressed out per layer, with the same
+        permutations for its null: the ``*_ctl`` columns, and a warning where the control removes the effect
+        (:func:`lexprobe.align.surface_warnings`). The raw columns are the same either way.
     """
 
     ontology: str
@@ -123,6 +138,7 @@ class AlignmentConfig:
     preprocess: str = "standardize"
     seed: int = 0
     batch_size: int | str = "auto"
+    surface_control: bool = True
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.metrics if m not in METRIC_NAMES]
@@ -200,9 +216,21 @@ def run_alignment(
     -------
     AlignmentResult
         ``table`` has one row per (pair, layer, metric) with columns ``pair, layer, metric, value,
-        null_mean, null_sd, z, p_value, ci_low, ci_high, effect, n_items, n_permutations``.
+        null_mean, null_sd, z, p_value, ci_low, ci_high, effect, n_items, n_permutations`` and, with
+        ``surface_control``, the same metric on the surface-controlled states: ``value_ctl, null_mean_ctl,
+        null_sd_ctl, z_ctl, p_value_ctl, effect_ctl``.
         ``summary`` has one row per (pair, metric): the best layer, its value, and the null of the *maximum
-        over layers* (so choosing the best layer does not inflate the evidence).
+        over layers* (so choosing the best layer does not inflate the evidence); with ``surface_control`` also
+        the controlled metric at its own best layer (``best_layer_ctl, value_ctl, null_max_mean_ctl,
+        null_max_sd_ctl, z_ctl, p_value_ctl, effect_ctl``) and ``effect_kept`` = effect_ctl / effect.
+
+    Warns
+    -----
+    LexprobeWarning
+        For each pair whose alignment the surface-form control removes: raw p <= 0.05 and either the
+        controlled p > 0.05 or the controlled effect below half the raw effect, each at its own best layer
+        against its own layer-max null (:func:`lexprobe.align.surface_warnings`); the same lines are in the
+        manifest's ``warnings``.
     """
     from lexprobe.embed import ExtractionConfig, extract_hidden_states
     from lexprobe.models import load_model
@@ -243,7 +271,9 @@ def run_alignment(
     rng = np.random.default_rng(config.seed)
     perms = np.array([rng.permutation(n) for _ in range(config.permutations)], dtype=np.int64).reshape(-1, n)
     boots = rng.integers(0, n, size=(config.bootstrap, n))
+    covariates = surface_inputs(embeddings, lm, extraction) if config.surface_control else {}
     cells, nulls, recall = {}, {}, {}
+    explained: dict[str, list[float]] = {f: [] for f in covariates}
     # layer by layer: each field is preprocessed, searched and multiplied once per layer, whatever the number
     # of pairs it is in (a Side caches its centred rows, kernel and neighbour lists)
     n_cells = len(layers) * len(pairs)
@@ -251,6 +281,10 @@ def run_alignment(
         progress("measuring", 0, n_cells)
     for l_index, layer in enumerate(layers):
         sides = {f: Side(preprocess(embeddings[f].layer(layer), config.preprocess), f) for f in fields}
+        controlled = {}
+        for f, covs in covariates.items():  # the surface-form control: same metrics, same permutations
+            controlled[f] = Side(residualize(sides[f].X, covs), f"{f} (surface-controlled)")
+            explained[f].append(round(explained_share(sides[f].X, controlled[f].X), 6))
         for p_index, (a, b) in enumerate(pairs):
             pair = f"{a}:{b}"
             outcomes = evaluate_metrics(
@@ -270,15 +304,33 @@ def run_alignment(
                 cells[(p_index, l_index, metric)] = _row(
                     pair, layer, metric, outcome.value, outcome.null, outcome.interval, n
                 )
+            if controlled:
+                # intervals are the raw metric's only: the controlled one gets its value and its null
+                outcomes = evaluate_metrics(
+                    config.metrics,
+                    controlled[a],
+                    controlled[b],
+                    perms,
+                    boots[:0],
+                    k=config.k,
+                    retrieval_k=config.retrieval_k,
+                    retrieval_map=config.retrieval_map,
+                    seed=config.seed,
+                )
+                for metric, outcome in outcomes.items():
+                    nulls[(pair, metric + CONTROLLED, layer)] = outcome.null
+                    cells[(p_index, l_index, metric)] |= controlled_row(outcome.value, outcome.null)
             if progress:
                 progress("measuring", l_index * len(pairs) + p_index + 1, n_cells)
         logger.debug("layer %s measured (%d of %d)", layer, l_index + 1, len(layers))
-        for field, side in sides.items():
+        for field, side in [*sides.items(), *((f"{f} (controlled)", s) for f, s in controlled.items())]:
             if side.recall is not None:
                 recall[f"{field}@{layer}"] = side.recall
     rows = [cells[key] for key in sorted(cells, key=lambda key: (key[0], key[1], config.metrics.index(key[2])))]
     table = pd.DataFrame(rows)
     summary = _summarize(table, nulls, layers)
+    if covariates:
+        summary = _with_controlled_summary(summary, table, nulls, layers)
     if config.bootstrap and config.ci_layers == "best":
         _fill_best_layer_cis(table, summary, embeddings, boots, config, progress)
     clock.lap("measure")
@@ -295,12 +347,16 @@ def run_alignment(
         "token_norms": {f: e.manifest.get("outputs", {}).get("token_norms") for f, e in embeddings.items()},
         "warnings": [f"{f}: {w}" for f, e in embeddings.items() for w in e.manifest.get("warnings", [])]
         + _recall_warnings(recall)
-        + _permutation_warnings(config.permutations),
+        + _permutation_warnings(config.permutations)
+        + surface_warnings(summary),
+        "surface_control": surface_record(covariates, explained, layers, len(perms)),
         "neighbours": _neighbour_record(n, recall),
         "cka_null_form": null_form(n, dim, dim, len(perms)) if {"cka", "dcka"} & set(config.metrics) else None,
         "timings": clock.record,
         "seed": config.seed,
     }
+    for line in surface_warnings(summary):
+        warnings.warn(line, LexprobeWarning, stacklevel=2)
     return AlignmentResult(table=table, summary=summary, embeddings=embeddings, terms=terms, manifest=manifest)
 
 
@@ -384,29 +440,45 @@ def _row(pair, layer, metric, value, null, interval, n) -> dict[str, Any]:
     }
 
 
-def _summarize(table: pd.DataFrame, nulls: dict, layers: Sequence[int]) -> pd.DataFrame:
+def _best_layers(table: pd.DataFrame, nulls: dict, layers: Sequence[int], suffix: str = "") -> list[dict[str, Any]]:
+    """Per (pair, metric): the layer with the highest ``value<suffix>`` against the layer-max of its nulls."""
     out = []
     for (pair, metric), group in table.groupby(["pair", "metric"], sort=False):
-        best = group.loc[group["value"].idxmax()]
-        stacked = np.stack([nulls[(pair, metric, layer)] for layer in layers], axis=1)
+        best = group.loc[group[f"value{suffix}"].idxmax()]
+        stacked = np.stack([nulls[(pair, metric + suffix, layer)] for layer in layers], axis=1)
         layer_max = stacked.max(axis=1) if stacked.size else np.array([])
-        stats = summarize_null(float(best["value"]), layer_max)
+        value = float(best[f"value{suffix}"])
+        stats = summarize_null(value, layer_max)
         out.append(
             {
                 "pair": pair,
                 "metric": metric,
-                "best_layer": int(best["layer"]),
-                "value": float(best["value"]),
-                "null_max_mean": stats["null_mean"],
-                "null_max_sd": stats["null_sd"],
-                "z": stats["z"],
-                "p_value": stats["p_value"],
-                "effect": float(best["value"]) - stats["null_mean"],
-                "ci_low": float(best["ci_low"]),
-                "ci_high": float(best["ci_high"]),
+                f"best_layer{suffix}": int(best["layer"]),
+                f"value{suffix}": value,
+                f"null_max_mean{suffix}": stats["null_mean"],
+                f"null_max_sd{suffix}": stats["null_sd"],
+                f"z{suffix}": stats["z"],
+                f"p_value{suffix}": stats["p_value"],
+                f"effect{suffix}": value - stats["null_mean"],
+                **({} if suffix else {"ci_low": float(best["ci_low"]), "ci_high": float(best["ci_high"])}),
             }
         )
-    summary = pd.DataFrame(out)
+    return out
+
+
+def _with_controlled_summary(summary: pd.DataFrame, table: pd.DataFrame, nulls: dict, layers) -> pd.DataFrame:
+    """``summary`` with the controlled metric's own best layer and layer-max null beside the raw one, and
+    ``effect_kept``: the controlled effect over the raw one."""
+    controlled = pd.DataFrame(_best_layers(table, nulls, layers, CONTROLLED))
+    merged = summary.merge(controlled, on=["pair", "metric"], how="left", sort=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kept = merged["effect_ctl"] / merged["effect"]
+    merged["effect_kept"] = kept.where(merged["effect"] > 0)
+    return merged
+
+
+def _summarize(table: pd.DataFrame, nulls: dict, layers: Sequence[int]) -> pd.DataFrame:
+    summary = pd.DataFrame(_best_layers(table, nulls, layers))
     # effect sizes relative to the reference pair (name:symbol where measured): "how many times weaker"
     for _metric, group in summary.groupby("metric"):
         ref = group[group["pair"] == "name:symbol"]

@@ -20,7 +20,8 @@ UMAP_MISSING = "umap-learn not installed: pip install 'lexprobe[umap]'"
 
 
 def plot_alignment_by_layer(table: pd.DataFrame, directory: str | os.PathLike[str], *, title: str = "") -> list[Path]:
-    """One panel per metric: value by layer for each pair, with the permutation null's mean ± 2 sd as a band.
+    """One panel per metric: value by layer for each pair, with the permutation null's mean ± 2 sd as a band,
+    and, where the table has ``value_ctl``, the surface-controlled value as a dashed line of the pair's colour.
 
     Parameters
     ----------
@@ -48,10 +49,13 @@ def plot_alignment_by_layer(table: pd.DataFrame, directory: str | os.PathLike[st
             low = group["null_mean"] - 2 * group["null_sd"]
             high = group["null_mean"] + 2 * group["null_sd"]
             ax.fill_between(group["layer"], low, high, color=colour, alpha=0.18, linewidth=0)
+            if "value_ctl" in group:
+                ax.plot(group["layer"], group["value_ctl"], color=colour, linestyle="--", linewidth=1.2)
         ax.set_xlabel("layer (0 = token embeddings)")
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.set_title(metric)
-    axes[0][0].legend(frameon=False, title="pair (band: null ±2 sd)")
+    controlled = "; dashed: surface-controlled" if "value_ctl" in table else ""
+    axes[0][0].legend(frameon=False, title=f"pair (band: null ±2 sd{controlled})")
     if title:
         fig.suptitle(f"{title}: alignment by layer", y=1.02)
     return save_figure(fig, directory, "alignment_by_layer")

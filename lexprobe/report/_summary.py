@@ -279,6 +279,8 @@ def _alignment_headline(runs: Sequence[Run], anchors: list[str]) -> Table | None
                     "effect over the null": format_gain(r.get("effect")),
                     "z": format_value(r.get("z"))[0],
                     "p": format_value(r.get("p_value"))[0],
+                    # the surface-form control (length, digits, punctuation regressed out); a dash for older runs
+                    "effect, surface-controlled": format_gain(r.get("effect_ctl")),
                 }
             )
     return _frame(rows, "alignment: each pair's best layer against the layer-max permutation null") if rows else None

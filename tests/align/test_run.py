@@ -39,7 +39,14 @@ def fake_extract(texts, *, keys, model, config, cache_dir=None, **_):
             noise = np.random.default_rng(zlib.crc32(f"{field}|{li}|{text}".encode())).standard_normal(DIM)
             weight = 0.0 if field == "id" else (2.0 if li == 2 else 0.5)
             array[li, r] = weight * _latent(key) + noise
-    return EmbeddingSet(array=array, keys=list(keys), texts=list(texts), layers=layers, manifest={"inputs": {}})
+    return EmbeddingSet(
+        array=array,
+        keys=list(keys),
+        texts=list(texts),
+        layers=layers,
+        manifest={"inputs": {}},
+        n_tokens=[len(text.split()) for text in texts],
+    )
 
 
 @pytest.fixture()
@@ -176,7 +183,8 @@ def test_above_the_threshold_neighbours_are_approximate_and_their_recall_is_reco
     assert exact.manifest["neighbours"]["search"] == "exact"
     record = approximate.manifest["neighbours"]
     assert record["search"] == "hnsw" and record["recall_queries"] == 120
-    assert set(record["recall"]) == {f"{f}@{layer}" for f in ("name", "symbol", "id") for layer in range(N_LAYERS)}
+    fields = ("name", "symbol", "id", "name (controlled)", "symbol (controlled)", "id (controlled)")
+    assert set(record["recall"]) == {f"{f}@{layer}" for f in fields for layer in range(N_LAYERS)}
     assert record["recall_min"] == min(record["recall"].values()) >= 0.95
     mknn = [t[t["metric"] == "mknn"].set_index(["pair", "layer"])["value"] for t in (exact.table, approximate.table)]
     assert (mknn[0] - mknn[1]).abs().max() <= 0.05  # approximate lists, nearly the exact values

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from lexprobe.cli.main import app
@@ -63,6 +64,12 @@ def test_align_on_hgnc_writes_tables_manifest_and_figures_and_shows_the_paper_ef
             assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000
     assert set(manifest["timings"]) == {"load_model", "embed", "measure", "figures", "umap"}
     assert manifest["neighbours"]["search"] == "exact" and manifest["cka_null_form"] == "kernel"
+    # the surface-form control: its columns beside the raw ones, finite, its table printed, its setting recorded
+    controlled = ["value_ctl", "null_mean_ctl", "null_sd_ctl", "z_ctl", "p_value_ctl", "effect_ctl"]
+    assert table[controlled].notna().all().all() and np.isfinite(table[controlled].to_numpy()).all()
+    assert np.isfinite(summary[["value_ctl", "z_ctl", "effect_ctl"]].to_numpy()).all()
+    assert "surface-form control: the same metrics" in result.output
+    assert manifest["surface_control"]["covariates"] == ["n_tokens", "digit_share", "punct_share"]
     # same seed, same numbers (the embeddings come from the cache the first run filled)
     again = tmp_path / "again"
     rerun = runner.invoke(app, [*args[:-1], str(again), "--no-figures"])
@@ -143,3 +150,52 @@ def test_a_limit_that_is_neither_a_number_nor_all_is_refused(tmp_path: Path, lim
     result = runner.invoke(app, ["align", "--ontology", "hgnc", "--limit", limit, "--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_align_prints_the_controlled_table_and_the_warning_when_length_is_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The states are a function of the recorded token count, the same in both fields, so the control removes
+    all of it; the tiny model's tokenizer gives the counts a cache entry without them would get."""
+    import zlib
+
+    import numpy as np
+
+    import lexprobe.embed
+    from lexprobe.embed import EmbeddingSet, pooled_token_counts
+    from tests._tiny_lm import make_model_dir
+
+    model_dir = make_model_dir("bytelevel", tmp_path / "model")
+
+    def length_extract(texts, *, keys, model, config, **_):
+        n_tokens = np.array([1 + zlib.crc32(k.encode()) % 12 for k in keys], dtype=np.float32)
+        assert len(pooled_token_counts(texts, model, config)) == len(texts)
+        rng = np.random.default_rng(len(texts[0]))
+        array = np.outer(n_tokens, rng.standard_normal(16)) + rng.standard_normal((len(texts), 16))
+        return EmbeddingSet(
+            array[None].astype(np.float32), list(keys), list(texts), [0], {"inputs": {}}, n_tokens=list(n_tokens)
+        )
+
+    monkeypatch.setattr(lexprobe.embed, "extract_hidden_states", length_extract)
+    out = tmp_path / "align"
+    args = ["align", "--ontology", "hgnc", "--limit", "120", "--pairs", "name:id", "--model", str(model_dir)]
+    result = runner.invoke(app, [*args, "--permutations", "20", "--bootstrap", "0", "--no-figures", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "surface-form control: the same metrics" in result.output and "kept" in result.output
+    assert "warning: name:id: the surface-form control" in result.output  # the id as text, not an emoji
+    table = pd.read_csv(out / "alignment.csv")
+    assert table[["value_ctl", "z_ctl", "effect_ctl"]].notna().all().all()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["surface_control"] is True
+    # an old run made before the setting existed is another run: refused in one line, naming --overwrite
+    del manifest["config"]["surface_control"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    again = runner.invoke(app, [*args, "--permutations", "20", "--bootstrap", "0", "--no-figures", "--out", str(out)])
+    assert again.exit_code == 1 and "--overwrite" in again.output
+    plain = runner.invoke(
+        app, [*args, "--permutations", "20", "--bootstrap", "0", "--no-figures", "--no-surface-control",
+              "--out", str(tmp_path / "plain")]
+    )  # fmt: skip
+    assert plain.exit_code == 0, plain.output
+    assert "surface-form control" not in plain.output
+    assert "value_ctl" not in pd.read_csv(tmp_path / "plain" / "alignment.csv")
