@@ -8,8 +8,6 @@ from pathlib import Path
 
 import typer
 from lexprobe.cli._common import MAX_RESAMPLES, console, fail, markup, print_json, print_table
-from lexprobe.cli._options import ModelOptions, command, ontology_option, task_option
-from lexprobe.cli._common import MAX_RESAMPLES, console, fail, markup, print_json, print_table
 from lexprobe.cli._options import ModelOptions, command, hold_run_dir, ontology_option, task_option, wait_option
 
 

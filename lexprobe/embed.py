@@ -616,7 +616,7 @@ def _assemble(
     try:
         with disk_full_as_error(tmp_dir):
             tmp_dir.mkdir(parents=True)
-            _assemble_into(tmp_dir, work, keys, texts, layers, manifest, dtype)
+            _assemble_into(tmp_dir, work, keys, texts, layers, manifest, dtype, n_tokens)
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp_dir, final)
@@ -627,7 +627,14 @@ def _assemble(
 
 
 def _assemble_into(
-    tmp_dir: Path, work: Path, keys: list[str], texts: list[str], layers: list[int], manifest: dict, dtype: str
+    tmp_dir: Path,
+    work: Path,
+    keys: list[str],
+    texts: list[str],
+    layers: list[int],
+    manifest: dict,
+    dtype: str,
+    n_tokens: list[int],
 ) -> None:
     array: np.ndarray | None = None
     filled = np.zeros(len(keys), dtype=bool)

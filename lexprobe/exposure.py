@@ -98,7 +98,9 @@ class ExposureConfig:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise PredictionError(f"`{name}` must be a whole number >= 0, got {value!r}")
         if self.n_candidates < 2:
-            raise PredictionError(f"`n_candidates` must be at least 2 (the target and one other), got {self.n_candidates}")
+            raise PredictionError(
+                f"`n_candidates` must be at least 2 (the target and one other), got {self.n_candidates}"
+            )
         if self.batch_size < 1:
             raise PredictionError(f"`batch_size` must be at least 1, got {self.batch_size}")
         if not (isinstance(self.min_k, (int, float)) and 0 < float(self.min_k) <= 1):
@@ -167,7 +169,9 @@ def _text_scores(model: Any, tokenizer: Any, texts: Sequence[str], *, min_k: flo
     return out
 
 
-def _continuation_logprobs(model: Any, prompt: list[int], continuations: list[list[int]], *, batch_size: int) -> np.ndarray:
+def _continuation_logprobs(
+    model: Any, prompt: list[int], continuations: list[list[int]], *, batch_size: int
+) -> np.ndarray:
     """Summed log p(continuation | prompt) of each continuation: the prompt runs once, its key/value cache is
     repeated for a batch of right-padded continuations (a pad only follows the tokens that are scored, so no
     mask is needed under causal attention)."""
@@ -262,7 +266,9 @@ def score_exposure(
     drawn = None
     if config.shots:
         if config.shots >= len(pool):
-            raise TrainingError(f"`shots` must be smaller than the number of train pairs ({len(pool)}), got {config.shots}")
+            raise TrainingError(
+                f"`shots` must be smaller than the number of train pairs ({len(pool)}), got {config.shots}"
+            )
         drawn = draw_shots(pool, config.shots, config.seed)
     targets = list(dict.fromkeys(candidates if candidates is not None else [*items["target"], *pool["target"]]))
     rng = np.random.default_rng(config.seed)
@@ -270,7 +276,9 @@ def score_exposure(
     for n, (source, target, term_id) in enumerate(items.itertuples(index=False)):
         examples = []
         if drawn is not None:
-            examples = [(drawn["source"][j], drawn["target"][j]) for j in shots_for(drawn, config.shots, source, term_id)]
+            examples = [
+                (drawn["source"][j], drawn["target"][j]) for j in shots_for(drawn, config.shots, source, term_id)
+            ]
         text = few_shot_prompt(tokenizer, template, examples, source)
         prompt = _encode_formatted(tokenizer, text)
         others = [t for t in targets if t.casefold() != target.casefold()]
@@ -393,7 +401,9 @@ def measure_exposure(
     ontology = load_ontology(train_config.ontology)
     task = get_task(ontology, train_config.task)
     template = prompt_templates(train_config.ontology, task, 1)[0]
-    items = pd.concat([pairs["train"].assign(split="train"), pairs["withheld"].assign(split="withheld")], ignore_index=True)
+    items = pd.concat(
+        [pairs["train"].assign(split="train"), pairs["withheld"].assign(split="withheld")], ignore_index=True
+    )
     frame = score_exposure(lm, template, items, pairs["train"], config=config, progress=progress)
     frame.insert(0, "split", items["split"].to_numpy())
     seconds = time.perf_counter() - started
@@ -405,10 +415,15 @@ def measure_exposure(
         make_manifest(
             stage="exposure",
             config=config,
-            inputs={"run": str(run_dir), "task": train_config.task, "ontology": train_config.ontology,
-                    "model": described, "splits": splits, "prompt_template": 0},
-            outputs={"exposure.csv": True, "n_items": len(frame), "seconds": seconds,
-                     "scores": EXPOSURE_SCORES},
+            inputs={
+                "run": str(run_dir),
+                "task": train_config.task,
+                "ontology": train_config.ontology,
+                "model": described,
+                "splits": splits,
+                "prompt_template": 0,
+            },
+            outputs={"exposure.csv": True, "n_items": len(frame), "seconds": seconds, "scores": EXPOSURE_SCORES},
             seed=config.seed,
         ),
     )
@@ -425,11 +440,15 @@ def read_exposure(run_dir: str | os.PathLike[str], *, shots: int = 5) -> pd.Data
     """
     path = exposure_dir(run_dir, shots) / "exposure.csv"
     if not path.is_file():
-        raise PredictionError(f"{run_dir} has no exposure scores ({path} is missing); run `lexprobe exposure {run_dir}`")
+        raise PredictionError(
+            f"{run_dir} has no exposure scores ({path} is missing); run `lexprobe exposure {run_dir}`"
+        )
     try:
         frame = pd.read_csv(path, dtype={"id": str, "source": str, "target": str}, keep_default_na=False)
     except (OSError, ValueError) as exc:
-        raise PredictionError(f"{path} does not read as a table ({exc}); run `lexprobe exposure {run_dir}` again") from None
+        raise PredictionError(
+            f"{path} does not read as a table ({exc}); run `lexprobe exposure {run_dir}` again"
+        ) from None
     missing = [c for c in ("split", "id", *EXPOSURE_SCORES) if c not in frame]
     if missing:
         raise PredictionError(f"{path} lacks the columns {missing}; run `lexprobe exposure {run_dir}` again")
@@ -484,7 +503,9 @@ def _run_items(run: Path, shots: int) -> pd.DataFrame:
     try:
         config = json.loads((run / "train_config.json").read_text(encoding="utf-8"))["config"]
     except (OSError, ValueError, KeyError, TypeError):
-        raise PredictionError(f"{run} is not a `lexprobe train` run directory (no readable train_config.json)") from None
+        raise PredictionError(
+            f"{run} is not a `lexprobe train` run directory (no readable train_config.json)"
+        ) from None
     frame = read_exposure(run, shots=shots)
     ontology = _ontology_name(config)
     frame["model"] = str(config["model"])
@@ -588,7 +609,9 @@ def validate_exposure(
                 ranked = sum(1 for y, _ in units if 0 < y.sum() < len(y))
                 ranked_clusters = sum(1 for c in grouped if any(0 < y.sum() < len(y) for y, _ in c))
                 low, high = (
-                    cluster_bootstrap(within, grouped, n_boot=n_boot, seed=seed) if ranked_clusters >= 2 else (np.nan,) * 2
+                    cluster_bootstrap(within, grouped, n_boot=n_boot, seed=seed)
+                    if ranked_clusters >= 2
+                    else (np.nan,) * 2
                 )
                 y_all = np.concatenate([y for y, _ in units]) if units else np.array([], bool)
                 rows.append(
@@ -626,8 +649,13 @@ def write_validation(result: ExposureValidation, out: str | os.PathLike[str], *,
         out,
         make_manifest(
             stage="exposure-validation",
-            config={"shots": result.shots, "scores": EXPOSURE_SCORES, "references": REFERENCES, "outcomes": OUTCOMES,
-                    "statistic": "within-unit AUC; percentile bootstrap over field pairs"},
+            config={
+                "shots": result.shots,
+                "scores": EXPOSURE_SCORES,
+                "references": REFERENCES,
+                "outcomes": OUTCOMES,
+                "statistic": "within-unit AUC; percentile bootstrap over field pairs",
+            },
             inputs={"runs": list(runs)},
             outputs={"exposure_validation.csv": True, "exposure_items.csv": True},
             seed=0,
