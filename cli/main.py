@@ -49,6 +49,7 @@ from lexprobe.cli.align import align_cmd  # noqa: E402
 from lexprobe.cli.cache import cache_app  # noqa: E402
 from lexprobe.cli.data import data_app  # noqa: E402
 from lexprobe.cli.embed import embed_cmd  # noqa: E402
+from lexprobe.cli.exposure import exposure_cmd  # noqa: E402
 from lexprobe.cli.lexicalization import lexicalization_cmd  # noqa: E402
 from lexprobe.cli.popularity import popularity_cmd  # noqa: E402
 from lexprobe.cli.predict import correlate_cmd, predict_cmd  # noqa: E402
@@ -69,6 +70,7 @@ app.command("report")(report_cmd)
 app.command("correlate")(correlate_cmd)
 app.command("predict")(predict_cmd)
 app.command("popularity")(popularity_cmd)
+app.command("exposure")(exposure_cmd)
 app.command("study")(study_cmd)
 app.command("spread")(spread_cmd)
 app.add_typer(cache_app, name="cache")

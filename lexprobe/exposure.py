@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -180,8 +181,11 @@ def _continuation_logprobs(
     import torch
 
     device = next(model.parameters()).device
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # transformers 5.2x renames `past_key_values` to `cache`; the old name works on every release we admit
+        warnings.simplefilter("ignore", FutureWarning)
         first = model(input_ids=torch.tensor([prompt], device=device), use_cache=True)
+    past = getattr(first, "past_key_values", None) or getattr(first, "cache", None)
     last = torch.log_softmax(first.logits[0, -1].float(), dim=-1)
     totals = np.empty(len(continuations))
     for lo in range(0, len(continuations), batch_size):
@@ -190,10 +194,11 @@ def _continuation_logprobs(
         ids = torch.zeros((len(chunk), width), dtype=torch.long, device=device)
         for r, c in enumerate(chunk):
             ids[r, : len(c)] = torch.tensor(c, device=device)
-        cache = copy.deepcopy(first.past_key_values)
+        cache = copy.deepcopy(past)
         if len(chunk) > 1:
             cache.batch_repeat_interleave(len(chunk))
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
             logits = model(input_ids=ids, past_key_values=cache, use_cache=True).logits
         # token 0 of every continuation is scored by the prompt's last position, token j by position j - 1
         logp = torch.log_softmax(logits[:, :-1].float(), dim=-1) if width > 1 else None
