@@ -75,6 +75,7 @@ def run_lock(
         Another process holds the folder and ``wait`` is false: one line naming it and ``--wait``.
     """
     directory = Path(directory).expanduser()
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     key = os.path.realpath(directory)
     held: dict[str, int] = _LOCAL.__dict__.setdefault("held", {})
@@ -97,6 +98,13 @@ def run_lock(
         held[key] = 1
         try:
             yield directory
+        except BaseException:
+            # a command refused before it wrote anything leaves no folder behind that it made only to lock
+            if created and [p.name for p in directory.iterdir()] == [RUN_LOCK]:
+                (directory / RUN_LOCK).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+            raise
         finally:
             del held[key]
 
