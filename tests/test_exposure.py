@@ -203,3 +203,15 @@ def test_cli_scores_runs_and_writes_the_validation(scored_run, tmp_path: Path) -
     assert {"within_auc", "ci_low", "ci_high", "n_units_ranked"} <= set(table.columns)
     bad = CliRunner().invoke(app, ["exposure", str(tmp_path / "nowhere")])
     assert bad.exit_code != 0 and "Traceback" not in bad.output
+
+
+def test_the_published_exposure_table_matches_its_file() -> None:
+    root = Path(__file__).resolve().parents[1]
+    table = pd.read_csv(root / "docs/results/exposure-smollm2/exposure_validation.csv")
+    page = (root / "docs/prediction.md").read_text(encoding="utf-8")
+    table = table[table["model"] == "smollm2-135m"]
+    for score in ("target_logprob", "target_logprob_mean", "log_popularity", "completion_tokens"):
+        few = table[(table["score"] == score) & (table["outcome"] == "fewshot_correct")]["within_auc"].iloc[0]
+        gen = table[(table["score"] == score) & (table["outcome"] == "generalized")]["within_auc"].iloc[0]
+        kind = table[table["score"] == score]["kind"].iloc[0]
+        assert f"| `{score}` | {kind} | {few:.2f} | {gen:.2f} |" in page
