@@ -218,7 +218,10 @@ CONVENTION: dict[str, Convention] = {
     ),
     "--revision": Convention(None, None),
     "--dtype": Convention(
-        None, "auto", choices=tuple(d.value for d in DType), defaults={"evaluate": (None, "the run's own setting")}
+        None,
+        "auto",
+        choices=tuple(d.value for d in DType),
+        defaults={"evaluate": (None, "the run's own setting"), "exposure": (None, "the run's own setting")},
     ),
     "--device": Convention(None, None),
     "--device-map": Convention(None, None),
@@ -230,13 +233,14 @@ CONVENTION: dict[str, Convention] = {
         defaults={
             "train": (8, "examples per optimiser step: a training hyperparameter"),
             "evaluate": (32, "prompts per generation batch"),
+            "exposure": (16, "candidate answers per forward pass"),
         },
     ),
 }
 
 #: Commands that load a model named on the command line, and those that load the models their input runs name.
 MODEL_COMMANDS = ("embed", "align", "lexicalization", "train", "predict", "study")
-RUN_MODEL_COMMANDS = ("evaluate", "correlate")
+RUN_MODEL_COMMANDS = ("evaluate", "correlate", "exposure")
 
 # --- shared options ------------------------------------------------------------------------------------------
 
