@@ -32,7 +32,7 @@ def prompts_for(lm, shots: int, task: str = "name-to-id") -> tuple[list[list[int
 
     from lexprobe.ontology import load_ontology
     from lexprobe.tasks import make_split, prompt_templates
-    from lexprobe.train._evaluate import _encode_formatted, draw_shots, few_shot_prompt, shots_for
+    from lexprobe.train import draw_shots, encode_formatted, few_shot_prompt, shots_for
 
     split = make_split(load_ontology("hpo"), task, bins=2, per_bin=16, seed=0)
     frame = pd.concat([split.train, split.withheld], ignore_index=True)
@@ -42,7 +42,7 @@ def prompts_for(lm, shots: int, task: str = "name-to-id") -> tuple[list[list[int
     for source, term_id in zip(frame["source"], frame["id"]):
         rows = shots_for(drawn, shots, source, term_id) if shots else []
         examples = [(drawn["source"][j], drawn["target"][j]) for j in rows]
-        encoded.append(_encode_formatted(lm.tokenizer, few_shot_prompt(lm.tokenizer, template, examples, source)))
+        encoded.append(encode_formatted(lm.tokenizer, few_shot_prompt(lm.tokenizer, template, examples, source)))
     return encoded, task.split("-to-")[1]
 
 

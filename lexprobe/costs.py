@@ -622,7 +622,7 @@ def _less_what_is_done(cost: Cost, folder: Path) -> Cost:
     if not done:
         return cost
     left = cost.total_work - done
-    seconds = None if cost.rate is None else left / cost.rate
+    seconds = 0.0 if not left else (None if cost.rate is None else left / cost.rate)
     cached = cost.n_items if not left else cost.n_items_cached
     note = "finished in the study folder" if not left else f"resumes at step {done:,} (its latest checkpoint)"
     return dataclasses.replace(

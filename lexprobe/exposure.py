@@ -256,8 +256,7 @@ def score_exposure(
     TrainingError
         No items, a tokenizer without EOS, or fewer train pairs than shots (plus one spare).
     """
-    from lexprobe.train._data import _encode_completion
-    from lexprobe.train._evaluate import _encode_formatted, draw_shots, few_shot_prompt, shots_for
+    from lexprobe.train import draw_shots, encode_completion, encode_formatted, few_shot_prompt, shots_for
 
     config = config or ExposureConfig()
     if items.empty:
@@ -285,12 +284,12 @@ def score_exposure(
                 (drawn["source"][j], drawn["target"][j]) for j in shots_for(drawn, config.shots, source, term_id)
             ]
         text = few_shot_prompt(tokenizer, template, examples, source)
-        prompt = _encode_formatted(tokenizer, text)
+        prompt = encode_formatted(tokenizer, text)
         others = [t for t in targets if t.casefold() != target.casefold()]
         k = min(config.n_candidates - 1, len(others))
         picked = [others[i] for i in np.sort(rng.choice(len(others), size=k, replace=False))] if k else []
         options = [target, *picked]
-        completions = [_encode_completion(tokenizer, text, prompt, t) + [eos] for t in options]
+        completions = [encode_completion(tokenizer, text, prompt, t) + [eos] for t in options]
         scores = _continuation_logprobs(model, prompt, completions, batch_size=config.batch_size)
         rank = _mid_rank(scores, 0)
         shifted = np.exp(scores - scores.max())
@@ -503,7 +502,7 @@ class ExposureValidation:
 
 
 def _run_items(run: Path, shots: int) -> pd.DataFrame:
-    from lexprobe.predict._popularity import _field_pair, _ontology_name
+    from lexprobe.tasks import field_pair, run_ontology_name
 
     try:
         config = json.loads((run / "train_config.json").read_text(encoding="utf-8"))["config"]
@@ -512,10 +511,10 @@ def _run_items(run: Path, shots: int) -> pd.DataFrame:
             f"{run} is not a `lexprobe train` run directory (no readable train_config.json)"
         ) from None
     frame = read_exposure(run, shots=shots)
-    ontology = _ontology_name(config)
+    ontology = run_ontology_name(config)
     frame["model"] = str(config["model"])
     frame["label"] = f"{ontology} {config['task']}"
-    frame["field_pair"] = _field_pair(ontology, str(config["task"]))
+    frame["field_pair"] = field_pair(ontology, str(config["task"]))
     key = ["split", "id", "source"]
 
     def outcomes(path: Path, columns: list[str]) -> pd.DataFrame | None:

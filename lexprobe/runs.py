@@ -23,8 +23,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from lexprobe._runlock import RUN_LOCK, lock_holder, run_lock
 from lexprobe.exceptions import OutputError
+from lexprobe.runlock import RUN_LOCK, lock_holder, run_lock
 
 __all__ = [
     "RUN_LOCK",

@@ -21,7 +21,8 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from lexprobe.ontology import Ontology
 
 __all__ = [
+    "field_pair",
+    "run_ontology_name",
     "FIELD_COLUMNS",
     "FIELD_KINDS",
     "MULTI_VALUED_FIELDS",
@@ -224,6 +227,21 @@ def task_kind(task: str) -> str:
     if target == "category":
         return "text -> category" if source == "lexicalized" else f"{source} -> category"
     return f"{source} -> {target}"
+
+
+def field_pair(ontology: str, task: str) -> str:
+    """The unordered pair of a task's fields in its ontology: ``hgnc name-to-symbol`` -> ``hgnc name-symbol``.
+
+    A task and its reverse share one field pair; held-out evaluations hold out by it.
+    """
+    source, _, target = task.partition("-to-")
+    return f"{ontology} {'-'.join(sorted((source, target)))}"
+
+
+def run_ontology_name(config: dict[str, Any]) -> str:
+    """A run's ontology as a short name: a built-in ontology's name, or a file's name without its suffixes
+    (``hp.obo.gz`` -> ``hp``)."""
+    return Path(str(config["ontology"])).name.split(".")[0].lower()
 
 
 def _normal(value: object) -> str:

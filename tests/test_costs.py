@@ -229,8 +229,9 @@ def test_a_study_dry_run_leaves_out_what_the_study_folder_holds(tmp_path: Path) 
     torch.save({}, good / "optimizer.pt")
     (checkpoints / "checkpoint-250").mkdir()  # a save cut short: the study resumes from 200, and so does the estimate
     tasks = ["name-to-symbol", "name-to-id", "symbol-to-id"]
-    fresh = estimate_study(["hgnc"], tasks=tasks, stages=("train",), runs=[run])
-    resumed = estimate_study(["hgnc"], tasks=tasks, stages=("train",), runs=[run], out=tmp_path)
+    # the recorded run trained in bfloat16: name it, so the rate is found on a machine whose "auto" is float32
+    fresh = estimate_study(["hgnc"], tasks=tasks, stages=("train",), runs=[run], dtype="bfloat16")
+    resumed = estimate_study(["hgnc"], tasks=tasks, stages=("train",), runs=[run], out=tmp_path, dtype="bfloat16")
     steps = fresh[0].total_work
     assert steps == 260 and [c.work for c in fresh] == [steps] * 3
     assert [c.work for c in resumed] == [0, steps - 200, steps]

@@ -51,12 +51,12 @@ def _pairs() -> pd.DataFrame:
 
 def _by_hand(lm, prompt_text: str, target: str) -> float:
     """log p(target + EOS | prompt) from one full forward pass of prompt + completion, no cache."""
-    from lexprobe.train._data import _encode_completion
-    from lexprobe.train._evaluate import _encode_formatted
+    from lexprobe.train._data import encode_completion
+    from lexprobe.train._evaluate import encode_formatted
 
     tok = lm.tokenizer
-    prompt = _encode_formatted(tok, prompt_text)
-    completion = _encode_completion(tok, prompt_text, prompt, target) + [tok.eos_token_id]
+    prompt = encode_formatted(tok, prompt_text)
+    completion = encode_completion(tok, prompt_text, prompt, target) + [tok.eos_token_id]
     ids = torch.tensor([prompt + completion])
     with torch.no_grad():
         logp = torch.log_softmax(lm.model(input_ids=ids).logits[0].double(), dim=-1)

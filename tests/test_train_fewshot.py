@@ -371,7 +371,7 @@ def test_real_models_give_the_same_answers_when_stopped_at_the_first_line(model:
     from lexprobe.models import NAMED_MODELS, load_model
     from lexprobe.ontology import load_ontology
     from lexprobe.tasks import make_split, prompt_templates
-    from lexprobe.train._evaluate import _encode_formatted, _generate
+    from lexprobe.train._evaluate import _generate, encode_formatted
 
     if NAMED_MODELS[model].optional:
         pytest.importorskip(NAMED_MODELS[model].module)
@@ -387,7 +387,7 @@ def test_real_models_give_the_same_answers_when_stopped_at_the_first_line(model:
                 rows = shots_for(drawn, shots, source, term_id) if shots else []
                 examples = [(drawn["source"][j], drawn["target"][j]) for j in rows]
                 prompts.append(
-                    _encode_formatted(lm.tokenizer, few_shot_prompt(lm.tokenizer, template, examples, source))
+                    encode_formatted(lm.tokenizer, few_shot_prompt(lm.tokenizer, template, examples, source))
                 )
             kwargs = {"max_new_tokens": 24, "batch_size": 8, "progress": None}
             full = _generate(lm.model, lm.tokenizer, prompts, stop_at_newline=False, **kwargs)

@@ -24,6 +24,7 @@ import pandas as pd
 
 from lexprobe.exceptions import PredictionError
 from lexprobe.stats import cluster_bootstrap, pooled_spearman, spearman_ci, wilson_interval, within_spearman
+from lexprobe.tasks import field_pair, run_ontology_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,11 +55,6 @@ def _outcomes_path(run: Path, shots: int) -> Path:
     return run / f"shots-{shots}" / "outcomes.csv" if shots else run / "outcomes.csv"
 
 
-def _field_pair(ontology: str, task: str) -> str:
-    source, _, target = task.partition("-to-")
-    return f"{ontology} {'-'.join(sorted((source, target)))}"
-
-
 def read_baselines(run_dirs: Sequence[str | os.PathLike[str]], *, shots: int) -> pd.DataFrame:
     """Every item's baseline outcome of each run (``shots`` as evaluated), with its task and model.
 
@@ -83,13 +79,13 @@ def read_baselines(run_dirs: Sequence[str | os.PathLike[str]], *, shots: int) ->
         missing = [c for c in ("popularity", "baseline_correct") if c not in outcomes]
         if missing:
             raise PredictionError(f"{path} lacks the columns {missing}; evaluate the run again")
-        ontology = _ontology_name(config)
+        ontology = run_ontology_name(config)
         frames.append(
             pd.DataFrame(
                 {
                     "model": str(config["model"]),
                     "label": f"{ontology} {config['task']}",
-                    "field_pair": _field_pair(ontology, str(config["task"])),
+                    "field_pair": field_pair(ontology, str(config["task"])),
                     "split": outcomes.get("split", pd.Series(["all"] * len(outcomes))).astype(str),
                     "id": outcomes["id"].astype(str),
                     "popularity": outcomes["popularity"].astype(float),
@@ -102,11 +98,6 @@ def read_baselines(run_dirs: Sequence[str | os.PathLike[str]], *, shots: int) ->
     items = pd.concat(frames, ignore_index=True)
     items["log_popularity"] = np.log1p(items["popularity"].clip(lower=0))
     return items
-
-
-def _ontology_name(config: dict[str, Any]) -> str:
-    """A built-in ontology's name, or a file's name without its suffixes (``hp.obo.gz`` -> ``hp``)."""
-    return Path(str(config["ontology"])).name.split(".")[0].lower()
 
 
 def popularity_baselines(

@@ -48,8 +48,22 @@ from __future__ import annotations
 from lexprobe.stats import paired_bootstrap_interval, wilson_interval
 from lexprobe.train._config import RESUME_FREE, SPLITS, TrainConfig, is_complete, read_train_config
 from lexprobe.train._curve import CurveResult, evaluate_curve, snapshot_points
-from lexprobe.train._data import build_examples, completion_collator, format_prompt, scores_labelled_positions_only
-from lexprobe.train._evaluate import EvaluationResult, draw_shots, evaluate_run, few_shot_prompt, generate_replies
+from lexprobe.train._data import (
+    build_examples,
+    completion_collator,
+    encode_completion,
+    format_prompt,
+    scores_labelled_positions_only,
+)
+from lexprobe.train._evaluate import (
+    EvaluationResult,
+    draw_shots,
+    encode_formatted,
+    evaluate_run,
+    few_shot_prompt,
+    generate_replies,
+    shots_for,
+)
 from lexprobe.train._progress import progress_callback
 from lexprobe.train._scoring import MAX_NEW_TOKENS, ReplyScore, outcome_category, parse_reply, score_reply
 from lexprobe.train._trainer import TrainResult, last_good_checkpoint, train_lora
@@ -70,6 +84,9 @@ __all__ = [
     "completion_collator",
     "scores_labelled_positions_only",
     "draw_shots",
+    "encode_completion",
+    "encode_formatted",
+    "shots_for",
     "evaluate_run",
     "few_shot_prompt",
     "format_prompt",

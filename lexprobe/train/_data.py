@@ -109,7 +109,7 @@ def _encode_prompt(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(format_prompt(tokenizer, text), add_special_tokens=not chat)["input_ids"])
 
 
-def _encode_completion(tokenizer: Any, text: str, prompt: list[int], target: str) -> list[int]:
+def encode_completion(tokenizer: Any, text: str, prompt: list[int], target: str) -> list[int]:
     """The target's tokens as they follow the prompt.
 
     After a chat turn the answer starts a new message, so it is tokenized alone. After a plain prompt it
@@ -153,7 +153,7 @@ def build_examples(pairs: pd.DataFrame, templates: Sequence[Any], tokenizer: Any
         for template in templates:
             text = template.render(source)
             prompt = _encode_prompt(tokenizer, text)
-            completion = _encode_completion(tokenizer, text, prompt, target) + [eos]
+            completion = encode_completion(tokenizer, text, prompt, target) + [eos]
             examples.append(
                 {
                     "input_ids": prompt + completion,

@@ -312,7 +312,7 @@ def few_shot_prompt(tokenizer: Any, template: Any, shots: Sequence[tuple[str, st
     return "\n".join([*lines, format_prompt(tokenizer, query)])
 
 
-def _encode_formatted(tokenizer: Any, text: str) -> list[int]:
+def encode_formatted(tokenizer: Any, text: str) -> list[int]:
     """Token ids of a prompt already formatted for the model (as :func:`_encode_prompt` adds special tokens)."""
     chat = bool(getattr(tokenizer, "chat_template", None))
     return list(tokenizer(text, add_special_tokens=not chat)["input_ids"])
@@ -510,7 +510,7 @@ def evaluate_run(
         for x, term_id in zip(sources, frame["id"].astype(str)):
             rows = shots_for(drawn, shots, x, term_id)
             examples = [(drawn["source"][j], drawn["target"][j]) for j in rows]
-            encoded[s].append(_encode_formatted(lm.tokenizer, few_shot_prompt(lm.tokenizer, template, examples, x)))
+            encoded[s].append(encode_formatted(lm.tokenizer, few_shot_prompt(lm.tokenizer, template, examples, x)))
             used[s].append(";".join(drawn["id"][j] for j in rows))
     records = []
     model = lm.model
