@@ -502,7 +502,7 @@ class ExposureValidation:
 
 
 def _run_items(run: Path, shots: int) -> pd.DataFrame:
-    from lexprobe.tasks import field_pair, run_ontology_name
+    from lexprobe.tasks import field_pair_label, run_ontology_name
 
     try:
         config = json.loads((run / "train_config.json").read_text(encoding="utf-8"))["config"]
@@ -514,7 +514,7 @@ def _run_items(run: Path, shots: int) -> pd.DataFrame:
     ontology = run_ontology_name(config)
     frame["model"] = str(config["model"])
     frame["label"] = f"{ontology} {config['task']}"
-    frame["field_pair"] = field_pair(ontology, str(config["task"]))
+    frame["field_pair"] = field_pair_label(ontology, str(config["task"]))
     key = ["split", "id", "source"]
 
     def outcomes(path: Path, columns: list[str]) -> pd.DataFrame | None:

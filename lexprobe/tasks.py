@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from lexprobe.ontology import Ontology
 
 __all__ = [
-    "field_pair",
+    "field_pair_label",
     "run_ontology_name",
     "FIELD_COLUMNS",
     "FIELD_KINDS",
@@ -229,8 +229,10 @@ def task_kind(task: str) -> str:
     return f"{source} -> {target}"
 
 
-def field_pair(ontology: str, task: str) -> str:
-    """The unordered pair of a task's fields in its ontology: ``hgnc name-to-symbol`` -> ``hgnc name-symbol``.
+def field_pair_label(ontology: str, task: str) -> str:
+    """The unordered pair of a task's fields in its ontology, as the popularity and exposure tables label it:
+    ``hgnc``, ``name-to-symbol`` -> ``hgnc name-symbol`` (:func:`lexprobe.predict.task_identity` writes
+    ``hgnc name/symbol``).
 
     A task and its reverse share one field pair; held-out evaluations hold out by it.
     """

@@ -24,7 +24,7 @@ import pandas as pd
 
 from lexprobe.exceptions import PredictionError
 from lexprobe.stats import cluster_bootstrap, pooled_spearman, spearman_ci, wilson_interval, within_spearman
-from lexprobe.tasks import field_pair, run_ontology_name
+from lexprobe.tasks import field_pair_label, run_ontology_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +85,7 @@ def read_baselines(run_dirs: Sequence[str | os.PathLike[str]], *, shots: int) ->
                 {
                     "model": str(config["model"]),
                     "label": f"{ontology} {config['task']}",
-                    "field_pair": field_pair(ontology, str(config["task"])),
+                    "field_pair": field_pair_label(ontology, str(config["task"])),
                     "split": outcomes.get("split", pd.Series(["all"] * len(outcomes))).astype(str),
                     "id": outcomes["id"].astype(str),
                     "popularity": outcomes["popularity"].astype(float),
