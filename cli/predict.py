@@ -63,7 +63,6 @@ def _print_loto(loto, summary: dict) -> None:
 
 
 def _print_evaluation(result, out: Path) -> None:
-    from rich.table import Table
 
     from lexprobe.predict import loto_summary
 
@@ -82,19 +81,43 @@ def _print_evaluation(result, out: Path) -> None:
         console.print("the predictor's hold-out evaluation needs runs of 2 or more field pairs")
         return
     _print_loto(result.loto, loto_summary(result.loto))
-    table = Table(title="held out by field pair: the predictor beside the baselines (generalization gain)")
-    for column in ("rule", "verdicts right", "MAE (points)", "Spearman", "error / best baseline's"):
-        table.add_column(column, justify="left" if column == "rule" else "right")
-    for r in result.baselines.to_dict("records"):
-        table.add_row(
-            r["rule"],
-            f"{r['verdicts_right']}/{r['n_units']}",
-            _num(r["gain_mae_points"], ".2f"),
-            _num(r["gain_spearman"], "+.2f"),
-            _num(r["relative_error"], ".2f"),
-        )
-    print_table(table)
+    _print_baselines(result.baselines)
     console.print(f"hold-out: {out / 'holdout.csv'}; baselines: {out / 'baselines.csv'}; {out / 'summary.md'}")
+
+
+def _print_baselines(baselines) -> None:
+    """The predictor beside the baselines, one table per hold-out scheme."""
+    from rich.table import Table
+
+    for scheme, part in (
+        baselines.groupby("held_out_by", sort=False) if "held_out_by" in baselines else [("field pair", baselines)]
+    ):
+        table = Table(title=f"held out by {scheme}: the predictor beside the baselines")
+        for column in (
+            "rule",
+            "verdicts right",
+            "Brier",
+            "log loss",
+            "committed (right)",
+            "gen. gain MAE (points)",
+            "mem. gain MAE",
+            "Brier skill / paper's rule",
+            "gain error / kind mean's",
+        ):
+            table.add_column(column, justify="left" if column == "rule" else "right")
+        for r in part.to_dict("records"):
+            table.add_row(
+                r["rule"],
+                f"{r['verdicts_right']}/{r['n_units']}",
+                _num(r.get("brier")),
+                _num(r.get("log_loss")),
+                f"{_num(r.get('committed_share'), '.0%')} ({_num(r.get('committed_right'), '.0%')})",
+                _num(r["gain_mae_points"], ".2f"),
+                _num(r.get("memorization_mae_points"), ".2f"),
+                _num(r.get("brier_skill_over_papers_rule"), "+.2f"),
+                _num(r.get("gain_error_over_kind_mean"), ".2f"),
+            )
+        print_table(table)
 
 
 @command(model="runtime")
@@ -257,6 +280,13 @@ def predict_cmd(
         200, "--bootstrap", min=10, max=MAX_RESAMPLES, help="Task-bootstrap refits for the intervals."
     ),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the split, nulls and bootstraps."),
+    exposures: float | None = typer.Option(
+        None,
+        "--exposures",
+        min=0.001,
+        help="The budget you plan: times each pair is shown in training (default: the calibration's). A "
+        "budget the calibration did not measure is named as outside it.",
+    ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Also write the prediction, features and manifest to this folder."
     ),
@@ -282,7 +312,7 @@ def predict_cmd(
         hold_run_dir(out, wait=wait)
         asked = {"ontology": ontology, "task": task, "model": model, "bins": bins, "per_bin": per_bin}
         asked["dtype"] = dtype
-        asked |= {"n_boot": bootstrap, "shipped_calibration": not no_shipped}
+        asked |= {"n_boot": bootstrap, "shipped_calibration": not no_shipped, "exposures": exposures}
         asked["calibration"] = [str(p) for p in calibration]
         prepare_run_dir(out, "predict", settings_of(asked) | {"seed": seed}, overwrite=overwrite)
     with progress_display(quiet, json=as_json) as progress:
@@ -296,6 +326,7 @@ def predict_cmd(
             per_bin=per_bin,
             n_boot=bootstrap,
             seed=seed,
+            exposures=exposures,
             config=FeatureConfig(dtype=dtype, batch_size=model_options.batch_size),
             load=model_options.load,  # after the task and the calibration folders are checked
             progress=progress,
@@ -306,25 +337,38 @@ def predict_cmd(
         print_json(_prediction_json(result, out))
         return
     p, t, predictor = result.prediction, result.task, result.predictor
-    console.print(f"[bold]{markup(p['label'])} ({markup(p['model'])}): {markup(p['verdict'])}[/bold]", markup=True)
-    if p["stated_verdict"] != p["verdict"]:
-        text = f"[yellow]{markup(p['stated_verdict'])}[/yellow] (an interval crosses a verdict threshold)"
-        console.print(text, markup=True)
+    from lexprobe.predict import VERDICTS
+
+    console.print(
+        f"[bold]{markup(p['label'])} ({markup(p['model'])}, {p['exposures']:g} exposures): "
+        f"{markup(p['verdict'])} (p = {p['probability']:.2f})[/bold]",
+        markup=True,
+    )
+    console.print(
+        "probabilities: " + "; ".join(f"{v} {p[f'p: {v}']:.2f}" for v in VERDICTS) + f" (kind: {p['kind']}; "
+        f"from {markup(p['rule'])})"
+    )
+    if not p["committed"]:
+        console.print(
+            f"[yellow]{markup(p['stated_verdict'])}[/yellow]: no verdict reaches p = {predictor.estimator.commit:g}",
+            markup=True,
+        )
     console.print(
         f"predicted generalization gain {p['predicted_generalization_gain']:+.3f} "
         f"{_ci(p['predicted_generalization_gain_ci_low'], p['predicted_generalization_gain_ci_high'])}; "
         f"memorization gain {p['predicted_memorization_gain']:+.3f} "
         f"{_ci(p['predicted_memorization_gain_ci_low'], p['predicted_memorization_gain_ci_high'])} "
-        "(share of items gained minus lost; 90% interval from the calibration's held-out errors)"
+        f"(share of pairs gained minus lost; {predictor.confidence:.0%} interval from the calibration's held-out "
+        "errors)"
     )
     thresholds = predictor.thresholds
     console.print(
-        "thresholds on the calibration's held-out predictions, against 'measured gain interval above 0' "
-        "(how each was set in brackets): "
-        f"generalize if predicted generalization gain >= {_num(thresholds['withheld'], '+.3f')} "
-        f"({predictor.threshold_notes['withheld']}); memorize if predicted memorization gain >= "
-        f"{_num(thresholds['train'], '+.3f')} ({predictor.threshold_notes['train']})"
+        "a measured verdict needs a gain interval above 0: about "
+        f"{_num(thresholds['withheld'], '+.3f')} on withheld and {_num(thresholds['train'], '+.3f')} on train "
+        f"pairs ({predictor.threshold_notes['withheld']})"
     )
+    for reason in p["outside"]:
+        console.print(f"[yellow]outside the calibration:[/yellow] {markup(reason)}", markup=True)
     features = Table(title=f"features of {t['n_items']} pairs (split {bins} bins x {per_bin} x 2), calibration range")
     for column in ("feature", "this task", "calibration tasks (min - max)"):
         features.add_column(column, justify="left" if column == "feature" else "right")
@@ -346,17 +390,20 @@ def predict_cmd(
         for r in p["reasons"]
     )
     if reasons:
-        console.print(f"why (push on the predicted generalization gain, largest first): {reasons}")
-    if predictor.baselines is not None:
-        b = predictor.baselines
-        own = b.iloc[0]
-        best = b.iloc[1:].sort_values("gain_mae_points").iloc[0]
-        console.print(
-            f"how well it predicts (leave one field pair out, {int(own['n_units'])} tasks): verdicts right "
-            f"{int(own['verdicts_right'])}/{int(own['n_units'])} (best baseline "
-            f"{int(b.iloc[1:]['verdicts_right'].max())}); generalization gain error {own['gain_mae_points']:.2f} "
-            f"points against {best['gain_mae_points']:.2f} for the best baseline ({best['rule']})"
-        )
+        console.print(f"why (push within its kind on the predicted generalization gain, largest first): {reasons}")
+    if predictor.baselines is not None and "held_out_by" in predictor.baselines:
+        from lexprobe.predict import PAPERS_RULE, PREDICTOR_RULE
+
+        for scheme, b in predictor.baselines.groupby("held_out_by", sort=False):
+            own = b[b["rule"] == PREDICTOR_RULE].iloc[0]
+            paper = b[b["rule"] == PAPERS_RULE].iloc[0]
+            console.print(
+                f"how well it predicts, held out by {scheme} ({int(own['n_units'])} units): verdicts right "
+                f"{int(own['verdicts_right'])} (the paper's rule {int(paper['verdicts_right'])}); Brier "
+                f"{own['brier']:.3f} ({paper['brier']:.3f}); committed on {own['committed_share']:.0%}, right on "
+                f"{_num(own['committed_right'], '.0%')} of those; generalization gain error "
+                f"{own['gain_mae_points']:.2f} points ({paper['gain_mae_points']:.2f})"
+            )
     if result.measured is not None:
         m = result.measured
         console.print(

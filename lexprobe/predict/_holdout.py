@@ -1,4 +1,17 @@
-"""Hold-out evaluation by field pair: the predictor beside the baselines."""
+"""Hold-out evaluations: the predictor beside the rules it must beat, held out three ways.
+
+Every rule is refitted without the held-out units and predicts them:
+
+- by **field pair** (a task and its reverse, on every model): a new task of a known ontology;
+- by **ontology** (every field pair of one ontology): a user's new ontology, the honest test;
+- by **model** (fit on one model's units, predict the other's): a new model.
+
+The rules: the paper's rule (the commonest measured verdict and the mean gains of the other units of the
+same kind of task, :func:`lexprobe.tasks.task_kind`), the kind mean (the kind's mean gains, verdict
+probabilities as the predictor makes them), the majority verdict, gain 0 everywhere, the nearest calibration
+task, and a threshold on each of four features. Verdicts are scored right or wrong and with proper scores
+(multi-class Brier, log loss); a rule that states a verdict without a probability gives it probability 1.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +22,22 @@ import numpy as np
 import pandas as pd
 
 from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, VERDICTS
-from lexprobe.predict._predictor import _fit_core, _verdict, fitted_cut
+from lexprobe.predict._estimator import COMMIT, VerdictPredictor
+from lexprobe.predict._predictor import _verdict, fitted_cut
 from lexprobe.stats import pooled_spearman
 
-#: The rules every evaluation puts beside the predictor (each fitted without the held-out field pair).
+#: How a hold-out leaves units out, and the unit column it groups by.
+SCHEMES = {"field pair": "group", "ontology": "ontology", "model": "model"}
+
+PREDICTOR_RULE = "predictor (kind-anchored)"
+PAPERS_RULE = "the paper's rule (kinds of the fields)"
+KIND_MEAN = "kind mean"
+
+#: The rules every evaluation puts beside the predictor (each fitted without the held-out units), the one a
+#: reader of the paper would apply first.
 BASELINES = (
+    PAPERS_RULE,
+    KIND_MEAN,
     "majority verdict",
     "gain 0 everywhere",
     "nearest calibration task",
@@ -23,8 +47,42 @@ BASELINES = (
     "threshold on seen-target share",
 )
 
+#: A probability below this counts as this in the log loss (a rule certain and wrong costs ln 100).
+LOG_LOSS_FLOOR = 0.01
 
-PREDICTOR_RULE = "predictor (task-level ridge)"
+_P_COLUMNS = tuple(f"p: {v}" for v in VERDICTS)
+
+
+def _one_hot(verdicts: Sequence[str]) -> np.ndarray:
+    return np.array([[float(v == w) for w in VERDICTS] for v in verdicts])
+
+
+def _peers(train: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """The training units of ``kind``, else all (a kind the calibration lacks gets the overall mean)."""
+    same = train["kind"].astype(str) == kind
+    return train[same] if same.any() else train
+
+
+def papers_rule(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:
+    """The rule a reader of the paper applies without a tool: per test unit, the measured verdicts of the
+    training units of the same kind of task (all of them for a kind they lack), as
+    probabilities (counts plus one each) and the commonest (a tie goes to the more cautious verdict), and
+    their mean gains."""
+    verdicts, proba, gen, mem = [], [], [], []
+    for kind in test["kind"].astype(str):
+        peers = _peers(train, kind)
+        counts = np.array([(peers["measured_verdict"] == v).sum() for v in VERDICTS], dtype=float)
+        top = np.flatnonzero(counts == counts.max())
+        verdicts.append(VERDICTS[int(top.max())])
+        proba.append((counts + 1) / (counts.sum() + len(VERDICTS)))
+        gen.append(float(peers["generalization_gain"].astype(float).mean()))
+        mem.append(float(peers["memorization_gain"].astype(float).mean()))
+    return {"verdicts": verdicts, "proba": np.array(proba), "gain": np.array(gen), "memorization": np.array(mem)}
+
+
+def kind_mean_rule() -> VerdictPredictor:
+    """The kind mean: the predictor without features or anchor (gains = the kind's means)."""
+    return VerdictPredictor((), (), anchor=False)
 
 
 def _threshold_rule(train: pd.DataFrame, test: pd.DataFrame, column: str) -> tuple[list[str], np.ndarray]:
@@ -47,16 +105,37 @@ def _threshold_rule(train: pd.DataFrame, test: pd.DataFrame, column: str) -> tup
     return verdicts, np.asarray(gains)
 
 
-def _baseline_predictions(rule: str, train: pd.DataFrame, test: pd.DataFrame, features) -> tuple[list[str], np.ndarray]:
+def _baseline(rule: str, train: pd.DataFrame, test: pd.DataFrame, features: Sequence[str]) -> dict[str, Any]:
+    """One rule's predictions of ``test``: verdicts, probabilities, generalization and memorization gains."""
     n = len(test)
     y = train["generalization_gain"].astype(float).to_numpy()
+    ym = train["memorization_gain"].astype(float).to_numpy()
+    if rule == PAPERS_RULE:
+        return papers_rule(train, test)
+    if rule == KIND_MEAN:
+        model = kind_mean_rule().fit(train)
+        proba = model.predict_proba(test)
+        gains = model.predict_gains(test)
+        return {
+            "verdicts": [VERDICTS[i] for i in proba.argmax(axis=1)],
+            "proba": proba,
+            "gain": gains["predicted_generalization_gain"].to_numpy(),
+            "memorization": gains["predicted_memorization_gain"].to_numpy(),
+        }
     if rule == "majority verdict":
-        counts = train["measured_verdict"].value_counts()
-        top = counts[counts == counts.max()].index
-        verdict = max(top, key=VERDICTS.index)  # a tie goes to the more cautious verdict
-        return [verdict] * n, np.full(n, y.mean())
+        counts = np.array([(train["measured_verdict"] == v).sum() for v in VERDICTS], dtype=float)
+        top = np.flatnonzero(counts == counts.max())
+        verdict = VERDICTS[int(top.max())]  # a tie goes to the more cautious verdict
+        proba = np.tile((counts + 1) / (counts.sum() + len(VERDICTS)), (n, 1))
+        return {
+            "verdicts": [verdict] * n,
+            "proba": proba,
+            "gain": np.full(n, y.mean()),
+            "memorization": np.full(n, ym.mean()),
+        }
     if rule == "gain 0 everywhere":
-        return [VERDICTS[2]] * n, np.zeros(n)
+        verdicts = [VERDICTS[2]] * n
+        return {"verdicts": verdicts, "proba": _one_hot(verdicts), "gain": np.zeros(n), "memorization": np.zeros(n)}
     if rule == "nearest calibration task":
         X = train[list(features)].astype(float).to_numpy()
         mu, sd = X.mean(axis=0), X.std(axis=0)
@@ -64,95 +143,167 @@ def _baseline_predictions(rule: str, train: pd.DataFrame, test: pd.DataFrame, fe
         Z = (X - mu) / sd
         T = (test[list(features)].astype(float).to_numpy() - mu) / sd
         nearest = np.argmin(((T[:, None, :] - Z[None, :, :]) ** 2).sum(axis=2), axis=1)
-        return train["measured_verdict"].to_numpy()[nearest].tolist(), y[nearest]
+        verdicts = train["measured_verdict"].to_numpy()[nearest].tolist()
+        return {"verdicts": verdicts, "proba": _one_hot(verdicts), "gain": y[nearest], "memorization": ym[nearest]}
     column = {
         "threshold on lexicalization": "lexicalization",
         "threshold on alignment z": "alignment_z" if "alignment_z" in train else "alignment",
         "threshold on template share": "template_share",
         "threshold on seen-target share": "seen_target_share",
     }[rule]
-    return _threshold_rule(train, test, column)
+    verdicts, gains = _threshold_rule(train, test, column)
+    return {"verdicts": verdicts, "proba": _one_hot(verdicts), "gain": gains, "memorization": np.full(n, np.nan)}
 
 
 def evaluate_holdout(
     units: pd.DataFrame,
     *,
+    estimator: VerdictPredictor | None = None,
+    schemes: Sequence[str] = tuple(SCHEMES),
     features: Sequence[str] = FEATURES,
-    alpha: float = 1.0,
-    confidence: float = 0.9,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Leave one field pair out at a time: the predictor (refitted, thresholds and residuals from its own
-    inner leave-one-field-pair-out) and each baseline predict the held-out pair's units.
+    """Hold units out by each scheme (:data:`SCHEMES`): the predictor (a clone of ``estimator``, refitted, its
+    errors from its own inner leave-one-field-pair-out) and each baseline predict the held-out units.
+
+    ``units`` are calibration units with :func:`lexprobe.predict.with_unit_columns`; ``features`` are the
+    nearest-task baseline's.
 
     Returns
     -------
     holdout : DataFrame
-        One row per unit: measured and predicted gains with intervals, the verdicts (point, stated with
-        ``uncertain`` when an interval straddles a threshold, measured) and each baseline's verdict and gain.
+        One row per scheme and unit (``held_out_by``): measured and predicted gains with intervals, the
+        predictor's probabilities (``p: VERDICT``), verdict, stated verdict, and each baseline's verdict,
+        gains and probabilities.
     baselines : DataFrame
-        ``rule, verdicts_right, n_units, gain_mae_points, gain_spearman`` (generalization gain, percentage
-        points), then ``memorization_mae_points`` (predictor only) and ``relative_error`` (the rule's error
-        over the best baseline's: below 1 is skill).
+        One row per scheme and rule: :func:`baseline_table`.
     """
-    features = tuple(features)
+    estimator = estimator or VerdictPredictor()
     units = units.reset_index(drop=True)
     rows = []
-    groups = units["group"].to_numpy()
-    for g in dict.fromkeys(groups):
-        train, test = units[groups != g].reset_index(drop=True), units[groups == g].reset_index(drop=True)
-        inner = _fit_core(train, features, alpha, confidence)
-        base = {rule: _baseline_predictions(rule, train, test, features) for rule in BASELINES}
-        for i, (_, unit) in enumerate(test.iterrows()):
-            p = inner.predict_means(unit[list(features)].astype(float).to_numpy())
-            row = {k: unit[k] for k in ("group", "ontology", "task", "label", "model")}
-            for name in _GAIN_NAMES.values():
-                row |= {
-                    f"predicted_{name}_gain": p[f"predicted_{name}_gain"],
-                    f"predicted_{name}_gain_ci_low": p[f"predicted_{name}_gain_ci_low"],
-                    f"predicted_{name}_gain_ci_high": p[f"predicted_{name}_gain_ci_high"],
-                }
-                row |= {f"{name}_gain{s}": unit[f"{name}_gain{s}"] for s in ("", "_ci_low", "_ci_high")}
-                row[f"{name}_threshold"] = p[f"{name}_threshold"]
-            row |= {"verdict": p["verdict"], "stated_verdict": p["stated_verdict"]}
-            row["measured_verdict"] = unit["measured_verdict"]
-            for rule in BASELINES:
-                row[f"{rule}: verdict"] = base[rule][0][i]
-                row[f"{rule}: gain"] = float(base[rule][1][i])
-            rows.append(row)
+    for scheme in schemes:
+        key = units[SCHEMES[scheme]].astype(str).to_numpy()
+        if len(set(key)) < 2:
+            continue
+        for g in dict.fromkeys(key):
+            train, test = units[key != g].reset_index(drop=True), units[key == g].reset_index(drop=True)
+            model = estimator.clone().fit(train)
+            gains = model.predict_gains(test)
+            proba = model.predict_proba(test)
+            base = {rule: _baseline(rule, train, test, features) for rule in BASELINES}
+            for i, unit in test.iterrows():
+                row: dict[str, Any] = {"held_out_by": scheme}
+                row |= {k: unit[k] for k in ("group", "ontology", "task", "label", "model", "kind")}
+                for name in _GAIN_NAMES.values():
+                    row |= {
+                        f"predicted_{name}_gain{s}": float(gains.loc[i, f"predicted_{name}_gain{s}"])
+                        for s in ("", "_ci_low", "_ci_high")
+                    }
+                    row |= {f"{name}_gain{s}": unit[f"{name}_gain{s}"] for s in ("", "_ci_low", "_ci_high")}
+                row |= dict(zip(_P_COLUMNS, map(float, proba[i])))
+                row["verdict"] = VERDICTS[int(proba[i].argmax())]
+                row["probability"] = float(proba[i].max())
+                row["stated_verdict"] = model.stated(proba[i])
+                row["measured_verdict"] = unit["measured_verdict"]
+                for rule in BASELINES:
+                    b = base[rule]
+                    row[f"{rule}: verdict"] = b["verdicts"][i]
+                    row[f"{rule}: gain"] = float(b["gain"][i])
+                    row[f"{rule}: memorization gain"] = float(b["memorization"][i])
+                    row |= {f"{rule}: {c}": float(p) for c, p in zip(_P_COLUMNS, b["proba"][i])}
+                rows.append(row)
     holdout = pd.DataFrame(rows)
     return holdout, baseline_table(holdout)
 
 
-def _rule_row(rule: str, verdicts, measured, predicted, gains) -> dict[str, Any]:
-    predicted, gains = np.asarray(predicted, float), np.asarray(gains, float)
-    rho = pooled_spearman(predicted, gains)
-    return {
+def proper_scores(proba: np.ndarray, measured: Sequence[str]) -> dict[str, float]:
+    """Multi-class Brier score (sum over the three verdicts of the squared error, 0 to 2) and log loss (a
+    probability below :data:`LOG_LOSS_FLOOR` counts as it), means over units."""
+    proba = np.asarray(proba, dtype=float)
+    truth = _one_hot(measured)
+    brier = float(((proba - truth) ** 2).sum(axis=1).mean())
+    log_loss = float(-np.log(np.clip((proba * truth).sum(axis=1), LOG_LOSS_FLOOR, 1.0)).mean())
+    return {"brier": brier, "log_loss": log_loss}
+
+
+def _rule_row(rule: str, part: pd.DataFrame, prefix: str) -> dict[str, Any]:
+    verdicts = part["verdict" if not prefix else f"{prefix}verdict"]
+    proba = part[[f"{prefix}{c}" for c in _P_COLUMNS]].to_numpy(float)
+    gen = part["predicted_generalization_gain" if not prefix else f"{prefix}gain"].astype(float)
+    mem = part["predicted_memorization_gain" if not prefix else f"{prefix}memorization gain"].astype(float)
+    right = verdicts.to_numpy() == part["measured_verdict"].to_numpy()
+    committed = proba.max(axis=1) >= COMMIT
+    row = {
         "rule": rule,
-        "verdicts_right": int((np.asarray(verdicts) == np.asarray(measured)).sum()),
-        "n_units": len(gains),
-        "gain_mae_points": float(100 * np.abs(predicted - gains).mean()),
-        "gain_spearman": rho,
+        "verdicts_right": int(right.sum()),
+        "n_units": len(part),
+        **proper_scores(proba, part["measured_verdict"]),
+        "committed_share": float(committed.mean()),
+        "committed_right": float(right[committed].mean()) if committed.any() else float("nan"),
+        "gain_mae_points": float(100 * (gen - part["generalization_gain"].astype(float)).abs().mean()),
+        "memorization_mae_points": float(100 * (mem - part["memorization_gain"].astype(float)).abs().mean())
+        if mem.notna().all()
+        else float("nan"),
+        "gain_spearman": pooled_spearman(gen.to_numpy(), part["generalization_gain"].astype(float).to_numpy()),
     }
+    return row
 
 
-def baseline_table(holdout: pd.DataFrame) -> pd.DataFrame:
-    """``baselines.csv`` from a hold-out table: the predictor's row first, then each baseline's."""
-    measured, gains = holdout["measured_verdict"], holdout["generalization_gain"]
-    rows = [_rule_row(PREDICTOR_RULE, holdout["verdict"], measured, holdout["predicted_generalization_gain"], gains)]
-    rows[0]["memorization_mae_points"] = float(
-        100 * (holdout["predicted_memorization_gain"] - holdout["memorization_gain"]).abs().mean()
-    )
-    for rule in BASELINES:
-        if f"{rule}: verdict" in holdout:
-            rows.append(_rule_row(rule, holdout[f"{rule}: verdict"], measured, holdout[f"{rule}: gain"], gains))
-    table = pd.DataFrame(rows)
-    best = table.loc[table["rule"] != PREDICTOR_RULE, "gain_mae_points"].min()
-    table["relative_error"] = table["gain_mae_points"] / best if best > 0 else np.nan
+def _rule_rows(part: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = [_rule_row(PREDICTOR_RULE, part, "")]
+    rows += [_rule_row(rule, part, f"{rule}: ") for rule in BASELINES if f"{rule}: verdict" in part]
+    return rows
+
+
+def _relative(table: pd.DataFrame) -> pd.DataFrame:
+    """Each rule's Brier skill over the paper's rule and its gain error over the kind mean's (per scheme)."""
+    table = table.copy()
+    paper = table["rule"] == PAPERS_RULE
+    kind = table["rule"] == KIND_MEAN
+    ref_brier = table.loc[paper, "brier"].iloc[0] if paper.any() else np.nan
+    ref_gain = table.loc[kind, "gain_mae_points"].iloc[0] if kind.any() else np.nan
+    table["brier_skill_over_papers_rule"] = 1 - table["brier"] / ref_brier if ref_brier > 0 else np.nan
+    table["gain_error_over_kind_mean"] = table["gain_mae_points"] / ref_gain if ref_gain > 0 else np.nan
     return table
 
 
+def baseline_table(holdout: pd.DataFrame) -> pd.DataFrame:
+    """``baselines.csv``: per scheme (``held_out_by``), the predictor's row, then each baseline's: verdicts
+    right, Brier, log loss, the share of units with a committed verdict (probability >= :data:`COMMIT`) and
+    how often it is right, the generalization and memorization gain errors (points), Spearman's rho of the
+    generalization gain, Brier skill over the paper's rule and gain error over the kind mean's."""
+    if "held_out_by" not in holdout:
+        holdout = holdout.assign(held_out_by="field pair")
+    frames = []
+    for scheme, part in holdout.groupby("held_out_by", sort=False):
+        frames.append(_relative(pd.DataFrame(_rule_rows(part))).assign(held_out_by=scheme))
+    table = pd.concat(frames, ignore_index=True)
+    return table[["held_out_by", *[c for c in table.columns if c != "held_out_by"]]]
+
+
+def kind_table(holdout: pd.DataFrame) -> pd.DataFrame:
+    """Skill within kinds (``baselines_by_kind.csv``): per scheme, kind and rule, the scores of
+    :func:`baseline_table` over that kind's units only. Between kinds the paper's rule answers; this is
+    where a tool must add to it."""
+    frames = []
+    for (scheme, kind), part in holdout.groupby(["held_out_by", "kind"], sort=False):
+        frames.append(_relative(pd.DataFrame(_rule_rows(part))).assign(held_out_by=scheme, kind=kind))
+    table = pd.concat(frames, ignore_index=True)
+    return table[["held_out_by", "kind", *[c for c in table.columns if c not in ("held_out_by", "kind")]]]
+
+
+def best_fallback(baselines: pd.DataFrame) -> str:
+    """The baseline with the lowest Brier score held out by ontology (what a task outside the calibration
+    gets); the paper's rule where none was evaluated so."""
+    by_ontology = baselines[(baselines["held_out_by"] == "ontology") & baselines["rule"].isin(BASELINES)]
+    if by_ontology.empty:
+        return PAPERS_RULE
+    return str(by_ontology.sort_values("brier", kind="stable").iloc[0]["rule"])
+
+
 def _long_holdout(holdout: pd.DataFrame) -> pd.DataFrame:
-    """The hold-out table in the long form of ``loto.csv`` (one row per unit and split)."""
+    """The field-pair hold-out in the long form of ``loto.csv`` (one row per unit and split)."""
+    if "held_out_by" in holdout:
+        holdout = holdout[holdout["held_out_by"] == "field pair"]
     rows = []
     for _, h in holdout.iterrows():
         for split in _SPLITS:

@@ -15,8 +15,9 @@ import pandas as pd
 from lexprobe.exceptions import LexprobeError, PredictionError
 from lexprobe.predict._calibration import load_calibration, shipped_calibration_dir
 from lexprobe.predict._common import FEATURES, _measured_verdict, _pair_groups, _units, field_pair, task_identity
+from lexprobe.predict._estimator import majority_share, model_parameters, unit_kind
 from lexprobe.predict._features import FeatureConfig, _subsample, measure_features
-from lexprobe.predict._holdout import loto_summary
+from lexprobe.predict._holdout import best_fallback, loto_summary
 from lexprobe.predict._predictor import Predictor, fit_predictor
 from lexprobe.progress import ProgressCallback
 
@@ -47,6 +48,7 @@ def predict_task(
     config: FeatureConfig | None = None,
     n_boot: int = 200,
     seed: int = 0,
+    exposures: float | None = None,
     loaded_model: Any = None,
     load: Callable[[], Any] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -58,6 +60,11 @@ def predict_task(
     ``calibration`` directories (``lexprobe correlate`` outputs). A task that is itself in the calibration is
     left out of the fit (with every model's run of it, as in leave-one-task-out), so the prediction is out of
     sample; its measured outcome with this model, if any, is returned beside it (``measured``).
+
+    ``exposures`` is the budget the user plans (times each pair is shown; default: the calibration's commonest).
+    A task whose features, kind, model size or budget lie outside what the calibration spans gets the rule
+    that held up best held out by ontology instead (``prediction["rule"]``), with the reasons
+    (``prediction["outside"]``).
 
     The model is loaded only once the task and the calibration folders are read and checked (a damaged
     calibration is one error before any model loads): ``loaded_model`` when given, else ``load()``, else
@@ -72,7 +79,7 @@ def predict_task(
     PredictionError
         No calibration, or fewer than two calibration tasks once the task itself is left out.
     """
-    from lexprobe.models import RECORDED_BEFORE, dtype_name, load_model
+    from lexprobe.models import NAMED_MODELS, RECORDED_BEFORE, dtype_name, load_model
     from lexprobe.ontology import load_ontology
     from lexprobe.tasks import make_split
 
@@ -101,7 +108,10 @@ def predict_task(
     same = (cal_tasks["label"] == label) & (cal_tasks["model"].astype(str) == model_name)
     measured = cal_tasks[same].iloc[0].to_dict() if same.any() else None
     cal_items, cal_tasks, left_out, identity = leave_out_pair(cal_items, cal_tasks, ont, split.task.name)
-    predictor = fit_predictor(cal_items, cal_tasks, seed=seed)
+    recorded = recorded_evaluation(paths)
+    predictor = fit_predictor(cal_items, cal_tasks, seed=seed, loto=recorded is None)
+    if recorded is not None:
+        predictor.baselines, predictor.fallback = recorded, best_fallback(recorded)
     part(4)
     logger.info("%s: predictor fitted on %d calibration tasks", label, len(cal_tasks))
     pairs = pd.concat([split.train.assign(split="train"), split.withheld.assign(split="withheld")], ignore_index=True)
@@ -115,8 +125,25 @@ def predict_task(
         cache_dir=cache_dir,
         progress=progress,
     )
-    prediction = predictor.predict(features.items.assign(label=label, model=model_name))
+    if exposures is None:
+        exposures = float(predictor.tasks["exposures"].astype(float).mode().iloc[0])
+    if not exposures > 0:
+        raise PredictionError(f"--exposures must be a number of times each pair is shown (> 0), got {exposures}")
+    unit = new_unit(
+        features.items,
+        features.task,
+        task=split.task.name,
+        split=split,
+        parameters=model_parameters(model_name) if model_name in NAMED_MODELS else lm.n_parameters,
+        exposures=exposures,
+    )
+    prediction = predictor.predict_unit(unit)
+    prediction["exposures"] = exposures
     warnings = list(predictor.warnings)
+    if prediction["outside"]:
+        warnings.append(
+            "outside the calibration: " + "; ".join(prediction["outside"]) + f"; the verdict is {prediction['rule']}'s"
+        )
     units = predictor.tasks
     reached = units.loc[units["measured_verdict"] == prediction["verdict"], "group"].nunique()
     if reached == 0:
@@ -153,7 +180,8 @@ def predict_task(
             "per_bin": per_bin,
             "features": dataclasses.asdict(config),
             "n_boot": n_boot,
-            "predictor_features": list(FEATURES),
+            "predictor_features": list(predictor.features),
+            "exposures": exposures,
             "shipped_calibration": shipped,
             "calibration": [str(p) for p in calibration],
         },
@@ -174,6 +202,61 @@ def predict_task(
         measured=measured,
         manifest=manifest,
     )
+
+
+def shipped_predictor() -> Predictor:
+    """The predictor fitted on the calibration lexprobe ships, with the hold-out evaluation that calibration
+    recorded (``baselines``: held out by field pair, ontology and model) and the fallback it implies."""
+    items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    recorded = recorded_evaluation([shipped_calibration_dir()])
+    predictor = fit_predictor(items, tasks, loto=recorded is None)
+    if recorded is not None:
+        predictor.baselines, predictor.fallback = recorded, best_fallback(recorded)
+    return predictor
+
+
+def new_unit(
+    items: pd.DataFrame,
+    task_summary: dict[str, Any],
+    *,
+    task: str,
+    split: Any,
+    parameters: float,
+    exposures: float,
+) -> dict[str, Any]:
+    """A task not yet tuned as a unit :class:`~lexprobe.predict.VerdictPredictor` reads: its measured features
+    (``items`` and ``task_summary`` from :func:`measure_features`), its kind, the sizes of the split a
+    fine-tuning run would use (``split``), the majority rule's share of its withheld pairs, the model's
+    parameter count and the planned budget."""
+    import numpy as np
+
+    pairs = pd.concat([split.train.assign(split="train"), split.withheld.assign(split="withheld")], ignore_index=True)
+    share = majority_share(pairs, pd.Series("task", index=pairs.index))
+    unit = {f: float(items[f].astype(float).mean()) for f in FEATURES if f in items}
+    unit |= {k: v for k, v in task_summary.items() if isinstance(v, int | float)}
+    return unit | {
+        "task": task,
+        "kind": unit_kind(task),
+        "n_train": len(split.train),
+        "n_withheld": len(split.withheld),
+        "majority_share": float(share.iloc[0]),
+        "parameters": float(parameters),
+        "log_params": float(np.log10(parameters)),
+        "exposures": float(exposures),
+        "log_exposures": float(np.log10(exposures)),
+    }
+
+
+def recorded_evaluation(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame | None:
+    """The hold-out scores (``baselines.csv`` held out three ways) the first calibration folder recorded, or
+    None where none did (an older correlate output: the evaluation is then computed)."""
+    for path in paths:
+        file = Path(path) / "baselines.csv"
+        if file.is_file():
+            table = pd.read_csv(file)
+            if "held_out_by" in table and "brier" in table:
+                return table
+    return None
 
 
 def leave_out_pair(
@@ -221,7 +304,8 @@ def write_prediction(result: PredictionResult, out: str | os.PathLike[str]) -> l
     (with ``loto.csv`` when evaluated) and the manifest into ``out``, each atomically."""
     from lexprobe.runs import write_result_dir
 
-    row = {k: v for k, v in result.prediction.items() if k not in ("reasons", "warnings")}
+    row = {k: v for k, v in result.prediction.items() if k not in ("reasons", "memorization_reasons", "warnings")}
+    row["outside"] = " | ".join(result.prediction["outside"])
     row |= {f"task_{k}": v for k, v in result.task.items()}
     row["warnings"] = " | ".join(result.prediction["warnings"])
     if result.measured is not None:
@@ -237,6 +321,7 @@ def write_prediction(result: PredictionResult, out: str | os.PathLike[str]) -> l
         tables["loto.csv"] = result.predictor.loto
     if result.predictor.holdout is not None:
         tables["holdout.csv"] = result.predictor.holdout
+    if result.predictor.baselines is not None:
         tables["baselines.csv"] = result.predictor.baselines
     record = dict(result.manifest)
     if result.predictor.loto is not None:

@@ -1,4 +1,4 @@
-"""The predictor: task-level gain models, thresholds and intervals from held-out predictions."""
+"""The predictor fitted on a calibration: units (a task on a model), :class:`Predictor`, :func:`fit_predictor`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from lexprobe.predict._common import (
     _pair_groups,
     _units,
 )
+from lexprobe.predict._estimator import VerdictPredictor, detection_gain, with_unit_columns
 from lexprobe.predict._features import _with_template_share
 from lexprobe.predict._schema import COMPUTED, ITEMS, validate_table
 from lexprobe.stats import youden_threshold
@@ -64,18 +65,6 @@ def fitted_cut(
     return None, (
         f"no cut fitted: {pairs_in} field pair(s) reached it (fewer than {MIN_CLASS_PAIRS}), so it is not predicted"
     )
-
-
-def _stated_verdict(gains, lows, highs, thresholds) -> str:
-    """The verdict at the point estimate, or ``uncertain: A or B`` when the intervals straddle a threshold."""
-    point = _verdict(gains, thresholds)
-    if not all(np.isfinite(v) for v in (*lows.values(), *highs.values())):
-        return point
-    best = VERDICTS.index(_verdict(highs, thresholds))
-    worst = VERDICTS.index(_verdict(lows, thresholds))
-    if best == worst:
-        return point
-    return "uncertain: " + " or ".join(VERDICTS[best : worst + 1])
 
 
 def unit_table(
@@ -155,154 +144,110 @@ def unit_table(
     return pd.DataFrame(rows)
 
 
-def _gain_model(X: np.ndarray, y: np.ndarray, alpha: float):
-    """Ridge regression of a task's gain on its standardized task-mean features (the mean where < 3 units)."""
-    from sklearn.dummy import DummyRegressor
-    from sklearn.linear_model import Ridge
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if len(y) < 3:
-        return DummyRegressor(strategy="mean").fit(np.zeros((len(y), 1)) if not len(X) else X, y)
-    return make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(X, y)
-
-
-def _predict_gain(model, X: np.ndarray) -> np.ndarray:
-    return np.clip(model.predict(X), -1.0, 1.0)
-
-
 @dataclasses.dataclass
 class Predictor:
-    """Task-level ridge models of the memorization and generalization gains, thresholds and intervals fitted
-    on held-out (nested, leave-one-field-pair-out) predictions of the calibration.
+    """A fitted :class:`~lexprobe.predict.VerdictPredictor` with the calibration it was fitted on and, where
+    evaluated, its hold-out evaluations.
 
     Attributes
     ----------
-    features : tuple of str
-        Task means of these item features are the regressors.
-    models : dict
-        ``train`` (memorization) and ``withheld`` (generalization) gain models.
-    thresholds : dict
-        Cuts on predicted gain (Youden's J over the calibration units' *held-out* predictions against
-        "measured interval above 0"); ``None`` where no calibration unit reached that verdict.
-    threshold_notes : dict
-    residuals : dict
-        Held-out residuals (measured minus predicted) per split: the interval of a prediction is the
-        prediction plus their quantiles.
+    estimator : VerdictPredictor
+        The fitted estimator: gain models anchored on the kind of task, verdict probabilities.
     tasks : DataFrame
-        The calibration units with their held-out predicted gains.
+        The calibration units (:func:`unit_table` plus :func:`lexprobe.predict.with_unit_columns`) with their
+        leave-one-field-pair-out predicted gains.
     calibration_items : DataFrame
-    loto : DataFrame or None
-        Leave-one-field-pair-out evaluation, long (one row per unit and split); ``holdout`` one row per unit,
-        ``baselines`` the baselines beside the predictor (see :func:`evaluate_holdout`).
+    holdout : DataFrame or None
+        :func:`lexprobe.predict.evaluate_holdout`: every unit held out by field pair, ontology and model,
+        the predictor beside the baselines; ``baselines`` its scores per scheme and rule, ``by_kind`` the same
+        within each kind; ``loto`` the field-pair hold-out in long form.
     warnings : list of str
-    confidence : float
+    fallback : str
+        The rule a task outside the calibration gets instead (:data:`lexprobe.predict.PAPERS_RULE`, or the
+        baseline with the lowest Brier score held out by ontology).
     """
 
-    features: tuple[str, ...]
-    models: dict[str, Any]
-    thresholds: dict[str, float | None]
-    threshold_notes: dict[str, str]
-    residuals: dict[str, np.ndarray]
+    estimator: VerdictPredictor
     tasks: pd.DataFrame
     calibration_items: pd.DataFrame
-    loto: pd.DataFrame | None
     warnings: list[str]
+    loto: pd.DataFrame | None = None
     holdout: pd.DataFrame | None = None
     baselines: pd.DataFrame | None = None
-    confidence: float = 0.9
+    by_kind: pd.DataFrame | None = None
+    fallback: str = "the paper's rule (kinds of the fields)"
 
-    def _means(self, items: pd.DataFrame) -> np.ndarray:
-        items = _with_template_share(items)
-        return items[list(self.features)].astype(float).mean().to_numpy()[None, :]
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.estimator.features
 
-    def predict(self, items: pd.DataFrame) -> dict[str, Any]:
-        """Verdict, predicted gains with intervals, and the features that drove it, for one task's items."""
-        return self.predict_means(self._means(items)[0], reasons_items=items)
+    @property
+    def confidence(self) -> float:
+        return self.estimator.confidence
 
-    def predict_means(self, means: np.ndarray, reasons_items: pd.DataFrame | None = None) -> dict[str, Any]:
-        X = np.asarray(means, dtype=float)[None, :]
-        alpha = (1 - self.confidence) / 2
-        gains, lows, highs = {}, {}, {}
-        for split in _SPLITS:
-            gains[split] = float(_predict_gain(self.models[split], X)[0])
-            r = self.residuals[split]
-            if len(r) >= 2:
-                lows[split] = float(np.clip(gains[split] + np.quantile(r, alpha, method="lower"), -1, 1))
-                highs[split] = float(np.clip(gains[split] + np.quantile(r, 1 - alpha, method="higher"), -1, 1))
-            else:
-                lows[split] = highs[split] = float("nan")
-        out: dict[str, Any] = {
-            "verdict": _verdict(gains, self.thresholds),
-            "stated_verdict": _stated_verdict(gains, lows, highs, self.thresholds),
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The gain a measured verdict needs (:func:`lexprobe.predict.detection_gain`) at the calibration's
+        median split size."""
+        return {split: detection_gain(int(self.tasks[f"n_{split}"].median())) for split in _SPLITS}
+
+    @property
+    def threshold_notes(self) -> dict[str, str]:
+        return {
+            split: f"the smallest gain whose 95% interval clears 0 with {int(self.tasks[f'n_{split}'].median())} "
+            f"{split} pairs and a baseline of 0"
+            for split in _SPLITS
         }
+
+    def predict_unit(self, unit: dict[str, Any] | pd.Series) -> dict[str, Any]:
+        """Verdict probabilities, the most probable verdict, the stated verdict, predicted gains with
+        intervals and what drove them, for one unit (a task on a model, with the columns of
+        :func:`lexprobe.predict.with_unit_columns`). A unit outside what the calibration spans
+        (:meth:`VerdictPredictor.outside`) gets :attr:`fallback` instead, with the reasons (``outside``)."""
+
+        from lexprobe.predict._holdout import KIND_MEAN, PAPERS_RULE, kind_mean_rule, papers_rule
+
+        frame = pd.DataFrame([dict(unit)])
+        est = self.estimator
+        gains = est.predict_gains(frame).iloc[0].to_dict()
+        proba = est.predict_proba(frame)[0]
+        outside = est.outside(frame.iloc[0])
+        rule = PREDICTOR_NAME
+        if outside and self.fallback == KIND_MEAN:
+            rule = KIND_MEAN
+            kind_mean = kind_mean_rule().fit(self.tasks)
+            gains = kind_mean.predict_gains(frame).iloc[0].to_dict()
+            proba = kind_mean.predict_proba(frame)[0]
+        elif outside:
+            rule = PAPERS_RULE
+            rule_out = papers_rule(self.tasks, frame)
+            proba = rule_out["proba"][0]
+            gains["predicted_generalization_gain"] = float(rule_out["gain"][0])
+            gains["predicted_memorization_gain"] = float(rule_out["memorization"][0])
+            for name in _GAIN_NAMES.values():
+                gains[f"predicted_{name}_gain_ci_low"] = gains[f"predicted_{name}_gain_ci_high"] = float("nan")
+        best = int(np.argmax(proba))
+        out: dict[str, Any] = {
+            "verdict": VERDICTS[best],
+            "probability": float(proba[best]),
+            "committed": bool(proba[best] >= est.commit),
+            "stated_verdict": est.stated(proba),
+            **{f"p: {v}": float(p) for v, p in zip(VERDICTS, proba)},
+            "rule": rule,
+            "kind": str(frame.iloc[0]["kind"]),
+            **gains,
+        }
+        thresholds = self.thresholds
         for split in _SPLITS:
-            name = _GAIN_NAMES[split]
-            out |= {
-                f"predicted_{name}_gain": gains[split],
-                f"predicted_{name}_gain_ci_low": lows[split],
-                f"predicted_{name}_gain_ci_high": highs[split],
-                f"{name}_threshold": self.thresholds[split],
-            }
-        out["reasons"] = self.reasons(X[0]) if reasons_items is not None else []
+            out[f"{_GAIN_NAMES[split]}_threshold"] = thresholds[split]
+        out["outside"] = outside
+        out["reasons"] = [] if outside else est.gain_models_["withheld"].pushes(frame.iloc[0])
+        out["memorization_reasons"] = [] if outside else est.gain_models_["train"].pushes(frame.iloc[0])
         return out
 
-    def reasons(self, means: np.ndarray) -> list[dict[str, Any]]:
-        """Each feature's push on the predicted generalization gain (points): coefficient times the task's
-        standardized distance from the calibration mean, largest first."""
-        model = self.models["withheld"]
-        if not hasattr(model, "steps"):
-            return []
-        scaler, ridge = model[0], model[-1]
-        rows = []
-        for i, feature in enumerate(self.features):
-            z = (means[i] - scaler.mean_[i]) / scaler.scale_[i]
-            rows.append(
-                {
-                    "feature": feature,
-                    "task_mean": float(means[i]),
-                    "calibration_mean": float(scaler.mean_[i]),
-                    "gain_points": float(100 * ridge.coef_[i] * z),
-                }
-            )
-        return sorted(rows, key=lambda r: -abs(r["gain_points"]))
 
-
-def _fit_core(units: pd.DataFrame, features: tuple[str, ...], alpha: float, confidence: float) -> Predictor:
-    """Gain models on all ``units``; thresholds and residuals from their leave-one-field-pair-out predictions."""
-    X = units[list(features)].astype(float).to_numpy()
-    models = {s: _gain_model(X, units[f"{_GAIN_NAMES[s]}_gain"].astype(float).to_numpy(), alpha) for s in _SPLITS}
-    held = {s: np.full(len(units), np.nan) for s in _SPLITS}
-    groups = units["group"].to_numpy()
-    if len(set(groups)) >= 2:
-        for g in dict.fromkeys(groups):
-            out, keep = groups == g, groups != g
-            for s in _SPLITS:
-                y = units[f"{_GAIN_NAMES[s]}_gain"].astype(float).to_numpy()
-                held[s][out] = _predict_gain(_gain_model(X[keep], y[keep], alpha), X[out])
-    thresholds, notes, residuals = {}, {}, {}
-    for split, flag in (("train", "memorized"), ("withheld", "generalized")):
-        thresholds[split], notes[split] = fitted_cut(
-            held[split], units[flag].astype(bool).to_numpy(), groups, always=0.0, on="held-out predictions"
-        )
-        measured = units[f"{_GAIN_NAMES[split]}_gain"].astype(float).to_numpy()
-        residuals[split] = (measured - held[split])[np.isfinite(held[split])]
-        if np.ptp(measured) == 0:
-            # every calibration unit gained the same: held-out errors of 0 say nothing about a new task
-            residuals[split] = np.array([])
-    scored = units.assign(predicted_memorization_gain=held["train"], predicted_generalization_gain=held["withheld"])
-    return Predictor(
-        features=features,
-        models=models,
-        thresholds=thresholds,
-        threshold_notes=notes,
-        residuals=residuals,
-        tasks=scored,
-        calibration_items=pd.DataFrame(),
-        loto=None,
-        warnings=[],
-        confidence=confidence,
-    )
+#: The predictor's name in tables (``rule``).
+PREDICTOR_NAME = "predictor (kind-anchored)"
 
 
 def fit_predictor(
@@ -311,16 +256,14 @@ def fit_predictor(
     *,
     features: Sequence[str] = FEATURES,
     loto: bool = True,
-    alpha: float = 1.0,
-    confidence: float = 0.9,
+    estimator: VerdictPredictor | None = None,
     seed: int = 0,
-    n_boot: int | None = None,
 ) -> Predictor:
     """Fit the predictor on calibration outcomes (``items`` and ``tasks`` as :func:`correlate` writes them).
 
-    With ``loto`` the predictor is also evaluated leaving out one field pair at a time (every model's runs
-    of a task and of its reverse), beside the baselines (:func:`evaluate_holdout`). ``n_boot`` is accepted
-    for compatibility and unused (intervals come from held-out residuals).
+    With ``loto`` it is also evaluated held out by field pair, by ontology and by model beside the baselines
+    (:func:`evaluate_holdout`); ``features`` are the item features the tables need and the nearest-task
+    baseline uses.
 
     Raises
     ------
@@ -328,7 +271,7 @@ def fit_predictor(
         Fewer than two calibration tasks, or ``items`` not a valid items table
         (:data:`lexprobe.predict.ITEMS`: features missing, a value that is not a finite number in range...).
     """
-    from lexprobe.predict._holdout import _long_holdout, evaluate_holdout
+    from lexprobe.predict._holdout import _long_holdout, best_fallback, evaluate_holdout, kind_table
 
     features = tuple(features)
     validate_table(items, ITEMS, source="the calibration items", require=[f for f in features if f not in COMPUTED])
@@ -339,13 +282,22 @@ def fit_predictor(
     units = unit_table(items, tasks, features=features, seed=seed)
     if len(units) < 2:
         raise PredictionError(f"the predictor needs outcomes of at least 2 tasks, got {len(units)}")
-    predictor = _fit_core(units, features, alpha, confidence)
-    predictor.calibration_items = items
-    predictor.warnings = _calibration_warnings(units)
+    units = with_unit_columns(units, items)
+    estimator = (estimator or VerdictPredictor()).clone().fit(units)
+    held = estimator.held_out_
+    scored = units.assign(
+        predicted_memorization_gain=held["held_out_memorization_gain"].to_numpy(),
+        predicted_generalization_gain=held["held_out_generalization_gain"].to_numpy(),
+    )
+    predictor = Predictor(
+        estimator=estimator, tasks=scored, calibration_items=items, warnings=_calibration_warnings(units)
+    )
     if loto and units["group"].nunique() >= 2:
-        holdout, baselines = evaluate_holdout(units, features=features, alpha=alpha, confidence=confidence)
+        holdout, baselines = evaluate_holdout(units, estimator=estimator, features=features)
         predictor.holdout, predictor.baselines = holdout, baselines
+        predictor.by_kind = kind_table(holdout)
         predictor.loto = _long_holdout(holdout)
+        predictor.fallback = best_fallback(baselines)
     return predictor
 
 

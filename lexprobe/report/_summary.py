@@ -119,6 +119,8 @@ def _gain(row: pd.Series, name: str) -> str:
 def _unit_rows(run: Run) -> tuple[list[dict[str, str | Cell]], str] | None:
     """Per task (and model): predicted and measured gains and verdicts, from ``holdout.csv`` or ``loto.csv``."""
     holdout = read_csv(run.path / "holdout.csv")
+    if isinstance(holdout, pd.DataFrame) and "held_out_by" in holdout:
+        holdout = holdout[holdout["held_out_by"] == "field pair"]
     if isinstance(holdout, pd.DataFrame) and not holdout.empty:
         rows = [
             {
@@ -162,23 +164,36 @@ def _unit_rows(run: Run) -> tuple[list[dict[str, str | Cell]], str] | None:
 
 def _baselines(run: Run) -> tuple[Table | None, str | None]:
     """The predictor beside the trivial baselines (``baselines.csv``), and one sentence: skill or none."""
-    from lexprobe.predict import PREDICTOR_RULE
 
     table = read_csv(run.path / "baselines.csv")
     needed = {"rule", "verdicts_right", "n_units", "gain_mae_points"}
     if not isinstance(table, pd.DataFrame) or table.empty or not needed <= set(table.columns):
         return None, None
-    rows: list[dict[str, str | Cell]] = [
-        {
+    if "held_out_by" in table:
+        table = table[table["held_out_by"] == "field pair"]
+    proper = "brier" in table  # written since the predictor gives probabilities
+    rows: list[dict[str, str | Cell]] = []
+    for _, r in table.iterrows():
+        row: dict[str, str | Cell] = {
             "rule (fitted without the held-out field pair)": _text(r["rule"]),
             "verdicts right": f"{format_value(r['verdicts_right'])[0]}/{format_value(r['n_units'])[0]}",
-            "generalization gain error (MAE, points)": _fixed(r["gain_mae_points"]),
-            "error / best baseline's": _fixed(r.get("relative_error")),
         }
-        for _, r in table.iterrows()
-    ]
+        if proper:
+            row["Brier"] = _fixed(r["brier"], 3)
+            row["committed (right)"] = (
+                f"{float(r['committed_share']):.0%} "
+                f"({MISSING if is_missing(r['committed_right']) else format(float(r['committed_right']), '.0%')})"
+            )
+        row["generalization gain error (MAE, points)"] = _fixed(r["gain_mae_points"])
+        if proper:
+            row["Brier skill over the paper's rule"] = _fixed(r.get("brier_skill_over_papers_rule"))
+            row["gain error / kind mean's"] = _fixed(r.get("gain_error_over_kind_mean"))
+        else:
+            row["error / best baseline's"] = _fixed(r.get("relative_error"))
+        rows.append(row)
     shown = _frame(rows, "baselines.csv: held out by field pair, the predictor beside trivial rules")
-    own, others = table[table["rule"] == PREDICTOR_RULE], table[table["rule"] != PREDICTOR_RULE]
+    mine = table["rule"].astype(str).str.startswith("predictor")
+    own, others = table[mine], table[~mine]
     if own.empty or others.empty or others["gain_mae_points"].isna().all():
         return shown, None
     own, best = own.iloc[0], others.sort_values("gain_mae_points").iloc[0]
@@ -195,8 +210,8 @@ def _baselines(run: Run) -> tuple[Table | None, str | None]:
     return shown, finding
 
 
-def _fixed(value: object) -> str:
-    return MISSING if is_missing(value) else f"{float(value):.2f}"  # type: ignore[arg-type]
+def _fixed(value: object, digits: int = 2) -> str:
+    return MISSING if is_missing(value) else f"{float(value):.{digits}f}"  # type: ignore[arg-type]
 
 
 def _correlate_verdicts(run: Run, anchor: str) -> Verdicts:
