@@ -35,6 +35,10 @@ GENERALIZATION_FEATURES = ("alignment_z", "log_exposures")
 #: and the budget.
 MEMORIZATION_FEATURES = ("target_tokens", "log_params", "log_exposures")
 
+#: What stands in for a feature the calibration units lack: ``alignment_z`` is computed per task by
+#: ``lexprobe correlate`` (``tasks.csv``); an items table alone has the per-item ``alignment``.
+STAND_INS = {"alignment_z": "alignment"}
+
 #: A verdict is committed to when its probability is at least this.
 COMMIT = 0.8
 
@@ -263,20 +267,44 @@ class VerdictPredictor:
     def features(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*self.generalization_features, *self.memorization_features)))
 
+    @property
+    def used_(self) -> tuple[str, ...]:
+        """The features the fitted models use: those every calibration unit has."""
+        used = self.used_features_
+        return tuple(dict.fromkeys((*used["withheld"], *used["train"])))
+
     def _models(self) -> dict[str, KindGainModel]:
+        used = getattr(self, "used_features_", None) or {
+            "withheld": self.generalization_features,
+            "train": self.memorization_features,
+        }
         return {
-            "withheld": KindGainModel(self.generalization_features, alpha=self.alpha, anchor=self.anchor),
-            "train": KindGainModel(self.memorization_features, alpha=self.alpha),
+            "withheld": KindGainModel(used["withheld"], alpha=self.alpha, anchor=self.anchor),
+            "train": KindGainModel(used["train"], alpha=self.alpha),
         }
 
     def fit(self, units: pd.DataFrame) -> VerdictPredictor:
         """Fit on calibration units: gain models on all of them, errors from leave-one-field-pair-out."""
-        missing = [c for c in (*UNIT_COLUMNS, *self.features, *_TARGETS.values()) if c not in units]
+        missing = [c for c in (*UNIT_COLUMNS, *_TARGETS.values()) if c not in units]
         if missing:
             raise PredictionError(f"calibration units lack {missing}")
         units = units.reset_index(drop=True)
         if len(units) < 2:
             raise PredictionError(f"the predictor needs at least 2 calibration units, got {len(units)}")
+
+        def known(feature: str) -> bool:
+            return feature in units and bool(pd.to_numeric(units[feature], errors="coerce").notna().all())
+
+        def use(features: Sequence[str]) -> tuple[str, ...]:
+            picked = [f if known(f) else STAND_INS.get(f) for f in features]
+            return tuple(dict.fromkeys(f for f in picked if f is not None and known(f)))
+
+        # a feature some calibration unit lacks (a model of unknown size, a budget not recorded) is left out, or
+        # its stand-in used (the alignment z of an items table without tasks.csv: the task's mean alignment)
+        self.used_features_ = {"withheld": use(self.generalization_features), "train": use(self.memorization_features)}
+        self.dropped_features_ = tuple(f for f in self.features if not known(f))
+        if not self.used_features_["withheld"] and not self.used_features_["train"] and self.features:
+            self.dropped_features_ = self.features
         self.gain_models_ = {s: m.fit(units, units[_TARGETS[s]]) for s, m in self._models().items()}
         held = {s: np.full(len(units), np.nan) for s in _TARGETS}
         groups = units["group"].astype(str).to_numpy()
@@ -294,8 +322,9 @@ class VerdictPredictor:
         self.held_out_ = frame
         self._error_cache = {}
         self.kinds_ = set(units["kind"].astype(str))
-        X = units[list(self.features)].astype(float)
-        self.ranges_ = {f: (float(X[f].min()), float(X[f].max())) for f in self.features}
+        used = self.used_
+        X = units[list(used)].astype(float)
+        self.ranges_ = {f: (float(X[f].min()), float(X[f].max())) for f in used}
         self._scale = X.std(ddof=0).replace(0, 1.0).to_numpy()
         self._center = X.mean().to_numpy()
         Z = (X.to_numpy() - self._center) / self._scale
@@ -386,14 +415,18 @@ class VerdictPredictor:
         kind = str(unit["kind"])
         if kind not in self.kinds_:
             reasons.append(f"kind '{kind}': no calibration task is of this kind")
-        x = np.array([float(unit[f]) for f in self.features])
-        for f, value in zip(self.features, x):
+        used = self.used_
+        x = np.array([float(unit[f]) if f in unit and pd.notna(unit[f]) else np.nan for f in used])
+        for f, value in zip(used, x):
+            if not np.isfinite(value):
+                reasons.append(f"{f} is not known for this task")
+                continue
             low, high = self.ranges_[f]
             slack = 0.05 * (high - low)
             if not (low - slack <= value <= high + slack):
                 span = f"{_fmt(low)}" if low == high else f"{_fmt(low)} to {_fmt(high)}"
                 reasons.append(f"{f} = {_fmt(value)} lies outside the calibration's {span}")
-        if np.isfinite(x).all():
+        if len(x) and np.isfinite(x).all():
             d = float(np.sqrt((((x - self._center) / self._scale - self._Z) ** 2).sum(axis=1)).min())
             if d > self.nearest_distance_ * 1.05 and self.nearest_distance_ > 0:
                 reasons.append(
@@ -435,9 +468,9 @@ def with_unit_columns(units: pd.DataFrame, items: pd.DataFrame | None = None) ->
         known = units["majority_share"] if "majority_share" in units else pd.Series(np.nan, index=units.index)
         units["majority_share"] = known.fillna(_units(units).map(shares))
     if "parameters" not in units:
-        units["parameters"] = units["model"].map(model_parameters)
+        units["parameters"] = units["model"].map(model_parameters) if "model" in units else np.nan
     units["log_params"] = np.log10(units["parameters"].astype(float))
-    if "exposures" not in units:
-        raise PredictionError("units need an exposures column (the budget each was trained at)")
+    if "exposures" not in units:  # not recorded: the budget is left out of the predictor's features
+        units["exposures"] = np.nan
     units["log_exposures"] = np.log10(units["exposures"].astype(float))
     return units

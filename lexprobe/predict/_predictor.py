@@ -258,12 +258,13 @@ def fit_predictor(
     loto: bool = True,
     estimator: VerdictPredictor | None = None,
     seed: int = 0,
+    n_boot: int | None = None,
 ) -> Predictor:
     """Fit the predictor on calibration outcomes (``items`` and ``tasks`` as :func:`correlate` writes them).
 
     With ``loto`` it is also evaluated held out by field pair, by ontology and by model beside the baselines
     (:func:`evaluate_holdout`); ``features`` are the item features the tables need and the nearest-task
-    baseline uses.
+    baseline uses. ``n_boot`` is accepted for compatibility and unused (intervals come from held-out errors).
 
     Raises
     ------
