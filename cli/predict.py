@@ -340,7 +340,7 @@ def predict_cmd(
     from lexprobe.predict import VERDICTS
 
     console.print(
-        f"[bold]{markup(p['label'])} ({markup(p['model'])}, {p['exposures']:g} exposures): "
+        f"[bold]{markup(p['label'])} ({markup(p['model'])}, {_num(p['exposures'], 'g')} exposures): "
         f"{markup(p['verdict'])} (p = {p['probability']:.2f})[/bold]",
         markup=True,
     )

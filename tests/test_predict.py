@@ -785,3 +785,30 @@ def test_the_kind_table_counts_each_kind_s_outcomes_and_held_out_verdicts() -> N
     assert rows["text -> category"][5] == "0/1"  # led the 5-shot baseline but not the majority rule
     assert kind_markdown(tasks.assign(task="name")) == ""  # a task name with no fields has no kind
     assert "| - | - | - |" in kind_markdown(tasks)  # without a hold-out, no verdict columns
+
+
+def test_a_task_outside_the_calibration_is_named_so_and_gets_the_fallback_rule() -> None:
+    """The extrapolation guard: a budget, a model size or a kind the shipped calibration never measured is
+    named, and the verdict comes from the rule that held up best held out by ontology, not the predictor."""
+    from lexprobe.predict import BASELINES, shipped_predictor
+
+    predictor = shipped_predictor()
+    assert predictor.fallback in BASELINES and predictor.baselines is not None
+    inside = predictor.tasks.iloc[0].to_dict()
+    assert predictor.estimator.outside(inside) == []  # a calibration unit lies inside
+    assert predictor.predict_unit(inside)["rule"] == PREDICTOR_RULE
+    for change, named in (
+        ({"log_exposures": np.log10(80.0)}, "log_exposures"),  # a budget of 80 (the calibration: 20 only)
+        ({"log_params": np.log10(8e9)}, "log_params"),  # an 8B model (the calibration: 135M and 270M)
+        ({"kind": "category -> identifier"}, "no calibration task is of this kind"),
+        ({"alignment_z": 500.0}, "alignment_z"),
+    ):
+        out = predictor.predict_unit(inside | change)
+        assert any(named in reason for reason in out["outside"]), (change, out["outside"])
+        assert out["rule"] == predictor.fallback and out["rule"] != PREDICTOR_RULE
+        p = np.array([out[f"p: {v}"] for v in VERDICTS])
+        assert p.sum() == pytest.approx(1.0)
+    # an identifier task on a new ontology's budget: never "will generalize" from a push at the range's edge
+    ident = predictor.tasks[predictor.tasks["kind"] == "lexicalized -> identifier"].iloc[0].to_dict()
+    out = predictor.predict_unit(ident | {"log_exposures": np.log10(80.0)})
+    assert out["verdict"] != VERDICTS[0] and out["p: will generalize"] < 0.2

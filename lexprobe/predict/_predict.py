@@ -125,9 +125,13 @@ def predict_task(
         cache_dir=cache_dir,
         progress=progress,
     )
-    if exposures is None:
-        exposures = float(predictor.tasks["exposures"].astype(float).mode().iloc[0])
-    if not exposures > 0:
+    recorded_budgets = predictor.tasks["exposures"].astype(float).dropna()
+    if exposures is None:  # the calibration's commonest budget; unknown where it recorded none
+        exposures = float(recorded_budgets.mode().iloc[0]) if len(recorded_budgets) else float("nan")
+    elif not len(recorded_budgets):
+        warnings_budget = "the calibration recorded no budget: --exposures cannot change the prediction"
+        logger.warning(warnings_budget)
+    if exposures == exposures and not exposures > 0:
         raise PredictionError(f"--exposures must be a number of times each pair is shown (> 0), got {exposures}")
     unit = new_unit(
         features.items,
@@ -251,8 +255,7 @@ def recorded_evaluation(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame
     """The hold-out scores (``baselines.csv`` held out three ways) the first calibration folder recorded, or
     None where none did (an older correlate output: the evaluation is then computed)."""
     for path in paths:
-        file = Path(path) / "baselines.csv"
-        if file.is_file():
+        for file in sorted(Path(path).rglob("baselines.csv")):  # a folder of correlate outputs, or one
             table = pd.read_csv(file)
             if "held_out_by" in table and "brier" in table:
                 return table
