@@ -16,9 +16,17 @@ import sys
 from pathlib import Path
 
 ORDER = [  # where the budget matters most first: tasks that generalize partly, then categories, then identifiers
-    "hgnc/name-to-symbol", "hgnc/symbol-to-name", "hgnc/previous_symbol-to-symbol", "hgnc/alias_symbol-to-symbol",
-    "go/synonym-to-name", "hpo/synonym-to-name", "hgnc/name-to-locus_type", "hgnc/symbol-to-locus_type",
-    "go/name-to-namespace", "go/id-to-namespace", "hpo/name-to-category",
+    "hgnc/name-to-symbol",
+    "hgnc/symbol-to-name",
+    "hgnc/previous_symbol-to-symbol",
+    "hgnc/alias_symbol-to-symbol",
+    "go/synonym-to-name",
+    "hpo/synonym-to-name",
+    "hgnc/name-to-locus_type",
+    "hgnc/symbol-to-locus_type",
+    "go/name-to-namespace",
+    "go/id-to-namespace",
+    "hpo/name-to-category",
 ]
 DTYPE = "auto"
 SNAPSHOTS = (5.0, 10.0)  # and the finished adapter at 20, which the curve scores too

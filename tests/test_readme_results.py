@@ -122,7 +122,7 @@ def test_the_study_page_tables_are_the_summary_the_tool_wrote(calibration: Path)
     page = (ROOT / "docs" / "study.md").read_text(encoding="utf-8")
     for table in per_model.split("### ")[1:]:
         assert "### " + table.strip() in page
-    assert {line[4:] for line in written.splitlines() if line.startswith("### ")} == STUDY_MODELS
+    assert {line[4:] for line in per_model.splitlines() if line.startswith("### ")} == STUDY_MODELS
 
 
 def training_minutes(model: str) -> tuple[int, int]:
@@ -204,12 +204,30 @@ def test_the_readme_study_bullets_quote_the_calibration_files() -> None:
     for model in ("alignment itself", "lexicalization itself", "seen_target_share itself", "log_popularity itself"):
         r = auc.loc[model]
         assert f"{r['within_auc']:.3f} [{r['within_ci_low']:.3f}, {r['within_ci_high']:.3f}]" in readme, model
-    rows = readme_rows("| rule (fitted without the held-out field pair) |")
+    from lexprobe.predict import KIND_MEAN, PAPERS_RULE, PREDICTOR_RULE
+
+    rows = readme_rows("| held out by | rule |")
     baselines = pd.read_csv(CALIBRATION / "baselines.csv")
-    assert [row[0] for row in rows] == list(baselines["rule"])
-    for (_rule, verdicts, mae, ratio), (_, b) in zip(rows, baselines.iterrows()):
-        assert verdicts == f"{b['verdicts_right']}/{b['n_units']}"
-        assert mae == f"{b['gain_mae_points']:.2f}" and ratio == f"{b['relative_error']:.2f}"
+    shown = baselines[baselines["rule"].isin([PREDICTOR_RULE, PAPERS_RULE, KIND_MEAN])]
+    assert [(row[0], row[1]) for row in rows] == list(zip(shown["held_out_by"], shown["rule"]))
+    for row, (_, b) in zip(rows, shown.iterrows()):
+        assert row[2] == f"{b['verdicts_right']}/{b['n_units']}" and row[3] == f"{b['brier']:.3f}"
+        assert row[4] == f"{b['committed_share']:.0%} ({b['committed_right']:.0%})"
+        assert row[5:] == [
+            f"{b['gain_mae_points']:.2f}",
+            f"{b['brier_skill_over_papers_rule']:+.2f}",
+            f"{b['gain_error_over_kind_mean']:.2f}",
+        ]
+    # the paragraph under the table quotes the same files
+    own = baselines[baselines["rule"] == PREDICTOR_RULE].set_index("held_out_by")
+    paper = baselines[baselines["rule"] == PAPERS_RULE].set_index("held_out_by")
+    schemes = ["field pair", "ontology", "model"]
+    skill = ", ".join(f"{own.loc[s, 'brier_skill_over_papers_rule']:+.2f}" for s in schemes[:2])
+    assert (
+        f"Brier skill over the paper's rule is {skill} and {own.loc['model', 'brier_skill_over_papers_rule']:+.2f}"
+        in readme
+    )
+    assert "(the paper's rule: " + ", ".join(str(paper.loc[s, "verdicts_right"]) for s in schemes) + ")" in readme
     loto = pd.read_csv(CALIBRATION / "loto.csv")
     held = loto[loto["split"] == "withheld"]
     assert held.groupby("group")["model"].nunique().max() == 2  # a field pair is held out on both models
@@ -501,14 +519,13 @@ def test_the_study_page_cost_table_sums_the_runs_manifests() -> None:
 
 
 def test_the_prediction_page_quotes_the_shipped_baselines() -> None:
-    rows = readme_rows(
-        "| rule | verdicts right | generalization gain error (points) | Spearman |", page="docs/prediction.md"
-    )
-    baselines = pd.read_csv(CALIBRATION / "baselines.csv")
-    assert [row[0] for row in rows] == list(baselines["rule"])
-    for (_rule, verdicts, mae, rho), (_, b) in zip(rows, baselines.iterrows()):
-        assert verdicts == f"{b['verdicts_right']}/{b['n_units']}" and mae == f"{b['gain_mae_points']:.2f}"
-        assert rho == ("-" if pd.isna(b["gain_spearman"]) else f"{b['gain_spearman']:+.2f}")
+    """docs/prediction.md carries the shipped calibration's hold-out scores (all three ways, every rule) and its
+    within-kind scores as `lexprobe correlate` writes them."""
+    from lexprobe.predict._correlate import holdout_markdown, kind_skill_markdown
+
+    page = (ROOT / "docs" / "prediction.md").read_text(encoding="utf-8")
+    assert holdout_markdown(pd.read_csv(CALIBRATION / "baselines.csv")).strip() in page
+    assert kind_skill_markdown(pd.read_csv(CALIBRATION / "baselines_by_kind.csv")).strip() in page
 
 
 def test_the_study_page_spread_table_is_the_recorded_spread() -> None:

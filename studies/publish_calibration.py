@@ -1,0 +1,89 @@
+"""Re-publish the shipped calibration's tables in README.md, docs/study.md and docs/prediction.md from its
+files (`data/calibration/study-v2/`): the kind table, the per-model tables and the hold-out scores.
+
+    python studies/publish_calibration.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from lexprobe.predict import KIND_MEAN, PAPERS_RULE, PREDICTOR_RULE, kind_markdown
+from lexprobe.predict._correlate import holdout_markdown, kind_skill_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+CAL = ROOT / "data" / "calibration" / "study-v2"
+
+
+def table_at(text: str, header_start: str, new: str) -> str:
+    """``text`` with the Markdown table whose header line starts with ``header_start`` replaced by ``new``."""
+    lines = text.split("\n")
+    i = next(k for k, line in enumerate(lines) if line.startswith(header_start))
+    j = i
+    while j < len(lines) and lines[j].startswith("|"):
+        j += 1
+    return "\n".join([*lines[:i], new.strip("\n"), *lines[j:]])
+
+
+def readme_scores(baselines: pd.DataFrame) -> str:
+    shown = baselines[baselines["rule"].isin([PREDICTOR_RULE, PAPERS_RULE, KIND_MEAN])]
+    out = [
+        "| held out by | rule | verdicts right | Brier | committed (right) | generalization gain error (points) "
+        "| Brier skill over the paper's rule | gain error / kind mean's |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in shown.iterrows():
+        out.append(
+            f"| {r['held_out_by']} | {r['rule']} | {r['verdicts_right']}/{r['n_units']} | {r['brier']:.3f} | "
+            f"{r['committed_share']:.0%} ({r['committed_right']:.0%}) | {r['gain_mae_points']:.2f} | "
+            f"{r['brier_skill_over_papers_rule']:+.2f} | {r['gain_error_over_kind_mean']:.2f} |"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    tasks, holdout = pd.read_csv(CAL / "tasks.csv"), pd.read_csv(CAL / "holdout.csv")
+    baselines, by_kind = pd.read_csv(CAL / "baselines.csv"), pd.read_csv(CAL / "baselines_by_kind.csv")
+    kinds = "\n".join(line for line in kind_markdown(tasks, holdout).splitlines() if line.startswith("|"))
+    summary = (CAL / "summary.md").read_text(encoding="utf-8")
+    per_model = summary.split("\n## ")[0]
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = table_at(readme, "| kind | units |", kinds)
+    readme = table_at(
+        readme,
+        "| held out by | rule |" if "| held out by | rule |" in readme else "| rule (fitted",
+        readme_scores(baselines),
+    )
+    (ROOT / "README.md").write_text(readme, encoding="utf-8")
+
+    study = (ROOT / "docs" / "study.md").read_text(encoding="utf-8")
+    study = table_at(study, "| kind | units |", kinds)
+    for table in per_model.split("### ")[1:]:
+        name = table.split("\n", 1)[0]
+        body = table.split("\n", 1)[1].strip("\n")
+        start = study.index(f"### {name}\n")
+        header_line = body.split("\n", 1)[0][:30]
+        rest = study[start:]
+        study = study[:start] + table_at(rest, header_line, body)
+    study = table_at(
+        study,
+        "| held out by | rule |" if "| held out by | rule |" in study else "| rule (fitted",
+        readme_scores(baselines),
+    )
+    (ROOT / "docs" / "study.md").write_text(study, encoding="utf-8")
+
+    page = (ROOT / "docs" / "prediction.md").read_text(encoding="utf-8")
+    marker_start, marker_end = "<!-- holdout: from baselines.csv -->", "<!-- /holdout -->"
+    block = f"{marker_start}\n{holdout_markdown(baselines)}\n{kind_skill_markdown(by_kind)}\n{marker_end}"
+    if marker_start in page:
+        page = page[: page.index(marker_start)] + block + page[page.index(marker_end) + len(marker_end) :]
+    else:
+        page = table_at(page, "| rule | verdicts right | generalization gain error (points) |", block)
+    (ROOT / "docs" / "prediction.md").write_text(page, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
