@@ -136,6 +136,13 @@ def correlate_cmd(
     tasks_file: list[Path] = typer.Option(
         [], "--tasks", help="With --items: the tasks.csv whose gain intervals and alignment z to use; repeatable."
     ),
+    curves: list[Path] = typer.Option(
+        [],
+        "--curves",
+        help="With --items and --tasks: train runs with a scored learning curve (`lexprobe evaluate RUN "
+        "--checkpoints all`), or folders of them, that retrained calibration units on their splits; each such "
+        "unit is replaced by one unit per budget of its curve. Repeatable.",
+    ),
     out: Path = typer.Option(Path("runs/correlate"), "--out", "-o", help="Output folder."),
     k: int = typer.Option(10, "--k", min=1, help="Neighbours of the per-item alignment (mutual kNN)."),
     permutations: int = typer.Option(
@@ -171,6 +178,8 @@ def correlate_cmd(
         raise fail("give either run directories or --items ITEMS.csv, not both and not neither", 2)
     if tasks_file and not items:
         raise fail("--tasks goes with --items", 2)
+    if curves and not tasks_file:
+        raise fail("--curves goes with --items and --tasks (the units the curves retrained)", 2)
     if runs:
         from lexprobe.study import evaluated_runs
 
@@ -187,6 +196,8 @@ def correlate_cmd(
     if items:
         listed = [str(p) for p in items] if len(items) > 1 else str(items[0])
         same = {"config.items": listed, "config.n_boot": bootstrap, "seed": seed}
+        if curves:
+            same["config.curves"] = [str(p) for p in curves]
     else:
         features = {k: v for k, v in dataclasses.asdict(config).items() if k != "batch_size"}
         same = {"config.features": features, "config.n_boot": bootstrap, "seed": seed}
@@ -201,6 +212,13 @@ def correlate_cmd(
                 "inputs": {"items": listed},
                 "seed": seed,
             }
+            if curves:
+                from lexprobe.predict import curve_units, find_curve_runs
+
+                curve_runs = find_curve_runs(curves)
+                table, given = curve_units(table, given, curve_runs, seed=seed)
+                manifest["config"]["curves"] = [str(p) for p in curves]
+                manifest["inputs"]["curve_runs"] = [str(p) for p in curve_runs]
             result = evaluate_items(table, given, n_boot=bootstrap, seed=seed, manifest=manifest)
         else:
             result = correlate(
@@ -369,6 +387,17 @@ def predict_cmd(
     )
     for reason in p["outside"]:
         console.print(f"[yellow]outside the calibration:[/yellow] {markup(reason)}", markup=True)
+    if result.budgets is not None and result.budgets["exposures"].nunique() >= 2:
+        by_budget = Table(title="predicted gain by budget (interval; * outside the calibration: its fallback rule)")
+        for column in ("exposures", "memorization gain", "generalization gain"):
+            by_budget.add_column(column, justify="right")
+        for exposures, rows in result.budgets.groupby("exposures", sort=True):
+            cells = []
+            for split in ("train", "withheld"):
+                r = rows[rows["split"] == split].iloc[0]
+                cells.append(f"{r['predicted_gain']:+.3f} {_ci(r['ci_low'], r['ci_high'])}" + (" *" if r["outside"] else ""))
+            by_budget.add_row(_num(exposures, "g"), *cells)
+        print_table(by_budget)
     features = Table(title=f"features of {t['n_items']} pairs (split {bins} bins x {per_bin} x 2), calibration range")
     for column in ("feature", "this task", "calibration tasks (min - max)"):
         features.add_column(column, justify="left" if column == "feature" else "right")
@@ -428,4 +457,5 @@ def _prediction_json(result, out: Path | None) -> dict:
         "thresholds": predictor.thresholds,
         "holdout": None if predictor.baselines is None else predictor.baselines.to_dict(orient="records"),
         "measured": result.measured,
+        "budgets": None if result.budgets is None else result.budgets.to_dict(orient="records"),
     }

@@ -15,13 +15,16 @@ import json
 import sys
 from pathlib import Path
 
-ORDER = [  # where the budget matters most first: tasks that generalize partly, then categories, then identifiers
+ORDER = [  # tasks that generalize partly, identifiers (how memorization moves with the budget), then categories
     "hgnc/name-to-symbol",
     "hgnc/symbol-to-name",
     "hgnc/previous_symbol-to-symbol",
     "hgnc/alias_symbol-to-symbol",
     "go/synonym-to-name",
     "hpo/synonym-to-name",
+    "hgnc/name-to-id",  # identifiers: memorization is where the budget should matter most
+    "go/name-to-id",
+    "hpo/name-to-id",
     "hgnc/name-to-locus_type",
     "hgnc/symbol-to-locus_type",
     "go/name-to-namespace",

@@ -1,5 +1,6 @@
 """Re-publish the shipped calibration's tables in README.md, docs/study.md and docs/prediction.md from its
-files (`data/calibration/study-v2/`): the kind table, the per-model tables and the hold-out scores.
+files (`data/calibration/study-v2.1/`): the kind table, the hold-out scores, skill within kinds and at each
+budget; study v2's per-model tables come from calibration v2 (`docs/results/calibration-v2/`).
 
     python studies/publish_calibration.py
 """
@@ -11,10 +12,11 @@ from pathlib import Path
 import pandas as pd
 
 from lexprobe.predict import KIND_MEAN, PAPERS_RULE, PREDICTOR_RULE, kind_markdown
-from lexprobe.predict._correlate import holdout_markdown, kind_skill_markdown
+from lexprobe.predict._correlate import budget_skill_markdown, holdout_markdown, kind_skill_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
-CAL = ROOT / "data" / "calibration" / "study-v2"
+CAL = ROOT / "data" / "calibration" / "study-v2.1"
+V2 = ROOT / "docs" / "results" / "calibration-v2"
 
 
 def table_at(text: str, header_start: str, new: str) -> str:
@@ -44,10 +46,12 @@ def readme_scores(baselines: pd.DataFrame) -> str:
 
 
 def main() -> None:
-    tasks, holdout = pd.read_csv(CAL / "tasks.csv"), pd.read_csv(CAL / "holdout.csv")
+    # study v2's outcomes by kind (every unit at 20 exposures, with its 5-shot comparison): calibration v2
+    tasks, holdout = pd.read_csv(V2 / "tasks.csv"), pd.read_csv(V2 / "holdout.csv")
     baselines, by_kind = pd.read_csv(CAL / "baselines.csv"), pd.read_csv(CAL / "baselines_by_kind.csv")
     kinds = "\n".join(line for line in kind_markdown(tasks, holdout).splitlines() if line.startswith("|"))
-    summary = (CAL / "summary.md").read_text(encoding="utf-8")
+    by_budget = pd.read_csv(CAL / "baselines_by_budget.csv")
+    summary = (V2 / "summary.md").read_text(encoding="utf-8")
     per_model = summary.split("\n## ")[0]
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -77,7 +81,8 @@ def main() -> None:
 
     page = (ROOT / "docs" / "prediction.md").read_text(encoding="utf-8")
     marker_start, marker_end = "<!-- holdout: from baselines.csv -->", "<!-- /holdout -->"
-    block = f"{marker_start}\n{holdout_markdown(baselines)}\n{kind_skill_markdown(by_kind)}\n{marker_end}"
+    parts = [holdout_markdown(baselines), kind_skill_markdown(by_kind), "", budget_skill_markdown(by_budget)]
+    block = "\n".join([marker_start, *parts, marker_end])
     if marker_start in page:
         page = page[: page.index(marker_start)] + block + page[page.index(marker_end) + len(marker_end) :]
     else:

@@ -372,8 +372,10 @@ def test_verdicts_come_with_probabilities_and_commit_only_when_sure() -> None:
         low, high = out["predicted_generalization_gain_ci_low"], out["predicted_generalization_gain_ci_high"]
         assert low <= out["predicted_generalization_gain"] <= high
         seen.append(p[0])
-    # the likelier a task is to generalize, the higher its alignment: the best-aligned task leads
-    assert int(np.argmax(seen)) == int(units["alignment_z"].to_numpy().argmax()) or max(seen) == seen[-1]
+    # the likelier a task is to generalize, the higher its alignment (the planted relation)
+    from scipy.stats import spearmanr
+
+    assert spearmanr(seen, units["alignment_z"].to_numpy()).statistic > 0.7
     shifted = tasks.assign(generalized=tasks.index >= 6, generalization_gain=np.where(tasks.index >= 6, 0.5, 0.0))
     other = fit_predictor(items, shifted, loto=False)
     assert any(
@@ -477,7 +479,7 @@ def test_correlate_items_with_a_tasks_table_rewrites_the_shipped_calibration(tmp
 
     from lexprobe.predict import shipped_calibration_dir
 
-    shipped = shipped_calibration_dir() / "study-v2"
+    shipped = shipped_calibration_dir() / "study-v2.1"
     out = tmp_path / "again"
     result = CliRunner().invoke(
         app,
@@ -674,7 +676,7 @@ def test_the_shipped_calibration_loads_and_its_evaluation_holds_out_field_pairs(
     assert set(holdout.loc[holdout["label"].str.startswith("hgnc name-to-symbol"), "group"]) == {"hgnc name/symbol"}
     assert set(result.baselines["rule"]) == {PREDICTOR_RULE, *BASELINES}
     assert manifests[0]["config"]["features"]["per_split"] == 100
-    shipped = shipped_calibration_dir() / "study-v2" / "baselines.csv"
+    shipped = shipped_calibration_dir() / "study-v2.1" / "baselines.csv"
     if shipped.is_file():
         recorded = pd.read_csv(shipped)
         pd.testing.assert_frame_equal(result.baselines, recorded, check_exact=False, check_dtype=False, rtol=1e-5)

@@ -83,31 +83,44 @@ def _gain(row: pd.Series, name: str) -> str:
     return f"{row[f'{name}_gain']:+.3f} [{row[f'{name}_gain_ci_low']:.3f}, {row[f'{name}_gain_ci_high']:.3f}]"
 
 
-#: The calibration set `lexprobe predict` ships: study v2, 20 field pairs on both model sizes.
-CALIBRATION = ROOT / "data" / "calibration" / "study-v2"
+#: The calibration set `lexprobe predict` ships: calibration v2 with the learning curves of its retrained units.
+CALIBRATION = ROOT / "data" / "calibration" / "study-v2.1"
+#: Study v2 correlated: 20 field pairs on both model sizes, every unit at 20 exposures.
+CALIBRATION_V2 = ROOT / "docs" / "results" / "calibration-v2"
 #: The set it replaced: the paper's eight tasks at 9 exposures per pair (docs/study.md, study v1).
 CALIBRATION_V1 = ROOT / "docs" / "results" / "calibration-v1"
 STUDY_MODELS = {"smollm2-135m", "gemma3-270m"}
 
 
-def test_readme_kind_table_is_the_shipped_calibration_s() -> None:
-    """The README's table by kind of task is the "By kind of task" section of the shipped calibration's
-    summary.md, and that section is what `kind_markdown` makes of its tasks.csv and holdout.csv."""
+@pytest.mark.parametrize("calibration", [CALIBRATION_V2, CALIBRATION], ids=["v2", "v2.1"])
+def test_a_summary_s_kind_table_is_what_kind_markdown_makes_of_its_files(calibration: Path) -> None:
+    """The "By kind of task" section of a calibration's summary.md is what `kind_markdown` makes of its
+    tasks.csv and holdout.csv (a learning curve's other budgets left out)."""
     from lexprobe.predict import kind_markdown
 
-    written = (CALIBRATION / "summary.md").read_text(encoding="utf-8")
-    remade = kind_markdown(pd.read_csv(CALIBRATION / "tasks.csv"), pd.read_csv(CALIBRATION / "holdout.csv"))
+    written = (calibration / "summary.md").read_text(encoding="utf-8")
+    remade = kind_markdown(pd.read_csv(calibration / "tasks.csv"), pd.read_csv(calibration / "holdout.csv"))
+    assert remade.strip() in written
+
+
+def test_readme_kind_table_is_study_v2_s() -> None:
+    """The README's table by kind of task is the "By kind of task" section of calibration v2's summary.md
+    (study v2, every unit at 20 exposures)."""
+    from lexprobe.predict import kind_markdown
+
+    written = (CALIBRATION_V2 / "summary.md").read_text(encoding="utf-8")
+    remade = kind_markdown(pd.read_csv(CALIBRATION_V2 / "tasks.csv"), pd.read_csv(CALIBRATION_V2 / "holdout.csv"))
     assert remade.strip() in written
     table = [line for line in remade.splitlines() if line.startswith("|")]
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "\n".join(table) in readme
     assert len(table) >= 2 + 4  # header, rule, at least four kinds
-    manifest = json.loads((CALIBRATION / "manifest.json").read_text())
+    manifest = json.loads((CALIBRATION_V2 / "manifest.json").read_text())
     assert manifest["stage"] == "correlate" and manifest["seed"] == 0
     assert {r["model"]["name"] for r in manifest["inputs"]["runs"]} == STUDY_MODELS
 
 
-@pytest.mark.parametrize("calibration", [CALIBRATION, CALIBRATION_V1], ids=["v2", "v1"])
+@pytest.mark.parametrize("calibration", [CALIBRATION_V2, CALIBRATION_V1], ids=["v2", "v1"])
 def test_the_study_page_tables_are_the_summary_the_tool_wrote(calibration: Path) -> None:
     """docs/study.md carries `summary.md` of both calibration sets verbatim (v2, shipped, and v1), and that file
     is what `summary_markdown` makes of its tasks.csv and loto.csv."""
@@ -185,7 +198,7 @@ def test_the_readme_study_bullets_quote_the_calibration_files() -> None:
     """The pooled and within-task correlations, the grouped AUCs and the features' own within-task AUCs the
     README quotes are those shipped, and its baseline table is `baselines.csv`."""
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    corr = pd.read_csv(CALIBRATION / "correlations.csv")
+    corr = pd.read_csv(CALIBRATION_V2 / "correlations.csv")  # study v2's statistics
     gains = corr[(corr["y"] == "gain") & (corr["split"] == "withheld")].set_index(["scope", "x"])
     for scope, feature in [
         ("all", "lexicalization"),
@@ -197,7 +210,7 @@ def test_the_readme_study_bullets_quote_the_calibration_files() -> None:
     ]:
         r = gains.loc[(scope, feature)]
         assert f"{r['rho']:+.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" in readme, (scope, feature)
-    auc = pd.read_csv(CALIBRATION / "auc.csv").set_index("model")
+    auc = pd.read_csv(CALIBRATION_V2 / "auc.csv").set_index("model")
     r = auc.loc["features"]
     assert f"{r['auc']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" in readme  # pooled, held out by field pair
     assert f"{r['within_auc']:.3f} [{r['within_ci_low']:.3f}, {r['within_ci_high']:.3f}]" in readme
@@ -231,8 +244,10 @@ def test_the_readme_study_bullets_quote_the_calibration_files() -> None:
     loto = pd.read_csv(CALIBRATION / "loto.csv")
     held = loto[loto["split"] == "withheld"]
     assert held.groupby("group")["model"].nunique().max() == 2  # a field pair is held out on both models
-    tasks = pd.read_csv(CALIBRATION / "tasks.csv")
+    tasks = pd.read_csv(CALIBRATION_V2 / "tasks.csv")
     assert f"{len(tasks)} units" in readme and f"{tasks['group'].nunique()} field pairs" in readme
+    shipped = pd.read_csv(CALIBRATION / "tasks.csv")
+    assert f"`data/calibration/study-v2.1/`, {len(shipped)} units" in readme
 
 
 @pytest.mark.parametrize("ontology", ["hgnc", "hpo", "go"])
@@ -500,7 +515,7 @@ def test_the_study_page_cost_table_sums_the_runs_manifests() -> None:
     """docs/study.md's cost of study v2 per model: the training, evaluation and 5-shot seconds the manifests of
     the calibration's runs record, summed."""
     rows = readme_rows("| model | units | training (min per task) |", page="docs/study.md")
-    runs = json.loads((CALIBRATION / "manifest.json").read_text())["inputs"]["runs"]
+    runs = json.loads((CALIBRATION_V2 / "manifest.json").read_text())["inputs"]["runs"]
     assert {row[0] for row in rows} == STUDY_MODELS
     for model, units, training, evaluation, fewshot, total, core in rows:
         mine = [ROOT / r["run"] for r in runs if r["model"]["name"] == model]
@@ -521,11 +536,12 @@ def test_the_study_page_cost_table_sums_the_runs_manifests() -> None:
 def test_the_prediction_page_quotes_the_shipped_baselines() -> None:
     """docs/prediction.md carries the shipped calibration's hold-out scores (all three ways, every rule) and its
     within-kind scores as `lexprobe correlate` writes them."""
-    from lexprobe.predict._correlate import holdout_markdown, kind_skill_markdown
+    from lexprobe.predict._correlate import budget_skill_markdown, holdout_markdown, kind_skill_markdown
 
     page = (ROOT / "docs" / "prediction.md").read_text(encoding="utf-8")
     assert holdout_markdown(pd.read_csv(CALIBRATION / "baselines.csv")).strip() in page
     assert kind_skill_markdown(pd.read_csv(CALIBRATION / "baselines_by_kind.csv")).strip() in page
+    assert budget_skill_markdown(pd.read_csv(CALIBRATION / "baselines_by_budget.csv")).strip() in page
 
 
 def test_the_study_page_spread_table_is_the_recorded_spread() -> None:

@@ -19,10 +19,12 @@ from lexprobe.figures._labels import label_points, spread_positions
 from lexprobe.figures._lexical import plot_lexicalization
 from lexprobe.figures._predict import (
     plot_accuracy_by_popularity,
+    plot_budget_curve,
     plot_calibration,
     plot_gain_vs_feature,
     plot_gains_by_model,
     plot_popularity_halves,
+    plot_reliability,
     plot_task_gains,
 )
 from lexprobe.figures._style import OKABE_ITO, pyplot, save_figure
@@ -36,6 +38,7 @@ __all__ = [
     "plot_accuracy_by_bin",
     "plot_accuracy_by_popularity",
     "plot_alignment_by_layer",
+    "plot_budget_curve",
     "plot_calibration",
     "plot_gain_vs_feature",
     "plot_gains_by_model",
@@ -43,6 +46,7 @@ __all__ = [
     "plot_lexicalization",
     "plot_loss_curve",
     "plot_popularity_halves",
+    "plot_reliability",
     "plot_task_gains",
     "plot_umap_pairs",
     "pyplot",

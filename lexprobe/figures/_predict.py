@@ -414,3 +414,111 @@ def plot_popularity_halves(tasks: pd.DataFrame, directory: str | os.PathLike[str
         ax.set_xlim(0, 1)
     axes[0][0].legend(frameon=False, fontsize=7, loc="lower right")
     return save_figure(fig, directory, "popularity_halves")
+
+
+def plot_reliability(
+    table: pd.DataFrame, directory: str | os.PathLike[str], *, stem: str = "reliability"
+) -> list[Path]:
+    """Reliability diagram: how often a verdict was measured against the probability a rule gave it, held out.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per hold-out scheme, rule and probability bin: ``held_out_by``, ``rule``, ``mean_probability``,
+        ``observed`` (share of those verdicts measured) and ``n`` (unit-verdict pairs in the bin), as
+        :func:`lexprobe.predict.reliability_table` makes it from ``holdout.csv``.
+    directory : path
+    stem : str, default "reliability"
+
+    Returns
+    -------
+    list of Path
+        The PNG and the SVG: one panel per scheme, a line per rule, marker area by count, the diagonal.
+    """
+    require_columns(table, ("held_out_by", "rule", "mean_probability", "observed", "n"), "reliability table")
+    plt = pyplot()
+    schemes = list(dict.fromkeys(table["held_out_by"]))
+    fig, axes = plt.subplots(1, len(schemes), figsize=(3.4 * len(schemes), 3.6), squeeze=False, sharey=True)
+    rules = list(dict.fromkeys(table["rule"]))
+    for ax, scheme in zip(axes[0], schemes):
+        ax.plot([0, 1], [0, 1], color="#888888", linestyle="--", linewidth=0.8, label="perfectly calibrated")
+        for i, rule in enumerate(rules):
+            part = table[(table["held_out_by"] == scheme) & (table["rule"] == rule)].sort_values("mean_probability")
+            if part.empty:
+                continue
+            colour = OKABE_ITO[i % len(OKABE_ITO)]
+            ax.plot(part["mean_probability"], part["observed"], color=colour, linewidth=1.0, label=rule)
+            ax.scatter(part["mean_probability"], part["observed"], s=6 + 3 * part["n"], color=colour, zorder=3)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_aspect("equal")
+        ax.set_title(f"held out by {scheme}")
+        ax.set_xlabel("probability given to a verdict")
+    axes[0][0].set_ylabel("share of those verdicts measured")
+    axes[0][-1].legend(frameon=False, fontsize=6, loc="upper left")
+    return save_figure(fig, directory, stem)
+
+
+def plot_budget_curve(
+    curve: pd.DataFrame,
+    measured: pd.DataFrame,
+    directory: str | os.PathLike[str],
+    *,
+    title: str = "",
+    stem: str = "budget_curve",
+) -> list[Path]:
+    """Predicted gains against the budget (exposures per pair), with intervals, beside measured learning curves.
+
+    Parameters
+    ----------
+    curve : pandas.DataFrame
+        The task's predictions: ``exposures``, ``split`` (``train``: memorization, ``withheld``:
+        generalization), ``predicted_gain``, ``ci_low``, ``ci_high`` and ``outside`` (bool: a budget the
+        calibration does not span for this kind, drawn hollow).
+    measured : pandas.DataFrame
+        Calibration units' learning curves: ``label``, ``exposures``, ``split``, ``gain`` (may be empty).
+    directory : path
+    title : str
+    stem : str, default "budget_curve"
+
+    Returns
+    -------
+    list of Path
+        The PNG and the SVG, one panel per split, exposures on a log axis.
+    """
+    require_columns(curve, ("exposures", "split", "predicted_gain", "ci_low", "ci_high", "outside"), "budget curve")
+    require_columns(measured, ("label", "exposures", "split", "gain"), "measured curves")
+    plt = pyplot()
+    from matplotlib.ticker import ScalarFormatter
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.4), sharey=True)
+    for ax, split in zip(axes, ("train", "withheld")):
+        for j, (label, part) in enumerate(measured[measured["split"] == split].groupby("label", sort=True)):
+            part = part.sort_values("exposures")
+            ax.plot(
+                part["exposures"],
+                part["gain"],
+                color="#AAAAAA",
+                linewidth=0.8,
+                marker=".",
+                label="measured, calibration tasks of this kind" if j == 0 else None,
+            )
+        mine = curve[curve["split"] == split].sort_values("exposures")
+        x, y = mine["exposures"].to_numpy(float), mine["predicted_gain"].to_numpy(float)
+        ax.fill_between(x, mine["ci_low"].to_numpy(float), mine["ci_high"].to_numpy(float), color=OKABE_ITO[0], alpha=0.2)
+        ax.plot(x, y, color=OKABE_ITO[0], linewidth=1.4, label="predicted for this task (interval)")
+        out = mine["outside"].to_numpy(bool)
+        ax.scatter(x[~out], y[~out], color=OKABE_ITO[0], zorder=3, s=18)
+        ax.scatter(x[out], y[out], facecolors="white", edgecolors=OKABE_ITO[1], zorder=3, s=24, label="outside the calibration")
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(set(x) | set(measured["exposures"].astype(float))))
+        ax.get_xaxis().set_major_formatter(ScalarFormatter())
+        ax.minorticks_off()
+        ax.set_xlabel("exposures per pair (log scale)")
+        ax.set_title(SPLIT_LABELS[split])
+        ax.axhline(0, color="#888888", linewidth=0.6)
+    axes[0].set_ylabel("gain (tuned − baseline accuracy)")
+    axes[1].legend(frameon=False, fontsize=6, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return save_figure(fig, directory, stem)

@@ -24,6 +24,8 @@ One module per job:
 ``_holdout``
     Hold-out evaluations by field pair, by ontology and by model: the predictor beside the paper's rule, the
     kind mean and the trivial baselines, with proper scores (``baselines.csv``, ``baselines_by_kind.csv``).
+``_budgets``
+    Calibration units at several budgets: a learning curve's snapshots of a retrained unit, one unit each.
 ``_calibration``
     Calibration sets on disk (the shipped one, ``lexprobe correlate`` outputs).
 ``_schema``
@@ -37,6 +39,7 @@ Statistics shared with other stages live in :mod:`lexprobe.stats`.
 
 from __future__ import annotations
 
+from lexprobe.predict._budgets import at_recorded_budget, budget_label, curve_units, find_curve_runs
 from lexprobe.predict._calibration import load_calibration, read_calibration_manifest, shipped_calibration_dir
 from lexprobe.predict._common import (
     FEATURES,
@@ -91,11 +94,13 @@ from lexprobe.predict._holdout import (
     SCHEMES,
     baseline_table,
     best_fallback,
+    budget_table,
     evaluate_holdout,
     kind_table,
     loto_summary,
     papers_rule,
     proper_scores,
+    reliability_table,
 )
 from lexprobe.predict._popularity import PopularityResult, popularity_baselines, read_baselines, write_popularity
 from lexprobe.predict._predict import (
@@ -112,6 +117,12 @@ from lexprobe.stats import cluster_bootstrap, spearman_ci, youden_threshold
 
 __all__ = [
     "COMMIT",
+    "budget_table",
+    "reliability_table",
+    "at_recorded_budget",
+    "budget_label",
+    "curve_units",
+    "find_curve_runs",
     "GENERALIZATION_FEATURES",
     "MEMORIZATION_FEATURES",
     "KIND_MEAN",

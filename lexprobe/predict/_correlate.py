@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 
 from lexprobe.exceptions import PredictionError
+from lexprobe.predict._budgets import at_recorded_budget
 from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, VERDICTS, _measured_verdict, _units
 from lexprobe.predict._correlation import auc_comparison, correlation_table
 from lexprobe.predict._features import FeatureConfig, _train_config, _with_template_share, run_features
-from lexprobe.predict._holdout import PREDICTOR_RULE, loto_summary
+from lexprobe.predict._holdout import PREDICTOR_RULE, loto_summary, reliability_table
 from lexprobe.predict._predictor import fit_predictor, unit_table
 from lexprobe.predict._schema import ITEMS, TASKS, read_table, read_tables, validate_table
 from lexprobe.progress import ProgressCallback, prefixed
@@ -38,6 +39,7 @@ class CorrelationResult:
     holdout: pd.DataFrame | None = None
     baselines: pd.DataFrame | None = None
     by_kind: pd.DataFrame | None = None
+    by_budget: pd.DataFrame | None = None
 
 
 def evaluate_items(
@@ -67,16 +69,18 @@ def evaluate_items(
     part(0)
     units = unit_table(items, tasks, n_boot=n_boot, seed=seed)
     part(1)
-    correlations = correlation_table(items, n_boot=n_boot, seed=seed)
+    # a learning curve's other budgets repeat its items: the correlations and AUCs keep each unit's recorded one
+    recorded = items[at_recorded_budget(items).to_numpy()]
+    correlations = correlation_table(recorded, n_boot=n_boot, seed=seed)
     part(2)
-    auc = auc_comparison(items[items["split"] == "withheld"], n_boot=n_boot, seed=seed)
+    auc = auc_comparison(recorded[recorded["split"] == "withheld"], n_boot=n_boot, seed=seed)
     part(3)
-    holdout = baselines = loto = by_kind = None
+    holdout = baselines = loto = by_kind = by_budget = None
     scored = tasks if tasks is not None else units
     if units["group"].nunique() >= 2:
         predictor = fit_predictor(items, tasks, seed=seed)
         holdout, baselines, loto = predictor.holdout, predictor.baselines, predictor.loto
-        by_kind = predictor.by_kind
+        by_kind, by_budget = predictor.by_kind, predictor.by_budget
         if tasks is not None:
             extra = predictor.tasks.set_index("unit")[
                 [
@@ -108,6 +112,7 @@ def evaluate_items(
         holdout=holdout,
         baselines=baselines,
         by_kind=by_kind,
+        by_budget=by_budget,
     )
 
 
@@ -291,10 +296,12 @@ def kind_markdown(tasks: pd.DataFrame, holdout: pd.DataFrame | None = None) -> s
     gain interval above 0), the spread of their generalization gains, how many beat both trivial rules on
     withheld pairs (the fine-tuned model's lead over the K-shot baseline has its interval above 0 and its
     accuracy exceeds the majority rule's), and, held out by field pair, how many verdicts the predictor and
-    the majority verdict got right. ``""`` when a task has no kind (a name that is not SOURCE-to-TARGET)."""
+    the majority verdict got right. ``""`` when a task has no kind (a name that is not SOURCE-to-TARGET).
+    A learning curve's other budgets are left out: each unit counts once, at its recorded budget."""
     from lexprobe.exceptions import TaskError
     from lexprobe.tasks import ZOO_KINDS, task_kind
 
+    tasks = tasks[at_recorded_budget(tasks).to_numpy()]
     try:
         kinds = tasks["task"].map(task_kind)
     except (TaskError, KeyError):
@@ -433,9 +440,33 @@ def kind_skill_markdown(by_kind: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def budget_skill_markdown(by_budget: pd.DataFrame) -> str:
+    """Skill at each budget, held out by field pair, over the field pairs measured at several budgets: the
+    predictor beside the paper's rule and the kind mean (which know no budget)."""
+    from lexprobe.predict._holdout import KIND_MEAN, PAPERS_RULE
+
+    part = by_budget[
+        (by_budget["held_out_by"] == "field pair")
+        & by_budget["rule"].isin([PREDICTOR_RULE, PAPERS_RULE, KIND_MEAN])
+    ]
+    out = [
+        "### At each budget, held out by field pair (the field pairs with learning curves)",
+        "",
+        "| exposures | rule | units | verdicts right | Brier | generalization gain MAE | memorization gain MAE |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for _, r in part.iterrows():
+        out.append(
+            f"| {r['exposures']:g} | {r['rule']} | {int(r['n_units'])} | {int(r['verdicts_right'])}/{int(r['n_units'])} "
+            f"| {r['brier']:.3f} | {r['gain_mae_points']:.2f} | {_fmt(r['memorization_mae_points'], '.2f')} |"
+        )
+    return "\n".join(out)
+
+
 def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *, figures: bool = True) -> list[Path]:
     """Write ``items.csv``, ``tasks.csv``, ``correlations.csv``, ``auc.csv`` (and, with two or more field
-    pairs, ``holdout.csv``, ``baselines.csv``, ``loto.csv``), ``summary.md``, figures and the manifest into
+    pairs, ``holdout.csv``, ``baselines.csv``, ``baselines_by_kind.csv``, ``reliability.csv``, ``loto.csv``;
+    with learning curves ``baselines_by_budget.csv``), ``summary.md``, figures and the manifest into
     ``out``, each atomically."""
     from lexprobe.runs import write_result_dir
 
@@ -453,6 +484,11 @@ def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *,
         tables["baselines.csv"] = result.baselines
     if result.by_kind is not None:
         tables["baselines_by_kind.csv"] = result.by_kind
+    if result.by_budget is not None:
+        tables["baselines_by_budget.csv"] = result.by_budget
+    reliability = reliability_table(result.holdout) if result.holdout is not None else None
+    if reliability is not None:
+        tables["reliability.csv"] = reliability
     record = dict(result.manifest)
     if result.loto is not None:
         record["inputs"] = dict(record.get("inputs", {})) | {"loto_summary": loto_summary(result.loto)}
@@ -475,6 +511,8 @@ def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *,
         paths += fig.plot_task_gains(result.tasks, "lexicalization", directory, xlabel="lexicalization score (0-1)")
         if result.loto is not None:
             paths += fig.plot_calibration(result.loto, directory)
+        if reliability is not None and len(reliability):
+            paths += fig.plot_reliability(reliability, directory)
         if result.tasks["model"].nunique() > 1:
             paths += fig.plot_gains_by_model(result.tasks, directory)
         return paths
@@ -504,6 +542,8 @@ def evaluation_markdown(result: CorrelationResult) -> str:
         out += [holdout_markdown(result.baselines), ""]
         if result.by_kind is not None:
             out += [kind_skill_markdown(result.by_kind), ""]
+        if result.by_budget is not None:
+            out += [budget_skill_markdown(result.by_budget), ""]
         h = result.holdout
         if "held_out_by" in h:
             h = h[h["held_out_by"] == "field pair"]

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from lexprobe.exceptions import PredictionError
 from lexprobe.predict._common import VERDICTS
@@ -98,7 +99,7 @@ def _ridge(alpha: float):
     return make_pipeline(StandardScaler(), Ridge(alpha=alpha))
 
 
-class KindGainModel:
+class KindGainModel(BaseEstimator):
     """A gain as the mean of the calibration units of the same kind, plus a ridge on features within the kind.
 
     Parameters
@@ -129,9 +130,6 @@ class KindGainModel:
         self.alpha = alpha
         self.anchor = anchor
         self.min_pairs = min_pairs
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"features": self.features, "alpha": self.alpha, "anchor": self.anchor, "min_pairs": self.min_pairs}
 
     def _anchor(self, units: pd.DataFrame) -> np.ndarray:
         if not self.anchor:
@@ -201,7 +199,7 @@ def _smoothed_share(hits: np.ndarray) -> float:
     return float((np.sum(hits) + 0.5) / (len(hits) + 1))
 
 
-class VerdictPredictor:
+class VerdictPredictor(BaseEstimator):
     """Predicted gains, verdict probabilities and intervals for units (a task on a model), fitted on calibration
     units (:func:`lexprobe.predict.unit_table` with :func:`with_unit_columns`).
 
@@ -227,6 +225,8 @@ class VerdictPredictor:
     ranges_ : dict
         Each feature's calibration range ``(min, max)``.
     kinds_ : set of str
+    budgets_ : dict
+        Per kind, the budgets (exposures) its calibration units were measured at.
     nearest_distance_ : float
         The largest distance from a calibration unit to its nearest unit of another field pair (standardized
         features): a new unit farther than this from every calibration unit lies outside it.
@@ -249,19 +249,11 @@ class VerdictPredictor:
         self.commit = commit
         self.confidence = confidence
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {
-            "generalization_features": self.generalization_features,
-            "memorization_features": self.memorization_features,
-            "alpha": self.alpha,
-            "anchor": self.anchor,
-            "commit": self.commit,
-            "confidence": self.confidence,
-        }
-
     def clone(self) -> VerdictPredictor:
-        """An unfitted copy with the same parameters."""
-        return type(self)(**self.get_params())
+        """An unfitted copy with the same parameters (:func:`sklearn.base.clone`)."""
+        from sklearn.base import clone
+
+        return clone(self)
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -322,6 +314,12 @@ class VerdictPredictor:
         self.held_out_ = frame
         self._error_cache = {}
         self.kinds_ = set(units["kind"].astype(str))
+        exposures = pd.to_numeric(units["exposures"], errors="coerce") if "exposures" in units else None
+        self.budgets_ = (
+            {k: sorted(set(exposures[units["kind"] == k].dropna())) for k in self.kinds_}
+            if exposures is not None
+            else {}
+        )
         used = self.used_
         X = units[list(used)].astype(float)
         self.ranges_ = {f: (float(X[f].min()), float(X[f].max())) for f in used}
@@ -360,11 +358,10 @@ class VerdictPredictor:
     def _errors(self, unit: pd.Series, name: str) -> np.ndarray:
         """The held-out errors of the calibration units most like ``unit``: its kind where they come from two
         field pairs, else its source side, else all."""
-        cache = self.__dict__.setdefault("_error_cache", {})
         kind = str(unit["kind"])
-        if (kind, name) not in cache:
-            cache[kind, name] = self._find_errors(kind, name)
-        return cache[kind, name]
+        if (kind, name) not in self._error_cache:
+            self._error_cache[kind, name] = self._find_errors(kind, name)
+        return self._error_cache[kind, name]
 
     def _find_errors(self, kind: str, name: str) -> np.ndarray:
         frame = self.held_out_
@@ -415,6 +412,12 @@ class VerdictPredictor:
         kind = str(unit["kind"])
         if kind not in self.kinds_:
             reasons.append(f"kind '{kind}': no calibration task is of this kind")
+        budgets = self.budgets_.get(kind, [])
+        if "log_exposures" in self.used_ and budgets and "exposures" in unit and pd.notna(unit["exposures"]):
+            e = float(unit["exposures"])
+            if not (budgets[0] / 1.05 <= e <= budgets[-1] * 1.05):
+                span = ", ".join(f"{b:g}" for b in budgets)
+                reasons.append(f"exposures = {e:g}: the calibration measured '{kind}' tasks at {span} only")
         used = self.used_
         x = np.array([float(unit[f]) if f in unit and pd.notna(unit[f]) else np.nan for f in used])
         for f, value in zip(used, x):

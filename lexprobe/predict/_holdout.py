@@ -193,6 +193,7 @@ def evaluate_holdout(
             for i, unit in test.iterrows():
                 row: dict[str, Any] = {"held_out_by": scheme}
                 row |= {k: unit[k] for k in ("group", "ontology", "task", "label", "model", "kind")}
+                row["exposures"] = float(unit["exposures"]) if "exposures" in unit else float("nan")
                 for name in _GAIN_NAMES.values():
                     row |= {
                         f"predicted_{name}_gain{s}": float(gains.loc[i, f"predicted_{name}_gain{s}"])
@@ -216,11 +217,16 @@ def evaluate_holdout(
 
 
 def proper_scores(proba: np.ndarray, measured: Sequence[str]) -> dict[str, float]:
-    """Multi-class Brier score (sum over the three verdicts of the squared error, 0 to 2) and log loss (a
-    probability below :data:`LOG_LOSS_FLOOR` counts as it), means over units."""
+    """Multi-class Brier score (:func:`sklearn.metrics.brier_score_loss`: the sum over the three verdicts of
+    the squared error, 0 to 2, mean over units) and log loss (a probability below :data:`LOG_LOSS_FLOOR`
+    counts as it, so one confident miss does not decide a comparison), means over units."""
+    from sklearn.metrics import brier_score_loss
+
     proba = np.asarray(proba, dtype=float)
     truth = _one_hot(measured)
-    brier = float(((proba - truth) ** 2).sum(axis=1).mean())
+    order = np.argsort(VERDICTS)  # sklearn reads the columns in the labels' sorted order
+    labels = [VERDICTS[i] for i in order]
+    brier = float(brier_score_loss(list(measured), proba[:, order], labels=labels, scale_by_half=False))
     log_loss = float(-np.log(np.clip((proba * truth).sum(axis=1), LOG_LOSS_FLOOR, 1.0)).mean())
     return {"brier": brier, "log_loss": log_loss}
 
@@ -289,6 +295,58 @@ def kind_table(holdout: pd.DataFrame) -> pd.DataFrame:
         frames.append(_relative(pd.DataFrame(_rule_rows(part))).assign(held_out_by=scheme, kind=kind))
     table = pd.concat(frames, ignore_index=True)
     return table[["held_out_by", "kind", *[c for c in table.columns if c not in ("held_out_by", "kind")]]]
+
+
+def budget_table(holdout: pd.DataFrame) -> pd.DataFrame:
+    """Skill at each budget (``baselines_by_budget.csv``): per scheme, budget (``exposures``) and rule, the
+    scores of :func:`baseline_table` over the tasks measured at several budgets on a model (learning curves),
+    so every budget's row covers the same tasks. Empty when no task has two budgets."""
+    if "exposures" not in holdout or holdout["exposures"].isna().all():
+        return pd.DataFrame()
+    curve = holdout["group"].astype(str) + " | " + holdout["model"].astype(str)  # a unit's learning curve
+    curved = holdout[holdout.groupby(curve)["exposures"].transform("nunique").to_numpy() >= 2]
+    frames = []
+    for (scheme, exposures), part in curved.groupby(["held_out_by", "exposures"], sort=True):
+        frames.append(_relative(pd.DataFrame(_rule_rows(part))).assign(held_out_by=scheme, exposures=exposures))
+    if not frames:
+        return pd.DataFrame()
+    table = pd.concat(frames, ignore_index=True)
+    order = {s: i for i, s in enumerate(SCHEMES)}
+    table = table.sort_values(["held_out_by", "exposures"], key=lambda c: c.map(order) if c.name == "held_out_by" else c, kind="stable")
+    return table[["held_out_by", "exposures", *[c for c in table.columns if c not in ("held_out_by", "exposures")]]].reset_index(drop=True)
+
+
+def reliability_table(holdout: pd.DataFrame, *, bins: int = 5, rules: Sequence[str] | None = None) -> pd.DataFrame:
+    """The reliability diagram's points (``reliability.csv``): per scheme and rule, every held-out unit's
+    probability of each of the three verdicts against whether that verdict was measured, pooled and cut into
+    ``bins`` equal-width bins; per bin the mean probability, the share measured and the count."""
+    rules = list(rules) if rules is not None else [PREDICTOR_RULE, PAPERS_RULE, KIND_MEAN]
+    if "held_out_by" not in holdout:
+        holdout = holdout.assign(held_out_by="field pair")
+    rows = []
+    for scheme, part in holdout.groupby("held_out_by", sort=False):
+        truth = _one_hot(part["measured_verdict"]).ravel()
+        for rule in rules:
+            prefix = "" if rule == PREDICTOR_RULE else f"{rule}: "
+            columns = [f"{prefix}{c}" for c in _P_COLUMNS]
+            if not set(columns) <= set(part.columns):
+                continue
+            proba = part[columns].to_numpy(float).ravel()
+            which = np.minimum((proba * bins).astype(int), bins - 1)
+            for b in np.unique(which):
+                mask = which == b
+                rows.append(
+                    {
+                        "held_out_by": scheme,
+                        "rule": rule,
+                        "bin_low": b / bins,
+                        "bin_high": (b + 1) / bins,
+                        "mean_probability": float(proba[mask].mean()),
+                        "observed": float(truth[mask].mean()),
+                        "n": int(mask.sum()),
+                    }
+                )
+    return pd.DataFrame(rows)
 
 
 def best_fallback(baselines: pd.DataFrame) -> str:

@@ -34,6 +34,8 @@ class PredictionResult:
     predictor: Predictor
     measured: dict[str, Any] | None
     manifest: dict[str, Any]
+    #: The predicted gains at each budget (:meth:`Predictor.budget_curve`).
+    budgets: pd.DataFrame | None = None
 
 
 def predict_task(
@@ -126,11 +128,11 @@ def predict_task(
         progress=progress,
     )
     recorded_budgets = predictor.tasks["exposures"].astype(float).dropna()
+    budget_warning = None
+    if exposures is not None and not len(recorded_budgets):
+        budget_warning = f"the calibration recorded no budget: --exposures {exposures:g} does not change the prediction"
     if exposures is None:  # the calibration's commonest budget; unknown where it recorded none
         exposures = float(recorded_budgets.mode().iloc[0]) if len(recorded_budgets) else float("nan")
-    elif not len(recorded_budgets):
-        warnings_budget = "the calibration recorded no budget: --exposures cannot change the prediction"
-        logger.warning(warnings_budget)
     if exposures == exposures and not exposures > 0:
         raise PredictionError(f"--exposures must be a number of times each pair is shown (> 0), got {exposures}")
     unit = new_unit(
@@ -143,7 +145,8 @@ def predict_task(
     )
     prediction = predictor.predict_unit(unit)
     prediction["exposures"] = exposures
-    warnings = list(predictor.warnings)
+    warnings = list(predictor.warnings) + ([budget_warning] if budget_warning else [])
+    budgets = predictor.budget_curve(unit, [exposures]) if len(recorded_budgets) else None
     if prediction["outside"]:
         warnings.append(
             "outside the calibration: " + "; ".join(prediction["outside"]) + f"; the verdict is {prediction['rule']}'s"
@@ -205,6 +208,7 @@ def predict_task(
         predictor=predictor,
         measured=measured,
         manifest=manifest,
+        budgets=budgets,
     )
 
 
@@ -304,7 +308,9 @@ def _jsonable(value: Any) -> Any:
 
 def write_prediction(result: PredictionResult, out: str | os.PathLike[str]) -> list[Path]:
     """Write ``prediction.csv`` (one row), ``reasons.csv``, ``features.csv`` (per item), ``calibration_tasks.csv``
-    (with ``loto.csv`` when evaluated) and the manifest into ``out``, each atomically."""
+    (with ``loto.csv`` when evaluated), ``budgets.csv`` and its figure ``budget_curve.png`` (the predicted gains
+    at each budget beside the calibration's measured learning curves of the task's kind, where it holds
+    several budgets) and the manifest into ``out``, each atomically."""
     from lexprobe.runs import write_result_dir
 
     row = {k: v for k, v in result.prediction.items() if k not in ("reasons", "memorization_reasons", "warnings")}
@@ -320,6 +326,8 @@ def write_prediction(result: PredictionResult, out: str | os.PathLike[str]) -> l
         "features.csv": result.items,
         "calibration_tasks.csv": result.predictor.tasks,
     }
+    if result.budgets is not None:
+        tables["budgets.csv"] = result.budgets
     if result.predictor.loto is not None:
         tables["loto.csv"] = result.predictor.loto
     if result.predictor.holdout is not None:
@@ -333,4 +341,15 @@ def write_prediction(result: PredictionResult, out: str | os.PathLike[str]) -> l
         "thresholds": result.predictor.thresholds,
         "threshold_notes": result.predictor.threshold_notes,
     }
-    return write_result_dir(out, tables, stage="predict", record=record)
+    draw = None
+    if result.budgets is not None and result.budgets["exposures"].nunique() >= 2:
+
+        def draw(directory: Path) -> list[Path]:
+            from lexprobe.figures import plot_budget_curve
+
+            p = result.prediction
+            measured = result.predictor.measured_curves(p["kind"])
+            title = f"{p['label']} ({p['model']}, kind {p['kind']}): predicted gain by budget"
+            return plot_budget_curve(result.budgets, measured, directory, title=title)
+
+    return write_result_dir(out, tables, stage="predict", record=record, figures=draw)

@@ -160,7 +160,7 @@ class Predictor:
     holdout : DataFrame or None
         :func:`lexprobe.predict.evaluate_holdout`: every unit held out by field pair, ontology and model,
         the predictor beside the baselines; ``baselines`` its scores per scheme and rule, ``by_kind`` the same
-        within each kind; ``loto`` the field-pair hold-out in long form.
+        within each kind, ``by_budget`` at each budget of the field pairs measured at several; ``loto`` the field-pair hold-out in long form.
     warnings : list of str
     fallback : str
         The rule a task outside the calibration gets instead (:data:`lexprobe.predict.PAPERS_RULE`, or the
@@ -175,6 +175,7 @@ class Predictor:
     holdout: pd.DataFrame | None = None
     baselines: pd.DataFrame | None = None
     by_kind: pd.DataFrame | None = None
+    by_budget: pd.DataFrame | None = None
     fallback: str = "the paper's rule (kinds of the fields)"
 
     @property
@@ -198,6 +199,47 @@ class Predictor:
             f"{split} pairs and a baseline of 0"
             for split in _SPLITS
         }
+
+    def budget_curve(self, unit: dict[str, Any] | pd.Series, budgets: Sequence[float] = ()) -> pd.DataFrame:
+        """One unit's predicted gains at each budget: the calibration's budgets and ``budgets``, one row per
+        budget and split (``exposures, split, predicted_gain, ci_low, ci_high, outside`` and the rule used),
+        each as :meth:`predict_unit` gives it (a budget outside the calibration gets the fallback rule)."""
+        measured = pd.to_numeric(self.tasks.get("exposures", pd.Series(dtype=float)), errors="coerce").dropna()
+        grid = sorted({float(b) for b in (*measured, *budgets) if b == b and b > 0})
+        rows = []
+        for exposures in grid:
+            one = dict(unit) | {"exposures": exposures, "log_exposures": float(np.log10(exposures))}
+            got = self.predict_unit(one)
+            for split in _SPLITS:
+                name = _GAIN_NAMES[split]
+                rows.append(
+                    {
+                        "exposures": exposures,
+                        "split": split,
+                        "predicted_gain": got[f"predicted_{name}_gain"],
+                        "ci_low": got[f"predicted_{name}_gain_ci_low"],
+                        "ci_high": got[f"predicted_{name}_gain_ci_high"],
+                        "outside": bool(got["outside"]),
+                        "rule": got["rule"],
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def measured_curves(self, kind: str) -> pd.DataFrame:
+        """The calibration's learning curves of one kind: per unit of a field pair measured at two or more
+        budgets, its gains per budget and split (``label, exposures, split, gain``)."""
+        units = self.tasks[self.tasks["kind"].astype(str) == str(kind)]
+        if "exposures" not in units:
+            return pd.DataFrame(columns=["label", "exposures", "split", "gain"])
+        key = units["ontology"].astype(str) + " " + units["task"].astype(str) + " (" + units["model"].astype(str) + ")"
+        budgets = units.groupby(key)["exposures"].transform("nunique")
+        rows = [
+            {"label": k, "exposures": float(u["exposures"]), "split": split, "gain": float(u[f"{_GAIN_NAMES[split]}_gain"])}
+            for k, (_, u), n in zip(key, units.iterrows(), budgets)
+            if n >= 2
+            for split in _SPLITS
+        ]
+        return pd.DataFrame(rows, columns=["label", "exposures", "split", "gain"])
 
     def predict_unit(self, unit: dict[str, Any] | pd.Series) -> dict[str, Any]:
         """Verdict probabilities, the most probable verdict, the stated verdict, predicted gains with
@@ -272,7 +314,7 @@ def fit_predictor(
         Fewer than two calibration tasks, or ``items`` not a valid items table
         (:data:`lexprobe.predict.ITEMS`: features missing, a value that is not a finite number in range...).
     """
-    from lexprobe.predict._holdout import _long_holdout, best_fallback, evaluate_holdout, kind_table
+    from lexprobe.predict._holdout import _long_holdout, best_fallback, budget_table, evaluate_holdout, kind_table
 
     features = tuple(features)
     validate_table(items, ITEMS, source="the calibration items", require=[f for f in features if f not in COMPUTED])
@@ -297,6 +339,8 @@ def fit_predictor(
         holdout, baselines = evaluate_holdout(units, estimator=estimator, features=features)
         predictor.holdout, predictor.baselines = holdout, baselines
         predictor.by_kind = kind_table(holdout)
+        by_budget = budget_table(holdout)
+        predictor.by_budget = by_budget if len(by_budget) else None
         predictor.loto = _long_holdout(holdout)
         predictor.fallback = best_fallback(baselines)
     return predictor

@@ -106,6 +106,7 @@ ITEMS = TableSchema(
         _share("template_share"),
         _share("seen_target_share"),
         Column("alignment_z", "number", low=-1e6, high=1e6),
+        Column("exposures", "number", low=0.0, high=1e9),
     ),
     key=("label", "model", "split"),
     item=("id", "source"),

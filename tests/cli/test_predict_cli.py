@@ -91,7 +91,7 @@ def test_predict_works_out_of_the_box_and_leaves_a_calibrated_task_out() -> None
     assert "this task is in the calibration and was left out of the fit" in text
     from lexprobe.predict import shipped_calibration_dir
 
-    tasks = pd.read_csv(shipped_calibration_dir() / "study-v2" / "tasks.csv")
+    tasks = pd.read_csv(shipped_calibration_dir() / "study-v2.1" / "tasks.csv")
     own = tasks[(tasks["label"] == "hgnc name-to-symbol") & (tasks["model"] == "smollm2-135m")].iloc[0]
     measured = f"memorization {own['memorization_gain']:+.3f}, generalization {own['generalization_gain']:+.3f}"
     assert f"measured with smollm2-135m: {measured}" in text
@@ -102,3 +102,6 @@ def test_predict_works_out_of_the_box_and_leaves_a_calibrated_task_out() -> None
     assert "probabilities: will generalize" in text and "(kind: lexicalized -> lexicalized;" in text
     assert "0 field pair(s) with the verdict 'will generalize'" not in text
     assert "calibration from one model only" not in text
+    # the calibration holds learning curves: the prediction is given at each budget it measured
+    assert "predicted gain by budget" in text
+    assert all(f" {budget} " in text for budget in ("5", "10", "20"))
