@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -212,6 +213,16 @@ def correlate_cmd(
                 "inputs": {"items": listed},
                 "seed": seed,
             }
+            # an items table of a calibration folder was measured with that folder's feature settings
+            from lexprobe.predict import read_calibration_manifest
+
+            measured = {
+                json.dumps(f, sort_keys=True)
+                for p in items
+                if (f := read_calibration_manifest(p.parent).get("config", {}).get("features"))
+            }
+            if len(measured) == 1:
+                manifest["config"]["features"] = json.loads(measured.pop())
             if curves:
                 from lexprobe.predict import curve_units, find_curve_runs
 
@@ -395,7 +406,9 @@ def predict_cmd(
             cells = []
             for split in ("train", "withheld"):
                 r = rows[rows["split"] == split].iloc[0]
-                cells.append(f"{r['predicted_gain']:+.3f} {_ci(r['ci_low'], r['ci_high'])}" + (" *" if r["outside"] else ""))
+                cells.append(
+                    f"{r['predicted_gain']:+.3f} {_ci(r['ci_low'], r['ci_high'])}" + (" *" if r["outside"] else "")
+                )
             by_budget.add_row(_num(exposures, "g"), *cells)
         print_table(by_budget)
     features = Table(title=f"features of {t['n_items']} pairs (split {bins} bins x {per_bin} x 2), calibration range")

@@ -41,7 +41,11 @@ def test_a_learning_curve_becomes_one_unit_per_budget() -> None:
     assert len(new_tasks) == len(tasks) + 2
     mine = new_tasks[(new_tasks["task"] == "name-to-symbol") & (new_tasks["model"] == "smollm2-135m")]
     assert sorted(mine["exposures"]) == [5.0, 10.0, 20.0]
-    assert set(mine["label"]) == {"hgnc name-to-symbol", budget_label("hgnc name-to-symbol", 5), budget_label("hgnc name-to-symbol", 10)}
+    assert set(mine["label"]) == {
+        "hgnc name-to-symbol",
+        budget_label("hgnc name-to-symbol", 5),
+        budget_label("hgnc name-to-symbol", 10),
+    }
     curve = pd.read_csv(CURVE / "learning_curve.csv")
     for _, row in mine.iterrows():
         point = curve[curve["exposures"] == row["exposures"]].set_index("split")["accuracy"]
@@ -56,8 +60,10 @@ def test_a_learning_curve_becomes_one_unit_per_budget() -> None:
     # features are the unit's: the same pairs, measured once
     five = new_items[new_items["label"] == budget_label("hgnc name-to-symbol", 5)]
     twenty = new_items[(new_items["label"] == "hgnc name-to-symbol") & (new_items["model"] == "smollm2-135m")]
-    assert five.set_index(["split", "id"])["alignment"].sort_index().equals(
-        twenty.set_index(["split", "id"])["alignment"].sort_index()
+    assert (
+        five.set_index(["split", "id"])["alignment"]
+        .sort_index()
+        .equals(twenty.set_index(["split", "id"])["alignment"].sort_index())
     )
 
 
@@ -67,7 +73,7 @@ def test_a_curve_of_a_task_the_calibration_lacks_is_refused() -> None:
     with pytest.raises(PredictionError, match="not a unit of the calibration"):
         curve_units(items, without, [CURVE])
     with pytest.raises(PredictionError, match="no scored learning curve"):
-        find_curve_runs([ROOT / "docs"  / "results" / "calibration-v1"])
+        find_curve_runs([ROOT / "docs" / "results" / "calibration-v1"])
 
 
 def budget_units(seed: int = 0) -> pd.DataFrame:
@@ -82,7 +88,9 @@ def budget_units(seed: int = 0) -> pd.DataFrame:
     for pair in range(3):
         rows.append({"task": "name-to-category", "ontology": f"c{pair}", "exposures": 20.0, "mem": 0.9, "gen": 0.6})
     units = pd.DataFrame(rows)
-    units["kind"] = units["task"].map({"name-to-id": "lexicalized -> identifier", "name-to-category": "lexicalized -> category"})
+    units["kind"] = units["task"].map(
+        {"name-to-id": "lexicalized -> identifier", "name-to-category": "lexicalized -> category"}
+    )
     units["group"] = units["ontology"] + " " + units["task"]
     units["label"] = units["group"] + " @ " + units["exposures"].astype(str)
     units["model"] = "m"
@@ -117,7 +125,9 @@ def test_the_predictor_answers_for_a_budget_and_knows_where_each_kind_was_measur
         gains.append(est.predict_gains(one)["predicted_memorization_gain"].iloc[0])
     assert gains[0] < gains[1] < gains[2]  # memorization follows the budget a user plans
     assert gains[2] - gains[0] > 0.3
-    category = units[units["kind"] == "lexicalized -> category"].iloc[[0]].assign(exposures=5.0, log_exposures=np.log10(5.0))
+    category = (
+        units[units["kind"] == "lexicalized -> category"].iloc[[0]].assign(exposures=5.0, log_exposures=np.log10(5.0))
+    )
     reasons = est.outside(category.iloc[0])
     assert any("exposures = 5" in r and "20 only" in r for r in reasons), reasons
 

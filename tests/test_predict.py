@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -235,7 +236,7 @@ def test_a_path_given_and_a_built_in_ontology_give_the_same_task_identity() -> N
     from lexprobe.predict._predict import leave_out_pair
 
     items, tasks, _ = load_calibration([shipped_calibration_dir()])
-    pair = tasks["label"].isin(["hgnc name-to-symbol", "hgnc symbol-to-name"])
+    pair = (tasks["ontology"] == "hgnc") & tasks["task"].isin(["name-to-symbol", "symbol-to-name"])  # every budget
     assert pair.sum() >= 2 and set(tasks.loc[pair, "model"]) == set(tasks["model"])  # on every model
     for ontology in (builtin, by_path):
         rest_items, rest_tasks, left_out, identity = leave_out_pair(items, tasks, ontology, "name-to-symbol")
@@ -666,12 +667,15 @@ def test_the_shipped_calibration_loads_and_its_evaluation_holds_out_field_pairs(
     items, tasks, manifests = load_calibration([shipped_calibration_dir()])
     assert set(tasks["model"]) == {"smollm2-135m", "gemma3-270m"} and tasks["group"].nunique() >= 20
     assert items.groupby(["label", "model"]).size().eq(200).all()
-    # one budget: every unit trained at --size small (20 exposures per pair), the study v2 settings
-    runs = [r for m in manifests for r in m["inputs"]["runs"]]
+    # every unit trained at --size small (20 exposures per pair), the study v2 settings; the learning curves'
+    # units at 5 and 10 exposures too
+    assert set(tasks["exposures"]) == {5.0, 10.0, 20.0} and (tasks["exposures"] == 20.0).sum() == 56
+    source = ROOT / manifests[0]["config"]["items"]
+    runs = json.loads((source.parent / "manifest.json").read_text())["inputs"]["runs"]
     assert {(r["train_config"]["templates"], r["train_config"]["epochs"]) for r in runs} == {(1, 20.0)}
     result = evaluate_items(items, tasks, n_boot=100, seed=0)
     holdout = field_pairs(result.holdout)
-    assert len(holdout) == len(tasks) and holdout.groupby("group")["label"].nunique().max() == 2
+    assert len(holdout) == len(tasks) and holdout.groupby("group")["task"].nunique().max() == 2
     assert len(result.holdout) == 3 * len(tasks)  # by field pair, by ontology, by model
     assert set(holdout.loc[holdout["label"].str.startswith("hgnc name-to-symbol"), "group"]) == {"hgnc name/symbol"}
     assert set(result.baselines["rule"]) == {PREDICTOR_RULE, *BASELINES}

@@ -493,7 +493,7 @@ def plot_budget_curve(
 
     fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.4), sharey=True)
     for ax, split in zip(axes, ("train", "withheld")):
-        for j, (label, part) in enumerate(measured[measured["split"] == split].groupby("label", sort=True)):
+        for j, (_, part) in enumerate(measured[measured["split"] == split].groupby("label", sort=True)):
             part = part.sort_values("exposures")
             ax.plot(
                 part["exposures"],
@@ -505,11 +505,15 @@ def plot_budget_curve(
             )
         mine = curve[curve["split"] == split].sort_values("exposures")
         x, y = mine["exposures"].to_numpy(float), mine["predicted_gain"].to_numpy(float)
-        ax.fill_between(x, mine["ci_low"].to_numpy(float), mine["ci_high"].to_numpy(float), color=OKABE_ITO[0], alpha=0.2)
+        ax.fill_between(
+            x, mine["ci_low"].to_numpy(float), mine["ci_high"].to_numpy(float), color=OKABE_ITO[0], alpha=0.2
+        )
         ax.plot(x, y, color=OKABE_ITO[0], linewidth=1.4, label="predicted for this task (interval)")
         out = mine["outside"].to_numpy(bool)
         ax.scatter(x[~out], y[~out], color=OKABE_ITO[0], zorder=3, s=18)
-        ax.scatter(x[out], y[out], facecolors="white", edgecolors=OKABE_ITO[1], zorder=3, s=24, label="outside the calibration")
+        if out.any():
+            ax.scatter(x[out], y[out], facecolors="white", edgecolors=OKABE_ITO[1], zorder=3, s=24)
+            ax.scatter([], [], facecolors="white", edgecolors=OKABE_ITO[1], label="outside the calibration (fallback)")
         ax.set_xscale("log")
         ax.set_xticks(sorted(set(x) | set(measured["exposures"].astype(float))))
         ax.get_xaxis().set_major_formatter(ScalarFormatter())

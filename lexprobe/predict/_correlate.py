@@ -446,8 +446,7 @@ def budget_skill_markdown(by_budget: pd.DataFrame) -> str:
     from lexprobe.predict._holdout import KIND_MEAN, PAPERS_RULE
 
     part = by_budget[
-        (by_budget["held_out_by"] == "field pair")
-        & by_budget["rule"].isin([PREDICTOR_RULE, PAPERS_RULE, KIND_MEAN])
+        (by_budget["held_out_by"] == "field pair") & by_budget["rule"].isin([PREDICTOR_RULE, PAPERS_RULE, KIND_MEAN])
     ]
     out = [
         "### At each budget, held out by field pair (the field pairs with learning curves)",
@@ -457,8 +456,9 @@ def budget_skill_markdown(by_budget: pd.DataFrame) -> str:
     ]
     for _, r in part.iterrows():
         out.append(
-            f"| {r['exposures']:g} | {r['rule']} | {int(r['n_units'])} | {int(r['verdicts_right'])}/{int(r['n_units'])} "
-            f"| {r['brier']:.3f} | {r['gain_mae_points']:.2f} | {_fmt(r['memorization_mae_points'], '.2f')} |"
+            f"| {r['exposures']:g} | {r['rule']} | {int(r['n_units'])} | "
+            f"{int(r['verdicts_right'])}/{int(r['n_units'])} | {r['brier']:.3f} | {r['gain_mae_points']:.2f} | "
+            f"{_fmt(r['memorization_mae_points'], '.2f')} |"
         )
     return "\n".join(out)
 

@@ -312,8 +312,12 @@ def budget_table(holdout: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     table = pd.concat(frames, ignore_index=True)
     order = {s: i for i, s in enumerate(SCHEMES)}
-    table = table.sort_values(["held_out_by", "exposures"], key=lambda c: c.map(order) if c.name == "held_out_by" else c, kind="stable")
-    return table[["held_out_by", "exposures", *[c for c in table.columns if c not in ("held_out_by", "exposures")]]].reset_index(drop=True)
+    table = table.sort_values(
+        ["held_out_by", "exposures"], key=lambda c: c.map(order) if c.name == "held_out_by" else c, kind="stable"
+    )
+    return table[
+        ["held_out_by", "exposures", *[c for c in table.columns if c not in ("held_out_by", "exposures")]]
+    ].reset_index(drop=True)
 
 
 def reliability_table(holdout: pd.DataFrame, *, bins: int = 5, rules: Sequence[str] | None = None) -> pd.DataFrame:
@@ -349,10 +353,15 @@ def reliability_table(holdout: pd.DataFrame, *, bins: int = 5, rules: Sequence[s
     return pd.DataFrame(rows)
 
 
+#: The rules a task outside the calibration can fall back to: those that read nothing but the kind of its
+#: two fields, since a feature outside the calibration's range is what made the predictor unsafe there.
+FALLBACKS = (PAPERS_RULE, KIND_MEAN)
+
+
 def best_fallback(baselines: pd.DataFrame) -> str:
-    """The baseline with the lowest Brier score held out by ontology (what a task outside the calibration
-    gets); the paper's rule where none was evaluated so."""
-    by_ontology = baselines[(baselines["held_out_by"] == "ontology") & baselines["rule"].isin(BASELINES)]
+    """Of :data:`FALLBACKS`, the rule with the lowest Brier score held out by ontology (what a task outside the
+    calibration gets); the paper's rule where none was evaluated so."""
+    by_ontology = baselines[(baselines["held_out_by"] == "ontology") & baselines["rule"].isin(FALLBACKS)]
     if by_ontology.empty:
         return PAPERS_RULE
     return str(by_ontology.sort_values("brier", kind="stable").iloc[0]["rule"])

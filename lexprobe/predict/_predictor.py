@@ -160,7 +160,8 @@ class Predictor:
     holdout : DataFrame or None
         :func:`lexprobe.predict.evaluate_holdout`: every unit held out by field pair, ontology and model,
         the predictor beside the baselines; ``baselines`` its scores per scheme and rule, ``by_kind`` the same
-        within each kind, ``by_budget`` at each budget of the field pairs measured at several; ``loto`` the field-pair hold-out in long form.
+        within each kind, ``by_budget`` at each budget of the tasks measured at several; ``loto`` the
+        field-pair hold-out in long form.
     warnings : list of str
     fallback : str
         The rule a task outside the calibration gets instead (:data:`lexprobe.predict.PAPERS_RULE`, or the
@@ -234,7 +235,12 @@ class Predictor:
         key = units["ontology"].astype(str) + " " + units["task"].astype(str) + " (" + units["model"].astype(str) + ")"
         budgets = units.groupby(key)["exposures"].transform("nunique")
         rows = [
-            {"label": k, "exposures": float(u["exposures"]), "split": split, "gain": float(u[f"{_GAIN_NAMES[split]}_gain"])}
+            {
+                "label": k,
+                "exposures": float(u["exposures"]),
+                "split": split,
+                "gain": float(u[f"{_GAIN_NAMES[split]}_gain"]),
+            }
             for k, (_, u), n in zip(key, units.iterrows(), budgets)
             if n >= 2
             for split in _SPLITS
