@@ -89,6 +89,14 @@ def main() -> None:
         page = table_at(page, "| rule | verdicts right | generalization gain error (points) |", block)
     (ROOT / "docs" / "prediction.md").write_text(page, encoding="utf-8")
 
+    from lexprobe.figures import plot_reliability
+
+    for path in plot_reliability(
+        pd.read_csv(CAL / "reliability.csv"), ROOT / "figures", stem="calibration_v2_1_reliability"
+    ):
+        if path.suffix == ".svg":  # the pages show the PNG
+            path.unlink()
+
 
 if __name__ == "__main__":
     main()

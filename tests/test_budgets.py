@@ -67,6 +67,15 @@ def test_a_learning_curve_becomes_one_unit_per_budget() -> None:
     )
 
 
+def test_a_curve_given_again_replaces_the_budgets_it_gave() -> None:
+    """A calibration made with curves, given the same curve again, keeps one unit per budget."""
+    items, tasks = _v2()
+    once = curve_units(items, tasks, [CURVE])
+    twice = curve_units(*once, [CURVE])
+    assert len(twice[1]) == len(once[1]) and len(twice[0]) == len(once[0])
+    assert sorted(twice[1]["label"]) == sorted(once[1]["label"])
+
+
 def test_a_curve_of_a_task_the_calibration_lacks_is_refused() -> None:
     items, tasks = _v2()
     without = tasks[tasks["task"] != "name-to-symbol"]

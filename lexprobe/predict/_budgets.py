@@ -93,13 +93,15 @@ def curve_units(
     new_items, new_tasks = [], []
     for run in map(Path, runs):
         ontology, task, model = _run_identity(run)
-        match = tasks[(tasks["ontology"] == ontology) & (tasks["task"] == task) & (tasks["model"] == model)]
+        same = (tasks["ontology"] == ontology) & (tasks["task"] == task) & (tasks["model"] == model)
+        match = tasks[same & at_recorded_budget(tasks)]
         if match.empty:
             raise PredictionError(f"{run}: {ontology} {task} on {model} is not a unit of the calibration")
         unit = task_units[match.index[0]]
         if unit in replaced:
             raise PredictionError(f"{run}: a second learning curve of {unit}")
-        replaced.add(unit)
+        # the unit and any budgets an earlier curve gave it (a calibration made with curves, given again)
+        replaced |= set(task_units[same])
         row = match.iloc[0]
         base = items[(item_units == unit).to_numpy()].set_index(["split", "id"])
         curve = pd.read_csv(run / CURVE_ITEMS, dtype={"id": str})
@@ -125,7 +127,8 @@ def curve_units(
     if not replaced:
         return items, tasks
     keep_items = ~item_units.isin(replaced).to_numpy()
-    items = pd.concat([items[keep_items], *new_items], ignore_index=True)[list(items.columns) + ["exposures"]]
+    columns = list(items.columns) + ([] if "exposures" in items else ["exposures"])
+    items = pd.concat([items[keep_items], *new_items], ignore_index=True)[columns]
     if "exposures" in tasks:
         filled = dict(zip(_units(tasks), tasks["exposures"]))
         items["exposures"] = items["exposures"].fillna(_units(items).map(filled))
