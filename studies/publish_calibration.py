@@ -12,7 +12,12 @@ from pathlib import Path
 import pandas as pd
 
 from lexprobe.predict import KIND_MEAN, PAPERS_RULE, PREDICTOR_RULE, kind_markdown
-from lexprobe.predict._correlate import budget_skill_markdown, holdout_markdown, kind_skill_markdown
+from lexprobe.predict._correlate import (
+    budget_skill_markdown,
+    holdout_markdown,
+    kind_skill_markdown,
+    surface_markdown,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CAL = ROOT / "data" / "calibration" / "study-v2.1"
@@ -81,7 +86,9 @@ def main() -> None:
 
     page = (ROOT / "docs" / "prediction.md").read_text(encoding="utf-8")
     marker_start, marker_end = "<!-- holdout: from baselines.csv -->", "<!-- /holdout -->"
+    surface = pd.read_csv(CAL / "surface.csv")
     parts = [holdout_markdown(baselines), kind_skill_markdown(by_kind), "", budget_skill_markdown(by_budget)]
+    parts += ["", surface_markdown(surface)]
     block = "\n".join([marker_start, *parts, marker_end])
     if marker_start in page:
         page = page[: page.index(marker_start)] + block + page[page.index(marker_end) + len(marker_end) :]

@@ -205,3 +205,42 @@ def test_correlate_takes_curves_only_with_the_units_they_retrained(tmp_path) -> 
     )
     assert result.exit_code == 2 and "--curves goes with --items and --tasks" in result.output
     assert not (tmp_path / "c").exists()
+
+
+def test_the_surface_check_flags_a_feature_that_follows_token_length() -> None:
+    """Within a kind, an alignment z that is the target's length in tokens is flagged; one that is not, is
+    not."""
+    from lexprobe.predict import surface_check
+
+    rng = np.random.default_rng(0)
+    rows, units = [], []
+    for t in range(6):
+        tokens = 2 + t
+        for split in ("train", "withheld"):
+            for _ in range(20):
+                rows.append(
+                    {
+                        "label": f"o{t} name-to-symbol",
+                        "model": "m",
+                        "split": split,
+                        "source_tokens": 5,
+                        "target_tokens": tokens,
+                        "target": "ABC" + "x" * t,
+                    }
+                )
+        units.append(
+            {
+                "label": f"o{t} name-to-symbol",
+                "model": "m",
+                "kind": "lexicalized -> lexicalized",
+                "group": f"o{t} name/symbol",
+                "alignment_z": 3.0 * tokens,
+                "noise": rng.normal(),
+            }
+        )
+    items, units = pd.DataFrame(rows), pd.DataFrame(units)
+    table = surface_check(items, units, features=("alignment_z", "noise")).set_index(["feature", "surface"])
+    assert table.loc[("alignment_z", "target_tokens"), "flagged"]
+    assert table.loc[("alignment_z", "target_tokens"), "rho"] == pytest.approx(1.0)
+    assert np.isnan(table.loc[("alignment_z", "source_tokens"), "rho"])  # a constant side ranks nothing
+    assert table.loc[("noise", "target_tokens"), "n_field_pairs"] == 6

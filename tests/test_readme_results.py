@@ -536,12 +536,24 @@ def test_the_study_page_cost_table_sums_the_runs_manifests() -> None:
 def test_the_prediction_page_quotes_the_shipped_baselines() -> None:
     """docs/prediction.md carries the shipped calibration's hold-out scores (all three ways, every rule) and its
     within-kind scores as `lexprobe correlate` writes them."""
-    from lexprobe.predict._correlate import budget_skill_markdown, holdout_markdown, kind_skill_markdown
+    from lexprobe.predict._correlate import (
+        budget_skill_markdown,
+        holdout_markdown,
+        kind_skill_markdown,
+        surface_markdown,
+    )
 
     page = (ROOT / "docs" / "prediction.md").read_text(encoding="utf-8")
     assert holdout_markdown(pd.read_csv(CALIBRATION / "baselines.csv")).strip() in page
     assert kind_skill_markdown(pd.read_csv(CALIBRATION / "baselines_by_kind.csv")).strip() in page
     assert budget_skill_markdown(pd.read_csv(CALIBRATION / "baselines_by_budget.csv")).strip() in page
+    surface = pd.read_csv(CALIBRATION / "surface.csv")
+    assert surface_markdown(surface).strip() in page
+    # the README quotes the lexicalized -> lexicalized kind's surface check
+    lex = surface[surface["kind"] == "lexicalized -> lexicalized"].set_index("surface")["rho"]
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"{lex['target_digit_share']:+.2f} with their share of digits" in readme
+    assert f"{lex['target_tokens']:+.2f} with their length in tokens" in readme
 
 
 def test_the_study_page_spread_table_is_the_recorded_spread() -> None:

@@ -66,7 +66,14 @@ from lexprobe.predict._correlate import (
     summary_table,
     write_correlation,
 )
-from lexprobe.predict._correlation import CORRELATIONS, auc_comparison, correlation_table, spearman_pooled_within
+from lexprobe.predict._correlation import (
+    CORRELATIONS,
+    SURFACES,
+    auc_comparison,
+    correlation_table,
+    spearman_pooled_within,
+    surface_check,
+)
 from lexprobe.predict._estimator import (
     COMMIT,
     GENERALIZATION_FEATURES,
@@ -117,6 +124,8 @@ from lexprobe.stats import cluster_bootstrap, spearman_ci, youden_threshold
 
 __all__ = [
     "COMMIT",
+    "SURFACES",
+    "surface_check",
     "budget_table",
     "reliability_table",
     "at_recorded_budget",

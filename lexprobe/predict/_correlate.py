@@ -15,7 +15,7 @@ import pandas as pd
 from lexprobe.exceptions import PredictionError
 from lexprobe.predict._budgets import at_recorded_budget
 from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, VERDICTS, _measured_verdict, _units
-from lexprobe.predict._correlation import auc_comparison, correlation_table
+from lexprobe.predict._correlation import SURFACES, auc_comparison, correlation_table, surface_check
 from lexprobe.predict._features import FeatureConfig, _train_config, _with_template_share, run_features
 from lexprobe.predict._holdout import PREDICTOR_RULE, loto_summary, reliability_table
 from lexprobe.predict._predictor import fit_predictor, unit_table
@@ -40,6 +40,7 @@ class CorrelationResult:
     baselines: pd.DataFrame | None = None
     by_kind: pd.DataFrame | None = None
     by_budget: pd.DataFrame | None = None
+    surface: pd.DataFrame | None = None
 
 
 def evaluate_items(
@@ -75,12 +76,13 @@ def evaluate_items(
     part(2)
     auc = auc_comparison(recorded[recorded["split"] == "withheld"], n_boot=n_boot, seed=seed)
     part(3)
-    holdout = baselines = loto = by_kind = by_budget = None
+    holdout = baselines = loto = by_kind = by_budget = surface = None
     scored = tasks if tasks is not None else units
     if units["group"].nunique() >= 2:
         predictor = fit_predictor(items, tasks, seed=seed)
         holdout, baselines, loto = predictor.holdout, predictor.baselines, predictor.loto
         by_kind, by_budget = predictor.by_kind, predictor.by_budget
+        surface = surface_check(items, predictor.tasks)
         if tasks is not None:
             extra = predictor.tasks.set_index("unit")[
                 [
@@ -113,6 +115,7 @@ def evaluate_items(
         baselines=baselines,
         by_kind=by_kind,
         by_budget=by_budget,
+        surface=surface,
     )
 
 
@@ -463,6 +466,30 @@ def budget_skill_markdown(by_budget: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def surface_markdown(surface: pd.DataFrame) -> str:
+    """The surface check of the predictor's within-kind features (:func:`surface_check`), kinds with units of
+    at least three field pairs (those with a ridge)."""
+    from lexprobe.predict._common import MIN_CLASS_PAIRS
+
+    shown = surface[surface["n_field_pairs"] >= MIN_CLASS_PAIRS]
+    out = [
+        "### Surface check: within kinds, does a feature follow token length or digits?",
+        "",
+        "Spearman's rho over a kind's units (recorded budget) of the feature against each surface form; "
+        "|rho| >= 0.7 is flagged.",
+        "",
+        "| kind | feature | units | source tokens | target tokens | target digit share |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (kind, feature), part in shown.groupby(["kind", "feature"], sort=False):
+        cells = [
+            ("-" if pd.isna(r["rho"]) else f"{r['rho']:+.2f}") + (" (flagged)" if r["flagged"] else "")
+            for _, r in part.set_index("surface").loc[list(SURFACES)].reset_index().iterrows()
+        ]
+        out.append(f"| {kind} | {feature} | {int(part['n_units'].max())} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *, figures: bool = True) -> list[Path]:
     """Write ``items.csv``, ``tasks.csv``, ``correlations.csv``, ``auc.csv`` (and, with two or more field
     pairs, ``holdout.csv``, ``baselines.csv``, ``baselines_by_kind.csv``, ``reliability.csv``, ``loto.csv``;
@@ -486,6 +513,8 @@ def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *,
         tables["baselines_by_kind.csv"] = result.by_kind
     if result.by_budget is not None:
         tables["baselines_by_budget.csv"] = result.by_budget
+    if result.surface is not None:
+        tables["surface.csv"] = result.surface
     reliability = reliability_table(result.holdout) if result.holdout is not None else None
     if reliability is not None:
         tables["reliability.csv"] = reliability
@@ -544,6 +573,8 @@ def evaluation_markdown(result: CorrelationResult) -> str:
             out += [kind_skill_markdown(result.by_kind), ""]
         if result.by_budget is not None:
             out += [budget_skill_markdown(result.by_budget), ""]
+        if result.surface is not None and len(result.surface):
+            out += [surface_markdown(result.surface), ""]
         h = result.holdout
         if "held_out_by" in h:
             h = h[h["held_out_by"] == "field pair"]

@@ -226,3 +226,54 @@ def _raw_feature_rows(items, y, units, *, n_boot: int, seed: int, base: dict[str
         note = "" if 0 < y.sum() < len(y) else "one class only"
         rows.append(row | base | {"cv": "none: the feature's own value, higher = gained", "note": note})
     return rows
+
+
+#: The surface forms a task-level feature could be measuring instead of what it claims: the length of the two
+#: sides in tokens and the share of the target's characters that are digits or punctuation.
+SURFACES = ("source_tokens", "target_tokens", "target_digit_share")
+
+
+def surface_check(items: pd.DataFrame, units: pd.DataFrame, features: Sequence[str] = ("alignment_z",)) -> pd.DataFrame:
+    """Whether the predictor's within-kind features follow surface form (``surface.csv``): per kind, over its
+    units at their recorded budget, Spearman's rho of each feature with each of :data:`SURFACES` (unit means
+    from ``items``). A kind's ridge reads the feature within the kind, so this is where a length effect would
+    pass for alignment; ``|rho| >= 0.7`` is flagged."""
+    from lexprobe.predict._budgets import at_recorded_budget
+
+    items = items[at_recorded_budget(items).to_numpy()]
+    units = units[at_recorded_budget(units).to_numpy()]
+    target = items["target"].astype(str)
+    digits = target.map(lambda t: sum(not c.isalpha() and not c.isspace() for c in t) / max(len(t), 1))
+    surfaces = (
+        pd.DataFrame(
+            {
+                "source_tokens": items["source_tokens"].astype(float) if "source_tokens" in items else np.nan,
+                "target_tokens": items["target_tokens"].astype(float),
+                "target_digit_share": digits,
+            }
+        )
+        .groupby(_units(items).to_numpy())
+        .mean()
+    )
+    means = surfaces.reindex(_units(units).to_numpy())
+    rows = []
+    for kind, mask in units.groupby(units["kind"].astype(str)).groups.items():
+        part, surface = units.loc[mask], means.loc[_units(units.loc[mask]).to_numpy()]
+        for feature in (f for f in features if f in units):
+            x = part[feature].astype(float).to_numpy()
+            for name in SURFACES:
+                y = surface[name].astype(float).to_numpy()
+                ok = np.isfinite(x) & np.isfinite(y)
+                rho = pooled_spearman(x[ok], y[ok])
+                rows.append(
+                    {
+                        "kind": kind,
+                        "feature": feature,
+                        "surface": name,
+                        "n_units": int(ok.sum()),
+                        "n_field_pairs": int(part.loc[ok, "group"].nunique()) if "group" in part else np.nan,
+                        "rho": rho,
+                        "flagged": bool(np.isfinite(rho) and abs(rho) >= 0.7),
+                    }
+                )
+    return pd.DataFrame(rows)
