@@ -471,7 +471,8 @@ def surface_markdown(surface: pd.DataFrame) -> str:
     at least three field pairs (those with a ridge)."""
     from lexprobe.predict._common import MIN_CLASS_PAIRS
 
-    shown = surface[surface["n_field_pairs"] >= MIN_CLASS_PAIRS]
+    pairs = surface.groupby(["kind", "feature"])["n_field_pairs"].transform("max")
+    shown = surface[(pairs >= MIN_CLASS_PAIRS).to_numpy()]
     out = [
         "### Surface check: within kinds, does a feature follow token length or digits?",
         "",
@@ -483,8 +484,9 @@ def surface_markdown(surface: pd.DataFrame) -> str:
     ]
     for (kind, feature), part in shown.groupby(["kind", "feature"], sort=False):
         cells = [
-            ("-" if pd.isna(r["rho"]) else f"{r['rho']:+.2f}") + (" (flagged)" if r["flagged"] else "")
-            for _, r in part.set_index("surface").loc[list(SURFACES)].reset_index().iterrows()
+            ("-" if pd.isna(r["rho"]) else f"{r['rho']:+.2f}")
+            + (" (flagged)" if pd.notna(r["flagged"]) and bool(r["flagged"]) else "")
+            for _, r in part.set_index("surface").reindex(list(SURFACES)).reset_index().iterrows()
         ]
         out.append(f"| {kind} | {feature} | {int(part['n_units'].max())} | " + " | ".join(cells) + " |")
     return "\n".join(out)
