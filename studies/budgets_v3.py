@@ -52,6 +52,10 @@ def main(source: str, out: str, only: list[str]) -> None:
         # "auto": study v2 trained in bfloat16 on a CPU that computes it natively; on one that does not,
         # bfloat16 runs ~100x slower than float32, so the precision follows the machine (recorded in the run)
         config = dataclasses.replace(TrainConfig(**recorded), snapshots=SNAPSHOTS, dtype=DTYPE)
+        scored = all((run / f).is_file() for f in ("learning_curve_manifest.json", "evaluation_manifest.json"))
+        if scored:  # finished and committed (its adapter is not: a fresh clone has none to check)
+            print(f"done {task}", flush=True)
+            continue
         if not is_complete(run):
             print(f"train {task}", flush=True)
             train_lora(run, config, split_dir=src / task / "split", progress=True)
