@@ -69,6 +69,12 @@ def align_cmd(
     permutations: int = typer.Option(
         100, "--permutations", min=0, max=MAX_RESAMPLES, help="Shuffles of the pairing for the null."
     ),
+    cka_permutations: str = typer.Option(
+        "auto",
+        "--cka-permutations",
+        help="Shuffles for the CKA metrics' p-value and layer max: auto (= --permutations up to 8192 items, "
+        "0 above) or N. Their null mean, sd and z are exact at any N; with 0 p is Cantelli's bound.",
+    ),
     bootstrap: int = typer.Option(
         100, "--bootstrap", min=0, max=MAX_RESAMPLES, help="Bootstrap resamples for confidence intervals."
     ),
@@ -115,6 +121,7 @@ def align_cmd(
         retrieval_k=retrieval_k,
         retrieval_map=retrieval_map,
         permutations=permutations,
+        cka_permutations=_cka_permutations(cka_permutations),
         bootstrap=bootstrap,
         ci_layers=ci_layers,
         preprocess=preprocess,
@@ -166,20 +173,26 @@ def align_cmd(
             row.metric,
             str(row.best_layer),
             f"{row.value:.3f}",
-            f"{row.null_max_mean:.3f} ± {row.null_max_sd:.3f}",
+            _null_text(row.null_max_mean, row.null_max_sd),
             f"{row.z:.1f}",
-            _p_text(row.p_value, config.permutations),
+            _p_text(row.p_value, _shuffles(row, config, n)),
             f"{row.effect:+.3f}",
             "" if ratio != ratio else f"{ratio:.2f}",
         )
     print_table(table)
     if "value_ctl" in result.summary:
-        print_table(_controlled_table(result.summary, config.permutations))
+        print_table(_controlled_table(result.summary, config, n))
     console.print(
         "best layer = the layer with the highest value; its null is the maximum over layers of the permutation "
         f"null ({config.permutations} shuffles), so choosing it does not inflate z. "
         f"Per-layer rows: {target}/alignment.csv"
     )
+    if (result.summary.get("null") == "moments").any():
+        console.print(
+            "CKA rows: no CKA shuffle was run (--cka-permutations "
+            f"{config.cka_permutations}, {n} items); z is from the exact null moments, p (≤) is Cantelli's bound "
+            "summed over layers, and the null shown is the largest per-layer null mean"
+        )
     neighbours = result.manifest.get("neighbours", {})
     if neighbours.get("search") == "hnsw":
         console.print(
@@ -191,7 +204,24 @@ def align_cmd(
         err_console.print(f"warning: {line}", markup=False, emoji=False)  # "name:id:" is no emoji
 
 
-def _controlled_table(summary, permutations: int):
+def _cka_permutations(text: str) -> int | str:
+    """``--cka-permutations``: ``auto`` or a count (a bad value gets the config's one-line error)."""
+    text = text.strip().lower()
+    return "auto" if text == "auto" else int(text) if text.isdigit() else text
+
+
+def _shuffles(row, config, n: int) -> int:
+    """The shuffles a summary row's p-value rests on (-1: a bound from the exact moments)."""
+    if getattr(row, "null", "permutations") == "moments":
+        return -1
+    return config.resolved_cka_permutations(n) if row.metric in ("cka", "dcka") else config.permutations
+
+
+def _null_text(mean: float, sd: float) -> str:
+    return f"{mean:.3f}" if sd != sd else f"{mean:.3f} ± {sd:.3f}"
+
+
+def _controlled_table(summary, config, n: int):
     """The surface-controlled metric at its own best layer, beside the share of the raw effect it keeps."""
     from rich.table import Table
 
@@ -207,9 +237,9 @@ def _controlled_table(summary, permutations: int):
             row.metric,
             str(row.best_layer_ctl),
             f"{row.value_ctl:.3f}",
-            f"{row.null_max_mean_ctl:.3f} ± {row.null_max_sd_ctl:.3f}",
+            _null_text(row.null_max_mean_ctl, row.null_max_sd_ctl),
             f"{row.z_ctl:.1f}",
-            _p_text(row.p_value_ctl, permutations),
+            _p_text(row.p_value_ctl, _shuffles(row, config, n)),
             f"{row.effect_ctl:+.3f}",
             "" if row.effect_kept != row.effect_kept else f"{row.effect_kept:.0%}",
         )
@@ -217,9 +247,12 @@ def _controlled_table(summary, permutations: int):
 
 
 def _p_text(p_value: float, permutations: int) -> str:
-    """The permutation p-value, shown as its floor ("≤ 1/(m+1)") when no shuffle reached the value."""
-    if not permutations or p_value != p_value:
+    """The permutation p-value, shown as its floor ("≤ 1/(m+1)") when no shuffle reached the value; a bound from
+    the exact moments (``permutations`` -1) as "≤ bound"."""
+    if p_value != p_value or not permutations:
         return ""
+    if permutations < 0:
+        return f"≤{p_value:.2g}"
     floor = 1 / (permutations + 1)
     return f"≤{floor:.2g}" if p_value <= floor * (1 + 1e-9) else f"{p_value:.2g}"
 

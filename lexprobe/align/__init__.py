@@ -21,6 +21,8 @@ from lexprobe.align._metrics import (
 from lexprobe.align._null import (
     METRIC_NAMES,
     MetricOutcome,
+    cantelli_bound,
+    cka_null_moments,
     evaluate_metric,
     evaluate_metrics,
     summarize_null,
@@ -77,6 +79,8 @@ __all__ = [
     "rsa",
     "run_alignment",
     "summarize_null",
+    "cka_null_moments",
+    "cantelli_bound",
     "surface_covariates",
     "surface_warnings",
     "validate_embeddings",

@@ -47,6 +47,8 @@ __all__ = [
     "evaluate_metric",
     "evaluate_metrics",
     "summarize_null",
+    "cka_null_moments",
+    "cantelli_bound",
     "jackknife_interval",
     "recentred_interval",
     "METRIC_NAMES",
@@ -64,13 +66,16 @@ class MetricOutcome:
 
     ``boot`` holds the values the interval came from: the n leave-one-out values of the jackknife (mknn,
     cka, dcka) or the bootstrap values (retrieval, rsa); empty when no interval was asked for (``boots``
-    with zero rows), and ``interval`` is then (nan, nan).
+    with zero rows), and ``interval`` is then (nan, nan). ``moments`` is the exact mean and sd of the null
+    over all n! pairings where they have a closed form (linear and debiased CKA: :func:`cka_null_moments`),
+    else None.
     """
 
     value: float
     null: np.ndarray
     boot: np.ndarray
     interval: tuple[float, float] = (float("nan"), float("nan"))
+    moments: tuple[float, float] | None = None
 
 
 def jackknife_interval(value: float, loo: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
@@ -100,14 +105,38 @@ def recentred_interval(value: float, boot: np.ndarray, level: float = LEVEL) -> 
     return float(low), float(high)
 
 
-def summarize_null(value: float, null: np.ndarray) -> dict[str, float]:
-    """Null mean and sd, z and the empirical one-sided p-value (1 + #{null >= value}) / (1 + n_null)."""
-    if len(null) == 0:
+def summarize_null(value: float, null: np.ndarray, moments: tuple[float, float] | None = None) -> dict[str, float]:
+    """Null mean and sd, z and the one-sided p-value.
+
+    With ``moments`` (the exact null mean and sd over all pairings), mean, sd and z are exact; the p-value is
+    still the empirical (1 + #{null >= value}) / (1 + n_null) of the Monte Carlo ``null`` when it has values,
+    and Cantelli's bound 1 / (1 + z²) (:func:`cantelli_bound`) when it has none. Without ``moments`` all four
+    come from ``null`` (NaN when it is empty).
+    """
+    null = np.asarray(null, dtype=float)
+    if moments is not None:
+        mean, sd = float(moments[0]), float(moments[1])
+    elif len(null) == 0:
         return {"null_mean": np.nan, "null_sd": np.nan, "z": np.nan, "p_value": np.nan}
-    mean, sd = float(null.mean()), float(null.std(ddof=1)) if len(null) > 1 else 0.0
+    else:
+        mean, sd = float(null.mean()), float(null.std(ddof=1)) if len(null) > 1 else 0.0
     z = (value - mean) / sd if sd > 0 else (np.inf if value > mean else 0.0)
-    p = (1 + int((null >= value).sum())) / (1 + len(null))
+    if len(null):
+        p = (1 + int((null >= value).sum())) / (1 + len(null))
+    else:
+        p = cantelli_bound(z)
     return {"null_mean": mean, "null_sd": sd, "z": float(z), "p_value": float(p)}
+
+
+def cantelli_bound(z: float | np.ndarray) -> float | np.ndarray:
+    """Cantelli's one-sided inequality: P(T - mean >= z sd) <= 1 / (1 + z²) for z > 0 (1 for z <= 0).
+
+    It needs only the mean and the variance, whatever the null's shape, so with the exact permutation moments
+    it is a valid (conservative) p-value with no permutation run at all.
+    """
+    z = np.asarray(z, dtype=float)
+    out = np.where(z > 0, 1.0 / (1.0 + np.square(np.where(z > 0, z, 0.0))), 1.0)
+    return float(out) if out.ndim == 0 else out
 
 
 def _validate_resamples(perms: np.ndarray, boots: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -193,10 +222,12 @@ def evaluate_metrics(
     retrieval_map: str = "ridge",
     seed: int = 0,
     cka_boots: np.ndarray | None = None,
+    cka_perms: np.ndarray | None = None,
 ) -> dict[str, MetricOutcome]:
     """Several metrics at once (arguments as :func:`evaluate_metric`); linear and debiased CKA share work.
 
-    ``cka_boots`` overrides ``boots`` for the two CKA metrics (each of their resamples is a full CKA).
+    ``cka_boots`` overrides ``boots`` for the two CKA metrics (each of their resamples is a full CKA), and
+    ``cka_perms`` overrides ``perms`` for them (zero rows: their null is the exact moments alone).
     """
     unknown = [m for m in metrics if m not in METRIC_NAMES]
     if unknown:
@@ -204,9 +235,10 @@ def evaluate_metrics(
     sx, sy = _sides(X, Y)
     perms, boots = _validate_resamples(perms, boots, sx.n)
     cka_boots = boots if cka_boots is None else _validate_resamples(perms[:0], cka_boots, sx.n)[1]
+    cka_perms = perms if cka_perms is None else _validate_resamples(cka_perms, boots[:0], sx.n)[0]
     out: dict[str, MetricOutcome] = {}
     if "cka" in metrics or "dcka" in metrics:
-        both = _cka_both(sx, sy, perms, cka_boots)
+        both = _cka_both(sx, sy, cka_perms, cka_boots)
         out.update({m: both[m] for m in ("cka", "dcka") if m in metrics})
     for metric in metrics:
         if metric not in out:
@@ -292,14 +324,95 @@ def _cka_both(sx: Side, sy: Side, perms, boots) -> dict[str, MetricOutcome]:
     hyy = acc._hsic1(s["YtY"], s["sy"], s["sy"], s["bb"], s["b"], s["b"], s["bY"], s["bY"])
     deb_denom = np.sqrt(hxx * hyy) if hxx > 0 and hyy > 0 else 0.0
     null_lin, null_deb = _cka_nulls(sx, sy, perms, lin_denom, deb_denom)
+    moments = _cka_moments(sx, sy, float(np.sum(cxx * cxx)), float(np.sum(cyy * cyy)), lin_denom, deb_denom)
     lin, deb = acc.linear(), acc.debiased()
     if not len(boots) or n < 6:  # the debiased leave-one-out values need n - 1 >= 5
-        return {"cka": MetricOutcome(lin, null_lin, np.empty(0)), "dcka": MetricOutcome(deb, null_deb, np.empty(0))}
+        return {
+            "cka": MetricOutcome(lin, null_lin, np.empty(0), moments=moments["cka"]),
+            "dcka": MetricOutcome(deb, null_deb, np.empty(0), moments=moments["dcka"]),
+        }
     loo_lin, loo_deb = _cka_jackknife(X, Y, acc)
     return {
-        "cka": MetricOutcome(lin, null_lin, loo_lin, jackknife_interval(lin, loo_lin)),
-        "dcka": MetricOutcome(deb, null_deb, loo_deb, jackknife_interval(deb, loo_deb)),
+        "cka": MetricOutcome(lin, null_lin, loo_lin, jackknife_interval(lin, loo_lin), moments["cka"]),
+        "dcka": MetricOutcome(deb, null_deb, loo_deb, jackknife_interval(deb, loo_deb), moments["dcka"]),
     }
+
+
+def cka_null_moments(X: np.ndarray, Y: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Exact mean and sd of linear and debiased CKA over all n! pairings of X's rows with Y's, in O(n d²).
+
+    The permutation null of :func:`evaluate_metric` draws from this distribution; these are its moments with no
+    Monte Carlo error. Returns ``{"cka": (mean, sd), "dcka": (mean, sd)}``. See :func:`_cka_moments` for the
+    derivation (Mantel's moments of a quadratic assignment statistic, with the diagonal kept apart).
+    """
+    sx, sy = _sides(X, Y)
+    if sx.n < 4:
+        raise AlignmentError(f"the CKA null's moments need at least 4 rows, got {sx.n}")
+    acc = _accumulate_sides(sx, sy)
+    s, n = acc._s, sx.n
+    mx, my = s["sx"] / n, s["sy"] / n
+    cxx = s["XtX"] - n * np.outer(mx, mx)
+    cyy = s["YtY"] - n * np.outer(my, my)
+    hxx = acc._hsic1(s["XtX"], s["sx"], s["sx"], s["aa"], s["a"], s["a"], s["aX"], s["aX"])
+    hyy = acc._hsic1(s["YtY"], s["sy"], s["sy"], s["bb"], s["b"], s["b"], s["bY"], s["bY"])
+    deb_denom = np.sqrt(hxx * hyy) if hxx > 0 and hyy > 0 else 0.0
+    lin_denom = float(np.linalg.norm(cxx) * np.linalg.norm(cyy))
+    return _cka_moments(sx, sy, float(np.sum(cxx * cxx)), float(np.sum(cyy * cyy)), lin_denom, deb_denom)
+
+
+def _assignment_moments(a: np.ndarray, b: np.ndarray, tk2: float, tl2: float, gamma: float) -> tuple[float, float]:
+    """Exact mean and variance over uniform permutations p of T(p) = Σ_ij K_ij L_p(i)p(j) - γ Σ_i a_i b_p(i), for
+    doubly centred kernels K (K1 = 0) and L with diagonals a, b and tr K² = ``tk2``, tr L² = ``tl2``.
+
+    Split T = D + O: the diagonal D = (1 - γ) Σ_i a_i b_p(i), a linear assignment statistic, and the off-diagonal
+    O = Σ_{i≠j} K_ij L_p(i)p(j), a quadratic assignment (Mantel) statistic. With falling factorials n_(k), the
+    off-diagonal sums of K, A1 = Σ_{i≠j} K_ij = -Σa (K1 = 0), A2 = Σ_{i≠j} K_ij² = tr K² - Σa², and its squared
+    row sums A3 = Σ_i (Σ_{j≠i} K_ij)² = Σa² (likewise B1, B2, B3 of L):
+
+    - E O = A1 B1 / n_(2);  E O² = 2 A2 B2 / n_(2) + 4 (A3 - A2)(B3 - B2) / n_(3)
+      + (A1² - 4 A3 + 2 A2)(B1² - 4 B3 + 2 B2) / n_(4) (index pairs sharing two, one or no index);
+    - with u = (1 - γ) a, v = b: E D = Σu Σv / n, E D² = Σu² Σv² / n + ((Σu)² - Σu²)((Σv)² - Σv²) / n_(2);
+    - with UA = Σ_i u_i Σ_{j≠i} K_ij = -(1 - γ) Σa² and VB = -Σb²: E DO = 2 UA VB / n_(2)
+      + (Σu A1 - 2 UA)(Σv B1 - 2 VB) / n_(3).
+
+    Every sum is O(n) given the diagonals and tr K² = ||XᵀX||²_F (O(n d²)); no n x n kernel is formed.
+    """
+    n = float(len(a))
+    n2, n3, n4 = n * (n - 1), n * (n - 1) * (n - 2), n * (n - 1) * (n - 2) * (n - 3)
+    sa, sb, saa, sbb = float(a.sum()), float(b.sum()), float(a @ a), float(b @ b)
+    A1, A2, A3 = -sa, tk2 - saa, saa
+    B1, B2, B3 = -sb, tl2 - sbb, sbb
+    mean_o = A1 * B1 / n2
+    o2 = 2 * A2 * B2 / n2 + 4 * (A3 - A2) * (B3 - B2) / n3 + (A1**2 - 4 * A3 + 2 * A2) * (B1**2 - 4 * B3 + 2 * B2) / n4
+    w = 1.0 - gamma
+    su, suu = w * sa, w * w * saa
+    mean_d = su * sb / n
+    d2 = suu * sbb / n + (su**2 - suu) * (sb**2 - sbb) / n2
+    ua, vb = -w * saa, -sbb
+    do = 2 * ua * vb / n2 + (su * A1 - 2 * ua) * (sb * B1 - 2 * vb) / n3
+    mean = mean_d + mean_o
+    return mean, max(d2 + 2 * do + o2 - mean * mean, 0.0)
+
+
+def _cka_moments(
+    sx: Side, sy: Side, tk2: float, tl2: float, lin_denom: float, deb_denom: float
+) -> dict[str, tuple[float, float]]:
+    """Exact null mean and sd of linear and debiased CKA (see :func:`_assignment_moments`).
+
+    Both nulls are affine in the statistic of :func:`_assignment_moments` (:func:`_cka_nulls`): linear CKA is
+    c2 / lin_denom (γ = 0); the unbiased HSIC is (c2 - ab n / (n - 2) + ΣaΣb / ((n-1)(n-2))) / (n(n-3)), so
+    γ = n / (n - 2), the constant shifts the mean only, and the scale divides mean and sd alike.
+    """
+    n = sx.n
+    a, b = sx.sq_norms, sy.sq_norms
+    out = {}
+    mean, var = _assignment_moments(a, b, tk2, tl2, 0.0)
+    out["cka"] = (mean / lin_denom, np.sqrt(var) / lin_denom) if lin_denom > 0 else (0.0, 0.0)
+    mean, var = _assignment_moments(a, b, tk2, tl2, n / (n - 2))
+    scale = n * (n - 3) * deb_denom
+    const = float(a.sum() * b.sum()) / ((n - 1) * (n - 2))
+    out["dcka"] = ((mean + const) / scale, np.sqrt(var) / scale) if deb_denom > 0 else (0.0, 0.0)
+    return {k: (float(m), float(sd)) for k, (m, sd) in out.items()}
 
 
 def _cka_nulls(sx: Side, sy: Side, perms, lin_denom: float, deb_denom: float) -> tuple[np.ndarray, np.ndarray]:

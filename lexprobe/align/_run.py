@@ -24,6 +24,7 @@ from lexprobe.align._metrics import (
 from lexprobe.align._null import (
     METRIC_NAMES,
     Side,
+    cantelli_bound,
     evaluate_metric,
     evaluate_metrics,
     null_form,
@@ -57,6 +58,10 @@ logger = logging.getLogger(__name__)
 _UMAP_POINTS = 1000
 
 DEFAULT_METRICS = ("mknn", "cka", "dcka")
+
+#: Above this many items ``cka_permutations="auto"`` runs no CKA permutation: z comes from the exact moments and
+#: p from Cantelli's bound (at 44,000 HGNC genes the CKA null was 90% of a run; effects there are z > 100).
+CKA_MOMENTS_ONLY_ITEMS = 8192
 _DEFAULT_PAIRS = {"hgnc": ("name:symbol", "name:id", "symbol:id")}
 
 
@@ -101,6 +106,14 @@ class AlignmentConfig:
         one space).
     permutations : int
         Permutations of the pairing for the null (0 disables it).
+    cka_permutations : "auto" or int
+        Monte Carlo permutations for the two CKA metrics, whose per-layer null mean, sd and z are exact whatever
+        this is (closed-form moments over all pairings, :func:`lexprobe.align.cka_null_moments`); the
+        permutations give the empirical p-value and the layer-max null. With 0, the p-value is Cantelli's
+        bound from the exact moments (summed over layers for the best layer), valid and conservative, and the
+        summary's ``null`` column says ``moments``. ``"auto"``: ``permutations`` up to
+        ``CKA_MOMENTS_ONLY_ITEMS`` items, 0 above (where each permutation costs a GEMM over every item and
+        effects are hundreds of standard deviations).
     bootstrap : int
         Bootstrap resamples of items for the retrieval and RSA intervals (0 disables every interval);
         mutual kNN intervals come from 50 random half samples, CKA intervals from the delete-one jackknife.
@@ -133,6 +146,7 @@ class AlignmentConfig:
     retrieval_k: int = 1
     retrieval_map: str = "ridge"
     permutations: int = 100
+    cka_permutations: int | str = "auto"
     bootstrap: int = 100
     ci_layers: str = "best"
     preprocess: str = "standardize"
@@ -150,6 +164,12 @@ class AlignmentConfig:
             raise AlignmentError(f"--preprocess must be one of {', '.join(PREPROCESSING)}, got {self.preprocess!r}")
         if self.permutations < 0 or self.bootstrap < 0:
             raise AlignmentError("--permutations and --bootstrap must be >= 0")
+        if self.cka_permutations != "auto" and (
+            isinstance(self.cka_permutations, bool)
+            or not isinstance(self.cka_permutations, int)
+            or self.cka_permutations < 0
+        ):
+            raise AlignmentError(f"--cka-permutations must be auto or >= 0, got {self.cka_permutations!r}")
         if self.ci_layers not in ("best", "all"):
             raise AlignmentError(f"--ci-layers must be best or all, got {self.ci_layers!r}")
         if self.k < 1:
@@ -164,6 +184,12 @@ class AlignmentConfig:
             raise AlignmentError(f"--limit must be at least 5 terms (or None for all), got {self.limit}")
         for pair in self.pairs or ():
             parse_pair(pair)
+
+    def resolved_cka_permutations(self, n_items: int) -> int:
+        """The Monte Carlo permutations the CKA metrics get for ``n_items`` items (``"auto"`` resolved)."""
+        if self.cka_permutations == "auto":
+            return self.permutations if n_items <= CKA_MOMENTS_ONLY_ITEMS else 0
+        return int(self.cka_permutations)
 
     def resolved_pairs(self, ontology_name: str) -> tuple[tuple[str, str], ...]:
         return tuple(parse_pair(p) for p in (self.pairs or default_pairs(ontology_name)))
@@ -269,10 +295,13 @@ def run_alignment(
     layers = embeddings[fields[0]].layers
     dim = int(embeddings[fields[0]].array.shape[-1])
     rng = np.random.default_rng(config.seed)
-    perms = np.array([rng.permutation(n) for _ in range(config.permutations)], dtype=np.int64).reshape(-1, n)
+    n_cka = config.resolved_cka_permutations(n)
+    drawn = max(config.permutations, n_cka)
+    perms = np.array([rng.permutation(n) for _ in range(drawn)], dtype=np.int64).reshape(-1, n)
     boots = rng.integers(0, n, size=(config.bootstrap, n))
+    cka_perms, perms = perms[:n_cka], perms[: config.permutations]
     covariates = surface_inputs(embeddings, lm, extraction) if config.surface_control else {}
-    cells, nulls, recall = {}, {}, {}
+    cells, nulls, moments, recall = {}, {}, {}, {}
     explained: dict[str, list[float]] = {f: [] for f in covariates}
     # layer by layer: each field is preprocessed, searched and multiplied once per layer, whatever the number
     # of pairs it is in (a Side caches its centred rows, kernel and neighbour lists)
@@ -298,11 +327,13 @@ def run_alignment(
                 retrieval_map=config.retrieval_map,
                 seed=config.seed,
                 cka_boots=boots[:0] if config.ci_layers == "best" else boots,
+                cka_perms=cka_perms,
             )
             for metric, outcome in outcomes.items():
                 nulls[(pair, metric, layer)] = outcome.null
+                moments[(pair, metric, layer)] = outcome.moments
                 cells[(p_index, l_index, metric)] = _row(
-                    pair, layer, metric, outcome.value, outcome.null, outcome.interval, n
+                    pair, layer, metric, outcome.value, outcome.null, outcome.interval, n, outcome.moments
                 )
             if controlled:
                 # intervals are the raw metric's only: the controlled one gets its value and its null
@@ -316,10 +347,12 @@ def run_alignment(
                     retrieval_k=config.retrieval_k,
                     retrieval_map=config.retrieval_map,
                     seed=config.seed,
+                    cka_perms=cka_perms,
                 )
                 for metric, outcome in outcomes.items():
                     nulls[(pair, metric + CONTROLLED, layer)] = outcome.null
-                    cells[(p_index, l_index, metric)] |= controlled_row(outcome.value, outcome.null)
+                    moments[(pair, metric + CONTROLLED, layer)] = outcome.moments
+                    cells[(p_index, l_index, metric)] |= controlled_row(outcome.value, outcome.null, outcome.moments)
             if progress:
                 progress("measuring", l_index * len(pairs) + p_index + 1, n_cells)
         logger.debug("layer %s measured (%d of %d)", layer, l_index + 1, len(layers))
@@ -328,9 +361,9 @@ def run_alignment(
                 recall[f"{field}@{layer}"] = side.recall
     rows = [cells[key] for key in sorted(cells, key=lambda key: (key[0], key[1], config.metrics.index(key[2])))]
     table = pd.DataFrame(rows)
-    summary = _summarize(table, nulls, layers)
+    summary = _summarize(table, nulls, layers, moments)
     if covariates:
-        summary = _with_controlled_summary(summary, table, nulls, layers)
+        summary = _with_controlled_summary(summary, table, nulls, layers, moments)
     if config.bootstrap and config.ci_layers == "best":
         _fill_best_layer_cis(table, summary, embeddings, boots, config, progress)
     clock.lap("measure")
@@ -348,10 +381,12 @@ def run_alignment(
         "warnings": [f"{f}: {w}" for f, e in embeddings.items() for w in e.manifest.get("warnings", [])]
         + _recall_warnings(recall)
         + _permutation_warnings(config.permutations)
+        + _moments_only_warnings(summary)
         + surface_warnings(summary),
         "surface_control": surface_record(covariates, explained, layers, len(perms)),
         "neighbours": _neighbour_record(n, recall),
-        "cka_null_form": null_form(n, dim, dim, len(perms)) if {"cka", "dcka"} & set(config.metrics) else None,
+        "cka_null_form": null_form(n, dim, dim, len(cka_perms)) if {"cka", "dcka"} & set(config.metrics) else None,
+        "cka_null": _cka_null_record(len(cka_perms)) if {"cka", "dcka"} & set(config.metrics) else None,
         "timings": clock.record,
         "seed": config.seed,
     }
@@ -423,8 +458,32 @@ def _recall_warnings(recall: dict[str, float]) -> list[str]:
 bootstrap_interval = recentred_interval
 
 
-def _row(pair, layer, metric, value, null, interval, n) -> dict[str, Any]:
-    stats = summarize_null(value, null)
+def _cka_null_record(n_permutations: int) -> dict[str, Any]:
+    """The manifest's ``cka_null``: how the CKA metrics' null was measured."""
+    return {
+        "moments": "exact mean and sd over all n! pairings (closed form, lexprobe.align.cka_null_moments): "
+        "null_mean, null_sd and z of every alignment.csv row",
+        "permutations": n_permutations,
+        "p_value": "empirical over the permutations; layer max over the same permutations"
+        if n_permutations
+        else "Cantelli's bound 1 / (1 + z^2) from the exact moments; at the best layer summed over layers",
+    }
+
+
+def _moments_only_warnings(summary: pd.DataFrame) -> list[str]:
+    """A line per moments-only row whose bound cannot show significance (the bound is loose near z = 4)."""
+    if "null" not in summary:
+        return []
+    weak = summary[(summary["null"] == "moments") & (summary["p_value"] > 0.05)]
+    return [
+        f"{row.pair} {row.metric}: with no CKA permutation the p-value is Cantelli's bound ({row.p_value:.2g}), "
+        "which cannot show significance here; use --cka-permutations 100 for an empirical p"
+        for row in weak.itertuples(index=False)
+    ]
+
+
+def _row(pair, layer, metric, value, null, interval, n, moments=None) -> dict[str, Any]:
+    stats = summarize_null(value, null, moments)
     low, high = interval
     return {
         "pair": pair,
@@ -440,15 +499,30 @@ def _row(pair, layer, metric, value, null, interval, n) -> dict[str, Any]:
     }
 
 
-def _best_layers(table: pd.DataFrame, nulls: dict, layers: Sequence[int], suffix: str = "") -> list[dict[str, Any]]:
-    """Per (pair, metric): the layer with the highest ``value<suffix>`` against the layer-max of its nulls."""
+def _best_layers(
+    table: pd.DataFrame, nulls: dict, layers: Sequence[int], suffix: str = "", moments: dict | None = None
+) -> list[dict[str, Any]]:
+    """Per (pair, metric): the layer with the highest ``value<suffix>`` against the layer-max of its nulls.
+
+    A metric with exact moments and no permutation (CKA with ``cka_permutations=0``) gets the union bound
+    instead: p = min(1, Σ_layers Cantelli(v*)) with v* the best value; z the smallest of v*'s per-layer z;
+    the null mean the largest per-layer mean (a lower bound of the layer max's mean, so the effect is an
+    upper bound of the layer-max effect); no sd. Its ``null`` column says ``moments``.
+    """
+    moments = moments or {}
     out = []
     for (pair, metric), group in table.groupby(["pair", "metric"], sort=False):
         best = group.loc[group[f"value{suffix}"].idxmax()]
         stacked = np.stack([nulls[(pair, metric + suffix, layer)] for layer in layers], axis=1)
         layer_max = stacked.max(axis=1) if stacked.size else np.array([])
         value = float(best[f"value{suffix}"])
-        stats = summarize_null(value, layer_max)
+        exact = [moments.get((pair, metric + suffix, layer)) for layer in layers]
+        if len(layer_max):
+            stats, how = summarize_null(value, layer_max), "permutations"
+        elif all(m is not None for m in exact):
+            stats, how = _union_bound(value, exact), "moments"
+        else:
+            stats, how = summarize_null(value, layer_max), "none"
         out.append(
             {
                 "pair": pair,
@@ -461,15 +535,32 @@ def _best_layers(table: pd.DataFrame, nulls: dict, layers: Sequence[int], suffix
                 f"p_value{suffix}": stats["p_value"],
                 f"effect{suffix}": value - stats["null_mean"],
                 **({} if suffix else {"ci_low": float(best["ci_low"]), "ci_high": float(best["ci_high"])}),
+                **({} if suffix else {"null": how}),
             }
         )
     return out
 
 
-def _with_controlled_summary(summary: pd.DataFrame, table: pd.DataFrame, nulls: dict, layers) -> pd.DataFrame:
+def _union_bound(value: float, exact: list[tuple[float, float]]) -> dict[str, float]:
+    """The layer-max summary from exact per-layer moments alone (see :func:`_best_layers`)."""
+    means = np.array([m for m, _ in exact])
+    sds = np.array([sd for _, sd in exact])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(sds > 0, (value - means) / sds, np.where(value > means, np.inf, 0.0))
+    return {
+        "null_mean": float(means.max()),
+        "null_sd": float("nan"),
+        "z": float(z.min()),
+        "p_value": float(min(1.0, np.sum(cantelli_bound(z)))),
+    }
+
+
+def _with_controlled_summary(
+    summary: pd.DataFrame, table: pd.DataFrame, nulls: dict, layers, moments: dict | None = None
+) -> pd.DataFrame:
     """``summary`` with the controlled metric's own best layer and layer-max null beside the raw one, and
     ``effect_kept``: the controlled effect over the raw one."""
-    controlled = pd.DataFrame(_best_layers(table, nulls, layers, CONTROLLED))
+    controlled = pd.DataFrame(_best_layers(table, nulls, layers, CONTROLLED, moments))
     merged = summary.merge(controlled, on=["pair", "metric"], how="left", sort=False)
     with np.errstate(divide="ignore", invalid="ignore"):
         kept = merged["effect_ctl"] / merged["effect"]
@@ -477,8 +568,8 @@ def _with_controlled_summary(summary: pd.DataFrame, table: pd.DataFrame, nulls: 
     return merged
 
 
-def _summarize(table: pd.DataFrame, nulls: dict, layers: Sequence[int]) -> pd.DataFrame:
-    summary = pd.DataFrame(_best_layers(table, nulls, layers))
+def _summarize(table: pd.DataFrame, nulls: dict, layers: Sequence[int], moments: dict | None = None) -> pd.DataFrame:
+    summary = pd.DataFrame(_best_layers(table, nulls, layers, moments=moments))
     # effect sizes relative to the reference pair (name:symbol where measured): "how many times weaker"
     for _metric, group in summary.groupby("metric"):
         ref = group[group["pair"] == "name:symbol"]

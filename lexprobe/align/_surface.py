@@ -160,11 +160,12 @@ def surface_warnings(summary: pd.DataFrame) -> list[str]:
     return lines
 
 
-def controlled_row(value: float, null: np.ndarray) -> dict[str, Any]:
-    """The controlled columns of one ``alignment.csv`` row: value, null mean and sd, z, p and effect."""
+def controlled_row(value: float, null: np.ndarray, moments: tuple[float, float] | None = None) -> dict[str, Any]:
+    """The controlled columns of one ``alignment.csv`` row: value, null mean and sd, z, p and effect (mean, sd
+    and z exact where ``moments`` are given, as :func:`lexprobe.align.summarize_null`)."""
     from lexprobe.align._null import summarize_null
 
-    stats = summarize_null(value, null)
+    stats = summarize_null(value, null, moments)
     return {
         "value_ctl": value,
         **{f"{name}{CONTROLLED}": stat for name, stat in stats.items()},
