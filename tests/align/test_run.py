@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import lexprobe.embed
-from lexprobe.align import AlignmentConfig, run_alignment, write_alignment
+from lexprobe.align import AlignmentConfig, cantelli_bound, run_alignment, write_alignment
 from lexprobe.embed import EmbeddingSet
 from lexprobe.exceptions import AlignmentError
 
@@ -221,3 +221,46 @@ def test_the_umap_figure_draws_each_pair_at_its_best_layer(fake_embeddings, tmp_
     svg = (tmp_path / "out" / "figures" / "umap_pairs.svg").read_text()
     best = result.summary.set_index(["pair", "metric"]).loc[("name:symbol", "mknn"), "best_layer"]
     assert f"name:symbol at layer {best} (mknn" in svg and "120 items each" in svg
+
+
+def test_per_layer_z_of_cka_is_exact_whatever_the_number_of_shuffles(fake_embeddings) -> None:
+    few = run_alignment(config(permutations=8, bootstrap=0), model=FakeModel()).table
+    many = run_alignment(config(permutations=60, bootstrap=0), model=FakeModel()).table
+    cka = few["metric"].isin(("cka", "dcka"))
+    # exact moments: the same null mean, sd and z with 8 or 60 shuffles; only the empirical p moves
+    for column in ("null_mean", "null_sd", "z"):
+        np.testing.assert_allclose(few.loc[cka, column], many.loc[cka, column], rtol=1e-12)
+    assert not np.allclose(few.loc[~cka, "null_sd"], many.loc[~cka, "null_sd"])  # mknn's come from its shuffles
+
+
+def test_with_no_cka_shuffle_the_summary_bounds_p_from_the_moments(fake_embeddings) -> None:
+    result = run_alignment(config(permutations=30, cka_permutations=0, bootstrap=0), model=FakeModel())
+    table, summary = result.table, result.summary.set_index(["pair", "metric"])
+    cka = table["metric"].isin(("cka", "dcka"))
+    assert (table.loc[cka, "n_permutations"] == 0).all() and (table.loc[~cka, "n_permutations"] == 30).all()
+    np.testing.assert_allclose(table.loc[cka, "p_value"], cantelli_bound(table.loc[cka, "z"].to_numpy()))
+    assert set(summary.loc[summary.index.get_level_values("metric") != "mknn", "null"]) == {"moments"}
+    assert set(summary.xs("mknn", level="metric")["null"]) == {"permutations"}
+    for (pair, metric), row in summary.drop(index="mknn", level="metric").iterrows():
+        layers = table[(table["pair"] == pair) & (table["metric"] == metric)]
+        z_at_best = (row["value"] - layers["null_mean"]) / layers["null_sd"]
+        assert row["z"] == pytest.approx(z_at_best.min())
+        assert row["p_value"] == pytest.approx(min(1.0, cantelli_bound(z_at_best.to_numpy()).sum()))
+        assert row["null_max_mean"] == pytest.approx(layers["null_mean"].max()) and np.isnan(row["null_max_sd"])
+    planted = summary.loc[("name:symbol", "dcka")]
+    assert planted["best_layer"] == 2 and planted["p_value"] < 0.01  # z is large enough for the bound to tell
+    assert summary.loc[("name:id", "dcka"), "p_value"] > 0.05  # noise: the bound says nothing
+    assert any("Cantelli" in w and "name:id" in w for w in result.manifest["warnings"])
+    assert result.manifest["cka_null"]["permutations"] == 0
+
+
+def test_auto_runs_cka_shuffles_only_up_to_the_size_where_they_pay(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lexprobe.align._run as run
+
+    auto = AlignmentConfig(ontology="hgnc", permutations=100)
+    assert auto.resolved_cka_permutations(2000) == 100
+    assert auto.resolved_cka_permutations(run.CKA_MOMENTS_ONLY_ITEMS + 1) == 0
+    assert AlignmentConfig(ontology="hgnc", cka_permutations=7).resolved_cka_permutations(50_000) == 7
+    for bad in (-1, "some", 2.5, True):
+        with pytest.raises(AlignmentError, match="--cka-permutations must be auto or >= 0"):
+            AlignmentConfig(ontology="hgnc", cka_permutations=bad)

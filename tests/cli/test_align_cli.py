@@ -112,6 +112,7 @@ def test_a_wrong_choice_is_a_usage_error_naming_the_choices(tmp_path: Path, args
         (["--ontology", "hpo", "--pairs", "name:symbol"], "has no terms with a 'symbol' value"),
         (["--ontology", "hgnc", "--layers", "1,two"], "--layers must be"),
         (["--ontology", "nosuch"], "unknown ontology 'nosuch'"),
+        (["--ontology", "hgnc", "--cka-permutations", "some"], "--cka-permutations must be auto or >= 0"),
         (["--ontology", "hgnc", "--category", "gene with wings"], "no terms of 'hgnc' are in categories"),
         (
             ["--ontology", "hgnc", "--limit", "8", "--k", "20"],
@@ -199,3 +200,63 @@ def test_align_prints_the_controlled_table_and_the_warning_when_length_is_all(
     assert plain.exit_code == 0, plain.output
     assert "surface-form control" not in plain.output
     assert "value_ctl" not in pd.read_csv(tmp_path / "plain" / "alignment.csv")
+
+
+def test_align_with_no_cka_shuffle_says_its_p_is_a_bound_from_the_exact_moments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Names and symbols share a latent part, ids are noise: the bound shows the one, and says it cannot show
+    anything of the other."""
+    import zlib
+
+    import lexprobe.embed
+    from lexprobe.embed import EmbeddingSet
+    from tests._tiny_lm import make_model_dir
+
+    model_dir = make_model_dir("bytelevel", tmp_path / "model")
+
+    def planted(texts, *, keys, model, config, **_):
+        latent = np.stack([np.random.default_rng(zlib.crc32(k.encode())).standard_normal(16) for k in keys])
+        noise = np.random.default_rng(len(texts[0]) + zlib.crc32(texts[0].encode())).standard_normal((len(keys), 16))
+        weight = 0.0 if texts[0].startswith("HGNC:") else 3.0
+        array = (weight * latent + noise)[None].astype(np.float32)
+        return EmbeddingSet(array, list(keys), list(texts), [0], {"inputs": {}}, n_tokens=[3] * len(keys))
+
+    monkeypatch.setattr(lexprobe.embed, "extract_hidden_states", planted)
+    out = tmp_path / "align"
+    args = [
+        "align",
+        "--ontology",
+        "hgnc",
+        "--limit",
+        "150",
+        "--pairs",
+        "name:symbol,name:id",
+        "--model",
+        str(model_dir),
+    ]
+    result = runner.invoke(
+        app,
+        [
+            *args,
+            "--cka-permutations",
+            "0",
+            "--bootstrap",
+            "0",
+            "--no-figures",
+            "--no-surface-control",
+            "--out",
+            str(out),
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "p (≤) is Cantelli's bound" in result.output
+    assert "name:id dcka: with no CKA permutation the p-value is Cantelli's bound" in result.output
+    summary = pd.read_csv(out / "alignment_summary.csv").set_index(["pair", "metric"])
+    assert summary.loc[("name:symbol", "dcka"), "null"] == "moments" and summary.loc[("name:id", "mknn"), "null"] == (
+        "permutations"
+    )
+    assert summary.loc[("name:symbol", "dcka"), "p_value"] < 0.01 < 0.05 < summary.loc[("name:id", "dcka"), "p_value"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["cka_permutations"] == 0 and manifest["cka_null"]["permutations"] == 0
