@@ -85,6 +85,58 @@ def test_a_curve_of_a_task_the_calibration_lacks_is_refused() -> None:
         find_curve_runs([ROOT / "docs" / "results" / "calibration-v1"])
 
 
+def _curve_copy(tmp_path: Path) -> Path:
+    """The hgnc name-to-symbol curve run's train config and scored curve, in a folder of their own."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("train_config.json", "learning_curve_items.csv"):
+        (run / name).write_bytes((CURVE / name).read_bytes())
+    return run
+
+
+def test_a_curve_s_unit_is_found_from_its_train_config_without_loading_the_ontology(monkeypatch, tmp_path) -> None:
+    """The run's ontology as its train config gives it ('hgnc') is matched with the calibration's ontology_spec,
+    else with the ontology's name; no ontology is parsed, and a run without a train config is one error."""
+    import lexprobe.ontology
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("curve_units loaded an ontology")
+
+    monkeypatch.setattr(lexprobe.ontology, "load_ontology", refuse)
+    items, tasks = _v2()
+    expected = curve_units(items, tasks, [CURVE])[1]
+    # by spec: the ontology's name in the table is not what the train config says
+    renamed = curve_units(items, tasks.assign(ontology=tasks["ontology"].replace("hgnc", "HGNC 2024")), [CURVE])[1]
+    assert sorted(renamed["label"]) == sorted(expected["label"])
+    # by name: a tasks table without the spec
+    assert sorted(curve_units(items, tasks.drop(columns="ontology_spec"), [CURVE])[1]["label"]) == sorted(
+        expected["label"]
+    )
+    elsewhere = tasks.assign(ontology_spec="other.tsv", ontology=tasks["ontology"].replace("hgnc", "other"))
+    with pytest.raises(PredictionError, match="hgnc name-to-symbol on smollm2-135m is not a unit"):
+        curve_units(items, elsewhere, [CURVE])
+    run = _curve_copy(tmp_path)
+    (run / "train_config.json").unlink()
+    with pytest.raises(PredictionError, match="has no train_config.json"):
+        curve_units(items, tasks, [run])
+
+
+@pytest.mark.parametrize(
+    ("exposures", "message"),
+    [(0, "its curve's items are not those of the calibration unit"), (5, "at 5 exposures scored other items")],
+)
+def test_a_curve_of_other_items_is_refused(tmp_path, exposures: int, message: str) -> None:
+    """A curve whose untuned point, or one of whose budgets, scored an item the unit does not hold."""
+    run = _curve_copy(tmp_path)
+    curve = pd.read_csv(run / "learning_curve_items.csv", dtype={"id": str})
+    first = curve.index[curve["exposures"] == exposures][0]
+    curve.loc[first, "id"] = "HGNC:0"
+    curve.to_csv(run / "learning_curve_items.csv", index=False)
+    items, tasks = _v2()
+    with pytest.raises(PredictionError, match=message):
+        curve_units(items, tasks, [run])
+
+
 def budget_units(seed: int = 0) -> pd.DataFrame:
     """Units of two kinds: identifier tasks (four field pairs) measured at 5, 10 and 20 exposures whose
     memorization grows with the budget, and category tasks (three field pairs) at 20 only."""
