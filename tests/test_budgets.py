@@ -248,6 +248,47 @@ def test_the_budget_curve_of_a_unit_predicts_at_every_calibration_budget(tmp_pat
     assert all(p.stat().st_size > 0 for p in plot_reliability(rel, tmp_path))
 
 
+def test_a_budget_curve_fits_its_fallback_once_and_answers_as_predict_unit_does(monkeypatch) -> None:
+    """A category unit (its kind measured at 20 exposures only) is outside the calibration at 5, 10 and 40: the
+    kind mean answers there, fitted once for the whole curve, with the answers predict_unit gives per budget."""
+    import dataclasses
+
+    import lexprobe.predict._holdout as holdout
+    from lexprobe.predict import KIND_MEAN, Predictor
+
+    units = budget_units()
+    predictor = Predictor(
+        estimator=VerdictPredictor().fit(units),
+        tasks=units,
+        calibration_items=pd.DataFrame(),
+        warnings=[],
+        fallback=KIND_MEAN,
+    )
+    unit = units[units["kind"] == "lexicalized -> category"].iloc[0].to_dict()
+    fits = []
+    real = holdout.kind_mean_rule
+    monkeypatch.setattr(holdout, "kind_mean_rule", lambda: fits.append(1) or real())
+    curve = predictor.budget_curve(unit, [40.0])
+    assert len(fits) == 1
+    assert list(curve.loc[curve["outside"], "exposures"].unique()) == [5.0, 10.0, 40.0]
+    assert set(curve.loc[curve["outside"], "rule"]) == {KIND_MEAN}
+    assert set(curve.loc[~curve["outside"], "rule"]) == {PREDICTOR_RULE}
+    for exposures, rows in curve.groupby("exposures"):
+        fresh = dataclasses.replace(predictor)  # no fitted fallback kept: predict_unit fits its own
+        got = fresh.predict_unit(unit | {"exposures": exposures, "log_exposures": float(np.log10(exposures))})
+        for _, row in rows.iterrows():
+            name = "memorization" if row["split"] == "train" else "generalization"
+            assert row["rule"] == got["rule"] and row["outside"] == bool(got["outside"])
+            for column, key in (("predicted_gain", ""), ("ci_low", "_ci_low"), ("ci_high", "_ci_high")):
+                assert row[column] == pytest.approx(got[f"predicted_{name}_gain{key}"], nan_ok=True)
+    assert len(fits) == 1 + 3  # one fresh predictor per budget outside, each fitting the fallback once
+    predictor.budget_curve(unit, [40.0])
+    assert len(fits) == 4  # kept on the predictor for its next curve
+    predictor.tasks = units.copy()  # another calibration table: fitted anew
+    predictor.budget_curve(unit)
+    assert len(fits) == 5
+
+
 def test_correlate_takes_curves_only_with_the_units_they_retrained(tmp_path) -> None:
     from lexprobe.cli.main import app
     from typer.testing import CliRunner
