@@ -337,3 +337,63 @@ def test_the_surface_check_flags_a_feature_that_follows_token_length() -> None:
     assert table.loc[("alignment_z", "target_tokens"), "rho"] == pytest.approx(1.0)
     assert np.isnan(table.loc[("alignment_z", "source_tokens"), "rho"])  # a constant side ranks nothing
     assert table.loc[("noise", "target_tokens"), "n_field_pairs"] == 6
+
+
+def _digit_units(target_tokens: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Six units of one kind (six field pairs) whose targets hold t digits of 6 (t = 0..5), with the given
+    target lengths in tokens and source lengths that rank unlike either (rho +0.20 with the digits)."""
+    sources = [3, 0, 4, 1, 5, 2]
+    rows, units = [], []
+    for t in range(6):
+        for split in ("train", "withheld"):
+            for _ in range(10):
+                rows.append(
+                    {
+                        "label": f"o{t} name-to-symbol",
+                        "model": "m",
+                        "split": split,
+                        "source_tokens": 4 + sources[t],
+                        "target_tokens": target_tokens[t],
+                        "target": "A" * (6 - t) + "1" * t,
+                    }
+                )
+        units.append(
+            {
+                "label": f"o{t} name-to-symbol",
+                "model": "m",
+                "kind": "lexicalized -> lexicalized",
+                "group": f"o{t} name/symbol",
+                "alignment_z": float([2, 5, 0, 3, 1, 4][t]),
+                "target_tokens": float(target_tokens[t]),
+            }
+        )
+    return pd.DataFrame(rows), pd.DataFrame(units)
+
+
+def test_the_surface_check_flags_a_memorization_feature_that_is_the_target_s_digits() -> None:
+    """target_tokens, the memorization gain's feature, is itself a surface form: it is checked against the
+    source's length and the target's digit share (not against itself), and flagged where it ranks the units
+    as the digit share does; the Markdown table says which gain reads each feature."""
+    from lexprobe.predict import SURFACES, surface_check
+    from lexprobe.predict._correlate import surface_markdown
+
+    items, units = _digit_units([1, 2, 3, 4, 5, 6])  # one more token for each digit
+    table = surface_check(items, units)
+    mine = table[table["feature"] == "target_tokens"].set_index("surface")
+    assert list(mine.index) == ["source_tokens", "target_digit_share"]
+    assert set(mine["gain"]) == {"memorization"} and set(mine["kind"]) == {"lexicalized -> lexicalized"}
+    assert mine.loc["target_digit_share", "rho"] == pytest.approx(1.0) and mine.loc["target_digit_share", "flagged"]
+    assert mine.loc["source_tokens", "rho"] == pytest.approx(0.2) and not mine.loc["source_tokens", "flagged"]
+    assert (mine["n_units"] == 6).all() and (mine["n_field_pairs"] == 6).all()
+    alignment = table[table["feature"] == "alignment_z"]
+    assert list(alignment["surface"]) == list(SURFACES) and set(alignment["gain"]) == {"generalization"}
+    assert "| lexicalized -> lexicalized | target_tokens | memorization | 6 | +0.20 | itself | +1.00 (flagged) |" in (
+        surface_markdown(table)
+    )
+    # a surface.csv written before the memorization feature was checked has no gain column
+    assert "| lexicalized -> lexicalized | alignment_z | - | 6 |" in surface_markdown(table.drop(columns="gain"))
+    # the same digits with target lengths that do not follow them: nothing flagged for target_tokens
+    items, units = _digit_units([2, 5, 6, 1, 4, 3])
+    other = surface_check(items, units).set_index(["feature", "surface"])
+    assert other.loc[("target_tokens", "target_digit_share"), "rho"] == pytest.approx(-18 / 210)
+    assert not other.loc["target_tokens", "flagged"].any()

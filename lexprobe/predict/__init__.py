@@ -69,6 +69,7 @@ from lexprobe.predict._correlate import (
 )
 from lexprobe.predict._correlation import (
     CORRELATIONS,
+    SURFACE_FEATURES,
     SURFACES,
     auc_comparison,
     correlation_table,
@@ -126,6 +127,7 @@ from lexprobe.stats import cluster_bootstrap, spearman_ci, youden_threshold
 __all__ = [
     "COMMIT",
     "SURFACES",
+    "SURFACE_FEATURES",
     "surface_check",
     "budget_table",
     "reliability_table",

@@ -500,7 +500,10 @@ def budget_skill_markdown(by_budget: pd.DataFrame) -> str:
 
 def surface_markdown(surface: pd.DataFrame) -> str:
     """The surface check of the predictor's within-kind features (:func:`surface_check`), kinds with units of
-    at least three field pairs (those with a ridge)."""
+    at least three field pairs (those with a ridge): per kind, alignment z (read for the generalization gain)
+    and the target's length in tokens (read for the memorization gain, itself a surface form: its own column
+    says so) against each surface form. A ``surface.csv`` written before the memorization feature was checked
+    has no ``gain`` column; its rows show the gain as ``-``."""
     from lexprobe.predict._common import MIN_CLASS_PAIRS
 
     pairs = surface.groupby(["kind", "feature"])["n_field_pairs"].transform("max")
@@ -508,19 +511,30 @@ def surface_markdown(surface: pd.DataFrame) -> str:
     out = [
         "### Surface check: within kinds, does a feature follow token length or digits?",
         "",
-        "Spearman's rho over a kind's units (recorded budget) of the feature against each surface form; "
-        "|rho| >= 0.7 is flagged.",
+        "Spearman's rho over a kind's units (recorded budget) of each feature a kind's ridge reads against each "
+        "surface form it could be standing in for: alignment z (generalization gain) against the sides' lengths "
+        "in tokens and the target's share of digits and punctuation, and the target's length in tokens "
+        "(memorization gain), itself a surface form, against the others; |rho| >= 0.7 is flagged.",
         "",
-        "| kind | feature | units | source tokens | target tokens | target digit share |",
-        "|---|---|---|---|---|---|",
+        "| kind | feature | gain | units | source tokens | target tokens | target digit share |",
+        "|---|---|---|---|---|---|---|",
     ]
     for (kind, feature), part in shown.groupby(["kind", "feature"], sort=False):
-        cells = [
-            ("-" if pd.isna(r["rho"]) else f"{r['rho']:+.2f}")
-            + (" (flagged)" if pd.notna(r["flagged"]) and bool(r["flagged"]) else "")
-            for _, r in part.set_index("surface").reindex(list(SURFACES)).reset_index().iterrows()
-        ]
-        out.append(f"| {kind} | {feature} | {int(part['n_units'].max())} | " + " | ".join(cells) + " |")
+        by_surface = part.set_index("surface")
+        cells = []
+        for name in SURFACES:
+            r = by_surface.loc[name] if name in by_surface.index else None
+            if name == feature:
+                cells.append("itself")
+            elif r is None or pd.isna(r["rho"]):
+                cells.append("-")
+            else:
+                cells.append(
+                    f"{r['rho']:+.2f}" + (" (flagged)" if pd.notna(r["flagged"]) and bool(r["flagged"]) else "")
+                )
+        gain = part["gain"].iloc[0] if "gain" in part else ""
+        gain = gain if isinstance(gain, str) and gain else "-"
+        out.append(f"| {kind} | {feature} | {gain} | {int(part['n_units'].max())} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
