@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lexprobe.predict import KIND_MEAN, PAPERS_RULE, PREDICTOR_RULE, kind_markdown
+from lexprobe.predict import kind_markdown, rule_table_markdown
 from lexprobe.predict._correlate import (
     budget_skill_markdown,
     holdout_markdown,
@@ -35,19 +35,11 @@ def table_at(text: str, header_start: str, new: str) -> str:
 
 
 def readme_scores(baselines: pd.DataFrame) -> str:
-    shown = baselines[baselines["rule"].isin([PREDICTOR_RULE, PAPERS_RULE, KIND_MEAN])]
-    out = [
-        "| held out by | rule | verdicts right | Brier | committed (right) | generalization gain error (points) "
-        "| Brier skill over the paper's rule | gain error / kind mean's |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for _, r in shown.iterrows():
-        out.append(
-            f"| {r['held_out_by']} | {r['rule']} | {r['verdicts_right']}/{r['n_units']} | {r['brier']:.3f} | "
-            f"{r['committed_share']:.0%} ({r['committed_right']:.0%}) | {r['gain_mae_points']:.2f} | "
-            f"{r['brier_skill_over_papers_rule']:+.2f} | {r['gain_error_over_kind_mean']:.2f} |"
-        )
-    return "\n".join(out)
+    """The README's and docs/study.md's hold-out table: the predictor, the paper's rule and the kind mean, each
+    hold-out scheme."""
+    cells = ["verdicts_right", "brier", "committed", ("gain_mae_points", "generalization gain error (points)")]
+    cells += ["brier_skill_over_papers_rule", "gain_error_over_kind_mean"]
+    return rule_table_markdown(baselines, "held_out_by", cells=cells)
 
 
 def main() -> None:

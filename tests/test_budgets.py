@@ -85,6 +85,58 @@ def test_a_curve_of_a_task_the_calibration_lacks_is_refused() -> None:
         find_curve_runs([ROOT / "docs" / "results" / "calibration-v1"])
 
 
+def _curve_copy(tmp_path: Path) -> Path:
+    """The hgnc name-to-symbol curve run's train config and scored curve, in a folder of their own."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("train_config.json", "learning_curve_items.csv"):
+        (run / name).write_bytes((CURVE / name).read_bytes())
+    return run
+
+
+def test_a_curve_s_unit_is_found_from_its_train_config_without_loading_the_ontology(monkeypatch, tmp_path) -> None:
+    """The run's ontology as its train config gives it ('hgnc') is matched with the calibration's ontology_spec,
+    else with the ontology's name; no ontology is parsed, and a run without a train config is one error."""
+    import lexprobe.ontology
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("curve_units loaded an ontology")
+
+    monkeypatch.setattr(lexprobe.ontology, "load_ontology", refuse)
+    items, tasks = _v2()
+    expected = curve_units(items, tasks, [CURVE])[1]
+    # by spec: the ontology's name in the table is not what the train config says
+    renamed = curve_units(items, tasks.assign(ontology=tasks["ontology"].replace("hgnc", "HGNC 2024")), [CURVE])[1]
+    assert sorted(renamed["label"]) == sorted(expected["label"])
+    # by name: a tasks table without the spec
+    assert sorted(curve_units(items, tasks.drop(columns="ontology_spec"), [CURVE])[1]["label"]) == sorted(
+        expected["label"]
+    )
+    elsewhere = tasks.assign(ontology_spec="other.tsv", ontology=tasks["ontology"].replace("hgnc", "other"))
+    with pytest.raises(PredictionError, match="hgnc name-to-symbol on smollm2-135m is not a unit"):
+        curve_units(items, elsewhere, [CURVE])
+    run = _curve_copy(tmp_path)
+    (run / "train_config.json").unlink()
+    with pytest.raises(PredictionError, match="has no train_config.json"):
+        curve_units(items, tasks, [run])
+
+
+@pytest.mark.parametrize(
+    ("exposures", "message"),
+    [(0, "its curve's items are not those of the calibration unit"), (5, "at 5 exposures scored other items")],
+)
+def test_a_curve_of_other_items_is_refused(tmp_path, exposures: int, message: str) -> None:
+    """A curve whose untuned point, or one of whose budgets, scored an item the unit does not hold."""
+    run = _curve_copy(tmp_path)
+    curve = pd.read_csv(run / "learning_curve_items.csv", dtype={"id": str})
+    first = curve.index[curve["exposures"] == exposures][0]
+    curve.loc[first, "id"] = "HGNC:0"
+    curve.to_csv(run / "learning_curve_items.csv", index=False)
+    items, tasks = _v2()
+    with pytest.raises(PredictionError, match=message):
+        curve_units(items, tasks, [run])
+
+
 def budget_units(seed: int = 0) -> pd.DataFrame:
     """Units of two kinds: identifier tasks (four field pairs) measured at 5, 10 and 20 exposures whose
     memorization grows with the budget, and category tasks (three field pairs) at 20 only."""
@@ -196,6 +248,47 @@ def test_the_budget_curve_of_a_unit_predicts_at_every_calibration_budget(tmp_pat
     assert all(p.stat().st_size > 0 for p in plot_reliability(rel, tmp_path))
 
 
+def test_a_budget_curve_fits_its_fallback_once_and_answers_as_predict_unit_does(monkeypatch) -> None:
+    """A category unit (its kind measured at 20 exposures only) is outside the calibration at 5, 10 and 40: the
+    kind mean answers there, fitted once for the whole curve, with the answers predict_unit gives per budget."""
+    import dataclasses
+
+    import lexprobe.predict._holdout as holdout
+    from lexprobe.predict import KIND_MEAN, Predictor
+
+    units = budget_units()
+    predictor = Predictor(
+        estimator=VerdictPredictor().fit(units),
+        tasks=units,
+        calibration_items=pd.DataFrame(),
+        warnings=[],
+        fallback=KIND_MEAN,
+    )
+    unit = units[units["kind"] == "lexicalized -> category"].iloc[0].to_dict()
+    fits = []
+    real = holdout.kind_mean_rule
+    monkeypatch.setattr(holdout, "kind_mean_rule", lambda: fits.append(1) or real())
+    curve = predictor.budget_curve(unit, [40.0])
+    assert len(fits) == 1
+    assert list(curve.loc[curve["outside"], "exposures"].unique()) == [5.0, 10.0, 40.0]
+    assert set(curve.loc[curve["outside"], "rule"]) == {KIND_MEAN}
+    assert set(curve.loc[~curve["outside"], "rule"]) == {PREDICTOR_RULE}
+    for exposures, rows in curve.groupby("exposures"):
+        fresh = dataclasses.replace(predictor)  # no fitted fallback kept: predict_unit fits its own
+        got = fresh.predict_unit(unit | {"exposures": exposures, "log_exposures": float(np.log10(exposures))})
+        for _, row in rows.iterrows():
+            name = "memorization" if row["split"] == "train" else "generalization"
+            assert row["rule"] == got["rule"] and row["outside"] == bool(got["outside"])
+            for column, key in (("predicted_gain", ""), ("ci_low", "_ci_low"), ("ci_high", "_ci_high")):
+                assert row[column] == pytest.approx(got[f"predicted_{name}_gain{key}"], nan_ok=True)
+    assert len(fits) == 1 + 3  # one fresh predictor per budget outside, each fitting the fallback once
+    predictor.budget_curve(unit, [40.0])
+    assert len(fits) == 4  # kept on the predictor for its next curve
+    predictor.tasks = units.copy()  # another calibration table: fitted anew
+    predictor.budget_curve(unit)
+    assert len(fits) == 5
+
+
 def test_correlate_takes_curves_only_with_the_units_they_retrained(tmp_path) -> None:
     from lexprobe.cli.main import app
     from typer.testing import CliRunner
@@ -244,3 +337,63 @@ def test_the_surface_check_flags_a_feature_that_follows_token_length() -> None:
     assert table.loc[("alignment_z", "target_tokens"), "rho"] == pytest.approx(1.0)
     assert np.isnan(table.loc[("alignment_z", "source_tokens"), "rho"])  # a constant side ranks nothing
     assert table.loc[("noise", "target_tokens"), "n_field_pairs"] == 6
+
+
+def _digit_units(target_tokens: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Six units of one kind (six field pairs) whose targets hold t digits of 6 (t = 0..5), with the given
+    target lengths in tokens and source lengths that rank unlike either (rho +0.20 with the digits)."""
+    sources = [3, 0, 4, 1, 5, 2]
+    rows, units = [], []
+    for t in range(6):
+        for split in ("train", "withheld"):
+            for _ in range(10):
+                rows.append(
+                    {
+                        "label": f"o{t} name-to-symbol",
+                        "model": "m",
+                        "split": split,
+                        "source_tokens": 4 + sources[t],
+                        "target_tokens": target_tokens[t],
+                        "target": "A" * (6 - t) + "1" * t,
+                    }
+                )
+        units.append(
+            {
+                "label": f"o{t} name-to-symbol",
+                "model": "m",
+                "kind": "lexicalized -> lexicalized",
+                "group": f"o{t} name/symbol",
+                "alignment_z": float([2, 5, 0, 3, 1, 4][t]),
+                "target_tokens": float(target_tokens[t]),
+            }
+        )
+    return pd.DataFrame(rows), pd.DataFrame(units)
+
+
+def test_the_surface_check_flags_a_memorization_feature_that_is_the_target_s_digits() -> None:
+    """target_tokens, the memorization gain's feature, is itself a surface form: it is checked against the
+    source's length and the target's digit share (not against itself), and flagged where it ranks the units
+    as the digit share does; the Markdown table says which gain reads each feature."""
+    from lexprobe.predict import SURFACES, surface_check
+    from lexprobe.predict._correlate import surface_markdown
+
+    items, units = _digit_units([1, 2, 3, 4, 5, 6])  # one more token for each digit
+    table = surface_check(items, units)
+    mine = table[table["feature"] == "target_tokens"].set_index("surface")
+    assert list(mine.index) == ["source_tokens", "target_digit_share"]
+    assert set(mine["gain"]) == {"memorization"} and set(mine["kind"]) == {"lexicalized -> lexicalized"}
+    assert mine.loc["target_digit_share", "rho"] == pytest.approx(1.0) and mine.loc["target_digit_share", "flagged"]
+    assert mine.loc["source_tokens", "rho"] == pytest.approx(0.2) and not mine.loc["source_tokens", "flagged"]
+    assert (mine["n_units"] == 6).all() and (mine["n_field_pairs"] == 6).all()
+    alignment = table[table["feature"] == "alignment_z"]
+    assert list(alignment["surface"]) == list(SURFACES) and set(alignment["gain"]) == {"generalization"}
+    assert "| lexicalized -> lexicalized | target_tokens | memorization | 6 | +0.20 | itself | +1.00 (flagged) |" in (
+        surface_markdown(table)
+    )
+    # a surface.csv written before the memorization feature was checked has no gain column
+    assert "| lexicalized -> lexicalized | alignment_z | - | 6 |" in surface_markdown(table.drop(columns="gain"))
+    # the same digits with target lengths that do not follow them: nothing flagged for target_tokens
+    items, units = _digit_units([2, 5, 6, 1, 4, 3])
+    other = surface_check(items, units).set_index(["feature", "surface"])
+    assert other.loc[("target_tokens", "target_digit_share"), "rho"] == pytest.approx(-18 / 210)
+    assert not other.loc["target_tokens", "flagged"].any()

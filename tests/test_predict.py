@@ -793,6 +793,47 @@ def test_the_kind_table_counts_each_kind_s_outcomes_and_held_out_verdicts() -> N
     assert "| - | - | - |" in kind_markdown(tasks)  # without a hold-out, no verdict columns
 
 
+def test_one_rule_table_serves_the_skill_tables_and_the_readme_s() -> None:
+    """`rule_table_markdown`: one row per key and rule shown (the predictor, the paper's rule, the kind mean, in
+    the table's order), the key formatted for its column, a missing score as '-', a header renamed on request."""
+    from lexprobe.predict import KIND_MEAN, PAPERS_RULE, rule_table_markdown
+
+    table = pd.DataFrame(
+        {
+            "held_out_by": "field pair",
+            "exposures": [5.0, 5.0, 20.0, 20.0],
+            "rule": [PREDICTOR_RULE, "majority verdict", PAPERS_RULE, KIND_MEAN],
+            "n_units": [5, 5, 4, 4],
+            "verdicts_right": [4, 1, 2, 3],
+            "brier": [0.2361, 0.9, 0.5, 0.4],
+            "committed_share": [0.0, 1.0, 0.25, 0.5],
+            "committed_right": [np.nan, 0.2, 1.0, 0.5],
+            "gain_mae_points": [3.821, 9.0, 8.0, 7.0],
+            "memorization_mae_points": [np.nan, 1.0, 2.0, 3.0],
+        }
+    )
+    lines = rule_table_markdown(table, "exposures").splitlines()
+    assert lines[:2] == [
+        "| exposures | rule | units | verdicts right | Brier | generalization gain MAE | memorization gain MAE |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    assert lines[2:] == [
+        f"| 5 | {PREDICTOR_RULE} | 5 | 4/5 | 0.236 | 3.82 | - |",
+        f"| 20 | {PAPERS_RULE} | 4 | 2/4 | 0.500 | 8.00 | 2.00 |",
+        f"| 20 | {KIND_MEAN} | 4 | 3/4 | 0.400 | 7.00 | 3.00 |",
+    ]
+    readme = rule_table_markdown(
+        table, "held_out_by", cells=["verdicts_right", "committed", ("gain_mae_points", "gain error (points)")]
+    ).splitlines()
+    assert readme[0] == "| held out by | rule | verdicts right | committed (right) | gain error (points) |"
+    assert readme[2] == f"| field pair | {PREDICTOR_RULE} | 4/5 | 0% (-) | 3.82 |"
+    assert len(rule_table_markdown(table, "exposures", rules=["majority verdict"]).splitlines()) == 3
+    with pytest.raises(PredictionError, match="`key` must be one of"):
+        rule_table_markdown(table, "model")
+    with pytest.raises(PredictionError, match="`cells` must name columns of RULE_CELLS.*'spearman'"):
+        rule_table_markdown(table, "kind", cells=["brier", "spearman"])
+
+
 def test_a_task_outside_the_calibration_is_named_so_and_gets_the_fallback_rule() -> None:
     """The extrapolation guard: a budget, a model size or a kind the shipped calibration never measured is
     named, and the verdict comes from the rule that held up best held out by ontology, not the predictor."""

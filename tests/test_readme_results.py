@@ -549,11 +549,40 @@ def test_the_prediction_page_quotes_the_shipped_baselines() -> None:
     assert budget_skill_markdown(pd.read_csv(CALIBRATION / "baselines_by_budget.csv")).strip() in page
     surface = pd.read_csv(CALIBRATION / "surface.csv")
     assert surface_markdown(surface).strip() in page
-    # the README quotes the lexicalized -> lexicalized kind's surface check
-    lex = surface[surface["kind"] == "lexicalized -> lexicalized"].set_index("surface")["rho"]
+    # the README quotes the lexicalized -> lexicalized kind's surface check of alignment z
+    lex = surface[(surface["kind"] == "lexicalized -> lexicalized") & (surface["feature"] == "alignment_z")]
+    lex = lex.set_index("surface")["rho"]
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
     assert f"{lex['target_digit_share']:+.2f} with their share of digits" in readme
     assert f"{lex['target_tokens']:+.2f} with their length in tokens" in readme
+
+
+def test_the_shipped_surface_check_is_what_surface_check_makes_of_the_shipped_tables() -> None:
+    """surface.csv checks both within-kind features the predictor measures on items, alignment z (generalization)
+    and target_tokens (memorization; not against itself), in every kind, with the values surface_check gives on
+    the shipped items and tasks; docs/prediction.md's prose quotes the memorization feature's rows."""
+    from lexprobe.predict import SURFACES, fit_predictor, read_correlate_tables, surface_check
+
+    surface = pd.read_csv(CALIBRATION / "surface.csv")
+    items, tasks = read_correlate_tables([CALIBRATION / "items.csv.gz"], [CALIBRATION / "tasks.csv"])
+    remade = surface_check(items, fit_predictor(items, tasks, loto=False).tasks)
+    pd.testing.assert_frame_equal(remade, surface, check_dtype=False, atol=1e-5)
+    for kind, part in surface.groupby("kind"):
+        checked = part.groupby("feature")["surface"].apply(list).to_dict()
+        assert checked == {"alignment_z": list(SURFACES), "target_tokens": ["source_tokens", "target_digit_share"]}
+        assert set(zip(part["feature"], part["gain"])) == {
+            ("alignment_z", "generalization"),
+            ("target_tokens", "memorization"),
+        }, kind
+    memorization = surface[surface["feature"] == "target_tokens"].set_index(["kind", "surface"])["rho"]
+    page = " ".join((ROOT / "docs" / "prediction.md").read_text(encoding="utf-8").split())
+    digits = memorization.xs("target_digit_share", level="surface")
+    assert f"digits and punctuation does ({digits['text -> category']:+.2f}, flagged)" in page
+    assert (
+        f"{digits['identifier -> lexicalized']:+.2f} within identifier -> lexicalized, "
+        f"{digits['lexicalized -> lexicalized']:+.2f} within lexicalized -> lexicalized and "
+        f"{digits['lexicalized -> identifier']:+.2f} within lexicalized -> identifier tasks" in page
+    )
 
 
 def test_the_study_page_spread_table_is_the_recorded_spread() -> None:

@@ -62,12 +62,14 @@ from lexprobe.predict._correlate import (
     read_correlate_tables,
     read_items_table,
     read_tasks_table,
+    rule_table_markdown,
     summary_markdown,
     summary_table,
     write_correlation,
 )
 from lexprobe.predict._correlation import (
     CORRELATIONS,
+    SURFACE_FEATURES,
     SURFACES,
     auc_comparison,
     correlation_table,
@@ -125,6 +127,7 @@ from lexprobe.stats import cluster_bootstrap, spearman_ci, youden_threshold
 __all__ = [
     "COMMIT",
     "SURFACES",
+    "SURFACE_FEATURES",
     "surface_check",
     "budget_table",
     "reliability_table",
@@ -195,6 +198,7 @@ __all__ = [
     "measure_features",
     "predict_task",
     "read_items_table",
+    "rule_table_markdown",
     "run_features",
     "seen_target_share",
     "shipped_calibration_dir",

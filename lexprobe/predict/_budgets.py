@@ -21,6 +21,7 @@ import pandas as pd
 
 from lexprobe.exceptions import PredictionError
 from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, _units
+from lexprobe.predict._features import _train_config
 
 #: The file of a learning curve's per-item outcomes (``lexprobe evaluate --checkpoints``).
 CURVE_ITEMS = "learning_curve_items.csv"
@@ -47,16 +48,22 @@ def find_curve_runs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return list(dict.fromkeys(runs))
 
 
-def _run_identity(run: Path) -> tuple[str, str, str]:
-    from lexprobe.ontology import load_ontology
-    from lexprobe.train import read_train_config
+def _run_task(run: Path) -> tuple[str, str, str]:
+    """The ontology as the run's ``train_config.json`` gives it (a built-in's name or a path, never loaded), its
+    task and its model."""
+    config = _train_config(run)
+    return str(config.ontology), config.task, config.model
 
-    try:
-        config = read_train_config(run)
-        name = load_ontology(config.ontology).name
-    except Exception as exc:  # noqa: BLE001 - any failure to read the run is the user's to fix, in one line
-        raise PredictionError(f"{run}: cannot read the run's train config or ontology ({exc})") from None
-    return name, config.task, config.model
+
+def _on_ontology(tasks: pd.DataFrame, ontology: str) -> pd.Series:
+    """Which units were measured on the ontology a run was trained on, given as its train config gives it: units
+    whose ``ontology_spec`` (the train config's ontology, as ``lexprobe correlate`` records it) is that, else
+    (a tasks table without the spec, or a spec that differs) units whose ontology's name is that."""
+    by_name = tasks["ontology"].astype(str) == ontology
+    if "ontology_spec" not in tasks:
+        return by_name
+    by_spec = tasks["ontology_spec"].astype(str) == ontology
+    return by_spec if by_spec.any() else by_name
 
 
 def curve_units(
@@ -74,7 +81,9 @@ def curve_units(
     items, tasks : DataFrame
         A calibration's items and tasks (``items.csv``, ``tasks.csv`` of ``lexprobe correlate``).
     runs : sequence of path
-        Train runs with a scored learning curve (:func:`find_curve_runs`).
+        Train runs with a scored learning curve (:func:`find_curve_runs`). A run's unit is found from its
+        ``train_config.json`` (ontology as given, task, model) and the calibration's ``ontology_spec`` (else
+        ``ontology``) column; no ontology is loaded.
 
     Returns
     -------
@@ -84,7 +93,8 @@ def curve_units(
     Raises
     ------
     PredictionError
-        A run whose task is not a calibration unit, or whose items are not that unit's (another split).
+        A run without a readable train config, a run whose task is not a calibration unit, a second curve
+        of one unit, or a curve whose items are not that unit's (another split).
     """
     items = items.copy()
     tasks = tasks.reset_index(drop=True).copy()
@@ -92,11 +102,15 @@ def curve_units(
     replaced: set[str] = set()
     new_items, new_tasks = [], []
     for run in map(Path, runs):
-        ontology, task, model = _run_identity(run)
-        same = (tasks["ontology"] == ontology) & (tasks["task"] == task) & (tasks["model"] == model)
+        ontology, task, model = _run_task(run)
+        same = (tasks["task"] == task) & (tasks["model"] == model)
+        same &= _on_ontology(tasks[same], ontology).reindex(tasks.index, fill_value=False)
         match = tasks[same & at_recorded_budget(tasks)]
         if match.empty:
-            raise PredictionError(f"{run}: {ontology} {task} on {model} is not a unit of the calibration")
+            raise PredictionError(
+                f"{run}: {ontology} {task} on {model} is not a unit of the calibration (its ontology is matched "
+                "with the units' ontology as correlate was given it, `ontology_spec`, or the ontology's name)"
+            )
         unit = task_units[match.index[0]]
         if unit in replaced:
             raise PredictionError(f"{run}: a second learning curve of {unit}")

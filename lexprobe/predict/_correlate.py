@@ -17,7 +17,7 @@ from lexprobe.predict._budgets import at_recorded_budget
 from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, VERDICTS, _measured_verdict, _units
 from lexprobe.predict._correlation import SURFACES, auc_comparison, correlation_table, surface_check
 from lexprobe.predict._features import FeatureConfig, _train_config, _with_template_share, run_features
-from lexprobe.predict._holdout import PREDICTOR_RULE, loto_summary, reliability_table
+from lexprobe.predict._holdout import KIND_MEAN, PAPERS_RULE, PREDICTOR_RULE, loto_summary, reliability_table
 from lexprobe.predict._predictor import fit_predictor, unit_table
 from lexprobe.predict._schema import ITEMS, TASKS, read_table, read_tables, validate_table
 from lexprobe.progress import ProgressCallback, prefixed
@@ -366,7 +366,6 @@ def holdout_markdown(baselines: pd.DataFrame) -> str:
     """``baselines.csv`` as Markdown, one table per hold-out scheme, and a sentence each on what the
     predictor's numbers say against the paper's rule and the kind mean."""
     from lexprobe.predict._estimator import COMMIT
-    from lexprobe.predict._holdout import KIND_MEAN, PAPERS_RULE
 
     out = [
         f"Brier: multi-class (0 best, 2 worst); log loss with probabilities floored at 0.01; committed: the share of "
@@ -421,54 +420,90 @@ def holdout_markdown(baselines: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+#: The cells a rule table can show (:func:`rule_table_markdown`): name -> (header, the cell of a row of
+#: ``baselines.csv``, ``baselines_by_kind.csv`` or ``baselines_by_budget.csv``).
+RULE_CELLS: dict[str, tuple[str, Callable[[pd.Series], str]]] = {
+    "units": ("units", lambda r: str(int(r["n_units"]))),
+    "verdicts_right": ("verdicts right", lambda r: f"{int(r['verdicts_right'])}/{int(r['n_units'])}"),
+    "brier": ("Brier", lambda r: _fmt(r["brier"], ".3f")),
+    "committed": (
+        "committed (right)",
+        lambda r: f"{_fmt(r['committed_share'], '.0%')} ({_fmt(r['committed_right'], '.0%')})",
+    ),
+    "gain_mae_points": ("generalization gain MAE", lambda r: _fmt(r["gain_mae_points"], ".2f")),
+    "memorization_mae_points": ("memorization gain MAE", lambda r: _fmt(r["memorization_mae_points"], ".2f")),
+    "brier_skill_over_papers_rule": (
+        "Brier skill over the paper's rule",
+        lambda r: _fmt(r["brier_skill_over_papers_rule"], "+.2f"),
+    ),
+    "gain_error_over_kind_mean": ("gain error / kind mean's", lambda r: _fmt(r["gain_error_over_kind_mean"], ".2f")),
+}
+
+#: The key columns a rule table is split by: column -> (header, format of its values).
+RULE_KEYS = {"kind": ("kind", ""), "exposures": ("exposures", "g"), "held_out_by": ("held out by", "")}
+
+#: What the skill tables show: the units, verdicts, Brier score and both gain errors.
+SKILL_CELLS = ("units", "verdicts_right", "brier", "gain_mae_points", "memorization_mae_points")
+
+
+def rule_table_markdown(
+    table: pd.DataFrame,
+    key: str,
+    *,
+    cells: Sequence[str | tuple[str, str]] = SKILL_CELLS,
+    rules: Sequence[str] | None = None,
+) -> str:
+    """A Markdown table of rules' hold-out scores, one row per value of ``key`` and rule, in ``table``'s order.
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``baselines.csv``, ``baselines_by_kind.csv`` or ``baselines_by_budget.csv`` (filter the hold-out
+        scheme first where ``key`` is not ``held_out_by``).
+    key : {"kind", "exposures", "held_out_by"}
+        The first column (:data:`RULE_KEYS`); the rule is the second.
+    cells : sequence of str or (str, str)
+        The other columns, names of :data:`RULE_CELLS`; ``(name, header)`` gives one another header.
+    rules : sequence of str, optional
+        The rules shown; default the predictor, the paper's rule and the kind mean.
+    """
+    if key not in RULE_KEYS:
+        raise PredictionError(f"`key` must be one of {sorted(RULE_KEYS)}, got {key!r}")
+    chosen = [(c, RULE_CELLS[c][0] if c in RULE_CELLS else c) if isinstance(c, str) else tuple(c) for c in cells]
+    unknown = [name for name, _ in chosen if name not in RULE_CELLS]
+    if unknown:
+        raise PredictionError(f"`cells` must name columns of RULE_CELLS ({sorted(RULE_CELLS)}), got {unknown}")
+    rules = [PREDICTOR_RULE, PAPERS_RULE, KIND_MEAN] if rules is None else list(rules)
+    header, spec = RULE_KEYS[key]
+    headers = [header, "rule", *(h for _, h in chosen)]
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for _, r in table[table["rule"].isin(rules)].iterrows():
+        row = [format(r[key], spec), str(r["rule"]), *(RULE_CELLS[name][1](r) for name, _ in chosen)]
+        out.append("| " + " | ".join(row) + " |")
+    return "\n".join(out)
+
+
 def kind_skill_markdown(by_kind: pd.DataFrame) -> str:
     """Skill within kinds, held out by field pair: per kind, the predictor beside the paper's rule and the
     kind mean (verdicts, Brier, gain errors). Between kinds the paper's rule answers; this is what is left."""
-    from lexprobe.predict._holdout import KIND_MEAN, PAPERS_RULE
-
-    part = by_kind[
-        (by_kind["held_out_by"] == "field pair") & by_kind["rule"].isin([PREDICTOR_RULE, PAPERS_RULE, KIND_MEAN])
-    ]
-    out = [
-        "### Within kinds, held out by field pair",
-        "",
-        "| kind | rule | units | verdicts right | Brier | generalization gain MAE | memorization gain MAE |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for _, r in part.iterrows():
-        out.append(
-            f"| {r['kind']} | {r['rule']} | {int(r['n_units'])} | {int(r['verdicts_right'])}/{int(r['n_units'])} | "
-            f"{r['brier']:.3f} | {r['gain_mae_points']:.2f} | {_fmt(r['memorization_mae_points'], '.2f')} |"
-        )
-    return "\n".join(out)
+    part = by_kind[by_kind["held_out_by"] == "field pair"]
+    return "\n".join(["### Within kinds, held out by field pair", "", rule_table_markdown(part, "kind")])
 
 
 def budget_skill_markdown(by_budget: pd.DataFrame) -> str:
     """Skill at each budget, held out by field pair, over the field pairs measured at several budgets: the
     predictor beside the paper's rule and the kind mean (which know no budget)."""
-    from lexprobe.predict._holdout import KIND_MEAN, PAPERS_RULE
-
-    part = by_budget[
-        (by_budget["held_out_by"] == "field pair") & by_budget["rule"].isin([PREDICTOR_RULE, PAPERS_RULE, KIND_MEAN])
-    ]
-    out = [
-        "### At each budget, held out by field pair (the field pairs with learning curves)",
-        "",
-        "| exposures | rule | units | verdicts right | Brier | generalization gain MAE | memorization gain MAE |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for _, r in part.iterrows():
-        out.append(
-            f"| {r['exposures']:g} | {r['rule']} | {int(r['n_units'])} | "
-            f"{int(r['verdicts_right'])}/{int(r['n_units'])} | {r['brier']:.3f} | {r['gain_mae_points']:.2f} | "
-            f"{_fmt(r['memorization_mae_points'], '.2f')} |"
-        )
-    return "\n".join(out)
+    part = by_budget[by_budget["held_out_by"] == "field pair"]
+    title = "### At each budget, held out by field pair (the field pairs with learning curves)"
+    return "\n".join([title, "", rule_table_markdown(part, "exposures")])
 
 
 def surface_markdown(surface: pd.DataFrame) -> str:
     """The surface check of the predictor's within-kind features (:func:`surface_check`), kinds with units of
-    at least three field pairs (those with a ridge)."""
+    at least three field pairs (those with a ridge): per kind, alignment z (read for the generalization gain)
+    and the target's length in tokens (read for the memorization gain, itself a surface form: its own column
+    says so) against each surface form. A ``surface.csv`` written before the memorization feature was checked
+    has no ``gain`` column; its rows show the gain as ``-``."""
     from lexprobe.predict._common import MIN_CLASS_PAIRS
 
     pairs = surface.groupby(["kind", "feature"])["n_field_pairs"].transform("max")
@@ -476,19 +511,30 @@ def surface_markdown(surface: pd.DataFrame) -> str:
     out = [
         "### Surface check: within kinds, does a feature follow token length or digits?",
         "",
-        "Spearman's rho over a kind's units (recorded budget) of the feature against each surface form; "
-        "|rho| >= 0.7 is flagged.",
+        "Spearman's rho over a kind's units (recorded budget) of each feature a kind's ridge reads against each "
+        "surface form it could be standing in for: alignment z (generalization gain) against the sides' lengths "
+        "in tokens and the target's share of digits and punctuation, and the target's length in tokens "
+        "(memorization gain), itself a surface form, against the others; |rho| >= 0.7 is flagged.",
         "",
-        "| kind | feature | units | source tokens | target tokens | target digit share |",
-        "|---|---|---|---|---|---|",
+        "| kind | feature | gain | units | source tokens | target tokens | target digit share |",
+        "|---|---|---|---|---|---|---|",
     ]
     for (kind, feature), part in shown.groupby(["kind", "feature"], sort=False):
-        cells = [
-            ("-" if pd.isna(r["rho"]) else f"{r['rho']:+.2f}")
-            + (" (flagged)" if pd.notna(r["flagged"]) and bool(r["flagged"]) else "")
-            for _, r in part.set_index("surface").reindex(list(SURFACES)).reset_index().iterrows()
-        ]
-        out.append(f"| {kind} | {feature} | {int(part['n_units'].max())} | " + " | ".join(cells) + " |")
+        by_surface = part.set_index("surface")
+        cells = []
+        for name in SURFACES:
+            r = by_surface.loc[name] if name in by_surface.index else None
+            if name == feature:
+                cells.append("itself")
+            elif r is None or pd.isna(r["rho"]):
+                cells.append("-")
+            else:
+                cells.append(
+                    f"{r['rho']:+.2f}" + (" (flagged)" if pd.notna(r["flagged"]) and bool(r["flagged"]) else "")
+                )
+        gain = part["gain"].iloc[0] if "gain" in part else ""
+        gain = gain if isinstance(gain, str) and gain else "-"
+        out.append(f"| {kind} | {feature} | {gain} | {int(part['n_units'].max())} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 

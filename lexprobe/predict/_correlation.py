@@ -232,12 +232,39 @@ def _raw_feature_rows(items, y, units, *, n_boot: int, seed: int, base: dict[str
 #: sides in tokens and the share of the target's characters that are digits or punctuation.
 SURFACES = ("source_tokens", "target_tokens", "target_digit_share")
 
+#: The predictor's within-kind features that are measured on the items, each with the gain whose ridge reads it
+#: (:data:`lexprobe.predict.GENERALIZATION_FEATURES`, :data:`~lexprobe.predict.MEMORIZATION_FEATURES`; the
+#: model size and the budget are settings, not measurements). ``target_tokens`` is itself a surface form: it
+#: is checked against the others it could be standing in for.
+SURFACE_FEATURES = {"alignment_z": "generalization", "target_tokens": "memorization"}
 
-def surface_check(items: pd.DataFrame, units: pd.DataFrame, features: Sequence[str] = ("alignment_z",)) -> pd.DataFrame:
-    """Whether the predictor's within-kind features follow surface form (``surface.csv``): per kind, over its
-    units at their recorded budget, Spearman's rho of each feature with each of :data:`SURFACES` (unit means
-    from ``items``). A kind's ridge reads the feature within the kind, so this is where a length effect would
-    pass for alignment; ``|rho| >= 0.7`` is flagged."""
+
+def surface_check(
+    items: pd.DataFrame, units: pd.DataFrame, features: Sequence[str] = tuple(SURFACE_FEATURES)
+) -> pd.DataFrame:
+    """Whether the predictor's within-kind features follow surface form (``surface.csv``).
+
+    Per kind, over its units at their recorded budget, Spearman's rho of each feature with each of
+    :data:`SURFACES` but itself (unit means from ``items``). A kind's ridge reads the feature within the kind,
+    so this is where a length effect would pass for alignment, or digits for the target's length;
+    ``|rho| >= 0.7`` is flagged.
+
+    Parameters
+    ----------
+    items : DataFrame
+        Per-item rows with ``label``, ``model``, ``target`` and ``target_tokens`` (``source_tokens`` where
+        measured).
+    units : DataFrame
+        One row per unit with ``kind``, ``group`` and the features.
+    features : sequence of str
+        The unit columns checked (default :data:`SURFACE_FEATURES`); one that ``units`` lacks is skipped.
+
+    Returns
+    -------
+    DataFrame
+        One row per kind, feature and surface: ``kind, feature, gain`` (the gain whose model reads the feature,
+        ``""`` for another column), ``surface, n_units, n_field_pairs, rho, flagged``.
+    """
     from lexprobe.predict._budgets import at_recorded_budget
 
     items = items[at_recorded_budget(items).to_numpy()]
@@ -261,7 +288,7 @@ def surface_check(items: pd.DataFrame, units: pd.DataFrame, features: Sequence[s
         part, surface = units.loc[mask], means.loc[_units(units.loc[mask]).to_numpy()]
         for feature in (f for f in features if f in units):
             x = part[feature].astype(float).to_numpy()
-            for name in SURFACES:
+            for name in (s for s in SURFACES if s != feature):
                 y = surface[name].astype(float).to_numpy()
                 ok = np.isfinite(x) & np.isfinite(y)
                 rho = pooled_spearman(x[ok], y[ok])
@@ -269,6 +296,7 @@ def surface_check(items: pd.DataFrame, units: pd.DataFrame, features: Sequence[s
                     {
                         "kind": kind,
                         "feature": feature,
+                        "gain": SURFACE_FEATURES.get(feature, ""),
                         "surface": name,
                         "n_units": int(ok.sum()),
                         "n_field_pairs": int(part.loc[ok, "group"].nunique()) if "group" in part else np.nan,

@@ -178,6 +178,11 @@ class Predictor:
     by_kind: pd.DataFrame | None = None
     by_budget: pd.DataFrame | None = None
     fallback: str = "the paper's rule (kinds of the fields)"
+    #: The kind mean fitted on ``tasks`` (the fallback where :attr:`fallback` names it), fitted on first use and
+    #: kept with the table it was fitted on, so a budget curve fits it once, not once per budget.
+    _kind_mean: tuple[pd.DataFrame, VerdictPredictor] | None = dataclasses.field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -204,7 +209,8 @@ class Predictor:
     def budget_curve(self, unit: dict[str, Any] | pd.Series, budgets: Sequence[float] = ()) -> pd.DataFrame:
         """One unit's predicted gains at each budget: the calibration's budgets and ``budgets``, one row per
         budget and split (``exposures, split, predicted_gain, ci_low, ci_high, outside`` and the rule used),
-        each as :meth:`predict_unit` gives it (a budget outside the calibration gets the fallback rule)."""
+        each as :meth:`predict_unit` gives it (a budget outside the calibration gets the fallback rule, fitted
+        once for the whole curve)."""
         measured = pd.to_numeric(self.tasks.get("exposures", pd.Series(dtype=float)), errors="coerce").dropna()
         grid = sorted({float(b) for b in (*measured, *budgets) if b == b and b > 0})
         rows = []
@@ -253,7 +259,7 @@ class Predictor:
         :func:`lexprobe.predict.with_unit_columns`). A unit outside what the calibration spans
         (:meth:`VerdictPredictor.outside`) gets :attr:`fallback` instead, with the reasons (``outside``)."""
 
-        from lexprobe.predict._holdout import KIND_MEAN, PAPERS_RULE, kind_mean_rule, papers_rule
+        from lexprobe.predict._holdout import KIND_MEAN, PAPERS_RULE, papers_rule
 
         frame = pd.DataFrame([dict(unit)])
         est = self.estimator
@@ -263,7 +269,7 @@ class Predictor:
         rule = PREDICTOR_NAME
         if outside and self.fallback == KIND_MEAN:
             rule = KIND_MEAN
-            kind_mean = kind_mean_rule().fit(self.tasks)
+            kind_mean = self._fitted_kind_mean()
             gains = kind_mean.predict_gains(frame).iloc[0].to_dict()
             proba = kind_mean.predict_proba(frame)[0]
         elif outside:
@@ -292,6 +298,15 @@ class Predictor:
         out["reasons"] = [] if outside else est.gain_models_["withheld"].pushes(frame.iloc[0])
         out["memorization_reasons"] = [] if outside else est.gain_models_["train"].pushes(frame.iloc[0])
         return out
+
+    def _fitted_kind_mean(self) -> VerdictPredictor:
+        """The kind mean fitted on :attr:`tasks`: fitted once, and again only when ``tasks`` is replaced (its
+        fit holds every field pair out in turn, as the predictor's does)."""
+        from lexprobe.predict._holdout import kind_mean_rule
+
+        if self._kind_mean is None or self._kind_mean[0] is not self.tasks:
+            self._kind_mean = (self.tasks, kind_mean_rule().fit(self.tasks))
+        return self._kind_mean[1]
 
 
 #: The predictor's name in tables (``rule``).
