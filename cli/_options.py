@@ -49,6 +49,9 @@ Scheduler = _choices(
 )
 EvalSplit = _choices("EvalSplit", ("train", "withheld", "both"), "Which pairs evaluate scores.")
 StudySize = _choices("StudySize", ("tiny", "small", "small-v1", "paper"), "lexprobe.study.SIZES.")
+FetchSource = _choices(
+    "FetchSource", ("hgnc", "hpo", "go", "go-annotations"), "Upstream releases (lexprobe.ontology.UPSTREAM_URLS)."
+)
 
 
 #: Comma-separated choices: option -> the values it takes (checked by :func:`csv_choices`).
@@ -401,7 +404,13 @@ def _common_parameters() -> list[tuple[str, Any, Any]]:
             "verbose",
             int,
             typer.Option(
-                0, "--verbose", "-v", count=True, help="More log lines (-vv: the libraries' own too).", **panel
+                0,
+                "--verbose",
+                "-v",
+                count=True,
+                show_default=False,
+                help="More log lines: -v, or -vv for the libraries' own too.",
+                **panel,
             ),
         ),
         ("quiet", bool, typer.Option(False, "--quiet", "-q", help="Warnings and errors only; no progress.", **panel)),

@@ -7,11 +7,13 @@ import sys
 
 import typer
 from lexprobe.cli._common import console, err_console, fail, print_table, split_csv, styled
+from lexprobe.cli._help import HelpCommand, HelpGroup
 from lexprobe.cli._options import command, csv_choices
 
 cache_app = typer.Typer(
     help="List, size and clear the cache: embeddings, converted models, parsed ontologies, measured speeds.",
     no_args_is_help=True,
+    cls=HelpGroup,
 )
 
 
@@ -32,7 +34,7 @@ def _kind_option() -> typer.models.OptionInfo:
     )
 
 
-@cache_app.command("path")
+@cache_app.command("path", cls=HelpCommand)
 @command()
 def path_cmd() -> None:
     """Print the cache directory ($LEXPROBE_CACHE, default ~/.cache/lexprobe)."""
@@ -41,7 +43,7 @@ def path_cmd() -> None:
     print(cache_root())
 
 
-@cache_app.command("list")
+@cache_app.command("list", cls=HelpCommand)
 @command()
 def list_cmd(
     kind: str | None = _kind_option(),
@@ -74,7 +76,7 @@ def list_cmd(
     console.print(f"{len(entries)} entries, {format_bytes(total)}{extra}")
 
 
-@cache_app.command("clear")
+@cache_app.command("clear", cls=HelpCommand)
 @command()
 def clear_cmd(
     kind: str | None = _kind_option(),

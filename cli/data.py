@@ -6,13 +6,14 @@ from pathlib import Path
 
 import typer
 from lexprobe.cli._common import console, print_json, print_table
-from lexprobe.cli._options import command
+from lexprobe.cli._help import HelpCommand, HelpGroup
+from lexprobe.cli._options import FetchSource, command
 from rich.table import Table
 
-data_app = typer.Typer(help="List, show and download ontologies.", no_args_is_help=True)
+data_app = typer.Typer(help="List, show and download ontologies.", no_args_is_help=True, cls=HelpGroup)
 
 
-@data_app.command("list")
+@data_app.command("list", cls=HelpCommand)
 @command()
 def list_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the list as one JSON object."),
@@ -45,10 +46,10 @@ def list_cmd(
     print_table(table)
 
 
-@data_app.command("show")
+@data_app.command("show", cls=HelpCommand)
 @command()
 def show_cmd(
-    ontology: str = typer.Argument(..., help="Built-in name (hgnc, hpo, go) or a file path."),
+    ontology: str = typer.Argument(..., metavar="ONTOLOGY", help="Built-in name (hgnc, hpo, go) or a file path."),
     limit: str = typer.Option("10", "--limit", "-n", help="How many terms to print (at least 1), or all."),
     annotations: Path | None = typer.Option(None, "--annotations", help="Popularity file (GAF, phenotype.hpoa)."),
     popular: bool = typer.Option(False, "--popular", help="Most popular terms first."),
@@ -122,10 +123,10 @@ def show_cmd(
         console.print(f"  {entry['task']}  ({what})", highlight=False, soft_wrap=True)
 
 
-@data_app.command("fetch")
+@data_app.command("fetch", cls=HelpCommand)
 @command()
 def fetch_cmd(
-    name: str = typer.Argument(..., help="hgnc, hpo, go or go-annotations"),
+    name: FetchSource = typer.Argument(..., metavar="NAME", help="The release to download."),
     out: Path = typer.Option(Path("downloads"), "--out", "-o", help="Folder for the downloaded files."),
     url: list[str] | None = typer.Option(
         None, "--url", help="Download from this URL instead (repeatable). $LEXPROBE_FETCH_MIRROR sets a mirror base."

@@ -12,7 +12,9 @@ from lexprobe.cli._options import ModelOptions, command, hold_run_dir, wait_opti
 
 @command(model="runtime", batch_size=16, dtype=None)
 def exposure_cmd(
-    runs: list[Path] = typer.Argument(..., help="Training runs (their split and base model are scored)."),
+    runs: list[Path] = typer.Argument(
+        ..., metavar="RUN_DIR", help="Training runs (their split and base model are scored)."
+    ),
     shots: int = typer.Option(5, "--shots", min=0, help="Worked train pairs before each query (the K-shot prompt)."),
     candidates: int = typer.Option(20, "--candidates", min=2, help="Targets each item's own is ranked among."),
     min_k: float = typer.Option(0.2, "--min-k", min=0.01, max=1.0, help="Share of lowest token scores (Min-K%)."),

@@ -11,6 +11,7 @@ import os
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import typer  # noqa: E402
+from lexprobe.cli._help import HelpCommand, HelpGroup  # noqa: E402
 
 app = typer.Typer(
     name="lexprobe",
@@ -21,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=HelpGroup,
 )
 
 
@@ -60,20 +62,19 @@ from lexprobe.cli.train import evaluate_cmd, train_cmd  # noqa: E402
 
 app.add_typer(data_app, name="data")
 app.add_typer(cache_app, name="cache")
-app.command("split")(split_cmd)
-app.command("embed")(embed_cmd)
-app.command("align")(align_cmd)
-app.command("lexicalization")(lexicalization_cmd)
-app.command("train")(train_cmd)
-app.command("evaluate")(evaluate_cmd)
-app.command("report")(report_cmd)
-app.command("correlate")(correlate_cmd)
-app.command("predict")(predict_cmd)
-app.command("popularity")(popularity_cmd)
-app.command("exposure")(exposure_cmd)
-app.command("study")(study_cmd)
-app.command("spread")(spread_cmd)
-app.add_typer(cache_app, name="cache")
+app.command("split", cls=HelpCommand)(split_cmd)
+app.command("embed", cls=HelpCommand)(embed_cmd)
+app.command("align", cls=HelpCommand)(align_cmd)
+app.command("lexicalization", cls=HelpCommand)(lexicalization_cmd)
+app.command("train", cls=HelpCommand)(train_cmd)
+app.command("evaluate", cls=HelpCommand)(evaluate_cmd)
+app.command("report", cls=HelpCommand)(report_cmd)
+app.command("correlate", cls=HelpCommand)(correlate_cmd)
+app.command("predict", cls=HelpCommand)(predict_cmd)
+app.command("popularity", cls=HelpCommand)(popularity_cmd)
+app.command("exposure", cls=HelpCommand)(exposure_cmd)
+app.command("study", cls=HelpCommand)(study_cmd)
+app.command("spread", cls=HelpCommand)(spread_cmd)
 
 
 def main() -> None:

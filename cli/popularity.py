@@ -11,7 +11,9 @@ from lexprobe.cli._options import command, hold_run_dir, wait_option
 
 @command()
 def popularity_cmd(
-    runs: list[Path] = typer.Argument(..., help="Runs evaluated with `lexprobe evaluate --baseline --shots K`."),
+    runs: list[Path] = typer.Argument(
+        ..., metavar="RUN_DIR", help="Runs evaluated with `lexprobe evaluate --baseline --shots K`."
+    ),
     shots: int = typer.Option(5, "--shots", min=0, help="Which baseline: K-shot (0: the zero-shot evaluation)."),
     out: Path = typer.Option(Path("runs/popularity"), "--out", "-o", help="Output folder."),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=10, max=MAX_RESAMPLES, help="Bootstrap resamples."),

@@ -125,6 +125,7 @@ def _print_baselines(baselines) -> None:
 def correlate_cmd(
     runs: list[Path] = typer.Argument(
         None,
+        metavar="RUN_DIR",
         help="Evaluated `lexprobe train` run directories, one per task, or `lexprobe study` folders (their "
         "evaluated tasks).",
     ),

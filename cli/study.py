@@ -123,7 +123,7 @@ def study_cmd(
 @command()
 def spread_cmd(
     studies: list[Path] = typer.Argument(
-        ..., metavar="STUDY", help="Study folders of one model, size and precision, each run with another --seed."
+        ..., metavar="STUDY_DIR", help="Study folders of one model, size and precision, each run with another --seed."
     ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Folder for spread.csv and its manifest.json (default: print only)."

@@ -2,10 +2,13 @@
 
 Every error is a :class:`LexprobeError` and also the matching built-in, so callers can catch either
 (``except ValueError`` keeps working). The CLI turns any :class:`LexprobeError` into one line on stderr and a
-non-zero exit; anything else is a bug.
+non-zero exit; anything else is a bug. :func:`did_you_mean` is the hint a message gives for a mistyped name.
 """
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
 
 __all__ = [
     "LexprobeError",
@@ -25,6 +28,7 @@ __all__ = [
     "OutputError",
     "CacheError",
     "LexprobeWarning",
+    "did_you_mean",
 ]
 
 
@@ -94,3 +98,18 @@ class CacheError(LexprobeError, ValueError):
 
 class LexprobeWarning(UserWarning):
     """Something worked but deserves the user's attention."""
+
+
+def did_you_mean(value: object, known: Iterable[str]) -> str:
+    """The hint for a mistyped name: ``" (did you mean 'hgnc'?)"`` for the known name closest to ``value``, or
+    ``""`` when none is close. Case is ignored; the one known name that ``value`` begins (``alias`` ->
+    ``alias_symbol``) comes first, else the closest by ``difflib.get_close_matches`` at its default cutoff (0.6).
+
+    >>> did_you_mean("hgcn", ["go", "hgnc", "hpo"])
+    " (did you mean 'hgnc'?)"
+    """
+    names = {str(name).lower(): str(name) for name in known}
+    text = str(value).strip().lower()
+    starting = [name for name in names if text and name.startswith(text) and name != text]
+    close = starting if len(starting) == 1 else difflib.get_close_matches(text, list(names), n=1)
+    return f" (did you mean {names[close[0]]!r}?)" if close else ""

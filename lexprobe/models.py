@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from lexprobe.exceptions import ModelError
+from lexprobe.exceptions import ModelError, did_you_mean
 from lexprobe.runs import cache_dir, config_key, relative_to_run, sha256_file
 
 __all__ = [
@@ -522,7 +522,6 @@ def _hub_commit(repo_id: str, revision: str | None, *, timeout: float = HUB_TIME
         RevisionNotFoundError,
     )
 
-    at = f" at revision {revision!r}" if revision else ""
     try:
         info = HfApi().model_info(repo_id, revision=revision, timeout=timeout)
     except GatedRepoError:
@@ -534,18 +533,37 @@ def _hub_commit(repo_id: str, revision: str | None, *, timeout: float = HUB_TIME
         raise ModelError(f"model {repo_id!r} has no revision {revision!r} on the Hugging Face hub") from None
     except RepositoryNotFoundError:
         raise ModelError(
-            f"cannot load model {repo_id!r}: not a named model ({', '.join(NAMED_MODELS)}), local directory or "
-            ".gguf file, and no such model on the Hugging Face hub (or it is private: log in with `hf auth login`)"
+            f"cannot load model {repo_id!r}{did_you_mean(repo_id, NAMED_MODELS)}: not a named model "
+            f"({', '.join(NAMED_MODELS)}), local directory or .gguf file, and no such model on the Hugging Face hub "
+            "(or it is private: log in with `hf auth login`)"
         ) from None
     except HFValidationError:
         raise ModelError(f"cannot load model {repo_id!r}: not a valid Hugging Face id, file or directory") from None
     except Exception as exc:  # the HTTP client's connection and timeout errors, whichever client this hub uses
-        raise ModelError(
-            f"cannot load model {repo_id!r}{at}: not a named model ({', '.join(NAMED_MODELS)}), local directory or "
-            ".gguf file, not in the local Hugging Face cache, and not reachable on the Hugging Face hub "
-            f"({_short(exc)}); download it where there is a network and pass its directory"
-        ) from None
+        raise _not_available(repo_id, revision, f"({_short(exc)})") from None
     return str(info.sha)
+
+
+def _not_available(repo_id: str, revision: str | None, why: str) -> ModelError:
+    """The one line for a hub id that is neither in the local Hugging Face cache nor to be had from the hub (``why``:
+    HF_HUB_OFFLINE, or the reason the hub did not answer), with a named model it may be a typo of."""
+    at = f" at revision {revision!r}" if revision else ""
+    offline = _hub_offline()
+    return ModelError(
+        f"model {repo_id!r}{at}{did_you_mean(repo_id, NAMED_MODELS)} is not available offline: not a named model "
+        f"({', '.join(NAMED_MODELS)}), local directory or .gguf file, not in the local Hugging Face cache, and not "
+        f"reachable on the Hugging Face hub {why}; use a named model or a local model directory (download it where "
+        f"there is a network and pass its folder{', or unset HF_HUB_OFFLINE' if offline else ''})"
+    )
+
+
+def _cached_commit(repo_id: str, revision: str | None) -> str | None:
+    """The commit of ``repo_id`` at ``revision`` (default: main) in the local Hugging Face cache, if its config is
+    there (the cache keeps each commit in ``snapshots/<commit>/``)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    return Path(cached).parent.name if isinstance(cached, str) else None
 
 
 def check_load_in_4bit(device: str | None = None) -> None:
@@ -599,18 +617,16 @@ def _load_failed(spec: str, location: str, kind: str, exc: Exception) -> ModelEr
 def _load_hub(repo_id: str, *, head: bool, options: dict[str, Any], load: dict[str, Any]) -> tuple:
     """``(parts, commit)``: a hub model from the local Hugging Face cache if it is there, else from the hub after
     one quick query; ``parts`` as :func:`_from_pretrained` returns them, ``commit`` the hub commit loaded."""
-    from huggingface_hub import try_to_load_from_cache
-
     revision = options.get("revision")
     at = f" at revision {revision!r}" if revision else ""
-    cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
-    if isinstance(cached, str):
+    cached = _cached_commit(repo_id, revision)
+    if cached is not None:
         local = {**options, "local_files_only": True}
         # transformers looks for an adapter config without local_files_only (5.x): on a hub that does not answer
         # that alone cost 23 s of retries here, for a model wholly in the cache
         offline_load = {**load, "adapter_kwargs": {"local_files_only": True}}
-        try:  # the cache keeps each commit in snapshots/<commit>/
-            return _from_pretrained(repo_id, head=head, options=local, load=offline_load), Path(cached).parent.name
+        try:
+            return _from_pretrained(repo_id, head=head, options=local, load=offline_load), cached
         except OSError:  # some of its files are not in the cache
             if _hub_offline():
                 raise ModelError(
@@ -618,11 +634,7 @@ def _load_hub(repo_id: str, *, head: bool, options: dict[str, Any], load: dict[s
                     "set; download it where there is a network (unset HF_HUB_OFFLINE) or pass its directory"
                 ) from None
     elif _hub_offline():
-        raise ModelError(
-            f"cannot load model {repo_id!r}{at}: not a named model ({', '.join(NAMED_MODELS)}), local directory or "
-            ".gguf file, not in the local Hugging Face cache, and not reachable on the Hugging Face hub while "
-            "HF_HUB_OFFLINE is set; download it where there is a network (unset HF_HUB_OFFLINE) or pass its directory"
-        )
+        raise _not_available(repo_id, revision, "while HF_HUB_OFFLINE is set")
     commit = _hub_commit(repo_id, revision)
     try:
         return _from_pretrained(repo_id, head=head, options={**options, "revision": commit}, load=load), commit
@@ -799,6 +811,12 @@ def load_tokenizer(spec: str = DEFAULT_MODEL, *, device: str | None = None, dtyp
             location, kwargs = str(gguf.parent), {"gguf_file": gguf.name}
     elif resolved.kind == "dir":
         checksum = _dir_digest(Path(location))
+    elif _cached_commit(location, None) is not None:  # a hub id, as load_model finds it: the local cache first,
+        kwargs = {"local_files_only": True}
+    elif _hub_offline():  # then nothing under HF_HUB_OFFLINE,
+        raise _not_available(location, None, "while HF_HUB_OFFLINE is set")
+    else:  # else the hub asked once, without the client's retries (25 s on a hub that does not answer)
+        kwargs = {"revision": _hub_commit(location, None)}
     try:
         with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from lexprobe.exceptions import TaskError
+from lexprobe.exceptions import TaskError, did_you_mean
 
 if TYPE_CHECKING:
     from lexprobe.ontology import Ontology
@@ -177,6 +177,12 @@ def _allowed_fields() -> str:
     return ", ".join(sorted(set(FIELD_COLUMNS) - {"label"}))
 
 
+def _task_names(ontology: str) -> list[str]:
+    """The named and zoo tasks of ``ontology`` (of every ontology, for one with none), for a did-you-mean."""
+    own = [*NAMED_TASKS.get(ontology, ()), *ZOO_TASKS.get(ontology, {})]
+    return own or [*{t for named in (NAMED_TASKS, ZOO_TASKS) for tasks in named.values() for t in tasks}]
+
+
 def field_column(field: str) -> str:
     """Return the term-table column of a user-facing field name (``"name"`` -> ``"label"``).
 
@@ -188,7 +194,10 @@ def field_column(field: str) -> str:
     try:
         return FIELD_COLUMNS[field]
     except KeyError:
-        raise TaskError(f"unknown field {field!r}; allowed fields are {_allowed_fields()}") from None
+        known = set(FIELD_COLUMNS) - {"label"}
+        raise TaskError(
+            f"unknown field {field!r}{did_you_mean(field, sorted(known))}; allowed fields are {_allowed_fields()}"
+        ) from None
 
 
 def field_kind(field: str) -> str:
@@ -374,16 +383,20 @@ def get_task(ontology: Ontology | str, task: str) -> MappingTask:
         lists the fields the ontology has.
     """
     m = _TASK_RE.match(task.strip().lower())
-    if m is None:
-        raise TaskError(f"task must look like SOURCE-to-TARGET, e.g. 'name-to-id', got {task!r}")
-    source, target = m.group(1), m.group(2)
     name = ontology if isinstance(ontology, str) else ontology.name
+    if m is None:
+        hint = did_you_mean(task, _task_names(name))
+        raise TaskError(f"task must look like SOURCE-to-TARGET, e.g. 'name-to-id', got {task!r}{hint}")
+    source, target = m.group(1), m.group(2)
     fields = ontology_fields(ontology) if not isinstance(ontology, str) else None
     listed = ", ".join(fields) if fields is not None else _allowed_fields()
     where = f"fields of {name!r} are" if fields is not None else "fields are"
     for field in (source, target):
         if field not in FIELD_COLUMNS:
-            raise TaskError(f"task {task!r} names unknown field {field!r}; {where} {listed}")
+            known = fields if fields is not None else sorted(set(FIELD_COLUMNS) - {"label"})
+            raise TaskError(
+                f"task {task!r} names unknown field {field!r}{did_you_mean(field, known)}; {where} {listed}"
+            )
         if field in _FIELD_ONTOLOGIES and name not in _FIELD_ONTOLOGIES[field]:
             raise TaskError(
                 f"field {field!r} is {', '.join(_FIELD_ONTOLOGIES[field])}'s name for its category; "

@@ -14,7 +14,7 @@ import pytest
 from _tiny_lm import make_hub_cache, make_model_dir
 
 from lexprobe.exceptions import ModelError
-from lexprobe.models import NAMED_MODELS, QUANTIZATION_EXTRA, load_model
+from lexprobe.models import NAMED_MODELS, QUANTIZATION_EXTRA, load_model, load_tokenizer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -87,6 +87,51 @@ def test_an_uncached_hub_id_offline_is_one_line_at_once(hub_cache: Path, caplog:
     assert time.perf_counter() - started < 5
     assert "HF_HUB_OFFLINE is set" in str(err.value) and "\n" not in str(err.value)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.fixture
+def no_network_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any call that could wait on the hub (its API, transformers' own downloads and their retries) fails the test."""
+    import huggingface_hub
+    import transformers
+
+    def never(*args, **kwargs):
+        raise AssertionError("asked the hub, or transformers, for a model that is not available offline")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", never)
+    for auto in (transformers.AutoConfig, transformers.AutoTokenizer, transformers.AutoModel):
+        monkeypatch.setattr(auto, "from_pretrained", never)
+
+
+@pytest.mark.parametrize("load", [load_model, load_tokenizer], ids=["load_model", "load_tokenizer"])
+def test_a_hub_id_not_available_offline_is_refused_before_any_network_call(
+    hub_cache: Path, no_network_call: None, load
+) -> None:
+    """Under HF_HUB_OFFLINE a hub id that is not named, local or cached is refused at once, by the full load and by
+    the tokenizer-only one a --dry-run makes (it used to wait out transformers' retries: 25 s)."""
+    with pytest.raises(ModelError) as err:
+        load("lexprobe-test/absent", device="cpu")
+    message = str(err.value)
+    assert message.startswith("model 'lexprobe-test/absent' is not available offline: not a named model")
+    assert "HF_HUB_OFFLINE is set; use a named model or a local model directory" in message and "\n" not in message
+    with pytest.raises(ModelError, match=r"model 'smollm2' \(did you mean 'smollm2-135m'\?\) is not available"):
+        load("smollm2", device="cpu")
+
+
+def test_the_tokenizer_of_a_cached_hub_model_is_read_offline(hub_cache: Path) -> None:
+    profile = load_tokenizer("lexprobe-test/tiny", device="cpu")
+    assert profile.model is None and profile.tokenizer is not None and profile.n_layers > 0
+
+
+def test_the_tokenizer_of_an_uncached_hub_id_asks_an_unreachable_hub_once(
+    hub_cache: Path, online: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    started = time.perf_counter()
+    with caplog.at_level(logging.DEBUG), pytest.raises(ModelError, match="is not available offline") as err:
+        load_tokenizer("lexprobe-test/absent", device="cpu")
+    assert time.perf_counter() - started < 5  # transformers' own retries took 25 s
+    assert "not reachable on the Hugging Face hub (" in str(err.value) and "\n" not in str(err.value)
+    assert not [r for r in caplog.records if "Retry" in r.getMessage()]
 
 
 def test_an_unreachable_hub_is_asked_once_without_retries(

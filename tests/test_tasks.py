@@ -95,6 +95,9 @@ def test_pairs_with_an_ambiguous_source_text_are_dropped() -> None:
     [
         ("name2id", "must look like"),
         ("name-to-colour", "unknown field 'colour'"),
+        ("name_to_symbol", r"got 'name_to_symbol' \(did you mean 'name-to-symbol'\?\)"),
+        ("name-to-symbl", r"unknown field 'symbl' \(did you mean 'symbol'\?\); fields are"),
+        ("alias-to-symbol", r"unknown field 'alias' \(did you mean 'alias_symbol'\?\)"),
         ("name-to-name", "maps a field to itself"),
     ],
 )

@@ -13,7 +13,7 @@ from typing import Any
 import pooch
 import requests
 
-from lexprobe.exceptions import DataFormatError, NetworkError, OntologyError
+from lexprobe.exceptions import DataFormatError, NetworkError, OntologyError, did_you_mean
 from lexprobe.runs import atomic_path, atomic_write_json
 
 __all__ = ["UPSTREAM_URLS", "MIRROR_ENV", "fetch_ontology"]
@@ -123,7 +123,9 @@ def fetch_ontology(
         A download does not match its checksum (nothing is written).
     """
     if name not in UPSTREAM_URLS:
-        raise OntologyError(f"cannot fetch {name!r}; choose one of {', '.join(UPSTREAM_URLS)}")
+        raise OntologyError(
+            f"cannot fetch {name!r}{did_you_mean(name, UPSTREAM_URLS)}; choose one of {', '.join(UPSTREAM_URLS)}"
+        )
     if timeout <= 0:
         raise OntologyError(f"timeout must be > 0 seconds, got {timeout}")
     sources = {url.rstrip("/").rsplit("/", 1)[-1]: url for url in urls or _upstream_urls(name)}

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lexprobe.exceptions import LexprobeWarning, OntologyError
+from lexprobe.exceptions import LexprobeWarning, OntologyError, did_you_mean
 from lexprobe.ontology._generic import read_snapshot, table_from_generic
 from lexprobe.ontology._hgnc import is_hgnc_header, load_hgnc_table
 from lexprobe.ontology._io import first_line, head_text, read_table
@@ -338,7 +338,8 @@ def load_ontology(
         if os.sep in text or "." in text:
             raise OntologyError(f"ontology file not found: {text}")
         raise OntologyError(
-            f"unknown ontology {text!r}; use one of {', '.join(sorted(builtins))} or a path to an OBO/TSV file"
+            f"unknown ontology {text!r}{did_you_mean(text, builtins)}; use one of {', '.join(sorted(builtins))} "
+            "or a path to an OBO/TSV file"
         )
     return _load_file(path, Path(annotations).expanduser() if annotations else None, use_cache)
 

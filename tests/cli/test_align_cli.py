@@ -112,6 +112,7 @@ def test_a_wrong_choice_is_a_usage_error_naming_the_choices(tmp_path: Path, args
         (["--ontology", "hpo", "--pairs", "name:symbol"], "has no terms with a 'symbol' value"),
         (["--ontology", "hgnc", "--layers", "1,two"], "--layers must be"),
         (["--ontology", "nosuch"], "unknown ontology 'nosuch'"),
+        (["--ontology", "hgcn"], "unknown ontology 'hgcn' (did you mean 'hgnc'?)"),
         (["--ontology", "hgnc", "--cka-permutations", "some"], "--cka-permutations must be auto or >= 0"),
         (["--ontology", "hgnc", "--category", "gene with wings"], "no terms of 'hgnc' are in categories"),
         (

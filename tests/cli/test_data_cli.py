@@ -52,7 +52,7 @@ def _assert_one_line_error(result, message: str) -> None:
         (["data", "show", "go", "--annotations", str(DATA / "terms.csv")], "not an annotation file"),
         (["data", "show", "hgnc", "--annotations", str(DATA / "goa_sample.gaf")], "already carries"),
         (["data", "show", str(DATA / "terms.csv"), "--annotations", str(DATA / "goa_sample.gaf")], "plain term table"),
-        (["data", "fetch", "mesh"], "cannot fetch 'mesh'; choose one of hgnc, hpo, go, go-annotations"),
+        (["data", "show", "hgcn"], "unknown ontology 'hgcn' (did you mean 'hgnc'?); use one of go, hgnc, hpo"),
         (["data", "fetch", "go", "--url", "notaurl"], "give an http(s) URL"),
         (["data", "fetch", "go", "--timeout", "0"], "timeout must be > 0 seconds, got 0.0"),
         (["data", "fetch", "go", "--out", str(DATA / "terms.csv" / "sub")], "cannot create the download directory"),
@@ -60,6 +60,15 @@ def _assert_one_line_error(result, message: str) -> None:
 )
 def test_bad_input_is_one_line_and_nonzero(args: list[str], message: str) -> None:
     _assert_one_line_error(runner.invoke(app, args), message)
+
+
+def test_fetch_takes_one_of_its_releases_and_lists_them() -> None:
+    """NAME is a choice: --help lists the releases, and another name is a usage error (exit 2) that lists them."""
+    result = runner.invoke(app, ["data", "fetch", "--help"], env={"COLUMNS": "200"})
+    assert "NAME" in result.output and "<hgnc|hpo|go|go-annotations>" in result.output
+    result = runner.invoke(app, ["data", "fetch", "mesh"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "'mesh' is not one of 'hgnc', 'hpo', 'go', 'go-annotations'" in result.output
 
 
 @pytest.mark.parametrize(

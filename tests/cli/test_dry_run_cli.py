@@ -106,3 +106,13 @@ def test_a_dry_run_that_passes_the_checks_plans_and_writes_nothing(tmp_path: Pat
     result = runner.invoke(app, [*args, "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "tokens" in result.output and not out.exists()
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]], ids=["run", "dry-run"])
+def test_a_model_id_not_available_offline_is_one_line(tmp_path: Path, dry_run: list[str]) -> None:
+    """Tests run with HF_HUB_OFFLINE set (conftest): a hub id that is not cached is refused in one line at once."""
+    args = ["embed", "--ontology", HPO, "--field", "name", "-m", "lexprobe-test/absent", "-o", str(tmp_path / "e")]
+    line = one_error_line(runner.invoke(app, [*args, *dry_run]).output)
+    assert "model 'lexprobe-test/absent' is not available offline" in line
+    assert "use a named model or a local model directory" in line
+    assert not (tmp_path / "e").exists()

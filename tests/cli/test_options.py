@@ -198,6 +198,10 @@ def test_choices_match_the_library():
     assert tuple(s.value for s in opts.Scheduler) == LR_SCHEDULERS
     assert tuple(s.value for s in opts.EvalSplit) == (*SPLITS, "both")
 
+    from lexprobe.ontology import UPSTREAM_URLS
+
+    assert tuple(s.value for s in opts.FetchSource) == tuple(UPSTREAM_URLS)
+
     from lexprobe.cli.cache import KINDS as CLI_KINDS
 
     from lexprobe.cache import KINDS

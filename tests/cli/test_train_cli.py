@@ -59,6 +59,7 @@ def test_train_then_evaluate_a_tiny_run(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["train", "--ontology", "hgnc", "--task", "name-to-colour"], "unknown field 'colour'"),
+        (["train", "--ontology", "hgnc", "--task", "name-to-symbl"], "unknown field 'symbl' (did you mean 'symbol'?)"),
         (["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--per-bin", "5000"], "lower --per-bin"),
         (["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--from-split", "/no/such/split"], "no train.csv"),
         (["train", "--ontology", "hgnc", "--task", "name-to-symbol", "--lr", "0"], "`lr` must be > 0"),

@@ -132,3 +132,11 @@ def test_only_http_urls_are_downloaded(tmp_path: Path, url: str) -> None:
     with pytest.raises(OntologyError, match="give an http"):
         fetch_ontology("go", tmp_path, urls=(url,))
     assert _files(tmp_path) == []
+
+
+def test_an_unknown_release_names_the_known_ones_and_the_closest(tmp_path: Path) -> None:
+    with pytest.raises(OntologyError, match="cannot fetch 'mesh'; choose one of hgnc, hpo, go, go-annotations"):
+        fetch_ontology("mesh", tmp_path)
+    with pytest.raises(OntologyError, match=r"cannot fetch 'go-annotation' \(did you mean 'go-annotations'\?\);"):
+        fetch_ontology("go-annotation", tmp_path)
+    assert not any(tmp_path.iterdir())

@@ -307,6 +307,8 @@ def test_a_plain_table_takes_no_annotations_and_a_directory_is_no_file(tmp_path:
 def test_unknown_names_and_missing_files_are_ontology_errors(cache: Path) -> None:
     with pytest.raises(OntologyError, match="unknown ontology 'mesh'; use one of go, hgnc, hpo"):
         load_ontology("mesh")
+    with pytest.raises(OntologyError, match=r"unknown ontology 'HPO2' \(did you mean 'hpo'\?\); use one of go, hgnc"):
+        load_ontology("HPO2")
     with pytest.raises(OntologyError, match="ontology file not found: /no/such.obo"):
         load_ontology("/no/such.obo")
     with pytest.raises(OntologyError, match="no ontology given; use one of go, hgnc, hpo"):
