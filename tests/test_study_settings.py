@@ -349,8 +349,9 @@ def test_a_folder_linked_outside_out_is_refused(fake: FakeStages, toy: Path, tmp
 def test_a_study_recorded_before_precision_and_warmup_resumes_in_float32_and_refuses_bfloat16(tmp_path: Path) -> None:
     """The recorded studies predate the dtype and warm-up settings: read as what they were (CPU float32, no
     warm-up), they resume with --dtype float32 and are refused, with the reason, in another precision. They also
-    predate the surface-form control of align (read as off), so until their align stage is re-measured with it
-    (issue 29, item 4) that stage is the one difference, named as such."""
+    predate the surface-form control of align (read as off) and the CKA null's exact moments (their per-layer
+    z was estimated from the shuffles, so `cka_permutations` is not recorded), so until their align stage is
+    re-measured (issue 29, item 4) that stage is the one difference, named as such."""
     import shutil
 
     from lexprobe.models import native_bfloat16
@@ -358,7 +359,9 @@ def test_a_study_recorded_before_precision_and_warmup_resumes_in_float32_and_ref
     study = tmp_path / "study"
     shutil.copytree(Path(__file__).resolve().parents[1] / "docs" / "results" / "study-smollm2", study)
     with pytest.raises(
-        StudyError, match=r"align hgnc/align was made with other settings \(surface_control: False -> True\)"
+        StudyError,
+        match=r"align hgnc/align was made with other settings \(cka_permutations: \(not recorded\) -> 'auto', "
+        r"surface_control: False -> True\)",
     ):
         run_study(["hgnc", "hpo", "go"], study, size="small-v1", dtype="float32", stages=["report"])
     if native_bfloat16():
