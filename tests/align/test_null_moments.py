@@ -66,3 +66,16 @@ def test_moments_agree_with_a_large_monte_carlo_null_within_its_error() -> None:
 def test_moments_need_four_rows() -> None:
     with pytest.raises(AlignmentError, match="at least 4"):
         cka_null_moments(np.ones((3, 2)), np.ones((3, 2)))
+
+
+@pytest.mark.parametrize(("n", "d1", "d2"), [(10, 2, 3), (50, 40, 5), (300, 3, 300)])
+def test_debiased_ckas_null_is_centred_with_the_u_centred_spaces_variance(n: int, d1: int, d2: int) -> None:
+    """An independent reference: with U-centred kernels the unbiased HSIC is an inner product in a space of
+    dimension n(n - 3) / 2 (Székely & Rizzo 2014, Ann. Statist. 42: 2382), and over all pairings debiased CKA
+    has mean 0 and variance 1 / (n(n - 3) / 2), whatever the data."""
+    rng = np.random.default_rng(n)
+    X = rng.standard_normal((n, d1)) ** 3
+    Y = rng.exponential(size=(n, d2))
+    mean, sd = cka_null_moments(X, Y)["dcka"]
+    assert abs(mean) < 1e-12
+    assert sd == pytest.approx(np.sqrt(2 / (n * (n - 3))), rel=1e-9)
