@@ -36,6 +36,7 @@ import numpy as np
 
 from lexprobe.exceptions import EmbeddingError, ResourceError
 from lexprobe.progress import relabel
+from lexprobe.rates import record_rate
 from lexprobe.runs import (
     atomic_path,
     atomic_write_json,
@@ -532,8 +533,6 @@ def _extract(texts, keys, lm, config, layers, root, key, progress, world, rank) 
         if progress:
             progress(_STAGE, min(n_done, n_total), n_total)
     if world == 1 and n_tokens_run and t_start is not None:
-        from lexprobe.costs import record_rate
-
         record_rate("embed", lm, n_tokens_run, time.perf_counter() - t_start)
     _barrier(world)
     if rank != 0:
