@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lexprobe.embed import ExtractionConfig, cache_key, resolve_layers, token_counts
+from lexprobe.models import auto_device, dtype_name, load_tokenizer, resolve_dtype
 from lexprobe.plan import study_plan
 from lexprobe.rates import (
     KEEP_RATES,
@@ -44,7 +46,6 @@ from lexprobe.runs import read_json_object
 
 if TYPE_CHECKING:
     from lexprobe.align import AlignmentConfig
-    from lexprobe.embed import ExtractionConfig
     from lexprobe.lexical import LexicalConfig
     from lexprobe.ontology import Ontology
     from lexprobe.train import TrainConfig
@@ -193,7 +194,6 @@ def _profile(model: Any, *, device: str | None, dtype: str | None) -> Any:
     """A loaded model as it is, or a spec as :func:`lexprobe.models.load_tokenizer` reads it (no weights)."""
     if hasattr(model, "tokenizer") and hasattr(model, "checksum"):
         return model
-    from lexprobe.models import load_tokenizer
 
     return load_tokenizer(model, device=device, dtype=dtype)
 
@@ -257,8 +257,6 @@ def estimate_embedding(
     LexprobeError
         What the stage itself would raise for these inputs (unknown ontology, field or model, empty selection).
     """
-    from lexprobe.embed import ExtractionConfig, cache_key, resolve_layers, token_counts
-    from lexprobe.models import dtype_name
     from lexprobe.ontology import load_ontology
     from lexprobe.tasks import field_values, sample_terms
 
@@ -316,7 +314,6 @@ def estimate_alignment(
 ) -> Cost:
     """The extraction cost of :func:`lexprobe.align.run_alignment` with ``config`` (the fields of its pairs,
     its sample, pooling and precision). The measurement after it is not estimated: see ``docs/benchmarks.md``."""
-    from lexprobe.embed import ExtractionConfig
     from lexprobe.ontology import load_ontology
 
     ont = load_ontology(config.ontology)
@@ -343,7 +340,6 @@ def estimate_lexicalization(
     """The extraction cost of :func:`lexprobe.lexical.measure_lexicalization` with ``config`` (its fields and the
     reference field, on its sample; every category unless ``config.categories``). Without embedding measures
     (``config.embeddings`` off) nothing is extracted; the probes after extraction are not estimated."""
-    from lexprobe.embed import ExtractionConfig
     from lexprobe.ontology import load_ontology
 
     ont = load_ontology(config.ontology)
@@ -433,8 +429,6 @@ def estimate_training(
         ``unit="steps"``, ``rate`` in steps per second (median over matching runs), or no time and a note
         when none matches. Batch size and prompt length change the speed too: a note says so.
     """
-    from lexprobe.models import auto_device, dtype_name, resolve_dtype
-
     if model is not None:
         name, checksum, dev, precision = model.name, model.checksum, model.device, dtype_name(model.dtype)
     else:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from lexprobe.exceptions import EmbeddingError, ResourceError
+from lexprobe.models import load_model
 from lexprobe.progress import relabel
 from lexprobe.rates import record_rate
 from lexprobe.runs import (
@@ -407,8 +408,6 @@ def extract_hidden_states(
     ResourceError
         Out of memory even at batch size 1.
     """
-    from lexprobe.models import load_model
-
     config = config or ExtractionConfig()
     texts = [str(t) for t in texts]
     if not texts:

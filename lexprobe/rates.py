@@ -13,8 +13,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from lexprobe.runs import atomic_write_json, read_json_object
 from lexprobe.runs import cache_dir as user_cache_dir
 
@@ -58,6 +56,8 @@ def record_rate(stage: str, model: Any, work: float, seconds: float, *, unit: st
     The newest :data:`KEEP_RATES` measurements per (stage, model, device type, precision) are kept. The file is
     rewritten atomically under a file lock; a cache that cannot be written only loses the measurement.
     """
+    from filelock import FileLock
+
     if not (work > 0 and seconds > 0):
         return
     key = _rate_key(stage, _model_id(model), getattr(model, "device", "cpu"), getattr(model, "dtype", "float32"))

@@ -38,8 +38,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lexprobe.exceptions import LexprobeError, StudyError
-from lexprobe.models import RECORDED_BEFORE
+from lexprobe.exceptions import LexprobeError, LexprobeWarning, ModelError, StudyError
+from lexprobe.models import RECORDED_BEFORE, load_model, resolved_dtype
 from lexprobe.plan import (
     PAPER_TASKS,
     SIZES,
@@ -56,7 +56,17 @@ from lexprobe.plan import (
     usable_tasks,
 )
 from lexprobe.progress import ProgressCallback, prefixed
-from lexprobe.runs import read_json_object
+from lexprobe.runs import (
+    atomic_path,
+    clear_stage_outputs,
+    ensure_writable_dir,
+    few_shot_dir,
+    json_default,
+    make_manifest,
+    read_json_object,
+    safe_name,
+    write_manifest,
+)
 
 __all__ = [
     "PAPER_TASKS",
@@ -178,8 +188,6 @@ def run_study(
 
     def lm(progress: ProgressCallback | None = None) -> Any:
         if "lm" not in models:
-            from lexprobe.models import load_model
-
             if progress:
                 progress("loading model", 0, 1)
             models["lm"] = load_model(model, device=device, dtype=precision, **dict(load_options or {}))
@@ -244,7 +252,6 @@ def run_study(
     # parts done and planned (a part that turns out to have nothing to do, e.g. evaluate without training, is
     # counted at the end)
     parts = [0, _n_parts(stages, plan)]
-    from lexprobe.runs import few_shot_dir
 
     if progress:
         progress("study", 0, parts[1])
@@ -428,8 +435,6 @@ def _merged_record(root: Path, record: list[dict[str, Any]], keep_earlier: bool 
 
 def _normal(value: Any) -> Any:
     """``value`` as it reads back from a manifest (tuples as lists, dataclasses as dicts)."""
-    from lexprobe.runs import json_default
-
     return json.loads(json.dumps(value, sort_keys=True, default=json_default))
 
 
@@ -540,10 +545,7 @@ def _checked_study(
     rerun_mismatched: bool,
     shots: int,
 ) -> _CheckedStudy:
-    from lexprobe.exceptions import ModelError
-    from lexprobe.models import resolved_dtype
     from lexprobe.ontology import load_ontology
-    from lexprobe.runs import ensure_writable_dir
 
     spec = study_size(size)
     unknown = [s for s in stages if s not in STAGES]
@@ -604,8 +606,6 @@ def _check_study(root: Path, model: str, spec: StudySize, seed: int, rerun: bool
 
 def _folder(root: Path, *names: str) -> Path:
     """``root/name/...`` with each name made safe; it must resolve inside ``root``."""
-    from lexprobe.runs import safe_name
-
     try:
         path = root.joinpath(*(safe_name(name) for name in names))
     except LexprobeError as exc:
@@ -628,8 +628,6 @@ def _clear(root: Path, where: Path, stage: str, recorded: Mapping[str, Any]) -> 
     """Remove what ``stage`` wrote in ``where`` (inside the study) before re-running it: the files its manifest
     and :data:`lexprobe.runs.STAGE_OUTPUTS` name (training takes its evaluation with it); other files stay. An
     evaluation alone loses its manifest (re-running it rewrites its other files)."""
-    from lexprobe.runs import clear_stage_outputs
-
     resolved = where.resolve()
     if resolved == root.resolve() or not resolved.is_relative_to(root.resolve()):
         raise StudyError(f"will not clear {where}: it is not inside the study {root}")
@@ -647,7 +645,6 @@ def _align(config: Any, where: Path, lm: Callable[..., Any], progress: ProgressC
     import warnings
 
     from lexprobe.align import run_alignment, write_alignment
-    from lexprobe.exceptions import LexprobeWarning
 
     with warnings.catch_warnings():  # the surface-control warnings are the align manifest's, which the report shows
         warnings.simplefilter("ignore", LexprobeWarning)
@@ -764,8 +761,6 @@ def _write_study_manifest(
     shots: int = DEFAULT_SHOTS,
 ) -> list[dict]:
     """Write the study's manifest; returns its stages (this run's first, then those of earlier runs)."""
-    from lexprobe.runs import make_manifest, write_manifest
-
     record = _merged_record(root, record, keep_earlier)
     manifest = make_manifest(
         stage="study",
@@ -875,8 +870,6 @@ def write_seed_spread(
     StudyError
         As :func:`seed_spread`, or when no task was evaluated in two of the studies.
     """
-    from lexprobe.runs import atomic_path, make_manifest, write_manifest
-
     spread = seed_spread(studies)
     if spread.empty:
         raise StudyError("no task was evaluated in two of these studies; nothing to compare")
