@@ -62,7 +62,7 @@ _SHARD = re.compile(r"shard-(\d{8})-(\d{5})-\d+\.npz")
 #: folder (``.<folder>.<random>``) and its lock (``.<folder>.lock``)
 _CONVERTED = re.compile(r".+-[0-9a-f]{16}-v\d+")
 _CONVERTING = re.compile(r"\.(.+-[0-9a-f]{16}-v\d+)\.(?!lock$)[^.]+")
-#: A GGUF file assembled from chunk packages and its temporary file (``lexprobe.models._assembled_by_package``)
+#: A GGUF file assembled from chunk packages and its temporary file (``lexprobe.named_models._assembled_by_package``)
 _GGUF = re.compile(r"[^.].*\.gguf")
 _GGUF_TEMP = re.compile(r"\..+\.gguf\.\d+\.tmp")
 #: A parsed ontology (``<key>.json.gz``) and its temporary file (``lexprobe.runs.atomic_path``)
@@ -398,7 +398,7 @@ def _rates_entry(path: Path) -> CacheEntry:
         path,
         description=f"{len(records)} measured speeds",
         details={"n_records": len(records)},
-        lock=path.with_name(path.name + ".lock"),  # the lock lexprobe.costs.record_rate takes
+        lock=path.with_name(path.name + ".lock"),  # the lock lexprobe.rates.record_rate takes
     )
 
 

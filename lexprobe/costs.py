@@ -5,9 +5,10 @@ command would choose, tokenized as :mod:`lexprobe.embed` tokenizes them (sink pr
 embedding cache under the keys the command would use (a finished entry costs nothing; shards of an interrupted
 run are resumed), and the new arrays' size (layers x items x hidden size x bytes). Time is the tokens left to
 compute over the *measured* rate: every real extraction records its tokens per second (timed from the end of
-its first batch, which carries the warm-up) in ``$LEXPROBE_CACHE/rates.json`` for its (model, device type,
-precision), and an estimate takes the median of the last few. Without a measurement on this machine, or with
-only runs too small to time (under :data:`MIN_RATE_WORK` tokens), there is no time, never a guessed one.
+its first batch, which carries the warm-up) in ``$LEXPROBE_CACHE/rates.json`` (:mod:`lexprobe.rates`) for its
+(model, device type, precision), and an estimate takes the median of the last few. Without a measurement on
+this machine, or with only runs too small to time (under :data:`MIN_RATE_WORK` tokens), there is no time,
+never a guessed one.
 Measured here (two CPU cores shared with other jobs, bfloat16, 1,000 HGNC names, about 10,000 tokens): 93
 tokens/s in a fresh process (bfloat16 kernels are prepared for each new batch shape), 380 to 570 once warm; the
 median of the two predicted 30 s for a run that took 26 s.
@@ -19,8 +20,6 @@ caller names: the examples per second their manifests record (the training loop'
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
-import logging
 import math
 import os
 import statistics
@@ -30,12 +29,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lexprobe.runs import atomic_write_json, read_json_object
+from lexprobe.embed import ExtractionConfig, cache_key, resolve_layers, token_counts
+from lexprobe.models import auto_device, dtype_name, load_tokenizer, resolve_dtype
+from lexprobe.plan import study_plan
+from lexprobe.rates import (
+    KEEP_RATES,
+    MAX_RECORDS,
+    MIN_RATE_WORK,
+    RATES_FILE,
+    matching_rates,
+    measured_rates,
+    record_rate,
+)
 from lexprobe.runs import cache_dir as user_cache_dir
+from lexprobe.runs import read_json_object
 
 if TYPE_CHECKING:
     from lexprobe.align import AlignmentConfig
-    from lexprobe.embed import ExtractionConfig
     from lexprobe.lexical import LexicalConfig
     from lexprobe.ontology import Ontology
     from lexprobe.train import TrainConfig
@@ -56,20 +66,8 @@ __all__ = [
     "RATES_FILE",
     "KEEP_RATES",
     "MIN_RATE_WORK",
+    "MAX_RECORDS",
 ]
-
-logger = logging.getLogger(__name__)
-
-#: The file in ``$LEXPROBE_CACHE`` that keeps measured speeds.
-RATES_FILE = "rates.json"
-#: Measurements kept per (stage, model, device type, precision) and size class: the newest ones.
-KEEP_RATES = 5
-#: Work below which a measurement is "small" and gives no time: warm-up and scheduling weigh on it (on two
-#: shared CPU cores 66-token extractions timed from their start measured 4 to 7 tokens/s). Extraction is timed
-#: from the end of its first batch, so a run of one batch records nothing.
-MIN_RATE_WORK = 2000
-#: Measurements kept in all (the file does not grow with every model a test suite makes).
-MAX_RECORDS = 200
 
 
 def format_bytes(n: float) -> str:
@@ -170,76 +168,7 @@ class Cost:
         return dataclasses.asdict(self) | {"n_items_to_compute": self.n_items_to_compute}
 
 
-# --- measured rates -------------------------------------------------------------------------------------------
-
-
-def _model_id(model: Any) -> str:
-    return str(getattr(model, "checksum", "") or getattr(model, "name", "") or model)
-
-
-def _rate_key(stage: str, model_id: str, device: Any, dtype: Any) -> dict[str, str]:
-    device_type = getattr(device, "type", None) or str(device).split(":")[0]
-    return {"stage": stage, "model": model_id, "device": device_type, "dtype": str(dtype).replace("torch.", "")}
-
-
-def record_rate(stage: str, model: Any, work: float, seconds: float, *, unit: str = "tokens") -> None:
-    """Record that ``stage`` did ``work`` units in ``seconds`` with ``model`` (a loaded model: its checksum,
-    device and precision identify the measurement) in ``$LEXPROBE_CACHE/rates.json``.
-
-    The newest :data:`KEEP_RATES` measurements per (stage, model, device type, precision) are kept. The file is
-    rewritten atomically under a file lock; a cache that cannot be written only loses the measurement.
-    """
-    from filelock import FileLock
-
-    if not (work > 0 and seconds > 0):
-        return
-    key = _rate_key(stage, _model_id(model), getattr(model, "device", "cpu"), getattr(model, "dtype", "float32"))
-    record = key | {
-        "name": str(getattr(model, "name", "")),
-        "work": float(work),
-        "seconds": round(float(seconds), 4),
-        "rate": float(work) / float(seconds),
-        "unit": unit,
-        "when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    try:
-        path = user_cache_dir() / RATES_FILE
-        with FileLock(str(path) + ".lock"):
-            large = work >= MIN_RATE_WORK
-
-            def same(r: dict[str, Any]) -> bool:
-                return all(r.get(k) == v for k, v in key.items()) and (r.get("work", 0) >= MIN_RATE_WORK) == large
-
-            records = _read_rates(path)
-            kept = [r for r in records if not same(r)] + ([r for r in records if same(r)] + [record])[-KEEP_RATES:]
-            atomic_write_json(path, {"version": 1, "records": kept[-MAX_RECORDS:]})
-    except OSError as exc:
-        logger.warning("could not record the measured rate in the cache (%s)", exc)
-
-
-def _read_rates(path: Path) -> list[dict[str, Any]]:
-    data = read_json_object(path) or {}
-    records = data.get("records")
-    return [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
-
-
-def _matching(stage: str, model: Any, device: Any, dtype: Any) -> tuple[list[float], bool]:
-    """The recorded rates for this model (checksum or name), device type and precision, those of runs of at
-    least :data:`MIN_RATE_WORK` units when there are any; and whether only small runs were found."""
-    key = _rate_key(stage, _model_id(model), device, dtype)
-    found = [
-        r
-        for r in _read_rates(user_cache_dir() / RATES_FILE)
-        if all(r.get(k) == v for k, v in key.items()) and isinstance(r.get("rate"), (int, float)) and r["rate"] > 0
-    ]
-    large = [r for r in found if r.get("work", 0) >= MIN_RATE_WORK]
-    return [float(r["rate"]) for r in (large or found)], bool(found) and not large
-
-
-def measured_rates(stage: str, model: Any, device: Any, dtype: Any) -> list[float]:
-    """The rates recorded for ``stage`` with this model (checksum or name), device type and precision: those of
-    runs of at least :data:`MIN_RATE_WORK` units when there are any, else all of them."""
-    return _matching(stage, model, device, dtype)[0]
+# --- measured rates (kept by lexprobe.rates) ---------------------------------------------------------------
 
 
 def _timed(cost: Cost, rates: list[float], what: str, *, small_only: bool = False) -> Cost:
@@ -265,7 +194,6 @@ def _profile(model: Any, *, device: str | None, dtype: str | None) -> Any:
     """A loaded model as it is, or a spec as :func:`lexprobe.models.load_tokenizer` reads it (no weights)."""
     if hasattr(model, "tokenizer") and hasattr(model, "checksum"):
         return model
-    from lexprobe.models import load_tokenizer
 
     return load_tokenizer(model, device=device, dtype=dtype)
 
@@ -329,8 +257,6 @@ def estimate_embedding(
     LexprobeError
         What the stage itself would raise for these inputs (unknown ontology, field or model, empty selection).
     """
-    from lexprobe.embed import ExtractionConfig, cache_key, resolve_layers, token_counts
-    from lexprobe.models import dtype_name
     from lexprobe.ontology import load_ontology
     from lexprobe.tasks import field_values, sample_terms
 
@@ -379,7 +305,7 @@ def estimate_embedding(
         disk_bytes=sum(p["disk_bytes"] for p in parts),
         parts=parts,
     )
-    rates, small_only = _matching("embed", profile, profile.device, profile.dtype)
+    rates, small_only = matching_rates("embed", profile, profile.device, profile.dtype)
     return _timed(cost, rates, what, small_only=small_only)
 
 
@@ -388,7 +314,6 @@ def estimate_alignment(
 ) -> Cost:
     """The extraction cost of :func:`lexprobe.align.run_alignment` with ``config`` (the fields of its pairs,
     its sample, pooling and precision). The measurement after it is not estimated: see ``docs/benchmarks.md``."""
-    from lexprobe.embed import ExtractionConfig
     from lexprobe.ontology import load_ontology
 
     ont = load_ontology(config.ontology)
@@ -415,7 +340,6 @@ def estimate_lexicalization(
     """The extraction cost of :func:`lexprobe.lexical.measure_lexicalization` with ``config`` (its fields and the
     reference field, on its sample; every category unless ``config.categories``). Without embedding measures
     (``config.embeddings`` off) nothing is extracted; the probes after extraction are not estimated."""
-    from lexprobe.embed import ExtractionConfig
     from lexprobe.ontology import load_ontology
 
     ont = load_ontology(config.ontology)
@@ -505,8 +429,6 @@ def estimate_training(
         ``unit="steps"``, ``rate`` in steps per second (median over matching runs), or no time and a note
         when none matches. Batch size and prompt length change the speed too: a note says so.
     """
-    from lexprobe.models import auto_device, dtype_name, resolve_dtype
-
     if model is not None:
         name, checksum, dev, precision = model.name, model.checksum, model.device, dtype_name(model.dtype)
     else:
@@ -574,15 +496,14 @@ def estimate_study(
     runs: Iterable[str | os.PathLike[str]] = (),
     out: str | os.PathLike[str] | None = None,
 ) -> list[Cost]:
-    """What :func:`lexprobe.study.run_study` would compute: the extraction of each ontology's alignment and
-    lexicalization and the steps of each task's training (timed from ``runs``, finished training runs on this
-    machine), one :class:`Cost` each. Evaluation, correlation and the report are not estimated.
+    """What :func:`lexprobe.study.run_study` would compute (:func:`lexprobe.plan.study_plan`): the extraction of
+    each ontology's alignment and lexicalization and the steps of each task's training (timed from ``runs``,
+    finished training runs on this machine), one :class:`Cost` each. Evaluation, correlation and the report are
+    not estimated.
 
     With ``out`` (the study folder), what it already holds is left out of the work: a finished part costs
     nothing, and a training run stopped at a checkpoint costs only its steps after it (the study resumes
     there). Whether a finished part's settings match is checked when the study runs."""
-    from lexprobe.study import study_plan
-
     reference = list(runs)
     costs = []
     for stage, where, config in study_plan(

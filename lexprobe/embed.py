@@ -35,7 +35,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from lexprobe.exceptions import EmbeddingError, ResourceError
+from lexprobe.models import load_model
 from lexprobe.progress import relabel
+from lexprobe.rates import record_rate
 from lexprobe.runs import (
     atomic_path,
     atomic_write_json,
@@ -406,8 +408,6 @@ def extract_hidden_states(
     ResourceError
         Out of memory even at batch size 1.
     """
-    from lexprobe.models import load_model
-
     config = config or ExtractionConfig()
     texts = [str(t) for t in texts]
     if not texts:
@@ -532,8 +532,6 @@ def _extract(texts, keys, lm, config, layers, root, key, progress, world, rank) 
         if progress:
             progress(_STAGE, min(n_done, n_total), n_total)
     if world == 1 and n_tokens_run and t_start is not None:
-        from lexprobe.costs import record_rate
-
         record_rate("embed", lm, n_tokens_run, time.perf_counter() - t_start)
     _barrier(world)
     if rank != 0:

@@ -41,6 +41,17 @@ import numpy as np
 import pandas as pd
 
 from lexprobe.exceptions import PredictionError, TrainingError
+from lexprobe.runs import atomic_path, make_manifest, read_json_object, sha256_file, write_manifest
+from lexprobe.stats import cluster_bootstrap, pooled_auc, within_auc
+from lexprobe.tasks import field_pair_label, get_task, prompt_templates, run_ontology_name
+from lexprobe.train import (
+    draw_shots,
+    encode_completion,
+    encode_formatted,
+    few_shot_prompt,
+    read_train_config,
+    shots_for,
+)
 
 __all__ = [
     "EXPOSURE_SCORES",
@@ -256,8 +267,6 @@ def score_exposure(
     TrainingError
         No items, a tokenizer without EOS, or fewer train pairs than shots (plus one spare).
     """
-    from lexprobe.train import draw_shots, encode_completion, encode_formatted, few_shot_prompt, shots_for
-
     config = config or ExposureConfig()
     if items.empty:
         raise TrainingError("no items to score; give a split with pairs")
@@ -325,14 +334,10 @@ def exposure_dir(run_dir: str | os.PathLike[str], shots: int) -> Path:
 
 
 def _split_checksums(run_dir: Path) -> dict[str, str]:
-    from lexprobe.runs import sha256_file
-
     return {s: sha256_file(run_dir / "split" / f"{s}.csv") for s in ("train", "withheld")}
 
 
 def _reusable(out: Path, config: ExposureConfig, splits: dict[str, str], model: dict[str, Any]) -> bool:
-    from lexprobe.runs import read_json_object
-
     manifest = read_json_object(out / "manifest.json")
     if manifest is None or not (out / "exposure.csv").is_file():
         return False
@@ -380,9 +385,6 @@ def measure_exposure(
         Not a run directory, or a split missing.
     """
     from lexprobe.ontology import load_ontology
-    from lexprobe.runs import atomic_path, make_manifest, write_manifest
-    from lexprobe.tasks import get_task, prompt_templates
-    from lexprobe.train import read_train_config
 
     config = config or ExposureConfig()
     run_dir = Path(run_dir)
@@ -502,8 +504,6 @@ class ExposureValidation:
 
 
 def _run_items(run: Path, shots: int) -> pd.DataFrame:
-    from lexprobe.tasks import field_pair_label, run_ontology_name
-
     try:
         config = json.loads((run / "train_config.json").read_text(encoding="utf-8"))["config"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -582,8 +582,6 @@ def validate_exposure(
     PredictionError
         No runs, or a run without exposure scores.
     """
-    from lexprobe.stats import cluster_bootstrap, pooled_auc, within_auc
-
     if not run_dirs:
         raise PredictionError("give at least one run directory with exposure scores")
     items = _add_references(pd.concat([_run_items(Path(r), shots) for r in run_dirs], ignore_index=True))
@@ -642,8 +640,6 @@ def validate_exposure(
 def write_validation(result: ExposureValidation, out: str | os.PathLike[str], *, runs: Sequence[str]) -> Path:
     """Write ``exposure_validation.csv``, ``exposure_items.csv`` and ``manifest.json`` (stage
     ``exposure-validation``) into ``out``."""
-    from lexprobe.runs import atomic_path, make_manifest, write_manifest
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in (("exposure_validation.csv", result.table), ("exposure_items.csv", result.items)):

@@ -52,8 +52,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lexprobe.embed import ExtractionConfig, extract_hidden_states
 from lexprobe.exceptions import LexicalizationError, LexprobeError
+from lexprobe.figures import plot_lexicalization
+from lexprobe.models import load_model
 from lexprobe.progress import relabel
+from lexprobe.runs import write_result_dir
+from lexprobe.tasks import field_column, field_values, sample_terms
 
 __all__ = [
     "LexicalConfig",
@@ -414,7 +419,6 @@ class LexicalConfig:
 
     def __post_init__(self) -> None:
         from lexprobe.align import PREPROCESSING
-        from lexprobe.tasks import field_column
 
         for field in (*(self.fields or ()), self.reference):
             try:
@@ -478,9 +482,7 @@ def measure_lexicalization(
         component plus the scores. ``fields``: one row per field (means, probe, geometry at the chosen
         layer). ``layers``: one row per (field, layer) with agreement, probe accuracy and geometry.
     """
-    from lexprobe.models import load_model
     from lexprobe.ontology import load_ontology
-    from lexprobe.tasks import field_values, sample_terms
 
     ontology = load_ontology(config.ontology)
     fields = config.resolved_fields(ontology.name)
@@ -580,7 +582,6 @@ def _probe_layer_set(spec: str | tuple[int, ...], layers: list[int], chosen: int
 
 def _embedding_measures(config, terms, texts, fields, embed_fields, lm, progress, cache_dir):
     from lexprobe.align import knn_indices, neighbour_overlap, preprocess
-    from lexprobe.embed import ExtractionConfig, extract_hidden_states
 
     extraction = ExtractionConfig.of(config)
     sets = {}
@@ -719,11 +720,8 @@ def _field_summary(items, fields, config, layer_rows, layer) -> pd.DataFrame:
 def write_lexicalization(result: LexicalResult, out: str | os.PathLike[str], *, figures: bool = True) -> list[Path]:
     """Write ``lexicalization_items.csv``, ``lexicalization_fields.csv``, ``lexicalization_layers.csv``, the
     manifest and figures into ``out``, each atomically."""
-    from lexprobe.runs import write_result_dir
 
     def draw(directory: Path) -> list[Path]:
-        from lexprobe.figures import plot_lexicalization
-
         title = result.manifest["inputs"]["ontology"]["name"]
         return plot_lexicalization(result.items, directory, layers=result.layers, title=title)
 

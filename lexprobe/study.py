@@ -38,10 +38,35 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lexprobe.exceptions import LexprobeError, StudyError
-from lexprobe.models import RECORDED_BEFORE
+from lexprobe.exceptions import LexprobeError, LexprobeWarning, ModelError, StudyError
+from lexprobe.models import RECORDED_BEFORE, load_model, resolved_dtype
+from lexprobe.plan import (
+    PAPER_TASKS,
+    SIZES,
+    ZOO,
+    ZOO_STUDY_TASKS,
+    StudySize,
+    align_config,
+    lexical_config,
+    size_name,
+    study_plan,
+    study_size,
+    study_tasks,
+    train_config,
+    usable_tasks,
+)
 from lexprobe.progress import ProgressCallback, prefixed
-from lexprobe.runs import read_json_object
+from lexprobe.runs import (
+    atomic_path,
+    clear_stage_outputs,
+    ensure_writable_dir,
+    few_shot_dir,
+    json_default,
+    make_manifest,
+    read_json_object,
+    safe_name,
+    write_manifest,
+)
 
 __all__ = [
     "PAPER_TASKS",
@@ -58,6 +83,7 @@ __all__ = [
     "evaluated_runs",
     "study_plan",
     "study_tasks",
+    "ZOO",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,154 +93,6 @@ STAGES = ("align", "lexicalization", "train", "evaluate", "fewshot", "correlate"
 
 #: Worked examples in the few-shot baseline of each task (stage ``fewshot``).
 DEFAULT_SHOTS = 5
-
-
-@dataclasses.dataclass(frozen=True)
-class StudySize:
-    """How large each stage of a study is.
-
-    Parameters
-    ----------
-    terms : int
-        Popularity-balanced terms for alignment and lexicalization.
-    permutations, bootstrap : int
-        Of the alignment nulls and intervals.
-    bins, per_bin : int
-        The popularity-balanced split of each task: ``bins * per_bin`` pairs in each of train and withheld.
-    templates, epochs, max_steps, batch_size, lr, lr_scheduler, warmup_ratio, lora_dropout
-        Fine-tuning (see :class:`lexprobe.train.TrainConfig`); templates x epochs is the budget in exposures
-        per pair.
-    k : int
-        Neighbours of mutual kNN in the correlation's features.
-    correlate_bootstrap : int
-        Bootstrap resamples of the correlation intervals.
-    """
-
-    terms: int
-    permutations: int
-    bootstrap: int
-    bins: int
-    per_bin: int
-    templates: int
-    epochs: float
-    max_steps: int = -1
-    batch_size: int = 8
-    lr: float = 2e-4
-    lr_scheduler: str = "linear"
-    warmup_ratio: float = 0.0
-    lora_dropout: float = 0.05
-    k: int = 10
-    correlate_bootstrap: int = 1000
-
-
-#: ``tiny`` is for tests (minutes on a CPU), ``small`` fits the eight tasks into a few CPU hours, ``paper``
-#: is the paper's scale (hours on a GPU). ``small`` and ``paper`` train for 20 exposures per pair at a constant
-#: rate of 1e-3 after a 2% warm-up, without dropout: measured (docs/results/memorization/), 9 exposures at a
-#: rate decaying from 2e-4 (``small-v1``, the recorded studies' preset) leave identifiers at the loss of a
-#: uniform guess, while 20 memorize 0.82 to 0.93 of them on the default model.
-#: The optimiser settings measured to memorize identifiers at 20 exposures per pair (docs/results/memorization/).
-_MEMORIZING: dict[str, Any] = {
-    "lr": 1e-3,
-    "lr_scheduler": "constant_with_warmup",
-    "warmup_ratio": 0.02,
-    "lora_dropout": 0.0,
-}
-
-SIZES: dict[str, StudySize] = {
-    "tiny": StudySize(
-        terms=60,
-        permutations=20,
-        bootstrap=20,
-        bins=4,
-        per_bin=4,
-        templates=1,
-        epochs=1.0,
-        max_steps=4,
-        batch_size=4,
-        lr=1e-3,
-        k=3,
-        correlate_bootstrap=50,
-    ),
-    "small": StudySize(
-        terms=1000, permutations=100, bootstrap=100, bins=20, per_bin=5, templates=1, epochs=20.0, **_MEMORIZING
-    ),
-    "small-v1": StudySize(terms=1000, permutations=100, bootstrap=100, bins=20, per_bin=5, templates=3, epochs=3.0),
-    "paper": StudySize(
-        terms=2000, permutations=100, bootstrap=100, bins=20, per_bin=30, templates=5, epochs=4.0, **_MEMORIZING
-    ),
-}
-
-
-#: The eight tasks of the paper (arXiv 2510.19036), by ontology; any other ontology gets name <-> id.
-PAPER_TASKS: dict[str, tuple[str, ...]] = {
-    "hgnc": ("name-to-symbol", "symbol-to-name", "name-to-id", "id-to-name"),
-    "hpo": ("name-to-id", "id-to-name"),
-    "go": ("name-to-id", "id-to-name"),
-}
-
-#: Study v2 (issue 19): the paper's tasks, then the task zoo (:data:`lexprobe.tasks.ZOO_TASKS`, kinds and
-#: reasons in docs/zoo.md), then HGNC's named task ``symbol-to-id`` (the paper's eight leave its field pair
-#: out), by ontology: 20 field pairs; pass an ontology's list as ``tasks``.
-ZOO_STUDY_TASKS: dict[str, tuple[str, ...]] = {
-    "hgnc": (
-        "name-to-symbol",
-        "symbol-to-name",
-        "name-to-id",
-        "id-to-name",
-        "previous_symbol-to-symbol",
-        "alias_symbol-to-symbol",
-        "symbol-to-ncbi_gene",
-        "symbol-to-uniprot",
-        "symbol-to-ensembl",
-        "name-to-mgi",
-        "ncbi_gene-to-symbol",
-        "uniprot-to-symbol",
-        "ensembl-to-symbol",
-        "mgi-to-name",
-        "name-to-locus_type",
-        "symbol-to-locus_type",
-        "symbol-to-id",
-    ),
-    "hpo": (
-        "name-to-id",
-        "id-to-name",
-        "synonym-to-name",
-        "name-to-category",
-        "synonym-to-id",
-    ),
-    "go": (
-        "name-to-id",
-        "id-to-name",
-        "synonym-to-name",
-        "name-to-namespace",
-        "synonym-to-id",
-        "id-to-namespace",
-    ),
-}
-
-
-#: ``--tasks zoo``: each ontology's list of :data:`ZOO_STUDY_TASKS` (study v2).
-ZOO = "zoo"
-
-
-def study_tasks(ontology: str, tasks: Sequence[str] | None = None) -> tuple[str, ...]:
-    """The tasks a study runs on ``ontology`` (its name as loaded): the paper's (:data:`PAPER_TASKS`) when
-    ``tasks`` is empty, else the given ones, where ``"zoo"`` stands for the ontology's list of
-    :data:`ZOO_STUDY_TASKS` and ``"ONTOLOGY:TASK"`` is a task of that ontology only (so one study call can
-    run other tasks on each ontology: ``hgnc:name-to-locus_type,go:name-to-namespace``)."""
-    paper = PAPER_TASKS.get(ontology, ("name-to-id", "id-to-name"))
-    if not tasks:
-        return paper
-    chosen: list[str] = []
-    for entry in tasks:
-        where, _, task = entry.rpartition(":")
-        if where and where != ontology:
-            continue
-        if task == ZOO:
-            chosen += ZOO_STUDY_TASKS.get(ontology, paper)
-        else:
-            chosen.append(task)
-    return tuple(dict.fromkeys(chosen))
 
 
 @dataclasses.dataclass
@@ -310,8 +188,6 @@ def run_study(
 
     def lm(progress: ProgressCallback | None = None) -> Any:
         if "lm" not in models:
-            from lexprobe.models import load_model
-
             if progress:
                 progress("loading model", 0, 1)
             models["lm"] = load_model(model, device=device, dtype=precision, **dict(load_options or {}))
@@ -376,7 +252,6 @@ def run_study(
     # parts done and planned (a part that turns out to have nothing to do, e.g. evaluate without training, is
     # counted at the end)
     parts = [0, _n_parts(stages, plan)]
-    from lexprobe.runs import few_shot_dir
 
     if progress:
         progress("study", 0, parts[1])
@@ -385,8 +260,8 @@ def run_study(
         base = folders[ontology]
         checksum = {"checksum": loaded[ontology].checksum}
         for stage, work, make in (
-            ("align", _align, _align_config),
-            ("lexicalization", _lexicalization, _lexical_config),
+            ("align", _align, align_config),
+            ("lexicalization", _lexicalization, lexical_config),
         ):
             where = base / stage
             if stage not in stages and "report" not in stages:
@@ -402,7 +277,7 @@ def run_study(
         if not {"train", "evaluate", "fewshot", "correlate", "report"} & set(stages):
             continue
         for task, where in checked.task_folders[ontology].items():
-            trained = _settings(_train_config(ontology, task, model, spec, seed, device, precision), skip=RESUME_FREE)
+            trained = _settings(train_config(ontology, task, model, spec, seed, device, precision), skip=RESUME_FREE)
             if (where / "manifest.json").is_file():
                 expected = {"config": trained, "inputs": {"data_checksum": checksum["checksum"]}}
                 settled("train", where, "manifest.json", expected, "train" in stages)
@@ -560,8 +435,6 @@ def _merged_record(root: Path, record: list[dict[str, Any]], keep_earlier: bool 
 
 def _normal(value: Any) -> Any:
     """``value`` as it reads back from a manifest (tuples as lists, dataclasses as dicts)."""
-    from lexprobe.runs import json_default
-
     return json.loads(json.dumps(value, sort_keys=True, default=json_default))
 
 
@@ -672,12 +545,9 @@ def _checked_study(
     rerun_mismatched: bool,
     shots: int,
 ) -> _CheckedStudy:
-    from lexprobe.exceptions import ModelError
-    from lexprobe.models import resolved_dtype
     from lexprobe.ontology import load_ontology
-    from lexprobe.runs import ensure_writable_dir
 
-    spec = _size(size)
+    spec = study_size(size)
     unknown = [s for s in stages if s not in STAGES]
     if unknown or not stages:
         raise StudyError(f"--stages must be from {', '.join(STAGES)}, got {', '.join(unknown) or '(none)'}")
@@ -705,7 +575,7 @@ def _checked_study(
         )
     folders = {ontology: _folder(root, names[ontology]) for ontology in ontologies}
     _check_distinct(folders, "ontologies")
-    plan = {ontology: _tasks_of(ont, tasks) for ontology, ont in loaded.items()}
+    plan = {ontology: usable_tasks(ont, tasks) for ontology, ont in loaded.items()}
     task_folders = {}
     for ontology in ontologies:
         task_folders[ontology] = {task: _folder(root, names[ontology], task) for task in plan[ontology]}
@@ -723,7 +593,7 @@ def _check_study(root: Path, model: str, spec: StudySize, seed: int, rerun: bool
     differ = _differences(recorded, expected)
     if not differ:
         return False
-    old_size, new_size = (recorded.get("config") or {}).get("size"), _size_name(spec, spec)
+    old_size, new_size = (recorded.get("config") or {}).get("size"), size_name(spec, spec)
     if old_size != new_size and any(key.startswith("config.size_settings.") for key, _, _ in differ):
         differ = [("size", old_size, new_size)] + [d for d in differ if not d[0].startswith("config.size_settings.")]
     if not rerun:
@@ -736,8 +606,6 @@ def _check_study(root: Path, model: str, spec: StudySize, seed: int, rerun: bool
 
 def _folder(root: Path, *names: str) -> Path:
     """``root/name/...`` with each name made safe; it must resolve inside ``root``."""
-    from lexprobe.runs import safe_name
-
     try:
         path = root.joinpath(*(safe_name(name) for name in names))
     except LexprobeError as exc:
@@ -760,8 +628,6 @@ def _clear(root: Path, where: Path, stage: str, recorded: Mapping[str, Any]) -> 
     """Remove what ``stage`` wrote in ``where`` (inside the study) before re-running it: the files its manifest
     and :data:`lexprobe.runs.STAGE_OUTPUTS` name (training takes its evaluation with it); other files stay. An
     evaluation alone loses its manifest (re-running it rewrites its other files)."""
-    from lexprobe.runs import clear_stage_outputs
-
     resolved = where.resolve()
     if resolved == root.resolve() or not resolved.is_relative_to(root.resolve()):
         raise StudyError(f"will not clear {where}: it is not inside the study {root}")
@@ -775,91 +641,10 @@ def _clear(root: Path, where: Path, stage: str, recorded: Mapping[str, Any]) -> 
         clear_stage_outputs(where, stage, recorded)
 
 
-def study_plan(
-    ontologies: Sequence[str],
-    *,
-    model: str = "smollm2-135m",
-    size: str | StudySize = "small",
-    tasks: Sequence[str] | None = None,
-    seed: int = 0,
-    device: str | None = None,
-    dtype: str = "auto",
-) -> list[tuple[str, str, Any]]:
-    """The configs a study runs, without running anything: ``(stage, where, config)`` for the alignment and
-    lexicalization of each ontology and the training of each task (``where`` is ``"hgnc"`` or
-    ``"hgnc/name-to-symbol"``), with the settings :func:`run_study` would use (``dtype`` resolved once)."""
-    from lexprobe.models import resolved_dtype
-    from lexprobe.ontology import load_ontology
-
-    spec = _size(size)
-    precision = resolved_dtype(dtype, device)
-    plan: list[tuple[str, str, Any]] = []
-    for ontology in ontologies:
-        ont = load_ontology(ontology)
-        plan.append(("align", ont.name, _align_config(ontology, model, spec, seed, precision)))
-        plan.append(("lexicalization", ont.name, _lexical_config(ontology, model, spec, seed, precision)))
-        for task in _tasks_of(ont, tasks):
-            config = _train_config(ontology, task, model, spec, seed, device, precision)
-            plan.append(("train", f"{ont.name}/{task}", config))
-    return plan
-
-
-def _size_name(size: str | StudySize, spec: StudySize) -> str:
-    if isinstance(size, str):
-        return size
-    return next((name for name, preset in SIZES.items() if preset == spec), "custom")
-
-
-def _size(size: str | StudySize) -> StudySize:
-    if isinstance(size, StudySize):
-        return size
-    if size not in SIZES:
-        raise StudyError(f"--size must be one of {', '.join(SIZES)}, got {size!r}")
-    return SIZES[size]
-
-
-def _tasks_of(ontology: Any, tasks: Sequence[str] | None) -> tuple[str, ...]:
-    from lexprobe.tasks import get_task
-
-    name = ontology.name
-    chosen = study_tasks(name, tasks)
-    usable = []
-    for task in chosen:
-        try:
-            get_task(ontology, task)
-        except LexprobeError:
-            if tasks is None:
-                raise StudyError(f"{name}: the paper's task {task} cannot be built from this table") from None
-            logger.info("%s has no task %s; skipped", name, task)
-            continue
-        usable.append(task)
-    if not chosen:
-        raise StudyError(f"{name}: no task of --tasks is for it (each names another ontology: ONTOLOGY:TASK)")
-    if not usable:
-        raise StudyError(f"{name} has none of the tasks {', '.join(chosen)}")
-    return tuple(usable)
-
-
-def _align_config(ontology: str, model: str, spec: StudySize, seed: int, dtype: str) -> Any:
-    from lexprobe.align import AlignmentConfig
-
-    return AlignmentConfig(
-        ontology=ontology,
-        model=model,
-        dtype=dtype,
-        limit=spec.terms,
-        permutations=spec.permutations,
-        bootstrap=spec.bootstrap,
-        k=min(10, spec.terms - 2),
-        seed=seed,
-    )
-
-
 def _align(config: Any, where: Path, lm: Callable[..., Any], progress: ProgressCallback | None = None) -> None:
     import warnings
 
     from lexprobe.align import run_alignment, write_alignment
-    from lexprobe.exceptions import LexprobeWarning
 
     with warnings.catch_warnings():  # the surface-control warnings are the align manifest's, which the report shows
         warnings.simplefilter("ignore", LexprobeWarning)
@@ -867,48 +652,10 @@ def _align(config: Any, where: Path, lm: Callable[..., Any], progress: ProgressC
     write_alignment(result, where)
 
 
-def _lexical_config(ontology: str, model: str, spec: StudySize, seed: int, dtype: str) -> Any:
-    from lexprobe.lexical import LexicalConfig
-
-    return LexicalConfig(
-        ontology=ontology,
-        model=model,
-        dtype=dtype,
-        limit=max(spec.terms, 20),
-        k=min(10, spec.terms - 2),
-        seed=seed,
-    )
-
-
 def _lexicalization(config: Any, where: Path, lm: Callable[..., Any], progress: ProgressCallback | None = None) -> None:
     from lexprobe.lexical import measure_lexicalization, write_lexicalization
 
     write_lexicalization(measure_lexicalization(config, model=lm(progress), progress=progress), where)
-
-
-def _train_config(
-    ontology: str, task: str, model: str, spec: StudySize, seed: int, device: str | None, dtype: str
-) -> Any:
-    from lexprobe.train import TrainConfig
-
-    return TrainConfig(
-        ontology=ontology,
-        task=task,
-        model=model,
-        bins=spec.bins,
-        per_bin=spec.per_bin,
-        templates=spec.templates,
-        epochs=spec.epochs,
-        max_steps=spec.max_steps,
-        batch_size=spec.batch_size,
-        lr=spec.lr,
-        lr_scheduler=spec.lr_scheduler,
-        warmup_ratio=spec.warmup_ratio,
-        lora_dropout=spec.lora_dropout,
-        seed=seed,
-        device=device,
-        dtype=dtype,
-    )
 
 
 def _train(
@@ -925,7 +672,7 @@ def _train(
     from lexprobe.train import progress_callback, train_lora
 
     callbacks = [progress_callback(progress)] if progress else []
-    train_lora(where, _train_config(ontology, task, model, spec, seed, device, dtype), callbacks=callbacks)
+    train_lora(where, train_config(ontology, task, model, spec, seed, device, dtype), callbacks=callbacks)
 
 
 def _evaluate(where: Path, device: str | None, seed: int, progress: ProgressCallback | None = None) -> None:
@@ -1014,8 +761,6 @@ def _write_study_manifest(
     shots: int = DEFAULT_SHOTS,
 ) -> list[dict]:
     """Write the study's manifest; returns its stages (this run's first, then those of earlier runs)."""
-    from lexprobe.runs import make_manifest, write_manifest
-
     record = _merged_record(root, record, keep_earlier)
     manifest = make_manifest(
         stage="study",
@@ -1023,7 +768,7 @@ def _write_study_manifest(
             "ontologies": list(ontologies),
             "model": model,
             "dtype": dtype,
-            "size": _size_name(size, spec),
+            "size": size_name(size, spec),
             "size_settings": dataclasses.asdict(spec),
             "tasks": list(tasks) if tasks else None,
             "stages": list(stages),
@@ -1125,8 +870,6 @@ def write_seed_spread(
     StudyError
         As :func:`seed_spread`, or when no task was evaluated in two of the studies.
     """
-    from lexprobe.runs import atomic_path, make_manifest, write_manifest
-
     spread = seed_spread(studies)
     if spread.empty:
         raise StudyError("no task was evaluated in two of these studies; nothing to compare")

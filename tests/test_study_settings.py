@@ -11,6 +11,7 @@ import pytest
 from lexprobe.cli.main import app
 from typer.testing import CliRunner
 
+from lexprobe import plan
 from lexprobe import study as study_module
 from lexprobe.exceptions import LexprobeError, OutputError, StudyError
 from lexprobe.runs import atomic_write_json, make_manifest, safe_name, write_manifest
@@ -60,7 +61,7 @@ class FakeStages:
 
     def train(self, ontology, task, where, model, spec, seed, device, dtype, progress=None) -> None:
         self.calls.append(("train", str(where)))
-        config = study_module._train_config(ontology, task, model, spec, seed, device, dtype)
+        config = plan.train_config(ontology, task, model, spec, seed, device, dtype)
         ont = self._ontology(ontology)
         atomic_write_json(where / "train_config.json", {"config": config.to_dict()})
         atomic_write_json(where / "adapter" / "adapter_config.json", {})

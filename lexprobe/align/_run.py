@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lexprobe import figures as plots
 from lexprobe.align._metrics import (
     ANN_MIN_ITEMS,
     PREPROCESSING,
@@ -41,7 +42,10 @@ from lexprobe.align._surface import (
     surface_warnings,
 )
 from lexprobe.exceptions import AlignmentError, LexprobeWarning
+from lexprobe.models import load_model
 from lexprobe.progress import relabel
+from lexprobe.runs import write_result_dir
+from lexprobe.tasks import field_column, field_values, sample_terms
 
 __all__ = [
     "AlignmentConfig",
@@ -197,8 +201,6 @@ class AlignmentConfig:
 
 def parse_pair(pair: str) -> tuple[str, str]:
     """``"name:symbol"`` -> ``("name", "symbol")``."""
-    from lexprobe.tasks import field_column
-
     parts = [p.strip() for p in str(pair).split(":")]
     if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
         raise AlignmentError(f"a pair must look like name:symbol (two different fields), got {pair!r}")
@@ -258,10 +260,8 @@ def run_alignment(
         against its own layer-max null (:func:`lexprobe.align.surface_warnings`); the same lines are in the
         manifest's ``warnings``.
     """
-    from lexprobe.embed import ExtractionConfig, extract_hidden_states
-    from lexprobe.models import load_model
-    from lexprobe.ontology import load_ontology
-    from lexprobe.tasks import field_values, sample_terms
+    from lexprobe.embed import ExtractionConfig, extract_hidden_states  # as called: a stand-in put there is used
+    from lexprobe.ontology import load_ontology  # pandas, curies, pooch: not for every `import lexprobe.align`
 
     ontology = load_ontology(config.ontology)
     pairs = config.resolved_pairs(ontology.name)
@@ -606,8 +606,6 @@ def write_alignment(
     (the extra ``umap``), logged once and recorded in the manifest's ``figures_skipped``. The seconds spent
     drawing go into the manifest's ``timings``.
     """
-    from lexprobe import figures as plots
-    from lexprobe.runs import write_result_dir
 
     def draw(directory: Path) -> list[Path]:
         clock = _Clock()

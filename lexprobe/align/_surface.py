@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lexprobe.align._null import summarize_null
+from lexprobe.embed import pooled_token_counts
 from lexprobe.exceptions import AlignmentError
 
 __all__ = [
@@ -163,8 +165,6 @@ def surface_warnings(summary: pd.DataFrame) -> list[str]:
 def controlled_row(value: float, null: np.ndarray, moments: tuple[float, float] | None = None) -> dict[str, Any]:
     """The controlled columns of one ``alignment.csv`` row: value, null mean and sd, z, p and effect (mean, sd
     and z exact where ``moments`` are given, as :func:`lexprobe.align.summarize_null`)."""
-    from lexprobe.align._null import summarize_null
-
     stats = summarize_null(value, null, moments)
     return {
         "value_ctl": value,
@@ -176,8 +176,6 @@ def controlled_row(value: float, null: np.ndarray, moments: tuple[float, float] 
 def surface_inputs(embeddings: dict[str, Any], lm: Any, extraction: Any) -> dict[str, np.ndarray]:
     """Each field's surface covariates, from the pooled token counts extraction recorded (or, for a cache
     entry written before it recorded them, from the tokenizer)."""
-    from lexprobe.embed import pooled_token_counts
-
     out = {}
     for field, emb in embeddings.items():
         counts = emb.n_tokens if emb.n_tokens is not None else pooled_token_counts(emb.texts, lm, extraction)

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from lexprobe.exceptions import DataFormatError
+from lexprobe.ontology._curie import normalize_curie
 from lexprobe.ontology._io import clip
 
 __all__ = [
@@ -206,8 +207,6 @@ class Ontology:
 
     def resolve_id(self, curie: str) -> str | None:
         """The current primary id for an id, an alt id or an obsolete id with a replacement; else ``None``."""
-        from lexprobe.ontology._curie import normalize_curie
-
         try:
             key = normalize_curie(curie)
         except ValueError:

@@ -23,7 +23,8 @@ One module per job:
     evaluations.
 ``_holdout``
     Hold-out evaluations by field pair, by ontology and by model: the predictor beside the paper's rule, the
-    kind mean and the trivial baselines, with proper scores (``baselines.csv``, ``baselines_by_kind.csv``).
+    kind mean and the trivial baselines (their cuts: ``fitted_cut``), with proper scores (``baselines.csv``,
+    ``baselines_by_kind.csv``). ``_predictor`` imports it, never the other way round.
 ``_budgets``
     Calibration units at several budgets: a learning curve's snapshots of a retrained unit, one unit each.
 ``_calibration``
@@ -105,6 +106,7 @@ from lexprobe.predict._holdout import (
     best_fallback,
     budget_table,
     evaluate_holdout,
+    fitted_cut,
     kind_table,
     loto_summary,
     papers_rule,
@@ -120,7 +122,7 @@ from lexprobe.predict._predict import (
     shipped_predictor,
     write_prediction,
 )
-from lexprobe.predict._predictor import Predictor, fit_predictor, fitted_cut, unit_table
+from lexprobe.predict._predictor import Predictor, fit_predictor, unit_table
 from lexprobe.predict._schema import ITEMS, TASKS, Column, TableSchema, validate_table
 from lexprobe.stats import cluster_bootstrap, spearman_ci, youden_threshold
 

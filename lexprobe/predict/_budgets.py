@@ -22,6 +22,7 @@ import pandas as pd
 from lexprobe.exceptions import PredictionError
 from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, _units
 from lexprobe.predict._features import _train_config
+from lexprobe.stats import paired_bootstrap_interval
 
 #: The file of a learning curve's per-item outcomes (``lexprobe evaluate --checkpoints``).
 CURVE_ITEMS = "learning_curve_items.csv"
@@ -153,8 +154,6 @@ def curve_units(
 def _task_row(
     row: pd.Series, part: pd.DataFrame, label: str, exposures: float, run: Path, n_boot: int, seed: int
 ) -> dict[str, Any]:
-    from lexprobe.stats import paired_bootstrap_interval
-
     out = row.to_dict() | {"label": label, "exposures": exposures, "run": f"{run}#exposures-{exposures:g}"}
     for split in _SPLITS:
         side = part[part["split"] == split]

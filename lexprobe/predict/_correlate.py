@@ -12,16 +12,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lexprobe.exceptions import PredictionError
+from lexprobe import figures as fig
+from lexprobe.exceptions import PredictionError, TaskError
+from lexprobe.models import load_model
 from lexprobe.predict._budgets import at_recorded_budget
-from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, VERDICTS, _measured_verdict, _units
+from lexprobe.predict._common import (
+    _GAIN_NAMES,
+    _SPLITS,
+    FEATURES,
+    MIN_CLASS_PAIRS,
+    VERDICTS,
+    _measured_verdict,
+    _units,
+)
 from lexprobe.predict._correlation import SURFACES, auc_comparison, correlation_table, surface_check
+from lexprobe.predict._estimator import COMMIT
 from lexprobe.predict._features import FeatureConfig, _train_config, _with_template_share, run_features
 from lexprobe.predict._holdout import KIND_MEAN, PAPERS_RULE, PREDICTOR_RULE, loto_summary, reliability_table
 from lexprobe.predict._predictor import fit_predictor, unit_table
 from lexprobe.predict._schema import ITEMS, TASKS, read_table, read_tables, validate_table
 from lexprobe.progress import ProgressCallback, prefixed
-from lexprobe.stats import paired_bootstrap_interval
+from lexprobe.runs import few_shot_dirs, write_result_dir
+from lexprobe.stats import paired_bootstrap_interval, wilson_interval
+from lexprobe.tasks import ZOO_KINDS, task_kind
 
 logger = logging.getLogger(__name__)
 
@@ -159,8 +172,6 @@ def correlate(
     ``progress(stage, done, total)`` counts the runs measured (``"measuring features"``) and, within each, its
     embedding batches and layers (``"<run>: embedding source"``...).
     """
-    from lexprobe.models import load_model
-
     config = config or FeatureConfig()
     if not run_dirs:
         raise PredictionError("give at least one evaluated `lexprobe train` run directory")
@@ -213,8 +224,6 @@ def few_shot_comparison(run: str | os.PathLike[str], *, n_boot: int = 1000, seed
         model's zero-shot accuracy minus it, paired over the pairs both scored) with ``_ci_low`` /
         ``_ci_high`` (95% percentile bootstrap over pairs, ``n_boot`` resamples, ``seed``).
     """
-    from lexprobe.runs import few_shot_dirs
-
     run = Path(run)
     shown = few_shot_dirs(run)
     if not shown or not (run / "outcomes.csv").is_file():
@@ -301,9 +310,6 @@ def kind_markdown(tasks: pd.DataFrame, holdout: pd.DataFrame | None = None) -> s
     accuracy exceeds the majority rule's), and, held out by field pair, how many verdicts the predictor and
     the majority verdict got right. ``""`` when a task has no kind (a name that is not SOURCE-to-TARGET).
     A learning curve's other budgets are left out: each unit counts once, at its recorded budget."""
-    from lexprobe.exceptions import TaskError
-    from lexprobe.tasks import ZOO_KINDS, task_kind
-
     tasks = tasks[at_recorded_budget(tasks).to_numpy()]
     try:
         kinds = tasks["task"].map(task_kind)
@@ -365,8 +371,6 @@ def _fmt(value: Any, spec: str) -> str:
 def holdout_markdown(baselines: pd.DataFrame) -> str:
     """``baselines.csv`` as Markdown, one table per hold-out scheme, and a sentence each on what the
     predictor's numbers say against the paper's rule and the kind mean."""
-    from lexprobe.predict._estimator import COMMIT
-
     out = [
         f"Brier: multi-class (0 best, 2 worst); log loss with probabilities floored at 0.01; committed: the share of "
         f"units whose likeliest verdict has probability >= {COMMIT} and how often it is right there; a rule that "
@@ -504,8 +508,6 @@ def surface_markdown(surface: pd.DataFrame) -> str:
     and the target's length in tokens (read for the memorization gain, itself a surface form: its own column
     says so) against each surface form. A ``surface.csv`` written before the memorization feature was checked
     has no ``gain`` column; its rows show the gain as ``-``."""
-    from lexprobe.predict._common import MIN_CLASS_PAIRS
-
     pairs = surface.groupby(["kind", "feature"])["n_field_pairs"].transform("max")
     shown = surface[(pairs >= MIN_CLASS_PAIRS).to_numpy()]
     out = [
@@ -543,8 +545,6 @@ def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *,
     pairs, ``holdout.csv``, ``baselines.csv``, ``baselines_by_kind.csv``, ``reliability.csv``, ``loto.csv``;
     with learning curves ``baselines_by_budget.csv``), ``summary.md``, figures and the manifest into
     ``out``, each atomically."""
-    from lexprobe.runs import write_result_dir
-
     tables = {
         "items.csv": result.items,
         "tasks.csv": result.tasks,
@@ -571,8 +571,6 @@ def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *,
         record["inputs"] = dict(record.get("inputs", {})) | {"loto_summary": loto_summary(result.loto)}
 
     def draw(directory: Path) -> list[Path]:
-        from lexprobe import figures as fig
-
         paths = []
         if "bin" in result.items and "tuned_correct" in result.items:
             paths += fig.plot_accuracy_by_popularity(result.items, directory)
@@ -695,8 +693,6 @@ def summary_table(tasks: pd.DataFrame, loto: pd.DataFrame | None = None) -> pd.D
         two gains with intervals; ``layer, alignment_z, lexicalization, popularity_median``;
         ``predicted_verdict, predicted_generalization_gain, measured_verdict``.
     """
-    from lexprobe.stats import wilson_interval
-
     rows = []
     for _, t in tasks.iterrows():
         row: dict[str, Any] = {"model": t["model"], "label": t["label"]}

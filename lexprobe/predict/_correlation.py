@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lexprobe.predict._budgets import at_recorded_budget
 from lexprobe.predict._common import FEATURES, _pair_groups, _units
 from lexprobe.predict._features import _with_template_share
 from lexprobe.stats import cluster_bootstrap, pooled_auc, pooled_spearman, spearman_ci, within_auc, within_spearman
@@ -265,8 +266,6 @@ def surface_check(
         One row per kind, feature and surface: ``kind, feature, gain`` (the gain whose model reads the feature,
         ``""`` for another column), ``surface, n_units, n_field_pairs, rho, flagged``.
     """
-    from lexprobe.predict._budgets import at_recorded_budget
-
     items = items[at_recorded_budget(items).to_numpy()]
     units = units[at_recorded_budget(units).to_numpy()]
     target = items["target"].astype(str)

@@ -25,8 +25,10 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from lexprobe.exceptions import PredictionError
-from lexprobe.predict._common import VERDICTS
+from lexprobe.exceptions import PredictionError, TaskError
+from lexprobe.models import NAMED_MODELS
+from lexprobe.predict._common import VERDICTS, _units
+from lexprobe.tasks import task_kind
 
 #: What the generalization gain is modelled on within a kind: the alignment of the two fields (the paper's
 #: account) and the budget.
@@ -65,9 +67,6 @@ def source_side(kind: str) -> str:
 
 def unit_kind(task: str) -> str:
     """:func:`lexprobe.tasks.task_kind`, or ``unknown`` for a task of fields the kinds do not know."""
-    from lexprobe.exceptions import TaskError
-    from lexprobe.tasks import task_kind
-
     try:
         return task_kind(task)
     except TaskError:
@@ -450,8 +449,6 @@ _NAMES = {"train": "memorization", "withheld": "generalization"}
 def model_parameters(model: str) -> float:
     """A calibration unit's model size: a named model's parameter count (:data:`lexprobe.models.NAMED_MODELS`),
     NaN for another model (give the units a ``parameters`` column)."""
-    from lexprobe.models import NAMED_MODELS
-
     named = NAMED_MODELS.get(str(model))
     return float(named.parameters) if named is not None and named.parameters else float("nan")
 
@@ -460,8 +457,6 @@ def with_unit_columns(units: pd.DataFrame, items: pd.DataFrame | None = None) ->
     """``units`` (one row per task on a model) with what :class:`VerdictPredictor` reads: ``kind``,
     ``majority_share`` (from ``items`` where missing), ``log_params`` (from a ``parameters`` column, else the
     named model's count) and ``log_exposures`` (from ``exposures``)."""
-    from lexprobe.predict._common import _units
-
     units = units.copy()
     units["kind"] = units["task"].astype(str).map(unit_kind)
     if "majority_share" not in units or units["majority_share"].isna().any():

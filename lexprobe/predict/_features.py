@@ -12,10 +12,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lexprobe.align import evaluate_metric, mutual_knn_per_item, preprocess, summarize_null
+from lexprobe.embed import ExtractionConfig, extract_hidden_states
 from lexprobe.exceptions import LexprobeError, PredictionError
+from lexprobe.lexical import lexicalization_score, tokenization_measures
+from lexprobe.models import load_model
 from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, _units, field_pair
 from lexprobe.predict._schema import COMPUTED
 from lexprobe.progress import ProgressCallback, relabel
+from lexprobe.stats import paired_bootstrap_interval
+from lexprobe.tasks import get_task
+from lexprobe.train import read_train_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,10 +117,6 @@ def measure_features(
         target_lexicalization, lexicalization, popularity_q25, popularity_median, popularity_q75, popularity_nonzero,
         log_popularity``.
     """
-    from lexprobe.align import evaluate_metric, mutual_knn_per_item, preprocess, summarize_null
-    from lexprobe.embed import ExtractionConfig, extract_hidden_states
-    from lexprobe.lexical import lexicalization_score, tokenization_measures
-
     config = config or FeatureConfig()
     missing = [c for c in ("source", "target", "id", "popularity") if c not in pairs]
     if missing:
@@ -204,8 +207,6 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _train_config(run: Path) -> Any:
-    from lexprobe.train import read_train_config
-
     try:
         return read_train_config(run)
     except LexprobeError as exc:
@@ -232,10 +233,7 @@ def run_features(
     task : dict
         The task's features (see :func:`measure_features`) beside its measured accuracies and gains.
     """
-    from lexprobe.models import load_model
     from lexprobe.ontology import load_ontology
-    from lexprobe.stats import paired_bootstrap_interval
-    from lexprobe.tasks import get_task
 
     run = Path(run_dir)
     train_config = _train_config(run)

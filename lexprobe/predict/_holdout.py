@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, VERDICTS
+from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, FEATURES, MIN_CLASS_PAIRS, VERDICTS
 from lexprobe.predict._estimator import COMMIT, VerdictPredictor
-from lexprobe.predict._predictor import _verdict, fitted_cut
-from lexprobe.stats import pooled_spearman
+from lexprobe.stats import pooled_spearman, youden_threshold
 
 #: How a hold-out leaves units out, and the unit column it groups by.
 SCHEMES = {"field pair": "group", "ontology": "ontology", "model": "model"}
@@ -83,6 +82,47 @@ def papers_rule(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:
 def kind_mean_rule() -> VerdictPredictor:
     """The kind mean: the predictor without features or anchor (gains = the kind's means)."""
     return VerdictPredictor((), (), anchor=False)
+
+
+def _verdict(gains: dict[str, float], thresholds: dict[str, float | None], *, floor: float | None = 0.0) -> str:
+    """The verdict of predicted gains: a gain must reach its fitted threshold *and* be above 0 (a measured
+    verdict needs a gain interval above 0, so a predicted gain of 0 or less never earns one, whatever a cut
+    fitted on a few held-out predictions says). ``floor=None``: no such floor (a rule on a feature)."""
+    gen, mem = thresholds["withheld"], thresholds["train"]
+    low = -np.inf if floor is None else floor
+    if gen is not None and gains["withheld"] >= gen and gains["withheld"] > low:
+        return VERDICTS[0]
+    if mem is not None and gains["train"] >= mem and gains["train"] > low:
+        return VERDICTS[1]
+    return VERDICTS[2]
+
+
+def fitted_cut(
+    scores: np.ndarray, reached: np.ndarray, groups: np.ndarray, *, always: float, on: str = ""
+) -> tuple[float | None, str]:
+    """The cut on ``scores`` for a flag (memorized or generalized) of calibration units in field pairs ``groups``.
+
+    Youden's J (:func:`lexprobe.stats.youden_threshold`) when each side holds units of at least
+    :data:`MIN_CLASS_PAIRS` field pairs. Otherwise no cut is fitted: when most units reached the flag the
+    cut is ``always`` (the predictor's ``0.0``: its gain floor alone decides; a one-feature rule's ``-inf``:
+    every task), else ``None`` (the flag is never predicted). ``on`` names the scores in a fitted cut's note.
+    """
+    scores, reached, groups = np.asarray(scores, float), np.asarray(reached, bool), np.asarray(groups)
+    keep = np.isfinite(scores)
+    scores, reached, groups = scores[keep], reached[keep], groups[keep]
+    pairs_in = len(set(groups[reached]))
+    pairs_out = len(set(groups[~reached]))
+    if min(pairs_in, pairs_out) >= MIN_CLASS_PAIRS:
+        cut, note = youden_threshold(scores, reached)
+        return cut, f"{note} on {on}" if on else note
+    if len(reached) and reached.mean() > 0.5:
+        return always, (
+            f"no cut fitted: {pairs_out} field pair(s) did not reach it (fewer than {MIN_CLASS_PAIRS}), "
+            "so it is predicted as most calibration units measured it"
+        )
+    return None, (
+        f"no cut fitted: {pairs_in} field pair(s) reached it (fewer than {MIN_CLASS_PAIRS}), so it is not predicted"
+    )
 
 
 def _threshold_rule(train: pd.DataFrame, test: pd.DataFrame, column: str) -> tuple[list[str], np.ndarray]:

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 from lexprobe.exceptions import PredictionError
+from lexprobe.figures import plot_popularity_halves
+from lexprobe.runs import atomic_path, make_manifest, write_manifest
 from lexprobe.stats import cluster_bootstrap, pooled_spearman, spearman_ci, wilson_interval, within_spearman
 from lexprobe.tasks import field_pair_label, run_ontology_name
 
@@ -205,8 +207,6 @@ def _pooled_rows(items: pd.DataFrame, model: str, *, n_boot: int, seed: int) -> 
 def write_popularity(result: PopularityResult, out: str | os.PathLike[str], *, runs: Sequence[str]) -> Path:
     """Write ``popularity_tasks.csv``, ``popularity_summary.csv``, ``popularity_items.csv``, a figure of
     accuracy in the less and more popular half of each task, and ``manifest.json`` (stage ``popularity``)."""
-    from lexprobe.runs import atomic_path, make_manifest, write_manifest
-
     out = Path(out)
     for name, frame in (
         ("popularity_tasks.csv", result.tasks),
@@ -230,6 +230,4 @@ def write_popularity(result: PopularityResult, out: str | os.PathLike[str], *, r
 
 
 def _plot_halves(result: PopularityResult, out: Path) -> None:
-    from lexprobe.figures import plot_popularity_halves
-
     plot_popularity_halves(result.tasks, out, shots=result.shots)

@@ -13,6 +13,8 @@ from typing import Any
 import pandas as pd
 
 from lexprobe.exceptions import LexprobeError, PredictionError
+from lexprobe.figures import plot_budget_curve
+from lexprobe.models import NAMED_MODELS, RECORDED_BEFORE, dtype_name
 from lexprobe.predict._calibration import load_calibration, shipped_calibration_dir
 from lexprobe.predict._common import FEATURES, _measured_verdict, _pair_groups, _units, field_pair, task_identity
 from lexprobe.predict._estimator import majority_share, model_parameters, unit_kind
@@ -20,6 +22,8 @@ from lexprobe.predict._features import FeatureConfig, _subsample, measure_featur
 from lexprobe.predict._holdout import best_fallback, loto_summary
 from lexprobe.predict._predictor import Predictor, fit_predictor
 from lexprobe.progress import ProgressCallback
+from lexprobe.runs import write_result_dir
+from lexprobe.tasks import make_split
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +85,8 @@ def predict_task(
     PredictionError
         No calibration, or fewer than two calibration tasks once the task itself is left out.
     """
-    from lexprobe.models import NAMED_MODELS, RECORDED_BEFORE, dtype_name, load_model
+    from lexprobe.models import load_model  # as called: a stand-in put there is used (and is not called early)
     from lexprobe.ontology import load_ontology
-    from lexprobe.tasks import make_split
 
     config = config or FeatureConfig()
     paths = [*([shipped_calibration_dir()] if shipped else []), *calibration]
@@ -311,8 +314,6 @@ def write_prediction(result: PredictionResult, out: str | os.PathLike[str]) -> l
     (with ``loto.csv`` when evaluated), ``budgets.csv`` and its figure ``budget_curve.png`` (the predicted gains
     at each budget beside the calibration's measured learning curves of the task's kind, where it holds
     several budgets) and the manifest into ``out``, each atomically."""
-    from lexprobe.runs import write_result_dir
-
     row = {k: v for k, v in result.prediction.items() if k not in ("reasons", "memorization_reasons", "warnings")}
     row["outside"] = " | ".join(result.prediction["outside"])
     row |= {f"task_{k}": v for k, v in result.task.items()}
@@ -345,8 +346,6 @@ def write_prediction(result: PredictionResult, out: str | os.PathLike[str]) -> l
     if result.budgets is not None and result.budgets["exposures"].nunique() >= 2:
 
         def draw(directory: Path) -> list[Path]:
-            from lexprobe.figures import plot_budget_curve
-
             p = result.prediction
             measured = result.predictor.measured_curves(p["kind"])
             title = f"{p['label']} ({p['model']}, kind {p['kind']}): predicted gain by budget"

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import lexprobe.predict._holdout as _holdout  # looked up when called, so a patched rule is the one used
 from lexprobe.exceptions import PredictionError
 from lexprobe.predict._common import (
     _GAIN_NAMES,
@@ -23,48 +24,6 @@ from lexprobe.predict._common import (
 from lexprobe.predict._estimator import VerdictPredictor, detection_gain, with_unit_columns
 from lexprobe.predict._features import _with_template_share
 from lexprobe.predict._schema import COMPUTED, ITEMS, validate_table
-from lexprobe.stats import youden_threshold
-
-
-def _verdict(gains: dict[str, float], thresholds: dict[str, float | None], *, floor: float | None = 0.0) -> str:
-    """The verdict of predicted gains: a gain must reach its fitted threshold *and* be above 0 (a measured
-    verdict needs a gain interval above 0, so a predicted gain of 0 or less never earns one, whatever a cut
-    fitted on a few held-out predictions says). ``floor=None``: no such floor (a rule on a feature)."""
-    gen, mem = thresholds["withheld"], thresholds["train"]
-    low = -np.inf if floor is None else floor
-    if gen is not None and gains["withheld"] >= gen and gains["withheld"] > low:
-        return VERDICTS[0]
-    if mem is not None and gains["train"] >= mem and gains["train"] > low:
-        return VERDICTS[1]
-    return VERDICTS[2]
-
-
-def fitted_cut(
-    scores: np.ndarray, reached: np.ndarray, groups: np.ndarray, *, always: float, on: str = ""
-) -> tuple[float | None, str]:
-    """The cut on ``scores`` for a flag (memorized or generalized) of calibration units in field pairs ``groups``.
-
-    Youden's J (:func:`lexprobe.stats.youden_threshold`) when each side holds units of at least
-    :data:`MIN_CLASS_PAIRS` field pairs. Otherwise no cut is fitted: when most units reached the flag the
-    cut is ``always`` (the predictor's ``0.0``: its gain floor alone decides; a one-feature rule's ``-inf``:
-    every task), else ``None`` (the flag is never predicted). ``on`` names the scores in a fitted cut's note.
-    """
-    scores, reached, groups = np.asarray(scores, float), np.asarray(reached, bool), np.asarray(groups)
-    keep = np.isfinite(scores)
-    scores, reached, groups = scores[keep], reached[keep], groups[keep]
-    pairs_in = len(set(groups[reached]))
-    pairs_out = len(set(groups[~reached]))
-    if min(pairs_in, pairs_out) >= MIN_CLASS_PAIRS:
-        cut, note = youden_threshold(scores, reached)
-        return cut, f"{note} on {on}" if on else note
-    if len(reached) and reached.mean() > 0.5:
-        return always, (
-            f"no cut fitted: {pairs_out} field pair(s) did not reach it (fewer than {MIN_CLASS_PAIRS}), "
-            "so it is predicted as most calibration units measured it"
-        )
-    return None, (
-        f"no cut fitted: {pairs_in} field pair(s) reached it (fewer than {MIN_CLASS_PAIRS}), so it is not predicted"
-    )
 
 
 def unit_table(
@@ -258,23 +217,20 @@ class Predictor:
         intervals and what drove them, for one unit (a task on a model, with the columns of
         :func:`lexprobe.predict.with_unit_columns`). A unit outside what the calibration spans
         (:meth:`VerdictPredictor.outside`) gets :attr:`fallback` instead, with the reasons (``outside``)."""
-
-        from lexprobe.predict._holdout import KIND_MEAN, PAPERS_RULE, papers_rule
-
         frame = pd.DataFrame([dict(unit)])
         est = self.estimator
         gains = est.predict_gains(frame).iloc[0].to_dict()
         proba = est.predict_proba(frame)[0]
         outside = est.outside(frame.iloc[0])
         rule = PREDICTOR_NAME
-        if outside and self.fallback == KIND_MEAN:
-            rule = KIND_MEAN
+        if outside and self.fallback == _holdout.KIND_MEAN:
+            rule = _holdout.KIND_MEAN
             kind_mean = self._fitted_kind_mean()
             gains = kind_mean.predict_gains(frame).iloc[0].to_dict()
             proba = kind_mean.predict_proba(frame)[0]
         elif outside:
-            rule = PAPERS_RULE
-            rule_out = papers_rule(self.tasks, frame)
+            rule = _holdout.PAPERS_RULE
+            rule_out = _holdout.papers_rule(self.tasks, frame)
             proba = rule_out["proba"][0]
             gains["predicted_generalization_gain"] = float(rule_out["gain"][0])
             gains["predicted_memorization_gain"] = float(rule_out["memorization"][0])
@@ -302,10 +258,8 @@ class Predictor:
     def _fitted_kind_mean(self) -> VerdictPredictor:
         """The kind mean fitted on :attr:`tasks`: fitted once, and again only when ``tasks`` is replaced (its
         fit holds every field pair out in turn, as the predictor's does)."""
-        from lexprobe.predict._holdout import kind_mean_rule
-
         if self._kind_mean is None or self._kind_mean[0] is not self.tasks:
-            self._kind_mean = (self.tasks, kind_mean_rule().fit(self.tasks))
+            self._kind_mean = (self.tasks, _holdout.kind_mean_rule().fit(self.tasks))
         return self._kind_mean[1]
 
 
@@ -335,8 +289,6 @@ def fit_predictor(
         Fewer than two calibration tasks, or ``items`` not a valid items table
         (:data:`lexprobe.predict.ITEMS`: features missing, a value that is not a finite number in range...).
     """
-    from lexprobe.predict._holdout import _long_holdout, best_fallback, budget_table, evaluate_holdout, kind_table
-
     features = tuple(features)
     validate_table(items, ITEMS, source="the calibration items", require=[f for f in features if f not in COMPUTED])
     items = _with_template_share(items)
@@ -357,13 +309,13 @@ def fit_predictor(
         estimator=estimator, tasks=scored, calibration_items=items, warnings=_calibration_warnings(units)
     )
     if loto and units["group"].nunique() >= 2:
-        holdout, baselines = evaluate_holdout(units, estimator=estimator, features=features)
+        holdout, baselines = _holdout.evaluate_holdout(units, estimator=estimator, features=features)
         predictor.holdout, predictor.baselines = holdout, baselines
-        predictor.by_kind = kind_table(holdout)
-        by_budget = budget_table(holdout)
+        predictor.by_kind = _holdout.kind_table(holdout)
+        by_budget = _holdout.budget_table(holdout)
         predictor.by_budget = by_budget if len(by_budget) else None
-        predictor.loto = _long_holdout(holdout)
-        predictor.fallback = best_fallback(baselines)
+        predictor.loto = _holdout._long_holdout(holdout)
+        predictor.fallback = _holdout.best_fallback(baselines)
     return predictor
 
 

@@ -25,6 +25,7 @@ import jinja2
 import markupsafe
 import pandas as pd
 
+import lexprobe
 from lexprobe.exceptions import ReportError
 from lexprobe.report._summary import summarize
 from lexprobe.report._tables import Note, Run, Table, contained, heading, make_table, read_csv, read_json
@@ -352,9 +353,7 @@ def _template() -> jinja2.Template:
 
 
 def _versions() -> Table:
-    from lexprobe import __version__
-
-    versions = {"lexprobe": __version__, **library_versions()}
+    versions = {"lexprobe": lexprobe.__version__, **library_versions()}
     frame = pd.DataFrame({"package": list(versions), "version": list(versions.values())})
     return make_table(frame, "as installed when the report was built")
 

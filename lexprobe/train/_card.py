@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import lexprobe
+from lexprobe.runs import atomic_write_text
 from lexprobe.train._config import TrainConfig
 
 
@@ -59,8 +61,6 @@ def model_card(
         For a learning-curve snapshot: the exposures per pair it was saved at.
     """
     from huggingface_hub import ModelCard, ModelCardData
-
-    import lexprobe
 
     record = base.record
     data = ModelCardData(
@@ -153,6 +153,4 @@ def _loading(base: AdapterBase, config: TrainConfig) -> list[str]:
 
 def write_model_card(folder: Path, text: str) -> Path:
     """Write ``text`` as ``folder/README.md`` (replacing the stub peft writes), atomically."""
-    from lexprobe.runs import atomic_write_text
-
     return atomic_write_text(folder / "README.md", text)

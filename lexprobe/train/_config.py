@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lexprobe.exceptions import TrainingError
-from lexprobe.models import DEFAULT_MODEL, DTYPES, RECORDED_BEFORE
+from lexprobe.models import DEFAULT_MODEL, DTYPES, RECORDED_BEFORE, load_model
 
 SPLITS: tuple[str, ...] = ("train", "withheld")
 
@@ -152,8 +152,6 @@ class TrainConfig:
     def load_base(self, *, device: str | None = None, dtype: str | None = None, device_map: str | None = None) -> Any:
         """The run's base model with its LM head, as it was trained (:attr:`load_options`), on ``device`` and in
         ``dtype`` (default: the run's own) or spread by ``device_map``, for generation."""
-        from lexprobe.models import load_model
-
         return load_model(
             self.model,
             device=device or self.device,

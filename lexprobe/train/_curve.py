@@ -28,10 +28,15 @@ import numpy as np
 import pandas as pd
 
 from lexprobe.exceptions import LexprobeWarning, TrainingError
+from lexprobe.figures import plot_learning_curve
 from lexprobe.runs import atomic_path, make_manifest, write_manifest
 from lexprobe.stats import wilson_interval
+from lexprobe.tasks import get_task, prompt_templates, task_pairs
 from lexprobe.train._config import SPLITS, is_complete, read_train_config
+from lexprobe.train._data import build_examples, completion_collator
+from lexprobe.train._evaluate import _score_frame, _with_adapter, generate_replies
 from lexprobe.train._scoring import MAX_NEW_TOKENS, _Scorer
+from lexprobe.train._trainer import SNAPSHOT_DIR, adapter_problem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,8 +86,6 @@ def snapshot_points(run_dir: str | os.PathLike[str]) -> list[CurvePoint]:
     TrainingError
         Two snapshots record the same exposure count (neither may silently replace the other).
     """
-    from lexprobe.train._trainer import SNAPSHOT_DIR, adapter_problem
-
     run_dir = Path(run_dir)
     points: dict[float, CurvePoint] = {}
     folder = run_dir / SNAPSHOT_DIR
@@ -129,7 +132,6 @@ def _snapshot_record(path: Path) -> tuple[float, str | None]:
         return math.nan, "snapshot.json is unreadable or records no exposures"
     if not (math.isfinite(exposures) and exposures > 0):
         return exposures, f"snapshot.json records {exposures!r} exposures, not a finite count above 0"
-    from lexprobe.train._trainer import adapter_problem
 
     return exposures, adapter_problem(path)
 
@@ -174,8 +176,6 @@ def target_losses(
     """Teacher-forced loss of each pair's target after its prompt: nats summed over the target's tokens (the
     EOS that training also learns is left out), one value per pair, in order."""
     import torch
-
-    from lexprobe.train._data import build_examples, completion_collator
 
     examples = build_examples(pairs, [template], tokenizer)
     collate = completion_collator(tokenizer)
@@ -232,8 +232,6 @@ def evaluate_curve(
         No run directory or config, no snapshot at a requested exposure count, no adapter at all.
     """
     from lexprobe.ontology import load_ontology
-    from lexprobe.tasks import get_task, prompt_templates, task_pairs
-    from lexprobe.train._evaluate import _score_frame, generate_replies
 
     run_dir = Path(run_dir)
     config = read_train_config(run_dir)
@@ -311,8 +309,6 @@ def _load_point(model: Any, point: CurvePoint) -> Any:
     the base weights untouched), so each point is scored alone."""
     from peft import PeftModel
 
-    from lexprobe.train._evaluate import _with_adapter
-
     if isinstance(model, PeftModel):
         model = model.unload()
     return _with_adapter(model, point.adapter)
@@ -345,6 +341,4 @@ def _write_curve(result: CurveResult, config: Any, lm: Any, *, budget: int, n_ta
 
 
 def _plot_curve(result: CurveResult, directory: Path, *, title: str) -> None:
-    from lexprobe.figures import plot_learning_curve
-
     plot_learning_curve(result.curve, directory, ln_n_targets=result.ln_n_targets, title=title)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from lexprobe.exceptions import TrainingError
 from lexprobe.runs import atomic_path
+from lexprobe.tasks import make_split
 from lexprobe.train._config import SPLITS, TrainConfig
 
 _SPLIT_COLUMNS = ("source", "target", "id", "popularity", "bin")
@@ -67,7 +68,6 @@ def _prepare_split(run_dir: Path, config: TrainConfig, split_dir: Path | None, *
         _check_split_task(Path(split_dir), config)
     else:
         from lexprobe.ontology import load_ontology
-        from lexprobe.tasks import make_split
 
         ont = load_ontology(config.ontology)
         split = make_split(

@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 
 from lexprobe.exceptions import TrainingError
+from lexprobe.figures import plot_accuracy_by_bin
 from lexprobe.runs import atomic_path, atomic_write_json, few_shot_dir, make_manifest, write_manifest
 from lexprobe.stats import paired_bootstrap_interval, wilson_interval
+from lexprobe.tasks import get_task, prompt_templates
 from lexprobe.train._config import SPLITS, TrainConfig, is_complete, read_train_config
 from lexprobe.train._data import _encode_prompt, format_prompt
 from lexprobe.train._scoring import MAX_NEW_TOKENS, _Scorer, outcome_category
@@ -475,7 +477,6 @@ def evaluate_run(
         raise TrainingError(f"{out_dir} is in the way of the {shots}-shot evaluation: it is not a folder; move it")
     started = time.perf_counter()
     from lexprobe.ontology import load_ontology
-    from lexprobe.tasks import get_task, prompt_templates
 
     ontology = load_ontology(config.ontology)
     task = get_task(ontology, config.task)
@@ -754,6 +755,4 @@ def _csv_quoting(frame: pd.DataFrame) -> int:
 
 
 def _plot_accuracy_by_bin(by_bin: pd.DataFrame, directory: Path, *, title: str) -> None:
-    from lexprobe.figures import plot_accuracy_by_bin
-
     plot_accuracy_by_bin(by_bin, directory, title=title)

@@ -8,6 +8,7 @@ import re
 from typing import Any, Literal
 
 from lexprobe.exceptions import TrainingError
+from lexprobe.tasks import FIELD_COLUMNS, FIELD_KINDS, MULTI_VALUED_FIELDS
 
 MatchKind = Literal["exact", "alt", "none"]
 #: Generation budget by target field: ids and symbols are short, names need more.
@@ -103,8 +104,6 @@ def _normalize_category(text: str) -> str:
 
 
 def _kind(field: str) -> str:
-    from lexprobe.tasks import FIELD_KINDS
-
     try:
         return FIELD_KINDS[field]
     except KeyError:
@@ -163,8 +162,6 @@ class _Scorer:
     """Scores parsed replies against targets with the ontology's alternative ids, symbols and synonyms."""
 
     def __init__(self, ontology: Any, field: str) -> None:
-        from lexprobe.tasks import FIELD_COLUMNS, MULTI_VALUED_FIELDS
-
         self.ontology = ontology
         self.field = field
         self.kind = _kind(field)

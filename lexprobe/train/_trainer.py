@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 
 from lexprobe.exceptions import LexprobeWarning, TrainingError
+from lexprobe.figures import plot_loss_curve
+from lexprobe.models import auto_device, check_load_in_4bit, dtype_name, load_model, resolve_dtype, resolved_dtype
 from lexprobe.runs import (
     atomic_path,
     atomic_write_json,
@@ -30,6 +32,7 @@ from lexprobe.runs import (
     sha256_file,
     write_manifest,
 )
+from lexprobe.tasks import prompt_templates
 from lexprobe.train._card import AdapterBase, model_card, write_model_card
 from lexprobe.train._config import RESUME_FREE, SPLITS, TrainConfig, is_complete, read_train_config
 from lexprobe.train._data import _LabelledPositions, _prepare_split, build_examples, completion_collator
@@ -106,16 +109,12 @@ def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
 
 def compute_dtype(config: TrainConfig) -> Any:
     """The precision training computes in: ``config.dtype`` resolved on the run's device."""
-    from lexprobe.models import auto_device, resolve_dtype
-
     return resolve_dtype(config.dtype, auto_device(config.device))
 
 
 def resolved_config(config: TrainConfig) -> TrainConfig:
     """``config`` with ``dtype="auto"`` replaced by the precision it means on this machine (what the run's
     ``train_config.json`` records, so that a resume on other hardware cannot silently change precision)."""
-    from lexprobe.models import resolved_dtype
-
     if config.dtype != "auto":
         return config
     return dataclasses.replace(config, dtype=resolved_dtype(config.dtype, config.device))
@@ -124,8 +123,6 @@ def resolved_config(config: TrainConfig) -> TrainConfig:
 def weights_dtype(config: TrainConfig) -> str:
     """The dtype the frozen base weights are loaded in: float32 on CPU (autocast casts them per operation,
     faster there than bfloat16 weights), the compute dtype on a GPU (half the memory)."""
-    from lexprobe.models import auto_device, dtype_name
-
     compute = dtype_name(compute_dtype(config))
     return compute if auto_device(config.device).type == "cuda" else "float32"
 
@@ -133,8 +130,6 @@ def weights_dtype(config: TrainConfig) -> str:
 def _training_arguments(config: TrainConfig, run_dir: Path, *, progress: bool) -> Any:
     import torch
     from transformers import TrainingArguments
-
-    from lexprobe.models import auto_device
 
     use_cpu = auto_device(config.device).type == "cpu"
     compute = compute_dtype(config)
@@ -231,14 +226,9 @@ def train_lora(
     if is_complete(run_dir):
         return TrainResult(run_dir=run_dir, adapter_dir=run_dir / "adapter", already_complete=True)
     if config.load_in_4bit:  # told before the split is drawn and written
-        from lexprobe.models import check_load_in_4bit
-
         check_load_in_4bit(config.device)
     from transformers import Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    from lexprobe.models import load_model
-    from lexprobe.tasks import prompt_templates
 
     args = _training_arguments(config, run_dir, progress=progress)
     main = args.process_index == 0
@@ -684,6 +674,4 @@ def _write_outputs(
 
 
 def _plot_loss(losses: pd.DataFrame, directory: Path, *, title: str) -> None:
-    from lexprobe.figures import plot_loss_curve
-
     plot_loss_curve(losses, directory, title=title)
