@@ -62,19 +62,22 @@ from lexprobe.cli.train import evaluate_cmd, train_cmd  # noqa: E402
 
 app.add_typer(data_app, name="data")
 app.add_typer(cache_app, name="cache")
-app.command("split", cls=HelpCommand)(split_cmd)
-app.command("embed", cls=HelpCommand)(embed_cmd)
-app.command("align", cls=HelpCommand)(align_cmd)
-app.command("lexicalization", cls=HelpCommand)(lexicalization_cmd)
-app.command("train", cls=HelpCommand)(train_cmd)
-app.command("evaluate", cls=HelpCommand)(evaluate_cmd)
-app.command("report", cls=HelpCommand)(report_cmd)
-app.command("correlate", cls=HelpCommand)(correlate_cmd)
-app.command("predict", cls=HelpCommand)(predict_cmd)
-app.command("popularity", cls=HelpCommand)(popularity_cmd)
-app.command("exposure", cls=HelpCommand)(exposure_cmd)
-app.command("study", cls=HelpCommand)(study_cmd)
-app.command("spread", cls=HelpCommand)(spread_cmd)
+for _name, _command in (
+    ("split", split_cmd),
+    ("embed", embed_cmd),
+    ("align", align_cmd),
+    ("lexicalization", lexicalization_cmd),
+    ("train", train_cmd),
+    ("evaluate", evaluate_cmd),
+    ("report", report_cmd),
+    ("correlate", correlate_cmd),
+    ("predict", predict_cmd),
+    ("popularity", popularity_cmd),
+    ("exposure", exposure_cmd),
+    ("study", study_cmd),
+    ("spread", spread_cmd),
+):
+    app.command(_name, cls=HelpCommand)(_command)
 
 
 def main() -> None:
