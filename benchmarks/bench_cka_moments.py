@@ -135,7 +135,7 @@ def _whole_ontology_timing(n: int, d: int = 576, permutations: int = 3) -> dict:
     width (the cost does not depend on the values): the sums the metric's value needs anyway (both CKAs), the
     exact moments given those sums, and the permuted cross term c2(p) = ||X^T P Y||^2 of the GEMM form a run
     uses above 8,192 items, per permutation (timed on ``permutations``, scaled to a run's 100)."""
-    from lexprobe.align._null import Side, _accumulate_sides, _cka_moments, permuted_cross
+    from lexprobe.align._null import Side, _accumulate_sides, _cka_moments, _null_scales, permuted_cross
 
     rng = np.random.default_rng(0)
     sx = Side(rng.standard_normal((n, d)).astype(np.float32), "X")
@@ -144,12 +144,8 @@ def _whole_ontology_timing(n: int, d: int = 576, permutations: int = 3) -> dict:
     start = time.perf_counter()
     acc = _accumulate_sides(sx, sy)
     sums = time.perf_counter() - start
-    s = acc._s
     start = time.perf_counter()
-    mx, my = s["sx"] / n, s["sy"] / n
-    cxx, cyy = s["XtX"] - n * np.outer(mx, mx), s["YtY"] - n * np.outer(my, my)
-    tk2, tl2 = float(np.sum(cxx * cxx)), float(np.sum(cyy * cyy))
-    _cka_moments(sx, sy, tk2, tl2, float(np.sqrt(tk2 * tl2)), 1.0)
+    _cka_moments(sx, sy, **_null_scales(acc))
     moments = time.perf_counter() - start
     perms = np.array([rng.permutation(n) for _ in range(permutations)])
     start = time.perf_counter()

@@ -315,16 +315,9 @@ def _cka_both(sx: Side, sy: Side, perms, boots) -> dict[str, MetricOutcome]:
     X, Y = sx.X, sy.X
     acc = _accumulate_sides(sx, sy)
     n = X.shape[0]
-    s = acc._s
-    mx, my = s["sx"] / n, s["sy"] / n
-    cxx = s["XtX"] - n * np.outer(mx, mx)
-    cyy = s["YtY"] - n * np.outer(my, my)
-    lin_denom = np.linalg.norm(cxx) * np.linalg.norm(cyy)
-    hxx = acc._hsic1(s["XtX"], s["sx"], s["sx"], s["aa"], s["a"], s["a"], s["aX"], s["aX"])
-    hyy = acc._hsic1(s["YtY"], s["sy"], s["sy"], s["bb"], s["b"], s["b"], s["bY"], s["bY"])
-    deb_denom = np.sqrt(hxx * hyy) if hxx > 0 and hyy > 0 else 0.0
-    null_lin, null_deb = _cka_nulls(sx, sy, perms, lin_denom, deb_denom)
-    moments = _cka_moments(sx, sy, float(np.sum(cxx * cxx)), float(np.sum(cyy * cyy)), lin_denom, deb_denom)
+    scales = _null_scales(acc)
+    null_lin, null_deb = _cka_nulls(sx, sy, perms, scales["lin_denom"], scales["deb_denom"])
+    moments = _cka_moments(sx, sy, **scales)
     lin, deb = acc.linear(), acc.debiased()
     if not len(boots) or n < 6:  # the debiased leave-one-out values need n - 1 >= 5
         return {
@@ -345,19 +338,26 @@ def cka_null_moments(X: np.ndarray, Y: np.ndarray) -> dict[str, tuple[float, flo
     Monte Carlo error. Returns ``{"cka": (mean, sd), "dcka": (mean, sd)}``. See :func:`_cka_moments` for the
     derivation (Mantel's moments of a quadratic assignment statistic, with the diagonal kept apart).
     """
-    sx, sy = _sides(X, Y)
-    if sx.n < 4:
-        raise AlignmentError(f"the CKA null's moments need at least 4 rows, got {sx.n}")
-    acc = _accumulate_sides(sx, sy)
-    s, n = acc._s, sx.n
+    sx, sy = _sides(X, Y)  # a Side needs at least 4 rows, as the moments do
+    return _cka_moments(sx, sy, **_null_scales(_accumulate_sides(sx, sy)))
+
+
+def _null_scales(acc: CKAAccumulator) -> dict[str, float]:
+    """What the CKA nulls divide by and the moments need, from the metric's own sums: tr K² = ||XᵀX||²_F and
+    tr L² of the centred sides (``tk2``, ``tl2``), linear CKA's denominator ||XᵀX||_F ||YᵀY||_F and debiased
+    CKA's sqrt(HSIC(K, K) HSIC(L, L))."""
+    s, n = acc._s, acc.n
     mx, my = s["sx"] / n, s["sy"] / n
     cxx = s["XtX"] - n * np.outer(mx, mx)
     cyy = s["YtY"] - n * np.outer(my, my)
     hxx = acc._hsic1(s["XtX"], s["sx"], s["sx"], s["aa"], s["a"], s["a"], s["aX"], s["aX"])
     hyy = acc._hsic1(s["YtY"], s["sy"], s["sy"], s["bb"], s["b"], s["b"], s["bY"], s["bY"])
-    deb_denom = np.sqrt(hxx * hyy) if hxx > 0 and hyy > 0 else 0.0
-    lin_denom = float(np.linalg.norm(cxx) * np.linalg.norm(cyy))
-    return _cka_moments(sx, sy, float(np.sum(cxx * cxx)), float(np.sum(cyy * cyy)), lin_denom, deb_denom)
+    return {
+        "tk2": float(np.sum(cxx * cxx)),
+        "tl2": float(np.sum(cyy * cyy)),
+        "lin_denom": float(np.linalg.norm(cxx) * np.linalg.norm(cyy)),
+        "deb_denom": float(np.sqrt(hxx * hyy)) if hxx > 0 and hyy > 0 else 0.0,
+    }
 
 
 def _assignment_moments(a: np.ndarray, b: np.ndarray, tk2: float, tl2: float, gamma: float) -> tuple[float, float]:
