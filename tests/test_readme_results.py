@@ -24,18 +24,34 @@ def readme_rows(header: str = "| ontology | pair | metric | best layer |", page:
     return rows
 
 
-def test_readme_alignment_table_matches_the_recorded_runs() -> None:
-    rows = readme_rows()
+def test_the_alignment_table_matches_the_recorded_runs() -> None:
+    """docs/alignment.md's table of the three ontologies is the runs' summaries, and the README's headline
+    sentence quotes the same files."""
+    rows = readme_rows("| ontology | pair | metric | best layer | value | null (layer max) | effect | z |", "docs/alignment.md")
     assert {row[0] for row in rows} == {"hgnc", "hpo", "go"}
-    for ontology, pair, metric, layer, value, null, effect, ratio in rows:
+    for ontology, pair, metric, layer, value, null, effect, z, ci in rows:
         summary = pd.read_csv(ROOT / "docs" / "results" / f"align-{ontology}" / "alignment_summary.csv")
-        recorded = summary.set_index(["pair", "metric"]).loc[(pair, METRIC_NAMES[metric])]
+        recorded = summary.set_index(["pair", "metric"]).loc[(pair, metric)]
         assert int(layer) == recorded["best_layer"]
         assert value == f"{recorded['value']:.3f}"
         assert null == f"{recorded['null_max_mean']:.3f}"
         assert effect == f"{recorded['effect']:+.3f}"
-        if ratio:
-            assert ratio == f"{recorded['ratio_to_name_symbol']:.2f}"
+        assert ci == f"{recorded['ci_low']:.3f}-{recorded['ci_high']:.3f}"
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+
+    def best(ontology: str, pair: str, metric: str) -> pd.Series:
+        summary = pd.read_csv(ROOT / "docs" / "results" / f"align-{ontology}" / "alignment_summary.csv")
+        return summary.set_index(["pair", "metric"]).loc[(pair, metric)]
+
+    symbol, ident = best("hgnc", "name:symbol", "mknn"), best("hgnc", "name:id", "mknn")
+    assert f"at {symbol['value']:.3f} (layer {int(symbol['best_layer'])}) against a layer-max permutation null of " \
+        f"{symbol['null_max_mean']:.3f}" in readme
+    assert f"names and HGNC ids reach {ident['value']:.3f}, a fifth of that effect" in readme
+    assert 0.15 <= ident["ratio_to_name_symbol"] <= 0.25  # "a fifth"
+    hpo, go = best("hpo", "name:id", "mknn"), best("go", "name:id", "mknn")
+    assert f"{hpo['value']:.3f} and {go['value']:.3f}" in readme
+    dcka = best("hgnc", "name:symbol", "dcka"), best("hgnc", "name:id", "dcka")
+    assert f"Debiased CKA: {dcka[0]['value']:.3f} against {dcka[1]['value']:.3f}" in readme
 
 
 @pytest.mark.parametrize("ontology", ["hgnc", "hpo", "go"])
@@ -51,14 +67,15 @@ def test_the_recorded_runs_say_how_they_were_made(ontology: str) -> None:
     assert manifest["inputs"]["ontology"]["checksum"] in {shipped["sha256"], *shipped.get("earlier_sha256", ())}
 
 
-def test_readme_lexicalization_table_matches_the_recorded_runs() -> None:
-    rows = readme_rows("| ontology | field | tokens / item |")
+def test_the_lexicalization_table_matches_the_recorded_runs() -> None:
+    """docs/lexicalization.md's table is the runs' field tables, and the README's sentence quotes them."""
+    rows = readme_rows("| ontology | field | layer | tokens / item |", "docs/lexicalization.md")
     assert {row[0] for row in rows} == {"hgnc", "hpo", "go"}
-    for ontology, field, tokens, digit, agreement, probe, majority, score in rows:
+    for row in rows:
+        ontology, field, tokens, agreement, probe, majority, score = (row[i] for i in (0, 1, 3, 7, 10, 11, 12))
         directory = ROOT / "docs" / "results" / f"lexicalization-{ontology}"
         recorded = pd.read_csv(directory / "lexicalization_fields.csv").set_index("field").loc[field]
         assert tokens == f"{recorded['tokens_mean']:.1f}"
-        assert digit == f"{recorded['digit_punct_share']:.2f}"
         assert agreement == ("" if pd.isna(recorded["agreement"]) else f"{recorded['agreement']:.3f}")
         assert probe == f"{recorded['probe_accuracy']:.3f}"
         assert majority == f"{recorded['probe_baseline']:.3f}"
@@ -66,10 +83,19 @@ def test_readme_lexicalization_table_matches_the_recorded_runs() -> None:
         manifest = json.loads((directory / "manifest.json").read_text())
         assert manifest["config"]["limit"] == 2000 and manifest["seed"] == 0
         assert manifest["inputs"]["model"]["name"] == "smollm2-135m"
+    fields = pd.read_csv(ROOT / "docs" / "results" / "lexicalization-hgnc" / "lexicalization_fields.csv")
+    fields = fields.set_index("field")
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    symbol, ident = fields.loc["symbol"], fields.loc["id"]
+    ratio = symbol["agreement"] / ident["agreement"]
+    assert f"{ratio:.1f} times as much as HGNC ids' do ({symbol['agreement']:.3f} against {ident['agreement']:.3f}" in readme
+    for r in (symbol, ident):
+        assert f"{r['score']:.3f} [{r['score_ci_low']:.3f}, {r['score_ci_high']:.3f}]" in readme
 
 
-def test_readme_training_table_matches_the_recorded_runs() -> None:
-    rows = readme_rows("| task | split | baseline | tuned | gain [95% CI] |")
+def test_the_training_table_matches_the_recorded_runs() -> None:
+    """docs/training.md's summary of the recorded runs is their evaluation.json, and the README quotes it."""
+    rows = readme_rows("| task | split | baseline | tuned | gain [95% CI] |", "docs/training.md")
     assert rows
     for task, split, baseline, tuned, gain in rows:
         ontology, name = task.split()
@@ -77,6 +103,14 @@ def test_readme_training_table_matches_the_recorded_runs() -> None:
         g = recorded["gains"][split]
         assert baseline == f"{g['baseline']:.3f}" and tuned == f"{g['tuned']:.3f}"
         assert gain == f"{g['gain']:+.3f} [{g['gain_ci_low']:.3f}, {g['gain_ci_high']:.3f}]"
+    recorded = json.loads((ROOT / "docs" / "results" / "train-hgnc-name-to-symbol" / "evaluation.json").read_text())
+    train, held = recorded["gains"]["train"], recorded["gains"]["withheld"]
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"trained pairs from {train['baseline']:.3f} to {train['tuned']:.3f}" in readme
+    assert (
+        f"withheld ones from {held['baseline']:.3f} to {held['tuned']:.3f} (gain {held['gain']:+.3f} "
+        f"[{held['gain_ci_low']:.3f}, {held['gain_ci_high']:.3f}]" in readme
+    )
 
 
 def _gain(row: pd.Series, name: str) -> str:
@@ -103,8 +137,8 @@ def test_a_summary_s_kind_table_is_what_kind_markdown_makes_of_its_files(calibra
     assert remade.strip() in written
 
 
-def test_readme_kind_table_is_study_v2_s() -> None:
-    """The README's table by kind of task is the "By kind of task" section of calibration v2's summary.md
+def test_the_study_page_kind_table_is_study_v2_s() -> None:
+    """docs/study.md's table by kind of task is the "By kind of task" section of calibration v2's summary.md
     (study v2, every unit at 20 exposures)."""
     from lexprobe.predict import kind_markdown
 
@@ -112,8 +146,8 @@ def test_readme_kind_table_is_study_v2_s() -> None:
     remade = kind_markdown(pd.read_csv(CALIBRATION_V2 / "tasks.csv"), pd.read_csv(CALIBRATION_V2 / "holdout.csv"))
     assert remade.strip() in written
     table = [line for line in remade.splitlines() if line.startswith("|")]
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "\n".join(table) in readme
+    page = (ROOT / "docs" / "study.md").read_text(encoding="utf-8")
+    assert "\n".join(table) in page
     assert len(table) >= 2 + 4  # header, rule, at least four kinds
     manifest = json.loads((CALIBRATION_V2 / "manifest.json").read_text())
     assert manifest["stage"] == "correlate" and manifest["seed"] == 0
@@ -194,10 +228,12 @@ def test_the_study_page_lexicalization_table_matches_both_studies() -> None:
         assert score == f"{r['score']:.3f} [{r['score_ci_low']:.3f}, {r['score_ci_high']:.3f}]"
 
 
-def test_the_readme_study_bullets_quote_the_calibration_files() -> None:
+def test_the_study_bullets_quote_the_calibration_files() -> None:
     """The pooled and within-task correlations, the grouped AUCs and the features' own within-task AUCs the
-    README quotes are those shipped, and its baseline table is `baselines.csv`."""
+    study page quotes are those shipped, and its baseline table is `baselines.csv`; the README's sentence quotes the
+    same files."""
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    study = " ".join((ROOT / "docs" / "study.md").read_text(encoding="utf-8").split())
     corr = pd.read_csv(CALIBRATION_V2 / "correlations.csv")  # study v2's statistics
     gains = corr[(corr["y"] == "gain") & (corr["split"] == "withheld")].set_index(["scope", "x"])
     for scope, feature in [
@@ -209,17 +245,17 @@ def test_the_readme_study_bullets_quote_the_calibration_files() -> None:
         ("within tasks", "seen_target_share"),
     ]:
         r = gains.loc[(scope, feature)]
-        assert f"{r['rho']:+.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" in readme, (scope, feature)
+        assert f"{r['rho']:+.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" in study, (scope, feature)
     auc = pd.read_csv(CALIBRATION_V2 / "auc.csv").set_index("model")
     r = auc.loc["features"]
-    assert f"{r['auc']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" in readme  # pooled, held out by field pair
-    assert f"{r['within_auc']:.3f} [{r['within_ci_low']:.3f}, {r['within_ci_high']:.3f}]" in readme
+    assert f"{r['auc']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" in study  # pooled, held out by field pair
+    assert f"{r['within_auc']:.3f} [{r['within_ci_low']:.3f}, {r['within_ci_high']:.3f}]" in study
     for model in ("alignment itself", "lexicalization itself", "seen_target_share itself", "log_popularity itself"):
         r = auc.loc[model]
-        assert f"{r['within_auc']:.3f} [{r['within_ci_low']:.3f}, {r['within_ci_high']:.3f}]" in readme, model
+        assert f"{r['within_auc']:.3f} [{r['within_ci_low']:.3f}, {r['within_ci_high']:.3f}]" in study, model
     from lexprobe.predict import KIND_MEAN, PAPERS_RULE, PREDICTOR_RULE
 
-    rows = readme_rows("| held out by | rule |")
+    rows = readme_rows("| held out by | rule |", "docs/study.md")
     baselines = pd.read_csv(CALIBRATION / "baselines.csv")
     shown = baselines[baselines["rule"].isin([PREDICTOR_RULE, PAPERS_RULE, KIND_MEAN])]
     assert [(row[0], row[1]) for row in rows] == list(zip(shown["held_out_by"], shown["rule"]))
@@ -245,7 +281,8 @@ def test_the_readme_study_bullets_quote_the_calibration_files() -> None:
     held = loto[loto["split"] == "withheld"]
     assert held.groupby("group")["model"].nunique().max() == 2  # a field pair is held out on both models
     tasks = pd.read_csv(CALIBRATION_V2 / "tasks.csv")
-    assert f"{len(tasks)} units" in readme and f"{tasks['group'].nunique()} field pairs" in readme
+    assert f"{len(tasks)} units on {tasks['group'].nunique()} field pairs" in study
+    assert f"{tasks['group'].nunique()} field pairs of five kinds on two models" in readme
     shipped = pd.read_csv(CALIBRATION / "tasks.csv")
     assert f"`data/calibration/study-v2.1/`, {len(shipped)} units" in readme
 
@@ -269,8 +306,8 @@ def test_the_published_curves_pool_without_the_attention_sink(ontology: str) -> 
 
 
 @pytest.mark.parametrize("ontology", ["hgnc", "hpo", "go"])
-def test_bfloat16_moves_the_published_alignment_by_less_than_the_readme_says(ontology: str) -> None:
-    """The README's bound on the precision effect holds for each ontology's pair of runs, and each run is the
+def test_bfloat16_moves_the_published_alignment_by_less_than_the_page_says(ontology: str) -> None:
+    """docs/alignment.md's bound on the precision effect holds for each ontology's pair of runs, and each run is the
     precision its folder says."""
     results = ROOT / "docs" / "results"
     for folder, dtype in ((f"align-{ontology}", "bfloat16"), (f"align-{ontology}-float32", "float32")):
@@ -280,7 +317,8 @@ def test_bfloat16_moves_the_published_alignment_by_less_than_the_readme_says(ont
     assert layers["difference"].abs().max() <= 0.0015
     summary = pd.read_csv(results / "precision" / f"align-{ontology}_summary.csv")
     assert (summary["value_bfloat16"] - summary["value_float32"]).abs().max() <= 0.0005
-    assert "differ by at most 0.0015 at\nany layer and 0.0005 at the best layers" in (ROOT / "README.md").read_text()
+    page = " ".join((ROOT / "docs" / "alignment.md").read_text(encoding="utf-8").split())
+    assert "at most 0.0015 apart at any layer" in page and "at most 0.0005 at the best layers" in page
 
 
 def test_the_few_shot_popularity_numbers_are_those_recorded() -> None:
@@ -302,9 +340,9 @@ def test_the_few_shot_popularity_numbers_are_those_recorded() -> None:
 
 
 def test_the_memorization_curves_are_those_recorded_and_show_identifiers_memorized() -> None:
-    """The README's learning-curve table is the runs' learning_curve.csv, and it shows what the README says:
+    """docs/training.md's learning-curve table is the runs' learning_curve.csv, and it shows what the README says:
     trained ids memorized by 20 to 45 exposures, withheld ids never."""
-    rows = readme_rows("| exposures per pair | hpo train |")
+    rows = readme_rows("| exposures per pair | hpo train |", "docs/training.md")
     curves = {
         o: pd.read_csv(ROOT / "docs" / "results" / "memorization" / f"{o}-name-to-id" / "learning_curve.csv")
         for o in ("hpo", "go")
@@ -328,6 +366,10 @@ def test_the_memorization_curves_are_those_recorded_and_show_identifiers_memoriz
         manifest = json.loads((run / "manifest.json").read_text())
         assert manifest["outputs"]["compute_dtype"] == "bfloat16" and manifest["outputs"]["exposures"] == 60
         assert manifest["config"]["templates"] == 1 and manifest["config"]["lr_scheduler"] == "constant_with_warmup"
+    # the README quotes the trained pairs memorized at 20 exposures
+    at20 = [c[(c["exposures"] == 20.0) & (c["split"] == "train")]["accuracy"].iloc[0] for c in curves.values()]
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"HPO and GO ids are memorized ({at20[0]:.2f} and {at20[1]:.2f} of the trained pairs)" in readme
 
 
 def test_the_training_precision_table_is_the_recorded_comparison() -> None:
@@ -410,7 +452,7 @@ def test_the_main_job_benchmark_holds_what_the_pages_say() -> None:
 def test_the_whole_hgnc_run_is_the_one_the_pages_describe() -> None:
     run = ROOT / "docs" / "results" / "align-hgnc-all"
     manifest = json.loads((run / "manifest.json").read_text())
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join((ROOT / "docs" / "usage.md").read_text(encoding="utf-8").split())
     assert manifest["config"]["limit"] is None and manifest["config"]["categories"] == []
     assert manifest["inputs"]["n_items"] == 43837 and "43,837 approved genes" in readme
     neighbours = manifest["neighbours"]
@@ -549,12 +591,12 @@ def test_the_prediction_page_quotes_the_shipped_baselines() -> None:
     assert budget_skill_markdown(pd.read_csv(CALIBRATION / "baselines_by_budget.csv")).strip() in page
     surface = pd.read_csv(CALIBRATION / "surface.csv")
     assert surface_markdown(surface).strip() in page
-    # the README quotes the lexicalized -> lexicalized kind's surface check of alignment z
+    # the page's text quotes the lexicalized -> lexicalized kind's surface check of alignment z
     lex = surface[(surface["kind"] == "lexicalized -> lexicalized") & (surface["feature"] == "alignment_z")]
     lex = lex.set_index("surface")["rho"]
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    assert f"{lex['target_digit_share']:+.2f} with their share of digits" in readme
-    assert f"{lex['target_tokens']:+.2f} with their length in tokens" in readme
+    text = " ".join(page.split())
+    assert f"targets by {lex['target_digit_share']:+.2f}, and with their length in tokens by" in text
+    assert f"with their length in tokens by {lex['target_tokens']:+.2f}:" in text
 
 
 def test_the_shipped_surface_check_is_what_surface_check_makes_of_the_shipped_tables() -> None:
