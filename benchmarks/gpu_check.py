@@ -197,7 +197,9 @@ def _faiss_step(X: np.ndarray, k: int) -> dict[str, Any]:
 
     version = getattr(faiss, "__version__", "?")
     if not hasattr(faiss, "StandardGpuResources"):
-        raise Skipped(f"faiss {version} is a CPU build; a GPU build replaces faiss-cpu (docs/usage.md, Install with pip alone)")
+        raise Skipped(
+            f"faiss {version} is a CPU build; a GPU build replaces faiss-cpu (docs/usage.md, Install with pip alone)"
+        )
     if metrics._gpu_count() == 0:
         raise Skipped(f"faiss {version} has GPU support but sees no GPU")
     with mock.patch.object(metrics, "_gpu_count", lambda: 0):  # the CPU index, as on a machine without a GPU

@@ -152,7 +152,8 @@ def test_faiss_without_a_gpu_build_is_skipped_with_the_reason(monkeypatch: pytes
         pytest.skip("a GPU build of faiss is installed")
     status = gc.run_step(lambda: gc._faiss_step(X, 5), "cpu")["status"]
     assert (
-        status == f"skipped: faiss {faiss.__version__} is a CPU build; a GPU build replaces faiss-cpu (docs/usage.md, Install with pip alone)"
+        status == f"skipped: faiss {faiss.__version__} is a CPU build; a GPU build replaces faiss-cpu "
+        "(docs/usage.md, Install with pip alone)"
     )
 
 

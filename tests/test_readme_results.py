@@ -27,9 +27,10 @@ def readme_rows(header: str = "| ontology | pair | metric | best layer |", page:
 def test_the_alignment_table_matches_the_recorded_runs() -> None:
     """docs/alignment.md's table of the three ontologies is the runs' summaries, and the README's headline
     sentence quotes the same files."""
-    rows = readme_rows("| ontology | pair | metric | best layer | value | null (layer max) | effect | z |", "docs/alignment.md")
+    header = "| ontology | pair | metric | best layer | value | null (layer max) | effect | z |"
+    rows = readme_rows(header, "docs/alignment.md")
     assert {row[0] for row in rows} == {"hgnc", "hpo", "go"}
-    for ontology, pair, metric, layer, value, null, effect, z, ci in rows:
+    for ontology, pair, metric, layer, value, null, effect, _z, ci in rows:
         summary = pd.read_csv(ROOT / "docs" / "results" / f"align-{ontology}" / "alignment_summary.csv")
         recorded = summary.set_index(["pair", "metric"]).loc[(pair, metric)]
         assert int(layer) == recorded["best_layer"]
@@ -44,8 +45,10 @@ def test_the_alignment_table_matches_the_recorded_runs() -> None:
         return summary.set_index(["pair", "metric"]).loc[(pair, metric)]
 
     symbol, ident = best("hgnc", "name:symbol", "mknn"), best("hgnc", "name:id", "mknn")
-    assert f"at {symbol['value']:.3f} (layer {int(symbol['best_layer'])}) against a layer-max permutation null of " \
+    assert (
+        f"at {symbol['value']:.3f} (layer {int(symbol['best_layer'])}) against a layer-max permutation null of "
         f"{symbol['null_max_mean']:.3f}" in readme
+    )
     assert f"names and HGNC ids reach {ident['value']:.3f}, a fifth of that effect" in readme
     assert 0.15 <= ident["ratio_to_name_symbol"] <= 0.25  # "a fifth"
     hpo, go = best("hpo", "name:id", "mknn"), best("go", "name:id", "mknn")
@@ -88,7 +91,8 @@ def test_the_lexicalization_table_matches_the_recorded_runs() -> None:
     readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
     symbol, ident = fields.loc["symbol"], fields.loc["id"]
     ratio = symbol["agreement"] / ident["agreement"]
-    assert f"{ratio:.1f} times as much as HGNC ids' do ({symbol['agreement']:.3f} against {ident['agreement']:.3f}" in readme
+    quoted = f"{ratio:.1f} times as much as HGNC ids' do ({symbol['agreement']:.3f} against {ident['agreement']:.3f}"
+    assert quoted in readme
     for r in (symbol, ident):
         assert f"{r['score']:.3f} [{r['score_ci_low']:.3f}, {r['score_ci_high']:.3f}]" in readme
 
