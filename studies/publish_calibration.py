@@ -1,6 +1,7 @@
-"""Re-publish the shipped calibration's tables in README.md, docs/study.md and docs/prediction.md from its
-files (`data/calibration/study-v2.1/`): the kind table, the hold-out scores, skill within kinds and at each
-budget; study v2's per-model tables come from calibration v2 (`docs/results/calibration-v2/`).
+"""Re-publish the shipped calibration's tables in docs/study.md and docs/prediction.md from its files
+(`data/calibration/study-v2.2/`): the kind table, the hold-out scores, skill within kinds and at each budget;
+study v2's per-model tables come from calibration v2 (`docs/results/calibration-v2/`). The README's sentence
+quotes the same files by hand, and tests/test_readme_results.py checks it against them.
 
     python studies/publish_calibration.py
 """
@@ -20,7 +21,7 @@ from lexprobe.predict._correlate import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-CAL = ROOT / "data" / "calibration" / "study-v2.1"
+CAL = ROOT / "data" / "calibration" / "study-v2.2"
 V2 = ROOT / "docs" / "results" / "calibration-v2"
 
 
@@ -35,7 +36,7 @@ def table_at(text: str, header_start: str, new: str) -> str:
 
 
 def readme_scores(baselines: pd.DataFrame) -> str:
-    """The README's and docs/study.md's hold-out table: the predictor, the paper's rule and the kind mean, each
+    """docs/study.md's hold-out table: the predictor, the paper's rule and the kind mean, each
     hold-out scheme."""
     cells = ["verdicts_right", "brier", "committed", ("gain_mae_points", "generalization gain error (points)")]
     cells += ["brier_skill_over_papers_rule", "gain_error_over_kind_mean"]
@@ -50,15 +51,6 @@ def main() -> None:
     by_budget = pd.read_csv(CAL / "baselines_by_budget.csv")
     summary = (V2 / "summary.md").read_text(encoding="utf-8")
     per_model = summary.split("\n## ")[0]
-
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    readme = table_at(readme, "| kind | units |", kinds)
-    readme = table_at(
-        readme,
-        "| held out by | rule |" if "| held out by | rule |" in readme else "| rule (fitted",
-        readme_scores(baselines),
-    )
-    (ROOT / "README.md").write_text(readme, encoding="utf-8")
 
     study = (ROOT / "docs" / "study.md").read_text(encoding="utf-8")
     study = table_at(study, "| kind | units |", kinds)
@@ -91,7 +83,7 @@ def main() -> None:
     from lexprobe.figures import plot_reliability
 
     for path in plot_reliability(
-        pd.read_csv(CAL / "reliability.csv"), ROOT / "figures", stem="calibration_v2_1_reliability"
+        pd.read_csv(CAL / "reliability.csv"), ROOT / "figures", stem="calibration_v2_2_reliability"
     ):
         if path.suffix == ".svg":  # the pages show the PNG
             path.unlink()

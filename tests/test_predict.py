@@ -480,7 +480,7 @@ def test_correlate_items_with_a_tasks_table_rewrites_the_shipped_calibration(tmp
 
     from lexprobe.predict import shipped_calibration_dir
 
-    shipped = shipped_calibration_dir() / "study-v2.1"
+    shipped = shipped_calibration_dir() / "study-v2.2"
     out = tmp_path / "again"
     result = CliRunner().invoke(
         app,
@@ -680,7 +680,7 @@ def test_the_shipped_calibration_loads_and_its_evaluation_holds_out_field_pairs(
     assert set(holdout.loc[holdout["label"].str.startswith("hgnc name-to-symbol"), "group"]) == {"hgnc name/symbol"}
     assert set(result.baselines["rule"]) == {PREDICTOR_RULE, *BASELINES}
     assert manifests[0]["config"]["features"]["per_split"] == 100
-    shipped = shipped_calibration_dir() / "study-v2.1" / "baselines.csv"
+    shipped = shipped_calibration_dir() / "study-v2.2" / "baselines.csv"
     if shipped.is_file():
         recorded = pd.read_csv(shipped)
         pd.testing.assert_frame_equal(result.baselines, recorded, check_exact=False, check_dtype=False, rtol=1e-5)

@@ -53,7 +53,7 @@ def test_the_schema_declares_every_measured_feature_and_the_keys_the_code_joins_
     assert TASKS.required == ("label",) and TASKS.key == ("label", "model")
 
 
-@pytest.mark.parametrize("folder", [shipped_calibration_dir() / "study-v2.1", *PUBLISHED], ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("folder", [shipped_calibration_dir() / "study-v2.2", *PUBLISHED], ids=lambda p: p.parent.name)
 def test_the_shipped_calibration_and_the_published_correlate_outputs_are_valid(folder: Path) -> None:
     items, tasks, manifests = load_calibration([folder])
     assert len(items) and len(tasks) and manifests[0]["path"] == str(folder)

@@ -122,7 +122,7 @@ def _gain(row: pd.Series, name: str) -> str:
 
 
 #: The calibration set `lexprobe predict` ships: calibration v2 with the learning curves of its retrained units.
-CALIBRATION = ROOT / "data" / "calibration" / "study-v2.1"
+CALIBRATION = ROOT / "data" / "calibration" / "study-v2.2"
 #: Study v2 correlated: 20 field pairs on both model sizes, every unit at 20 exposures.
 CALIBRATION_V2 = ROOT / "docs" / "results" / "calibration-v2"
 #: The set it replaced: the paper's eight tasks at 9 exposures per pair (docs/study.md, study v1).
@@ -130,7 +130,7 @@ CALIBRATION_V1 = ROOT / "docs" / "results" / "calibration-v1"
 STUDY_MODELS = {"smollm2-135m", "gemma3-270m"}
 
 
-@pytest.mark.parametrize("calibration", [CALIBRATION_V2, CALIBRATION], ids=["v2", "v2.1"])
+@pytest.mark.parametrize("calibration", [CALIBRATION_V2, CALIBRATION], ids=["v2", "v2.2"])
 def test_a_summary_s_kind_table_is_what_kind_markdown_makes_of_its_files(calibration: Path) -> None:
     """The "By kind of task" section of a calibration's summary.md is what `kind_markdown` makes of its
     tasks.csv and holdout.csv (a learning curve's other budgets left out)."""
@@ -287,8 +287,15 @@ def test_the_study_bullets_quote_the_calibration_files() -> None:
     tasks = pd.read_csv(CALIBRATION_V2 / "tasks.csv")
     assert f"{len(tasks)} units on {tasks['group'].nunique()} field pairs" in study
     assert f"{tasks['group'].nunique()} field pairs of five kinds on two models" in readme
+    by_budget = pd.read_csv(CALIBRATION / "baselines_by_budget.csv")
+    at5 = by_budget[(by_budget["held_out_by"] == "field pair") & (by_budget["exposures"] == 5)].set_index("rule")
+    mae = at5["memorization_mae_points"]
+    assert (
+        f"memorization-gain error at 5 exposures: {mae[PREDICTOR_RULE]:.0f} points against the paper's rule's "
+        f"{mae[PAPERS_RULE]:.0f}" in readme
+    )
     shipped = pd.read_csv(CALIBRATION / "tasks.csv")
-    assert f"`data/calibration/study-v2.1/`, {len(shipped)} units" in readme
+    assert f"`data/calibration/study-v2.2/`, {len(shipped)} units" in readme
 
 
 @pytest.mark.parametrize("ontology", ["hgnc", "hpo", "go"])

@@ -306,7 +306,7 @@ def test_a_train_config_without_a_config_is_one_line(tmp_path: Path) -> None:
     assert "does not hold a training configuration" in one_error_line(result.output)
 
 
-CALIBRATION = Path(__file__).resolve().parents[2] / "data" / "calibration" / "study-v2.1"
+CALIBRATION = Path(__file__).resolve().parents[2] / "data" / "calibration" / "study-v2.2"
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,7 @@ def test_predict_works_out_of_the_box_and_leaves_a_calibrated_task_out() -> None
     assert "this task is in the calibration and was left out of the fit" in text
     from lexprobe.predict import shipped_calibration_dir
 
-    tasks = pd.read_csv(shipped_calibration_dir() / "study-v2.1" / "tasks.csv")
+    tasks = pd.read_csv(shipped_calibration_dir() / "study-v2.2" / "tasks.csv")
     own = tasks[(tasks["label"] == "hgnc name-to-symbol") & (tasks["model"] == "smollm2-135m")].iloc[0]
     measured = f"memorization {own['memorization_gain']:+.3f}, generalization {own['generalization_gain']:+.3f}"
     assert f"measured with smollm2-135m: {measured}" in text
