@@ -231,6 +231,18 @@ def preprocess(X: np.ndarray, method: str = "standardize", *, clip_sd: float = 5
     Returns
     -------
     ndarray of float64, same shape
+
+    Examples
+    --------
+    >>> X = np.array([[1.0, 100.0], [3.0, 300.0], [5.0, 500.0]])
+    >>> preprocess(X, "center")
+    array([[  -2., -200.],
+           [   0.,    0.],
+           [   2.,  200.]])
+    >>> preprocess(X, "standardize").round(3)
+    array([[-1.225, -1.225],
+           [ 0.   ,  0.   ],
+           [ 1.225,  1.225]])
     """
     if method not in PREPROCESSING:
         raise AlignmentError(f"`preprocess` must be one of {', '.join(PREPROCESSING)}, got {method!r}")
@@ -277,6 +289,16 @@ def knn_indices(X: np.ndarray, k: int) -> np.ndarray:
     Returns
     -------
     ndarray of int64, shape (n_items, k)
+
+    Examples
+    --------
+    >>> X = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.7, 0.7]])
+    >>> knn_indices(X, 2)
+    array([[1, 4],
+           [0, 4],
+           [3, 4],
+           [2, 4],
+           [1, 3]])
     """
     X = validate_embeddings(X)
     n = X.shape[0]
@@ -368,7 +390,13 @@ def _knn_search(X: np.ndarray, k: int, *, approximate: bool | None = None) -> tu
 
 
 def neighbour_overlap(NX: np.ndarray, NY: np.ndarray) -> np.ndarray:
-    """Per-row |NX[i] ∩ NY[i]| for neighbour index arrays of equal width (e.g. from :func:`knn_indices`)."""
+    """Per-row |NX[i] ∩ NY[i]| for neighbour index arrays of equal width (e.g. from :func:`knn_indices`).
+
+    Examples
+    --------
+    >>> neighbour_overlap(np.array([[1, 2], [0, 3]]), np.array([[2, 3], [3, 0]]))
+    array([1, 2])
+    """
     return (NX[:, :, None] == NY[:, None, :]).any(axis=2).sum(axis=1)
 
 
