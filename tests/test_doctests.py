@@ -33,7 +33,7 @@ def _modules_with_examples() -> list[str]:
             spec = importlib.util.find_spec(info.name)
             if spec and spec.origin and spec.origin.endswith(".py") and ">>> " in Path(spec.origin).read_text():
                 found.append(info.name)
-    return sorted(found)
+    return sorted(set(found))  # installed, lexprobe.cli is also under lexprobe
 
 
 MODULES = _modules_with_examples()

@@ -153,7 +153,10 @@ def validate_embeddings(X: np.ndarray, name: str = "X", *, min_rows: int = 4) ->
     from lexprobe.embed import EmbeddingSet
 
     if isinstance(X, EmbeddingSet):
-        raise AlignmentError(f"`{name}` is an EmbeddingSet; {_HOW_TO_GET_ONE}")
+        raise AlignmentError(
+            f"`{name}` is an EmbeddingSet; pass one layer's (n_items, n_features) matrix, EmbeddingSet.layer(i) (the "
+            "metrics mutual_knn, retrieval, linear_cka, debiased_cka and rsa also take the set with layer=i)"
+        )
     kind = type(X).__name__
     try:
         X = np.asarray(X)

@@ -105,7 +105,10 @@ def test_metrics_take_embedding_sets_at_a_layer(rng) -> None:
         (lambda a, b, X: mutual_knn(a, b), r"`X` is an EmbeddingSet of 3 layers \(0, 4, 8\); say which with layer="),
         (lambda a, b, X: linear_cka(a, b, layer=5), r"layer 5 was not extracted for `X`; its layers are 0, 4, 8"),
         (lambda a, b, X: rsa(X, X, layer=4), "layer= applies to EmbeddingSets; `X` is a ndarray"),
-        (lambda a, b, X: validate_embeddings(a), r"`X` is an EmbeddingSet; pass a \(n_items, n_features\) float"),
+        (
+            lambda a, b, X: validate_embeddings(a),
+            r"`X` is an EmbeddingSet; pass one layer's \(n_items, n_features\) matrix, EmbeddingSet.layer\(i\)",
+        ),
         (lambda a, b, X: retrieval(a.array, b.array), r"got shape \(3, 40, 6\): a \(layers, items, dim\) stack"),
         (lambda a, b, X: debiased_cka({"x": X}, X), "`X` must be an embedding matrix, got a dict; pass a"),
         (lambda a, b, X: mutual_knn(X, None), "`Y` must be an embedding matrix, got a NoneType; .*EmbeddingSet"),
