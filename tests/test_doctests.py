@@ -52,13 +52,13 @@ def test_docstring_examples_run(name: str) -> None:
     assert tests, f"{name} has '>>> ' in its source but no doctest was found"
     slow = []
     for test in tests:
-        start = time.perf_counter()
+        start = time.process_time()  # CPU time: another process on the machine does not count
         runner.run(test)
-        if time.perf_counter() - start > 1.0:
+        if time.process_time() - start > 1.0:
             slow.append(test.name)
     result = runner.summarize(verbose=False)
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name} (output above)"
-    assert not slow, f"examples taking over a second: {slow}"
+    assert not slow, f"examples taking over a second of CPU: {slow}"
 
 
 def _has_example(obj: object) -> bool:

@@ -224,9 +224,9 @@ def evaluate_metric(
     >>> X = rng.standard_normal((60, 8))
     >>> Y = X + 0.5 * rng.standard_normal((60, 8))
     >>> perms = np.array([rng.permutation(60) for _ in range(50)])
-    >>> out = evaluate_metric("mknn", X, Y, perms, np.empty((0, 60), dtype=int), k=5)
+    >>> out = evaluate_metric("retrieval", X, Y, perms, np.empty((0, 60), dtype=int), retrieval_k=1)
     >>> round(out.value, 3), out.null.shape, bool(out.value > out.null.max())
-    (0.58, (50,), True)
+    (0.8, (50,), True)
     """
     if metric not in METRIC_NAMES:
         raise AlignmentError(f"unknown metric {metric!r}; choose from {', '.join(METRIC_NAMES)}")
@@ -265,12 +265,12 @@ def evaluate_metrics(
     >>> rng = np.random.default_rng(0)
     >>> X = rng.standard_normal((60, 8))
     >>> Y = X + 0.5 * rng.standard_normal((60, 8))
-    >>> perms = np.array([rng.permutation(60) for _ in range(20)])
-    >>> outs = evaluate_metrics(("mknn", "dcka"), X, Y, perms, np.empty((0, 60), dtype=int), k=5)
+    >>> no_resamples = np.empty((0, 60), dtype=int)  # CKA's null from its exact moments alone
+    >>> outs = evaluate_metrics(("cka", "dcka"), X, Y, no_resamples, no_resamples)
     >>> {m: round(o.value, 3) for m, o in outs.items()}
-    {'mknn': 0.58, 'dcka': 0.826}
-    >>> outs["dcka"].moments is not None
-    True
+    {'cka': 0.846, 'dcka': 0.826}
+    >>> round(outs["cka"].moments[0], 3), abs(outs["dcka"].moments[0]) < 1e-12  # null means: CKA's bias, and 0
+    (0.118, True)
     """
     unknown = [m for m in metrics if m not in METRIC_NAMES]
     if unknown:
