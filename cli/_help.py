@@ -27,13 +27,26 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 __all__ = ["HelpArgument", "HelpCommand", "HelpGroup", "HelpOption"]
 
 
+#: The bounds of a ``--seed`` (any value NumPy's legacy seeding takes): help shows ``<int>``, not the range.
+SEED_RANGE = (0, 2**32 - 1)
+
+
 class HelpOption(TyperOption):
     """An option whose help shows a type only where it takes a value, and a repeatable one the type of one value
-    (``--calibration <path>``, not ``<list[Path]>``; its help says it is repeatable)."""
+    (``--calibration <path>``, not ``<list[Path]>``; its help says it is repeatable). A seed (an int in
+    :data:`SEED_RANGE`) shows ``<int>`` without its range; a value outside it is still an error naming it."""
+
+    def _is_seed(self) -> bool:
+        return (self.min, self.max) == SEED_RANGE and self.type_descriptor.annotation is int
+
+    def _get_number_range_help_str(self) -> str | None:
+        return None if self._is_seed() else super()._get_number_range_help_str()
 
     def display_type_rich(self, ctx: Any) -> str | None:
         if self.is_flag or self.count:
             return None
+        if self._is_seed():
+            return "<int>"
         descriptor = self.type_descriptor
         if self.multiple and self.metavar is None and not descriptor.is_choice:
             element = (typing.get_args(descriptor.annotation) or (str,))[0]

@@ -26,6 +26,8 @@ from typing import Any
 import typer
 from lexprobe.cli._common import handle_errors
 
+from lexprobe.exceptions import did_you_mean
+
 
 def _choices(name: str, values: tuple[str, ...], doc: str) -> Any:
     """A ``str`` enum of ``values`` (members named as the values, ``-`` as ``_``), for Typer to list and check."""
@@ -73,8 +75,9 @@ def csv_choices(choices: tuple[str, ...], option: str) -> Callable[[str | None],
         parts = [p.strip() for p in text.split(",") if p.strip()]
         unknown = [p for p in parts if p not in choices]
         if unknown or not parts:
+            hints = "".join(f"; {p!r}{hint}" for p in unknown if (hint := did_you_mean(p, choices)))
             raise typer.BadParameter(
-                f"expected some of {','.join(choices)} (comma-separated), got {text!r}", param_hint=option
+                f"expected some of {','.join(choices)} (comma-separated), got {text!r}{hints}", param_hint=option
             )
         return text
 

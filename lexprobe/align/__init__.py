@@ -5,6 +5,7 @@ from __future__ import annotations
 from lexprobe.align._metrics import (
     PREPROCESSING,
     RETRIEVAL_MAPS,
+    AlignmentScore,
     CKAAccumulator,
     debiased_cka,
     knn_indices,
@@ -46,12 +47,13 @@ from lexprobe.align._surface import (
     surface_warnings,
 )
 
-#: The metrics by CLI name (typed functions returning floats).
+#: The metrics by CLI name (typed functions returning an :class:`AlignmentScore`, a float with its chance level).
 METRICS = {"mknn": mutual_knn, "retrieval": retrieval, "cka": linear_cka, "dcka": debiased_cka, "rsa": rsa}
 
 __all__ = [
     "AlignmentConfig",
     "AlignmentResult",
+    "AlignmentScore",
     "CKAAccumulator",
     "DEFAULT_METRICS",
     "METRICS",

@@ -1,16 +1,24 @@
 """Alignment metrics between paired embeddings X (n, d1) and Y (n, d2): row i of X belongs with row i of Y.
 
-Every public metric returns a plain float. The feature-space CKA forms never build an n x n matrix: they
-accumulate d x d cross-products in float64 over row batches (:class:`CKAAccumulator`).
+Every public metric returns an :class:`AlignmentScore`: a float (so arithmetic, comparisons, NumPy and JSON
+use it as before) that carries the metric's chance level beside it. Each takes two paired matrices, or two
+:class:`~lexprobe.embed.EmbeddingSet` with ``layer=``. The feature-space CKA forms never build an n x n
+matrix: they accumulate d x d cross-products in float64 over row batches (:class:`CKAAccumulator`).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lexprobe.exceptions import AlignmentError
 
+if TYPE_CHECKING:
+    from lexprobe.embed import EmbeddingSet
+
 __all__ = [
+    "AlignmentScore",
     "validate_embeddings",
     "validate_pair",
     "preprocess",
@@ -29,15 +37,138 @@ __all__ = [
 PREPROCESSING = ("none", "center", "standardize", "clip")
 
 
+class AlignmentScore(float):
+    """A metric's value, a float, with the metric's chance level beside it (``value``, ``chance``, ``metric``).
+
+    It is a ``float`` subclass, so code that used the plain float the metrics returned before (arithmetic,
+    comparisons, ``np.array`` of scores, ``json``, ``f"{score:.3f}"``) reads the value unchanged; ``float(score)``
+    or ``score.value`` is the value alone. It is immutable. ``chance`` is the metric's mean over random
+    pairings of the rows (what unrelated sides score): ``k / (n - 1)`` for mutual kNN, ``k / n_test`` for
+    retrieval@k, the exact mean over all pairings for linear CKA, 0 for debiased CKA and about 0 for RSA
+    (see each metric). ``above_chance`` is ``value - chance``.
+
+    Examples
+    --------
+    >>> score = AlignmentScore(0.42, chance=0.1, metric="mknn")
+    >>> score
+    AlignmentScore(value=0.42, chance=0.1, metric='mknn')
+    >>> float(score), score.value, round(score.above_chance, 2), score > 0.4
+    (0.42, 0.42, 0.32, True)
+    """
+
+    __slots__ = ("chance", "metric")
+    chance: float
+    metric: str
+
+    def __new__(cls, value: float, chance: float, metric: str) -> AlignmentScore:
+        self = super().__new__(cls, value)
+        object.__setattr__(self, "chance", float(chance))
+        object.__setattr__(self, "metric", str(metric))
+        return self
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"AlignmentScore is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"AlignmentScore is immutable; cannot delete {name!r}")
+
+    def __reduce__(self):
+        return (type(self), (float(self), self.chance, self.metric))
+
+    @property
+    def value(self) -> float:
+        """The metric's value as a plain float."""
+        return float(self)
+
+    @property
+    def above_chance(self) -> float:
+        """``value - chance``: the metric's excess over unrelated sides."""
+        return float(self) - self.chance
+
+    def __repr__(self) -> str:
+        return f"AlignmentScore(value={float(self)!r}, chance={self.chance!r}, metric={self.metric!r})"
+
+    __str__ = float.__repr__  # str(score) and f"{score}" stay the plain number, as they were for a float
+
+
+#: What an EmbeddingSet-shaped argument is told (see :func:`_matrix`).
+_HOW_TO_GET_ONE = (
+    "pass a (n_items, n_features) float array, e.g. EmbeddingSet.layer(i), or an EmbeddingSet with layer=i "
+    "(lexprobe.embed.embed_field or extract_hidden_states make one)"
+)
+
+
+def _matrix(X: Any, name: str, layer: int | None) -> Any:
+    """``X`` as the metrics take it: an EmbeddingSet's matrix at ``layer`` (or its only layer), else ``X`` itself.
+
+    An object that is neither an EmbeddingSet nor array-like is an :class:`AlignmentError` saying how to get one
+    (``np.asarray`` would make it a 0-d object array, whose "got shape ()" misleads).
+    """
+    from lexprobe.embed import EmbeddingSet  # below align; already loaded by `import lexprobe.align`
+
+    if isinstance(X, EmbeddingSet):
+        if layer is None:
+            if len(X.layers) != 1:
+                raise AlignmentError(
+                    f"`{name}` is an EmbeddingSet of {len(X.layers)} layers ({_layer_span(X.layers)}); "
+                    f"say which with layer=, e.g. layer={X.layers[len(X.layers) // 2]}"
+                )
+            layer = X.layers[0]
+        if layer not in X.layers:
+            raise AlignmentError(
+                f"layer {layer} was not extracted for `{name}`; its layers are {_layer_span(X.layers)}"
+            )
+        return X.layer(layer)
+    if layer is not None:
+        raise AlignmentError(
+            f"layer= applies to EmbeddingSets; `{name}` is a {type(X).__name__}, pass its matrix alone"
+        )
+    return X
+
+
+def _layer_span(layers: list[int]) -> str:
+    if len(layers) > 2 and layers == list(range(layers[0], layers[-1] + 1)):
+        return f"{layers[0]}..{layers[-1]}"
+    return ", ".join(str(i) for i in layers)
+
+
 def validate_embeddings(X: np.ndarray, name: str = "X", *, min_rows: int = 4) -> np.ndarray:
     """Check ``X`` is a finite 2-D float array with at least ``min_rows`` rows; return it as an array.
 
     Raises
     ------
     AlignmentError
-        Wrong shape, too few rows, non-float or non-finite values.
+        Wrong shape, too few rows, non-float or non-finite values; an EmbeddingSet or another object that is
+        not a matrix (the message says how to get one).
+
+    Examples
+    --------
+    >>> validate_embeddings(np.zeros((5, 3))).shape
+    (5, 3)
+    >>> validate_embeddings(np.zeros((2, 5, 3)))
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.AlignmentError: `X` must be 2-D (n_items, n_features), got shape (2, 5, 3): ...
     """
-    X = np.asarray(X)
+    from lexprobe.embed import EmbeddingSet
+
+    if isinstance(X, EmbeddingSet):
+        raise AlignmentError(
+            f"`{name}` is an EmbeddingSet; pass one layer's (n_items, n_features) matrix, EmbeddingSet.layer(i) (the "
+            "metrics mutual_knn, retrieval, linear_cka, debiased_cka and rsa also take the set with layer=i)"
+        )
+    kind = type(X).__name__
+    try:
+        X = np.asarray(X)
+    except (ValueError, TypeError):  # a ragged list
+        X = np.empty((), dtype=object)
+    if X.dtype == object:
+        raise AlignmentError(f"`{name}` must be an embedding matrix, got a {kind}; {_HOW_TO_GET_ONE}")
+    if X.ndim == 3:
+        raise AlignmentError(
+            f"`{name}` must be 2-D (n_items, n_features), got shape {X.shape}: a (layers, items, dim) stack like "
+            "EmbeddingSet.array; pass one layer, e.g. array[i] or EmbeddingSet.layer(i)"
+        )
     if X.ndim != 2:
         raise AlignmentError(f"`{name}` must be 2-D (n_items, n_features), got shape {X.shape}")
     if not np.issubdtype(X.dtype, np.floating):
@@ -49,13 +180,42 @@ def validate_embeddings(X: np.ndarray, name: str = "X", *, min_rows: int = 4) ->
     return X
 
 
-def validate_pair(X: np.ndarray, Y: np.ndarray, *, min_rows: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Validate both matrices and check they are paired (same number of rows)."""
+def validate_pair(
+    X: np.ndarray | EmbeddingSet, Y: np.ndarray | EmbeddingSet, *, min_rows: int = 4, layer: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate both matrices and check they are paired (same number of rows).
+
+    ``X`` and ``Y`` may be EmbeddingSets, with ``layer`` the hidden-state index to take from both (it may be
+    left out when each holds one layer); two sets must hold the same item keys in the same order.
+
+    Examples
+    --------
+    >>> X, Y = validate_pair(np.ones((6, 4)), np.ones((6, 2)))
+    >>> X.shape, Y.shape
+    ((6, 4), (6, 2))
+    """
+    _check_keys(X, Y)
+    X, Y = _matrix(X, "X", layer), _matrix(Y, "Y", layer)
     X = validate_embeddings(X, "X", min_rows=min_rows)
     Y = validate_embeddings(Y, "Y", min_rows=min_rows)
     if X.shape[0] != Y.shape[0]:
         raise AlignmentError(f"X and Y must be paired row by row; got {X.shape[0]} and {Y.shape[0]} rows")
     return X, Y
+
+
+def _check_keys(X: Any, Y: Any) -> None:
+    """Two EmbeddingSets are paired only when they hold the same items in the same order."""
+    from lexprobe.embed import EmbeddingSet
+
+    if not (isinstance(X, EmbeddingSet) and isinstance(Y, EmbeddingSet)):
+        return
+    keys_x, keys_y = list(X.keys), list(Y.keys)
+    if keys_x != keys_y:
+        first = next((i for i, (a, b) in enumerate(zip(keys_x, keys_y)) if a != b), min(len(keys_x), len(keys_y)))
+        raise AlignmentError(
+            f"the two EmbeddingSets are not paired item by item: their keys differ from row {first} on "
+            f"({len(keys_x)} and {len(keys_y)} items); embed both fields of the same terms, in the same order"
+        )
 
 
 def preprocess(X: np.ndarray, method: str = "standardize", *, clip_sd: float = 5.0) -> np.ndarray:
@@ -74,6 +234,18 @@ def preprocess(X: np.ndarray, method: str = "standardize", *, clip_sd: float = 5
     Returns
     -------
     ndarray of float64, same shape
+
+    Examples
+    --------
+    >>> X = np.array([[1.0, 100.0], [3.0, 300.0], [5.0, 500.0]])
+    >>> preprocess(X, "center")
+    array([[  -2., -200.],
+           [   0.,    0.],
+           [   2.,  200.]])
+    >>> preprocess(X, "standardize").round(3)
+    array([[-1.225, -1.225],
+           [ 0.   ,  0.   ],
+           [ 1.225,  1.225]])
     """
     if method not in PREPROCESSING:
         raise AlignmentError(f"`preprocess` must be one of {', '.join(PREPROCESSING)}, got {method!r}")
@@ -120,6 +292,16 @@ def knn_indices(X: np.ndarray, k: int) -> np.ndarray:
     Returns
     -------
     ndarray of int64, shape (n_items, k)
+
+    Examples
+    --------
+    >>> X = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.7, 0.7]])
+    >>> knn_indices(X, 2)
+    array([[1, 4],
+           [0, 4],
+           [3, 4],
+           [2, 4],
+           [1, 3]])
     """
     X = validate_embeddings(X)
     n = X.shape[0]
@@ -211,28 +393,72 @@ def _knn_search(X: np.ndarray, k: int, *, approximate: bool | None = None) -> tu
 
 
 def neighbour_overlap(NX: np.ndarray, NY: np.ndarray) -> np.ndarray:
-    """Per-row |NX[i] ∩ NY[i]| for neighbour index arrays of equal width (e.g. from :func:`knn_indices`)."""
+    """Per-row |NX[i] ∩ NY[i]| for neighbour index arrays of equal width (e.g. from :func:`knn_indices`).
+
+    Examples
+    --------
+    >>> neighbour_overlap(np.array([[1, 2], [0, 3]]), np.array([[2, 3], [3, 0]]))
+    array([1, 2])
+    """
     return (NX[:, :, None] == NY[:, None, :]).any(axis=2).sum(axis=1)
 
 
 _overlap = neighbour_overlap
 
 
-def mutual_knn_per_item(X: np.ndarray, Y: np.ndarray, *, k: int = 10) -> np.ndarray:
-    """Per-item neighbourhood agreement: |kNN_X(i) ∩ kNN_Y(i)| / k, shape (n_items,)."""
-    X, Y = validate_pair(X, Y)
+def mutual_knn_per_item(
+    X: np.ndarray | EmbeddingSet, Y: np.ndarray | EmbeddingSet, *, k: int = 10, layer: int | None = None
+) -> np.ndarray:
+    """Per-item neighbourhood agreement: |kNN_X(i) ∩ kNN_Y(i)| / k, shape (n_items,).
+
+    Its mean is :func:`mutual_knn`. ``X``, ``Y`` and ``layer`` as in :func:`mutual_knn`.
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).standard_normal((30, 8))
+    >>> mutual_knn_per_item(X, 2 * X, k=5)[:4]
+    array([1., 1., 1., 1.])
+    """
+    X, Y = validate_pair(X, Y, layer=layer)
     return _overlap(knn_indices(X, k), knn_indices(Y, k)) / k
 
 
-def mutual_knn(X: np.ndarray, Y: np.ndarray, *, k: int = 10) -> float:
+def mutual_knn(
+    X: np.ndarray | EmbeddingSet, Y: np.ndarray | EmbeddingSet, *, k: int = 10, layer: int | None = None
+) -> AlignmentScore:
     """Mutual k-nearest-neighbour alignment: mean over items of |kNN_X(i) ∩ kNN_Y(i)| / k.
+
+    Parameters
+    ----------
+    X, Y : array of shape (n_items, d1) and (n_items, d2), or EmbeddingSet
+        Paired rows; two EmbeddingSets (the same item keys, in order) are read at ``layer``.
+    k : int
+        Neighbours per item, in [1, n_items - 1].
+    layer : int, optional
+        The hidden-state index to compare when ``X`` and ``Y`` are EmbeddingSets (may be left out when they
+        hold one layer each).
+
+    Returns
+    -------
+    AlignmentScore
+        The value in [0, 1], a float; ``chance`` = k / (n - 1), exactly the mean over random pairings (a
+        shuffled pairing makes item i's Y-neighbours a uniform k-subset of the other n - 1 items).
 
     Notes
     -----
     The metric of Huh et al. 2024 ("The Platonic Representation Hypothesis"), with cosine neighbours and
-    the item itself excluded. Chance level is about k / (n - 1).
+    the item itself excluded.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((100, 16))
+    >>> score = mutual_knn(X, X + 0.1 * rng.standard_normal((100, 16)), k=10)
+    >>> round(score.value, 2), round(score.chance, 4)
+    (0.89, 0.101)
     """
-    return float(mutual_knn_per_item(X, Y, k=k).mean())
+    values = mutual_knn_per_item(X, Y, k=k, layer=layer)
+    return AlignmentScore(float(values.mean()), chance=k / (len(values) - 1), metric="mknn")
 
 
 RETRIEVAL_MAPS = ("ridge", "procrustes", "none")
@@ -298,15 +524,16 @@ class _RetrievalScorer:
 
 
 def retrieval(
-    X: np.ndarray,
-    Y: np.ndarray,
+    X: np.ndarray | EmbeddingSet,
+    Y: np.ndarray | EmbeddingSet,
     *,
     k: int = 1,
     method: str = "ridge",
     alpha: float = 1.0,
     test_size: float = 0.5,
     seed: int = 0,
-) -> float:
+    layer: int | None = None,
+) -> AlignmentScore:
     """Cross-modal retrieval: how often row i finds its partner among the k nearest rows of the other side.
 
     A map is fitted on a random train split and scored on the held-out rows, in both directions (X -> Y and
@@ -314,8 +541,8 @@ def retrieval(
 
     Parameters
     ----------
-    X, Y : array of shape (n_items, d1) and (n_items, d2)
-        Paired rows.
+    X, Y : array of shape (n_items, d1) and (n_items, d2), or EmbeddingSet
+        Paired rows (EmbeddingSets read at ``layer``, as in :func:`mutual_knn`).
     k : int
         Hit if the partner is among the ``k`` most cosine-similar held-out candidates.
     method : {"ridge", "procrustes", "none"}
@@ -327,11 +554,14 @@ def retrieval(
         Share of rows held out for scoring.
     seed : int
         Seed of the train / test split.
+    layer : int, optional
+        The hidden-state index when ``X`` and ``Y`` are EmbeddingSets.
 
     Returns
     -------
-    float
-        Hit rate in [0, 1].
+    AlignmentScore
+        Hit rate in [0, 1], a float; ``chance`` = k / n_test, the hit rate of a random pairing (the partner's
+        rank among the n_test candidates is then uniform).
 
     Raises
     ------
@@ -340,13 +570,21 @@ def retrieval(
 
     Notes
     -----
-    Chance level is k / n_test. Orthogonal Procrustes: Schönemann 1966; the held-out protocol follows
-    cross-lingual embedding mapping (Mikolov et al. 2013, "Exploiting similarities among languages").
+    Orthogonal Procrustes: Schönemann 1966; the held-out protocol follows cross-lingual embedding mapping
+    (Mikolov et al. 2013, "Exploiting similarities among languages").
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((200, 8))
+    >>> score = retrieval(X, X @ rng.standard_normal((8, 12)), k=1)
+    >>> score
+    AlignmentScore(value=0.97, chance=0.01, metric='retrieval')
     """
-    X, Y = validate_pair(X, Y)
+    X, Y = validate_pair(X, Y, layer=layer)
     train, test = _split(X.shape[0], test_size, seed)
     scorer = _RetrievalScorer(X, Y, train, test, k=k, method=method, alpha=alpha)
-    return float(scorer.per_item().mean())
+    return AlignmentScore(float(scorer.per_item().mean()), chance=k / len(test), metric="retrieval")
 
 
 def _split(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -364,10 +602,13 @@ class CKAAccumulator:
 
     Examples
     --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((1000, 6))
     >>> acc = CKAAccumulator()
-    >>> for xb, yb in batches:                       # doctest: +SKIP
-    ...     acc.update(xb, yb)
-    >>> acc.linear(), acc.debiased()                 # doctest: +SKIP
+    >>> for start in range(0, 1000, 250):            # four batches of paired rows
+    ...     acc = acc.update(X[start : start + 250], 3 * X[start : start + 250])
+    >>> acc.n, round(acc.linear(), 6), round(acc.debiased(), 6)
+    (1000, 1.0, 1.0)
     """
 
     def __init__(self) -> None:
@@ -411,6 +652,20 @@ class CKAAccumulator:
         denom = np.linalg.norm(cxx) * np.linalg.norm(cyy)
         return float(np.linalg.norm(cxy) ** 2 / denom) if denom > 0 else 0.0
 
+    def _linear_chance(self) -> float:
+        """Linear CKA's exact mean over all n! pairings of the rows: tr K tr L / ((n - 1) ||K||_F ||L||_F).
+
+        With K = X̃X̃ᵀ, L = ỸỸᵀ of the centred rows (K1 = 0), E_p Σ_ij K_ij L_p(i)p(j) = tr K tr L / n +
+        (Σ_{i≠j} K_ij)(Σ_{i≠j} L_ij) / (n (n - 1)) and Σ_{i≠j} K_ij = -tr K; tr K = tr(X̃ᵀX̃). The same mean as
+        :func:`lexprobe.align.cka_null_moments` gives (tested), from the sums already accumulated.
+        """
+        s, n = self._s, self.n
+        mx, my = s["sx"] / n, s["sy"] / n
+        cxx = s["XtX"] - n * np.outer(mx, mx)
+        cyy = s["YtY"] - n * np.outer(my, my)
+        denom = np.linalg.norm(cxx) * np.linalg.norm(cyy)
+        return float(np.trace(cxx) * np.trace(cyy) / ((n - 1) * denom)) if denom > 0 else 0.0
+
     def _hsic1(self, C, sx, sy, ab, a, b, bX, aY) -> float:
         # Unbiased HSIC (Song et al. 2012, eq. 5) with linear kernels K = XXᵀ, L = YYᵀ, written in feature
         # space: K̃ is K with its diagonal set to zero.
@@ -441,29 +696,65 @@ def _accumulate(X: np.ndarray, Y: np.ndarray, batch: int = 4096) -> CKAAccumulat
     return acc
 
 
-def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
+def linear_cka(
+    X: np.ndarray | EmbeddingSet, Y: np.ndarray | EmbeddingSet, *, layer: int | None = None
+) -> AlignmentScore:
     """Linear centered kernel alignment, feature-space form: ||XᵀY||²_F / (||XᵀX||_F ||YᵀY||_F), X, Y centered.
+
+    ``X``, ``Y`` and ``layer`` as in :func:`mutual_knn`.
+
+    Returns
+    -------
+    AlignmentScore
+        The value in [0, 1], a float; ``chance`` = tr K tr L / ((n - 1) ||K||_F ||L||_F) (K, L the centred
+        linear kernels), linear CKA's exact mean over all pairings of the rows: well above 0 when n is not much
+        larger than the dimensions (the bias that debiased CKA removes).
 
     Notes
     -----
     Kornblith et al. 2019, "Similarity of Neural Network Representations Revisited", eq. 5 (linear kernel).
     Equal to the Gram form HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)); O(n d²) time, O(d²) memory.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> score = linear_cka(rng.standard_normal((50, 20)), rng.standard_normal((50, 20)))
+    >>> round(score.value, 2), round(score.chance, 2)
+    (0.3, 0.28)
     """
-    X, Y = validate_pair(X, Y)
-    return _accumulate(X, Y).linear()
+    X, Y = validate_pair(X, Y, layer=layer)
+    acc = _accumulate(X, Y)
+    return AlignmentScore(acc.linear(), chance=acc._linear_chance(), metric="cka")
 
 
-def debiased_cka(X: np.ndarray, Y: np.ndarray) -> float:
+def debiased_cka(
+    X: np.ndarray | EmbeddingSet, Y: np.ndarray | EmbeddingSet, *, layer: int | None = None
+) -> AlignmentScore:
     """Debiased linear CKA in feature space: CKA with the unbiased HSIC estimator.
+
+    ``X``, ``Y`` and ``layer`` as in :func:`mutual_knn`.
+
+    Returns
+    -------
+    AlignmentScore
+        The value, a float (it can be slightly negative); ``chance`` = 0, its exact mean over all pairings of
+        the rows (the unbiased HSIC's mean over pairings is 0; its denominator does not depend on the pairing).
 
     Notes
     -----
     Song et al. 2012, "Feature Selection via Dependence Maximization", eq. 5 (unbiased HSIC), as used for
     debiased CKA by Kornblith et al. 2019 (section 3). Linear CKA is biased upwards when n is not much
     larger than d; the debiased form is near 0 for independent X and Y.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> score = debiased_cka(rng.standard_normal((50, 20)), rng.standard_normal((50, 20)))
+    >>> abs(score.value) < 0.05, score.chance
+    (True, 0.0)
     """
-    X, Y = validate_pair(X, Y)
-    return _accumulate(X, Y).debiased()
+    X, Y = validate_pair(X, Y, layer=layer)
+    return AlignmentScore(_accumulate(X, Y).debiased(), chance=0.0, metric="dcka")
 
 
 def _pair_sample(n: int, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -483,31 +774,51 @@ def _pair_distances(Zn: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return 1.0 - np.einsum("ij,ij->i", Zn[i], Zn[j], dtype=np.float64)
 
 
-def rsa(X: np.ndarray, Y: np.ndarray, *, n_pairs: int = 20000, seed: int = 0) -> float:
+def rsa(
+    X: np.ndarray | EmbeddingSet,
+    Y: np.ndarray | EmbeddingSet,
+    *,
+    n_pairs: int = 20000,
+    seed: int = 0,
+    layer: int | None = None,
+) -> AlignmentScore:
     """Representational similarity: Spearman correlation of pairwise cosine distances, sampled pairs.
 
     Parameters
     ----------
-    X, Y : array of shape (n_items, d1) and (n_items, d2)
-        Paired rows.
+    X, Y : array of shape (n_items, d1) and (n_items, d2), or EmbeddingSet
+        Paired rows (EmbeddingSets read at ``layer``, as in :func:`mutual_knn`).
     n_pairs : int
         Pairs (i, j), i != j, drawn with ``seed`` (every pair when there are fewer); the same pairs in X and Y.
+    layer : int, optional
+        The hidden-state index when ``X`` and ``Y`` are EmbeddingSets.
 
     Returns
     -------
-    float
-        Spearman's rho in [-1, 1].
+    AlignmentScore
+        Spearman's rho in [-1, 1], a float; ``chance`` = 0: exactly the mean over all pairings of the rows when
+        every pair is used (n (n - 1) / 2 <= n_pairs; a Mantel statistic of centred ranks), about 0 for sampled
+        pairs.
 
     Notes
     -----
     Kriegeskorte et al. 2008, "Representational similarity analysis". Sampling pairs keeps time and memory
     O(n_pairs d) instead of O(n² d).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((60, 8))
+    >>> score = rsa(X, X @ rng.standard_normal((8, 8)))
+    >>> score.value > 0.5, score.chance
+    (True, 0.0)
     """
-    X, Y = validate_pair(X, Y)
+    X, Y = validate_pair(X, Y, layer=layer)
     if n_pairs < 10:
         raise AlignmentError(f"`n_pairs` must be at least 10, got {n_pairs}")
     i, j = _pair_sample(X.shape[0], n_pairs, seed)
-    return _spearman(_pair_distances(_normalized32(X), i, j), _pair_distances(_normalized32(Y), i, j))
+    value = _spearman(_pair_distances(_normalized32(X), i, j), _pair_distances(_normalized32(Y), i, j))
+    return AlignmentScore(value, chance=0.0, metric="rsa")
 
 
 def _spearman(a: np.ndarray, b: np.ndarray, ranked_a: np.ndarray | None = None) -> float:

@@ -69,6 +69,12 @@ class MetricOutcome:
     with zero rows), and ``interval`` is then (nan, nan). ``moments`` is the exact mean and sd of the null
     over all n! pairings where they have a closed form (linear and debiased CKA: :func:`cka_null_moments`),
     else None.
+
+    Examples
+    --------
+    >>> outcome = MetricOutcome(value=0.42, null=np.array([0.1, 0.12, 0.09]), boot=np.empty(0))
+    >>> outcome.interval, outcome.moments
+    ((nan, nan), None)
     """
 
     value: float
@@ -112,6 +118,14 @@ def summarize_null(value: float, null: np.ndarray, moments: tuple[float, float] 
     still the empirical (1 + #{null >= value}) / (1 + n_null) of the Monte Carlo ``null`` when it has values,
     and Cantelli's bound 1 / (1 + z²) (:func:`cantelli_bound`) when it has none. Without ``moments`` all four
     come from ``null`` (NaN when it is empty).
+
+    Examples
+    --------
+    >>> summarize_null(0.5, np.array([0.1, 0.2, 0.3, 0.2]))
+    {'null_mean': 0.2, 'null_sd': 0.0816..., 'z': 3.674..., 'p_value': 0.2}
+    >>> out = summarize_null(0.5, np.empty(0), moments=(0.2, 0.1))  # exact moments, no permutations: Cantelli's p
+    >>> round(out["z"], 6), round(out["p_value"], 6)
+    (3.0, 0.1)
     """
     null = np.asarray(null, dtype=float)
     if moments is not None:
@@ -133,6 +147,13 @@ def cantelli_bound(z: float | np.ndarray) -> float | np.ndarray:
 
     It needs only the mean and the variance, whatever the null's shape, so with the exact permutation moments
     it is a valid (conservative) p-value with no permutation run at all.
+
+    Examples
+    --------
+    >>> cantelli_bound(3.0)
+    0.1
+    >>> cantelli_bound(np.array([-1.0, 0.0, 1.0]))
+    array([1. , 1. , 0.5])
     """
     z = np.asarray(z, dtype=float)
     out = np.where(z > 0, 1.0 / (1.0 + np.square(np.where(z > 0, z, 0.0))), 1.0)
@@ -196,6 +217,16 @@ def evaluate_metric(
     ------
     AlignmentError
         Unknown metric, invalid X / Y, or malformed ``perms`` / ``boots``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((60, 8))
+    >>> Y = X + 0.5 * rng.standard_normal((60, 8))
+    >>> perms = np.array([rng.permutation(60) for _ in range(50)])
+    >>> out = evaluate_metric("retrieval", X, Y, perms, np.empty((0, 60), dtype=int), retrieval_k=1)
+    >>> round(out.value, 3), out.null.shape, bool(out.value > out.null.max())
+    (0.8, (50,), True)
     """
     if metric not in METRIC_NAMES:
         raise AlignmentError(f"unknown metric {metric!r}; choose from {', '.join(METRIC_NAMES)}")
@@ -228,6 +259,18 @@ def evaluate_metrics(
 
     ``cka_boots`` overrides ``boots`` for the two CKA metrics (each of their resamples is a full CKA), and
     ``cka_perms`` overrides ``perms`` for them (zero rows: their null is the exact moments alone).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((60, 8))
+    >>> Y = X + 0.5 * rng.standard_normal((60, 8))
+    >>> no_resamples = np.empty((0, 60), dtype=int)  # CKA's null from its exact moments alone
+    >>> outs = evaluate_metrics(("cka", "dcka"), X, Y, no_resamples, no_resamples)
+    >>> {m: round(o.value, 3) for m, o in outs.items()}
+    {'cka': 0.846, 'dcka': 0.826}
+    >>> round(outs["cka"].moments[0], 3), abs(outs["dcka"].moments[0]) < 1e-12  # null means: CKA's bias, and 0
+    (0.118, True)
     """
     unknown = [m for m in metrics if m not in METRIC_NAMES]
     if unknown:
@@ -337,6 +380,17 @@ def cka_null_moments(X: np.ndarray, Y: np.ndarray) -> dict[str, tuple[float, flo
     The permutation null of :func:`evaluate_metric` draws from this distribution; these are its moments with no
     Monte Carlo error. Returns ``{"cka": (mean, sd), "dcka": (mean, sd)}``. See :func:`_cka_moments` for the
     derivation (Mantel's moments of a quadratic assignment statistic, with the diagonal kept apart).
+
+    Examples
+    --------
+    >>> from lexprobe.align import linear_cka
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((40, 5)), rng.standard_normal((40, 3))
+    >>> moments = cka_null_moments(X, Y)
+    >>> sorted(moments), round(moments["cka"][0], 4) == round(linear_cka(X, Y).chance, 4)
+    (['cka', 'dcka'], True)
+    >>> abs(moments["dcka"][0]) < 1e-12, moments["dcka"][1] > 0
+    (True, True)
     """
     sx, sy = _sides(X, Y)  # a Side needs at least 4 rows, as the moments do
     return _cka_moments(sx, sy, **_null_scales(_accumulate_sides(sx, sy)))

@@ -70,7 +70,15 @@ _DEFAULT_PAIRS = {"hgnc": ("name:symbol", "name:id", "symbol:id")}
 
 
 def default_pairs(ontology: str) -> tuple[str, ...]:
-    """Field pairs measured by default: name/symbol/id for HGNC, name:id otherwise."""
+    """Field pairs measured by default: name/symbol/id for HGNC, name:id otherwise.
+
+    Examples
+    --------
+    >>> default_pairs("hgnc")
+    ('name:symbol', 'name:id', 'symbol:id')
+    >>> default_pairs("hpo")
+    ('name:id',)
+    """
     return _DEFAULT_PAIRS.get(ontology, ("name:id",))
 
 
@@ -200,7 +208,17 @@ class AlignmentConfig:
 
 
 def parse_pair(pair: str) -> tuple[str, str]:
-    """``"name:symbol"`` -> ``("name", "symbol")``."""
+    """``"name:symbol"`` -> ``("name", "symbol")``.
+
+    Examples
+    --------
+    >>> parse_pair("name:symbol")
+    ('name', 'symbol')
+    >>> parse_pair("name")
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.AlignmentError: a pair must look like name:symbol (two different fields), got 'name'
+    """
     parts = [p.strip() for p in str(pair).split(":")]
     if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
         raise AlignmentError(f"a pair must look like name:symbol (two different fields), got {pair!r}")
@@ -211,7 +229,15 @@ def parse_pair(pair: str) -> tuple[str, str]:
 
 @dataclasses.dataclass
 class AlignmentResult:
-    """Per-layer alignment (``table``), the chosen-layer summary, and what made them."""
+    """Per-layer alignment (``table``), the chosen-layer summary, and what made them.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"pair": ["name:symbol"], "layer": [6], "metric": ["mknn"], "value": [0.31]})
+    >>> result = AlignmentResult(table, table.iloc[:0], embeddings={}, terms=pd.DataFrame(), manifest={})
+    >>> float(result.table.loc[0, "value"])
+    0.31
+    """
 
     table: pd.DataFrame
     summary: pd.DataFrame
@@ -259,6 +285,16 @@ def run_alignment(
         controlled p > 0.05 or the controlled effect below half the raw effect, each at its own best layer
         against its own layer-max null (:func:`lexprobe.align.surface_warnings`); the same lines are in the
         manifest's ``warnings``.
+
+    Examples
+    --------
+    >>> config = AlignmentConfig(ontology="hgnc", limit=8, k=10)  # the bundled HGNC snapshot
+    >>> run_alignment(config)  # checked against the sample before any model loads
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.AlignmentError: --k must be in [1, n_items - 1] = [1, 7], got 10; lower --k or raise --limit
+    >>> result = run_alignment(AlignmentConfig(ontology="hgnc", limit=200))  # doctest: +SKIP
+    >>> result.summary[["pair", "metric", "best_layer", "value", "z"]]  # doctest: +SKIP
     """
     from lexprobe.embed import ExtractionConfig, extract_hidden_states  # as called: a stand-in put there is used
     from lexprobe.ontology import load_ontology  # pandas, curies, pooch: not for every `import lexprobe.align`
@@ -605,6 +641,17 @@ def write_alignment(
     ``umap=False`` skips the UMAP figure (the by-layer figure is still drawn); so does a missing umap-learn
     (the extra ``umap``), logged once and recorded in the manifest's ``figures_skipped``. The seconds spent
     drawing go into the manifest's ``timings``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> table = pd.DataFrame({"pair": ["name:symbol"], "layer": [6], "metric": ["mknn"], "value": [0.31]})
+    >>> record = {"config": {}, "inputs": {}, "seed": 0}  # run_alignment records the config, ontology and model
+    >>> result = AlignmentResult(table, table, embeddings={}, terms=pd.DataFrame(), manifest=record)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print(sorted(p.name for p in write_alignment(result, Path(tmp) / "align-hgnc", figures=False)))
+    ['alignment.csv', 'alignment_summary.csv', 'manifest.json']
     """
 
     def draw(directory: Path) -> list[Path]:

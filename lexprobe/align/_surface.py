@@ -63,6 +63,14 @@ def surface_covariates(texts: Sequence[str], n_tokens: Sequence[int]) -> pd.Data
     ------
     AlignmentError
         ``n_tokens`` of another length than ``texts``.
+
+    Examples
+    --------
+    >>> surface_covariates(["BRCA1", "HGNC:1100", "insulin"], [2, 5, 1])
+       n_tokens  digit_share  punct_share
+    0       2.0     0.200000     0.000000
+    1       5.0     0.444444     0.111111
+    2       1.0     0.000000     0.000000
     """
     texts = [str(t) for t in texts]
     if len(n_tokens) != len(texts):
@@ -98,6 +106,15 @@ def residualize(X: np.ndarray, covariates: np.ndarray | pd.DataFrame) -> np.ndar
     ------
     AlignmentError
         Not 2-D, or another number of rows than ``X``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> lengths = rng.integers(1, 9, size=(50, 1)).astype(float)
+    >>> X = np.hstack([3 * lengths + 1, rng.standard_normal((50, 2))])
+    >>> R = residualize(X, lengths)
+    >>> float(np.abs(R[:, 0]).max()) < 1e-9  # the column that was all length is gone
+    True
     """
     X = np.asarray(X)
     C = np.asarray(covariates, dtype=np.float64)
@@ -114,7 +131,16 @@ def residualize(X: np.ndarray, covariates: np.ndarray | pd.DataFrame) -> np.ndar
 
 
 def explained_share(X: np.ndarray, residuals: np.ndarray) -> float:
-    """The share of ``X``'s total (centred) variance that the fit removed: 1 - ||R||² / ||X - mean(X)||²."""
+    """The share of ``X``'s total (centred) variance that the fit removed: 1 - ||R||² / ||X - mean(X)||².
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> lengths = rng.integers(1, 9, size=(200, 1)).astype(float)
+    >>> X = np.hstack([lengths, rng.standard_normal((200, 1)) * lengths.std()])
+    >>> round(explained_share(X, residualize(X, lengths)), 2)
+    0.48
+    """
     X = np.asarray(X, dtype=np.float64)
     total = float(np.sum((X - X.mean(0)) ** 2))
     return float(1.0 - np.sum(np.asarray(residuals, dtype=np.float64) ** 2) / total) if total > 0 else 0.0
@@ -141,6 +167,16 @@ def surface_warnings(summary: pd.DataFrame) -> list[str]:
     summary : pandas.DataFrame
         ``alignment_summary.csv``: ``pair, metric, effect, p_value`` and the controlled ``effect_ctl,
         p_value_ctl``. Rows without a null (no permutations) are never flagged.
+
+    Examples
+    --------
+    >>> summary = pd.DataFrame({"pair": ["name:id"], "metric": ["mknn"], "effect": [0.04], "p_value": [0.01],
+    ...                         "effect_ctl": [0.01], "p_value_ctl": [0.3]})
+    >>> lines = surface_warnings(summary)  # the effect drops from 0.04 to 0.01: flagged
+    >>> len(lines), lines[0].startswith("name:id: the surface-form control")
+    (1, True)
+    >>> surface_warnings(summary.assign(effect_ctl=0.035, p_value_ctl=0.01))
+    []
     """
     if "effect_ctl" not in summary:
         return []

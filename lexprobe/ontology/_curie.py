@@ -78,6 +78,13 @@ def normalize_curie(value: str, *, prefix: str | None = None) -> str:
     ------
     OntologyError
         If ``value`` is not an identifier in any of these forms.
+
+    Examples
+    --------
+    >>> normalize_curie("HP_0001250"), normalize_curie("http://purl.obolibrary.org/obo/GO_8150")
+    ('HP:0001250', 'GO:0008150')
+    >>> normalize_curie("11998", prefix="HGNC"), normalize_curie("gene:1")
+    ('HGNC:11998', 'gene:1')
     """
     text = str(value).strip()
     if prefix is not None and text.isascii() and text.isdigit():

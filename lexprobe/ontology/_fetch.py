@@ -121,6 +121,14 @@ def fetch_ontology(
         The server could not be reached (no network, DNS failure, timeout, HTTP error).
     DataFormatError
         A download does not match its checksum (nothing is written).
+
+    Examples
+    --------
+    >>> fetch_ontology("hgcn", "downloads")  # checked before anything is downloaded
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.OntologyError: cannot fetch 'hgcn' (did you mean 'hgnc'?); choose one of hgnc, hpo, go, ...
+    >>> paths = fetch_ontology("hpo", "downloads")  # doctest: +SKIP
     """
     if name not in UPSTREAM_URLS:
         raise OntologyError(

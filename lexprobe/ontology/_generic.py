@@ -69,7 +69,19 @@ def table_from_generic(raw: pd.DataFrame, path: str | os.PathLike[str]) -> pd.Da
 
 
 def write_snapshot(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write a term table as the project's compact snapshot format (TSV.gz, ``|``-joined lists)."""
+    """Write a term table as the project's compact snapshot format (TSV.gz, ``|``-joined lists).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from lexprobe.ontology import load_ontology
+    >>> terms = load_ontology("hpo").terms.head(3)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     write_snapshot(terms, Path(tmp) / "hpo3.terms.tsv.gz")
+    ...     print(read_snapshot(Path(tmp) / "hpo3.terms.tsv.gz").equals(terms))
+    True
+    """
     out = frame.copy()
     for column in LIST_COLUMNS:
         out[column] = ["|".join(v) for v in out[column]]
@@ -94,6 +106,13 @@ def read_snapshot(path: str | os.PathLike[str]) -> pd.DataFrame:
     ------
     DataFormatError
         If the file is not a readable snapshot or lacks a term-table column.
+
+    Examples
+    --------
+    >>> from lexprobe.ontology import data_dir
+    >>> terms = read_snapshot(data_dir() / "hpo.terms.tsv.gz")
+    >>> len(terms), list(terms.columns[:3])
+    (19484, ['id', 'label', 'symbol'])
     """
     try:
         raw = pd.read_csv(path, sep="\t", dtype=object, na_filter=False, compression="gzip", encoding="utf-8")

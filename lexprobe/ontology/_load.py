@@ -38,7 +38,14 @@ _BESIDE = {
 
 @dataclasses.dataclass(frozen=True)
 class BuiltinInfo:
-    """Provenance of a built-in ontology snapshot (from ``data/snapshots.json``)."""
+    """Provenance of a built-in ontology snapshot (from ``data/snapshots.json``).
+
+    Examples
+    --------
+    >>> info = builtin_ontologies()["hgnc"]
+    >>> info.file, info.release, info.default_popularity
+    ('hgnc.terms.tsv.gz', '2024-07', 'pop_hpo_annotations')
+    """
 
     name: str
     file: str
@@ -57,12 +64,26 @@ class BuiltinInfo:
 
 
 def data_dir() -> Path:
-    """The directory of the bundled snapshots (``data/`` of the project, ``lexprobe/data`` when installed)."""
+    """The directory of the bundled snapshots (``data/`` of the project, ``lexprobe/data`` when installed).
+
+    Examples
+    --------
+    >>> (data_dir() / "snapshots.json").is_file()
+    True
+    """
     return Path(str(resources.files("lexprobe.data")))
 
 
 def builtin_ontologies() -> dict[str, BuiltinInfo]:
-    """The built-in ontologies and their provenance."""
+    """The built-in ontologies and their provenance.
+
+    Examples
+    --------
+    >>> sorted(builtin_ontologies())
+    ['go', 'hgnc', 'hpo']
+    >>> builtin_ontologies()["hpo"].n_terms
+    19484
+    """
     meta = json.loads((data_dir() / "snapshots.json").read_text(encoding="utf-8"))
     return {
         name: BuiltinInfo(
@@ -89,6 +110,14 @@ def earlier_checksums(checksum: str) -> tuple[str, ...]:
     A snapshot that only adds columns keeps its terms and every value the earlier one had, so a run recorded
     against the earlier checksum read exactly what it would read now (``data/snapshots.json``,
     ``earlier_sha256``). ``()`` for any other checksum.
+
+    Examples
+    --------
+    >>> hgnc = load_ontology("hgnc")
+    >>> len(earlier_checksums(hgnc.checksum))  # the snapshot before its columns were added
+    1
+    >>> earlier_checksums("not a snapshot's checksum")
+    ()
     """
     for info in builtin_ontologies().values():
         if checksum and info.sha256 == checksum:
@@ -323,6 +352,16 @@ def load_ontology(
         Unknown name, missing file, unsupported format.
     DataFormatError
         Malformed file (the message names the line for OBO), missing columns, duplicate ids.
+
+    Examples
+    --------
+    >>> hpo = load_ontology("hpo")  # the bundled snapshot; a path reads an OBO or TSV file
+    >>> hpo.name, len(hpo), hpo.terms.set_index("id").loc["HP:0001250", "label"]
+    ('hpo', 19484, 'Seizure')
+    >>> load_ontology("hgcn")
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.OntologyError: unknown ontology 'hgcn' (did you mean 'hgnc'?); use one of go, hgnc, hpo ...
     """
     text = str(spec).strip()
     builtins = builtin_ontologies()

@@ -153,6 +153,15 @@ class Ontology:
         The ``pop_*`` columns, each from one named source.
     default_popularity : str or None
         The popularity column tasks rank by unless told otherwise.
+
+    Examples
+    --------
+    >>> from lexprobe.ontology import load_ontology
+    >>> hgnc = load_ontology("hgnc")
+    >>> hgnc.resolve_symbol("tp53"), hgnc.resolve_id("hgnc:11998")
+    ('TP53', 'HGNC:11998')
+    >>> hgnc.describe()["source"]
+    'bundled:data/hgnc.terms.tsv.gz'
     """
 
     name: str

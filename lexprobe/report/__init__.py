@@ -137,6 +137,23 @@ def find_run_dirs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     ------
     ReportError
         If a path is missing, is not a directory, holds no run, or has a manifest that is not valid JSON.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> from lexprobe.runs import write_result_dir
+    >>> summary = pd.DataFrame({"pair": ["name:symbol"], "metric": ["mknn"], "best_layer": [6], "value": [0.31]})
+    >>> record = {"config": {"ontology": "hgnc"}, "inputs": {}, "seed": 0}
+    >>> tables = {"alignment_summary.csv": summary}
+    >>> with tempfile.TemporaryDirectory() as study:  # a study folder: the runs under it
+    ...     _ = write_result_dir(Path(study, "align-hgnc"), tables, stage="align", record=record)
+    ...     print([run.name for run in find_run_dirs([study])])
+    ['align-hgnc']
+    >>> find_run_dirs(["no/such/run"])
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.ReportError: run directory no/such/run does not exist
     """
     if not paths:
         raise ReportError("no run directory given; give at least one (a directory with a manifest.json)")
@@ -196,6 +213,20 @@ def build_report(
     ``<details>`` element. The page ends with the versions of lexprobe and the libraries that shaped the
     numbers. Numbers show 3 significant digits, a missing value an em dash; the page is rendered from
     ``templates/report.html.j2`` with autoescaping, so every text from a file is HTML-escaped.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> from lexprobe.runs import write_result_dir
+    >>> summary = pd.DataFrame({"pair": ["name:symbol"], "metric": ["mknn"], "best_layer": [6], "value": [0.31]})
+    >>> record = {"config": {"ontology": "hgnc"}, "inputs": {}, "seed": 0}
+    >>> tables = {"alignment_summary.csv": summary}  # an align run, as write_alignment leaves it
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = write_result_dir(Path(tmp, "align-hgnc"), tables, stage="align", record=record)
+    ...     page = build_report([tmp], Path(tmp, "report.html"))
+    ...     print(page.name, "<html" in page.read_text(encoding="utf-8"))
+    report.html True
     """
     out = Path(out)
     if out.is_dir():

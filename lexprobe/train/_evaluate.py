@@ -324,6 +324,13 @@ def draw_shots(train: pd.DataFrame, shots: int, seed: int) -> pd.DataFrame:
     """``shots + 1`` train pairs drawn without replacement by ``numpy.random.default_rng(seed)``, in draw order.
 
     The first ``shots`` go before every query; the last one stands in for a query that is itself among them.
+
+    Examples
+    --------
+    >>> train = pd.DataFrame({"source": ["insulin", "albumin", "tumor protein p53"], "target": ["INS", "ALB", "TP53"],
+    ...                       "id": ["HGNC:6081", "HGNC:399", "HGNC:11998"]})
+    >>> draw_shots(train, 1, seed=0)["target"].tolist()  # one shot, and one spare
+    ['ALB', 'TP53']
     """
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(train), size=shots + 1, replace=False)
@@ -338,6 +345,15 @@ def shots_for(drawn: pd.DataFrame, shots: int, source: str, term_id: str) -> lis
     ------
     TrainingError
         The split repeats the query's term so often that fewer than ``shots`` other pairs were drawn.
+
+    Examples
+    --------
+    >>> drawn = pd.DataFrame({"source": ["insulin", "albumin"], "target": ["INS", "ALB"],
+    ...                       "id": ["HGNC:6081", "HGNC:399"]})
+    >>> shots_for(drawn, 1, "albumin", "HGNC:399"), shots_for(drawn, 1, "hemoglobin subunit beta", "HGNC:4827")
+    ([0], [0])
+    >>> shots_for(drawn, 1, "insulin", "HGNC:6081")  # the query's own pair is never its shot
+    [1]
     """
     keep = [j for j, (s, i) in enumerate(zip(drawn["source"], drawn["id"])) if s != source and i != term_id]
     if len(keep) < shots:

@@ -137,6 +137,15 @@ def parse_reply(reply: str, field: str, *, prefix: str | None = None) -> str | N
         categories: the first non-empty line without quotes, trailing punctuation or a leading
         ``"Symbol:"``-style echo; for symbols, a one-sentence reply ending in ``... is BRCA1.`` gives the
         last word. ``None`` when nothing is found.
+
+    Examples
+    --------
+    >>> parse_reply("The answer is hgnc: 11998.", "id", prefix="HGNC")
+    'HGNC:11998'
+    >>> parse_reply('Symbol: "TP53".', "symbol")
+    'TP53'
+    >>> parse_reply("I do not know", "id", prefix="HGNC") is None
+    True
     """
     kind = _kind(field)
     if kind == "identifier":
@@ -261,6 +270,12 @@ def score_reply(
     Returns
     -------
     ReplyScore
+
+    Examples
+    --------
+    >>> score = score_reply("tp53", "TP53", field="symbol")
+    >>> score.correct, score.match_kind  # symbols compare case-insensitively
+    (True, 'exact')
     """
     if field not in MAX_NEW_TOKENS:
         raise TrainingError(f"`field` must be one of {', '.join(MAX_NEW_TOKENS)}, got {field!r}")
@@ -268,7 +283,13 @@ def score_reply(
 
 
 def outcome_category(baseline_correct: bool, tuned_correct: bool) -> str:
-    """The paper's per-item category: ``gained``, ``lost``, ``correct both`` or ``incorrect both``."""
+    """The paper's per-item category: ``gained``, ``lost``, ``correct both`` or ``incorrect both``.
+
+    Examples
+    --------
+    >>> outcome_category(False, True), outcome_category(True, False), outcome_category(True, True)
+    ('gained', 'lost', 'correct both')
+    """
     if baseline_correct and tuned_correct:
         return "correct both"
     if tuned_correct:

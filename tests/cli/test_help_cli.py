@@ -99,3 +99,13 @@ def test_options_that_take_a_value_still_show_their_type_or_choices() -> None:
     assert "--out -o <path>" in text and "--k <int range>" in text
     assert "--preprocess <none|center|standardize|clip>" in text
     assert "--calibration -c <path>" in " ".join(_help("predict").split())
+
+
+def test_a_seed_shows_int_without_its_range_and_still_refuses_one_outside_it() -> None:
+    with_seed = [path for path in COMMANDS if re.search(r"│ +--seed ", _help(path))]
+    assert {"align", "split", "train", "study"} <= set(with_seed)
+    for path in with_seed:
+        line = next(" ".join(line.split()) for line in _help(path).splitlines() if re.search(r"│ +--seed ", line))
+        assert "--seed <int> " in line and "range" not in line and "4294967295" not in line, (path, line)
+    result = runner.invoke(app, ["align", "--ontology", "hgnc", "--seed", str(2**32)], env=WIDE)
+    assert result.exit_code == 2 and "4294967295" in result.output

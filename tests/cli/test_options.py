@@ -218,6 +218,9 @@ def test_a_wrong_choice_is_a_usage_error_that_lists_the_choices():
     result = CliRunner().invoke(app, ["align", "--ontology", "hgnc", "--metrics", "mknn,cosine"])
     assert result.exit_code == 2
     assert "dcka" in result.output
+    result = CliRunner().invoke(app, ["align", "--ontology", "hgnc", "--metrics", "mknn,dcak"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "'dcak' (did you mean 'dcka'?)" in result.output and "'mknn' (did" not in result.output
 
 
 def test_help_lists_the_choices():
