@@ -32,6 +32,7 @@ from lexprobe.align._null import (
     recentred_interval,
     summarize_null,
 )
+from lexprobe.align._retrieval import retrieval_by_rank
 from lexprobe.align._surface import (
     CONTROLLED,
     controlled_row,
@@ -657,7 +658,10 @@ def write_alignment(
     def draw(directory: Path) -> list[Path]:
         clock = _Clock()
         title = result.manifest["inputs"]["ontology"]["name"]
-        written = plots.plot_alignment_by_layer(result.table, directory, title=title)
+        k = result.manifest.get("config", {}).get("k")
+        written = plots.plot_alignment_by_layer(result.table, directory, title=title, summary=result.summary, k=k)
+        if retrieval is not None:
+            written += plots.plot_retrieval_by_rank(retrieval, directory, title=title)
         clock.lap("figures")
         if umap:
             missing = plots.umap_unavailable()
@@ -673,13 +677,37 @@ def write_alignment(
         result.manifest.setdefault("timings", {}).update(clock.record)
         return written
 
+    tables = {"alignment.csv": result.table, "alignment_summary.csv": result.summary}
+    retrieval = _retrieval_table(result)
+    if retrieval is not None:
+        tables["retrieval_by_rank.csv"] = retrieval
     return write_result_dir(
         out,
-        {"alignment.csv": result.table, "alignment_summary.csv": result.summary},
+        tables,
         stage="align",
         record=result.manifest,
         figures=draw if figures else None,
     )
+
+
+def _retrieval_table(result: AlignmentResult) -> pd.DataFrame | None:
+    """Partner retrieval by rank (``retrieval_by_rank.csv``) of every pair at its best layer by the first
+    metric, on every item, preprocessed as measured; None when the result holds no embeddings."""
+    summary = result.summary
+    if not result.embeddings or summary.empty or "best_layer" not in summary:
+        return None
+    first_metric = summary["metric"].iloc[0]
+    preprocessing = result.manifest["config"]["preprocess"]
+    parts = []
+    for _, row in summary[summary["metric"] == first_metric].iterrows():
+        a, b = row["pair"].split(":")
+        if a not in result.embeddings or b not in result.embeddings:
+            continue
+        layer = int(row["best_layer"])
+        X = preprocess(result.embeddings[a].layer(layer), preprocessing)
+        Y = preprocess(result.embeddings[b].layer(layer), preprocessing)
+        parts.append(retrieval_by_rank(X, Y, names=(a, b), layer=layer))
+    return pd.concat(parts, ignore_index=True) if parts else None
 
 
 def _umap_inputs(result: AlignmentResult) -> tuple[dict, dict]:

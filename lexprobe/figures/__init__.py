@@ -12,6 +12,7 @@ from lexprobe.figures._align import (
     UMAP_MISSING,
     cosine_distances32,
     plot_alignment_by_layer,
+    plot_retrieval_by_rank,
     plot_umap_pairs,
     umap_unavailable,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "plot_loss_curve",
     "plot_popularity_halves",
     "plot_reliability",
+    "plot_retrieval_by_rank",
     "plot_task_gains",
     "plot_umap_pairs",
     "pyplot",

@@ -1,4 +1,4 @@
-"""Figures of the align stage: metrics by layer, and a UMAP of each pair's two fields."""
+"""Figures of the align stage: metrics by layer, partner retrieval by rank, and a UMAP of each pair's two fields."""
 
 from __future__ import annotations
 
@@ -11,25 +11,145 @@ import numpy as np
 import pandas as pd
 
 from lexprobe.exceptions import ReportError
-from lexprobe.figures._style import METRIC_LABELS, OKABE_ITO, pyplot, require_columns, save_figure
+from lexprobe.figures._style import METRIC_LABELS, METRIC_TITLES, OKABE_ITO, pyplot, require_columns, save_figure
 
 logger = logging.getLogger(__name__)
 
 #: Why the UMAP figure is not drawn when umap-learn cannot be imported (it is the optional extra ``umap``).
 UMAP_MISSING = "umap-learn not installed: pip install 'lexprobe[umap]'"
+#: How many items the UMAP figure joins to their partners with a line (a sample, so the lines stay readable).
+UMAP_JOINED = 60
 
 
-def plot_alignment_by_layer(table: pd.DataFrame, directory: str | os.PathLike[str], *, title: str = "") -> list[Path]:
-    """One panel per metric: value by layer for each pair, with the permutation null's mean ± 2 sd as a band,
-    and, where the table has ``value_ctl``, the surface-controlled value as a dashed line of the pair's colour.
+def plot_alignment_by_layer(
+    table: pd.DataFrame,
+    directory: str | os.PathLike[str],
+    *,
+    title: str = "",
+    summary: pd.DataFrame | None = None,
+    k: int | None = None,
+) -> list[Path]:
+    """One panel per metric: value by layer for each pair with its 95% interval as a band, the permutation
+    null's mean ± 2 sd as a grey band, the best layer marked with its interval, and, where the table has
+    ``value_ctl``, the surface-controlled value as a dashed line of the pair's colour. The legend sits below
+    the panels, outside the data.
 
     Parameters
     ----------
     table : pandas.DataFrame
         One row per pair, metric and layer, with ``pair``, ``metric``, ``layer``, ``value``, ``null_mean`` and
-        ``null_sd`` (``alignment.csv``).
+        ``null_sd`` (``alignment.csv``); ``ci_low`` and ``ci_high`` where the run has per-layer intervals.
     directory : path
         Where ``alignment_by_layer.png`` and ``.svg`` go.
+    title : str, optional
+        Prefix of the figure title (the ontology).
+    summary : pandas.DataFrame, optional
+        ``alignment_summary.csv`` (``pair, metric, best_layer, value, ci_low, ci_high``): each pair's best layer
+        is marked with its interval. Without it the best layer is the layer of highest value, unmarked interval.
+    k : int, optional
+        The mutual-kNN neighbourhood size, shown in that panel's title.
+
+    Returns
+    -------
+    list of Path
+        The PNG and the SVG.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> layers = np.arange(4)
+    >>> table = pd.DataFrame({"pair": "name:symbol", "metric": "mknn", "layer": layers,
+    ...                       "value": [0.1, 0.3, 0.2, 0.15], "null_mean": 0.005, "null_sd": 0.001,
+    ...                       "ci_low": [0.08, 0.27, 0.18, 0.13], "ci_high": [0.12, 0.33, 0.22, 0.17]})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print([p.name for p in plot_alignment_by_layer(table, tmp, title="hgnc", k=10)])
+    ['alignment_by_layer.png', 'alignment_by_layer.svg']
+    """
+    require_columns(table, ("pair", "metric", "layer", "value", "null_mean", "null_sd"), "table")
+    plt = pyplot()
+    metrics = list(dict.fromkeys(table["metric"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    best = summary.set_index(["pair", "metric"]) if summary is not None and len(summary) else None
+    has_ci = {"ci_low", "ci_high"} <= set(table.columns)
+    for ax, metric in zip(axes[0], metrics):
+        for colour, (pair, group) in zip(OKABE_ITO, table[table["metric"] == metric].groupby("pair", sort=False)):
+            _draw_pair(ax, group.sort_values("layer"), colour, pair, metric, best, has_ci)
+        ax.set_xlabel("layer (0 = token embeddings)")
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        words = METRIC_TITLES.get(metric, metric)
+        ax.set_title(f"{words} (k = {k})" if metric == "mknn" and k else words)
+    _alignment_legend(fig, axes[0][0], "value_ctl" in table, has_ci)
+    if title:
+        fig.suptitle(f"{title}: alignment by layer", y=1.0)
+    fig.tight_layout(rect=(0, 0.1, 1, 0.97))
+    return save_figure(fig, directory, "alignment_by_layer")
+
+
+def _draw_pair(ax, group: pd.DataFrame, colour: str, pair: str, metric: str, best, has_ci: bool) -> None:
+    """One pair's curve, interval, null band, controlled curve and best-layer mark in one panel."""
+    layers = group["layer"].to_numpy()
+    ax.fill_between(
+        layers,
+        group["null_mean"] - 2 * group["null_sd"],
+        group["null_mean"] + 2 * group["null_sd"],
+        color="0.55",
+        alpha=0.25,
+        linewidth=0,
+    )
+    if has_ci and group["ci_low"].notna().any():
+        ax.fill_between(layers, group["ci_low"], group["ci_high"], color=colour, alpha=0.22, linewidth=0)
+    ax.plot(layers, group["value"], color=colour, marker="o", markersize=2.5, linewidth=1.4, label=pair)
+    if "value_ctl" in group:
+        ax.plot(layers, group["value_ctl"], color=colour, linestyle="--", linewidth=1.1)
+    if best is not None and (pair, metric) in best.index:
+        row = best.loc[(pair, metric)]
+        layer, value = int(row["best_layer"]), float(row["value"])
+        low, high = row.get("ci_low", np.nan), row.get("ci_high", np.nan)
+        yerr = None if pd.isna(low) or pd.isna(high) else [[value - low], [high - value]]
+        ax.errorbar(
+            [layer],
+            [value],
+            yerr=yerr,
+            color=colour,
+            marker="*",
+            markersize=10,
+            capsize=3,
+            markeredgecolor="k",
+            markeredgewidth=0.5,
+            linewidth=1.2,
+            zorder=5,
+        )
+
+
+def _alignment_legend(fig, ax, controlled: bool, has_ci: bool) -> None:
+    """The legend of the by-layer figure, below the panels: the pairs, then what each mark means."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Patch(color="0.55", alpha=0.35, linewidth=0))
+    labels.append("permutation null, mean ± 2 sd")
+    if has_ci:
+        handles.append(Patch(color=OKABE_ITO[0], alpha=0.3, linewidth=0))
+        labels.append("95% interval")
+    handles.append(Line2D([], [], color="0.3", marker="*", linestyle="none", markersize=9))
+    labels.append("best layer, with its interval")
+    if controlled:
+        handles.append(Line2D([], [], color="0.3", linestyle="--"))
+        labels.append("length and digits regressed out")
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False, fontsize=8)
+
+
+def plot_retrieval_by_rank(table: pd.DataFrame, directory: str | os.PathLike[str], *, title: str = "") -> list[Path]:
+    """Partner retrieval by rank: for each pair and direction, the share of items whose partner is among
+    their k nearest items of the other field (k = 1 ... 100, log axis), against chance k / n.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``retrieval_by_rank.csv``: ``pair, layer, direction, k, share, chance`` (one row per k).
+    directory : path
+        Where ``retrieval_by_rank.png`` and ``.svg`` go.
     title : str, optional
         Prefix of the figure title (the ontology).
 
@@ -37,28 +157,36 @@ def plot_alignment_by_layer(table: pd.DataFrame, directory: str | os.PathLike[st
     -------
     list of Path
         The PNG and the SVG.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> ks = np.arange(1, 11)
+    >>> table = pd.DataFrame({"pair": "name:symbol", "layer": 4, "direction": "name -> symbol", "k": ks,
+    ...                       "share": np.minimum(1, 0.2 + 0.05 * ks), "chance": ks / 2000})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print([p.name for p in plot_retrieval_by_rank(table, tmp)])
+    ['retrieval_by_rank.png', 'retrieval_by_rank.svg']
     """
-    require_columns(table, ("pair", "metric", "layer", "value", "null_mean", "null_sd"), "table")
+    require_columns(table, ("pair", "layer", "direction", "k", "share", "chance"), "table")
     plt = pyplot()
-    metrics = list(dict.fromkeys(table["metric"]))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        for colour, (pair, group) in zip(OKABE_ITO, table[table["metric"] == metric].groupby("pair", sort=False)):
-            group = group.sort_values("layer")
-            ax.plot(group["layer"], group["value"], color=colour, marker="o", markersize=2.5, label=pair)
-            low = group["null_mean"] - 2 * group["null_sd"]
-            high = group["null_mean"] + 2 * group["null_sd"]
-            ax.fill_between(group["layer"], low, high, color=colour, alpha=0.18, linewidth=0)
-            if "value_ctl" in group:
-                ax.plot(group["layer"], group["value_ctl"], color=colour, linestyle="--", linewidth=1.2)
-        ax.set_xlabel("layer (0 = token embeddings)")
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-        ax.set_title(metric)
-    controlled = "; dashed: surface-controlled" if "value_ctl" in table else ""
-    axes[0][0].legend(frameon=False, title=f"pair (band: null ±2 sd{controlled})")
-    if title:
-        fig.suptitle(f"{title}: alignment by layer", y=1.02)
-    return save_figure(fig, directory, "alignment_by_layer")
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    for colour, (_pair, group) in zip(OKABE_ITO, table.groupby("pair", sort=False)):
+        for style, (direction, part) in zip(("-", "--"), group.groupby("direction", sort=False)):
+            part = part.sort_values("k")
+            label = f"{direction} (layer {int(part['layer'].iloc[0])})"
+            ax.plot(part["k"], part["share"], color=colour, linestyle=style, linewidth=1.5, label=label)
+    chance = table.drop_duplicates("k").sort_values("k")
+    ax.plot(chance["k"], chance["chance"], color="0.45", linestyle=":", linewidth=1.2, label="chance, k / n")
+    ax.set_xscale("log")
+    ax.set_xlabel("k (partner among the k nearest of the other field)")
+    ax.set_ylabel("share of items")
+    ax.set_ylim(0, 1)
+    ax.legend(frameon=False, fontsize=7.5, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    heading = "Partner retrieval by rank at each pair's best layer"
+    ax.set_title(f"{title}: {heading}" if title else heading, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, directory, "retrieval_by_rank")
 
 
 def _cached_umap():
@@ -130,7 +258,9 @@ def plot_umap_pairs(
     seed: int = 0,
     max_points: int = 1000,
 ) -> list[Path]:
-    """UMAP of each pair's two fields in one panel, coloured by field.
+    """UMAP of each pair's two fields in one panel, coloured by field, with lines joining a random sample of
+    items to their partners (:data:`UMAP_JOINED`): short lines where partners sit together, long ones where
+    the two fields form separate clouds.
 
     Parameters
     ----------
@@ -191,9 +321,18 @@ def plot_umap_pairs(
         m = len(keep)
         ax.scatter(points[:m, 0], points[:m, 1], s=3, color=OKABE_ITO[0], alpha=0.6, label=a)
         ax.scatter(points[m:, 0], points[m:, 1], s=3, color=OKABE_ITO[1], alpha=0.6, label=b)
-        ax.set_title(titles.get((a, b), f"{a}:{b}"))
+        joined = np.sort(rng.choice(m, size=min(UMAP_JOINED, m), replace=False))
+        segments = np.stack([points[joined], points[m + joined]], axis=1)
+        from matplotlib.collections import LineCollection
+
+        ax.add_collection(LineCollection(segments, colors="0.2", linewidths=0.45, alpha=0.55, zorder=3))
+        ax.set_title(titles.get((a, b), f"{a}:{b}"), fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.legend(frameon=False, markerscale=3)
-    fig.suptitle(f"UMAP of items and their partners ({len(keep)} items each)", y=1.02)
+        ax.legend(frameon=False, markerscale=3, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2)
+    fig.suptitle(
+        f"UMAP of items and their partners ({len(keep)} items each); lines join {len(joined)} partners drawn at random",
+        y=1.0,
+    )
+    fig.tight_layout()
     return save_figure(fig, directory, "umap_pairs")

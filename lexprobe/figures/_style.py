@@ -22,6 +22,15 @@ METRIC_LABELS = {
     "rsa": "RSA (Spearman of distances)",
 }
 
+#: Panel titles of the alignment metrics, in words (the code names stay the table's ``metric`` values).
+METRIC_TITLES = {
+    "mknn": "Mutual k-nearest neighbours",
+    "cka": "Linear CKA",
+    "dcka": "Debiased CKA",
+    "retrieval": "Partner retrieval (held-out map)",
+    "rsa": "Representational similarity (RSA)",
+}
+
 #: Axis labels (with units) of the features the correlate stage plots gains against.
 FEATURE_LABELS = {
     "alignment": "alignment of source and target (0 to 1)",

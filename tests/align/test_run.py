@@ -93,7 +93,11 @@ def test_run_alignment_is_reproducible_with_a_seed_and_changes_with_another(fake
 def test_write_alignment_writes_tables_and_a_manifest_atomically(fake_embeddings, tmp_path: Path) -> None:
     result = run_alignment(config(permutations=5, bootstrap=0, pairs=("name:symbol",)), model=FakeModel())
     written = write_alignment(result, tmp_path / "out", figures=False)
-    assert {p.name for p in written} == {"alignment.csv", "alignment_summary.csv", "manifest.json"}
+    names = {"alignment.csv", "alignment_summary.csv", "retrieval_by_rank.csv", "manifest.json"}
+    assert {p.name for p in written} == names
+    retrieval = pd.read_csv(tmp_path / "out" / "retrieval_by_rank.csv")
+    best = int(result.summary["best_layer"].iloc[0])
+    assert set(retrieval["direction"]) == {"name -> symbol", "symbol -> name"} and (retrieval["layer"] == best).all()
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["stage"] == "align" and manifest["seed"] == 0
     assert manifest["config"]["pairs_resolved"] == ["name:symbol"] and manifest["config"]["preprocess"] == "standardize"
@@ -209,6 +213,8 @@ def test_without_umap_learn_the_umap_figure_is_skipped_logged_once_and_recorded(
     assert sorted(p.name for p in (tmp_path / "out" / "figures").iterdir()) == [
         "alignment_by_layer.png",
         "alignment_by_layer.svg",
+        "retrieval_by_rank.png",
+        "retrieval_by_rank.svg",
     ]
 
 

@@ -1,0 +1,38 @@
+"""Partner retrieval by rank: the share of items whose partner is among their k nearest of the other field."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lexprobe.align._retrieval import partner_ranks, retrieval_by_rank
+from lexprobe.exceptions import AlignmentError
+
+
+def test_identical_partners_are_found_first_at_every_k() -> None:
+    X = np.random.default_rng(0).standard_normal((200, 16))
+    table = retrieval_by_rank(X, X.copy(), names=("name", "symbol"), layer=4)
+    assert set(table["direction"]) == {"name -> symbol", "symbol -> name"}
+    assert (table["share"] == 1.0).all() and table["k"].max() == 100
+    assert (table["layer"] == 4).all() and (table["n_items"] == 200).all()
+
+
+def test_unrelated_partners_are_found_at_chance() -> None:
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((1000, 32)), rng.standard_normal((1000, 32))
+    table = retrieval_by_rank(X, Y, names=("name", "id"), layer=0)
+    at = table[table["k"].isin([10, 50, 100])]
+    # share of 1000 items at chance k / n: binomial sd sqrt(p(1-p)/n), at most 0.016 here
+    assert np.all(np.abs(at["share"] - at["chance"]) < 4 * np.sqrt(at["chance"] * (1 - at["chance"]) / 1000))
+    assert np.all(np.diff(table[table["direction"] == "name -> id"]["share"]) >= 0)  # cumulative in k
+
+
+def test_a_partner_beyond_the_deepest_rank_is_counted_as_not_found() -> None:
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7], [-1.0, 0.1]])
+    ranks = partner_ranks(X, X[[1, 0, 2, 3]], max_rank=2)
+    assert ranks.tolist() == [3, 3, 1, 1]  # the swapped partners are the farthest: not within rank 2
+
+
+def test_fields_of_different_shapes_are_one_line_errors() -> None:
+    with pytest.raises(AlignmentError, match="same shape"):
+        partner_ranks(np.ones((4, 3)), np.ones((5, 3)))
