@@ -664,9 +664,7 @@ def write_alignment(
             written += plots.plot_retrieval_by_rank(retrieval, directory, title=title)
         clock.lap("figures")
         if umap:
-            missing = plots.umap_unavailable()
             if missing is None:
-                pairs, titles = _umap_inputs(result)
                 written += plots.plot_umap_pairs(
                     pairs, directory, titles=titles, seed=result.manifest["seed"], max_points=_UMAP_POINTS
                 )
@@ -677,8 +675,9 @@ def write_alignment(
         result.manifest.setdefault("timings", {}).update(clock.record)
         return written
 
+    missing = plots.umap_unavailable() if figures and umap else None
+    retrieval, pairs, titles = _at_best_layers(result, umap=figures and umap and missing is None)
     tables = {"alignment.csv": result.table, "alignment_summary.csv": result.summary}
-    retrieval = _retrieval_table(result)
     if retrieval is not None:
         tables["retrieval_by_rank.csv"] = retrieval
     return write_result_dir(
@@ -690,15 +689,18 @@ def write_alignment(
     )
 
 
-def _retrieval_table(result: AlignmentResult) -> pd.DataFrame | None:
-    """Partner retrieval by rank (``retrieval_by_rank.csv``) of every pair at its best layer by the first
-    metric, on every item, preprocessed as measured; None when the result holds no embeddings."""
+def _at_best_layers(result: AlignmentResult, *, umap: bool) -> tuple[pd.DataFrame | None, dict, dict]:
+    """What is read at each pair's best layer by the first metric, in one pass over the pairs (one pair's two
+    whole layers held at a time, each preprocessed once, as measured): partner retrieval by rank on every item
+    (``retrieval_by_rank.csv``; None when the result holds no embeddings) and, with ``umap``, the UMAP figure's
+    input, ``_UMAP_POINTS`` items drawn at random (seeded), with the panels' titles."""
     summary = result.summary
     if not result.embeddings or summary.empty or "best_layer" not in summary:
-        return None
+        return None, {}, {}
     first_metric = summary["metric"].iloc[0]
     preprocessing = result.manifest["config"]["preprocess"]
-    parts = []
+    rng = np.random.default_rng(result.manifest["seed"])
+    parts, pairs, titles = [], {}, {}
     for _, row in summary[summary["metric"] == first_metric].iterrows():
         a, b = row["pair"].split(":")
         if a not in result.embeddings or b not in result.embeddings:
@@ -707,24 +709,8 @@ def _retrieval_table(result: AlignmentResult) -> pd.DataFrame | None:
         X = preprocess(result.embeddings[a].layer(layer), preprocessing)
         Y = preprocess(result.embeddings[b].layer(layer), preprocessing)
         parts.append(retrieval_by_rank(X, Y, names=(a, b), layer=layer))
-    return pd.concat(parts, ignore_index=True) if parts else None
-
-
-def _umap_inputs(result: AlignmentResult) -> tuple[dict, dict]:
-    """The UMAP figure's input: for each pair, its two fields at the pair's best layer by the first metric,
-    preprocessed on every item as they were measured, then ``_UMAP_POINTS`` items drawn at random (seeded),
-    so that no more than one pair's whole layer is held at once; and the panels' titles."""
-    summary = result.summary
-    first_metric = summary["metric"].iloc[0]
-    preprocessing = result.manifest["config"]["preprocess"]
-    rng = np.random.default_rng(result.manifest["seed"])
-    pairs, titles = {}, {}
-    for _, row in summary[summary["metric"] == first_metric].iterrows():
-        a, b = row["pair"].split(":")
-        layer = int(row["best_layer"])
-        X = preprocess(result.embeddings[a].layer(layer), preprocessing)
-        Y = preprocess(result.embeddings[b].layer(layer), preprocessing)
-        keep = np.sort(rng.choice(len(X), size=min(_UMAP_POINTS, len(X)), replace=False))
-        pairs[a, b] = (X[keep], Y[keep])
-        titles[a, b] = f"{row['pair']} at layer {layer} ({first_metric} {row['value']:.3f})"
-    return pairs, titles
+        if umap:
+            keep = np.sort(rng.choice(len(X), size=min(_UMAP_POINTS, len(X)), replace=False))
+            pairs[a, b] = (X[keep], Y[keep])
+            titles[a, b] = f"{row['pair']} at layer {layer} ({first_metric} {row['value']:.3f})"
+    return (pd.concat(parts, ignore_index=True) if parts else None), pairs, titles

@@ -45,7 +45,7 @@ def plot_alignment_by_layer(
         Prefix of the figure title (the ontology).
     summary : pandas.DataFrame, optional
         ``alignment_summary.csv`` (``pair, metric, best_layer, value, ci_low, ci_high``): each pair's best layer
-        is marked with its interval. Without it the best layer is the layer of highest value, unmarked interval.
+        is marked with its interval. Without it no layer is marked.
     k : int, optional
         The mutual-kNN neighbourhood size, shown in that panel's title.
 
