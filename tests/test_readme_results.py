@@ -294,6 +294,11 @@ def test_the_study_bullets_quote_the_calibration_files() -> None:
         f"memorization-gain error at 5 exposures: {mae[PREDICTOR_RULE]:.0f} points against the paper's rule's "
         f"{mae[PAPERS_RULE]:.0f}" in readme
     )
+    nearest = baselines[(baselines["held_out_by"] == "model") & (baselines["rule"] == "nearest calibration task")]
+    assert nearest["gain_mae_points"].iloc[0] < own.loc["model", "gain_mae_points"]  # as the README says
+    assert (
+        f"{nearest['gain_mae_points'].iloc[0]:.2f} against {own.loc['model', 'gain_mae_points']:.2f} points" in readme
+    )
     shipped = pd.read_csv(CALIBRATION / "tasks.csv")
     assert f"`data/calibration/study-v2.2/`, {len(shipped)} units" in readme
 
