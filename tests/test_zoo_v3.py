@@ -179,3 +179,12 @@ def test_data_show_lists_the_new_fields_and_the_zoo_v3_tasks() -> None:
     groups = {t["task"]: t["group"] for t in shown["tasks"]}
     assert {t for t, g in groups.items() if g == "zoo-v3"} == set(ZOO_V3_TASKS["hgnc"])
     assert {t for t, g in groups.items() if g == "zoo"} == set(ZOO_TASKS["hgnc"])
+
+
+def test_a_zoo_v3_study_plans_the_eight_trainings() -> None:
+    from lexprobe.plan import study_plan
+
+    trained = [
+        where for stage, where, _config in study_plan(["hgnc", "hpo", "go"], tasks=["zoo-v3"]) if stage == "train"
+    ]
+    assert sorted(trained) == sorted(f"{name}/{task}" for name, task in V3)
