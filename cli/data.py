@@ -119,7 +119,7 @@ def show_cmd(
     )
     console.print("tasks: --task SOURCE-to-TARGET for any two of these fields; named:", highlight=False)
     for entry in tasks:
-        what = "the paper's" if entry["group"] == "paper" else f"zoo, {entry['kind']}"
+        what = "the paper's" if entry["group"] == "paper" else f"{entry['group']}, {entry['kind']}"
         console.print(f"  {entry['task']}  ({what})", highlight=False, soft_wrap=True)
 
 

@@ -24,7 +24,8 @@ def study_cmd(
         None,
         "--tasks",
         help="Tasks to run, SOURCE-to-TARGET, comma-separated (default: the paper's, per ontology; see `lexprobe "
-        "data show`); ONTOLOGY:TASK runs a task on that ontology only; zoo: study v2's list of each ontology.",
+        "data show`); ONTOLOGY:TASK runs a task on that ontology only; zoo: study v2's list of each ontology; zoo-v3: "
+        "calibration v3's field pairs.",
     ),
     stages: str | None = typer.Option(
         None,

@@ -47,13 +47,23 @@ SOURCES = {
 }
 
 
-#: Checksums of earlier snapshots that hold the same terms with the same values in every column they have; the
-#: current snapshot only adds columns (issue 19: cross-references, exact synonyms). Results recorded against
-#: them (docs/results/) were made on identical data for every field they read.
+#: Checksums of earlier snapshots that hold the same terms with the same values in every column they have; each
+#: later snapshot only added columns (issue 19: cross-references, exact synonyms; calibration v3: definitions,
+#: is_a parents, UMLS / SNOMED CT cross-references, EC numbers, RGD ids). Results recorded against them
+#: (docs/results/) were made on identical data for every field they read. Oldest first.
 EARLIER_SHA256 = {
-    "hgnc": ("194dff62dc23464b47884921dde5830a658831280a2531b612429faec37ce60b",),
-    "hpo": ("a951766d701b8cd1af886ac0e18ab2508c2887372120c1d13d7fd19d4c6da53a",),
-    "go": ("e47f88e5827a5ffbcc064033c4d3b9dc6dd8057b2ff89c2dfc8451e47b423047",),
+    "hgnc": (
+        "194dff62dc23464b47884921dde5830a658831280a2531b612429faec37ce60b",
+        "ca722b81dc198895ab56d9c76796813c885431db73a2cd71f1ce9874180e6f7c",
+    ),
+    "hpo": (
+        "a951766d701b8cd1af886ac0e18ab2508c2887372120c1d13d7fd19d4c6da53a",
+        "4a6264e1334fc9b3774cd01101d34abc820e5364fefcba474d1b9c6a8f6dcdbf",
+    ),
+    "go": (
+        "e47f88e5827a5ffbcc064033c4d3b9dc6dd8057b2ff89c2dfc8451e47b423047",
+        "594ae6674947b4b626ec37f50d0f2cefc0f2a9f6043ed88d40701983fc884506",
+    ),
 }
 
 

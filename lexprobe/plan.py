@@ -19,6 +19,7 @@ __all__ = [
     "PAPER_TASKS",
     "ZOO_STUDY_TASKS",
     "ZOO",
+    "ZOO_V3",
     "SIZES",
     "StudySize",
     "study_plan",
@@ -160,13 +161,17 @@ ZOO_STUDY_TASKS: dict[str, tuple[str, ...]] = {
 
 #: ``--tasks zoo``: each ontology's list of :data:`ZOO_STUDY_TASKS` (study v2).
 ZOO = "zoo"
+#: ``--tasks zoo-v3``: each ontology's tasks of :data:`lexprobe.tasks.ZOO_V3_TASKS` (calibration v3's eight
+#: field pairs; none for an ontology that has none of them).
+ZOO_V3 = "zoo-v3"
 
 
 def study_tasks(ontology: str, tasks: Sequence[str] | None = None) -> tuple[str, ...]:
     """The tasks a study runs on ``ontology`` (its name as loaded): the paper's (:data:`PAPER_TASKS`) when
     ``tasks`` is empty, else the given ones, where ``"zoo"`` stands for the ontology's list of
-    :data:`ZOO_STUDY_TASKS` and ``"ONTOLOGY:TASK"`` is a task of that ontology only (so one study call can
-    run other tasks on each ontology: ``hgnc:name-to-locus_type,go:name-to-namespace``)."""
+    :data:`ZOO_STUDY_TASKS`, ``"zoo-v3"`` for its tasks of :data:`lexprobe.tasks.ZOO_V3_TASKS`, and
+    ``"ONTOLOGY:TASK"`` is a task of that ontology only (so one study call can run other tasks on each ontology:
+    ``hgnc:name-to-locus_type,go:name-to-namespace``)."""
     paper = PAPER_TASKS.get(ontology, ("name-to-id", "id-to-name"))
     if not tasks:
         return paper
@@ -177,6 +182,10 @@ def study_tasks(ontology: str, tasks: Sequence[str] | None = None) -> tuple[str,
             continue
         if task == ZOO:
             chosen += ZOO_STUDY_TASKS.get(ontology, paper)
+        elif task == ZOO_V3:
+            from lexprobe.tasks import ZOO_V3_TASKS  # pandas: off the path of `lexprobe --help`
+
+            chosen += ZOO_V3_TASKS.get(ontology, {})
         else:
             chosen.append(task)
     return tuple(dict.fromkeys(chosen))

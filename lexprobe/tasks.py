@@ -5,8 +5,8 @@ symbols". This module turns a term table into (source, target) pairs, samples th
 train / withheld splits, and holds the prompt paraphrases the trainer and evaluator share.
 
 Any two fields of a term table make a task, ``SOURCE-to-TARGET`` (:data:`FIELD_COLUMNS`). Multi-valued fields
-(:data:`MULTI_VALUED_FIELDS`: exact synonyms, alias and previous symbols, UniProt and MGI cross-references)
-are handled so:
+(:data:`MULTI_VALUED_FIELDS`: exact synonyms, alias and previous symbols, is_a parents, UniProt, MGI, RGD, UMLS
+and SNOMED CT cross-references, EC numbers) are handled so:
 
 - as the *source*, each value is its own item (every alias symbol of a gene -> its symbol); a value carried
   by more than one term is dropped as ambiguous, as is a value equal to its own term's target;
@@ -40,6 +40,7 @@ __all__ = [
     "MULTI_VALUED_FIELDS",
     "NAMED_TASKS",
     "ZOO_TASKS",
+    "ZOO_V3_TASKS",
     "ZOO_KINDS",
     "DEFAULT_CATEGORIES",
     "MappingTask",
@@ -79,6 +80,12 @@ FIELD_COLUMNS: dict[str, str] = {
     "namespace": "namespace",
     "category": "category",
     "locus_type": "category",
+    "definition": "definition",
+    "parent": "parents",
+    "umls": "umls_ids",
+    "snomed": "snomed_ids",
+    "enzyme_id": "enzyme_ids",
+    "rgd": "rgd_ids",
 }
 
 #: What each field's values are, which decides how a reply is parsed and scored: ``text`` (names, synonyms:
@@ -101,10 +108,18 @@ FIELD_KINDS: dict[str, str] = {
     "namespace": "category",
     "category": "category",
     "locus_type": "category",
+    "definition": "text",
+    "parent": "text",
+    "umls": "identifier",
+    "snomed": "identifier",
+    "enzyme_id": "identifier",
+    "rgd": "identifier",
 }
 
 #: Fields with several values per term (tuple columns of the term table).
-MULTI_VALUED_FIELDS: frozenset[str] = frozenset({"synonym", "alias_symbol", "previous_symbol", "uniprot", "mgi"})
+MULTI_VALUED_FIELDS: frozenset[str] = frozenset(
+    {"synonym", "alias_symbol", "previous_symbol", "uniprot", "mgi", "parent", "umls", "snomed", "enzyme_id", "rgd"}
+)
 
 #: Fields named for one ontology only.
 _FIELD_ONTOLOGIES: dict[str, tuple[str, ...]] = {"locus_type": ("hgnc",)}
@@ -165,6 +180,27 @@ ZOO_TASKS: dict[str, dict[str, str]] = {
     },
 }
 
+#: Calibration v3's field pairs (issue "Calibration v3", ``--tasks zoo-v3``): tasks whose outcome the kinds of
+#: their fields do not settle, on the fields added for them (definitions, is_a parents, UMLS / SNOMED CT
+#: cross-references, EC numbers, RGD ids), by ontology, each with its kind as :func:`task_kind` gives it. Kept
+#: apart from :data:`ZOO_TASKS` so study v2's ``--tasks zoo`` does not change. Why each: ``docs/zoo.md``.
+ZOO_V3_TASKS: dict[str, dict[str, str]] = {
+    "hpo": {
+        "definition-to-name": "lexicalized -> lexicalized",
+        "name-to-parent": "lexicalized -> lexicalized",
+        "name-to-umls": "lexicalized -> identifier",
+        "name-to-snomed": "lexicalized -> identifier",
+    },
+    "go": {
+        "name-to-parent": "lexicalized -> lexicalized",
+    },
+    "hgnc": {
+        "name-to-enzyme_id": "lexicalized -> identifier",
+        "symbol-to-rgd": "lexicalized -> identifier",
+        "enzyme_id-to-name": "identifier -> lexicalized",
+    },
+}
+
 #: Terms a built-in ontology's tasks use by default (``category`` column). HGNC: protein-coding genes, the
 #: genes whose names and symbols a biomedical model meets most; pass ``categories=()`` for every locus type.
 #: A task to or from the category itself (``name-to-locus_type``) uses every category: one would make it constant.
@@ -179,8 +215,9 @@ def _allowed_fields() -> str:
 
 def _task_names(ontology: str) -> list[str]:
     """The named and zoo tasks of ``ontology`` (of every ontology, for one with none), for a did-you-mean."""
-    own = [*NAMED_TASKS.get(ontology, ()), *ZOO_TASKS.get(ontology, {})]
-    return own or [*{t for named in (NAMED_TASKS, ZOO_TASKS) for tasks in named.values() for t in tasks}]
+    groups = (NAMED_TASKS, ZOO_TASKS, ZOO_V3_TASKS)
+    own = [*dict.fromkeys(t for named in groups for t in named.get(ontology, ()))]
+    return own or [*{t for named in groups for tasks in named.values() for t in tasks}]
 
 
 def field_column(field: str) -> str:
@@ -322,7 +359,8 @@ def ontology_fields(ontology: Ontology) -> tuple[str, ...]:
 
 
 def ontology_tasks(ontology: Ontology) -> list[dict[str, str | None]]:
-    """The named tasks (:data:`NAMED_TASKS`) and zoo tasks (:data:`ZOO_TASKS`) an ontology can build.
+    """The named tasks (:data:`NAMED_TASKS`) and zoo tasks (:data:`ZOO_TASKS`, :data:`ZOO_V3_TASKS`) an ontology
+    can build.
 
     Any other ``SOURCE-to-TARGET`` of two of :func:`ontology_fields` works too; these are the ones with a
     name in the paper or a place in the zoo.
@@ -330,8 +368,8 @@ def ontology_tasks(ontology: Ontology) -> list[dict[str, str | None]]:
     Returns
     -------
     list of dict
-        ``task``, ``source``, ``target``, ``group`` (``"paper"`` or ``"zoo"``) and ``kind`` (the zoo's kind,
-        :data:`ZOO_KINDS`; ``None`` for the paper's tasks).
+        ``task``, ``source``, ``target``, ``group`` (``"paper"``, ``"zoo"`` or ``"zoo-v3"``) and ``kind`` (the
+        zoo's kind, :data:`ZOO_KINDS`; ``None`` for the paper's tasks).
     """
     fields = set(ontology_fields(ontology))
     listed: dict[str, tuple[str, str | None]] = {}
@@ -339,6 +377,8 @@ def ontology_tasks(ontology: Ontology) -> list[dict[str, str | None]]:
         listed[task] = ("paper", None)
     for task, kind in ZOO_TASKS.get(ontology.name, {}).items():
         listed.setdefault(task, ("zoo", kind))
+    for task, kind in ZOO_V3_TASKS.get(ontology.name, {}).items():
+        listed.setdefault(task, ("zoo-v3", kind))
     out: list[dict[str, str | None]] = []
     for task, (group, kind) in listed.items():
         source, target = _TASK_RE.match(task).groups()  # type: ignore[union-attr]
@@ -700,6 +740,8 @@ _FIELD_NOUNS: dict[str, dict[str, str]] = {
         "uniprot": "UniProt accession",
         "ensembl": "Ensembl gene ID",
         "mgi": "MGI mouse gene ID",
+        "rgd": "RGD rat gene ID",
+        "enzyme_id": "EC number",
         "locus_type": "HGNC locus type",
         "category": "HGNC locus type",
     },
@@ -709,6 +751,10 @@ _FIELD_NOUNS: dict[str, dict[str, str]] = {
         "symbol": "HPO symbol",
         "synonym": "HPO synonym",
         "category": "HPO top-level category",
+        "definition": "HPO term definition",
+        "parent": "HPO parent term",
+        "umls": "UMLS concept ID",
+        "snomed": "SNOMED CT concept ID",
     },
     "go": {
         "name": "GO term",
@@ -717,6 +763,8 @@ _FIELD_NOUNS: dict[str, dict[str, str]] = {
         "synonym": "GO synonym",
         "namespace": "GO namespace",
         "category": "GO namespace",
+        "definition": "GO term definition",
+        "parent": "GO parent term",
     },
 }
 _GENERIC_NOUNS = {
@@ -734,6 +782,12 @@ _GENERIC_NOUNS = {
     "namespace": "namespace",
     "category": "category",
     "locus_type": "locus type",
+    "definition": "definition",
+    "parent": "parent term",
+    "umls": "UMLS concept ID",
+    "snomed": "SNOMED CT concept ID",
+    "enzyme_id": "EC number",
+    "rgd": "RGD ID",
 }
 
 # Five paraphrases, as the paper trained with five per pair; the completion is the bare target.

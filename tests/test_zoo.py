@@ -20,6 +20,7 @@ from lexprobe.tasks import (
     NAMED_TASKS,
     ZOO_KINDS,
     ZOO_TASKS,
+    ZOO_V3_TASKS,
     get_task,
     make_split,
     ontology_fields,
@@ -260,9 +261,20 @@ def test_each_builtin_lists_the_fields_its_sources_hold(ontologies) -> None:
         "ensembl",
         "mgi",
         "locus_type",
+        "enzyme_id",
+        "rgd",
     )
-    assert ontology_fields(ontologies["hpo"]) == ("name", "id", "synonym", "category")
-    assert ontology_fields(ontologies["go"]) == ("name", "id", "synonym", "namespace")
+    assert ontology_fields(ontologies["hpo"]) == (
+        "name",
+        "id",
+        "synonym",
+        "category",
+        "definition",
+        "parent",
+        "umls",
+        "snomed",
+    )
+    assert ontology_fields(ontologies["go"]) == ("name", "id", "synonym", "namespace", "parent")
     assert set(FIELD_KINDS) == set(FIELD_COLUMNS)
 
 
@@ -302,8 +314,10 @@ def test_prompts_name_the_fields() -> None:
 
 def test_ontology_tasks_lists_the_papers_and_the_zoos(ontologies) -> None:
     listed = {entry["task"]: entry for entry in ontology_tasks(ontologies["hgnc"])}
-    assert set(listed) == set(NAMED_TASKS["hgnc"]) | set(ZOO_TASKS["hgnc"])
+    assert set(listed) == set(NAMED_TASKS["hgnc"]) | set(ZOO_TASKS["hgnc"]) | set(ZOO_V3_TASKS["hgnc"])
     assert listed["name-to-id"]["group"] == "paper" and listed["name-to-id"]["kind"] is None
+    assert listed["symbol-to-rgd"]["group"] == "zoo-v3"
+    assert listed["symbol-to-rgd"]["kind"] == "lexicalized -> identifier"
     assert listed["symbol-to-uniprot"]["kind"] == "lexicalized -> identifier"
 
 
@@ -314,13 +328,17 @@ def test_data_show_lists_the_fields_and_tasks() -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["data", "show", "go", "--limit", "1"])
     assert result.exit_code == 0, result.output
-    assert "fields: name, id, synonym, namespace (several values per term: synonym)" in result.output
+    assert "fields: name, id, synonym, namespace, parent (several values per term: synonym, parent)" in result.output
     assert "name-to-namespace  (zoo, text -> category)" in result.output
     result = runner.invoke(app, ["data", "show", "hgnc", "--limit", "1", "--json"])
     assert result.exit_code == 0, result.output
     shown = json.loads(result.output)
     assert {"field": "uniprot", "kind": "identifier", "multi_valued": True} in shown["fields"]
-    assert {t["task"] for t in shown["tasks"]} == set(NAMED_TASKS["hgnc"]) | set(ZOO_TASKS["hgnc"])
+    assert {"field": "enzyme_id", "kind": "identifier", "multi_valued": True} in shown["fields"]
+    assert {"field": "rgd", "kind": "identifier", "multi_valued": True} in shown["fields"]
+    assert {t["task"] for t in shown["tasks"]} == (
+        set(NAMED_TASKS["hgnc"]) | set(ZOO_TASKS["hgnc"]) | set(ZOO_V3_TASKS["hgnc"])
+    )
 
 
 def test_train_help_says_how_to_name_a_task() -> None:

@@ -2,7 +2,8 @@
 
 Every source becomes one :class:`Ontology` whose ``terms`` table has the columns of
 :data:`TERM_COLUMNS` (id, label, symbol, synonyms, alt_ids, obsolete, replaced_by, previous_symbols,
-alias_symbols, namespace, category, exact_synonyms, ncbi_gene_id, uniprot_ids, ensembl_gene_id, mgi_ids)
+alias_symbols, namespace, category, exact_synonyms, ncbi_gene_id, uniprot_ids, ensembl_gene_id, mgi_ids,
+definition, parents, umls_ids, snomed_ids, enzyme_ids, rgd_ids)
 followed by ``pop_*`` popularity columns named for their source.
 """
 

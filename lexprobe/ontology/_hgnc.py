@@ -28,9 +28,11 @@ _COLUMNS = {
     "uniprot_ids": ("uniprot_ids", "UniProt ID(supplied by UniProt)"),
     "ensembl_gene_id": ("ensembl_gene_id", "Ensembl gene ID"),
     "mgi_ids": ("mgd_id", "Mouse genome database ID(supplied by MGI)"),
+    "rgd_ids": ("rgd_id", "Rat genome database ID(supplied by RGD)"),
+    "enzyme_ids": ("enzyme_id", "Enzyme IDs"),
 }
 #: Multi-valued columns (``|`` in the official dialect, ``, `` in the custom download).
-_MULTI = ("alias_symbols", "previous_symbols", "uniprot_ids", "mgi_ids")
+_MULTI = ("alias_symbols", "previous_symbols", "uniprot_ids", "mgi_ids", "rgd_ids", "enzyme_ids")
 _REQUIRED = ("id", "symbol", "label")
 _HGNC_REF = re.compile(r"HGNC:\d+")
 
@@ -73,7 +75,8 @@ def read_hgnc(path: str | os.PathLike[str]) -> pd.DataFrame:
     The official dialect separates multi-values with ``|``; the custom download with ``, ``.
     Cross-references keep the upstream form: ``ncbi_gene_id`` the bare NCBI Gene number (``"1"``),
     ``uniprot_ids`` UniProt accessions (``P04217``), ``ensembl_gene_id`` (``ENSG00000121410``), ``mgi_ids``
-    the mouse orthologs' MGI ids (``MGI:2152878``); a column the file lacks is left empty.
+    the mouse orthologs' MGI ids (``MGI:2152878``), ``rgd_ids`` the rat orthologs' RGD ids (``RGD:69417``),
+    ``enzyme_ids`` EC numbers (``1.1.1.1``); a column the file lacks is left empty.
     """
     path = Path(path)
     raw = read_table(path)

@@ -28,7 +28,7 @@ __all__ = ["load_ontology", "builtin_ontologies", "BuiltinInfo", "data_dir", "ea
 logger = logging.getLogger(__name__)
 
 #: Bump when a loader's output changes, so cached parses of user files are rebuilt.
-LOADER_VERSION = 6
+LOADER_VERSION = 7
 
 _BESIDE = {
     "hgnc": ("genes_to_phenotype.txt", "genes_to_phenotype.txt.gz"),

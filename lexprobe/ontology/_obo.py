@@ -26,6 +26,8 @@ _STANZA_ID_RE = re.compile(rb"^\[(Term|Typedef|Instance)\][ \t]*\r?\n(?:[ \t]*\r
 _OWN_ID_RE = re.compile(r"^[A-Za-z][\w.]*_\w+$")
 # a line that is only a "!" comment
 _COMMENT_LINE_RE = re.compile(rb"^[ \t]*![^\r\n]*", re.MULTILINE)
+# cross-references read into their own columns, by the prefix of an OBO ``xref:`` (kept as written: UMLS:C0000737)
+_XREF_COLUMNS = {"umls_ids": "UMLS", "snomed_ids": "SNOMEDCT_US"}
 # ids a term table keeps short names for (header "ontology: hp" -> "hpo")
 _SHORT_NAMES = {"hp": "hpo", "go": "go"}
 
@@ -136,6 +138,29 @@ def _curies(values) -> list[str]:
     return sorted({c for c in map(_curie, values) if c is not None})
 
 
+def _is_a_parents(term) -> list[str]:
+    """The ids of a term's direct ``is_a`` parents (not ``part_of``), sorted."""
+    return _curies(p.id for p in term.superclasses(distance=1, with_self=False) if p.id != term.id)
+
+
+def _definition(data) -> str | None:
+    """The text of a term's ``def:`` without its ``[refs]``, whitespace-normalised; ``None`` when it has none."""
+    text = " ".join(str(data.definition or "").split())
+    return text or None
+
+
+def _xrefs(data) -> dict[str, tuple[str, ...]]:
+    """The term's UMLS and SNOMED CT cross-references, each column's sorted, in their upstream form
+    (``UMLS:C0000737``, ``SNOMEDCT_US:21522001``). An xref of another prefix, or without one, is not read."""
+    out: dict[str, set[str]] = {column: set() for column in _XREF_COLUMNS}
+    for xref in data.xrefs:
+        prefix, sep, local = str(xref.id).strip().partition(":")
+        for column, wanted in _XREF_COLUMNS.items():
+            if sep and prefix == wanted and local.strip() and not any(c.isspace() for c in local.strip()):
+                out[column].add(f"{wanted}:{local.strip()}")
+    return {column: tuple(sorted(values)) for column, values in out.items()}
+
+
 def _parents(term, data) -> list[str]:
     parents = [p.id for p in term.superclasses(distance=1, with_self=False) if p.id != term.id]
     # from the raw data: pronto's term.relationships raises KeyError on relations the header does not declare
@@ -150,7 +175,9 @@ def read_obo(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, OboHeader]:
     (HP:0000118) a term descends from (the lowest-id branch when several), or for terms outside that
     subtree the child of the root they descend from ("Mode of inheritance", ...).
     ``pop_obo_descendants`` counts each term's is_a / part_of descendants (a structural proxy for how
-    general, and so how often mentioned, a term is).
+    general, and so how often mentioned, a term is). ``definition`` is the ``def:`` text without its
+    ``[refs]``; ``parents`` the names of the direct ``is_a`` parents (not ``part_of``) in their ids' order;
+    ``umls_ids`` and ``snomed_ids`` the ``xref: UMLS:...`` and ``xref: SNOMEDCT_US:...`` lines as written.
     """
     path = Path(path)
     raw = open_bytes(path)
@@ -182,6 +209,9 @@ def read_obo(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, OboHeader]:
                 "obsolete": bool(term.obsolete),
                 "replaced_by": replaced[0] if replaced else None,
                 "namespace": term.namespace or None,
+                "definition": _definition(data),
+                "parents": tuple(_is_a_parents(term)),
+                **_xrefs(data),
             }
         )
         parents[term_id] = _parents(term, data)
@@ -189,6 +219,9 @@ def read_obo(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, OboHeader]:
     frame = new_term_table(sorted(rows, key=lambda r: r["id"]))
     if frame.empty:
         raise DataFormatError(f"{path}: no [Term] stanzas found; is this an OBO file?")
+    # the parents' names, in the parents' id order (a parent with no name, or not in the table, is left out)
+    labels = {i: label for i, label in zip(frame["id"], frame["label"]) if label}
+    frame["parents"] = [tuple(labels[p] for p in ids if p in labels) for ids in frame["parents"].tolist()]
     ancestors = _ancestors(parents)
     descendants: dict[str, int] = dict.fromkeys(parents, 0)
     for term_ancestors in ancestors.values():

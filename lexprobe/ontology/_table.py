@@ -40,6 +40,12 @@ TERM_COLUMNS: tuple[str, ...] = (
     "uniprot_ids",
     "ensembl_gene_id",
     "mgi_ids",
+    "definition",
+    "parents",
+    "umls_ids",
+    "snomed_ids",
+    "enzyme_ids",
+    "rgd_ids",
 )
 #: Single-valued text columns: Python ``str`` or ``None`` (never ``""`` or NaN).
 STRING_COLUMNS: tuple[str, ...] = (
@@ -51,6 +57,7 @@ STRING_COLUMNS: tuple[str, ...] = (
     "category",
     "ncbi_gene_id",
     "ensembl_gene_id",
+    "definition",
 )
 #: Multi-valued columns: tuples in memory (in the source's order), ``|``-joined on disk.
 LIST_COLUMNS: tuple[str, ...] = (
@@ -61,6 +68,11 @@ LIST_COLUMNS: tuple[str, ...] = (
     "exact_synonyms",
     "uniprot_ids",
     "mgi_ids",
+    "parents",
+    "umls_ids",
+    "snomed_ids",
+    "enzyme_ids",
+    "rgd_ids",
 )
 
 

@@ -27,6 +27,12 @@ MAX_NEW_TOKENS: dict[str, int] = {
     "namespace": 16,
     "category": 24,
     "locus_type": 24,
+    "definition": 128,
+    "parent": 64,
+    "umls": 16,
+    "snomed": 24,
+    "enzyme_id": 16,
+    "rgd": 16,
 }
 
 #: Cross-reference forms (``identifier`` fields), searched anywhere in a reply (case-insensitive); group 1 is
@@ -39,12 +45,22 @@ _IDENTIFIER_RES: dict[str, re.Pattern[str]] = {
     ),
     "ensembl": re.compile(r"(?<![A-Z0-9])(ENSG\d{11})(?!\d)", re.IGNORECASE),
     "mgi": re.compile(r"(?<![A-Z0-9])MGI\s?[:_]\s?(\d+)(?!\d)", re.IGNORECASE),
+    "rgd": re.compile(r"(?<![A-Z0-9])RGD\s?[:_]\s?(\d+)(?!\d)", re.IGNORECASE),
+    # a UMLS CUI with or without its prefix (C0000737); a SNOMED CT concept id needs its prefix (digits alone
+    # are any number); an EC number in full, a "-" for a level not assigned (EC 3.4.-.-)
+    "umls": re.compile(r"(?<![A-Z0-9])(?:UMLS\s?[:_]\s?)?(C\d{7})(?!\d)", re.IGNORECASE),
+    "snomed": re.compile(r"(?<![A-Z0-9])SNOMED[_ ]?(?:CT)?(?:[_ ]?US)?\s?[:_]\s?(\d{6,18})(?!\d)", re.IGNORECASE),
+    "enzyme_id": re.compile(r"(?<![\w.])(\d{1,2}\.(?:\d{1,3}|-)\.(?:\d{1,3}|-)\.(?:n?\d{1,4}|-))(?![\w.]*\d)"),
 }
 _IDENTIFIER_FORMS = {
     "ncbi_gene": lambda m: str(int(m)),
     "uniprot": str.upper,
     "ensembl": str.upper,
     "mgi": lambda m: f"MGI:{int(m)}",
+    "rgd": lambda m: f"RGD:{int(m)}",
+    "umls": lambda m: f"UMLS:{m.upper()}",
+    "snomed": lambda m: f"SNOMEDCT_US:{int(m)}",
+    "enzyme_id": str,
 }
 
 
