@@ -268,29 +268,7 @@ def estimate_embedding(
     layers = resolve_layers(config.layers, profile.n_layers + 1)
     root = Path(cache_dir) if cache_dir is not None else user_cache_dir("embeddings")
     keys = [str(k) for k in terms["id"]]
-    itemsize = np.dtype(config.storage_dtype).itemsize
-    parts = []
-    for field in fields:
-        texts = field_values(terms, field)
-        tokens = token_counts(texts, profile, config)
-        key = cache_key(texts, keys, profile, config, layers)
-        if (root / key / "manifest.json").is_file() and (root / key / "embeddings.npy").is_file():
-            done, state = set(range(len(texts))), "cached"
-        else:
-            done = _done_in_shards(root / f"{key}.partial")
-            state = "partial" if done else "new"
-        parts.append(
-            {
-                "field": field,
-                "key": key,
-                "state": state,
-                "n_items": len(texts),
-                "n_items_cached": len(done),
-                "n_tokens": sum(tokens),
-                "n_tokens_to_compute": sum(t for i, t in enumerate(tokens) if i not in done),
-                "disk_bytes": 0 if state == "cached" else len(layers) * len(texts) * profile.hidden_size * itemsize,
-            }
-        )
+    parts = [_field_part(field_values(terms, field), field, keys, profile, config, layers, root) for field in fields]
     precision = dtype_name(profile.dtype)
     device_type = getattr(profile.device, "type", str(profile.device))
     what = f"{profile.name} ({precision} on {device_type})"
@@ -307,6 +285,36 @@ def estimate_embedding(
     )
     rates, small_only = matching_rates("embed", profile, profile.device, profile.dtype)
     return _timed(cost, rates, what, small_only=small_only)
+
+
+def _field_part(
+    texts: Sequence[str],
+    field: str,
+    keys: Sequence[str],
+    profile: Any,
+    config: ExtractionConfig,
+    layers: Sequence[int],
+    root: Path,
+) -> dict[str, Any]:
+    """One field's part of an embedding's cost: its items and tokens, cached or to compute, and its disk size."""
+    itemsize = np.dtype(config.storage_dtype).itemsize
+    tokens = token_counts(texts, profile, config)
+    key = cache_key(texts, keys, profile, config, layers)
+    if (root / key / "manifest.json").is_file() and (root / key / "embeddings.npy").is_file():
+        done, state = set(range(len(texts))), "cached"
+    else:
+        done = _done_in_shards(root / f"{key}.partial")
+        state = "partial" if done else "new"
+    return {
+        "field": field,
+        "key": key,
+        "state": state,
+        "n_items": len(texts),
+        "n_items_cached": len(done),
+        "n_tokens": sum(tokens),
+        "n_tokens_to_compute": sum(t for i, t in enumerate(tokens) if i not in done),
+        "disk_bytes": 0 if state == "cached" else len(layers) * len(texts) * profile.hidden_size * itemsize,
+    }
 
 
 def estimate_alignment(

@@ -276,46 +276,12 @@ def score_exposure(
         raise TrainingError("the tokenizer has no EOS token; an answer's end cannot be scored")
     items = items[["source", "target", "id"]].astype(str).reset_index(drop=True)
     pool = shot_pool[["source", "target", "id"]].astype(str).reset_index(drop=True)
-    drawn = None
-    if config.shots:
-        if config.shots >= len(pool):
-            raise TrainingError(
-                f"`shots` must be smaller than the number of train pairs ({len(pool)}), got {config.shots}"
-            )
-        drawn = draw_shots(pool, config.shots, config.seed)
+    drawn = _drawn_shots(pool, config)
     targets = list(dict.fromkeys(candidates if candidates is not None else [*items["target"], *pool["target"]]))
     rng = np.random.default_rng(config.seed)
     rows = []
     for n, (source, target, term_id) in enumerate(items.itertuples(index=False)):
-        examples = []
-        if drawn is not None:
-            examples = [
-                (drawn["source"][j], drawn["target"][j]) for j in shots_for(drawn, config.shots, source, term_id)
-            ]
-        text = few_shot_prompt(tokenizer, template, examples, source)
-        prompt = encode_formatted(tokenizer, text)
-        others = [t for t in targets if t.casefold() != target.casefold()]
-        k = min(config.n_candidates - 1, len(others))
-        picked = [others[i] for i in np.sort(rng.choice(len(others), size=k, replace=False))] if k else []
-        options = [target, *picked]
-        completions = [encode_completion(tokenizer, text, prompt, t) + [eos] for t in options]
-        scores = _continuation_logprobs(model, prompt, completions, batch_size=config.batch_size)
-        rank = _mid_rank(scores, 0)
-        shifted = np.exp(scores - scores.max())
-        rows.append(
-            {
-                "id": term_id,
-                "source": source,
-                "target": target,
-                "completion_tokens": len(completions[0]),
-                "target_logprob": scores[0],
-                "target_logprob_mean": scores[0] / len(completions[0]),
-                "target_rank": rank,
-                "n_candidates": len(options),
-                "target_rank_score": 1 - (rank - 1) / (len(options) - 1) if len(options) > 1 else float("nan"),
-                "candidate_prob": float(shifted[0] / shifted.sum()),
-            }
-        )
+        rows.append(_score_item(lm, template, config, drawn, targets, rng, source, target, term_id))
         if progress is not None:
             progress("scoring exposure", n + 1, len(items))
     frame = pd.DataFrame(rows)
@@ -323,6 +289,55 @@ def score_exposure(
         scored = _text_scores(model, tokenizer, items[side].tolist(), min_k=config.min_k, batch_size=config.batch_size)
         frame[f"{side}_mink"], frame[f"{side}_minkpp"] = scored[:, 0], scored[:, 1]
     return frame
+
+
+def _drawn_shots(pool: pd.DataFrame, config: ExposureConfig) -> pd.DataFrame | None:
+    """The K train pairs every prompt shows (``None`` without shots), checked against the pool's size."""
+    if not config.shots:
+        return None
+    if config.shots >= len(pool):
+        raise TrainingError(f"`shots` must be smaller than the number of train pairs ({len(pool)}), got {config.shots}")
+    return draw_shots(pool, config.shots, config.seed)
+
+
+def _score_item(
+    lm: Any,
+    template: Any,
+    config: ExposureConfig,
+    drawn: pd.DataFrame | None,
+    targets: Sequence[str],
+    rng: np.random.Generator,
+    source: str,
+    target: str,
+    term_id: str,
+) -> dict[str, Any]:
+    """One item's answer scores: its target's log-probability and its rank among sampled other targets."""
+    tokenizer, model, eos = lm.tokenizer, lm.model, lm.tokenizer.eos_token_id
+    examples = []
+    if drawn is not None:
+        examples = [(drawn["source"][j], drawn["target"][j]) for j in shots_for(drawn, config.shots, source, term_id)]
+    text = few_shot_prompt(tokenizer, template, examples, source)
+    prompt = encode_formatted(tokenizer, text)
+    others = [t for t in targets if t.casefold() != target.casefold()]
+    k = min(config.n_candidates - 1, len(others))
+    picked = [others[i] for i in np.sort(rng.choice(len(others), size=k, replace=False))] if k else []
+    options = [target, *picked]
+    completions = [encode_completion(tokenizer, text, prompt, t) + [eos] for t in options]
+    scores = _continuation_logprobs(model, prompt, completions, batch_size=config.batch_size)
+    rank = _mid_rank(scores, 0)
+    shifted = np.exp(scores - scores.max())
+    return {
+        "id": term_id,
+        "source": source,
+        "target": target,
+        "completion_tokens": len(completions[0]),
+        "target_logprob": scores[0],
+        "target_logprob_mean": scores[0] / len(completions[0]),
+        "target_rank": rank,
+        "n_candidates": len(options),
+        "target_rank_score": 1 - (rank - 1) / (len(options) - 1) if len(options) > 1 else float("nan"),
+        "candidate_prob": float(shifted[0] / shifted.sum()),
+    }
 
 
 # --- a run's exposure -------------------------------------------------------------------------------------------
@@ -389,12 +404,7 @@ def measure_exposure(
     config = config or ExposureConfig()
     run_dir = Path(run_dir)
     train_config = read_train_config(run_dir)
-    pairs = {}
-    for split in ("train", "withheld"):
-        path = run_dir / "split" / f"{split}.csv"
-        if not path.is_file():
-            raise TrainingError(f"{str(run_dir)!r} has no split/{split}.csv; re-run `lexprobe train` on it")
-        pairs[split] = pd.read_csv(path, dtype={"source": str, "target": str, "id": str}, keep_default_na=False)
+    pairs = _read_run_pairs(run_dir)
     splits = _split_checksums(run_dir)
     out = exposure_dir(run_dir, config.shots)
     if lm is None:
@@ -413,6 +423,32 @@ def measure_exposure(
     frame = score_exposure(lm, template, items, pairs["train"], config=config, progress=progress)
     frame.insert(0, "split", items["split"].to_numpy())
     seconds = time.perf_counter() - started
+    _write_exposure(out, frame, config, run_dir, train_config, described, splits, seconds)
+    return frame
+
+
+def _read_run_pairs(run_dir: Path) -> dict[str, pd.DataFrame]:
+    """A run's train and withheld pairs."""
+    pairs = {}
+    for split in ("train", "withheld"):
+        path = run_dir / "split" / f"{split}.csv"
+        if not path.is_file():
+            raise TrainingError(f"{str(run_dir)!r} has no split/{split}.csv; re-run `lexprobe train` on it")
+        pairs[split] = pd.read_csv(path, dtype={"source": str, "target": str, "id": str}, keep_default_na=False)
+    return pairs
+
+
+def _write_exposure(
+    out: Path,
+    frame: pd.DataFrame,
+    config: ExposureConfig,
+    run_dir: Path,
+    train_config: Any,
+    described: dict[str, Any],
+    splits: dict[str, str],
+    seconds: float,
+) -> None:
+    """``exposure.csv`` (written to a temporary file, then renamed), then the manifest."""
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "exposure.csv") as tmp:
         frame.to_csv(tmp, index=False)
@@ -433,7 +469,6 @@ def measure_exposure(
             seed=config.seed,
         ),
     )
-    return frame
 
 
 def read_exposure(run_dir: str | os.PathLike[str], *, shots: int = 5) -> pd.DataFrame:

@@ -602,49 +602,98 @@ def load_model(
     torch_device = auto_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     named = NAMED_MODELS.get(resolved.name) if resolved.kind == "gguf" else None
-    if resolved.kind == "gguf":
-        fix = f"reinstall with `{named.reinstall}`" if named else "download it again"
-        converted, checksum = _converted_gguf(Path(resolved.location), fix=fix)
-        location = str(converted)
-    else:
-        location, checksum = resolved.location, ""
-    options: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    location, checksum = _model_location(resolved, named)
+    load = _load_arguments(torch_dtype, torch_device, device_map, load_in_4bit)
+    parts, checksum, commit = _load_parts(
+        spec, resolved, location, checksum, head=head, trust_remote_code=trust_remote_code, revision=revision, load=load
+    )
+    placed = "device_map" in load
+    _make_ready(parts[1], parts[2], torch_device, placed)
+    where = {"device": torch_device, "dtype": torch_dtype, "placed": placed, "load_in_4bit": load_in_4bit}
+    return _loaded_model(resolved, named, parts, checksum=checksum, commit=commit, **where)
+
+
+def _model_location(resolved: ModelSpec, named: NamedModel | None) -> tuple[str, str]:
+    """Where the weights load from (a GGUF file converted first) and, for a GGUF, its checksum."""
+    if resolved.kind != "gguf":
+        return resolved.location, ""
+    fix = f"reinstall with `{named.reinstall}`" if named else "download it again"
+    converted, checksum = _converted_gguf(Path(resolved.location), fix=fix)
+    return str(converted), checksum
+
+
+def _load_arguments(torch_dtype: Any, torch_device: Any, device_map: Any, load_in_4bit: bool) -> dict[str, Any]:
+    """The keyword arguments of the model's ``from_pretrained``: dtype, placement, quantization."""
     load: dict[str, Any] = {"dtype": torch_dtype}
     if load_in_4bit:
         load |= _four_bit(device_map, torch_device)
     elif device_map is not None:
         load["device_map"] = device_map
+    return load
+
+
+def _load_parts(
+    spec: str,
+    resolved: ModelSpec,
+    location: str,
+    checksum: str,
+    *,
+    head: bool,
+    trust_remote_code: bool,
+    revision: str | None,
+    load: dict[str, Any],
+) -> tuple[tuple[Any, Any, Any, bool], str, str | None]:
+    """(config, tokenizer, model, is_causal), the checksum (a hub commit, a folder's digest) and the hub commit."""
+    options: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     commit = None
     try:
         if resolved.kind == "hub":
-            (config, tokenizer, model, is_causal), commit = _load_hub(
-                location, head=head, options={**options, "revision": revision}, load=load
-            )
+            parts, commit = _load_hub(location, head=head, options={**options, "revision": revision}, load=load)
             checksum = commit
         else:
             if resolved.kind == "dir":
                 checksum = _dir_digest(Path(location))
-            config, tokenizer, model, is_causal = _from_pretrained(location, head=head, options=options, load=load)
+            parts = _from_pretrained(location, head=head, options=options, load=load)
     except ModelError:
         raise
     except Exception as exc:  # OSError, ValueError, and the tokenizers' own errors on damaged files
         if isinstance(exc, MemoryError):
             raise
         raise _load_failed(str(spec), location, resolved.kind, exc) from None
-    placed = "device_map" in load
+    return parts, checksum, commit
+
+
+def _make_ready(tokenizer: Any, model: Any, torch_device: Any, placed: bool) -> None:
+    """Move the model to its device (unless a device map placed it), in eval mode; give the tokenizer a pad."""
     if not placed:
         model.to(torch_device)
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+
+
+def _loaded_model(
+    resolved: ModelSpec,
+    named: NamedModel | None,
+    parts: tuple[Any, Any, Any, bool],
+    *,
+    checksum: str,
+    commit: str | None,
+    device: Any,
+    dtype: Any,
+    placed: bool,
+    load_in_4bit: bool,
+) -> LoadedModel:
+    """The loaded model with what it is, where it came from and how it was loaded."""
+    config, tokenizer, model, is_causal = parts
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
         name=resolved.name,
         source=_source(resolved, named),
         checksum=checksum,
-        device=next(model.parameters()).device if placed else torch_device,
-        dtype=torch_dtype,
+        device=next(model.parameters()).device if placed else device,
+        dtype=dtype,
         n_layers=int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0)),
         hidden_size=int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0)),
         is_causal=is_causal,

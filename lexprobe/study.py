@@ -178,44 +178,143 @@ def run_study(
     """
     say = log or (lambda line: logger.info(line))
     checked = _checked_study(ontologies, out, model, size, tasks, stages, device, dtype, seed, rerun_mismatched, shots)
-    root, spec, stages, precision = checked.root, checked.spec, checked.stages, checked.precision
-    loaded, names, folders, plan = checked.loaded, checked.names, checked.folders, checked.plan
-    study_changed = checked.changed
-    root.mkdir(parents=True, exist_ok=True)
-    record: list[dict[str, Any]] = []
+    checked.root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    models: dict[str, Any] = {}
+    runner = _StudyRunner(checked, model, device, seed, say, rerun_mismatched, batch_size, load_options, progress)
+    runs, correlate_dir, report = runner.run(ontologies, shots)
+    return runner.finish(ontologies, size, tasks, shots, started, runs, correlate_dir, report)
 
-    def lm(progress: ProgressCallback | None = None) -> Any:
-        if "lm" not in models:
+
+class _StudyRunner:
+    """The running study's state (the model loaded once, the stages recorded, the parts counted) and its steps:
+    check a stage's recorded settings (:meth:`settled`), run or resume it (:meth:`step`), per ontology, per task,
+    then the correlation and the report."""
+
+    def __init__(
+        self,
+        checked: _CheckedStudy,
+        model: str,
+        device: str | None,
+        seed: int,
+        say: Callable[[str], None],
+        rerun_mismatched: bool,
+        batch_size: int | str,
+        load_options: Mapping[str, Any] | None,
+        progress: ProgressCallback | None,
+    ) -> None:
+        from lexprobe.ontology import earlier_checksums
+
+        self.checked, self.root, self.stages = checked, checked.root, checked.stages
+        self.model, self.device, self.seed, self.say = model, device, seed, say
+        self.rerun_mismatched, self.batch_size, self.progress = rerun_mismatched, batch_size, progress
+        self.load_options = dict(load_options or {})
+        self.record: list[dict[str, Any]] = []
+        self.models: dict[str, Any] = {}
+        self.same_data = {
+            (old, ont.checksum) for ont in checked.loaded.values() for old in earlier_checksums(ont.checksum)
+        }
+        # parts done and planned (a part that turns out to have nothing to do, e.g. evaluate without training, is
+        # counted at the end)
+        self.parts = [0, _n_parts(checked.stages, checked.plan)]
+
+    def run(self, ontologies: Sequence[str], shots: int) -> tuple[list[Path], Path, Path | None]:
+        """Every selected stage in order; the evaluated runs, the correlation's directory and the report."""
+        if self.progress:
+            self.progress("study", 0, self.parts[1])
+        runs: list[Path] = []
+        for ontology in ontologies:
+            self.run_ontology(ontology)
+            if {"train", "evaluate", "fewshot", "correlate", "report"} & set(self.stages):
+                runs += self.run_tasks(ontology, shots)
+        correlate_dir = self.run_correlate(runs)
+        report = self.run_report(ontologies, runs, correlate_dir) if "report" in self.stages else None
+        if (
+            self.progress and self.parts[0] < self.parts[1]
+        ):  # parts that had nothing to do (evaluate without training...)
+            self.progress("study", self.parts[1], self.parts[1])
+        return runs, correlate_dir, report
+
+    def finish(
+        self,
+        ontologies: Sequence[str],
+        size: str | StudySize,
+        tasks: Sequence[str] | None,
+        shots: int,
+        started: float,
+        runs: list[Path],
+        correlate_dir: Path,
+        report: Path | None,
+    ) -> StudyResult:
+        """Write the study's manifest and return what it did."""
+        checked = self.checked
+        if checked.changed:
+            self.say(
+                f"{checked.root}: the stages recorded with the study's earlier settings are dropped from its manifest"
+            )
+        merged = _write_study_manifest(
+            checked.root,
+            ontologies,
+            self.model,
+            checked.precision,
+            checked.spec,
+            size,
+            tasks,
+            checked.stages,
+            self.seed,
+            self.record,
+            started,
+            keep_earlier=not checked.changed,
+            shots=shots,
+        )
+        return StudyResult(
+            out=checked.root,
+            stages=merged[
+                : len(self.record)
+            ],  # this run's stages, with their times; the manifest also lists the others
+            runs=runs,
+            correlate=correlate_dir if _stage_done(correlate_dir, "correlate") else None,
+            report=report,
+        )
+
+    def lm(self, progress: ProgressCallback | None = None) -> Any:
+        """The study's model, loaded on first use."""
+        if "lm" not in self.models:
             if progress:
                 progress("loading model", 0, 1)
-            models["lm"] = load_model(model, device=device, dtype=precision, **dict(load_options or {}))
+            self.models["lm"] = load_model(
+                self.model, device=self.device, dtype=self.checked.precision, **self.load_options
+            )
             if progress:
                 progress("loading model", 1, 1)
-        return models["lm"]
+        return self.models["lm"]
 
-    def step(stage: str, where: Path, done: bool, work: Callable[..., Any], *args: Any) -> None:
-        name = f"{stage} {where.relative_to(root)}"
+    def step(self, stage: str, where: Path, done: bool, work: Callable[..., Any], *args: Any) -> None:
+        """Run ``work(*args)`` as ``stage`` in ``where``, or record it resumed when ``done``."""
+        name = f"{stage} {where.relative_to(self.root)}"
         if done:
-            say(f"{name}: already done")
+            self.say(f"{name}: already done")
             # its time is filled in from the manifests when the study's manifest is written
-            record.append({"stage": stage, "dir": str(where.relative_to(root)), "status": "resumed", "seconds": 0.0})
-            parts[0] += 1
-            if progress:
-                progress("study", parts[0], max(parts))
+            self.record.append(
+                {"stage": stage, "dir": str(where.relative_to(self.root)), "status": "resumed", "seconds": 0.0}
+            )
+            self._count_part()
             return
-        say(f"{name}: running")
+        self.say(f"{name}: running")
         t0 = time.perf_counter()
-        work(*args, progress=prefixed(progress, name))
+        work(*args, progress=prefixed(self.progress, name))
         seconds = time.perf_counter() - t0
-        record.append({"stage": stage, "dir": str(where.relative_to(root)), "status": "done", "seconds": seconds})
-        say(f"{name}: done in {seconds / 60:.1f} min")
-        parts[0] += 1
-        if progress:
-            progress("study", parts[0], max(parts))
+        self.record.append(
+            {"stage": stage, "dir": str(where.relative_to(self.root)), "status": "done", "seconds": seconds}
+        )
+        self.say(f"{name}: done in {seconds / 60:.1f} min")
+        self._count_part()
 
-    def settled(stage: str, where: Path, manifest: str, expected: Mapping[str, Any], selected: bool) -> bool:
+    def _count_part(self) -> None:
+        self.parts[0] += 1
+        if self.progress:
+            self.progress("study", self.parts[0], max(self.parts))
+
+    def settled(self, stage: str, where: Path, manifest: str, expected: Mapping[str, Any], selected: bool) -> bool:
         """Whether ``where`` holds ``stage`` finished with the settings ``expected``: ``False`` when it holds
         none (or held other settings, now cleared for the re-run); other settings otherwise raise."""
         recorded = read_json_object(where / manifest)
@@ -225,40 +324,31 @@ def run_study(
         differ = [
             (key, old, new)
             for key, old, new in _differences(recorded, expected)
-            if not (isinstance(old, str) and isinstance(new, str) and (old, new) in same_data)
+            if not (isinstance(old, str) and isinstance(new, str) and (old, new) in self.same_data)
         ]
         if not differ:
             return True
-        rel = where.relative_to(root)
+        rel = where.relative_to(self.root)
         detail = _describe(differ)
         if not selected:
             raise StudyError(
                 f"{stage} {rel} was made with other settings ({detail}); add {stage} to --stages with "
                 "--rerun-mismatched to re-run it, or give another --out"
             )
-        if not rerun_mismatched:
+        if not self.rerun_mismatched:
             raise StudyError(
                 f"{stage} {rel} was made with other settings ({detail}); pass --rerun-mismatched to re-run it "
                 "with these, or give another --out"
             )
-        say(f"{stage} {rel}: made with other settings ({detail}); re-running")
-        _clear(root, where, stage, recorded)
+        self.say(f"{stage} {rel}: made with other settings ({detail}); re-running")
+        _clear(self.root, where, stage, recorded)
         return False
 
-    from lexprobe.ontology import earlier_checksums
-    from lexprobe.train import RESUME_FREE, is_complete
-
-    same_data = {(old, ont.checksum) for ont in loaded.values() for old in earlier_checksums(ont.checksum)}
-    # parts done and planned (a part that turns out to have nothing to do, e.g. evaluate without training, is
-    # counted at the end)
-    parts = [0, _n_parts(stages, plan)]
-
-    if progress:
-        progress("study", 0, parts[1])
-    runs: list[Path] = []
-    for ontology in ontologies:
-        base = folders[ontology]
-        checksum = {"checksum": loaded[ontology].checksum}
+    def run_ontology(self, ontology: str) -> None:
+        """The stages of one ontology: align, then lexicalization (checked, too, when only the report runs)."""
+        checked, stages = self.checked, self.stages
+        base = checked.folders[ontology]
+        checksum = {"checksum": checked.loaded[ontology].checksum}
         for stage, work, make in (
             ("align", _align, align_config),
             ("lexicalization", _lexicalization, lexical_config),
@@ -266,43 +356,33 @@ def run_study(
             where = base / stage
             if stage not in stages and "report" not in stages:
                 continue
-            config = dataclasses.replace(make(ontology, model, spec, seed, precision), batch_size=batch_size)
+            config = make(ontology, self.model, checked.spec, self.seed, checked.precision)
+            config = dataclasses.replace(config, batch_size=self.batch_size)
             expected = {
-                "config": _settings(config, skip=("batch_size",)) | _resolved(config, names[ontology]),
+                "config": _settings(config, skip=("batch_size",)) | _resolved(config, checked.names[ontology]),
                 "inputs": {"ontology": checksum},
             }
-            done = settled(stage, where, "manifest.json", expected, stage in stages)
+            done = self.settled(stage, where, "manifest.json", expected, stage in stages)
             if stage in stages:
-                step(stage, where, done, work, config, where, lm)  # the config compared above is the one run
-        if not {"train", "evaluate", "fewshot", "correlate", "report"} & set(stages):
-            continue
+                self.step(stage, where, done, work, config, where, self.lm)  # the config compared above is the one run
+
+    def run_tasks(self, ontology: str, shots: int) -> list[Path]:
+        """Train, evaluate and score the few-shot baseline of each task of one ontology; its evaluated runs."""
+        from lexprobe.train import RESUME_FREE, is_complete
+
+        checked, stages, seed = self.checked, self.stages, self.seed
+        runs: list[Path] = []
         for task, where in checked.task_folders[ontology].items():
-            trained = _settings(train_config(ontology, task, model, spec, seed, device, precision), skip=RESUME_FREE)
-            if (where / "manifest.json").is_file():
-                expected = {"config": trained, "inputs": {"data_checksum": checksum["checksum"]}}
-                settled("train", where, "manifest.json", expected, "train" in stages)
-            else:  # training under way: its settings are in train_config.json
-                settled("train", where, "train_config.json", {"config": trained}, "train" in stages)
-            expected = {"config": {"seed": seed, "baseline_only": False}, "inputs": {"train_config": trained}}
-            settled("evaluate", where, "evaluation_manifest.json", expected, "evaluate" in stages)
+            config = train_config(ontology, task, self.model, checked.spec, seed, self.device, checked.precision)
+            trained = _settings(config, skip=RESUME_FREE)
+            self._check_task(where, trained, checked.loaded[ontology].checksum)
             if "train" in stages:
-                step(
-                    "train",
-                    where,
-                    is_complete(where) or _evaluated(where),
-                    _train,
-                    ontology,
-                    task,
-                    where,
-                    model,
-                    spec,
-                    seed,
-                    device,
-                    precision,
-                )
+                done = is_complete(where) or _evaluated(where)
+                args = (ontology, task, where, self.model, checked.spec, seed, self.device, checked.precision)
+                self.step("train", where, done, _train, *args)
             if "evaluate" in stages:
                 if _evaluated(where) or is_complete(where):
-                    step("evaluate", where, _evaluated(where), _evaluate, where, device, seed)
+                    self.step("evaluate", where, _evaluated(where), _evaluate, where, self.device, seed)
             if _evaluated(where):
                 runs.append(where)
             if "fewshot" in stages and _evaluated(where):
@@ -311,68 +391,52 @@ def run_study(
                     "config": {"seed": seed, "baseline_only": True, "shots": shots},
                     "inputs": {"train_config": trained},
                 }
-                done = settled("fewshot", shown, "evaluation_manifest.json", expected, True)
-                step("fewshot", shown, done, _fewshot, where, device, seed, shots)
+                done = self.settled("fewshot", shown, "evaluation_manifest.json", expected, True)
+                self.step("fewshot", shown, done, _fewshot, where, self.device, seed, shots)
+        return runs
 
-    correlate_dir = root / "correlate"
-    if ("correlate" in stages and runs) or "report" in stages:
-        settled(
-            "correlate",
-            correlate_dir,
-            "manifest.json",
-            _correlate_expected(spec, seed, precision),
-            "correlate" in stages,
-        )
-    if "correlate" in stages and runs:
-        listed = sorted(str(r.relative_to(root)) for r in runs)
-        step(
-            "correlate",
-            correlate_dir,
-            _stage_done(correlate_dir, "correlate") and _correlated_runs(correlate_dir, root) == listed,
-            _correlate,
-            runs,
-            correlate_dir,
-            spec,
-            seed,
-            precision,
-        )
-    report = None
-    if "report" in stages:
-        report = root / "report.html"
+    def _check_task(self, where: Path, trained: Mapping[str, Any], checksum: str) -> None:
+        """Check the settings a task's training and evaluation recorded against these."""
+        stages = self.stages
+        if (where / "manifest.json").is_file():
+            expected = {"config": trained, "inputs": {"data_checksum": checksum}}
+            self.settled("train", where, "manifest.json", expected, "train" in stages)
+        else:  # training under way: its settings are in train_config.json
+            self.settled("train", where, "train_config.json", {"config": trained}, "train" in stages)
+        expected = {"config": {"seed": self.seed, "baseline_only": False}, "inputs": {"train_config": trained}}
+        self.settled("evaluate", where, "evaluation_manifest.json", expected, "evaluate" in stages)
+
+    def run_correlate(self, runs: list[Path]) -> Path:
+        """Correlate the evaluated runs (redone when their set changed); the correlation's directory."""
+        checked, stages = self.checked, self.stages
+        correlate_dir = self.root / "correlate"
+        if ("correlate" in stages and runs) or "report" in stages:
+            self.settled(
+                "correlate",
+                correlate_dir,
+                "manifest.json",
+                _correlate_expected(checked.spec, self.seed, checked.precision),
+                "correlate" in stages,
+            )
+        if "correlate" in stages and runs:
+            listed = sorted(str(r.relative_to(self.root)) for r in runs)
+            done = _stage_done(correlate_dir, "correlate") and _correlated_runs(correlate_dir, self.root) == listed
+            args = (runs, correlate_dir, checked.spec, self.seed, checked.precision)
+            self.step("correlate", correlate_dir, done, _correlate, *args)
+        return correlate_dir
+
+    def run_report(self, ontologies: Sequence[str], runs: list[Path], correlate_dir: Path) -> Path | None:
+        """The report over every finished stage; its path, or ``None`` when there is nothing to report."""
+        folders = self.checked.folders
+        report = self.root / "report.html"
         dirs = [d for o in ontologies for d in (folders[o] / "align", folders[o] / "lexicalization")]
         dirs = [d for d in dirs if (d / "manifest.json").is_file()] + runs
         if _stage_done(correlate_dir, "correlate"):
             dirs.append(correlate_dir)
-        if dirs:
-            step("report", report, False, _report, dirs, report, names, model)
-        else:
-            report = None
-    if progress and parts[0] < parts[1]:  # parts that had nothing to do (evaluate without training...)
-        progress("study", parts[1], parts[1])
-    if study_changed:
-        say(f"{root}: the stages recorded with the study's earlier settings are dropped from its manifest")
-    merged = _write_study_manifest(
-        root,
-        ontologies,
-        model,
-        precision,
-        spec,
-        size,
-        tasks,
-        stages,
-        seed,
-        record,
-        started,
-        keep_earlier=not study_changed,
-        shots=shots,
-    )
-    return StudyResult(
-        out=root,
-        stages=merged[: len(record)],  # this run's stages, with their times; the manifest also lists the others
-        runs=runs,
-        correlate=correlate_dir if _stage_done(correlate_dir, "correlate") else None,
-        report=report,
-    )
+        if not dirs:
+            return None
+        self.step("report", report, False, _report, dirs, report, self.checked.names, self.model)
+        return report
 
 
 def _n_parts(stages: Sequence[str], plan: Mapping[str, Sequence[str]]) -> int:

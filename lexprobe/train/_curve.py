@@ -239,12 +239,7 @@ def evaluate_curve(
     if not splits or any(s not in SPLITS for s in splits):
         raise TrainingError(f"`splits` must be from {', '.join(SPLITS)}, got {list(splits)}")
     points = _choose(snapshot_points(run_dir), checkpoints, run_dir)
-    pairs = {}
-    for s in splits:
-        path = run_dir / "split" / f"{s}.csv"
-        if not path.is_file():
-            raise TrainingError(f"{str(run_dir)!r} has no split/{s}.csv; re-run `lexprobe train` on it")
-        pairs[s] = pd.read_csv(path, dtype={"source": str, "target": str, "id": str})
+    pairs = _read_split_pairs(run_dir, splits)
     started = time.perf_counter()
     ontology = load_ontology(config.ontology)
     task = get_task(ontology, config.task)
@@ -254,16 +249,8 @@ def evaluate_curve(
     ln_n = math.log(n_targets)
     budget = max_new_tokens or MAX_NEW_TOKENS.get(task.target, 32)
     lm = config.load_base(device=device, dtype=dtype, device_map=device_map)
-    base = CurvePoint(0.0, None, 0, "baseline")
-    todo = [base, *points]
-    total = len(todo) * sum(len(p) for p in pairs.values())
-    done = [0]
-
-    def tick(n: int) -> None:
-        done[0] += n
-        if progress is not None:
-            progress("scoring snapshots", done[0], total)
-
+    todo = [CurvePoint(0.0, None, 0, "baseline"), *points]
+    tick = _scoring_ticker(progress, len(todo) * sum(len(p) for p in pairs.values()))
     item_rows: list[dict[str, Any]] = []
     curve_rows: list[dict[str, Any]] = []
     model = lm.model
@@ -279,29 +266,55 @@ def evaluate_curve(
             scored["loss"] = target_losses(model, lm.tokenizer, frame, template, batch_size=max(1, batch_size // 2))
             scored["exposures"] = point.exposures
             item_rows += scored.to_dict(orient="records")
-            k, n = int(scored["correct"].sum()), len(scored)
-            low, high = wilson_interval(k, n)
-            curve_rows.append(
-                {
-                    "exposures": point.exposures,
-                    "point": point.label,
-                    "step": point.step,
-                    "split": s,
-                    "n": n,
-                    "n_correct": k,
-                    "accuracy": k / n if n else float("nan"),
-                    "ci_low": low,
-                    "ci_high": high,
-                    "n_exact": int((scored["match_kind"] == "exact").sum()),
-                    "n_distinct": int(scored["parsed"].dropna().nunique()),
-                    "loss_mean": float(scored["loss"].mean()),
-                    "loss_median": float(scored["loss"].median()),
-                    "ln_n_targets": ln_n,
-                }
-            )
+            curve_rows.append(_curve_row(point, s, scored, ln_n))
     result = CurveResult(run_dir, pd.DataFrame(curve_rows), pd.DataFrame(item_rows), ln_n)
     _write_curve(result, config, lm, budget=budget, n_targets=n_targets, seconds=time.perf_counter() - started)
     return result
+
+
+def _read_split_pairs(run_dir: Path, splits: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """The pairs of each split of a run directory."""
+    pairs = {}
+    for s in splits:
+        path = run_dir / "split" / f"{s}.csv"
+        if not path.is_file():
+            raise TrainingError(f"{str(run_dir)!r} has no split/{s}.csv; re-run `lexprobe train` on it")
+        pairs[s] = pd.read_csv(path, dtype={"source": str, "target": str, "id": str})
+    return pairs
+
+
+def _scoring_ticker(progress: Callable[[str, int, int], None] | None, total: int) -> Callable[[int], None]:
+    """``tick(n)``: ``n`` more replies scored, reported as ``progress("scoring snapshots", done, total)``."""
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress("scoring snapshots", done[0], total)
+
+    return tick
+
+
+def _curve_row(point: CurvePoint, split: str, scored: pd.DataFrame, ln_n: float) -> dict[str, Any]:
+    """One point of the curve on one split: accuracy with its Wilson interval, matches, distinct replies, loss."""
+    k, n = int(scored["correct"].sum()), len(scored)
+    low, high = wilson_interval(k, n)
+    return {
+        "exposures": point.exposures,
+        "point": point.label,
+        "step": point.step,
+        "split": split,
+        "n": n,
+        "n_correct": k,
+        "accuracy": k / n if n else float("nan"),
+        "ci_low": low,
+        "ci_high": high,
+        "n_exact": int((scored["match_kind"] == "exact").sum()),
+        "n_distinct": int(scored["parsed"].dropna().nunique()),
+        "loss_mean": float(scored["loss"].mean()),
+        "loss_median": float(scored["loss"].median()),
+        "ln_n_targets": ln_n,
+    }
 
 
 def _load_point(model: Any, point: CurvePoint) -> Any:

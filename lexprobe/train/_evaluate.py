@@ -10,7 +10,7 @@ import re
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -451,6 +451,69 @@ def evaluate_run(
     """
     run_dir = Path(run_dir)
     config = read_train_config(run_dir)
+    splits, shots = _checked_splits_and_shots(run_dir, splits, shots, baseline_only)
+    pairs, drawn = _read_pairs(run_dir, splits, shots, seed)
+    out_dir = _evaluation_dir(run_dir, shots)
+    started = time.perf_counter()
+    task, template, scorer = _task_prompt_scorer(config)
+    budget = max_new_tokens or MAX_NEW_TOKENS.get(task.target, 32)
+    lm = _load_base(config, progress, device=device, dtype=dtype, device_map=device_map)
+    models = ["baseline"] if baseline_only else ["baseline", "tuned"]
+    records, generation = _generate_replies(
+        lm, template, scorer, run_dir, models, pairs, drawn, shots, budget, batch_size=batch_size, progress=progress
+    )
+    result = _assemble(run_dir, pd.DataFrame(records), splits, models, task.target, n_boot=n_boot, seed=seed)
+    shot_pairs = drawn.to_dict(orient="records") if drawn is not None else []
+    result = dataclasses.replace(result, out_dir=out_dir, shots=shots, shot_pairs=shot_pairs, generation=generation)
+    seconds = time.perf_counter() - started
+    out_dir.mkdir(exist_ok=True)
+    _write_evaluation(
+        out_dir, result, config, lm, budget=budget, baseline_only=baseline_only, seed=seed, seconds=seconds
+    )
+    return result
+
+
+def _evaluation_dir(run_dir: Path, shots: int) -> Path:
+    """Where an evaluation with ``shots`` worked examples writes: the run directory, or its ``shots-K``."""
+    out_dir = few_shot_dir(run_dir, shots) if shots else run_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TrainingError(f"{out_dir} is in the way of the {shots}-shot evaluation: it is not a folder; move it")
+    return out_dir
+
+
+def _task_prompt_scorer(config: TrainConfig) -> tuple[Any, Any, _Scorer]:
+    """The run's task, its training prompt (template 0) and the scorer of its replies."""
+    from lexprobe.ontology import load_ontology
+
+    ontology = load_ontology(config.ontology)
+    task = get_task(ontology, config.task)
+    template = prompt_templates(config.ontology, task, 1)[0]
+    return task, template, _Scorer(ontology, task.target)
+
+
+def _load_base(config: TrainConfig, progress: Callable[[str, int, int], None] | None, **options: Any) -> Any:
+    """The run's base model, with ``progress("loading model", 0 or 1, 1)`` around its load."""
+    if progress is not None:
+        progress("loading model", 0, 1)
+    lm = config.load_base(**options)
+    if progress is not None:
+        progress("loading model", 1, 1)
+    return lm
+
+
+def _generation_speed(total: int, generating: float) -> dict[str, float]:
+    """The ``generation`` record of an evaluation: replies, seconds generating them, replies per second."""
+    return {
+        "n_replies": float(total),
+        "seconds": generating,
+        "items_per_second": total / generating if generating > 0 else float("nan"),
+    }
+
+
+def _checked_splits_and_shots(
+    run_dir: Path, splits: Sequence[str], shots: int, baseline_only: bool
+) -> tuple[tuple[str, ...], int]:
+    """The splits (deduplicated) and shots of an evaluation, checked, and the adapter checked when it is needed."""
     splits = tuple(dict.fromkeys(splits))
     bad = [s for s in splits if s not in SPLITS]
     if bad or not splits:
@@ -464,6 +527,13 @@ def evaluate_run(
         )
     if not baseline_only:
         _check_adapter(run_dir)  # now, not after the baseline's generation
+    return splits, shots
+
+
+def _read_pairs(
+    run_dir: Path, splits: tuple[str, ...], shots: int, seed: int
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None]:
+    """The pairs of each split evaluated, and with ``shots`` the train pairs drawn as worked examples."""
     pairs = {}
     for s in (*splits, "train") if shots else splits:
         path = run_dir / "split" / f"{s}.csv"
@@ -475,37 +545,24 @@ def evaluate_run(
         if frame.empty and s in splits:
             raise TrainingError(f"split {s!r} of {str(run_dir)!r} has no pairs; evaluate another --split")
         pairs[s] = frame
-    drawn = None
-    if shots:
-        n_train = len(pairs["train"])
-        if shots >= n_train:
-            raise TrainingError(
-                f"`shots` must be smaller than the number of train pairs ({n_train} in "
-                f"{run_dir / 'split' / 'train.csv'}), got {shots}"
-            )
-        drawn = draw_shots(pairs["train"], shots, seed)
-        pairs = {s: pairs[s] for s in splits}
-        for frame in pairs.values():  # a repeated term is told now, not after the model has loaded
-            for src, term_id in zip(frame["source"].astype(str), frame["id"].astype(str)):
-                shots_for(drawn, shots, src, term_id)
-    out_dir = few_shot_dir(run_dir, shots) if shots else run_dir
-    if out_dir.exists() and not out_dir.is_dir():
-        raise TrainingError(f"{out_dir} is in the way of the {shots}-shot evaluation: it is not a folder; move it")
-    started = time.perf_counter()
-    from lexprobe.ontology import load_ontology
+    if not shots:
+        return pairs, None
+    n_train = len(pairs["train"])
+    if shots >= n_train:
+        raise TrainingError(
+            f"`shots` must be smaller than the number of train pairs ({n_train} in "
+            f"{run_dir / 'split' / 'train.csv'}), got {shots}"
+        )
+    drawn = draw_shots(pairs["train"], shots, seed)
+    pairs = {s: pairs[s] for s in splits}
+    for frame in pairs.values():  # a repeated term is told now, not after the model has loaded
+        for src, term_id in zip(frame["source"].astype(str), frame["id"].astype(str)):
+            shots_for(drawn, shots, src, term_id)
+    return pairs, drawn
 
-    ontology = load_ontology(config.ontology)
-    task = get_task(ontology, config.task)
-    template = prompt_templates(config.ontology, task, 1)[0]
-    scorer = _Scorer(ontology, task.target)
-    budget = max_new_tokens or MAX_NEW_TOKENS.get(task.target, 32)
-    if progress is not None:
-        progress("loading model", 0, 1)
-    lm = config.load_base(device=device, dtype=dtype, device_map=device_map)
-    if progress is not None:
-        progress("loading model", 1, 1)
-    models = ["baseline"] if baseline_only else ["baseline", "tuned"]
-    total = sum(len(p) for p in pairs.values()) * len(models)
+
+def _generation_ticker(progress: Callable[[str, int, int], None] | None, total: int) -> Callable[[int], None]:
+    """Report ``("generating", 0, total)`` now; the returned ``tick(n)`` counts ``n`` more replies done."""
     done = [0]
 
     def tick(n: int) -> None:
@@ -515,20 +572,47 @@ def evaluate_run(
 
     if progress is not None:
         progress("generating", 0, total)
+    return tick
 
+
+def _encode_prompts(
+    tokenizer: Any, template: Any, pairs: Mapping[str, pd.DataFrame], drawn: pd.DataFrame | None, shots: int
+) -> tuple[dict[str, list[list[int]]], dict[str, list[str]]]:
+    """Each split's prompts as token ids, and with shots the ids of the worked examples each prompt shows."""
     encoded: dict[str, list[list[int]]] = {}
     used: dict[str, list[str]] = {}
     for s, frame in pairs.items():
         sources = frame["source"].astype(str).tolist()
         if drawn is None:
-            encoded[s] = [_encode_prompt(lm.tokenizer, template.render(x)) for x in sources]
+            encoded[s] = [_encode_prompt(tokenizer, template.render(x)) for x in sources]
             continue
         encoded[s], used[s] = [], []
         for x, term_id in zip(sources, frame["id"].astype(str)):
             rows = shots_for(drawn, shots, x, term_id)
             examples = [(drawn["source"][j], drawn["target"][j]) for j in rows]
-            encoded[s].append(encode_formatted(lm.tokenizer, few_shot_prompt(lm.tokenizer, template, examples, x)))
+            encoded[s].append(encode_formatted(tokenizer, few_shot_prompt(tokenizer, template, examples, x)))
             used[s].append(";".join(drawn["id"][j] for j in rows))
+    return encoded, used
+
+
+def _generate_replies(
+    lm: Any,
+    template: Any,
+    scorer: _Scorer,
+    run_dir: Path,
+    models: Sequence[str],
+    pairs: Mapping[str, pd.DataFrame],
+    drawn: pd.DataFrame | None,
+    shots: int,
+    budget: int,
+    *,
+    batch_size: int,
+    progress: Callable[[str, int, int], None] | None,
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Every model's scored replies on every split, and the ``generation`` record (replies, seconds, speed)."""
+    total = sum(len(p) for p in pairs.values()) * len(models)
+    tick = _generation_ticker(progress, total)
+    encoded, used = _encode_prompts(lm.tokenizer, template, pairs, drawn, shots)
     records = []
     model = lm.model
     generating = 0.0
@@ -549,25 +633,11 @@ def evaluate_run(
             )
             generating += time.perf_counter() - began
             scored = _score_frame(frame, replies, scorer, split=s, which=which)
-            if drawn is not None:
+            if s in used:
                 for record, ids in zip(scored, used[s]):
                     record["shot_ids"] = ids
             records += scored
-    predictions = pd.DataFrame(records)
-    result = _assemble(run_dir, predictions, splits, models, task.target, n_boot=n_boot, seed=seed)
-    generation = {
-        "n_replies": float(total),
-        "seconds": generating,
-        "items_per_second": total / generating if generating > 0 else float("nan"),
-    }
-    shot_pairs = drawn.to_dict(orient="records") if drawn is not None else []
-    result = dataclasses.replace(result, out_dir=out_dir, shots=shots, shot_pairs=shot_pairs, generation=generation)
-    seconds = time.perf_counter() - started
-    out_dir.mkdir(exist_ok=True)
-    _write_evaluation(
-        out_dir, result, config, lm, budget=budget, baseline_only=baseline_only, seed=seed, seconds=seconds
-    )
-    return result
+    return records, _generation_speed(total, generating)
 
 
 def _retrain(run_dir: Path) -> str:

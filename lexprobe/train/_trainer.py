@@ -227,70 +227,21 @@ def train_lora(
         return TrainResult(run_dir=run_dir, adapter_dir=run_dir / "adapter", already_complete=True)
     if config.load_in_4bit:  # told before the split is drawn and written
         check_load_in_4bit(config.device)
-    from transformers import Trainer, set_seed
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
     args = _training_arguments(config, run_dir, progress=progress)
     main = args.process_index == 0
-    # the main process writes the split and converts the model (first use) before the others read them
-    with args.main_process_first(local=False, desc="prepare"):
-        data = _prepare_split(run_dir, config, Path(split_dir) if split_dir else None, write=main)
-        if main:
-            _write_train_config(run_dir, config, data)
-        lm = load_model(
-            config.model, device=config.device, dtype=weights_dtype(config), head=True, **config.load_options
-        )
+    data, lm = _prepare_run(run_dir, config, Path(split_dir) if split_dir else None, args, main)
     templates = prompt_templates(config.ontology, config.task, config.templates)
     examples = build_examples(data["train"], templates, lm.tokenizer)
-    set_seed(config.seed)
-    model = _add_lora(lm.model, config)
-    initial = _lora_b(model)
+    model, initial = _seeded_lora(lm.model, config)
     base = AdapterBase.of(lm, run_dir)
-    first = data["train"].iloc[0] if len(data["train"]) else None
-    card = functools.partial(
-        model_card,
-        base,
-        config,
-        n_train=len(data["train"]),
-        example=(templates[0].render(str(first["source"])), str(first["target"])) if first is not None else None,
-    )
+    card = _card_maker(base, config, data["train"], templates)
     collate = completion_collator(lm.tokenizer, model)
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=examples,
-        data_collator=collate,
-        callbacks=[*callbacks, _mark_complete_callback(), _snapshot_callback(run_dir, config, base, card)],
-    )
-    # the library does not print: the loss goes to loss.csv, the bar (if asked for) shows no log lines
-    trainer.remove_callback(PrinterCallback)
-    if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(_bar_only_progress())
-    # the main process drops damaged checkpoints first; then every process finds the same last good one
-    with args.main_process_first(local=False, desc="checkpoints"):
-        last = last_good_checkpoint(run_dir / "checkpoints", remove=main)
-    start_epoch = _checkpoint_epoch(last)
-    t_train = time.perf_counter()
-    with warnings.catch_warnings():
-        # checkpoints of a hub model make peft ask the hub whether the vocabulary was resized; offline it warns
-        # that it cannot tell and assumes not, which is so: lexprobe never resizes it
-        warnings.filterwarnings("ignore", message="Could not find a config file in", category=UserWarning)
-        try:
-            trainer.train(resume_from_checkpoint=last)
-        except Exception as exc:
-            if not is_disk_full(exc, run_dir):
-                raise
-            where = drop_unfinished_checkpoints(run_dir / "checkpoints", after=last) if main else None
-            raise no_space_error(where or run_dir / "checkpoints") from exc
-    train_seconds = time.perf_counter() - t_train
-    examples_now = (float(trainer.state.epoch or 0.0) - start_epoch) * len(examples)
-    changed = sum(not bool((p.detach().cpu() == initial[n].cpu()).all()) for n, p in _lora_named(model))
-    if changed == 0:
-        raise TrainingError(
-            f"no LoRA weight changed in {trainer.state.global_step} steps; raise --lr or --epochs, or check "
-            "that --target-modules matches the model's layers"
-        )
+    callbacks = [*callbacks, _mark_complete_callback(), _snapshot_callback(run_dir, config, base, card)]
+    trainer = _make_trainer(model, args, examples, collate, callbacks)
+    last, start_epoch, train_seconds = _run_trainer(trainer, args, run_dir, main)
+    changed = _check_lora_changed(model, initial, trainer)
     losses = _loss_table(trainer.state.log_history)
+    examples_now = (float(trainer.state.epoch or 0.0) - start_epoch) * len(examples)
     result = TrainResult(
         run_dir=run_dir,
         adapter_dir=run_dir / "adapter",
@@ -309,15 +260,107 @@ def train_lora(
         compute_dtype=config.dtype,  # resolved at the start: "auto" never reaches here
         examples_per_second=examples_now / train_seconds if train_seconds > 0 else float("nan"),
         logits_at="labelled positions" if isinstance(collate, _LabelledPositions) else "every position",
-        snapshots=tuple(
-            f"{SNAPSHOT_DIR}/{snapshot_name(x)}"
-            for x in config.snapshots
-            if (run_dir / SNAPSHOT_DIR / snapshot_name(x)).is_dir()
-        ),
+        snapshots=_snapshots_written(run_dir, config),
     )
     if main:
         _write_outputs(run_dir, model, losses, result, config, lm, data, base=base, card=card())
     return result
+
+
+def _prepare_run(
+    run_dir: Path, config: TrainConfig, split_dir: Path | None, args: Any, main: bool
+) -> tuple[dict[str, pd.DataFrame], Any]:
+    """The run's split (drawn or read, and written with the config by the main process) and its model."""
+    # the main process writes the split and converts the model (first use) before the others read them
+    with args.main_process_first(local=False, desc="prepare"):
+        data = _prepare_split(run_dir, config, split_dir, write=main)
+        if main:
+            _write_train_config(run_dir, config, data)
+        lm = load_model(
+            config.model, device=config.device, dtype=weights_dtype(config), head=True, **config.load_options
+        )
+    return data, lm
+
+
+def _seeded_lora(model: Any, config: TrainConfig) -> tuple[Any, dict[str, Any]]:
+    """The model with fresh LoRA layers (drawn after seeding with ``config.seed``) and their initial B weights."""
+    from transformers import set_seed
+
+    set_seed(config.seed)
+    model = _add_lora(model, config)
+    return model, _lora_b(model)
+
+
+def _card_maker(base: AdapterBase, config: TrainConfig, train: pd.DataFrame, templates: Sequence[Any]) -> Any:
+    """``card()``: the adapter's model card, with the first train pair as its example."""
+    first = train.iloc[0] if len(train) else None
+    return functools.partial(
+        model_card,
+        base,
+        config,
+        n_train=len(train),
+        example=(templates[0].render(str(first["source"])), str(first["target"])) if first is not None else None,
+    )
+
+
+def _make_trainer(model: Any, args: Any, examples: Any, collate: Any, callbacks: Sequence[Any]) -> Any:
+    """The Trainer, with the loss printer removed and its bar (if asked for) showing no log lines."""
+    from transformers import Trainer
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=examples,
+        data_collator=collate,
+        callbacks=list(callbacks),
+    )
+    # the library does not print: the loss goes to loss.csv, the bar (if asked for) shows no log lines
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(_bar_only_progress())
+    return trainer
+
+
+def _run_trainer(trainer: Any, args: Any, run_dir: Path, main: bool) -> tuple[str | None, float, float]:
+    """Train, resuming from the last good checkpoint; that checkpoint, its epoch and the seconds training took."""
+    # the main process drops damaged checkpoints first; then every process finds the same last good one
+    with args.main_process_first(local=False, desc="checkpoints"):
+        last = last_good_checkpoint(run_dir / "checkpoints", remove=main)
+    start_epoch = _checkpoint_epoch(last)
+    t_train = time.perf_counter()
+    with warnings.catch_warnings():
+        # checkpoints of a hub model make peft ask the hub whether the vocabulary was resized; offline it warns
+        # that it cannot tell and assumes not, which is so: lexprobe never resizes it
+        warnings.filterwarnings("ignore", message="Could not find a config file in", category=UserWarning)
+        try:
+            trainer.train(resume_from_checkpoint=last)
+        except Exception as exc:
+            if not is_disk_full(exc, run_dir):
+                raise
+            where = drop_unfinished_checkpoints(run_dir / "checkpoints", after=last) if main else None
+            raise no_space_error(where or run_dir / "checkpoints") from exc
+    return last, start_epoch, time.perf_counter() - t_train
+
+
+def _check_lora_changed(model: Any, initial: dict[str, Any], trainer: Any) -> int:
+    """How many LoRA weights training changed; none raises."""
+    changed = sum(not bool((p.detach().cpu() == initial[n].cpu()).all()) for n, p in _lora_named(model))
+    if changed == 0:
+        raise TrainingError(
+            f"no LoRA weight changed in {trainer.state.global_step} steps; raise --lr or --epochs, or check "
+            "that --target-modules matches the model's layers"
+        )
+    return changed
+
+
+def _snapshots_written(run_dir: Path, config: TrainConfig) -> tuple[str, ...]:
+    """The snapshot folders of ``config.snapshots`` that the run holds."""
+    return tuple(
+        f"{SNAPSHOT_DIR}/{snapshot_name(x)}"
+        for x in config.snapshots
+        if (run_dir / SNAPSHOT_DIR / snapshot_name(x)).is_dir()
+    )
 
 
 #: Written into a checkpoint folder once the Trainer has saved everything in it: its files and their sizes.
