@@ -17,7 +17,6 @@ from lexprobe.exceptions import PredictionError
 from lexprobe.models import load_model
 from lexprobe.predict._budgets import at_recorded_budget
 from lexprobe.predict._common import (
-    _GAIN_NAMES,
     _SPLITS,
     FEATURES,
     MIN_CLASS_PAIRS,
@@ -30,7 +29,7 @@ from lexprobe.predict._estimator import COMMIT
 from lexprobe.predict._features import FeatureConfig, _train_config, _with_template_share, run_features
 from lexprobe.predict._holdout import KIND_MEAN, PAPERS_RULE, PREDICTOR_RULE, loto_summary, reliability_table
 from lexprobe.predict._predictor import fit_predictor, unit_table
-from lexprobe.predict._schema import ITEMS, TASKS, read_table, read_tables, validate_table
+from lexprobe.predict._schema import INTERVAL, ITEMS, TASKS, gain_column, read_table, read_tables, validate_table
 from lexprobe.progress import ProgressCallback, prefixed
 from lexprobe.report import CorrelationMarkdown
 from lexprobe.runs import few_shot_dirs, write_result_dir
@@ -390,9 +389,8 @@ def summary_table(tasks: pd.DataFrame, loto: pd.DataFrame | None = None) -> pd.D
                 accuracy = float(t[f"{which}_{split}"])
                 low, high = wilson_interval(round(accuracy * n), n)
                 row |= {f"{which}_{split}": accuracy, f"{which}_{split}_ci_low": low, f"{which}_{split}_ci_high": high}
-        for name in _GAIN_NAMES.values():
-            for suffix in ("", "_ci_low", "_ci_high"):
-                row[f"{name}_gain{suffix}"] = float(t[f"{name}_gain{suffix}"])
+        for column in (gain_column(split, suffix) for split in _SPLITS for suffix in INTERVAL):
+            row[column] = float(t[column])
         row |= {c: t[c] for c in ("layer", "alignment_z", "lexicalization", "popularity_median")}
         row |= {"predicted_verdict": "", "predicted_generalization_gain": np.nan, "measured_verdict": ""}
         if loto is not None:

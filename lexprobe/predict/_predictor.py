@@ -23,7 +23,7 @@ from lexprobe.predict._common import (
 )
 from lexprobe.predict._estimator import VerdictPredictor, detection_gain, with_unit_columns
 from lexprobe.predict._features import _with_template_share
-from lexprobe.predict._schema import COMPUTED, ITEMS, TASKS, row_keys, validate_table
+from lexprobe.predict._schema import COMPUTED, INTERVAL, ITEMS, TASKS, gain_column, row_keys, validate_table
 
 
 def unit_table(
@@ -88,7 +88,7 @@ def unit_table(
         known_row = by_task.get(unit)
         if known_row is not None:
             for key in (
-                *(f"{n}_gain{s}" for n in _GAIN_NAMES.values() for s in ("", "_ci_low", "_ci_high")),
+                *(gain_column(split, suffix) for split in _SPLITS for suffix in INTERVAL),
                 "memorized",
                 "generalized",
                 "alignment_z",
