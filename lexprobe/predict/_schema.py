@@ -72,7 +72,8 @@ class TableSchema:
     @property
     def optional(self) -> tuple[str, ...]:
         """The declared columns a table may lack (the code asks :meth:`has` before it reads one)."""
-        return tuple(n for n in self.names if n not in self.required)
+        required = set(self.required)
+        return tuple(n for n in self.names if n not in required)
 
     def has(self, frame: pd.DataFrame, *names: str) -> bool:
         """Whether ``frame`` holds every one of the optional columns ``names``.
@@ -80,9 +81,10 @@ class TableSchema:
         Raises ``ValueError`` (a mistake in the code, not in the table) for a name the schema does not declare
         or declares required: a required column is always there once the table is validated.
         """
-        wrong = [n for n in names if n not in self.optional]
+        optional = self.optional
+        wrong = [n for n in names if n not in optional]
         if wrong:
-            raise ValueError(f"{wrong} are not optional columns of the {self.what} ({', '.join(self.optional)})")
+            raise ValueError(f"{wrong} are not optional columns of the {self.what} ({', '.join(optional)})")
         return all(n in frame.columns for n in names)
 
     def requiring(self, *names: str, what: str | None = None) -> TableSchema:
