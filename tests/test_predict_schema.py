@@ -25,6 +25,7 @@ from lexprobe.predict import (
     read_items_table,
     read_tasks_table,
     shipped_calibration_dir,
+    validate_table,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +52,47 @@ def test_the_schema_declares_every_measured_feature_and_the_keys_the_code_joins_
     assert set(MEASURED_FEATURES) <= set(ITEMS.required)
     assert {"label", "split", "target", "gain", "gained"} <= set(ITEMS.required)
     assert TASKS.required == ("label",) and TASKS.key == ("label", "model")
+
+
+def test_the_splits_and_gains_are_declared_once_and_name_the_tasks_columns() -> None:
+    from lexprobe.predict._common import _GAIN_NAMES, _SPLITS
+    from lexprobe.predict._schema import GAIN_NAMES, INTERVAL, SPLITS, gain_column
+
+    assert ITEMS["split"].allowed == SPLITS == _SPLITS and GAIN_NAMES is _GAIN_NAMES
+    assert [gain_column(s, i) for s in SPLITS for i in INTERVAL] == [
+        "memorization_gain",
+        "memorization_gain_ci_low",
+        "memorization_gain_ci_high",
+        "generalization_gain",
+        "generalization_gain_ci_low",
+        "generalization_gain_ci_high",
+    ]
+    assert {gain_column(s, i) for s in SPLITS for i in INTERVAL} <= set(TASKS.optional)
+    assert {f"tuned_{s}" for s in SPLITS} <= set(TASKS.optional)
+
+
+def test_the_code_asks_the_schema_which_optional_columns_a_table_has() -> None:
+    frame = pd.DataFrame({"label": ["a"], "model": ["m"], "alignment_z": [1.0]})
+    assert ITEMS.has(frame, "model", "alignment_z") and not ITEMS.has(frame, "model", "bin")
+    assert TASKS.has(frame, "alignment_z") and not TASKS.has(frame, "shots")
+    with pytest.raises(ValueError, match="not optional columns of the items table"):
+        ITEMS.has(frame, "aligment_z")  # a misspelt column is the code's mistake, and says so
+    with pytest.raises(ValueError, match=r"\['gain'\] are not optional"):
+        ITEMS.has(frame, "gain")  # required: always there once validated, so never asked
+
+
+def test_a_calibration_table_requires_the_model_and_flags_after_what_correlate_needs() -> None:
+    from lexprobe.predict._schema import CALIBRATION_ITEMS, CALIBRATION_TASKS
+
+    assert CALIBRATION_ITEMS.required == (*ITEMS.required, "model", "lost")
+    assert CALIBRATION_TASKS.required == ("label", "model", "memorized", "generalized")
+    assert CALIBRATION_ITEMS.columns == ITEMS.columns and "model" not in CALIBRATION_ITEMS.optional
+    assert "model" in ITEMS.optional  # the items schema itself is left as it was
+    with pytest.raises(ValueError, match="not columns of the tasks table"):
+        TASKS.requiring("modle")
+    frame = pd.DataFrame({"label": ["a"], "model": ["m"]})
+    with pytest.raises(PredictionError, match=r"^t: the tasks table lacks the column\(s\) memorized, generalized \("):
+        validate_table(frame, CALIBRATION_TASKS, source="t")
 
 
 @pytest.mark.parametrize("folder", [shipped_calibration_dir() / "study-v2.2", *PUBLISHED], ids=lambda p: p.parent.name)

@@ -114,8 +114,8 @@ def earlier_checksums(checksum: str) -> tuple[str, ...]:
     Examples
     --------
     >>> hgnc = load_ontology("hgnc")
-    >>> len(earlier_checksums(hgnc.checksum))  # the snapshot before its columns were added
-    1
+    >>> len(earlier_checksums(hgnc.checksum))  # the two snapshots before its columns were added
+    2
     >>> earlier_checksums("not a snapshot's checksum")
     ()
     """

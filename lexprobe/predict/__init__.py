@@ -33,7 +33,9 @@ One module per job:
     The columns of the items and tasks tables (``ITEMS``, ``TASKS``), declared once, and their validation
     where a table enters.
 ``_correlate`` and ``_predict``
-    The ``lexprobe correlate`` and ``lexprobe predict`` stages.
+    The ``lexprobe correlate`` and ``lexprobe predict`` stages. ``summary.md`` and the other Markdown are
+    rendered by :class:`lexprobe.report.CorrelationMarkdown` in the predictor's words
+    (``_correlate.MARKDOWN``); the ``*_markdown`` functions here are its renderers.
 
 Statistics shared with other stages live in :mod:`lexprobe.stats`.
 """
@@ -51,7 +53,6 @@ from lexprobe.predict._common import (
     task_identity,
 )
 from lexprobe.predict._correlate import (
-    SUMMARY_HEADER,
     CorrelationResult,
     correlate,
     evaluate_items,
@@ -124,6 +125,7 @@ from lexprobe.predict._predict import (
 )
 from lexprobe.predict._predictor import Predictor, fit_predictor, unit_table
 from lexprobe.predict._schema import ITEMS, TASKS, Column, TableSchema, validate_table
+from lexprobe.report import SUMMARY_HEADER
 from lexprobe.stats import cluster_bootstrap, spearman_ci, youden_threshold
 
 __all__ = [

@@ -12,7 +12,7 @@ import pandas as pd
 
 from lexprobe.exceptions import PredictionError
 from lexprobe.predict._common import _units
-from lexprobe.predict._schema import CALIBRATION_REQUIRED, ITEMS, TASKS, _short, read_table
+from lexprobe.predict._schema import CALIBRATION_ITEMS, CALIBRATION_TASKS, _short, read_table
 
 
 def shipped_calibration_dir() -> Path:
@@ -100,8 +100,8 @@ def load_calibration(
             manifest = read_calibration_manifest(d)
             items_file = d / "items.csv" if (d / "items.csv").is_file() else d / "items.csv.gz"
             table = "calibration table"
-            items = read_table(items_file, ITEMS, require=CALIBRATION_REQUIRED["items"], what=table)
-            tasks = read_table(d / "tasks.csv", TASKS, require=CALIBRATION_REQUIRED["tasks"], what=table)
+            items = read_table(items_file, CALIBRATION_ITEMS, what=table)
+            tasks = read_table(d / "tasks.csv", CALIBRATION_TASKS, what=table)
             item_units = _units(items)
             for unit, (_, row) in zip(_units(tasks), tasks.iterrows()):
                 by_unit[unit] = (items[item_units == unit], row)

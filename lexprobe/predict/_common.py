@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from lexprobe.predict._schema import GAIN_NAMES, SPLITS
+
 #: Per-item features measured on a task's items (no training).
 MEASURED_FEATURES = ("alignment", "lexicalization", "log_popularity", "target_tokens")
 
@@ -22,7 +24,7 @@ FEATURES = (*MEASURED_FEATURES, "template_share", "seen_target_share")
 VERDICTS = ("will generalize", "memorization only", "unlikely to improve")
 
 
-_SPLITS = ("train", "withheld")
+_SPLITS = SPLITS  # declared with the tables (lexprobe.predict._schema)
 
 
 #: A cut between "reached" and "not reached" (memorized, generalized) is fitted only when each side holds units
@@ -33,7 +35,7 @@ _SPLITS = ("train", "withheld")
 MIN_CLASS_PAIRS = 3
 
 
-_GAIN_NAMES = {"train": "memorization", "withheld": "generalization"}
+_GAIN_NAMES = GAIN_NAMES
 
 
 def field_pair(task: str) -> str:

@@ -13,11 +13,10 @@ import numpy as np
 import pandas as pd
 
 from lexprobe import figures as fig
-from lexprobe.exceptions import PredictionError, TaskError
+from lexprobe.exceptions import PredictionError
 from lexprobe.models import load_model
 from lexprobe.predict._budgets import at_recorded_budget
 from lexprobe.predict._common import (
-    _GAIN_NAMES,
     _SPLITS,
     FEATURES,
     MIN_CLASS_PAIRS,
@@ -30,8 +29,9 @@ from lexprobe.predict._estimator import COMMIT
 from lexprobe.predict._features import FeatureConfig, _train_config, _with_template_share, run_features
 from lexprobe.predict._holdout import KIND_MEAN, PAPERS_RULE, PREDICTOR_RULE, loto_summary, reliability_table
 from lexprobe.predict._predictor import fit_predictor, unit_table
-from lexprobe.predict._schema import ITEMS, TASKS, read_table, read_tables, validate_table
+from lexprobe.predict._schema import INTERVAL, ITEMS, TASKS, gain_column, read_table, read_tables, validate_table
 from lexprobe.progress import ProgressCallback, prefixed
+from lexprobe.report import CorrelationMarkdown
 from lexprobe.runs import few_shot_dirs, write_result_dir
 from lexprobe.stats import paired_bootstrap_interval, wilson_interval
 from lexprobe.tasks import ZOO_KINDS, task_kind
@@ -77,7 +77,7 @@ def evaluate_items(
     validate_table(items, ITEMS, source="the items given")
     if tasks is not None:
         validate_table(tasks, TASKS, source="the tasks given")
-    if "baseline_correct" not in items:
+    if not ITEMS.has(items, "baseline_correct"):
         items = items.assign(baseline_correct=False)
     items = _with_template_share(items.reset_index(drop=True))
     part(0)
@@ -273,271 +273,30 @@ def majority_rule(run: str | os.PathLike[str]) -> dict[str, Any]:
     return row
 
 
-def few_shot_markdown(tasks: pd.DataFrame) -> str:
-    """The tasks that have a few-shot baseline (``shots`` in ``tasks.csv``): zero-shot, K-shot and fine-tuned
-    accuracy per split, and the fine-tuned model's lead over the K-shot baseline with its interval. ``""``
-    when none has one."""
-    if "shots" not in tasks or tasks["shots"].isna().all():
-        return ""
-    out = [
-        "## Fine-tuning against the few-shot baseline",
-        "",
-        "The base model shown K train pairs before each query (`TASK/shots-K`), beside the zero-shot base model and "
-        "the fine-tuned model on the same pairs. Lead: fine-tuned minus K-shot accuracy, paired over pairs, 95% "
-        "bootstrap interval. On withheld pairs, a lead above 0 is generalization that in-context examples do not give. "
-        "Majority rule: always the commonest target of the train pairs (what a model that learned only the class "
-        "prior scores).",
-        "",
-        "| unit | K | train: 0-shot / K-shot / tuned | lead on train | withheld: 0-shot / K-shot / tuned "
-        "| lead on withheld | majority rule, withheld |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for _, t in tasks[tasks["shots"].notna()].iterrows():
-        cells = [f"{t['label']} ({t['model']})", str(int(t["shots"]))]
-        for split in _SPLITS:
-            cells.append(f"{t[f'baseline_{split}']:.2f} / {t[f'fewshot_{split}']:.2f} / {t[f'tuned_{split}']:.2f}")
-            cells.append(_interval(t, f"tuned_minus_fewshot_{split}", "+"))
-        majority = t.get("majority_withheld", np.nan)
-        cells.append("-" if pd.isna(majority) else f"{majority:.2f} ({t['majority_target']})")
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join([*out, ""])
-
-
-def kind_markdown(tasks: pd.DataFrame, holdout: pd.DataFrame | None = None) -> str:
-    """The units by kind of task (:func:`lexprobe.tasks.task_kind`): how many memorized and generalized (a
-    gain interval above 0), the spread of their generalization gains, how many beat both trivial rules on
-    withheld pairs (the fine-tuned model's lead over the K-shot baseline has its interval above 0 and its
-    accuracy exceeds the majority rule's), and, held out by field pair, how many verdicts the predictor and
-    the majority verdict got right. ``""`` when a task has no kind (a name that is not SOURCE-to-TARGET).
-    A learning curve's other budgets are left out: each unit counts once, at its recorded budget."""
-    tasks = tasks[at_recorded_budget(tasks).to_numpy()]
-    try:
-        kinds = tasks["task"].map(task_kind)
-    except (TaskError, KeyError):
-        return ""
-    order = [k for k in ZOO_KINDS if k in set(kinds)] + sorted(set(kinds) - set(ZOO_KINDS))
-    verdicts = None
-    if holdout is not None and {"label", "model", "verdict", "measured_verdict"} <= set(holdout):
-        if "held_out_by" in holdout:
-            holdout = holdout[holdout["held_out_by"] == "field pair"]
-        verdicts = holdout.set_index(["label", "model"])
-    has_rules = {"tuned_minus_fewshot_withheld_ci_low", "majority_withheld"} <= set(tasks)
-    out = [
-        "## By kind of task",
-        "",
-        "Units (a task on a model) by the kind of their two fields; memorized and generalized: the gain's 95% "
-        "interval lies above 0 on train and on withheld pairs. Beats both trivial rules: on withheld pairs the "
-        "fine-tuned model leads the K-shot baseline (interval above 0) and scores above the majority rule. "
-        "Verdicts: held out by field pair (the predictor, the paper's rule and the majority verdict, each fitted "
-        "without the pair).",
-        "",
-        "| kind | units | memorized | generalized | generalization gain, median [min, max] "
-        "| beats 5-shot and majority, withheld | predictor's verdict right | the paper's rule right "
-        "| majority verdict right |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for kind in order:
-        part = tasks[kinds == kind]
-        gains = part["generalization_gain"].astype(float)
-        cells = [
-            kind,
-            str(len(part)),
-            str(int((part["memorization_gain_ci_low"].astype(float) > 0).sum())),
-            str(int((part["generalization_gain_ci_low"].astype(float) > 0).sum())),
-            f"{gains.median():+.2f} [{gains.min():+.2f}, {gains.max():+.2f}]",
-        ]
-        if has_rules:
-            beats = (part["tuned_minus_fewshot_withheld_ci_low"].astype(float) > 0) & (
-                part["tuned_withheld"].astype(float) > part["majority_withheld"].astype(float)
-            )
-            cells.append(f"{int(beats.sum())}/{int(part['tuned_minus_fewshot_withheld_ci_low'].notna().sum())}")
-        else:
-            cells.append("-")
-        for column in ("verdict", "the paper's rule (kinds of the fields): verdict", "majority verdict: verdict"):
-            if verdicts is None or column not in verdicts:
-                cells.append("-")
-                continue
-            keys = [k for k in zip(part["label"], part["model"]) if k in verdicts.index]
-            right = sum(verdicts.loc[k, column] == verdicts.loc[k, "measured_verdict"] for k in keys)
-            cells.append(f"{right}/{len(keys)}")
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join([*out, ""])
-
-
-def _fmt(value: Any, spec: str) -> str:
-    return "-" if value is None or pd.isna(value) else format(value, spec)
-
-
-def holdout_markdown(baselines: pd.DataFrame) -> str:
-    """``baselines.csv`` as Markdown, one table per hold-out scheme, and a sentence each on what the
-    predictor's numbers say against the paper's rule and the kind mean."""
-    out = [
-        f"Brier: multi-class (0 best, 2 worst); log loss with probabilities floored at 0.01; committed: the share of "
-        f"units whose likeliest verdict has probability >= {COMMIT} and how often it is right there; a rule that "
-        "states a verdict without a probability gives it probability 1. Gain errors in points of the share of "
-        "pairs. Brier skill is over the paper's rule (above 0: better), gain error is over the kind mean's "
-        "(below 1: better).",
-        "",
-    ]
-    if "held_out_by" not in baselines:  # written before the three hold-outs: by field pair only
-        baselines = baselines.assign(held_out_by="field pair")
-    for column in ("brier", "log_loss", "committed_share", "committed_right", "memorization_mae_points"):
-        if column not in baselines:
-            baselines = baselines.assign(**{column: np.nan})
-    for column in ("brier_skill_over_papers_rule", "gain_error_over_kind_mean"):
-        if column not in baselines:
-            baselines = baselines.assign(**{column: np.nan})
-    for scheme, b in baselines.groupby("held_out_by", sort=False):
-        n = int(b["n_units"].iloc[0])
-        out += [
-            f"### Held out by {scheme}",
-            "",
-            "| rule | verdicts right | Brier | log loss | committed (right) | generalization gain MAE | "
-            "memorization gain MAE | Spearman, gen. gain | Brier skill over the paper's rule "
-            "| gain error / kind mean's |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for _, r in b.iterrows():
-            out.append(
-                f"| {r['rule']} | {int(r['verdicts_right'])}/{n} | {_fmt(r['brier'], '.3f')} | "
-                f"{_fmt(r['log_loss'], '.3f')} | {_fmt(r['committed_share'], '.0%')} "
-                f"({_fmt(r['committed_right'], '.0%')}) | {r['gain_mae_points']:.2f} | "
-                f"{_fmt(r['memorization_mae_points'], '.2f')} | {_fmt(r['gain_spearman'], '+.2f')} | "
-                f"{_fmt(r['brier_skill_over_papers_rule'], '+.2f')} | {_fmt(r['gain_error_over_kind_mean'], '.2f')} |"
-            )
-        own = b[b["rule"].astype(str).str.startswith("predictor")]
-        paper = b[b["rule"] == PAPERS_RULE]
-        kind = b[b["rule"] == KIND_MEAN]
-        if not own.empty and not paper.empty and not kind.empty:
-            own = own.iloc[0]
-            better = own["brier"] < paper["brier"].iloc[0] and own["gain_mae_points"] < kind["gain_mae_points"].iloc[0]
-            out += [
-                "",
-                f"Held out by {scheme}, the predictor {'beats' if better else 'does not beat both of'} the paper's "
-                f"rule and the kind mean: Brier {own['brier']:.3f} against {paper['brier'].iloc[0]:.3f} (skill "
-                f"{own['brier_skill_over_papers_rule']:+.2f}), generalization gain error {own['gain_mae_points']:.2f} "
-                f"against {kind['gain_mae_points'].iloc[0]:.2f} points (ratio {own['gain_error_over_kind_mean']:.2f}); "
-                f"it commits on {own['committed_share']:.0%} of units and is right on "
-                f"{_fmt(own['committed_right'], '.0%')} of those.",
-            ]
-        out.append("")
-    return "\n".join(out)
-
-
-#: The cells a rule table can show (:func:`rule_table_markdown`): name -> (header, the cell of a row of
-#: ``baselines.csv``, ``baselines_by_kind.csv`` or ``baselines_by_budget.csv``).
-RULE_CELLS: dict[str, tuple[str, Callable[[pd.Series], str]]] = {
-    "units": ("units", lambda r: str(int(r["n_units"]))),
-    "verdicts_right": ("verdicts right", lambda r: f"{int(r['verdicts_right'])}/{int(r['n_units'])}"),
-    "brier": ("Brier", lambda r: _fmt(r["brier"], ".3f")),
-    "committed": (
-        "committed (right)",
-        lambda r: f"{_fmt(r['committed_share'], '.0%')} ({_fmt(r['committed_right'], '.0%')})",
-    ),
-    "gain_mae_points": ("generalization gain MAE", lambda r: _fmt(r["gain_mae_points"], ".2f")),
-    "memorization_mae_points": ("memorization gain MAE", lambda r: _fmt(r["memorization_mae_points"], ".2f")),
-    "brier_skill_over_papers_rule": (
-        "Brier skill over the paper's rule",
-        lambda r: _fmt(r["brier_skill_over_papers_rule"], "+.2f"),
-    ),
-    "gain_error_over_kind_mean": ("gain error / kind mean's", lambda r: _fmt(r["gain_error_over_kind_mean"], ".2f")),
-}
-
-#: The key columns a rule table is split by: column -> (header, format of its values).
-RULE_KEYS = {"kind": ("kind", ""), "exposures": ("exposures", "g"), "held_out_by": ("held out by", "")}
-
-#: What the skill tables show: the units, verdicts, Brier score and both gain errors.
-SKILL_CELLS = ("units", "verdicts_right", "brier", "gain_mae_points", "memorization_mae_points")
-
-
-def rule_table_markdown(
-    table: pd.DataFrame,
-    key: str,
-    *,
-    cells: Sequence[str | tuple[str, str]] = SKILL_CELLS,
-    rules: Sequence[str] | None = None,
-) -> str:
-    """A Markdown table of rules' hold-out scores, one row per value of ``key`` and rule, in ``table``'s order.
-
-    Parameters
-    ----------
-    table : DataFrame
-        ``baselines.csv``, ``baselines_by_kind.csv`` or ``baselines_by_budget.csv`` (filter the hold-out
-        scheme first where ``key`` is not ``held_out_by``).
-    key : {"kind", "exposures", "held_out_by"}
-        The first column (:data:`RULE_KEYS`); the rule is the second.
-    cells : sequence of str or (str, str)
-        The other columns, names of :data:`RULE_CELLS`; ``(name, header)`` gives one another header.
-    rules : sequence of str, optional
-        The rules shown; default the predictor, the paper's rule and the kind mean.
-    """
-    if key not in RULE_KEYS:
-        raise PredictionError(f"`key` must be one of {sorted(RULE_KEYS)}, got {key!r}")
-    chosen = [(c, RULE_CELLS[c][0] if c in RULE_CELLS else c) if isinstance(c, str) else tuple(c) for c in cells]
-    unknown = [name for name, _ in chosen if name not in RULE_CELLS]
-    if unknown:
-        raise PredictionError(f"`cells` must name columns of RULE_CELLS ({sorted(RULE_CELLS)}), got {unknown}")
-    rules = [PREDICTOR_RULE, PAPERS_RULE, KIND_MEAN] if rules is None else list(rules)
-    header, spec = RULE_KEYS[key]
-    headers = [header, "rule", *(h for _, h in chosen)]
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for _, r in table[table["rule"].isin(rules)].iterrows():
-        row = [format(r[key], spec), str(r["rule"]), *(RULE_CELLS[name][1](r) for name, _ in chosen)]
-        out.append("| " + " | ".join(row) + " |")
-    return "\n".join(out)
-
-
-def kind_skill_markdown(by_kind: pd.DataFrame) -> str:
-    """Skill within kinds, held out by field pair: per kind, the predictor beside the paper's rule and the
-    kind mean (verdicts, Brier, gain errors). Between kinds the paper's rule answers; this is what is left."""
-    part = by_kind[by_kind["held_out_by"] == "field pair"]
-    return "\n".join(["### Within kinds, held out by field pair", "", rule_table_markdown(part, "kind")])
-
-
-def budget_skill_markdown(by_budget: pd.DataFrame) -> str:
-    """Skill at each budget, held out by field pair, over the field pairs measured at several budgets: the
-    predictor beside the paper's rule and the kind mean (which know no budget)."""
-    part = by_budget[by_budget["held_out_by"] == "field pair"]
-    title = "### At each budget, held out by field pair (the field pairs with learning curves)"
-    return "\n".join([title, "", rule_table_markdown(part, "exposures")])
-
-
-def surface_markdown(surface: pd.DataFrame) -> str:
-    """The surface check of the predictor's within-kind features (:func:`surface_check`), kinds with units of
-    at least three field pairs (those with a ridge): per kind, alignment z (read for the generalization gain)
-    and the target's length in tokens (read for the memorization gain, itself a surface form: its own column
-    says so) against each surface form. A ``surface.csv`` written before the memorization feature was checked
-    has no ``gain`` column; its rows show the gain as ``-``."""
-    pairs = surface.groupby(["kind", "feature"])["n_field_pairs"].transform("max")
-    shown = surface[(pairs >= MIN_CLASS_PAIRS).to_numpy()]
-    out = [
-        "### Surface check: within kinds, does a feature follow token length or digits?",
-        "",
-        "Spearman's rho over a kind's units (recorded budget) of each feature a kind's ridge reads against each "
-        "surface form it could be standing in for: alignment z (generalization gain) against the sides' lengths "
-        "in tokens and the target's share of digits and punctuation, and the target's length in tokens "
-        "(memorization gain), itself a surface form, against the others; |rho| >= 0.7 is flagged.",
-        "",
-        "| kind | feature | gain | units | source tokens | target tokens | target digit share |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for (kind, feature), part in shown.groupby(["kind", "feature"], sort=False):
-        by_surface = part.set_index("surface")
-        cells = []
-        for name in SURFACES:
-            r = by_surface.loc[name] if name in by_surface.index else None
-            if name == feature:
-                cells.append("itself")
-            elif r is None or pd.isna(r["rho"]):
-                cells.append("-")
-            else:
-                cells.append(
-                    f"{r['rho']:+.2f}" + (" (flagged)" if pd.notna(r["flagged"]) and bool(r["flagged"]) else "")
-                )
-        gain = part["gain"].iloc[0] if "gain" in part else ""
-        gain = gain if isinstance(gain, str) and gain else "-"
-        out.append(f"| {kind} | {feature} | {gain} | {int(part['n_units'].max())} | " + " | ".join(cells) + " |")
-    return "\n".join(out)
+#: The correlate output's Markdown in the predictor's words, rendered by :mod:`lexprobe.report`; the
+#: ``*_markdown`` functions of :mod:`lexprobe.predict` are its renderers.
+MARKDOWN = CorrelationMarkdown(
+    predictor_rule=PREDICTOR_RULE,
+    papers_rule=PAPERS_RULE,
+    kind_mean=KIND_MEAN,
+    verdicts=VERDICTS,
+    splits=_SPLITS,
+    commit=COMMIT,
+    min_class_pairs=MIN_CLASS_PAIRS,
+    surfaces=SURFACES,
+    at_recorded_budget=at_recorded_budget,
+    kind_of=task_kind,
+    kind_order=ZOO_KINDS,
+)
+few_shot_markdown = MARKDOWN.few_shot_markdown
+kind_markdown = MARKDOWN.kind_markdown
+holdout_markdown = MARKDOWN.holdout_markdown
+rule_table_markdown = MARKDOWN.rule_table_markdown
+kind_skill_markdown = MARKDOWN.kind_skill_markdown
+budget_skill_markdown = MARKDOWN.budget_skill_markdown
+surface_markdown = MARKDOWN.surface_markdown
+evaluation_markdown = MARKDOWN.evaluation_markdown
+summary_markdown = MARKDOWN.summary_markdown
 
 
 def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *, figures: bool = True) -> list[Path]:
@@ -572,14 +331,14 @@ def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *,
 
     def draw(directory: Path) -> list[Path]:
         paths = []
-        if "bin" in result.items and "tuned_correct" in result.items:
+        if ITEMS.has(result.items, "bin", "tuned_correct"):
             paths += fig.plot_accuracy_by_popularity(result.items, directory)
         for feature, label in (
             ("lexicalization", "lexicalization score (lower side, 0-1)"),
             ("alignment", "alignment (mutual kNN, 0-1)"),
         ):
             paths += fig.plot_gain_vs_feature(result.items, feature, directory=directory, xlabel=label)
-        if "alignment_z" in result.tasks:
+        if TASKS.has(result.tasks, "alignment_z"):
             paths += fig.plot_task_gains(
                 result.tasks, "alignment_z", directory, xlabel="alignment z (vs layer-max null)"
             )
@@ -592,86 +351,13 @@ def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *,
             paths += fig.plot_gains_by_model(result.tasks, directory)
         return paths
 
-    text = evaluation_markdown(result)
-    if {"memorization_gain_ci_low", "generalization_gain_ci_low"} <= set(result.tasks.columns) and (
-        kinds := kind_markdown(result.tasks, result.holdout)
-    ):
-        text = kinds + "\n" + text
-    if {"baseline_train", "tuned_train"} <= set(result.tasks.columns) and (few := few_shot_markdown(result.tasks)):
-        text = few + "\n" + text
-    if {"baseline_train", "layer", "alignment_z", "popularity_median"} <= set(result.tasks.columns):
-        text = summary_markdown(summary_table(result.tasks, result.loto)) + "\n" + text
+    summary = None
+    if TASKS.has(result.tasks, "baseline_train", "layer", "alignment_z", "popularity_median"):
+        summary = summary_table(result.tasks, result.loto)
+    text = MARKDOWN.summary_document(result, summary)
     return write_result_dir(
         out, tables, stage="correlate", record=record, figures=draw if figures else None, texts={"summary.md": text}
     )
-
-
-def evaluation_markdown(result: CorrelationResult) -> str:
-    """The evaluation in Markdown: the predictor beside the baselines held out by field pair, by ontology and
-    by model (verdicts, proper scores, committed verdicts, gain errors), within each kind, the per-unit
-    field-pair hold-out, the grouped AUCs, and the correlations pooled and within tasks."""
-    out = ["## Held out three ways: the predictor beside the baselines", ""]
-    if result.baselines is None:
-        out += ["One field pair only: no hold-out evaluation.", ""]
-    else:
-        out += [holdout_markdown(result.baselines), ""]
-        if result.by_kind is not None:
-            out += [kind_skill_markdown(result.by_kind), ""]
-        if result.by_budget is not None:
-            out += [budget_skill_markdown(result.by_budget), ""]
-        if result.surface is not None and len(result.surface):
-            out += [surface_markdown(result.surface), ""]
-        h = result.holdout
-        if "held_out_by" in h:
-            h = h[h["held_out_by"] == "field pair"]
-        out += [
-            "### Per unit, held out by field pair",
-            "",
-            "| unit | field pair | predicted gen. gain [interval] | measured | p (generalize / memorize only / "
-            "no gain) | stated verdict | measured verdict |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for _, r in h.iterrows():
-            probs = " / ".join(_fmt(r.get(f"p: {v}"), ".2f") for v in VERDICTS)
-            out.append(
-                f"| {r['label']} ({r['model']}) | {r['group']} | {r['predicted_generalization_gain']:+.3f} "
-                f"[{r['predicted_generalization_gain_ci_low']:+.3f}, "
-                f"{r['predicted_generalization_gain_ci_high']:+.3f}] "
-                f"| {r['generalization_gain']:+.3f} | {probs} | {r['stated_verdict']} | {r['measured_verdict']} |"
-            )
-        out.append("")
-    out += [
-        "## Gained on a withheld pair: grouped AUC (leave one field pair out)",
-        "",
-        "| model | AUC, pooled [95% CI] | AUC within tasks [95% CI] |",
-        "|---|---|---|",
-    ]
-    for _, r in result.auc.iterrows():
-
-        def fmt(v, lo, hi):
-            return "-" if pd.isna(v) else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
-
-        out.append(
-            f"| {r['model']} | {fmt(r['auc'], r['ci_low'], r['ci_high'])} "
-            f"| {fmt(r['within_auc'], r['within_ci_low'], r['within_ci_high'])} |"
-        )
-    note = result.auc["note"].iloc[0] if len(result.auc) else ""
-    out += ["", f"Intervals: cluster bootstrap over units. {note}".strip(), ""]
-    out += [
-        "## Spearman correlations, pooled and within tasks (cluster bootstrap over units)",
-        "",
-        "| relation | items | pooled [95% CI] | within tasks [95% CI] |",
-        "|---|---|---|---|",
-    ]
-    c = result.correlations
-    for relation, part in c[c["scope"].isin(["all", "within tasks"])].groupby("relation", sort=False):
-        cells = []
-        for scope in ("all", "within tasks"):
-            r = part[part["scope"] == scope].iloc[0]
-            cells.append("-" if pd.isna(r["rho"]) else f"{r['rho']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]")
-        out.append(f"| {relation} ({part['split'].iloc[0]}) | {int(part['n'].iloc[0])} | {cells[0]} | {cells[1]} |")
-    out.append("")
-    return "\n".join(out)
 
 
 def summary_table(tasks: pd.DataFrame, loto: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -703,9 +389,8 @@ def summary_table(tasks: pd.DataFrame, loto: pd.DataFrame | None = None) -> pd.D
                 accuracy = float(t[f"{which}_{split}"])
                 low, high = wilson_interval(round(accuracy * n), n)
                 row |= {f"{which}_{split}": accuracy, f"{which}_{split}_ci_low": low, f"{which}_{split}_ci_high": high}
-        for name in _GAIN_NAMES.values():
-            for suffix in ("", "_ci_low", "_ci_high"):
-                row[f"{name}_gain{suffix}"] = float(t[f"{name}_gain{suffix}"])
+        for column in (gain_column(split, suffix) for split in _SPLITS for suffix in INTERVAL):
+            row[column] = float(t[column])
         row |= {c: t[c] for c in ("layer", "alignment_z", "lexicalization", "popularity_median")}
         row |= {"predicted_verdict": "", "predicted_generalization_gain": np.nan, "measured_verdict": ""}
         if loto is not None:
@@ -723,44 +408,6 @@ def summary_table(tasks: pd.DataFrame, loto: pd.DataFrame | None = None) -> pd.D
             row["measured_verdict"] = _measured_verdict(t)
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _interval(frame_row: pd.Series, name: str, sign: str = "") -> str:
-    return f"{frame_row[name]:{sign}.3f} [{frame_row[name + '_ci_low']:.3f}, {frame_row[name + '_ci_high']:.3f}]"
-
-
-SUMMARY_HEADER = (
-    "| task | pairs | baseline train | tuned train | baseline withheld | tuned withheld | memorization gain "
-    "| generalization gain | layer | alignment z | lexicalization | predicted without the task | measured |"
-)
-
-
-def summary_markdown(summary: pd.DataFrame) -> str:
-    """:func:`summary_table` as Markdown: one table per model, accuracies and gains with 95% intervals."""
-    out = []
-    for model, part in summary.groupby("model", sort=False):
-        out += [f"### {model}", "", SUMMARY_HEADER, "|" + "---|" * SUMMARY_HEADER.count(" | ") + "---|"]
-        for _, r in part.iterrows():
-            predicted = (
-                f"{r['predicted_verdict']} ({r['predicted_generalization_gain']:+.3f})"
-                if r["predicted_verdict"]
-                else ""
-            )
-            cells = [
-                r["label"],
-                f"{r['n_train']}+{r['n_withheld']}",
-                *(_interval(r, f"{w}_{s}") for s in _SPLITS for w in ("baseline", "tuned")),
-                _interval(r, "memorization_gain", "+"),
-                _interval(r, "generalization_gain", "+"),
-                str(int(r["layer"])),
-                f"{r['alignment_z']:.1f}",
-                f"{r['lexicalization']:.3f}",
-                predicted,
-                r["measured_verdict"],
-            ]
-            out.append("| " + " | ".join(cells) + " |")
-        out.append("")
-    return "\n".join(out)
 
 
 def _recorded(config: FeatureConfig) -> dict[str, Any]:

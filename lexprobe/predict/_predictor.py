@@ -23,7 +23,7 @@ from lexprobe.predict._common import (
 )
 from lexprobe.predict._estimator import VerdictPredictor, detection_gain, with_unit_columns
 from lexprobe.predict._features import _with_template_share
-from lexprobe.predict._schema import COMPUTED, ITEMS, validate_table
+from lexprobe.predict._schema import COMPUTED, INTERVAL, ITEMS, TASKS, gain_column, row_keys, validate_table
 
 
 def unit_table(
@@ -60,14 +60,14 @@ def unit_table(
         row: dict[str, Any] = {
             "unit": unit,
             "group": groups[mask].iloc[0],
-            "ontology": first["ontology"] if "ontology" in part else str(first["label"]).rsplit(" ", 1)[0],
-            "task": first["task"] if "task" in part else str(first["label"]).rsplit(" ", 1)[-1],
+            "ontology": first["ontology"] if ITEMS.has(part, "ontology") else str(first["label"]).rsplit(" ", 1)[0],
+            "task": first["task"] if ITEMS.has(part, "task") else str(first["label"]).rsplit(" ", 1)[-1],
             "label": first["label"],
-            "model": first["model"] if "model" in part else "",
+            "model": first["model"] if ITEMS.has(part, "model") else "",
         }
         for f in dict.fromkeys((*features, "template_share", "seen_target_share")):
             row[f] = float(part[f].astype(float).mean())
-        if "alignment_z" in part:
+        if ITEMS.has(part, "alignment_z"):
             row["alignment_z"] = float(part["alignment_z"].astype(float).mean())
         for split in _SPLITS:
             name = _GAIN_NAMES[split]
@@ -88,7 +88,7 @@ def unit_table(
         known_row = by_task.get(unit)
         if known_row is not None:
             for key in (
-                *(f"{n}_gain{s}" for n in _GAIN_NAMES.values() for s in ("", "_ci_low", "_ci_high")),
+                *(gain_column(split, suffix) for split in _SPLITS for suffix in INTERVAL),
                 "memorized",
                 "generalized",
                 "alignment_z",
@@ -195,7 +195,7 @@ class Predictor:
         """The calibration's learning curves of one kind: per unit of a field pair measured at two or more
         budgets, its gains per budget and split (``label, exposures, split, gain``)."""
         units = self.tasks[self.tasks["kind"].astype(str) == str(kind)]
-        if "exposures" not in units:
+        if not TASKS.has(units, "exposures"):
             return pd.DataFrame(columns=["label", "exposures", "split", "gain"])
         key = units["ontology"].astype(str) + " " + units["task"].astype(str) + " (" + units["model"].astype(str) + ")"
         budgets = units.groupby(key)["exposures"].transform("nunique")
@@ -293,7 +293,7 @@ def fit_predictor(
     validate_table(items, ITEMS, source="the calibration items", require=[f for f in features if f not in COMPUTED])
     items = _with_template_share(items)
     if tasks is not None:
-        tasks = tasks.drop_duplicates(["label", "model"] if "model" in tasks else "label", keep="last")
+        tasks = tasks.drop_duplicates(list(row_keys(tasks, TASKS).columns), keep="last")
         items = items[_units(items).isin(_units(tasks))]
     units = unit_table(items, tasks, features=features, seed=seed)
     if len(units) < 2:

@@ -54,6 +54,8 @@ class TableSchema:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     item: tuple[str, ...] = ()
+    #: Columns required beyond those declared required, in this order (:meth:`requiring`).
+    also_required: tuple[str, ...] = ()
 
     def __getitem__(self, name: str) -> Column:
         return {c.name: c for c in self.columns}[name]
@@ -64,7 +66,33 @@ class TableSchema:
 
     @property
     def required(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns if c.required)
+        own = (c.name for c in self.columns if c.required)
+        return tuple(dict.fromkeys((*own, *self.also_required)))
+
+    @property
+    def optional(self) -> tuple[str, ...]:
+        """The declared columns a table may lack (the code asks :meth:`has` before it reads one)."""
+        required = set(self.required)
+        return tuple(n for n in self.names if n not in required)
+
+    def has(self, frame: pd.DataFrame, *names: str) -> bool:
+        """Whether ``frame`` holds every one of the optional columns ``names``.
+
+        Raises ``ValueError`` (a mistake in the code, not in the table) for a name the schema does not declare
+        or declares required: a required column is always there once the table is validated.
+        """
+        optional = self.optional
+        wrong = [n for n in names if n not in optional]
+        if wrong:
+            raise ValueError(f"{wrong} are not optional columns of the {self.what} ({', '.join(optional)})")
+        return all(n in frame.columns for n in names)
+
+    def requiring(self, *names: str, what: str | None = None) -> TableSchema:
+        """This schema with the declared columns ``names`` required too (after its own, in that order)."""
+        unknown = [n for n in names if n not in self.names]
+        if unknown:
+            raise ValueError(f"{unknown} are not columns of the {self.what}")
+        return dataclasses.replace(self, also_required=(*self.also_required, *names), what=what or self.what)
 
 
 def _share(name: str, **kw) -> Column:
@@ -73,6 +101,22 @@ def _share(name: str, **kw) -> Column:
 
 def _gain(name: str, **kw) -> Column:
     return Column(name, "number", low=-1.0, high=1.0, **kw)
+
+
+#: The splits of a task's pairs: the values of ``split`` in the items table, the suffixes of the tasks table's
+#: per-split measures (``tuned_withheld``...), in the order the tables show them.
+SPLITS = ("train", "withheld")
+
+#: The gain each split measures: ``memorization_gain`` on train pairs, ``generalization_gain`` on withheld ones.
+GAIN_NAMES = {"train": "memorization", "withheld": "generalization"}
+
+#: A gain's interval columns (``generalization_gain_ci_low``...) beside the gain itself.
+INTERVAL = ("", "_ci_low", "_ci_high")
+
+
+def gain_column(split: str, suffix: str = "") -> str:
+    """The tasks table's column of the gain measured on ``split`` (``suffix``: one of :data:`INTERVAL`)."""
+    return f"{GAIN_NAMES[split]}_gain{suffix}"
 
 
 _TEXT_KEYS = (Column("label", "text", required=True), Column("model", "text"))
@@ -85,7 +129,7 @@ ITEMS = TableSchema(
     columns=(
         *_TEXT_KEYS,
         *_LABELS,
-        Column("split", "text", required=True, allowed=("train", "withheld")),
+        Column("split", "text", required=True, allowed=SPLITS),
         Column("target", "text", required=True),
         Column("source", "text", missing=True),
         Column("id", "text", missing=True),
@@ -114,7 +158,7 @@ ITEMS = TableSchema(
 
 _SPLIT_MEASURES = tuple(
     column
-    for split in ("train", "withheld")
+    for split in SPLITS
     for column in (
         _share(f"baseline_{split}", missing=True),
         _share(f"tuned_{split}", missing=True),
@@ -126,9 +170,7 @@ _SPLIT_MEASURES = tuple(
     )
 )
 _GAINS = tuple(
-    _gain(f"{name}_gain{suffix}", missing=True)
-    for name in ("memorization", "generalization")
-    for suffix in ("", "_ci_low", "_ci_high", "_all_items")
+    _gain(gain_column(split, suffix), missing=True) for split in SPLITS for suffix in (*INTERVAL, "_all_items")
 )
 
 #: ``tasks.csv``: one row per unit. Its gains, intervals, flags and ``alignment_z`` replace those computed from
@@ -169,9 +211,10 @@ TASKS = TableSchema(
 #: :func:`lexprobe.predict.seen_target_share`): a feature list may name them without the table holding them.
 COMPUTED = ("template_share", "seen_target_share")
 
-#: What a calibration folder's tables need beyond what ``correlate --items`` reads: the model of every unit
-#: (a calibration is keyed by task and model) and the measured flags.
-CALIBRATION_REQUIRED = {"items": ("model", "lost"), "tasks": ("model", "memorized", "generalized")}
+#: A calibration folder's tables: what ``correlate --items`` reads and the model of every unit (a calibration
+#: is keyed by task and model) and the measured flags.
+CALIBRATION_ITEMS = ITEMS.requiring("model", "lost")
+CALIBRATION_TASKS = TASKS.requiring("model", "memorized", "generalized")
 
 
 def _row(row: int, *, file: bool) -> str:
@@ -296,7 +339,7 @@ def check_unique(
     else:
         where = f"{source}, {_row(first, file=file)} and {_row(later, file=file)}"
     named = ", ".join(f"{c}={keys.iloc[later][c]!r}" for c in keys.columns[:4])
-    unit = "item of the same task and model" if schema is ITEMS else "task and model"
+    unit = "item of the same task and model" if schema.item else "task and model"
     raise PredictionError(
         f"{int(repeated.sum())} duplicate row(s) in the {schema.what}: the same {unit} given more than once, "
         f"first {named} in {where}; give each once"

@@ -1,4 +1,5 @@
-"""The HTML report: one self-contained page over any number of run directories.
+"""The HTML report: one self-contained page over any number of run directories; and the Markdown of a
+``lexprobe correlate`` output (``summary.md``, :class:`CorrelationMarkdown`, which the stage renders with).
 
 The page opens offline and alone (it can be mailed or archived): figures are embedded as base64 PNG data URIs,
 tables are HTML, and a Content-Security-Policy forbids the browser from fetching anything. It opens with a summary
@@ -27,11 +28,20 @@ import pandas as pd
 
 import lexprobe
 from lexprobe.exceptions import ReportError
+from lexprobe.report._markdown import RULE_CELLS, RULE_KEYS, SKILL_CELLS, SUMMARY_HEADER, CorrelationMarkdown
 from lexprobe.report._summary import summarize
 from lexprobe.report._tables import Note, Run, Table, contained, heading, make_table, read_csv, read_json
 from lexprobe.runs import REPORT_MARKER, atomic_write_text, few_shot_dirs, library_versions
 
-__all__ = ["build_report", "find_run_dirs"]
+__all__ = [
+    "RULE_CELLS",
+    "RULE_KEYS",
+    "SKILL_CELLS",
+    "SUMMARY_HEADER",
+    "CorrelationMarkdown",
+    "build_report",
+    "find_run_dirs",
+]
 
 #: The files whose ``stage`` field says what a directory is, in order of preference.
 _MANIFESTS = ("manifest.json", "evaluation_manifest.json")
