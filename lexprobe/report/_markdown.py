@@ -88,6 +88,24 @@ class CorrelationMarkdown:
         The kind of a task name (:func:`lexprobe.tasks.task_kind`; raises ``TaskError`` for a name with none).
     kind_order : tuple of str
         The kinds in the order they are shown (others follow, sorted).
+
+    Examples
+    --------
+    The predictor's instance is ``lexprobe.predict._correlate.MARKDOWN``; one of its tables, for one unit:
+
+    >>> import pandas as pd
+    >>> from lexprobe.predict._correlate import MARKDOWN
+    >>> unit = {"label": "hgnc/name-to-symbol", "model": "smollm2-135m", "shots": 5}
+    >>> for split, (zero, five, tuned) in {"train": (0.1, 0.3, 1.0), "withheld": (0.1, 0.3, 0.5)}.items():
+    ...     lead = tuned - five
+    ...     unit |= {f"baseline_{split}": zero, f"fewshot_{split}": five, f"tuned_{split}": tuned}
+    ...     unit |= {f"tuned_minus_fewshot_{split}{end}": lead + d for end, d in [("", 0), ("_ci_low", -0.1),
+    ...                                                                        ("_ci_high", 0.1)]}
+    >>> row = MARKDOWN.few_shot_markdown(pd.DataFrame([unit])).splitlines()[-1]
+    >>> row.split(" | ")[4:6]  # withheld: 0-shot / 5-shot / tuned, and the lead over 5-shot with its interval
+    ['0.10 / 0.30 / 0.50', '+0.200 [0.100, 0.300]']
+    >>> MARKDOWN.few_shot_markdown(pd.DataFrame([unit]).drop(columns="shots"))  # no few-shot baseline: no table
+    ''
     """
 
     predictor_rule: str
