@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -188,3 +189,29 @@ def test_a_zoo_v3_study_plans_the_eight_trainings() -> None:
         where for stage, where, _config in study_plan(["hgnc", "hpo", "go"], tasks=["zoo-v3"]) if stage == "train"
     ]
     assert sorted(trained) == sorted(f"{name}/{task}" for name, task in V3)
+
+
+def test_the_measured_zoo_v3_table_matches_its_learning_curves() -> None:
+    """docs/zoo.md's measured rows are the committed learning curves' accuracies, budget by budget."""
+    import re
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "zoo.md").read_text(encoding="utf-8")
+    rows = re.findall(
+        r"^\| (hpo|go|hgnc) (\S+) \| ([\d. /]+) \| ([\d. /]+) \[([\d.]+), ([\d.]+)\] \| ([\d.]+) \|$", text, re.M
+    )
+    assert len(rows) >= 3
+    for ontology, task, train, withheld, low, high, fewshot in rows:
+        run = root / "docs" / "results" / "study-v3-zoo-smollm2" / ontology / task
+        curve = pd.read_csv(run / "learning_curve.csv")
+        for split, quoted in (("train", train), ("withheld", withheld)):
+            points = curve[(curve["split"] == split) & (curve["exposures"] > 0)].sort_values("exposures")
+            assert list(points["exposures"]) == [5.0, 10.0, 20.0]
+            assert quoted == " / ".join(f"{a:.2f}" for a in points["accuracy"]), (task, split)
+        last = curve[(curve["split"] == "withheld") & (curve["exposures"] == 20.0)].iloc[0]
+        assert (low, high) == (f"{last['ci_low']:.2f}", f"{last['ci_high']:.2f}")
+        summary = pd.read_csv(run / "shots-5" / "evaluation_summary.csv")
+        shown = summary[(summary["split"] == "withheld") & (summary["bin"] == "all")].iloc[0]
+        assert fewshot == f"{shown['accuracy']:.2f}"
