@@ -103,42 +103,15 @@ def curve_units(
     replaced: set[str] = set()
     new_items, new_tasks = [], []
     for run in map(Path, runs):
-        ontology, task, model = _run_task(run)
-        same = (tasks["task"] == task) & (tasks["model"] == model)
-        same &= _on_ontology(tasks[same], ontology).reindex(tasks.index, fill_value=False)
-        match = tasks[same & at_recorded_budget(tasks)]
-        if match.empty:
-            raise PredictionError(
-                f"{run}: {ontology} {task} on {model} is not a unit of the calibration (its ontology is matched "
-                "with the units' ontology as correlate was given it, `ontology_spec`, or the ontology's name)"
-            )
-        unit = task_units[match.index[0]]
+        row, unit, same = _curve_unit(run, tasks, task_units)
         if unit in replaced:
             raise PredictionError(f"{run}: a second learning curve of {unit}")
         # the unit and any budgets an earlier curve gave it (a calibration made with curves, given again)
         replaced |= set(task_units[same])
-        row = match.iloc[0]
         base = items[(item_units == unit).to_numpy()].set_index(["split", "id"])
-        curve = pd.read_csv(run / CURVE_ITEMS, dtype={"id": str})
-        baseline = curve[curve["exposures"] == 0].set_index(["split", "id"])["correct"].astype(bool)
-        keys = set(base.index)
-        if set(baseline.index) != keys:
-            raise PredictionError(f"{run}: its curve's items are not those of the calibration unit {unit}")
-        recorded = float(row["exposures"]) if pd.notna(row.get("exposures")) else np.nan
-        for exposures, point in curve[curve["exposures"] > 0].groupby("exposures"):
-            tuned = point.set_index(["split", "id"])["correct"].astype(bool)
-            if set(tuned.index) != keys:
-                raise PredictionError(f"{run}: the curve at {exposures:g} exposures scored other items")
-            part = base.copy()
-            order = part.index
-            b, t = baseline.loc[order].to_numpy(), tuned.loc[order].to_numpy()
-            label = row["label"] if exposures == recorded else budget_label(row["label"], exposures)
-            part["label"] = label
-            part["baseline_correct"], part["tuned_correct"] = b, t
-            part["gained"], part["lost"], part["gain"] = t & ~b, b & ~t, t.astype(int) - b.astype(int)
-            part["exposures"] = float(exposures)
-            new_items.append(part.reset_index())
-            new_tasks.append(_task_row(row, part.reset_index(), label, float(exposures), run, n_boot, seed))
+        for label, exposures, part in _curve_budgets(run, row, base, unit):
+            new_items.append(part)
+            new_tasks.append(_task_row(row, part, label, exposures, run, n_boot, seed))
     if not replaced:
         return items, tasks
     keep_items = ~item_units.isin(replaced).to_numpy()
@@ -149,6 +122,47 @@ def curve_units(
         items["exposures"] = items["exposures"].fillna(_units(items).map(filled))
     tasks = pd.concat([tasks[~task_units.isin(replaced)], pd.DataFrame(new_tasks)], ignore_index=True)
     return items.reset_index(drop=True), tasks
+
+
+def _curve_unit(run: Path, tasks: pd.DataFrame, task_units: pd.Series) -> tuple[pd.Series, str, pd.Series]:
+    """The calibration unit a curve run retrained: its task row at the recorded budget, its unit name, and
+    which task rows are that unit (at any budget)."""
+    ontology, task, model = _run_task(run)
+    same = (tasks["task"] == task) & (tasks["model"] == model)
+    same &= _on_ontology(tasks[same], ontology).reindex(tasks.index, fill_value=False)
+    match = tasks[same & at_recorded_budget(tasks)]
+    if match.empty:
+        raise PredictionError(
+            f"{run}: {ontology} {task} on {model} is not a unit of the calibration (its ontology is matched "
+            "with the units' ontology as correlate was given it, `ontology_spec`, or the ontology's name)"
+        )
+    return match.iloc[0], task_units[match.index[0]], same
+
+
+def _curve_budgets(run: Path, row: pd.Series, base: pd.DataFrame, unit: str) -> list[tuple[str, float, pd.DataFrame]]:
+    """One items table per budget of a run's curve: the unit's items (``base``, indexed by split and id) with
+    the outcome at that budget; with its label and exposures."""
+    curve = pd.read_csv(run / CURVE_ITEMS, dtype={"id": str})
+    baseline = curve[curve["exposures"] == 0].set_index(["split", "id"])["correct"].astype(bool)
+    keys = set(base.index)
+    if set(baseline.index) != keys:
+        raise PredictionError(f"{run}: its curve's items are not those of the calibration unit {unit}")
+    recorded = float(row["exposures"]) if pd.notna(row.get("exposures")) else np.nan
+    out = []
+    for exposures, point in curve[curve["exposures"] > 0].groupby("exposures"):
+        tuned = point.set_index(["split", "id"])["correct"].astype(bool)
+        if set(tuned.index) != keys:
+            raise PredictionError(f"{run}: the curve at {exposures:g} exposures scored other items")
+        part = base.copy()
+        order = part.index
+        b, t = baseline.loc[order].to_numpy(), tuned.loc[order].to_numpy()
+        label = row["label"] if exposures == recorded else budget_label(row["label"], exposures)
+        part["label"] = label
+        part["baseline_correct"], part["tuned_correct"] = b, t
+        part["gained"], part["lost"], part["gain"] = t & ~b, b & ~t, t.astype(int) - b.astype(int)
+        part["exposures"] = float(exposures)
+        out.append((label, float(exposures), part.reset_index()))
+    return out
 
 
 def _task_row(
