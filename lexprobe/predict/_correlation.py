@@ -167,16 +167,7 @@ def auc_comparison(
         "within_ci_low": np.nan,
         "within_ci_high": np.nan,
     }
-    note = ""
-    if len(set(groups)) < 2:
-        note = "one field pair only: nothing to hold out"
-    elif min(n_pos, n - n_pos) < 2:
-        note = f"{n_pos} of {n} items {target}: too few of one class"
-    elif len(set(groups[y])) < 2:
-        note = (
-            f"every item {target} is in one field pair ({groups[y][0]}): held out, its model never saw one; "
-            "the grouped AUC is not estimable from this calibration"
-        )
+    note = _not_estimable(groups, y, target)
     raw = _raw_feature_rows(items, y, units, n_boot=n_boot, seed=seed, base=base)
     if note:
         rows = [{"model": m} | blank | base | {"note": note} for m in (*names, "difference")]
@@ -184,6 +175,30 @@ def auc_comparison(
     preds = {
         name: _grouped_oof(items[list(cols)].astype(float).to_numpy(), y, groups, seed) for name, cols in models.items()
     }
+    rows = [row | base | {"note": ""} for row in _bootstrapped_aucs(preds, names, y, units, n_boot, seed)]
+    return pd.DataFrame(rows + raw)
+
+
+def _not_estimable(groups: np.ndarray, y: np.ndarray, target: str) -> str:
+    """Why the grouped AUC cannot be estimated from these items, or ``""``."""
+    n, n_pos = len(y), int(y.sum())
+    if len(set(groups)) < 2:
+        return "one field pair only: nothing to hold out"
+    if min(n_pos, n - n_pos) < 2:
+        return f"{n_pos} of {n} items {target}: too few of one class"
+    if len(set(groups[y])) < 2:
+        return (
+            f"every item {target} is in one field pair ({groups[y][0]}): held out, its model never saw one; "
+            "the grouped AUC is not estimable from this calibration"
+        )
+    return ""
+
+
+def _bootstrapped_aucs(
+    preds: dict[str, np.ndarray], names: list[str], y: np.ndarray, units: np.ndarray, n_boot: int, seed: int
+) -> list[dict[str, Any]]:
+    """Pooled and within-unit AUC of each model's held-out predictions, and of the first minus the second
+    (``difference``), each with its cluster-bootstrap interval over units."""
     order = list(dict.fromkeys(units))
     clusters = [(y[units == u], np.column_stack([preds[m][units == u] for m in names])) for u in order]
 
@@ -201,8 +216,8 @@ def auc_comparison(
             low, high = cluster_bootstrap(s, clusters, n_boot=n_boot, seed=seed)
             key = "auc" if not prefix else "within_auc"
             row |= {key: s(clusters), f"{prefix}ci_low": low, f"{prefix}ci_high": high}
-        rows.append(row | base | {"note": ""})
-    return pd.DataFrame(rows + raw)
+        rows.append(row)
+    return rows
 
 
 #: Features whose own values are scored as a ranking of items (higher = gained), with no fit.
