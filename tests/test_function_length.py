@@ -69,7 +69,6 @@ NOT_YET_SPLIT = {
     "lexprobe/figures/_align.py:plot_umap_pairs": 86,
     "lexprobe/lexical.py:measure_lexicalization": 109,
     "lexprobe/lexical.py:_embedding_measures": 84,
-    "lexprobe/ontology/_fetch.py:fetch_ontology": 87,
     "lexprobe/predict/_features.py:measure_features": 114,
     "lexprobe/predict/_features.py:run_features": 89,
     "lexprobe/predict/_predict.py:predict_task": 171,

@@ -137,16 +137,7 @@ def fetch_ontology(
     if timeout <= 0:
         raise OntologyError(f"timeout must be > 0 seconds, got {timeout}")
     sources = {url.rstrip("/").rsplit("/", 1)[-1]: url for url in urls or _upstream_urls(name)}
-    checksums = dict(checksums or {})
-    unknown = sorted(set(checksums) - set(sources))
-    if unknown:
-        raise OntologyError(f"checksums given for {unknown}, which are not downloaded; the files are {list(sources)}")
-    for file_name, checksum in checksums.items():
-        algorithm, _, digest = str(checksum).rpartition(":")
-        if (algorithm or "sha256") not in hashlib.algorithms_guaranteed or not re.fullmatch(r"[0-9a-fA-F]+", digest):
-            raise OntologyError(
-                f"checksum of {file_name} is {checksum!r}; give a hex digest, optionally as ALGORITHM:HEX (sha256:...)"
-            )
+    checksums = _checked_checksums(checksums, sources)
     target = Path(to).expanduser()
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -158,15 +149,35 @@ def fetch_ontology(
     for file_name, url in sources.items():
         dest = target / file_name
         headers = _download(url, dest, timeout, checksums.get(file_name))
-        atomic_write_json(
-            dest.with_name(dest.name + ".source.json"),
-            {
-                "url": url,
-                **headers,
-                "downloaded": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "sha256": pooch.file_hash(str(dest)),
-                "bytes": dest.stat().st_size,
-            },
-        )
+        _write_source_record(dest, url, headers)
         written.append(dest)
     return written
+
+
+def _checked_checksums(checksums: Mapping[str, str] | None, sources: Mapping[str, str]) -> dict[str, str]:
+    """The expected checksums by file name, each for a file that is downloaded and in ``ALGORITHM:HEX`` form."""
+    checksums = dict(checksums or {})
+    unknown = sorted(set(checksums) - set(sources))
+    if unknown:
+        raise OntologyError(f"checksums given for {unknown}, which are not downloaded; the files are {list(sources)}")
+    for file_name, checksum in checksums.items():
+        algorithm, _, digest = str(checksum).rpartition(":")
+        if (algorithm or "sha256") not in hashlib.algorithms_guaranteed or not re.fullmatch(r"[0-9a-fA-F]+", digest):
+            raise OntologyError(
+                f"checksum of {file_name} is {checksum!r}; give a hex digest, optionally as ALGORITHM:HEX (sha256:...)"
+            )
+    return checksums
+
+
+def _write_source_record(dest: Path, url: str, headers: Mapping[str, Any]) -> None:
+    """``<file>.source.json`` beside a download: its URL, the server's headers, when, its SHA-256 and size."""
+    atomic_write_json(
+        dest.with_name(dest.name + ".source.json"),
+        {
+            "url": url,
+            **headers,
+            "downloaded": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "sha256": pooch.file_hash(str(dest)),
+            "bytes": dest.stat().st_size,
+        },
+    )
