@@ -66,7 +66,6 @@ NOT_YET_SPLIT = {
     "cli/train.py:train_cmd": 119,
     "cli/train.py:evaluate_cmd": 104,
     "lexprobe/align/_run.py:run_alignment": 183,
-    "lexprobe/figures/_align.py:plot_umap_pairs": 86,
     "lexprobe/lexical.py:measure_lexicalization": 109,
     "lexprobe/lexical.py:_embedding_measures": 84,
     "lexprobe/predict/_features.py:measure_features": 114,

@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -250,6 +251,33 @@ def cosine_distances32(Z: np.ndarray) -> np.ndarray:
     return D
 
 
+def _umap_panel(
+    ax: Any, umap: Any, X: np.ndarray, Y: np.ndarray, fields: tuple[str, str], rng: Any, seed: int, max_points: int
+) -> tuple[int, int]:
+    """One pair's UMAP panel: a random sample of items and their partners, coloured by field, with lines joining
+    :data:`UMAP_JOINED` of them; how many items and how many lines it drew."""
+    import warnings
+
+    from matplotlib.collections import LineCollection
+
+    keep = np.sort(rng.choice(len(X), size=min(max_points, len(X)), replace=False))
+    distances = cosine_distances32(np.vstack([X[keep], Y[keep]]))
+    reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, n_epochs=200, metric="precomputed", random_state=seed, n_jobs=1)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="using precomputed metric")
+        points = reducer.fit_transform(distances)
+    m = len(keep)
+    ax.scatter(points[:m, 0], points[:m, 1], s=3, color=OKABE_ITO[0], alpha=0.6, label=fields[0])
+    ax.scatter(points[m:, 0], points[m:, 1], s=3, color=OKABE_ITO[1], alpha=0.6, label=fields[1])
+    joined = np.sort(rng.choice(m, size=min(UMAP_JOINED, m), replace=False))
+    segments = np.stack([points[joined], points[m + joined]], axis=1)
+    ax.add_collection(LineCollection(segments, colors="0.2", linewidths=0.45, alpha=0.55, zorder=3))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(frameon=False, markerscale=3, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2)
+    return m, len(joined)
+
+
 def plot_umap_pairs(
     pairs: Mapping[tuple[str, str], tuple[np.ndarray, np.ndarray]],
     directory: str | os.PathLike[str],
@@ -294,8 +322,6 @@ def plot_umap_pairs(
     The cosine distances are computed once by BLAS and given to UMAP as a precomputed matrix (UMAP's own
     cosine metric calls a function per pair of points); UMAP's compiled functions are cached between runs.
     """
-    import warnings
-
     if not pairs:
         raise ReportError("`pairs` is empty: the UMAP figure needs at least one pair of fields")
     for (a, b), (X, Y) in pairs.items():
@@ -310,28 +336,10 @@ def plot_umap_pairs(
     fig, axes = plt.subplots(1, len(pairs), figsize=(4.0 * len(pairs), 3.8), squeeze=False)
     rng = np.random.default_rng(seed)
     for ax, ((a, b), (X, Y)) in zip(axes[0], pairs.items()):
-        keep = np.sort(rng.choice(len(X), size=min(max_points, len(X)), replace=False))
-        distances = cosine_distances32(np.vstack([np.asarray(X)[keep], np.asarray(Y)[keep]]))
-        reducer = umap.UMAP(
-            n_neighbors=15, min_dist=0.1, n_epochs=200, metric="precomputed", random_state=seed, n_jobs=1
-        )
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="using precomputed metric")
-            points = reducer.fit_transform(distances)
-        m = len(keep)
-        ax.scatter(points[:m, 0], points[:m, 1], s=3, color=OKABE_ITO[0], alpha=0.6, label=a)
-        ax.scatter(points[m:, 0], points[m:, 1], s=3, color=OKABE_ITO[1], alpha=0.6, label=b)
-        joined = np.sort(rng.choice(m, size=min(UMAP_JOINED, m), replace=False))
-        segments = np.stack([points[joined], points[m + joined]], axis=1)
-        from matplotlib.collections import LineCollection
-
-        ax.add_collection(LineCollection(segments, colors="0.2", linewidths=0.45, alpha=0.55, zorder=3))
+        kept, joined = _umap_panel(ax, umap, np.asarray(X), np.asarray(Y), (a, b), rng, seed, max_points)
         ax.set_title(titles.get((a, b), f"{a}:{b}"), fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.legend(frameon=False, markerscale=3, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2)
     fig.suptitle(
-        f"UMAP of items and their partners ({len(keep)} items each); lines join {len(joined)} partners drawn at random",
+        f"UMAP of items and their partners ({kept} items each); lines join {joined} partners drawn at random",
         y=1.0,
     )
     fig.tight_layout()
