@@ -627,17 +627,7 @@ def _embedding_measures(config, terms, texts, fields, embed_fields, lm, progress
             }
     if progress:
         progress("geometry by layer", len(layers), len(layers))
-    if config.layer == "best":
-        targets = [r for r in rows.values() if r["field"] != ref]
-        if targets:
-            by_layer = pd.DataFrame(targets).groupby("layer")["agreement"].mean()
-            chosen = int(by_layer.idxmax())
-        else:
-            chosen = layers[len(layers) // 2]
-    else:
-        chosen = layers[config.layer] if config.layer < 0 else config.layer
-        if chosen not in layers:
-            raise LexicalizationError(f"--layer {config.layer} is not among the extracted layers {layers}")
+    chosen = _chosen_layer(config.layer, list(rows.values()), layers, ref)
 
     # pass 2, the chosen layer and a few others: the category probe (a cross-validated fit per field)
     probe_layers = _probe_layer_set(config.probe_layers, layers, chosen)
@@ -664,6 +654,20 @@ def _embedding_measures(config, terms, texts, fields, embed_fields, lm, progress
     table = [{c: float("nan") for c in columns} | row for row in rows.values()]
     manifest = {f: s.manifest.get("inputs", {}) for f, s in sets.items()}
     return chosen, table, per_item, manifest
+
+
+def _chosen_layer(layer: str | int, rows: list[dict[str, Any]], layers: list[int], ref: str) -> int:
+    """The layer of the per-item components: ``best``, where the non-reference fields' mean agreement with the
+    reference is highest (the middle layer when only the reference was measured), or the one asked for."""
+    if layer == "best":
+        targets = [r for r in rows if r["field"] != ref]
+        if not targets:
+            return layers[len(layers) // 2]
+        return int(pd.DataFrame(targets).groupby("layer")["agreement"].mean().idxmax())
+    chosen = layers[layer] if layer < 0 else layer
+    if chosen not in layers:
+        raise LexicalizationError(f"--layer {layer} is not among the extracted layers {layers}")
+    return chosen
 
 
 def _probe_or_none(X, labels, config) -> ProbeResult | None:

@@ -67,7 +67,6 @@ NOT_YET_SPLIT = {
     "cli/train.py:evaluate_cmd": 104,
     "lexprobe/align/_run.py:run_alignment": 183,
     "lexprobe/lexical.py:measure_lexicalization": 109,
-    "lexprobe/lexical.py:_embedding_measures": 84,
     "lexprobe/predict/_features.py:measure_features": 114,
     "lexprobe/predict/_features.py:run_features": 89,
     "lexprobe/predict/_predict.py:predict_task": 171,
