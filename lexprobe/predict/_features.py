@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -238,13 +239,7 @@ def run_features(
     run = Path(run_dir)
     train_config = _train_config(run)
     evaluation = _read_json(run / "evaluation.json")
-    gains = evaluation.get("gains") or {}
-    if not all(s in gains for s in _SPLITS):
-        raise PredictionError(f"{run} was evaluated without the adapter or on one split; run `lexprobe evaluate {run}`")
-    try:
-        outcomes = pd.read_csv(run / "outcomes.csv")
-    except FileNotFoundError:
-        raise PredictionError(f"{run} has no outcomes.csv; run `lexprobe evaluate {run}`") from None
+    gains, outcomes = _evaluated_outcomes(run, evaluation)
     config = config or FeatureConfig()
     outcomes = _subsample(outcomes, config.per_split, config.seed)
     ontology, task_name, model_name = train_config.ontology, train_config.task, train_config.model
@@ -289,19 +284,39 @@ def run_features(
     row |= {"field_pair": field_pair(task_name), "ontology_spec": ontology_spec, "ontology_checksum": loaded.checksum}
     row |= {f"n_{s}": int((items["split"] == s).sum()) for s in _SPLITS}
     row |= features.task
-    for split in _SPLITS:
-        part = items[items["split"] == split]
-        b, t = part["baseline_correct"].to_numpy(), part["tuned_correct"].to_numpy()
-        low, high = paired_bootstrap_interval(b, t, n_boot=2000, seed=config.seed)
-        name = _GAIN_NAMES[split]
-        row |= {f"baseline_{split}": float(b.mean()), f"tuned_{split}": float(t.mean())}
-        row |= {f"{name}_gain": float(t.mean() - b.mean()), f"{name}_gain_ci_low": low, f"{name}_gain_ci_high": high}
-        row[f"{name}_gain_all_items"] = gains[split]["gain"]
+    row |= _split_gains(items, gains, config.seed)
     row["memorized"] = bool(row["memorization_gain_ci_low"] > 0)
     row["generalized"] = bool(row["generalization_gain_ci_low"] > 0)
     row["exposures"] = _exposures(run, train_config)
     row["run"] = str(run)
     return items, row
+
+
+def _evaluated_outcomes(run: Path, evaluation: Mapping[str, Any]) -> tuple[dict[str, Any], pd.DataFrame]:
+    """An evaluated run's gains (``evaluation.json``) and per-item outcomes, or a one-line error saying how to
+    make them."""
+    gains = evaluation.get("gains") or {}
+    if not all(s in gains for s in _SPLITS):
+        raise PredictionError(f"{run} was evaluated without the adapter or on one split; run `lexprobe evaluate {run}`")
+    try:
+        return gains, pd.read_csv(run / "outcomes.csv")
+    except FileNotFoundError:
+        raise PredictionError(f"{run} has no outcomes.csv; run `lexprobe evaluate {run}`") from None
+
+
+def _split_gains(items: pd.DataFrame, gains: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """Per split, of the (possibly subsampled) items: baseline and tuned accuracy, the gain with its paired
+    bootstrap interval, and the gain the evaluation measured on all its items."""
+    row: dict[str, Any] = {}
+    for split in _SPLITS:
+        part = items[items["split"] == split]
+        b, t = part["baseline_correct"].to_numpy(), part["tuned_correct"].to_numpy()
+        low, high = paired_bootstrap_interval(b, t, n_boot=2000, seed=seed)
+        name = _GAIN_NAMES[split]
+        row |= {f"baseline_{split}": float(b.mean()), f"tuned_{split}": float(t.mean())}
+        row |= {f"{name}_gain": float(t.mean() - b.mean()), f"{name}_gain_ci_low": low, f"{name}_gain_ci_high": high}
+        row[f"{name}_gain_all_items"] = gains[split]["gain"]
+    return row
 
 
 def _exposures(run: Path, train_config: Any) -> float:
