@@ -68,7 +68,6 @@ NOT_YET_SPLIT = {
     "lexprobe/align/_run.py:run_alignment": 183,
     "lexprobe/lexical.py:measure_lexicalization": 109,
     "lexprobe/predict/_features.py:measure_features": 114,
-    "lexprobe/predict/_predict.py:predict_task": 171,
 }
 
 
