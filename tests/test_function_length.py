@@ -66,7 +66,6 @@ NOT_YET_SPLIT = {
     "cli/train.py:train_cmd": 119,
     "cli/train.py:evaluate_cmd": 104,
     "lexprobe/lexical.py:measure_lexicalization": 109,
-    "lexprobe/predict/_features.py:measure_features": 114,
 }
 
 
