@@ -65,7 +65,6 @@ NOT_YET_SPLIT = {
     "cli/study.py:study_cmd": 107,
     "cli/train.py:train_cmd": 119,
     "cli/train.py:evaluate_cmd": 104,
-    "lexprobe/lexical.py:measure_lexicalization": 109,
 }
 
 
