@@ -485,22 +485,9 @@ def measure_lexicalization(
     from lexprobe.ontology import load_ontology
 
     ontology = load_ontology(config.ontology)
-    fields = config.resolved_fields(ontology.name)
+    fields, terms = _lexical_sample(config, ontology)
     embed_fields = tuple(dict.fromkeys((*fields, config.reference))) if config.embeddings else ()
-    categories = () if config.categories is None else config.categories
-    try:
-        terms = sample_terms(
-            ontology,
-            config.limit,
-            seed=config.seed,
-            fields=tuple(dict.fromkeys((*fields, config.reference))),
-            categories=categories,
-        )
-    except LexprobeError as exc:
-        raise LexicalizationError(str(exc)) from None
     n = len(terms)
-    if n < 20:
-        raise LexicalizationError(f"only {n} terms have every field {list(fields)}; need at least 20")
     started = time.perf_counter()
     if config.embeddings and config.k > n - 1:
         raise LexicalizationError(f"--k must be at most n_items - 1 = {n - 1}, got {config.k}")
@@ -510,32 +497,7 @@ def measure_lexicalization(
     if model is None and progress:
         progress("loading model", 1, 1)
     texts = {f: field_values(terms, f) for f in dict.fromkeys((*fields, config.reference))}
-
-    frames = []
-    for number, field in enumerate(fields):
-        if progress:
-            progress("tokenizing", number, len(fields))
-        measures = tokenization_measures(texts[field], lm.tokenizer)
-        frames.append(
-            pd.concat(
-                [
-                    pd.DataFrame(
-                        {
-                            "id": terms["id"].astype(str).to_numpy(),
-                            "field": field,
-                            "text": texts[field],
-                            "category": terms["category"].astype(str).to_numpy(),
-                            "popularity": terms["popularity"].to_numpy(),
-                        }
-                    ),
-                    measures,
-                ],
-                axis=1,
-            )
-        )
-    if progress:
-        progress("tokenizing", len(fields), len(fields))
-    items = pd.concat(frames, ignore_index=True)
+    items = _tokenization_table(terms, texts, fields, lm.tokenizer, progress)
     layer_rows: list[dict[str, Any]] = []
     chosen_layer = None
     manifest_embeddings = {}
@@ -563,6 +525,62 @@ def measure_lexicalization(
         "seconds": round(time.perf_counter() - started, 3),
     }
     return LexicalResult(items=items, fields=field_table, layers=pd.DataFrame(layer_rows), manifest=manifest)
+
+
+def _lexical_sample(config: LexicalConfig, ontology: Any) -> tuple[tuple[str, ...], pd.DataFrame]:
+    """The resolved fields and the sample of terms that have each of them and the reference; at least 20."""
+    fields = config.resolved_fields(ontology.name)
+    categories = () if config.categories is None else config.categories
+    try:
+        terms = sample_terms(
+            ontology,
+            config.limit,
+            seed=config.seed,
+            fields=tuple(dict.fromkeys((*fields, config.reference))),
+            categories=categories,
+        )
+    except LexprobeError as exc:
+        raise LexicalizationError(str(exc)) from None
+    n = len(terms)
+    if n < 20:
+        raise LexicalizationError(f"only {n} terms have every field {list(fields)}; need at least 20")
+    return fields, terms
+
+
+def _tokenization_table(
+    terms: pd.DataFrame,
+    texts: dict[str, list[str]],
+    fields: tuple[str, ...],
+    tokenizer: Any,
+    progress: Callable[[str, int, int], None] | None,
+) -> pd.DataFrame:
+    """One row per (item, field): ``id, field, text, category, popularity`` and the tokenization measures
+    (``"tokenizing"`` per field)."""
+    frames = []
+    for number, field in enumerate(fields):
+        if progress:
+            progress("tokenizing", number, len(fields))
+        measures = tokenization_measures(texts[field], tokenizer)
+        frames.append(
+            pd.concat(
+                [
+                    pd.DataFrame(
+                        {
+                            "id": terms["id"].astype(str).to_numpy(),
+                            "field": field,
+                            "text": texts[field],
+                            "category": terms["category"].astype(str).to_numpy(),
+                            "popularity": terms["popularity"].to_numpy(),
+                        }
+                    ),
+                    measures,
+                ],
+                axis=1,
+            )
+        )
+    if progress:
+        progress("tokenizing", len(fields), len(fields))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _probe_layer_set(spec: str | tuple[int, ...], layers: list[int], chosen: int) -> list[int]:

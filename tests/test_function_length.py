@@ -65,10 +65,6 @@ NOT_YET_SPLIT = {
     "cli/study.py:study_cmd": 107,
     "cli/train.py:train_cmd": 119,
     "cli/train.py:evaluate_cmd": 104,
-    "lexprobe/align/_run.py:run_alignment": 183,
-    "lexprobe/lexical.py:measure_lexicalization": 109,
-    "lexprobe/predict/_features.py:measure_features": 114,
-    "lexprobe/predict/_predict.py:predict_task": 171,
 }
 
 

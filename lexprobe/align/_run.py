@@ -297,10 +297,38 @@ def run_alignment(
     >>> result = run_alignment(AlignmentConfig(ontology="hgnc", limit=200))  # doctest: +SKIP
     >>> result.summary[["pair", "metric", "best_layer", "value", "z"]]  # doctest: +SKIP
     """
-    from lexprobe.embed import ExtractionConfig, extract_hidden_states  # as called: a stand-in put there is used
     from lexprobe.ontology import load_ontology  # pandas, curies, pooch: not for every `import lexprobe.align`
 
     ontology = load_ontology(config.ontology)
+    pairs, fields, terms = _alignment_sample(config, ontology)
+    n = len(terms)
+    clock = _Clock()
+    lm = _alignment_model(config, model, progress)
+    clock.lap("load_model")
+    embeddings, extraction = _embedded_fields(config, terms, fields, lm, cache_dir, progress)
+    clock.lap("embed")
+    logger.debug("embedded %s: %d items, %.1f s", ", ".join(fields), n, clock.record["embed"])
+    layers = embeddings[fields[0]].layers
+    draws = _draws(config, n)  # permutations, bootstrap resamples, the CKA null's permutations
+    covariates = surface_inputs(embeddings, lm, extraction) if config.surface_control else {}
+    table, nulls, moments, recall, explained = _measure_layers(
+        config, embeddings, pairs, n, covariates, draws, progress
+    )
+    summary = _best_layer_summary(config, table, nulls, moments, embeddings, bool(covariates), draws[1], progress)
+    clock.lap("measure")
+    manifest = {
+        "stage": "align",
+        "config": dataclasses.asdict(config) | {"pairs_resolved": [f"{a}:{b}" for a, b in pairs]},
+        "inputs": _alignment_inputs(ontology, lm, n, layers, embeddings),
+    } | _alignment_record(config, embeddings, n, summary, recall, covariates, explained, draws, clock)
+    for line in surface_warnings(summary):
+        warnings.warn(line, LexprobeWarning, stacklevel=2)
+    return AlignmentResult(table=table, summary=summary, embeddings=embeddings, terms=terms, manifest=manifest)
+
+
+def _alignment_sample(config: AlignmentConfig, ontology: Any) -> tuple[list[tuple[str, str]], tuple[str, ...], Any]:
+    """The resolved field pairs, the fields they name (each once) and the term sample; ``--k`` checked against
+    its size before any model loads."""
     pairs = config.resolved_pairs(ontology.name)
     fields = tuple(dict.fromkeys(f for pair in pairs for f in pair))
     terms = sample_terms(ontology, config.limit, seed=config.seed, fields=fields, categories=config.categories)
@@ -309,13 +337,31 @@ def run_alignment(
         raise AlignmentError(
             f"--k must be in [1, n_items - 1] = [1, {n - 1}], got {config.k}; lower --k or raise --limit"
         )
-    clock = _Clock()
+    return pairs, fields, terms
+
+
+def _alignment_model(config: AlignmentConfig, model: Any, progress: Callable[[str, int, int], None] | None) -> Any:
+    """``model`` when given, else ``config.model`` loaded (reported as ``"loading model"``)."""
     if model is None and progress:
         progress("loading model", 0, 1)
     lm = model if model is not None else load_model(config.model, dtype=config.dtype)
     if model is None and progress:
         progress("loading model", 1, 1)
-    clock.lap("load_model")
+    return lm
+
+
+def _embedded_fields(
+    config: AlignmentConfig,
+    terms: pd.DataFrame,
+    fields: tuple[str, ...],
+    lm: Any,
+    cache_dir: str | os.PathLike[str] | None,
+    progress: Callable[[str, int, int], None] | None,
+) -> tuple[dict[str, Any], Any]:
+    """The hidden states of each field's values (``"embedding <field>"`` per batch) and the extraction
+    settings they were taken with."""
+    from lexprobe.embed import ExtractionConfig, extract_hidden_states  # as called: a stand-in put there is used
+
     extraction = ExtractionConfig.of(config)
     embeddings = {}
     for field in fields:
@@ -327,21 +373,42 @@ def run_alignment(
             cache_dir=cache_dir,
             progress=relabel(progress, f"embedding {field}"),
         )
-    clock.lap("embed")
-    logger.debug("embedded %s: %d items, %.1f s", ", ".join(fields), n, clock.record["embed"])
-    layers = embeddings[fields[0]].layers
-    dim = int(embeddings[fields[0]].array.shape[-1])
+    return embeddings, extraction
+
+
+def _draws(config: AlignmentConfig, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The seeded permutations (of the metrics' nulls), bootstrap resamples and the CKA null's permutations
+    (the first of the same draws)."""
     rng = np.random.default_rng(config.seed)
     n_cka = config.resolved_cka_permutations(n)
     drawn = max(config.permutations, n_cka)
     perms = np.array([rng.permutation(n) for _ in range(drawn)], dtype=np.int64).reshape(-1, n)
     boots = rng.integers(0, n, size=(config.bootstrap, n))
     cka_perms, perms = perms[:n_cka], perms[: config.permutations]
-    covariates = surface_inputs(embeddings, lm, extraction) if config.surface_control else {}
+    return perms, boots, cka_perms
+
+
+def _measure_layers(
+    config: AlignmentConfig,
+    embeddings: dict[str, Any],
+    pairs: list[tuple[str, str]],
+    n: int,
+    covariates: dict[str, Any],
+    draws: tuple[np.ndarray, np.ndarray, np.ndarray],
+    progress: Callable[[str, int, int], None] | None,
+) -> tuple[pd.DataFrame, dict, dict, dict, dict[str, list[float]]]:
+    """Every metric of every pair at every layer (``"measuring"`` per (layer, pair)).
+
+    Layer by layer: each field is preprocessed, searched and multiplied once per layer, whatever the number of
+    pairs it is in (a Side caches its centred rows, kernel and neighbour lists). Returns the table (pairs,
+    then layers, then metrics in ``config.metrics`` order), the nulls and null moments by (pair, metric,
+    layer), the neighbour recall by field and layer, and the share of each field the surface form explains
+    per layer.
+    """
+    fields = tuple(embeddings)
+    layers = embeddings[fields[0]].layers
     cells, nulls, moments, recall = {}, {}, {}, {}
     explained: dict[str, list[float]] = {f: [] for f in covariates}
-    # layer by layer: each field is preprocessed, searched and multiplied once per layer, whatever the number
-    # of pairs it is in (a Side caches its centred rows, kernel and neighbour lists)
     n_cells = len(layers) * len(pairs)
     if progress:
         progress("measuring", 0, n_cells)
@@ -352,44 +419,9 @@ def run_alignment(
             controlled[f] = Side(residualize(sides[f].X, covs), f"{f} (surface-controlled)")
             explained[f].append(round(explained_share(sides[f].X, controlled[f].X), 6))
         for p_index, (a, b) in enumerate(pairs):
-            pair = f"{a}:{b}"
-            outcomes = evaluate_metrics(
-                config.metrics,
-                sides[a],
-                sides[b],
-                perms,
-                boots,
-                k=config.k,
-                retrieval_k=config.retrieval_k,
-                retrieval_map=config.retrieval_map,
-                seed=config.seed,
-                cka_boots=boots[:0] if config.ci_layers == "best" else boots,
-                cka_perms=cka_perms,
-            )
-            for metric, outcome in outcomes.items():
-                nulls[(pair, metric, layer)] = outcome.null
-                moments[(pair, metric, layer)] = outcome.moments
-                cells[(p_index, l_index, metric)] = _row(
-                    pair, layer, metric, outcome.value, outcome.null, outcome.interval, n, outcome.moments
-                )
-            if controlled:
-                # intervals are the raw metric's only: the controlled one gets its value and its null
-                outcomes = evaluate_metrics(
-                    config.metrics,
-                    controlled[a],
-                    controlled[b],
-                    perms,
-                    boots[:0],
-                    k=config.k,
-                    retrieval_k=config.retrieval_k,
-                    retrieval_map=config.retrieval_map,
-                    seed=config.seed,
-                    cka_perms=cka_perms,
-                )
-                for metric, outcome in outcomes.items():
-                    nulls[(pair, metric + CONTROLLED, layer)] = outcome.null
-                    moments[(pair, metric + CONTROLLED, layer)] = outcome.moments
-                    cells[(p_index, l_index, metric)] |= controlled_row(outcome.value, outcome.null, outcome.moments)
+            rows = _measure_pair(config, sides, controlled, (a, b), layer, n, draws, nulls, moments)
+            for metric, row in rows.items():
+                cells[(p_index, l_index, metric)] = row
             if progress:
                 progress("measuring", l_index * len(pairs) + p_index + 1, n_cells)
         logger.debug("layer %s measured (%d of %d)", layer, l_index + 1, len(layers))
@@ -397,23 +429,98 @@ def run_alignment(
             if side.recall is not None:
                 recall[f"{field}@{layer}"] = side.recall
     rows = [cells[key] for key in sorted(cells, key=lambda key: (key[0], key[1], config.metrics.index(key[2])))]
-    table = pd.DataFrame(rows)
+    return pd.DataFrame(rows), nulls, moments, recall, explained
+
+
+def _measure_pair(
+    config: AlignmentConfig,
+    sides: dict[str, Side],
+    controlled: dict[str, Side],
+    fields: tuple[str, str],
+    layer: int,
+    n: int,
+    draws: tuple[np.ndarray, np.ndarray, np.ndarray],
+    nulls: dict,
+    moments: dict,
+) -> dict[str, dict[str, Any]]:
+    """The table rows (by metric) of one pair at one layer, with the surface-controlled metric's columns where
+    the control is on; each metric's null and null moments go into ``nulls`` and ``moments``."""
+    a, b = fields
+    pair = f"{a}:{b}"
+    perms, boots, cka_perms = draws
+    options = dict(k=config.k, retrieval_k=config.retrieval_k, retrieval_map=config.retrieval_map, seed=config.seed)
+    cka_boots = boots[:0] if config.ci_layers == "best" else boots
+    outcomes = evaluate_metrics(
+        config.metrics, sides[a], sides[b], perms, boots, **options, cka_boots=cka_boots, cka_perms=cka_perms
+    )
+    rows = {}
+    for metric, outcome in outcomes.items():
+        nulls[(pair, metric, layer)] = outcome.null
+        moments[(pair, metric, layer)] = outcome.moments
+        rows[metric] = _row(pair, layer, metric, outcome.value, outcome.null, outcome.interval, n, outcome.moments)
+    if controlled:
+        # intervals are the raw metric's only: the controlled one gets its value and its null
+        outcomes = evaluate_metrics(
+            config.metrics, controlled[a], controlled[b], perms, boots[:0], **options, cka_perms=cka_perms
+        )
+        for metric, outcome in outcomes.items():
+            nulls[(pair, metric + CONTROLLED, layer)] = outcome.null
+            moments[(pair, metric + CONTROLLED, layer)] = outcome.moments
+            rows[metric] |= controlled_row(outcome.value, outcome.null, outcome.moments)
+    return rows
+
+
+def _best_layer_summary(
+    config: AlignmentConfig,
+    table: pd.DataFrame,
+    nulls: dict,
+    moments: dict,
+    embeddings: dict[str, Any],
+    controlled: bool,
+    boots: np.ndarray,
+    progress: Callable[[str, int, int], None] | None,
+) -> pd.DataFrame:
+    """The summary by (pair, metric) against the layer-max null, with the controlled metric's where the control
+    is on; with ``ci_layers="best"`` the best layer's intervals are filled into ``table`` and the summary."""
+    layers = next(iter(embeddings.values())).layers
     summary = _summarize(table, nulls, layers, moments)
-    if covariates:
+    if controlled:
         summary = _with_controlled_summary(summary, table, nulls, layers, moments)
     if config.bootstrap and config.ci_layers == "best":
         _fill_best_layer_cis(table, summary, embeddings, boots, config, progress)
-    clock.lap("measure")
-    manifest = {
-        "stage": "align",
-        "config": dataclasses.asdict(config) | {"pairs_resolved": [f"{a}:{b}" for a, b in pairs]},
-        "inputs": {
-            "ontology": ontology.describe(),
-            "model": lm.describe(),
-            "n_items": n,
-            "layers": layers,
-            "embeddings": {f: e.manifest.get("inputs", {}) for f, e in embeddings.items()},
-        },
+    return summary
+
+
+def _alignment_inputs(ontology: Any, lm: Any, n: int, layers: list[int], embeddings: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's ``inputs``: the ontology, the model, the sample size, the layers and each field's
+    embedding inputs."""
+    return {
+        "ontology": ontology.describe(),
+        "model": lm.describe(),
+        "n_items": n,
+        "layers": layers,
+        "embeddings": {f: e.manifest.get("inputs", {}) for f, e in embeddings.items()},
+    }
+
+
+def _alignment_record(
+    config: AlignmentConfig,
+    embeddings: dict[str, Any],
+    n: int,
+    summary: pd.DataFrame,
+    recall: dict,
+    covariates: dict[str, Any],
+    explained: dict[str, list[float]],
+    draws: tuple[np.ndarray, np.ndarray, np.ndarray],
+    clock: _Clock,
+) -> dict[str, Any]:
+    """The manifest past its config and inputs: token norms, warnings, the surface control, neighbours, the CKA
+    null, timings and the seed."""
+    perms, _, cka_perms = draws
+    first = next(iter(embeddings.values()))  # the first field's: every field has the same layers and width
+    layers, dim = first.layers, int(first.array.shape[-1])
+    cka = {"cka", "dcka"} & set(config.metrics)
+    return {
         "token_norms": {f: e.manifest.get("outputs", {}).get("token_norms") for f, e in embeddings.items()},
         "warnings": [f"{f}: {w}" for f, e in embeddings.items() for w in e.manifest.get("warnings", [])]
         + _recall_warnings(recall)
@@ -422,14 +529,11 @@ def run_alignment(
         + surface_warnings(summary),
         "surface_control": surface_record(covariates, explained, layers, len(perms)),
         "neighbours": _neighbour_record(n, recall),
-        "cka_null_form": null_form(n, dim, dim, len(cka_perms)) if {"cka", "dcka"} & set(config.metrics) else None,
-        "cka_null": _cka_null_record(len(cka_perms)) if {"cka", "dcka"} & set(config.metrics) else None,
+        "cka_null_form": null_form(n, dim, dim, len(cka_perms)) if cka else None,
+        "cka_null": _cka_null_record(len(cka_perms)) if cka else None,
         "timings": clock.record,
         "seed": config.seed,
     }
-    for line in surface_warnings(summary):
-        warnings.warn(line, LexprobeWarning, stacklevel=2)
-    return AlignmentResult(table=table, summary=summary, embeddings=embeddings, terms=terms, manifest=manifest)
 
 
 class _Clock:

@@ -119,13 +119,8 @@ def measure_features(
         log_popularity``.
     """
     config = config or FeatureConfig()
-    missing = [c for c in ("source", "target", "id", "popularity") if c not in pairs]
-    if missing:
-        raise PredictionError(f"pairs need columns {missing}")
-    n = len(pairs)
-    if n <= config.k + 1:
-        raise PredictionError(f"{n} pairs are too few to measure features with k={config.k} neighbours")
-    items = pairs.reset_index(drop=True).copy()
+    items = _checked_items(pairs, config)
+    n = len(items)
     texts = {"source": items["source"].astype(str).tolist(), "target": items["target"].astype(str).tolist()}
     keys = items["id"].astype(str).tolist()
     extraction = ExtractionConfig.of(config)
@@ -140,6 +135,43 @@ def measure_features(
         )
         for side in ("source", "target")
     }
+    layer, value, stats, alignment = _best_layer_alignment(sets, config, n, progress)
+    tokens, lex = _side_lexicalization(texts, model.tokenizer)
+    items["log_popularity"] = np.log1p(items["popularity"].astype(float).clip(lower=0).to_numpy())
+    items["source_tokens"] = tokens["source"]["n_tokens"].to_numpy()
+    items["target_tokens"] = tokens["target"]["n_tokens"].to_numpy()
+    items["alignment"] = alignment
+    items["source_lexicalization"] = lex["source"]
+    items["target_lexicalization"] = lex["target"]
+    items["lexicalization"] = np.minimum(lex["source"], lex["target"])
+    task = {
+        "n_items": n,
+        "layer": int(layer),
+        "alignment": float(value),
+        "alignment_null": stats["null_mean"],
+        "alignment_effect": float(value - stats["null_mean"]),
+        "alignment_z": stats["z"],
+        "alignment_p": stats["p_value"],
+    } | _lexicalization_and_popularity(items, lex)
+    return TaskFeatures(items=items, task=task)
+
+
+def _checked_items(pairs: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
+    """A copy of ``pairs`` on a fresh index, once checked to have the columns and enough rows for ``config.k``."""
+    missing = [c for c in ("source", "target", "id", "popularity") if c not in pairs]
+    if missing:
+        raise PredictionError(f"pairs need columns {missing}")
+    n = len(pairs)
+    if n <= config.k + 1:
+        raise PredictionError(f"{n} pairs are too few to measure features with k={config.k} neighbours")
+    return pairs.reset_index(drop=True).copy()
+
+
+def _best_layer_alignment(
+    sets: dict[str, Any], config: FeatureConfig, n: int, progress: ProgressCallback | None
+) -> tuple[int, float, dict[str, Any], np.ndarray]:
+    """The layer where source and target align best (mutual k-NN, ``"alignment by layer"`` per layer), its
+    value, its statistics against the null of the maximum over layers, and each item's alignment there."""
     layers = list(sets["source"].layers)
     rng = np.random.default_rng(config.seed)
     perms = np.stack([rng.permutation(n) for _ in range(config.permutations)])
@@ -161,8 +193,12 @@ def measure_features(
     layer_max_null = np.max(np.stack(nulls), axis=0)
     stats = summarize_null(values[best], layer_max_null)
     alignment = mutual_knn_per_item(*pair(layers[best]), k=config.k)
+    return layers[best], values[best], stats, alignment
 
-    tokens = {side: tokenization_measures(texts[side], model.tokenizer) for side in ("source", "target")}
+
+def _side_lexicalization(texts: dict[str, list[str]], tokenizer: Any) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Each side's tokenization measures and its per-item lexicalization score (tokenization only)."""
+    tokens = {side: tokenization_measures(texts[side], tokenizer) for side in ("source", "target")}
     lex = {}
     for side in ("source", "target"):
         measures = tokens[side].copy()
@@ -171,21 +207,12 @@ def measure_features(
         # items is its tokenization score; `lexprobe lexicalization` keeps the agreement)
         measures["agreement"] = np.nan
         lex[side] = lexicalization_score(measures)["score"].to_numpy()
-    items["log_popularity"] = np.log1p(items["popularity"].astype(float).clip(lower=0).to_numpy())
-    items["source_tokens"] = tokens["source"]["n_tokens"].to_numpy()
-    items["target_tokens"] = tokens["target"]["n_tokens"].to_numpy()
-    items["alignment"] = alignment
-    items["source_lexicalization"] = lex["source"]
-    items["target_lexicalization"] = lex["target"]
-    items["lexicalization"] = np.minimum(lex["source"], lex["target"])
-    task = {
-        "n_items": n,
-        "layer": int(layers[best]),
-        "alignment": float(values[best]),
-        "alignment_null": stats["null_mean"],
-        "alignment_effect": float(values[best] - stats["null_mean"]),
-        "alignment_z": stats["z"],
-        "alignment_p": stats["p_value"],
+    return tokens, lex
+
+
+def _lexicalization_and_popularity(items: pd.DataFrame, lex: dict[str, np.ndarray]) -> dict[str, float]:
+    """The task's mean lexicalization of each side and of both, and its popularity quartiles."""
+    return {
         "source_lexicalization": float(lex["source"].mean()),
         "target_lexicalization": float(lex["target"].mean()),
         "lexicalization": float(items["lexicalization"].mean()),
@@ -195,7 +222,6 @@ def measure_features(
         "popularity_nonzero": float((items["popularity"] > 0).mean()),
         "log_popularity": float(items["log_popularity"].mean()),
     }
-    return TaskFeatures(items=items, task=task)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -86,21 +86,12 @@ def predict_task(
         No calibration, or fewer than two calibration tasks once the task itself is left out.
     """
     from lexprobe.models import load_model  # as called: a stand-in put there is used (and is not called early)
-    from lexprobe.ontology import load_ontology
 
     config = config or FeatureConfig()
-    paths = [*([shipped_calibration_dir()] if shipped else []), *calibration]
-    if not paths:
-        raise PredictionError(
-            "no calibration: keep the shipped set or pass --calibration DIR (lexprobe correlate output)"
-        )
+    paths = _calibration_paths(shipped, calibration)
     part = (lambda done: progress("preparing", done, 4)) if progress else (lambda done: None)
     part(0)
-    try:
-        ont = load_ontology(ontology)
-        split = make_split(ont, task, bins=bins, per_bin=per_bin, seed=seed)
-    except LexprobeError as exc:
-        raise PredictionError(str(exc)) from None
+    ont, split = _read_split(ontology, task, bins=bins, per_bin=per_bin, seed=seed)
     part(1)
     cal_items, cal_tasks, provenance = load_calibration(paths)
     part(2)
@@ -110,18 +101,77 @@ def predict_task(
     lm = loaded_model
     part(3)
     model_name = model  # the spec as given: calibration tasks are keyed by it
-    same = (cal_tasks["label"] == label) & (cal_tasks["model"].astype(str) == model_name)
-    measured = cal_tasks[same].iloc[0].to_dict() if same.any() else None
+    measured = _measured_outcome(cal_tasks, label, model_name)
     cal_items, cal_tasks, left_out, identity = leave_out_pair(cal_items, cal_tasks, ont, split.task.name)
+    predictor = _fitted_predictor(paths, cal_items, cal_tasks, seed=seed)
+    part(4)
+    logger.info("%s: predictor fitted on %d calibration tasks", label, len(cal_tasks))
+    features = _split_features(split, lm, config, seed=seed, cache_dir=cache_dir, progress=progress)
+    parameters = model_parameters(model_name) if model_name in NAMED_MODELS else lm.n_parameters
+    prediction, budgets, budget_warning = _predict_split(predictor, features, split, parameters, exposures)
+    warnings = _prediction_warnings(predictor, prediction, cal_tasks, model_name, budget_warning)
+    warnings += _settings_warnings(config, lm, provenance)
+    prediction |= {"ontology": ont.name, "task": split.task.name, "model": model_name, "label": label}
+    prediction |= {"warnings": warnings, "n_calibration_tasks": len(cal_tasks), "field_pair": identity}
+    settings = {"ontology": ontology, "task": task, "model": model_name, "bins": bins, "per_bin": per_bin}
+    settings |= {"features": dataclasses.asdict(config), "n_boot": n_boot}
+    settings |= {"predictor_features": list(predictor.features), "exposures": prediction["exposures"]}
+    settings |= {"shipped_calibration": shipped, "calibration": [str(p) for p in calibration]}
+    manifest = _predict_manifest(settings, ont, lm, provenance, cal_tasks, left_out, seed)
+    return PredictionResult(prediction, features.items, features.task, predictor, measured, manifest, budgets)
+
+
+def _calibration_paths(shipped: bool, calibration: Sequence[str | os.PathLike[str]]) -> list[Any]:
+    """The calibration folders to fit on: the shipped one (unless ``shipped=False``), then ``calibration``."""
+    paths = [*([shipped_calibration_dir()] if shipped else []), *calibration]
+    if not paths:
+        raise PredictionError(
+            "no calibration: keep the shipped set or pass --calibration DIR (lexprobe correlate output)"
+        )
+    return paths
+
+
+def _read_split(ontology: str, task: str, *, bins: int, per_bin: int, seed: int) -> tuple[Any, Any]:
+    """The ontology and the split a fine-tuning run of ``task`` would use; a bad name is a PredictionError."""
+    from lexprobe.ontology import load_ontology
+
+    try:
+        ont = load_ontology(ontology)
+        split = make_split(ont, task, bins=bins, per_bin=per_bin, seed=seed)
+    except LexprobeError as exc:
+        raise PredictionError(str(exc)) from None
+    return ont, split
+
+
+def _measured_outcome(cal_tasks: pd.DataFrame, label: str, model_name: str) -> dict[str, Any] | None:
+    """The calibration's measured outcome of this task with this model, or None where it has none."""
+    same = (cal_tasks["label"] == label) & (cal_tasks["model"].astype(str) == model_name)
+    return cal_tasks[same].iloc[0].to_dict() if same.any() else None
+
+
+def _fitted_predictor(paths: list[Any], cal_items: pd.DataFrame, cal_tasks: pd.DataFrame, *, seed: int) -> Predictor:
+    """The predictor fitted on the calibration (the task already left out), with the hold-out evaluation the
+    calibration recorded where it did (else leave-one-task-out is computed)."""
     recorded = recorded_evaluation(paths)
     predictor = fit_predictor(cal_items, cal_tasks, seed=seed, loto=recorded is None)
     if recorded is not None:
         predictor.baselines, predictor.fallback = recorded, best_fallback(recorded)
-    part(4)
-    logger.info("%s: predictor fitted on %d calibration tasks", label, len(cal_tasks))
+    return predictor
+
+
+def _split_features(
+    split: Any,
+    lm: Any,
+    config: FeatureConfig,
+    *,
+    seed: int,
+    cache_dir: str | os.PathLike[str] | None,
+    progress: ProgressCallback | None,
+) -> Any:
+    """:func:`measure_features` of the split's train and withheld pairs (subsampled to ``config.per_split``)."""
     pairs = pd.concat([split.train.assign(split="train"), split.withheld.assign(split="withheld")], ignore_index=True)
     pairs = _subsample(pairs, config.per_split, seed)
-    features = measure_features(
+    return measure_features(
         pairs,
         source=split.task.source,
         target=split.task.target,
@@ -130,6 +180,11 @@ def predict_task(
         cache_dir=cache_dir,
         progress=progress,
     )
+
+
+def _planned_exposures(predictor: Predictor, exposures: float | None) -> tuple[float, str | None]:
+    """The budget to predict at (default: the calibration's commonest; NaN where it recorded none) and a
+    warning where a budget was given that the calibration cannot tell apart."""
     recorded_budgets = predictor.tasks["exposures"].astype(float).dropna()
     budget_warning = None
     if exposures is not None and not len(recorded_budgets):
@@ -138,18 +193,35 @@ def predict_task(
         exposures = float(recorded_budgets.mode().iloc[0]) if len(recorded_budgets) else float("nan")
     if exposures == exposures and not exposures > 0:
         raise PredictionError(f"--exposures must be a number of times each pair is shown (> 0), got {exposures}")
+    return exposures, budget_warning
+
+
+def _predict_split(
+    predictor: Predictor, features: Any, split: Any, parameters: float, exposures: float | None
+) -> tuple[dict[str, Any], pd.DataFrame | None, str | None]:
+    """The predictor's verdict for the measured split at the planned budget (``prediction["exposures"]``), its
+    predicted gains by budget (None where the calibration recorded no budget) and the budget's warning."""
+    exposures, budget_warning = _planned_exposures(predictor, exposures)
     unit = new_unit(
-        features.items,
-        features.task,
-        task=split.task.name,
-        split=split,
-        parameters=model_parameters(model_name) if model_name in NAMED_MODELS else lm.n_parameters,
-        exposures=exposures,
+        features.items, features.task, task=split.task.name, split=split, parameters=parameters, exposures=exposures
     )
     prediction = predictor.predict_unit(unit)
     prediction["exposures"] = exposures
-    warnings = list(predictor.warnings) + ([budget_warning] if budget_warning else [])
+    recorded_budgets = predictor.tasks["exposures"].astype(float).dropna()
     budgets = predictor.budget_curve(unit, [exposures]) if len(recorded_budgets) else None
+    return prediction, budgets, budget_warning
+
+
+def _prediction_warnings(
+    predictor: Predictor,
+    prediction: dict[str, Any],
+    cal_tasks: pd.DataFrame,
+    model_name: str,
+    budget_warning: str | None,
+) -> list[str]:
+    """The calibration's warnings, then the budget's, and where the verdict extrapolates: outside the
+    calibration, a verdict no other field pair reached, a model no calibration task used."""
+    warnings = list(predictor.warnings) + ([budget_warning] if budget_warning else [])
     if prediction["outside"]:
         warnings.append(
             "outside the calibration: " + "; ".join(prediction["outside"]) + f"; the verdict is {prediction['rule']}'s"
@@ -167,6 +239,12 @@ def predict_task(
             f"no calibration task used model {model_name} (calibration: {', '.join(cal_models)}): "
             "the prediction extrapolates"
         )
+    return warnings
+
+
+def _settings_warnings(config: FeatureConfig, lm: Any, provenance: list[dict[str, Any]]) -> list[str]:
+    """One warning per calibration folder whose features were measured with other settings than these."""
+    warnings = []
     ours = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("seed", "batch_size")}
     ours["dtype"] = dtype_name(lm.dtype)  # the precision measured in, "auto" resolved
     for record in provenance:
@@ -176,43 +254,22 @@ def predict_task(
             differ = sorted(k for k, v in ours.items() if k in theirs and _jsonable(theirs[k]) != _jsonable(v))
             if differ:
                 warnings.append(f"features measured with other settings ({', '.join(differ)}) in {record['path']}")
-    prediction |= {"ontology": ont.name, "task": split.task.name, "model": model_name, "label": label}
-    prediction["warnings"] = warnings
-    prediction["n_calibration_tasks"] = len(cal_tasks)
-    prediction["field_pair"] = identity
-    manifest = {
-        "stage": "predict",
-        "config": {
-            "ontology": ontology,
-            "task": task,
-            "model": model_name,
-            "bins": bins,
-            "per_bin": per_bin,
-            "features": dataclasses.asdict(config),
-            "n_boot": n_boot,
-            "predictor_features": list(predictor.features),
-            "exposures": exposures,
-            "shipped_calibration": shipped,
-            "calibration": [str(p) for p in calibration],
-        },
-        "inputs": {
-            "ontology": ont.describe(),
-            "model": lm.describe(),
-            "calibration": provenance,
-            "calibration_tasks": _units(cal_tasks).tolist(),
-            "left_out": left_out,
-        },
-        "seed": seed,
-    }
-    return PredictionResult(
-        prediction=prediction,
-        items=features.items,
-        task=features.task,
-        predictor=predictor,
-        measured=measured,
-        manifest=manifest,
-        budgets=budgets,
-    )
+    return warnings
+
+
+def _predict_manifest(
+    settings: dict[str, Any],
+    ont: Any,
+    lm: Any,
+    provenance: list[dict[str, Any]],
+    cal_tasks: pd.DataFrame,
+    left_out: list[str],
+    seed: int,
+) -> dict[str, Any]:
+    """The predict stage's manifest: its settings, the ontology, model and calibration it read, the units left out."""
+    inputs = {"ontology": ont.describe(), "model": lm.describe(), "calibration": provenance}
+    inputs |= {"calibration_tasks": _units(cal_tasks).tolist(), "left_out": left_out}
+    return {"stage": "predict", "config": settings, "inputs": inputs, "seed": seed}
 
 
 def shipped_predictor() -> Predictor:
