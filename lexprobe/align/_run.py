@@ -42,6 +42,8 @@ from lexprobe.align._surface import (
     surface_record,
     surface_warnings,
 )
+from lexprobe.config import StageConfig
+from lexprobe.embed import ExtractionConfig, ExtractionFields
 from lexprobe.exceptions import AlignmentError, LexprobeWarning
 from lexprobe.models import load_model
 from lexprobe.progress import relabel
@@ -84,7 +86,7 @@ def default_pairs(ontology: str) -> tuple[str, ...]:
 
 
 @dataclasses.dataclass(frozen=True)
-class AlignmentConfig:
+class AlignmentConfig(ExtractionFields, StageConfig):
     """What ``lexprobe align`` measures.
 
     Parameters
@@ -150,10 +152,10 @@ class AlignmentConfig:
     dtype: str = "auto"
     limit: int | None = 2000
     categories: tuple[str, ...] | None = None
-    layers: str | tuple[int, ...] = "all"
-    pool: str = "mean"
-    template: str = "{text}"
-    prefix: str = "auto"
+    layers: str | tuple[int, ...] = ExtractionConfig.layers
+    pool: str = ExtractionConfig.pool
+    template: str = ExtractionConfig.template
+    prefix: str = ExtractionConfig.prefix
     metrics: tuple[str, ...] = DEFAULT_METRICS
     k: int = 10
     retrieval_k: int = 1
@@ -164,7 +166,7 @@ class AlignmentConfig:
     ci_layers: str = "best"
     preprocess: str = "standardize"
     seed: int = 0
-    batch_size: int | str = "auto"
+    batch_size: int | str = ExtractionConfig.batch_size
     surface_control: bool = True
 
     def __post_init__(self) -> None:
@@ -297,7 +299,7 @@ def run_alignment(
     >>> result = run_alignment(AlignmentConfig(ontology="hgnc", limit=200))  # doctest: +SKIP
     >>> result.summary[["pair", "metric", "best_layer", "value", "z"]]  # doctest: +SKIP
     """
-    from lexprobe.embed import ExtractionConfig, extract_hidden_states  # as called: a stand-in put there is used
+    from lexprobe.embed import extract_hidden_states  # as called: a stand-in put there is used
     from lexprobe.ontology import load_ontology  # pandas, curies, pooch: not for every `import lexprobe.align`
 
     ontology = load_ontology(config.ontology)
@@ -316,7 +318,7 @@ def run_alignment(
     if model is None and progress:
         progress("loading model", 1, 1)
     clock.lap("load_model")
-    extraction = ExtractionConfig.of(config)
+    extraction = config.extraction
     embeddings = {}
     for field in fields:
         embeddings[field] = extract_hidden_states(
@@ -406,7 +408,7 @@ def run_alignment(
     clock.lap("measure")
     manifest = {
         "stage": "align",
-        "config": dataclasses.asdict(config) | {"pairs_resolved": [f"{a}:{b}" for a, b in pairs]},
+        "config": config.to_dict() | {"pairs_resolved": [f"{a}:{b}" for a, b in pairs]},
         "inputs": {
             "ontology": ontology.describe(),
             "model": lm.describe(),

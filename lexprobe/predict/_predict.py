@@ -167,7 +167,7 @@ def predict_task(
             f"no calibration task used model {model_name} (calibration: {', '.join(cal_models)}): "
             "the prediction extrapolates"
         )
-    ours = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("seed", "batch_size")}
+    ours = {k: v for k, v in config.to_dict().items() if k not in ("seed", "batch_size")}
     ours["dtype"] = dtype_name(lm.dtype)  # the precision measured in, "auto" resolved
     for record in provenance:
         theirs = (record.get("config") or {}).get("features")
@@ -188,7 +188,7 @@ def predict_task(
             "model": model_name,
             "bins": bins,
             "per_bin": per_bin,
-            "features": dataclasses.asdict(config),
+            "features": config.to_dict(),
             "n_boot": n_boot,
             "predictor_features": list(predictor.features),
             "exposures": exposures,
