@@ -375,8 +375,8 @@ class LexicalConfig(ExtractionFields, StageConfig):
     categories : sequence of str or None
         Term categories to sample from. ``None`` samples every category (the probe needs several; for HGNC
         that means every locus type, not only the protein-coding genes tasks use by default).
-    layers, pool, template
-        As :class:`lexprobe.embed.ExtractionConfig`.
+    layers, pool, template, prefix
+        As :class:`lexprobe.embed.ExtractionConfig`, with its defaults (:attr:`extraction` is the one they make).
     layer : "best" or int
         Layer of the per-item embedding components: ``best`` is the layer where the mean agreement of the
         non-reference fields with the reference is highest (one layer for every field).

@@ -33,8 +33,8 @@ class FeatureConfig(ExtractionFields, StageConfig):
 
     Parameters
     ----------
-    layers, pool, template
-        As :class:`lexprobe.embed.ExtractionConfig`.
+    layers, pool, template, prefix
+        As :class:`lexprobe.embed.ExtractionConfig`, with its defaults (:attr:`extraction` is the one they make).
     k : int
         Neighbours of the mutual kNN.
     preprocess : str
