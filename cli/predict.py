@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from pathlib import Path
@@ -201,7 +200,7 @@ def correlate_cmd(
         if curves:
             same["config.curves"] = [str(p) for p in curves]
     else:
-        features = {k: v for k, v in dataclasses.asdict(config).items() if k != "batch_size"}
+        features = {k: v for k, v in config.to_dict().items() if k != "batch_size"}
         same = {"config.features": features, "config.n_boot": bootstrap, "seed": seed}
     prepare_run_dir(out, "correlate", same, overwrite=overwrite)
     with progress_display(quiet) as progress:

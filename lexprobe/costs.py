@@ -326,7 +326,7 @@ def estimate_alignment(
 
     ont = load_ontology(config.ontology)
     fields = tuple(dict.fromkeys(f for pair in config.resolved_pairs(ont.name) for f in pair))
-    extraction = ExtractionConfig.of(config)
+    extraction = config.extraction
     return estimate_embedding(
         ont,
         fields,
@@ -352,7 +352,7 @@ def estimate_lexicalization(
 
     ont = load_ontology(config.ontology)
     fields = tuple(dict.fromkeys((*config.resolved_fields(ont.name), config.reference)))
-    extraction = ExtractionConfig.of(config)
+    extraction = config.extraction
     cost = estimate_embedding(
         ont,
         fields,

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from lexprobe.config import StageConfig
 from lexprobe.exceptions import EmbeddingError, ResourceError
 from lexprobe.models import load_model
 from lexprobe.progress import relabel
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ExtractionConfig",
+    "ExtractionFields",
+    "EXTRACTION_FIELDS",
     "EmbeddingSet",
     "extract_hidden_states",
     "cache_key",
@@ -80,7 +83,7 @@ SINK_RATIO_WARN = 20.0
 
 
 @dataclasses.dataclass(frozen=True)
-class ExtractionConfig:
+class ExtractionConfig(StageConfig):
     """How hidden states are extracted.
 
     Parameters
@@ -138,18 +141,6 @@ class ExtractionConfig:
             object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
 
     @classmethod
-    def of(cls, config: Any) -> ExtractionConfig:
-        """The extraction a stage's config asks for: its ``layers``, ``pool``, ``template``, ``prefix`` and, where
-        it has one, ``batch_size`` (an alignment, lexicalization or feature config)."""
-        return cls(
-            layers=config.layers,
-            pool=config.pool,
-            template=config.template,
-            prefix=config.prefix,
-            batch_size=getattr(config, "batch_size", "auto"),
-        )
-
-    @classmethod
     def parse_layers(cls, text: str) -> str | tuple[int, ...]:
         """Parse the CLI form of ``layers``: ``all``, ``0,4,8`` or ``-1``."""
         text = text.strip().lower()
@@ -159,6 +150,27 @@ class ExtractionConfig:
             return tuple(int(p) for p in text.split(",") if p.strip())
         except ValueError:
             raise EmbeddingError(f"--layers must be 'all' or comma-separated ints like 0,4,-1, got {text!r}") from None
+
+
+#: The extraction settings a stage's config carries as flat fields of its own, with the defaults of
+#: :class:`ExtractionConfig` (alignment, lexicalization and features configs; their manifests record them flat).
+EXTRACTION_FIELDS: tuple[str, ...] = ("layers", "pool", "template", "prefix", "batch_size")
+
+
+class ExtractionFields:
+    """Mixin for a stage config dataclass whose fields include :data:`EXTRACTION_FIELDS`: :attr:`extraction`."""
+
+    @property
+    def extraction(self) -> ExtractionConfig:
+        """The extraction this config asks for: its :data:`EXTRACTION_FIELDS`, the others at their defaults.
+
+        Examples
+        --------
+        >>> from lexprobe.align import AlignmentConfig
+        >>> AlignmentConfig(ontology="hgnc", layers=(0, -1), pool="last").extraction
+        ExtractionConfig(layers=(0, -1), pool='last', template='{text}', prefix='auto', include_special=False, ...)
+        """
+        return ExtractionConfig(**{name: getattr(self, name) for name in EXTRACTION_FIELDS})
 
 
 @dataclasses.dataclass
@@ -538,7 +550,7 @@ def _extract(texts, keys, lm, config, layers, root, key, progress, world, rank) 
         return
     manifest = make_manifest(
         stage="embed",
-        config=dataclasses.asdict(config) | {"layers_resolved": layers},
+        config=config.to_dict() | {"layers_resolved": layers},
         inputs={
             "model": lm.describe(),
             "n_items": n_total,

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lexprobe.config import StageConfig
 from lexprobe.exceptions import PredictionError, TrainingError
 from lexprobe.runs import atomic_path, make_manifest, read_json_object, sha256_file, write_manifest
 from lexprobe.stats import cluster_bootstrap, pooled_auc, within_auc
@@ -81,7 +82,7 @@ EXPOSURE_SCORES: dict[str, str] = {
 
 
 @dataclasses.dataclass(frozen=True)
-class ExposureConfig:
+class ExposureConfig(StageConfig):
     """How exposure is scored.
 
     Parameters
@@ -117,14 +118,6 @@ class ExposureConfig:
             raise PredictionError(f"`batch_size` must be at least 1, got {self.batch_size}")
         if not (isinstance(self.min_k, (int, float)) and 0 < float(self.min_k) <= 1):
             raise PredictionError(f"`min_k` must be in (0, 1], got {self.min_k!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ExposureConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 # --- scoring ----------------------------------------------------------------------------------------------------

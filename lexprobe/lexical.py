@@ -52,7 +52,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lexprobe.embed import ExtractionConfig, extract_hidden_states
+from lexprobe.config import StageConfig
+from lexprobe.embed import ExtractionConfig, ExtractionFields, extract_hidden_states
 from lexprobe.exceptions import LexicalizationError, LexprobeError
 from lexprobe.figures import plot_lexicalization
 from lexprobe.models import load_model
@@ -354,7 +355,7 @@ def lexicalization_score(items: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclasses.dataclass(frozen=True)
-class LexicalConfig:
+class LexicalConfig(ExtractionFields, StageConfig):
     """What ``lexprobe lexicalization`` measures.
 
     Parameters
@@ -374,8 +375,8 @@ class LexicalConfig:
     categories : sequence of str or None
         Term categories to sample from. ``None`` samples every category (the probe needs several; for HGNC
         that means every locus type, not only the protein-coding genes tasks use by default).
-    layers, pool, template
-        As :class:`lexprobe.embed.ExtractionConfig`.
+    layers, pool, template, prefix
+        As :class:`lexprobe.embed.ExtractionConfig`, with its defaults (:attr:`extraction` is the one they make).
     layer : "best" or int
         Layer of the per-item embedding components: ``best`` is the layer where the mean agreement of the
         non-reference fields with the reference is highest (one layer for every field).
@@ -403,10 +404,10 @@ class LexicalConfig:
     dtype: str = "auto"
     limit: int | None = 2000
     categories: tuple[str, ...] | None = None
-    layers: str | tuple[int, ...] = "all"
-    pool: str = "mean"
-    template: str = "{text}"
-    prefix: str = "auto"
+    layers: str | tuple[int, ...] = ExtractionConfig.layers
+    pool: str = ExtractionConfig.pool
+    template: str = ExtractionConfig.template
+    prefix: str = ExtractionConfig.prefix
     layer: str | int = "best"
     k: int = 10
     preprocess: str = "standardize"
@@ -415,7 +416,7 @@ class LexicalConfig:
     min_class: int = 10
     embeddings: bool = True
     seed: int = 0
-    batch_size: int | str = "auto"
+    batch_size: int | str = ExtractionConfig.batch_size
 
     def __post_init__(self) -> None:
         from lexprobe.align import PREPROCESSING
@@ -511,7 +512,7 @@ def measure_lexicalization(
     field_table = _field_summary(items, fields, config, layer_rows, chosen_layer)
     manifest = {
         "stage": "lexicalization",
-        "config": dataclasses.asdict(config) | {"fields_resolved": list(fields)},
+        "config": config.to_dict() | {"fields_resolved": list(fields)},
         "inputs": {
             "ontology": ontology.describe(),
             "model": lm.describe(),
@@ -601,7 +602,7 @@ def _probe_layer_set(spec: str | tuple[int, ...], layers: list[int], chosen: int
 def _embedding_measures(config, terms, texts, fields, embed_fields, lm, progress, cache_dir):
     from lexprobe.align import knn_indices, neighbour_overlap, preprocess
 
-    extraction = ExtractionConfig.of(config)
+    extraction = config.extraction
     sets = {}
     for field in embed_fields:
         sets[field] = extract_hidden_states(

@@ -42,6 +42,8 @@ from lexprobe.align._surface import (
     surface_record,
     surface_warnings,
 )
+from lexprobe.config import StageConfig
+from lexprobe.embed import ExtractionConfig, ExtractionFields
 from lexprobe.exceptions import AlignmentError, LexprobeWarning
 from lexprobe.models import load_model
 from lexprobe.progress import relabel
@@ -84,7 +86,7 @@ def default_pairs(ontology: str) -> tuple[str, ...]:
 
 
 @dataclasses.dataclass(frozen=True)
-class AlignmentConfig:
+class AlignmentConfig(ExtractionFields, StageConfig):
     """What ``lexprobe align`` measures.
 
     Parameters
@@ -150,10 +152,10 @@ class AlignmentConfig:
     dtype: str = "auto"
     limit: int | None = 2000
     categories: tuple[str, ...] | None = None
-    layers: str | tuple[int, ...] = "all"
-    pool: str = "mean"
-    template: str = "{text}"
-    prefix: str = "auto"
+    layers: str | tuple[int, ...] = ExtractionConfig.layers
+    pool: str = ExtractionConfig.pool
+    template: str = ExtractionConfig.template
+    prefix: str = ExtractionConfig.prefix
     metrics: tuple[str, ...] = DEFAULT_METRICS
     k: int = 10
     retrieval_k: int = 1
@@ -164,7 +166,7 @@ class AlignmentConfig:
     ci_layers: str = "best"
     preprocess: str = "standardize"
     seed: int = 0
-    batch_size: int | str = "auto"
+    batch_size: int | str = ExtractionConfig.batch_size
     surface_control: bool = True
 
     def __post_init__(self) -> None:
@@ -318,7 +320,7 @@ def run_alignment(
     clock.lap("measure")
     manifest = {
         "stage": "align",
-        "config": dataclasses.asdict(config) | {"pairs_resolved": [f"{a}:{b}" for a, b in pairs]},
+        "config": config.to_dict() | {"pairs_resolved": [f"{a}:{b}" for a, b in pairs]},
         "inputs": _alignment_inputs(ontology, lm, n, layers, embeddings),
     } | _alignment_record(config, embeddings, n, summary, recall, covariates, explained, draws, clock)
     for line in surface_warnings(summary):
@@ -360,9 +362,9 @@ def _embedded_fields(
 ) -> tuple[dict[str, Any], Any]:
     """The hidden states of each field's values (``"embedding <field>"`` per batch) and the extraction
     settings they were taken with."""
-    from lexprobe.embed import ExtractionConfig, extract_hidden_states  # as called: a stand-in put there is used
+    from lexprobe.embed import extract_hidden_states  # as called: a stand-in put there is used
 
-    extraction = ExtractionConfig.of(config)
+    extraction = config.extraction
     embeddings = {}
     for field in fields:
         embeddings[field] = extract_hidden_states(

@@ -412,4 +412,4 @@ def summary_table(tasks: pd.DataFrame, loto: pd.DataFrame | None = None) -> pd.D
 
 def _recorded(config: FeatureConfig) -> dict[str, Any]:
     """The feature settings a manifest records: all but the batch size, which changes the speed, not the result."""
-    return {k: v for k, v in dataclasses.asdict(config).items() if k != "batch_size"}
+    return {k: v for k, v in config.to_dict().items() if k != "batch_size"}

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from lexprobe.align import evaluate_metric, mutual_knn_per_item, preprocess, summarize_null
-from lexprobe.embed import ExtractionConfig, extract_hidden_states
+from lexprobe.config import StageConfig
+from lexprobe.embed import ExtractionConfig, ExtractionFields, extract_hidden_states
 from lexprobe.exceptions import LexprobeError, PredictionError
 from lexprobe.lexical import lexicalization_score, tokenization_measures
 from lexprobe.models import load_model
@@ -27,13 +28,13 @@ from lexprobe.train import read_train_config
 
 
 @dataclasses.dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(ExtractionFields, StageConfig):
     """How the features of a task are measured (the same for calibration runs and new tasks).
 
     Parameters
     ----------
-    layers, pool, template
-        As :class:`lexprobe.embed.ExtractionConfig`.
+    layers, pool, template, prefix
+        As :class:`lexprobe.embed.ExtractionConfig`, with its defaults (:attr:`extraction` is the one they make).
     k : int
         Neighbours of the mutual kNN.
     preprocess : str
@@ -53,17 +54,17 @@ class FeatureConfig:
         Items per forward pass (``"auto"``: as many as fit); changes the speed, not the result.
     """
 
-    layers: str | tuple[int, ...] = "all"
-    pool: str = "mean"
-    template: str = "{text}"
-    prefix: str = "auto"
+    layers: str | tuple[int, ...] = ExtractionConfig.layers
+    pool: str = ExtractionConfig.pool
+    template: str = ExtractionConfig.template
+    prefix: str = ExtractionConfig.prefix
     dtype: str = "auto"
     k: int = 10
     preprocess: str = "standardize"
     permutations: int = 100
     per_split: int | None = 100
     seed: int = 0
-    batch_size: int | str = "auto"
+    batch_size: int | str = ExtractionConfig.batch_size
 
     def __post_init__(self) -> None:
         if self.per_split is not None and self.per_split < 1:
@@ -123,7 +124,7 @@ def measure_features(
     n = len(items)
     texts = {"source": items["source"].astype(str).tolist(), "target": items["target"].astype(str).tolist()}
     keys = items["id"].astype(str).tolist()
-    extraction = ExtractionConfig.of(config)
+    extraction = config.extraction
     sets = {
         side: extract_hidden_states(
             texts[side],

@@ -114,7 +114,7 @@ def predict_task(
     prediction |= {"ontology": ont.name, "task": split.task.name, "model": model_name, "label": label}
     prediction |= {"warnings": warnings, "n_calibration_tasks": len(cal_tasks), "field_pair": identity}
     settings = {"ontology": ontology, "task": task, "model": model_name, "bins": bins, "per_bin": per_bin}
-    settings |= {"features": dataclasses.asdict(config), "n_boot": n_boot}
+    settings |= {"features": config.to_dict(), "n_boot": n_boot}
     settings |= {"predictor_features": list(predictor.features), "exposures": prediction["exposures"]}
     settings |= {"shipped_calibration": shipped, "calibration": [str(p) for p in calibration]}
     manifest = _predict_manifest(settings, ont, lm, provenance, cal_tasks, left_out, seed)
@@ -245,7 +245,7 @@ def _prediction_warnings(
 def _settings_warnings(config: FeatureConfig, lm: Any, provenance: list[dict[str, Any]]) -> list[str]:
     """One warning per calibration folder whose features were measured with other settings than these."""
     warnings = []
-    ours = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("seed", "batch_size")}
+    ours = {k: v for k, v in config.to_dict().items() if k not in ("seed", "batch_size")}
     ours["dtype"] = dtype_name(lm.dtype)  # the precision measured in, "auto" resolved
     for record in provenance:
         theirs = (record.get("config") or {}).get("features")

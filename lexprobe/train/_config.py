@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lexprobe.config import StageConfig
 from lexprobe.exceptions import TrainingError
 from lexprobe.models import DEFAULT_MODEL, DTYPES, RECORDED_BEFORE, load_model
 
@@ -15,7 +16,7 @@ SPLITS: tuple[str, ...] = ("train", "withheld")
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(StageConfig):
     """How to fine-tune: the task, the split, LoRA and the optimiser.
 
     Parameters
@@ -160,14 +161,6 @@ class TrainConfig:
             head=True,
             **self.load_options,
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 #: Learning-rate schedules ``TrainConfig.lr_scheduler`` accepts (transformers' names).
