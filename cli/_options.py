@@ -21,7 +21,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from lexprobe.cli._common import handle_errors
@@ -102,13 +102,22 @@ def task_option() -> Any:
     )
 
 
+_WAIT_HELP = "If another command is writing the same run folder, wait for it to finish instead of refusing."
+
+
 def wait_option() -> Any:
     """``--wait``, as every command that writes a run folder takes it (see :func:`hold_run_dir`)."""
-    return typer.Option(
-        False,
-        "--wait",
-        help="If another command is writing the same run folder, wait for it to finish instead of refusing.",
-    )
+    return typer.Option(False, "--wait", help=_WAIT_HELP)
+
+
+#: Options spelled and explained alike in every command that takes them, as ``name: Alias = default``
+#: (an ``Annotated`` type: the option without its default, which the parameter gives).
+OntologyOption = Annotated[str, ontology_option()]
+TaskOption = Annotated[str, task_option()]
+WaitOption = Annotated[bool, typer.Option("--wait", help=_WAIT_HELP)]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace a different run already in --out.")]
+NoFiguresOption = Annotated[bool, typer.Option("--no-figures", help="Skip the figures.")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print the items, tokens and estimated time, then stop.")]
 
 
 #: The locks the running command holds, released when it returns (see :func:`hold_run_dir`).
@@ -455,7 +464,7 @@ def command(
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         inner = handle_errors(func)
         signature = inspect.signature(func)
-        hints = typing.get_type_hints(func)
+        hints = typing.get_type_hints(func, include_extras=True)  # Annotated options kept
         own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()]
         own = [p for p in own if p.name not in ("model_options", "verbose", "quiet")]
         model_params = _model_parameters(model, batch_size, dtype) if model else []
