@@ -133,9 +133,7 @@ def align_cmd(
     quiet: bool = False,
 ) -> None:
     """Measure how far names and their symbols or ids are aligned in a model's hidden states, per layer."""
-    from lexprobe.cli._progress import progress_display
-
-    from lexprobe.align import AlignmentConfig, run_alignment, write_alignment
+    from lexprobe.align import AlignmentConfig
     from lexprobe.embed import ExtractionConfig
     from lexprobe.runs import check_run_dir, default_out_dir, settings_of
 
@@ -170,6 +168,19 @@ def align_cmd(
         _dry_run(config, model_options, as_json)
         return
     hold_run_dir(target, wait=wait)
+    result = _run(config, model_options, target, quiet=quiet, as_json=as_json, figures=not no_figures, umap=not no_umap)
+    if as_json:
+        print_json(_summary(result, target))
+        return
+    _print_results(result, config, target)
+
+
+def _run(config, model_options: ModelOptions, target: Path, *, quiet: bool, as_json: bool, figures: bool, umap: bool):
+    """Load the model, measure the alignment and write it to ``target`` (the model's load time in the manifest)."""
+    from lexprobe.cli._progress import progress_display
+
+    from lexprobe.align import run_alignment, write_alignment
+
     started = time.perf_counter()
     lm = model_options.load()
     loaded = time.perf_counter() - started
@@ -178,11 +189,8 @@ def align_cmd(
             warnings.simplefilter("ignore", LexprobeWarning)
             result = run_alignment(config, model=lm, progress=progress)
         result.manifest.setdefault("timings", {})["load_model"] = round(loaded, 3)  # loaded here, not in the run
-        write_alignment(result, target, figures=not no_figures, umap=not no_umap)
-    if as_json:
-        print_json(_summary(result, target))
-        return
-    _print_results(result, config, target)
+        write_alignment(result, target, figures=figures, umap=umap)
+    return result
 
 
 def _print_results(result, config, target: Path) -> None:
