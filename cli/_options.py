@@ -21,7 +21,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from lexprobe.cli._common import handle_errors
@@ -102,13 +102,22 @@ def task_option() -> Any:
     )
 
 
+_WAIT_HELP = "If another command is writing the same run folder, wait for it to finish instead of refusing."
+
+
 def wait_option() -> Any:
     """``--wait``, as every command that writes a run folder takes it (see :func:`hold_run_dir`)."""
-    return typer.Option(
-        False,
-        "--wait",
-        help="If another command is writing the same run folder, wait for it to finish instead of refusing.",
-    )
+    return typer.Option(False, "--wait", help=_WAIT_HELP)
+
+
+#: Options spelled and explained alike in every command that takes them, as ``name: Alias = default``
+#: (an ``Annotated`` type: the option without its default, which the parameter gives).
+OntologyOption = Annotated[str, ontology_option()]
+TaskOption = Annotated[str, task_option()]
+WaitOption = Annotated[bool, typer.Option("--wait", help=_WAIT_HELP)]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace a different run already in --out.")]
+NoFiguresOption = Annotated[bool, typer.Option("--no-figures", help="Skip the figures.")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print the items, tokens and estimated time, then stop.")]
 
 
 #: The locks the running command holds, released when it returns (see :func:`hold_run_dir`).
@@ -309,32 +318,46 @@ def _batch_size(text: str) -> str:
 
 def _model_parameters(which: str, batch_default: Any, dtype_default: str | None) -> list[tuple[str, Any, Any]]:
     """(name, annotation, default) of the model options: ``which`` is "full" (model named here) or "runtime"."""
+    full = which == "full"
+    return [
+        *(_which_model_parameters() if full else []),
+        *_runtime_parameters(dtype_default),
+        *(_loading_parameters() if full else []),
+        _batch_size_parameter(batch_default),
+    ]
+
+
+def _which_model_parameters() -> list[tuple[str, Any, Any]]:
+    """``--model`` and ``--revision``: which model a "full" command loads."""
     panel = {"rich_help_panel": MODEL_PANEL}
-    params: list[tuple[str, Any, Any]] = []
-    if which == "full":
-        params += [
-            (
-                "model",
-                str,
-                typer.Option(
-                    CONVENTION["--model"].default,
-                    "--model",
-                    "-m",
-                    help="Named model (smollm2-135m, gemma3-270m), Hugging Face id, local directory or .gguf file.",
-                    **panel,
-                ),
+    return [
+        (
+            "model",
+            str,
+            typer.Option(
+                CONVENTION["--model"].default,
+                "--model",
+                "-m",
+                help="Named model (smollm2-135m, gemma3-270m), Hugging Face id, local directory or .gguf file.",
+                **panel,
             ),
-            (
-                "revision",
-                str | None,
-                typer.Option(None, "--revision", help="Branch, tag or commit of a Hugging Face model id.", **panel),
-            ),
-        ]
+        ),
+        (
+            "revision",
+            str | None,
+            typer.Option(None, "--revision", help="Branch, tag or commit of a Hugging Face model id.", **panel),
+        ),
+    ]
+
+
+def _runtime_parameters(dtype_default: str | None) -> list[tuple[str, Any, Any]]:
+    """``--dtype``, ``--device`` and ``--device-map``: where and in what precision the model runs."""
+    panel = {"rich_help_panel": MODEL_PANEL}
     dtype_help = "Precision: auto = bfloat16 where the CPU or GPU computes it natively, else float32."
     if dtype_default is None:
         dtype_help += " Default: the setting the run recorded."
     default = None if dtype_default is None else DType(dtype_default)
-    params += [
+    return [
         ("dtype", DType | None, typer.Option(default, "--dtype", help=dtype_help, **panel)),
         (
             "device",
@@ -352,52 +375,51 @@ def _model_parameters(which: str, batch_default: Any, dtype_default: str | None)
             ),
         ),
     ]
-    if which == "full":
-        params += [
-            (
-                "load_in_4bit",
-                bool,
-                typer.Option(
-                    False,
-                    "--load-in-4bit",
-                    help='4-bit NF4 weights (QLoRA with train); CUDA and `pip install "lexprobe\\[quantization]"`.',
-                    **panel,
-                ),
+
+
+def _loading_parameters() -> list[tuple[str, Any, Any]]:
+    """``--load-in-4bit`` and ``--trust-remote-code``: how a "full" command loads the weights."""
+    panel = {"rich_help_panel": MODEL_PANEL}
+    return [
+        (
+            "load_in_4bit",
+            bool,
+            typer.Option(
+                False,
+                "--load-in-4bit",
+                help='4-bit NF4 weights (QLoRA with train); CUDA and `pip install "lexprobe\\[quantization]"`.',
+                **panel,
             ),
-            (
-                "trust_remote_code",
-                bool,
-                typer.Option(
-                    False,
-                    "--trust-remote-code",
-                    help="Run Python code from the model's repository (off unless given).",
-                    **panel,
-                ),
+        ),
+        (
+            "trust_remote_code",
+            bool,
+            typer.Option(
+                False,
+                "--trust-remote-code",
+                help="Run Python code from the model's repository (off unless given).",
+                **panel,
             ),
-        ]
+        ),
+    ]
+
+
+def _batch_size_parameter(batch_default: Any) -> tuple[str, Any, Any]:
+    """``--batch-size``: a plain number option when the default is an int, else a number or auto."""
+    panel = {"rich_help_panel": MODEL_PANEL}
     if isinstance(batch_default, int):
-        params.append(
-            (
-                "batch_size",
-                int,
-                typer.Option(batch_default, "--batch-size", min=1, help="Items per batch.", **panel),
-            )
-        )
-    else:
-        params.append(
-            (
-                "batch_size",
-                str,
-                typer.Option(
-                    batch_default,
-                    "--batch-size",
-                    callback=_batch_size,
-                    help="Items per forward pass, or auto (as many as fit).",
-                    **panel,
-                ),
-            )
-        )
-    return params
+        return ("batch_size", int, typer.Option(batch_default, "--batch-size", min=1, help="Items per batch.", **panel))
+    return (
+        "batch_size",
+        str,
+        typer.Option(
+            batch_default,
+            "--batch-size",
+            callback=_batch_size,
+            help="Items per forward pass, or auto (as many as fit).",
+            **panel,
+        ),
+    )
 
 
 def _common_parameters() -> list[tuple[str, Any, Any]]:
@@ -442,7 +464,7 @@ def command(
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         inner = handle_errors(func)
         signature = inspect.signature(func)
-        hints = typing.get_type_hints(func)
+        hints = typing.get_type_hints(func, include_extras=True)  # Annotated options kept
         own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()]
         own = [p for p in own if p.name not in ("model_options", "verbose", "quiet")]
         model_params = _model_parameters(model, batch_size, dtype) if model else []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from lexprobe.cli._common import (
@@ -20,89 +21,119 @@ from lexprobe.cli._common import (
 from lexprobe.cli._options import (
     METRICS,
     CILayers,
+    DryRunOption,
     ModelOptions,
+    NoFiguresOption,
+    OntologyOption,
+    OverwriteOption,
     Pool,
     Preprocess,
     RetrievalMap,
+    WaitOption,
     command,
     csv_choices,
     hold_run_dir,
-    ontology_option,
-    wait_option,
 )
 
 from lexprobe.exceptions import LexprobeWarning
 
-
-@command(model="full")
-def align_cmd(
-    ontology: str = ontology_option(),
-    pairs: str | None = typer.Option(
-        None,
-        "--pairs",
-        help="Field pairs, e.g. name:symbol,name:id (default: hgnc all three; others name:id).",
-    ),
-    limit: str = typer.Option(
-        "2000", "--limit", "-n", help="Popularity-balanced sample of N terms (at least 5), or all."
-    ),
-    category: str | None = typer.Option(
-        None,
+Pairs = Annotated[
+    str | None,
+    typer.Option("--pairs", help="Field pairs, e.g. name:symbol,name:id (default: hgnc all three; others name:id)."),
+]
+Limit = Annotated[
+    str, typer.Option("--limit", "-n", help="Popularity-balanced sample of N terms (at least 5), or all.")
+]
+Category = Annotated[
+    str | None,
+    typer.Option(
         "--category",
         help="Term categories to sample (comma-separated), or all; default the ontology's (hgnc: protein-coding).",
     ),
-    layers: str = typer.Option("all", "--layers", help="all, or indices like 0,8,-1 (0 = embeddings)."),
-    pool: Pool = typer.Option(Pool.mean, "--pool", help="Over the item's own tokens: mean, or the last or first."),
-    prefix: str = typer.Option(
-        "auto", "--prefix", help="Sink prefix, never pooled: auto, bos, none (old pooling) or a literal text."
-    ),
-    metrics: str = typer.Option(
-        "mknn,cka,dcka",
+]
+Layers = Annotated[str, typer.Option("--layers", help="all, or indices like 0,8,-1 (0 = embeddings).")]
+PoolOption = Annotated[Pool, typer.Option("--pool", help="Over the item's own tokens: mean, or the last or first.")]
+Prefix = Annotated[
+    str, typer.Option("--prefix", help="Sink prefix, never pooled: auto, bos, none (old pooling) or a literal text.")
+]
+Metrics = Annotated[
+    str,
+    typer.Option(
         "--metrics",
         callback=csv_choices(METRICS, "--metrics"),
         help=f"Comma-separated, from {','.join(METRICS)} (retrieval and rsa cost more).",
     ),
-    k: int = typer.Option(10, "--k", min=1, help="Neighbours for mutual kNN."),
-    retrieval_k: int = typer.Option(1, "--retrieval-k", min=1, help="Retrieval hit within the top K."),
-    retrieval_map: RetrievalMap = typer.Option(
-        RetrievalMap.ridge, "--retrieval-map", help="Map for retrieval, fitted on half the items."
-    ),
-    permutations: int = typer.Option(
-        100, "--permutations", min=0, max=MAX_RESAMPLES, help="Shuffles of the pairing for the null."
-    ),
-    cka_permutations: str = typer.Option(
-        "auto",
+]
+K = Annotated[int, typer.Option("--k", min=1, help="Neighbours for mutual kNN.")]
+RetrievalK = Annotated[int, typer.Option("--retrieval-k", min=1, help="Retrieval hit within the top K.")]
+RetrievalMapOption = Annotated[
+    RetrievalMap, typer.Option("--retrieval-map", help="Map for retrieval, fitted on half the items.")
+]
+Permutations = Annotated[
+    int, typer.Option("--permutations", min=0, max=MAX_RESAMPLES, help="Shuffles of the pairing for the null.")
+]
+CKAPermutations = Annotated[
+    str,
+    typer.Option(
         "--cka-permutations",
         help="Shuffles for the CKA metrics' p-value and layer max: auto (= --permutations up to 8192 items, "
         "0 above) or N. Their null mean, sd and z are exact at any N; with 0 p is Cantelli's bound.",
     ),
-    bootstrap: int = typer.Option(
-        100, "--bootstrap", min=0, max=MAX_RESAMPLES, help="Bootstrap resamples for confidence intervals."
-    ),
-    ci_layers: CILayers = typer.Option(CILayers.best, "--ci-layers", help="CKA intervals at the best layer or at all."),
-    preprocess: Preprocess = typer.Option(Preprocess.standardize, "--preprocess", help="Per-dimension preprocessing."),
-    surface_control: bool = typer.Option(
-        True,
+]
+Bootstrap = Annotated[
+    int, typer.Option("--bootstrap", min=0, max=MAX_RESAMPLES, help="Bootstrap resamples for confidence intervals.")
+]
+CILayersOption = Annotated[CILayers, typer.Option("--ci-layers", help="CKA intervals at the best layer or at all.")]
+PreprocessOption = Annotated[Preprocess, typer.Option("--preprocess", help="Per-dimension preprocessing.")]
+SurfaceControl = Annotated[
+    bool,
+    typer.Option(
         "--surface-control/--no-surface-control",
         help="Also measure each metric with token count, digit and punctuation share regressed out of both sides.",
     ),
-    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the sample, permutations and bootstrap."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default runs/<model>/align-<ontology>)."),
-    no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
-    no_umap: bool = typer.Option(False, "--no-umap", help="Skip the UMAP figure (the by-layer figure is kept)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
-    wait: bool = wait_option(),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the items, tokens and estimated time, then stop."),
-    as_json: bool = typer.Option(
-        False, "--json", help="Print the summary as one JSON object (no table, no progress; NaN as null)."
-    ),
+]
+Seed = Annotated[
+    int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the sample, permutations and bootstrap.")
+]
+Out = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default runs/<model>/align-<ontology>).")]
+NoUmap = Annotated[bool, typer.Option("--no-umap", help="Skip the UMAP figure (the by-layer figure is kept).")]
+AsJson = Annotated[
+    bool, typer.Option("--json", help="Print the summary as one JSON object (no table, no progress; NaN as null).")
+]
+
+
+@command(model="full")
+def align_cmd(
+    ontology: OntologyOption,
+    pairs: Pairs = None,
+    limit: Limit = "2000",
+    category: Category = None,
+    layers: Layers = "all",
+    pool: PoolOption = Pool.mean,
+    prefix: Prefix = "auto",
+    metrics: Metrics = "mknn,cka,dcka",
+    k: K = 10,
+    retrieval_k: RetrievalK = 1,
+    retrieval_map: RetrievalMapOption = RetrievalMap.ridge,
+    permutations: Permutations = 100,
+    cka_permutations: CKAPermutations = "auto",
+    bootstrap: Bootstrap = 100,
+    ci_layers: CILayersOption = CILayers.best,
+    preprocess: PreprocessOption = Preprocess.standardize,
+    surface_control: SurfaceControl = True,
+    seed: Seed = 0,
+    out: Out = None,
+    no_figures: NoFiguresOption = False,
+    no_umap: NoUmap = False,
+    overwrite: OverwriteOption = False,
+    wait: WaitOption = False,
+    dry_run: DryRunOption = False,
+    as_json: AsJson = False,
     model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --model, --dtype...
     quiet: bool = False,
 ) -> None:
     """Measure how far names and their symbols or ids are aligned in a model's hidden states, per layer."""
-    from lexprobe.cli._progress import progress_display
-    from rich.table import Table
-
-    from lexprobe.align import AlignmentConfig, run_alignment, write_alignment
+    from lexprobe.align import AlignmentConfig
     from lexprobe.embed import ExtractionConfig
     from lexprobe.runs import check_run_dir, default_out_dir, settings_of
 
@@ -137,6 +168,19 @@ def align_cmd(
         _dry_run(config, model_options, as_json)
         return
     hold_run_dir(target, wait=wait)
+    result = _run(config, model_options, target, quiet=quiet, as_json=as_json, figures=not no_figures, umap=not no_umap)
+    if as_json:
+        print_json(_summary(result, target))
+        return
+    _print_results(result, config, target)
+
+
+def _run(config, model_options: ModelOptions, target: Path, *, quiet: bool, as_json: bool, figures: bool, umap: bool):
+    """Load the model, measure the alignment and write it to ``target`` (the model's load time in the manifest)."""
+    from lexprobe.cli._progress import progress_display
+
+    from lexprobe.align import run_alignment, write_alignment
+
     started = time.perf_counter()
     lm = model_options.load()
     loaded = time.perf_counter() - started
@@ -145,11 +189,42 @@ def align_cmd(
             warnings.simplefilter("ignore", LexprobeWarning)
             result = run_alignment(config, model=lm, progress=progress)
         result.manifest.setdefault("timings", {})["load_model"] = round(loaded, 3)  # loaded here, not in the run
-        write_alignment(result, target, figures=not no_figures, umap=not no_umap)
-    if as_json:
-        print_json(_summary(result, target))
-        return
+        write_alignment(result, target, figures=figures, umap=umap)
+    return result
+
+
+def _print_results(result, config, target: Path) -> None:
+    """The summary table, the surface-controlled one, and the notes on how to read them."""
     n = result.manifest["inputs"]["n_items"]
+    print_table(_summary_table(result, config, n))
+    if "value_ctl" in result.summary:
+        print_table(_controlled_table(result.summary, config, n))
+    console.print(
+        "best layer = the layer with the highest value; its null is the maximum over layers of the permutation "
+        f"null ({config.permutations} shuffles), so choosing it does not inflate z. "
+        f"Per-layer rows: {target}/alignment.csv"
+    )
+    if (result.summary.get("null") == "moments").any():
+        console.print(
+            "CKA rows: no CKA shuffle was run (--cka-permutations "
+            f"{config.cka_permutations}, {n} items); z is from the exact null moments, p (≤) is Cantelli's bound "
+            "summed over layers, and the null shown is the largest per-layer null mean"
+        )
+    neighbours = result.manifest.get("neighbours", {})
+    if neighbours.get("search") == "hnsw":
+        console.print(
+            f"neighbours: approximate (FAISS HNSW, {n} items); recall@{config.k} against exact search on "
+            f"{neighbours['recall_queries']} items per field and layer: {neighbours['recall_min']:.3f} at worst, "
+            f"{neighbours['recall_mean']:.3f} on average"
+        )
+    for line in result.manifest.get("warnings", []):
+        err_console.print(f"warning: {line}", markup=False, emoji=False)  # "name:id:" is no emoji
+
+
+def _summary_table(result, config, n: int):
+    """Each pair and metric at its best layer, against its layer-max null."""
+    from rich.table import Table
+
     table = Table(
         title=f"{result.manifest['inputs']['ontology']['name']}: alignment of {n} terms, "
         f"{result.manifest['inputs']['model']['name']} ({config.preprocess}, {config.pool} pooled)"
@@ -179,29 +254,7 @@ def align_cmd(
             f"{row.effect:+.3f}",
             "" if ratio != ratio else f"{ratio:.2f}",
         )
-    print_table(table)
-    if "value_ctl" in result.summary:
-        print_table(_controlled_table(result.summary, config, n))
-    console.print(
-        "best layer = the layer with the highest value; its null is the maximum over layers of the permutation "
-        f"null ({config.permutations} shuffles), so choosing it does not inflate z. "
-        f"Per-layer rows: {target}/alignment.csv"
-    )
-    if (result.summary.get("null") == "moments").any():
-        console.print(
-            "CKA rows: no CKA shuffle was run (--cka-permutations "
-            f"{config.cka_permutations}, {n} items); z is from the exact null moments, p (≤) is Cantelli's bound "
-            "summed over layers, and the null shown is the largest per-layer null mean"
-        )
-    neighbours = result.manifest.get("neighbours", {})
-    if neighbours.get("search") == "hnsw":
-        console.print(
-            f"neighbours: approximate (FAISS HNSW, {n} items); recall@{config.k} against exact search on "
-            f"{neighbours['recall_queries']} items per field and layer: {neighbours['recall_min']:.3f} at worst, "
-            f"{neighbours['recall_mean']:.3f} on average"
-        )
-    for line in result.manifest.get("warnings", []):
-        err_console.print(f"warning: {line}", markup=False, emoji=False)  # "name:id:" is no emoji
+    return table
 
 
 def _cka_permutations(text: str) -> int | str:

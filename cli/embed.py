@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from lexprobe.cli._common import console, parse_limit
@@ -38,23 +39,46 @@ def embed_cmd(
     quiet: bool = False,
 ) -> None:
     """Extract per-layer hidden states of one field of an ontology's terms (cached, resumable)."""
-    import numpy as np
     from lexprobe.cli._progress import progress_display
 
-    from lexprobe.embed import ExtractionConfig, embed_field
-    from lexprobe.models import resolve_model_spec
+    from lexprobe.embed import embed_field
     from lexprobe.ontology import load_ontology
-    from lexprobe.runs import (
-        atomic_path,
-        atomic_write_text,
-        check_run_dir,
-        settings_of,
-        write_manifest,
+    from lexprobe.runs import check_run_dir
+
+    n_terms = parse_limit(limit, minimum=1)
+    config = _extraction_config(layers, pool, template, prefix, include_special, storage_dtype, model_options)
+    ont = load_ontology(ontology)
+    settings = _embed_settings(config, ont, field, n_terms, seed, model_options)
+    check_run_dir(out, "embed", settings, overwrite=overwrite, dry_run=dry_run)  # a dry run refuses the same
+    if dry_run:
+        _print_cost(ontology, field, n_terms, seed, config, model_options)
+        return
+    hold_run_dir(out, wait=wait)
+    lm = model_options.load()
+    with progress_display(quiet) as progress:
+        result = embed_field(ont, field, limit=n_terms, seed=seed, model=lm, config=config, progress=progress)
+    _write_embeddings(out, result)
+    layers_kept = result.layers
+    console.print(
+        f"{ont.name} {field}: {len(result.keys)} items x {len(layers_kept)} layers "
+        f"({layers_kept[0]}..{layers_kept[-1]}) x {result.array.shape[-1]} dims, {pool} pooled -> {out}"
     )
 
+
+def _extraction_config(
+    layers: str,
+    pool: Pool,
+    template: str,
+    prefix: str,
+    include_special: bool,
+    storage_dtype: StorageDType,
+    model_options: ModelOptions,
+) -> Any:
+    """The ``ExtractionConfig`` the options ask for."""
+    from lexprobe.embed import ExtractionConfig
+
     batch_size = model_options.batch_size
-    n_terms = parse_limit(limit, minimum=1)
-    config = ExtractionConfig(
+    return ExtractionConfig(
         layers=ExtractionConfig.parse_layers(layers),
         pool=pool,  # type: ignore[arg-type]
         template=template,
@@ -63,32 +87,47 @@ def embed_cmd(
         batch_size="auto" if batch_size == "auto" else int(batch_size),
         storage_dtype=storage_dtype,  # type: ignore[arg-type]
     )
-    ont = load_ontology(ontology)
+
+
+def _embed_settings(
+    config: Any, ont: Any, field: str, n_terms: int | None, seed: int, model_options: ModelOptions
+) -> dict[str, Any]:
+    """The settings a run in --out must share to be this one (the batch size aside)."""
+    from lexprobe.models import resolve_model_spec
+    from lexprobe.runs import settings_of
+
     same = {"field": field, "limit": n_terms, "seed": seed, "ontology.checksum": ont.checksum}
     same["inputs.model.dtype"] = model_options.resolved_dtype()
     same["inputs.model.name"] = resolve_model_spec(model_options.model).name  # the name load_model gives
-    settings = settings_of(config, leave_out=("batch_size",)) | same
-    check_run_dir(out, "embed", settings, overwrite=overwrite, dry_run=dry_run)  # a dry run refuses the same
-    if dry_run:
-        from lexprobe.costs import estimate_embedding
+    return settings_of(config, leave_out=("batch_size",)) | same
 
-        cost = estimate_embedding(
-            ontology,
-            (field,),
-            model=model_options.model,
-            limit=n_terms,
-            seed=seed,
-            config=config,
-            dtype=model_options.dtype,
-            device=model_options.device,
-        )
-        for line in cost.lines():
-            console.print(line, markup=False, soft_wrap=True)
-        return
-    hold_run_dir(out, wait=wait)
-    lm = model_options.load()
-    with progress_display(quiet) as progress:
-        result = embed_field(ont, field, limit=n_terms, seed=seed, model=lm, config=config, progress=progress)
+
+def _print_cost(
+    ontology: str, field: str, n_terms: int | None, seed: int, config: Any, model_options: ModelOptions
+) -> None:
+    """--dry-run: print the items, tokens and estimated time."""
+    from lexprobe.costs import estimate_embedding
+
+    cost = estimate_embedding(
+        ontology,
+        (field,),
+        model=model_options.model,
+        limit=n_terms,
+        seed=seed,
+        config=config,
+        dtype=model_options.dtype,
+        device=model_options.device,
+    )
+    for line in cost.lines():
+        console.print(line, markup=False, soft_wrap=True)
+
+
+def _write_embeddings(out: Path, result: Any) -> None:
+    """embeddings.npy, keys.tsv and manifest.json of ``result`` in ``out``, each written whole or not at all."""
+    import numpy as np
+
+    from lexprobe.runs import atomic_path, atomic_write_text, write_manifest
+
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "embeddings.npy") as tmp, open(tmp, "wb") as fh:
         np.save(fh, np.asarray(result.array))
@@ -98,9 +137,4 @@ def embed_cmd(
     write_manifest(
         out,
         result.manifest | {"outputs": {"embeddings.npy": list(result.array.shape), "keys.tsv": len(result.keys)}},
-    )
-    layers_kept = result.layers
-    console.print(
-        f"{ont.name} {field}: {len(result.keys)} items x {len(layers_kept)} layers "
-        f"({layers_kept[0]}..{layers_kept[-1]}) x {result.array.shape[-1]} dims, {pool} pooled -> {out}"
     )

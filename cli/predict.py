@@ -5,10 +5,20 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from lexprobe.cli._common import MAX_RESAMPLES, console, fail, markup, print_json, print_table
-from lexprobe.cli._options import ModelOptions, command, hold_run_dir, ontology_option, task_option, wait_option
+from lexprobe.cli._options import (
+    ModelOptions,
+    NoFiguresOption,
+    OntologyOption,
+    OverwriteOption,
+    TaskOption,
+    WaitOption,
+    command,
+    hold_run_dir,
+)
 
 
 def _num(value, spec: str = ".3f") -> str:
@@ -120,30 +130,45 @@ def _print_baselines(baselines) -> None:
         print_table(table)
 
 
-@command(model="runtime")
-def correlate_cmd(
-    runs: list[Path] = typer.Argument(
-        None,
+Runs = Annotated[
+    list[Path],
+    typer.Argument(
         metavar="RUN_DIR",
         help="Evaluated `lexprobe train` run directories, one per task, or `lexprobe study` folders (their "
         "evaluated tasks).",
     ),
-    items: list[Path] = typer.Option(
-        [],
+]
+Items = Annotated[
+    list[Path],
+    typer.Option(
         "--items",
         help="Instead of runs: an items table (the columns of a correlate output's items.csv[.gz], optional "
         "field_pair and alignment_z) to re-run the whole evaluation on; repeatable (tables are pooled).",
     ),
-    tasks_file: list[Path] = typer.Option(
-        [], "--tasks", help="With --items: the tasks.csv whose gain intervals and alignment z to use; repeatable."
+]
+TasksFile = Annotated[
+    list[Path],
+    typer.Option(
+        "--tasks", help="With --items: the tasks.csv whose gain intervals and alignment z to use; repeatable."
     ),
-    curves: list[Path] = typer.Option(
-        [],
+]
+Curves = Annotated[
+    list[Path],
+    typer.Option(
         "--curves",
         help="With --items and --tasks: train runs with a scored learning curve (`lexprobe evaluate RUN "
         "--checkpoints all`), or folders of them, that retrained calibration units on their splits; each such "
         "unit is replaced by one unit per budget of its curve. Repeatable.",
     ),
+]
+
+
+@command(model="runtime")
+def correlate_cmd(
+    runs: Runs = None,
+    items: Items = [],  # noqa: B006  # a Typer default, never mutated
+    tasks_file: TasksFile = [],  # noqa: B006
+    curves: Curves = [],  # noqa: B006
     out: Path = typer.Option(Path("runs/correlate"), "--out", "-o", help="Output folder."),
     k: int = typer.Option(10, "--k", min=1, help="Neighbours of the per-item alignment (mutual kNN)."),
     permutations: int = typer.Option(
@@ -155,36 +180,20 @@ def correlate_cmd(
     seed: int = typer.Option(
         0, "--seed", min=0, max=2**32 - 1, help="Seed of the nulls, bootstraps and cross-validation folds."
     ),
-    no_figures: bool = typer.Option(False, "--no-figures", help="Skip the figures."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
-    wait: bool = wait_option(),
+    no_figures: NoFiguresOption = False,
+    overwrite: OverwriteOption = False,
+    wait: WaitOption = False,
     model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --dtype, --device...
     quiet: bool = False,
 ) -> None:
     """Join per-item fine-tuning outcomes with alignment, lexicalization and popularity; correlate; evaluate
     the predictor holding out one field pair at a time, beside the baselines (two or more field pairs)."""
     from lexprobe.cli._progress import progress_display
-    from rich.table import Table
 
-    from lexprobe.predict import (
-        FeatureConfig,
-        correlate,
-        evaluate_items,
-        read_correlate_tables,
-        write_correlation,
-    )
+    from lexprobe.predict import FeatureConfig, correlate, write_correlation
     from lexprobe.runs import ensure_writable_dir, prepare_run_dir
 
-    if bool(runs) == bool(items):
-        raise fail("give either run directories or --items ITEMS.csv, not both and not neither", 2)
-    if tasks_file and not items:
-        raise fail("--tasks goes with --items", 2)
-    if curves and not tasks_file:
-        raise fail("--curves goes with --items and --tasks (the units the curves retrained)", 2)
-    if runs:
-        from lexprobe.study import evaluated_runs
-
-        runs = evaluated_runs(runs)
+    runs = _checked_inputs(runs, items, tasks_file, curves)
     ensure_writable_dir(out)
     hold_run_dir(out, wait=wait)
     config = FeatureConfig(
@@ -194,43 +203,12 @@ def correlate_cmd(
         dtype=model_options.resolved_dtype(),
         batch_size=model_options.batch_size,
     )
-    if items:
-        listed = [str(p) for p in items] if len(items) > 1 else str(items[0])
-        same = {"config.items": listed, "config.n_boot": bootstrap, "seed": seed}
-        if curves:
-            same["config.curves"] = [str(p) for p in curves]
-    else:
-        features = {k: v for k, v in config.to_dict().items() if k != "batch_size"}
-        same = {"config.features": features, "config.n_boot": bootstrap, "seed": seed}
+    listed = ([str(p) for p in items] if len(items) > 1 else str(items[0])) if items else None
+    same = _correlate_settings(config, listed, curves, bootstrap=bootstrap, seed=seed)
     prepare_run_dir(out, "correlate", same, overwrite=overwrite)
     with progress_display(quiet) as progress:
         if items:
-            table, given = read_correlate_tables(items, tasks_file)
-            named = [str(p) for p in tasks_file]
-            manifest = {
-                "stage": "correlate",
-                "config": {"items": listed, "tasks": (named if len(named) > 1 else named[0]) if named else None},
-                "inputs": {"items": listed},
-                "seed": seed,
-            }
-            # an items table of a calibration folder was measured with that folder's feature settings
-            from lexprobe.predict import read_calibration_manifest
-
-            measured = {
-                json.dumps(f, sort_keys=True)
-                for p in items
-                if (f := read_calibration_manifest(p.parent).get("config", {}).get("features"))
-            }
-            if len(measured) == 1:
-                manifest["config"]["features"] = json.loads(measured.pop())
-            if curves:
-                from lexprobe.predict import curve_units, find_curve_runs
-
-                curve_runs = find_curve_runs(curves)
-                table, given = curve_units(table, given, curve_runs, seed=seed)
-                manifest["config"]["curves"] = [str(p) for p in curves]
-                manifest["inputs"]["curve_runs"] = [str(p) for p in curve_runs]
-            result = evaluate_items(table, given, n_boot=bootstrap, seed=seed, manifest=manifest)
+            result = _evaluate_tables(items, tasks_file, curves, listed, bootstrap=bootstrap, seed=seed)
         else:
             result = correlate(
                 runs,
@@ -245,8 +223,86 @@ def correlate_cmd(
     if items:
         _print_evaluation(result, out)
         return
+    print_table(_tasks_table(result.tasks))
+    print_table(_correlations_table(result.correlations))
+    _print_evaluation(result, out)
+    console.print(
+        f"per item: {out / 'items.csv'}; per task: {out / 'tasks.csv'}; use {out} as `lexprobe predict --calibration`"
+    )
 
-    tasks = Table(title="tasks: features (no training needed) beside measured gains [paired bootstrap 95% CI]")
+
+def _checked_inputs(runs: list[Path], items: list[Path], tasks_file: list[Path], curves: list[Path]) -> list[Path]:
+    """The evaluated runs (those of study folders too), after checking which inputs go together (exit 2)."""
+    if bool(runs) == bool(items):
+        raise fail("give either run directories or --items ITEMS.csv, not both and not neither", 2)
+    if tasks_file and not items:
+        raise fail("--tasks goes with --items", 2)
+    if curves and not tasks_file:
+        raise fail("--curves goes with --items and --tasks (the units the curves retrained)", 2)
+    if runs:
+        from lexprobe.study import evaluated_runs
+
+        runs = evaluated_runs(runs)
+    return runs
+
+
+def _correlate_settings(
+    config: Any, listed: list[str] | str | None, curves: list[Path], *, bootstrap: int, seed: int
+) -> dict[str, Any]:
+    """What a run already in --out must share: the items tables (``listed``) and curves, or the feature settings."""
+    if listed is not None:
+        same = {"config.items": listed, "config.n_boot": bootstrap, "seed": seed}
+        if curves:
+            same["config.curves"] = [str(p) for p in curves]
+    else:
+        features = {k: v for k, v in config.to_dict().items() if k != "batch_size"}
+        same = {"config.features": features, "config.n_boot": bootstrap, "seed": seed}
+    return same
+
+
+def _evaluate_tables(
+    items: list[Path],
+    tasks_file: list[Path],
+    curves: list[Path],
+    listed: list[str] | str,
+    *,
+    bootstrap: int,
+    seed: int,
+) -> Any:
+    """``--items``: re-run the evaluation on the pooled items tables (with ``--curves``, one unit per budget)."""
+    from lexprobe.predict import evaluate_items, read_calibration_manifest, read_correlate_tables
+
+    table, given = read_correlate_tables(items, tasks_file)
+    named = [str(p) for p in tasks_file]
+    manifest = {
+        "stage": "correlate",
+        "config": {"items": listed, "tasks": (named if len(named) > 1 else named[0]) if named else None},
+        "inputs": {"items": listed},
+        "seed": seed,
+    }
+    # an items table of a calibration folder was measured with that folder's feature settings
+    measured = {
+        json.dumps(f, sort_keys=True)
+        for p in items
+        if (f := read_calibration_manifest(p.parent).get("config", {}).get("features"))
+    }
+    if len(measured) == 1:
+        manifest["config"]["features"] = json.loads(measured.pop())
+    if curves:
+        from lexprobe.predict import curve_units, find_curve_runs
+
+        curve_runs = find_curve_runs(curves)
+        table, given = curve_units(table, given, curve_runs, seed=seed)
+        manifest["config"]["curves"] = [str(p) for p in curves]
+        manifest["inputs"]["curve_runs"] = [str(p) for p in curve_runs]
+    return evaluate_items(table, given, n_boot=bootstrap, seed=seed, manifest=manifest)
+
+
+def _tasks_table(tasks: Any) -> Any:
+    """Per task: its features beside its measured gains."""
+    from rich.table import Table
+
+    table = Table(title="tasks: features (no training needed) beside measured gains [paired bootstrap 95% CI]")
     for column in (
         "task",
         "n",
@@ -258,9 +314,9 @@ def correlate_cmd(
         "memorization",
         "generalization",
     ):
-        tasks.add_column(column, justify="left" if column == "task" else "right")
-    for row in result.tasks.to_dict("records"):
-        tasks.add_row(
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for row in tasks.to_dict("records"):
+        table.add_row(
             f"{row['label']} ({row['model']})",
             f"{row['n_train']}+{row['n_withheld']}",
             str(row["layer"]),
@@ -271,11 +327,17 @@ def correlate_cmd(
             _gain(row, "memorization"),
             _gain(row, "generalization"),
         )
-    print_table(tasks)
+    return table
+
+
+def _correlations_table(correlations: Any) -> Any:
+    """The Spearman correlations over the items of all tasks pooled."""
+    from rich.table import Table
+
     corr = Table(title="Spearman correlations over items, all tasks pooled [bootstrap 95% CI]")
     for column in ("relation", "items", "rho [95% CI]", "p", "note"):
         corr.add_column(column, justify="left" if column in ("relation", "note") else "right")
-    for row in result.correlations[result.correlations["scope"] == "all"].to_dict("records"):
+    for row in correlations[correlations["scope"] == "all"].to_dict("records"):
         corr.add_row(
             f"{row['relation']} ({row['split']})",
             str(row["n"]),
@@ -283,53 +345,58 @@ def correlate_cmd(
             _num(row["p_value"], ".2g"),
             row["note"] or "",
         )
-    print_table(corr)
-    _print_evaluation(result, out)
-    console.print(
-        f"per item: {out / 'items.csv'}; per task: {out / 'tasks.csv'}; use {out} as `lexprobe predict --calibration`"
-    )
+    return corr
 
 
-@command(model="full")
-def predict_cmd(
-    ontology: str = ontology_option(),
-    task: str = task_option(),
-    calibration: list[Path] = typer.Option(
-        [], "--calibration", "-c", help="A `lexprobe correlate` (or `lexprobe study`) output; repeatable."
-    ),
-    no_shipped: bool = typer.Option(False, "--no-shipped", help="Leave out the calibration set lexprobe ships."),
-    bins: int = typer.Option(20, "--bins", min=1, help="Popularity bins of the split the features are measured on."),
-    per_bin: int = typer.Option(
-        5,
+PerBin = Annotated[
+    int,
+    typer.Option(
         "--per-bin",
         min=1,
         help="Pairs per bin in each of train and withheld; the default is the calibration set's (100 + 100 pairs).",
     ),
-    bootstrap: int = typer.Option(
-        200, "--bootstrap", min=10, max=MAX_RESAMPLES, help="Task-bootstrap refits for the intervals."
-    ),
-    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the split, nulls and bootstraps."),
-    exposures: float | None = typer.Option(
-        None,
+]
+Exposures = Annotated[
+    float | None,
+    typer.Option(
         "--exposures",
         min=0.001,
         help="The budget you plan: times each pair is shown in training (default: the calibration's). A "
         "budget the calibration did not measure is named as outside it.",
     ),
+]
+PredictionJson = Annotated[
+    bool,
+    typer.Option("--json", help="Print the verdict, gains, features and warnings as one JSON object (NaN as null)."),
+]
+
+
+@command(model="full")
+def predict_cmd(
+    ontology: OntologyOption,
+    task: TaskOption,
+    calibration: list[Path] = typer.Option(
+        [], "--calibration", "-c", help="A `lexprobe correlate` (or `lexprobe study`) output; repeatable."
+    ),
+    no_shipped: bool = typer.Option(False, "--no-shipped", help="Leave out the calibration set lexprobe ships."),
+    bins: int = typer.Option(20, "--bins", min=1, help="Popularity bins of the split the features are measured on."),
+    per_bin: PerBin = 5,
+    bootstrap: int = typer.Option(
+        200, "--bootstrap", min=10, max=MAX_RESAMPLES, help="Task-bootstrap refits for the intervals."
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the split, nulls and bootstraps."),
+    exposures: Exposures = None,
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Also write the prediction, features and manifest to this folder."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a different run already in --out."),
-    wait: bool = wait_option(),
-    as_json: bool = typer.Option(
-        False, "--json", help="Print the verdict, gains, features and warnings as one JSON object (NaN as null)."
-    ),
+    overwrite: OverwriteOption = False,
+    wait: WaitOption = False,
+    as_json: PredictionJson = False,
     model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --model, --dtype...
     quiet: bool = False,
 ) -> None:
     """Will fine-tuning on this task generalize? Measures the task's features (no training) and predicts."""
     from lexprobe.cli._progress import progress_display
-    from rich.table import Table
 
     from lexprobe.predict import FeatureConfig, predict_task, write_prediction
     from lexprobe.runs import ensure_writable_dir, prepare_run_dir, settings_of
@@ -365,7 +432,17 @@ def predict_cmd(
     if as_json:
         print_json(_prediction_json(result, out))
         return
-    p, t, predictor = result.prediction, result.task, result.predictor
+    _print_verdict(result.prediction, result.predictor)
+    if result.budgets is not None and result.budgets["exposures"].nunique() >= 2:
+        print_table(_budgets_table(result.budgets))
+    print_table(_features_table(result.task, result.predictor.tasks, bins, per_bin))
+    _print_why_and_record(result)
+    if out is not None:
+        console.print(f"written to {out}")
+
+
+def _print_verdict(p: dict[str, Any], predictor: Any) -> None:
+    """The verdict with its probabilities, the predicted gains, the thresholds and what is outside the calibration."""
     from lexprobe.predict import VERDICTS
 
     console.print(
@@ -398,23 +475,33 @@ def predict_cmd(
     )
     for reason in p["outside"]:
         console.print(f"[yellow]outside the calibration:[/yellow] {markup(reason)}", markup=True)
-    if result.budgets is not None and result.budgets["exposures"].nunique() >= 2:
-        by_budget = Table(title="predicted gain by budget (interval; * outside the calibration: its fallback rule)")
-        for column in ("exposures", "memorization gain", "generalization gain"):
-            by_budget.add_column(column, justify="right")
-        for exposures, rows in result.budgets.groupby("exposures", sort=True):
-            cells = []
-            for split in ("train", "withheld"):
-                r = rows[rows["split"] == split].iloc[0]
-                cells.append(
-                    f"{r['predicted_gain']:+.3f} {_ci(r['ci_low'], r['ci_high'])}" + (" *" if r["outside"] else "")
-                )
-            by_budget.add_row(_num(exposures, "g"), *cells)
-        print_table(by_budget)
+
+
+def _budgets_table(budgets: Any) -> Any:
+    """The predicted gains at each budget of the calibration."""
+    from rich.table import Table
+
+    by_budget = Table(title="predicted gain by budget (interval; * outside the calibration: its fallback rule)")
+    for column in ("exposures", "memorization gain", "generalization gain"):
+        by_budget.add_column(column, justify="right")
+    for exposures, rows in budgets.groupby("exposures", sort=True):
+        cells = []
+        for split in ("train", "withheld"):
+            r = rows[rows["split"] == split].iloc[0]
+            cells.append(
+                f"{r['predicted_gain']:+.3f} {_ci(r['ci_low'], r['ci_high'])}" + (" *" if r["outside"] else "")
+            )
+        by_budget.add_row(_num(exposures, "g"), *cells)
+    return by_budget
+
+
+def _features_table(t: dict[str, Any], cal: Any, bins: int, per_bin: int) -> Any:
+    """The task's features beside the range of the calibration tasks' (``cal``)."""
+    from rich.table import Table
+
     features = Table(title=f"features of {t['n_items']} pairs (split {bins} bins x {per_bin} x 2), calibration range")
     for column in ("feature", "this task", "calibration tasks (min - max)"):
         features.add_column(column, justify="left" if column == "feature" else "right")
-    cal = predictor.tasks
     for key, name, spec in (
         ("alignment_z", f"alignment z (layer {t['layer']}, vs layer-max null)", ".1f"),
         ("alignment_effect", "alignment effect (mutual kNN - null)", "+.3f"),
@@ -425,7 +512,12 @@ def predict_cmd(
     ):
         span = f"{_num(cal[key].min(), spec)} - {_num(cal[key].max(), spec)}" if key in cal else "-"
         features.add_row(name, _num(t[key], spec), span)
-    print_table(features)
+    return features
+
+
+def _print_why_and_record(result: Any) -> None:
+    """Why (the features' pushes), how well the predictor did held out, the measured gains if known, warnings."""
+    p, predictor = result.prediction, result.predictor
     reasons = ", ".join(
         f"{r['feature']} {r['task_mean']:.3g} (calibration mean {r['calibration_mean']:.3g}): "
         f"{r['gain_points']:+.1f} points"
@@ -455,8 +547,6 @@ def predict_cmd(
         )
     for warning in p["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {markup(warning)}", markup=True)
-    if out is not None:
-        console.print(f"written to {out}")
 
 
 def _prediction_json(result, out: Path | None) -> dict:

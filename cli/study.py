@@ -3,53 +3,70 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from lexprobe.cli._common import console, split_csv
-from lexprobe.cli._options import STAGES, ModelOptions, StudySize, command, csv_choices, hold_run_dir, wait_option
+from lexprobe.cli._options import STAGES, ModelOptions, StudySize, WaitOption, command, csv_choices, hold_run_dir
 
 from lexprobe.study import DEFAULT_SHOTS
+
+Size = Annotated[
+    StudySize,
+    typer.Option(
+        "--size",
+        help="tiny (tests), small (CPU hours), small-v1 (the recorded studies' budget) or paper (GPU hours).",
+    ),
+]
+Tasks = Annotated[
+    str | None,
+    typer.Option(
+        "--tasks",
+        help="Tasks to run, SOURCE-to-TARGET, comma-separated (default: the paper's, per ontology; see `lexprobe "
+        "data show`); ONTOLOGY:TASK runs a task on that ontology only; zoo: study v2's list of each ontology; zoo-v3: "
+        "calibration v3's field pairs.",
+    ),
+]
+Stages = Annotated[
+    str | None,
+    typer.Option(
+        "--stages",
+        callback=csv_choices(STAGES, "--stages"),
+        help=f"Comma-separated, from {','.join(STAGES)} (default all).",
+    ),
+]
+Shots = Annotated[
+    int,
+    typer.Option(
+        "--shots",
+        min=0,
+        help="Worked examples in each task's few-shot baseline (stage fewshot, into TASK/shots-K); 0: none.",
+    ),
+]
+RerunMismatched = Annotated[
+    bool,
+    typer.Option(
+        "--rerun-mismatched",
+        help="Re-run the finished stages made with another model, size, seed or settings (what they wrote is "
+        "removed) instead of refusing.",
+    ),
+]
 
 
 @command(model="full")
 def study_cmd(
     ontology: str = typer.Option("hgnc,hpo,go", "--ontology", help="Ontologies, comma-separated."),
     out: Path = typer.Option(..., "--out", "-o", help="Study folder (an existing one resumes)."),
-    size: StudySize = typer.Option(
-        StudySize.small,
-        "--size",
-        help="tiny (tests), small (CPU hours), small-v1 (the recorded studies' budget) or paper (GPU hours).",
-    ),
-    tasks: str | None = typer.Option(
-        None,
-        "--tasks",
-        help="Tasks to run, SOURCE-to-TARGET, comma-separated (default: the paper's, per ontology; see `lexprobe "
-        "data show`); ONTOLOGY:TASK runs a task on that ontology only; zoo: study v2's list of each ontology; zoo-v3: "
-        "calibration v3's field pairs.",
-    ),
-    stages: str | None = typer.Option(
-        None,
-        "--stages",
-        callback=csv_choices(STAGES, "--stages"),
-        help=f"Comma-separated, from {','.join(STAGES)} (default all).",
-    ),
+    size: Size = StudySize.small,
+    tasks: Tasks = None,
+    stages: Stages = None,
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of every stage."),
-    shots: int = typer.Option(
-        DEFAULT_SHOTS,
-        "--shots",
-        min=0,
-        help="Worked examples in each task's few-shot baseline (stage fewshot, into TASK/shots-K); 0: none.",
-    ),
-    rerun_mismatched: bool = typer.Option(
-        False,
-        "--rerun-mismatched",
-        help="Re-run the finished stages made with another model, size, seed or settings (what they wrote is "
-        "removed) instead of refusing.",
-    ),
+    shots: Shots = DEFAULT_SHOTS,
+    rerun_mismatched: RerunMismatched = False,
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the stages to run and their estimated cost, then stop."
     ),
-    wait: bool = wait_option(),
+    wait: WaitOption = False,
     model_options: ModelOptions = None,  # type: ignore[assignment]  # from @command: --model, --dtype...
     quiet: bool = False,
 ) -> None:
@@ -57,39 +74,11 @@ def study_cmd(
     from lexprobe.cli._progress import progress_display
 
     from lexprobe.study import STAGES as STUDY_STAGES
-    from lexprobe.study import check_study, run_study
+    from lexprobe.study import run_study
 
     load_options = {k: v for k, v in model_options.load_kwargs().items() if k not in ("device", "dtype")}
     if dry_run:
-        from lexprobe.costs import estimate_study, finished_training_runs, total_lines
-
-        check_study(  # what run_study checks first, so a dry run refuses what the run would
-            split_csv(ontology) or (),
-            out,
-            model=model_options.model,
-            size=size,
-            tasks=split_csv(tasks),
-            stages=split_csv(stages) or STUDY_STAGES,
-            device=model_options.device,
-            dtype=model_options.dtype,
-            seed=seed,
-            rerun_mismatched=rerun_mismatched,
-            shots=shots,
-        )
-        costs = estimate_study(
-            split_csv(ontology) or (),
-            model=model_options.model,
-            size=size,
-            tasks=split_csv(tasks),
-            stages=split_csv(stages) or STUDY_STAGES,
-            seed=seed,
-            device=model_options.device,
-            dtype=model_options.dtype,
-            runs=finished_training_runs(out),
-            out=out,
-        )
-        for line in total_lines(costs):
-            console.print(line, markup=False, soft_wrap=True)
+        _dry_run(ontology, out, size, tasks, stages, seed, shots, rerun_mismatched, model_options)
         return
     from lexprobe.runs import ensure_writable_dir
 
@@ -119,6 +108,51 @@ def study_cmd(
         console.print(f"correlation and predictor evaluation: {result.correlate}")
     if result.report is not None:
         console.print(f"report: {result.report}")
+
+
+def _dry_run(
+    ontology: str,
+    out: Path,
+    size: StudySize,
+    tasks: str | None,
+    stages: str | None,
+    seed: int,
+    shots: int,
+    rerun_mismatched: bool,
+    model_options: ModelOptions,
+) -> None:
+    """``--dry-run``: check what the run would check first, then print the stages to run and their cost."""
+    from lexprobe.costs import estimate_study, finished_training_runs, total_lines
+    from lexprobe.study import STAGES as STUDY_STAGES
+    from lexprobe.study import check_study
+
+    check_study(  # what run_study checks first, so a dry run refuses what the run would
+        split_csv(ontology) or (),
+        out,
+        model=model_options.model,
+        size=size,
+        tasks=split_csv(tasks),
+        stages=split_csv(stages) or STUDY_STAGES,
+        device=model_options.device,
+        dtype=model_options.dtype,
+        seed=seed,
+        rerun_mismatched=rerun_mismatched,
+        shots=shots,
+    )
+    costs = estimate_study(
+        split_csv(ontology) or (),
+        model=model_options.model,
+        size=size,
+        tasks=split_csv(tasks),
+        stages=split_csv(stages) or STUDY_STAGES,
+        seed=seed,
+        device=model_options.device,
+        dtype=model_options.dtype,
+        runs=finished_training_runs(out),
+        out=out,
+    )
+    for line in total_lines(costs):
+        console.print(line, markup=False, soft_wrap=True)
 
 
 @command()

@@ -53,21 +53,6 @@ def test_the_length_counts_def_to_last_line(tmp_path):
     assert _function_lengths(source) == [("long", 2, 92), ("C.short", 97, 2)]
 
 
-#: Functions still over the limit when the test was written (issue 33, item 2, not finished), with their lengths
-#: then. None may grow, none may be added, and each leaves this list once it is split.
-NOT_YET_SPLIT = {
-    "cli/_options.py:_model_parameters": 91,
-    "cli/align.py:align_cmd": 167,
-    "cli/embed.py:embed_cmd": 94,
-    "cli/lexicalization.py:lexicalization_cmd": 123,
-    "cli/predict.py:correlate_cmd": 167,
-    "cli/predict.py:predict_cmd": 166,
-    "cli/study.py:study_cmd": 107,
-    "cli/train.py:train_cmd": 119,
-    "cli/train.py:evaluate_cmd": 104,
-}
-
-
 def _lengths() -> dict[str, tuple[int, int]]:
     return {
         f"{path.relative_to(ROOT).as_posix()}:{name}": (line, length)
@@ -76,19 +61,10 @@ def _lengths() -> dict[str, tuple[int, int]]:
     }
 
 
-def test_no_function_is_over_80_lines_but_those_not_yet_split():
+def test_no_function_is_over_80_lines():
     offenders = [
-        f"{key} (line {line}) is {length} lines"
-        for key, (line, length) in _lengths().items()
-        if length > NOT_YET_SPLIT.get(key, MAX_LINES)
+        f"{key} (line {line}) is {length} lines" for key, (line, length) in _lengths().items() if length > MAX_LINES
     ]
     assert not offenders, (
-        f"{len(offenders)} functions over {MAX_LINES} lines (or longer than when listed in NOT_YET_SPLIT); "
-        "split them into named steps:\n" + "\n".join(offenders)
+        f"{len(offenders)} functions over {MAX_LINES} lines; split them into named steps:\n" + "\n".join(offenders)
     )
-
-
-def test_the_list_of_functions_not_yet_split_only_shrinks():
-    lengths = _lengths()
-    stale = [key for key in NOT_YET_SPLIT if key not in lengths or lengths[key][1] <= MAX_LINES]
-    assert not stale, f"split or gone, so remove from NOT_YET_SPLIT: {', '.join(stale)}"
