@@ -20,7 +20,134 @@ import lexprobe
 
 #: Packages whose every exported function and class carries an example (a ``>>>`` in its docstring, or for a
 #: class in its own methods'); the constants they export document themselves where they are defined.
-WITH_EXAMPLES = ("lexprobe", "lexprobe.exceptions", "lexprobe.align", "lexprobe.ontology", "lexprobe.report")
+WITH_EXAMPLES = (
+    "lexprobe",
+    "lexprobe.exceptions",
+    "lexprobe.align",
+    "lexprobe.ontology",
+    "lexprobe.report",
+    "lexprobe.predict",
+    "lexprobe.figures",
+    "lexprobe.train",
+)
+
+#: The entry points still without an example, a ratchet: it only shrinks (an entry point listed here that has
+#: gained an example fails the test until it is struck off).
+NOT_YET: dict[str, set[str]] = {
+    "lexprobe.predict": {
+        "Column",
+        "CorrelationResult",
+        "KindGainModel",
+        "PopularityResult",
+        "PredictionResult",
+        "Predictor",
+        "TableSchema",
+        "TaskFeatures",
+        "VerdictPredictor",
+        "at_recorded_budget",
+        "auc_comparison",
+        "baseline_table",
+        "best_fallback",
+        "budget_label",
+        "budget_table",
+        "cluster_bootstrap",
+        "correlate",
+        "correlation_table",
+        "curve_units",
+        "detection_gain",
+        "evaluate_holdout",
+        "evaluate_items",
+        "evaluation_markdown",
+        "family_key",
+        "few_shot_comparison",
+        "few_shot_markdown",
+        "field_pair",
+        "find_curve_runs",
+        "fit_predictor",
+        "fitted_cut",
+        "kind_markdown",
+        "kind_table",
+        "load_calibration",
+        "loto_summary",
+        "majority_rule",
+        "majority_share",
+        "measure_features",
+        "new_unit",
+        "papers_rule",
+        "popularity_baselines",
+        "predict_task",
+        "proper_scores",
+        "read_baselines",
+        "read_calibration_manifest",
+        "read_correlate_tables",
+        "read_items_table",
+        "read_tasks_table",
+        "recorded_evaluation",
+        "reliability_table",
+        "rule_table_markdown",
+        "run_features",
+        "seen_target_share",
+        "shipped_calibration_dir",
+        "shipped_predictor",
+        "spearman_ci",
+        "spearman_pooled_within",
+        "summary_markdown",
+        "summary_table",
+        "surface_check",
+        "task_identity",
+        "template_share",
+        "unit_table",
+        "validate_table",
+        "with_unit_columns",
+        "write_correlation",
+        "write_popularity",
+        "write_prediction",
+        "youden_threshold",
+    },
+    "lexprobe.figures": {
+        "cosine_distances32",
+        "label_points",
+        "plot_accuracy_by_bin",
+        "plot_accuracy_by_popularity",
+        "plot_budget_curve",
+        "plot_calibration",
+        "plot_gain_vs_feature",
+        "plot_gains_by_model",
+        "plot_learning_curve",
+        "plot_lexicalization",
+        "plot_loss_curve",
+        "plot_popularity_halves",
+        "plot_reliability",
+        "plot_task_gains",
+        "plot_umap_pairs",
+        "pyplot",
+        "save_figure",
+        "spread_positions",
+        "umap_unavailable",
+    },
+    "lexprobe.train": {
+        "CurveResult",
+        "ReplyScore",
+        "build_examples",
+        "completion_collator",
+        "encode_completion",
+        "encode_formatted",
+        "evaluate_curve",
+        "evaluate_run",
+        "few_shot_prompt",
+        "format_prompt",
+        "generate_replies",
+        "is_complete",
+        "last_good_checkpoint",
+        "paired_bootstrap_interval",
+        "progress_callback",
+        "read_train_config",
+        "scores_labelled_positions_only",
+        "snapshot_points",
+        "train_lora",
+        "wilson_interval",
+    },
+}
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
@@ -74,5 +201,10 @@ def test_every_public_entry_point_has_an_example(package: str) -> None:
     module = importlib.import_module(package)
     entry_points = {n: getattr(module, n) for n in module.__all__ if callable(getattr(module, n))}
     assert entry_points, package
-    missing = sorted(n for n, obj in entry_points.items() if not _has_example(obj))
+    exempt = NOT_YET.get(package, set())
+    missing = sorted(n for n, obj in entry_points.items() if not _has_example(obj) and n not in exempt)
     assert not missing, f"{package}: add a docstring example to {', '.join(missing)}"
+    done = sorted(n for n in exempt if n in entry_points and _has_example(entry_points[n]))
+    assert not done, f"{package}: strike {', '.join(done)} off NOT_YET, they have examples now"
+    gone = sorted(exempt - set(entry_points))
+    assert not gone, f"{package}: strike {', '.join(gone)} off NOT_YET, they are no longer exported"
