@@ -223,7 +223,18 @@ def _cached_umap():
 
 
 def umap_unavailable() -> str | None:
-    """Why the UMAP figure cannot be drawn here (umap-learn, the extra ``umap``, is not importable), or None."""
+    """Why the UMAP figure cannot be drawn here (umap-learn, the extra ``umap``, is not importable), or None.
+
+    Examples
+    --------
+    Where umap-learn cannot be imported (here made so by hiding it):
+
+    >>> import sys
+    >>> from unittest import mock
+    >>> with mock.patch.dict(sys.modules, {"umap": None}):
+    ...     print(umap_unavailable())
+    umap-learn not installed: pip install 'lexprobe[umap]'
+    """
     try:
         _cached_umap()
     except ImportError:
@@ -241,6 +252,11 @@ def cosine_distances32(Z: np.ndarray) -> np.ndarray:
     Returns
     -------
     array of shape (n_items, n_items), float32
+
+    Examples
+    --------
+    >>> cosine_distances32(np.array([[1.0, 0.0], [0.0, 2.0], [-3.0, 0.0]])).tolist()
+    [[0.0, 1.0, 2.0], [1.0, 0.0, 1.0], [2.0, 1.0, 0.0]]
     """
     Z = np.asarray(Z, dtype=np.float32)
     norms = np.linalg.norm(Z, axis=1, keepdims=True)
@@ -321,6 +337,16 @@ def plot_umap_pairs(
     -----
     The cosine distances are computed once by BLAS and given to UMAP as a precomputed matrix (UMAP's own
     cosine metric calls a function per pair of points); UMAP's compiled functions are cached between runs.
+
+    Examples
+    --------
+    The inputs are checked before UMAP is imported (a run of UMAP itself takes seconds):
+
+    >>> X = np.random.default_rng(0).normal(size=(50, 8))
+    >>> plot_umap_pairs({("name", "symbol"): (X, X[:, :4])}, "figures")
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.ReportError: the embeddings of name:symbol must be two 2-D arrays of the same shape ...
     """
     if not pairs:
         raise ReportError("`pairs` is empty: the UMAP figure needs at least one pair of fields")
