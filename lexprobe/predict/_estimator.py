@@ -508,8 +508,8 @@ def with_unit_columns(units: pd.DataFrame, items: pd.DataFrame | None = None) ->
     >>> items = items[items["label"].isin(tasks["label"])]
     >>> from lexprobe.predict import unit_table
     >>> units = with_unit_columns(unit_table(items, tasks), items)
-    >>> units.loc[0, ["label", "kind", "majority_share"]].tolist()
-    ['go id-to-name', 'identifier -> lexicalized', 0.0]
+    >>> units.loc[0, "label"], units.loc[0, "kind"], float(units.loc[0, "majority_share"])
+    ('go id-to-name', 'identifier -> lexicalized', 0.0)
     >>> bool(units[["log_params", "log_exposures"]].notna().all().all())
     True
     """
