@@ -84,6 +84,15 @@ def predict_task(
     ------
     PredictionError
         No calibration, or fewer than two calibration tasks once the task itself is left out.
+
+    Examples
+    --------
+    The calibration is checked before anything is measured:
+
+    >>> predict_task("hgnc", "name-to-symbol", shipped=False)
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.PredictionError: no calibration: keep the shipped set or pass --calibration DIR ...
     """
     from lexprobe.models import load_model  # as called: a stand-in put there is used (and is not called early)
     from lexprobe.ontology import load_ontology
@@ -260,7 +269,14 @@ def new_unit(
 
 def recorded_evaluation(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame | None:
     """The hold-out scores (``baselines.csv`` held out three ways) the first calibration folder recorded, or
-    None where none did (an older correlate output: the evaluation is then computed)."""
+    None where none did (an older correlate output: the evaluation is then computed).
+
+    Examples
+    --------
+    >>> baselines = recorded_evaluation([shipped_calibration_dir()])
+    >>> sorted(baselines["held_out_by"].unique())
+    ['field pair', 'model', 'ontology']
+    """
     for path in paths:
         for file in sorted(Path(path).rglob("baselines.csv")):  # a folder of correlate outputs, or one
             table = pd.read_csv(file)
