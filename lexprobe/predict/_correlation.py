@@ -159,16 +159,6 @@ def auc_comparison(
     only``, ``lexicalization only`` and ``difference`` (features minus popularity). ``auc`` pools every item;
     ``within_auc`` counts only pairs of items of the same unit (does the model rank items *inside* a task?).
     Intervals: cluster bootstrap over units. ``folds`` is accepted for compatibility and unused.
-
-    Examples
-    --------
-    >>> from lexprobe.predict import at_recorded_budget, load_calibration, shipped_calibration_dir
-    >>> items, tasks, _ = load_calibration([shipped_calibration_dir()])
-    >>> go = (tasks["ontology"] == "go") & (tasks["model"] == "smollm2-135m") & at_recorded_budget(tasks)
-    >>> items = items[items["label"].isin(tasks.loc[go, "label"]) & (items["model"] == "smollm2-135m")]  # 6 units
-    >>> auc = auc_comparison(items, n_boot=1)  # n_boot=1: no intervals, for speed
-    >>> auc.loc[:1, ["model", "auc"]].round(2).values.tolist()
-    [['features', 0.69], ['popularity only', 0.47]]
     """
     items = _with_template_share(items)
     features = tuple(features) if features is not None else FEATURES

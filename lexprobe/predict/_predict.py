@@ -247,7 +247,21 @@ def new_unit(
     """A task not yet tuned as a unit :class:`~lexprobe.predict.VerdictPredictor` reads: its measured features
     (``items`` and ``task_summary`` from :func:`measure_features`), its kind, the sizes of the split a
     fine-tuning run would use (``split``), the majority rule's share of its withheld pairs, the model's
-    parameter count and the planned budget."""
+    parameter count and the planned budget.
+
+    Examples
+    --------
+    A task's measured features (here made up) and the split a fine-tuning run would use:
+
+    >>> from types import SimpleNamespace
+    >>> split = SimpleNamespace(train=pd.DataFrame({"target": ["protein", "protein", "RNA"]}),
+    ...                         withheld=pd.DataFrame({"target": ["protein", "RNA"]}))
+    >>> items = pd.DataFrame({"alignment": [0.2, 0.4], "lexicalization": [0.5, 0.7]})
+    >>> unit = new_unit(items, {"alignment_z": 12.0, "layer": 6}, task="name-to-locus_type", split=split,
+    ...                 parameters=135e6, exposures=15)
+    >>> unit["kind"], unit["majority_share"], round(unit["alignment"], 2), unit["n_train"]
+    ('text -> category', 0.5, 0.3, 3)
+    """
     import numpy as np
 
     pairs = pd.concat([split.train.assign(split="train"), split.withheld.assign(split="withheld")], ignore_index=True)
