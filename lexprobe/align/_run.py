@@ -32,7 +32,7 @@ from lexprobe.align._null import (
     recentred_interval,
     summarize_null,
 )
-from lexprobe.align._retrieval import retrieval_by_rank
+from lexprobe.align._retrieval import retrieval_by_rank, with_surface_share
 from lexprobe.align._surface import (
     CONTROLLED,
     controlled_row,
@@ -708,7 +708,10 @@ def _at_best_layers(result: AlignmentResult, *, umap: bool) -> tuple[pd.DataFram
         layer = int(row["best_layer"])
         X = preprocess(result.embeddings[a].layer(layer), preprocessing)
         Y = preprocess(result.embeddings[b].layer(layer), preprocessing)
-        parts.append(retrieval_by_rank(X, Y, names=(a, b), layer=layer))
+        table = retrieval_by_rank(X, Y, names=(a, b), layer=layer)  # and its surface-only control beside it
+        parts.append(
+            with_surface_share(table, result.embeddings[a], result.embeddings[b], seed=result.manifest["seed"])
+        )
         if umap:
             keep = np.sort(rng.choice(len(X), size=min(_UMAP_POINTS, len(X)), replace=False))
             pairs[a, b] = (X[keep], Y[keep])
