@@ -142,6 +142,18 @@ class AlignmentConfig:
         punctuation share; :func:`lexprobe.align.surface_covariates`) regressed out per layer, with the same
         permutations for its null: the ``*_ctl`` columns, and a warning where the control removes the effect
         (:func:`lexprobe.align.surface_warnings`). The raw columns are the same either way.
+
+    Examples
+    --------
+    >>> config = AlignmentConfig("hgnc")
+    >>> config.resolved_pairs("hgnc")  # the default pairs of an ontology's fields
+    (('name', 'symbol'), ('name', 'id'), ('symbol', 'id'))
+    >>> config.resolved_cka_permutations(2000), config.resolved_cka_permutations(50000)  # exact moments only
+    (100, 0)
+    >>> AlignmentConfig("hgnc", pairs=("name-symbol",))
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.AlignmentError: a pair must look like name:symbol (two different fields), got 'name-symbol'
     """
 
     ontology: str
