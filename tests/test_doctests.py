@@ -36,13 +36,11 @@ WITH_EXAMPLES = (
 #: gained an example fails the test until it is struck off).
 NOT_YET: dict[str, set[str]] = {
     # over a second of CPU: each fits logistic models per field pair (auc_comparison, evaluate_items) or the
-    # whole shipped calibration (shipped_predictor); PredictionResult and write_prediction need a predict_task result
+    # whole shipped calibration (shipped_predictor)
     "lexprobe.predict": {
         "auc_comparison",
-        "PredictionResult",
         "evaluate_items",
         "shipped_predictor",
-        "write_prediction",
     },
     # both import transformers (seconds of CPU) before they do anything a stand-in could show
     "lexprobe.train": {"generate_replies", "progress_callback"},

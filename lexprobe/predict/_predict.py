@@ -30,7 +30,22 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class PredictionResult:
-    """The verdict for one task, its measured features, and the predictor it came from."""
+    """The verdict for one task, its measured features, and the predictor it came from.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import at_recorded_budget, fit_predictor, load_calibration
+    >>> items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    >>> tasks = tasks[tasks["ontology"].isin(["go", "hpo"]) & at_recorded_budget(tasks)]  # a part, for speed
+    >>> predictor = fit_predictor(items[items["label"].isin(tasks["label"])], tasks, loto=False)
+    >>> unit = predictor.tasks.iloc[0]  # go id-to-name, standing in for a new task's measured unit
+    >>> prediction = predictor.predict_unit(unit) | {"label": unit["label"], "model": unit["model"], "warnings": []}
+    >>> result = PredictionResult(prediction, items=pd.DataFrame({"id": ["GO:1"], "alignment": [0.1]}),
+    ...                           task={"n_items": 200}, predictor=predictor, measured=None,
+    ...                           manifest={"config": {}, "inputs": {}, "seed": 0})
+    >>> result.prediction["stated_verdict"], result.prediction["rule"]
+    ('memorization only', 'predictor (kind-anchored)')
+    """
 
     prediction: dict[str, Any]
     items: pd.DataFrame
@@ -343,7 +358,24 @@ def write_prediction(result: PredictionResult, out: str | os.PathLike[str]) -> l
     """Write ``prediction.csv`` (one row), ``reasons.csv``, ``features.csv`` (per item), ``calibration_tasks.csv``
     (with ``loto.csv`` when evaluated), ``budgets.csv`` and its figure ``budget_curve.png`` (the predicted gains
     at each budget beside the calibration's measured learning curves of the task's kind, where it holds
-    several budgets) and the manifest into ``out``, each atomically."""
+    several budgets) and the manifest into ``out``, each atomically.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lexprobe.predict import at_recorded_budget, fit_predictor, load_calibration
+    >>> items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    >>> tasks = tasks[tasks["ontology"].isin(["go", "hpo"]) & at_recorded_budget(tasks)]  # a part, for speed
+    >>> predictor = fit_predictor(items[items["label"].isin(tasks["label"])], tasks, loto=False)
+    >>> unit = predictor.tasks.iloc[0]  # go id-to-name, standing in for a new task's measured unit
+    >>> prediction = predictor.predict_unit(unit) | {"label": unit["label"], "model": unit["model"], "warnings": []}
+    >>> result = PredictionResult(prediction, items=pd.DataFrame({"id": ["GO:1"], "alignment": [0.1]}),
+    ...                           task={"n_items": 200}, predictor=predictor, measured=None,
+    ...                           manifest={"config": {}, "inputs": {}, "seed": 0})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print([p.name for p in write_prediction(result, tmp)])
+    ['prediction.csv', 'reasons.csv', 'features.csv', 'calibration_tasks.csv', 'manifest.json']
+    """
     row = {k: v for k, v in result.prediction.items() if k not in ("reasons", "memorization_reasons", "warnings")}
     row["outside"] = " | ".join(result.prediction["outside"])
     row |= {f"task_{k}": v for k, v in result.task.items()}
