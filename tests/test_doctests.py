@@ -6,6 +6,7 @@ Examples run on tiny synthetic inputs or the bundled snapshots, never a model, e
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import importlib
 import inspect
@@ -20,7 +21,30 @@ import lexprobe
 
 #: Packages whose every exported function and class carries an example (a ``>>>`` in its docstring, or for a
 #: class in its own methods'); the constants they export document themselves where they are defined.
-WITH_EXAMPLES = ("lexprobe", "lexprobe.exceptions", "lexprobe.align", "lexprobe.ontology", "lexprobe.report")
+WITH_EXAMPLES = (
+    "lexprobe",
+    "lexprobe.exceptions",
+    "lexprobe.align",
+    "lexprobe.ontology",
+    "lexprobe.report",
+    "lexprobe.predict",
+    "lexprobe.figures",
+    "lexprobe.train",
+)
+
+#: The entry points still without an example, a ratchet: it only shrinks (an entry point listed here that has
+#: gained an example fails the test until it is struck off).
+NOT_YET: dict[str, set[str]] = {
+    # over a second of CPU: each fits logistic models per field pair (auc_comparison, evaluate_items) or the
+    # whole shipped calibration (shipped_predictor)
+    "lexprobe.predict": {
+        "auc_comparison",
+        "evaluate_items",
+        "shipped_predictor",
+    },
+    # both import transformers (seconds of CPU) before they do anything a stand-in could show
+    "lexprobe.train": {"generate_replies", "progress_callback"},
+}
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
@@ -61,12 +85,35 @@ def test_docstring_examples_run(name: str) -> None:
     assert not slow, f"examples taking over a second of CPU: {slow}"
 
 
+def _own_doc(obj: object) -> str:
+    """The docstring of a function, method, property or class itself; a plain value (a dataclass field's
+    default, say) has none of its own, so the example in ``int``'s docstring does not count."""
+    if isinstance(obj, (classmethod, staticmethod)):
+        obj = obj.__func__
+    if isinstance(obj, property):
+        obj = obj.fget
+    if inspect.isfunction(obj) or inspect.ismethod(obj) or inspect.isclass(obj):
+        return inspect.getdoc(obj) or ""
+    return ""
+
+
 def _has_example(obj: object) -> bool:
-    if ">>> " in (inspect.getdoc(obj) or ""):
+    if ">>> " in _own_doc(obj):
         return True
     if inspect.isclass(obj):
-        return any(">>> " in (inspect.getdoc(member) or "") for member in vars(obj).values())
+        return any(">>> " in _own_doc(member) for member in vars(obj).values() if not inspect.isclass(member))
     return False
+
+
+def test_a_default_value_is_no_example() -> None:
+    @dataclasses.dataclass
+    class Settings:
+        """No example here."""
+
+        n: int = 3
+
+    assert ">>> " in (inspect.getdoc(Settings.n) or "")  # int's own docstring has one
+    assert not _has_example(Settings)
 
 
 @pytest.mark.parametrize("package", WITH_EXAMPLES)
@@ -74,5 +121,10 @@ def test_every_public_entry_point_has_an_example(package: str) -> None:
     module = importlib.import_module(package)
     entry_points = {n: getattr(module, n) for n in module.__all__ if callable(getattr(module, n))}
     assert entry_points, package
-    missing = sorted(n for n, obj in entry_points.items() if not _has_example(obj))
+    exempt = NOT_YET.get(package, set())
+    missing = sorted(n for n, obj in entry_points.items() if not _has_example(obj) and n not in exempt)
     assert not missing, f"{package}: add a docstring example to {', '.join(missing)}"
+    done = sorted(n for n in exempt if n in entry_points and _has_example(entry_points[n]))
+    assert not done, f"{package}: strike {', '.join(done)} off NOT_YET, they have examples now"
+    gone = sorted(exempt - set(entry_points))
+    assert not gone, f"{package}: strike {', '.join(gone)} off NOT_YET, they are no longer exported"

@@ -32,7 +32,7 @@ from lexprobe.align._null import (
     recentred_interval,
     summarize_null,
 )
-from lexprobe.align._retrieval import retrieval_by_rank
+from lexprobe.align._retrieval import retrieval_by_rank, with_surface_share
 from lexprobe.align._surface import (
     CONTROLLED,
     controlled_row,
@@ -144,6 +144,18 @@ class AlignmentConfig(ExtractionFields, StageConfig):
         punctuation share; :func:`lexprobe.align.surface_covariates`) regressed out per layer, with the same
         permutations for its null: the ``*_ctl`` columns, and a warning where the control removes the effect
         (:func:`lexprobe.align.surface_warnings`). The raw columns are the same either way.
+
+    Examples
+    --------
+    >>> config = AlignmentConfig("hgnc")
+    >>> config.resolved_pairs("hgnc")  # the default pairs of an ontology's fields
+    (('name', 'symbol'), ('name', 'id'), ('symbol', 'id'))
+    >>> config.resolved_cka_permutations(2000), config.resolved_cka_permutations(50000)  # exact moments only
+    (100, 0)
+    >>> AlignmentConfig("hgnc", pairs=("name-symbol",))
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.AlignmentError: a pair must look like name:symbol (two different fields), got 'name-symbol'
     """
 
     ontology: str
@@ -814,7 +826,10 @@ def _at_best_layers(result: AlignmentResult, *, umap: bool) -> tuple[pd.DataFram
         layer = int(row["best_layer"])
         X = preprocess(result.embeddings[a].layer(layer), preprocessing)
         Y = preprocess(result.embeddings[b].layer(layer), preprocessing)
-        parts.append(retrieval_by_rank(X, Y, names=(a, b), layer=layer))
+        table = retrieval_by_rank(X, Y, names=(a, b), layer=layer)  # and its surface-only control beside it
+        parts.append(
+            with_surface_share(table, result.embeddings[a], result.embeddings[b], seed=result.manifest["seed"])
+        )
         if umap:
             keep = np.sort(rng.choice(len(X), size=min(_UMAP_POINTS, len(X)), replace=False))
             pairs[a, b] = (X[keep], Y[keep])

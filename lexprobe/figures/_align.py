@@ -143,12 +143,15 @@ def _alignment_legend(fig, ax, controlled: bool, has_ci: bool) -> None:
 
 def plot_retrieval_by_rank(table: pd.DataFrame, directory: str | os.PathLike[str], *, title: str = "") -> list[Path]:
     """Partner retrieval by rank: for each pair and direction, the share of items whose partner is among
-    their k nearest items of the other field (k = 1 ... 100, log axis), against chance k / n.
+    their k nearest items of the other field (k = 1 ... 100, log axis), against chance k / n and, where the
+    table has ``surface_share``, the surface-form control (dash-dot, thinner: the same retrieval from each
+    item's token count, digit and punctuation share alone, the mean of the two directions).
 
     Parameters
     ----------
     table : pandas.DataFrame
-        ``retrieval_by_rank.csv``: ``pair, layer, direction, k, share, chance`` (one row per k).
+        ``retrieval_by_rank.csv``: ``pair, layer, direction, k, share, chance`` (one row per k), optionally
+        ``surface_share`` (:func:`lexprobe.align._retrieval.with_surface_share`).
     directory : path
         Where ``retrieval_by_rank.png`` and ``.svg`` go.
     title : str, optional
@@ -164,7 +167,8 @@ def plot_retrieval_by_rank(table: pd.DataFrame, directory: str | os.PathLike[str
     >>> import tempfile
     >>> ks = np.arange(1, 11)
     >>> table = pd.DataFrame({"pair": "name:symbol", "layer": 4, "direction": "name -> symbol", "k": ks,
-    ...                       "share": np.minimum(1, 0.2 + 0.05 * ks), "chance": ks / 2000})
+    ...                       "share": np.minimum(1, 0.2 + 0.05 * ks), "chance": ks / 2000,
+    ...                       "surface_share": 0.01 * ks})
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     print([p.name for p in plot_retrieval_by_rank(table, tmp)])
     ['retrieval_by_rank.png', 'retrieval_by_rank.svg']
@@ -172,11 +176,21 @@ def plot_retrieval_by_rank(table: pd.DataFrame, directory: str | os.PathLike[str
     require_columns(table, ("pair", "layer", "direction", "k", "share", "chance"), "table")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
-    for colour, (_pair, group) in zip(OKABE_ITO, table.groupby("pair", sort=False)):
+    for colour, (pair, group) in zip(OKABE_ITO, table.groupby("pair", sort=False)):
         for style, (direction, part) in zip(("-", "--"), group.groupby("direction", sort=False)):
             part = part.sort_values("k")
             label = f"{direction} (layer {int(part['layer'].iloc[0])})"
             ax.plot(part["k"], part["share"], color=colour, linestyle=style, linewidth=1.5, label=label)
+        if "surface_share" in group and group["surface_share"].notna().any():
+            surface = group.groupby("k", sort=True)["surface_share"].mean()
+            ax.plot(
+                surface.index,
+                surface.to_numpy(),
+                color=colour,
+                linestyle="-.",
+                linewidth=0.9,
+                label=f"{pair}: surface form only",
+            )
     chance = table.drop_duplicates("k").sort_values("k")
     ax.plot(chance["k"], chance["chance"], color="0.45", linestyle=":", linewidth=1.2, label="chance, k / n")
     ax.set_xscale("log")
@@ -223,7 +237,18 @@ def _cached_umap():
 
 
 def umap_unavailable() -> str | None:
-    """Why the UMAP figure cannot be drawn here (umap-learn, the extra ``umap``, is not importable), or None."""
+    """Why the UMAP figure cannot be drawn here (umap-learn, the extra ``umap``, is not importable), or None.
+
+    Examples
+    --------
+    Where umap-learn cannot be imported (here made so by hiding it):
+
+    >>> import sys
+    >>> from unittest import mock
+    >>> with mock.patch.dict(sys.modules, {"umap": None}):
+    ...     print(umap_unavailable())
+    umap-learn not installed: pip install 'lexprobe[umap]'
+    """
     try:
         _cached_umap()
     except ImportError:
@@ -241,6 +266,11 @@ def cosine_distances32(Z: np.ndarray) -> np.ndarray:
     Returns
     -------
     array of shape (n_items, n_items), float32
+
+    Examples
+    --------
+    >>> cosine_distances32(np.array([[1.0, 0.0], [0.0, 2.0], [-3.0, 0.0]])).tolist()
+    [[0.0, 1.0, 2.0], [1.0, 0.0, 1.0], [2.0, 1.0, 0.0]]
     """
     Z = np.asarray(Z, dtype=np.float32)
     norms = np.linalg.norm(Z, axis=1, keepdims=True)
@@ -321,6 +351,16 @@ def plot_umap_pairs(
     -----
     The cosine distances are computed once by BLAS and given to UMAP as a precomputed matrix (UMAP's own
     cosine metric calls a function per pair of points); UMAP's compiled functions are cached between runs.
+
+    Examples
+    --------
+    The inputs are checked before UMAP is imported (a run of UMAP itself takes seconds):
+
+    >>> X = np.random.default_rng(0).normal(size=(50, 8))
+    >>> plot_umap_pairs({("name", "symbol"): (X, X[:, :4])}, "figures")
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.ReportError: the embeddings of name:symbol must be two 2-D arrays of the same shape ...
     """
     if not pairs:
         raise ReportError("`pairs` is empty: the UMAP figure needs at least one pair of fields")

@@ -33,6 +33,13 @@ def spread_positions(wanted: np.ndarray, gap: float, *, low: float = 0.0, high: 
     -----
     With the labels sorted, ``y[i + 1] - y[i] >= gap`` is ``z = y - gap * i`` non-decreasing, so the closest
     positions are the isotonic regression of ``wanted - gap * i`` plus ``gap * i``.
+
+    Examples
+    --------
+    Two labels that would overlap move apart symmetrically; the one far away stays where it is:
+
+    >>> spread_positions(np.array([0.50, 0.52, 0.9]), 0.1).round(2).tolist()
+    [0.46, 0.56, 0.9]
     """
     from sklearn.isotonic import IsotonicRegression
 
@@ -85,6 +92,15 @@ def label_points(
     -------
     list of matplotlib.text.Annotation
         The labels written.
+
+    Examples
+    --------
+    >>> from lexprobe.figures import pyplot
+    >>> fig, ax = pyplot().subplots()
+    >>> _ = ax.scatter([0.1, 0.5, 0.9], [0.30, 0.31, np.nan])
+    >>> [t.get_text() for t in label_points(ax, [0.1, 0.5, 0.9], [0.30, 0.31, np.nan], ["hgnc", "go", "hpo"])]
+    ['hgnc', 'go']
+    >>> pyplot().close(fig)
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)

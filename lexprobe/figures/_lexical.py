@@ -37,6 +37,18 @@ def plot_lexicalization(
     -------
     list of Path
         The PNG and SVG of each figure drawn.
+
+    Examples
+    --------
+    Without ``layers`` the probe figure is left out:
+
+    >>> import tempfile
+    >>> items = pd.DataFrame({"field": ["name"] * 3 + ["symbol"] * 3, "n_tokens": [3, 4, 2, 2, 3, 3],
+    ...                       "score": [0.2, 0.5, 0.9, 0.1, 0.3, 0.4]})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print(sorted(p.name for p in plot_lexicalization(items, tmp, title="hgnc")))
+    ['lexicalization_distributions.png', 'lexicalization_distributions.svg',
+     'tokens_per_item.png', 'tokens_per_item.svg']
     """
     require_columns(items, ("field", "n_tokens"), "items")
     plt = pyplot()

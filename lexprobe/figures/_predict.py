@@ -70,6 +70,16 @@ def plot_accuracy_by_popularity(
     -------
     list of Path
         The PNG and the SVG.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> items = pd.DataFrame({"label": "hgnc name-to-symbol", "split": ["train", "withheld"] * 4,
+    ...                       "bin": [0, 0, 0, 0, 1, 1, 1, 1], "baseline_correct": [0, 0, 0, 0, 1, 0, 0, 1],
+    ...                       "tuned_correct": [1, 0, 1, 0, 1, 1, 1, 1]})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print([p.name for p in plot_accuracy_by_popularity(items, tmp)])
+    ['accuracy_by_popularity.png', 'accuracy_by_popularity.svg']
     """
     require_columns(items, ("split", "bin", "baseline_correct", "tuned_correct"), "items")
     plt = pyplot()
@@ -155,6 +165,16 @@ def plot_gain_vs_feature(
     A gain is -1, 0 or 1, so single items say little: each task's items are cut into up to 10 equal-count
     bins of the feature (ranks break ties) and each bin shows its mean gain at the bin's mean feature value,
     with a normal-approximation 95% interval (mean ± 1.96 sd / sqrt(n)).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> rng = np.random.default_rng(0)
+    >>> items = pd.DataFrame({"label": "hgnc name-to-symbol", "split": "withheld",
+    ...                       "lexicalization": rng.random(40), "gain": rng.choice([0, 1], 40)})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print([p.name for p in plot_gain_vs_feature(items, "lexicalization", directory=tmp)])
+    ['gain_vs_lexicalization.png', 'gain_vs_lexicalization.svg']
     """
     require_columns(items, ("split", "gain", feature), "items")
     plt = pyplot()
@@ -223,6 +243,17 @@ def plot_task_gains(
     -----
     Points with a gain above 0.01 in size are named beside the axes as in :func:`plot_calibration`; the
     title counts the tasks left unnamed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> tasks = pd.DataFrame({"label": ["hgnc name-to-symbol", "go id-to-name"], "alignment_z": [40.0, 3.0],
+    ...                       "memorization_gain": [0.9, 0.6], "memorization_gain_ci_low": [0.8, 0.5],
+    ...                       "memorization_gain_ci_high": [0.95, 0.7], "generalization_gain": [0.2, 0.0],
+    ...                       "generalization_gain_ci_low": [0.1, -0.02], "generalization_gain_ci_high": [0.3, 0.02]})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print([p.name for p in plot_task_gains(tasks, "alignment_z", tmp)])
+    ['task_gains_alignment_z.png', 'task_gains_alignment_z.svg']
     """
     gains = ("memorization_gain", "generalization_gain")
     require_columns(tasks, (feature, *gains, *(f"{g}_ci_{s}" for g in gains for s in ("low", "high"))), "tasks")
@@ -277,6 +308,17 @@ def plot_gains_by_model(
     -------
     list of Path
         The PNG and the SVG.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> tasks = pd.DataFrame({"label": "hgnc name-to-symbol", "model": ["smollm2", "qwen"],
+    ...                       "memorization_gain": [0.9, 0.95], "memorization_gain_ci_low": [0.8, 0.9],
+    ...                       "memorization_gain_ci_high": [0.95, 0.98], "generalization_gain": [0.2, 0.3],
+    ...                       "generalization_gain_ci_low": [0.1, 0.2], "generalization_gain_ci_high": [0.3, 0.4]})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print([p.name for p in plot_gains_by_model(tasks, tmp)])
+    ['gains_by_model.png', 'gains_by_model.svg']
     """
     gains = ("memorization_gain", "generalization_gain")
     require_columns(
@@ -331,6 +373,18 @@ def plot_calibration(
     colour, joined to it by a thin line; the rows keep the points' order and are spaced so that no two
     labels overlap (:func:`lexprobe.figures.label_points`). The rest, a pile at zero gain, are counted in the
     title rather than named (``loto.csv`` names them).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> loto = pd.DataFrame({"label": ["hgnc name-to-symbol", "go id-to-name"] * 2,
+    ...                      "split": ["train", "train", "withheld", "withheld"],
+    ...                      "predicted_gain": [0.8, 0.5, 0.15, 0.0], "predicted_ci_low": [0.6, 0.3, 0.0, -0.1],
+    ...                      "predicted_ci_high": [0.9, 0.7, 0.3, 0.1], "measured_gain": [0.9, 0.6, 0.2, 0.0],
+    ...                      "measured_ci_low": [0.8, 0.5, 0.1, 0.0], "measured_ci_high": [0.95, 0.7, 0.3, 0.02]})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print([p.name for p in plot_calibration(loto, tmp)])
+    ['predictor_calibration.png', 'predictor_calibration.svg']
     """
     columns = [f"{w}_{c}" for w in ("predicted", "measured") for c in ("gain", "ci_low", "ci_high")]
     require_columns(loto, ("split", *columns), "loto")
@@ -396,6 +450,15 @@ def plot_popularity_halves(tasks: pd.DataFrame, directory: str | os.PathLike[str
     -------
     list of Path
         The PNG and the SVG; none when ``tasks`` is empty.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> tasks = pd.DataFrame({"model": "smollm2", "label": ["hgnc name-to-symbol", "go id-to-name"],
+    ...                       "accuracy_less_popular": [0.05, 0.0], "accuracy_more_popular": [0.4, 0.01]})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print([p.name for p in plot_popularity_halves(tasks, tmp, shots=3)])
+    ['popularity_halves.png', 'popularity_halves.svg']
     """
     if tasks.empty:
         return []
@@ -434,6 +497,15 @@ def plot_reliability(
     -------
     list of Path
         The PNG and the SVG: one panel per scheme, a line per rule, marker area by count, the diagonal.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> table = pd.DataFrame({"held_out_by": "field pair", "rule": "predictor", "mean_probability": [0.1, 0.5, 0.9],
+    ...                       "observed": [0.0, 0.6, 0.85], "n": [12, 5, 9]})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print([p.name for p in plot_reliability(table, tmp)])
+    ['reliability.png', 'reliability.svg']
     """
     require_columns(table, ("held_out_by", "rule", "mean_probability", "observed", "n"), "reliability table")
     plt = pyplot()
@@ -485,6 +557,18 @@ def plot_budget_curve(
     -------
     list of Path
         The PNG and the SVG, one panel per split, exposures on a log axis.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> curve = pd.DataFrame({"exposures": [5, 50, 500] * 2, "split": ["train"] * 3 + ["withheld"] * 3,
+    ...                       "predicted_gain": [0.3, 0.8, 0.95, 0.0, 0.05, 0.1], "ci_low": [0.2, 0.7, 0.9, 0, 0, 0.0],
+    ...                       "ci_high": [0.4, 0.9, 1.0, 0.05, 0.1, 0.2], "outside": [False] * 5 + [True]})
+    >>> measured = pd.DataFrame({"label": "hgnc name-to-symbol", "exposures": [5, 50] * 2,
+    ...                          "split": ["train", "train", "withheld", "withheld"], "gain": [0.25, 0.85, 0.0, 0.04]})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print([p.name for p in plot_budget_curve(curve, measured, tmp, title="hgnc name-to-symbol")])
+    ['budget_curve.png', 'budget_curve.svg']
     """
     require_columns(curve, ("exposures", "split", "predicted_gain", "ci_low", "ci_high", "outside"), "budget curve")
     require_columns(measured, ("label", "exposures", "split", "gain"), "measured curves")

@@ -48,7 +48,14 @@ SPLIT_LABELS = {"train": "memorization (train)", "withheld": "generalization (wi
 
 
 def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend, with lexprobe's figure style set."""
+    """``matplotlib.pyplot`` on the Agg backend, with lexprobe's figure style set.
+
+    Examples
+    --------
+    >>> plt = pyplot()
+    >>> plt.get_backend().lower(), plt.rcParams["axes.spines.top"]
+    ('agg', False)
+    """
     try:
         import matplotlib
     except ImportError as exc:  # pragma: no cover - matplotlib is a dependency
@@ -84,6 +91,15 @@ def save_figure(fig, directory: str | os.PathLike[str], stem: str) -> list[Path]
     -------
     list of Path
         The PNG and the SVG.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> fig, ax = pyplot().subplots()
+    >>> _ = ax.plot([0, 1], [0, 1])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print([p.name for p in save_figure(fig, Path(tmp) / "figures", "diagonal")])  # folder made
+    ['diagonal.png', 'diagonal.svg']
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

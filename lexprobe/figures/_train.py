@@ -25,6 +25,14 @@ def plot_loss_curve(losses: pd.DataFrame, directory: str | os.PathLike[str], *, 
     -------
     list of Path
         The PNG and the SVG; none when ``losses`` is empty.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> losses = pd.DataFrame({"step": range(1, 41), "loss": [2.0 / s for s in range(1, 41)]})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print([p.name for p in plot_loss_curve(losses, tmp, title="hgnc name-to-symbol")])
+    ['loss_curve.png', 'loss_curve.svg']
     """
     if losses.empty:
         return []
@@ -62,6 +70,17 @@ def plot_learning_curve(
     -------
     list of Path
         The PNG and the SVG.
+
+    Examples
+    --------
+    >>> import math, tempfile
+    >>> curve = pd.DataFrame({"split": ["train", "withheld"] * 3, "exposures": [0, 0, 5, 5, 10, 10],
+    ...                       "accuracy": [0.0, 0.0, 0.4, 0.0, 0.9, 0.05], "ci_low": [0, 0, 0.25, 0, 0.75, 0.01],
+    ...                       "ci_high": [0.1, 0.1, 0.55, 0.1, 0.97, 0.15],
+    ...                       "loss_mean": [9.0, 9.1, 3.0, 8.5, 0.4, 8.0]})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print([p.name for p in plot_learning_curve(curve, tmp, ln_n_targets=math.log(2000))])
+    ['learning_curve.png', 'learning_curve.svg']
     """
     require_columns(curve, ("split", "exposures", "accuracy", "ci_low", "ci_high", "loss_mean"), "curve")
     plt = pyplot()
@@ -112,6 +131,16 @@ def plot_accuracy_by_bin(by_bin: pd.DataFrame, directory: str | os.PathLike[str]
     -------
     list of Path
         The PNG and the SVG; none when ``by_bin`` is empty.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> by_bin = pd.DataFrame({"split": "withheld", "model": ["baseline", "baseline", "tuned", "tuned"],
+    ...                        "bin": [0, 1, 0, 1], "accuracy": [0.0, 0.1, 0.05, 0.3],
+    ...                        "ci_low": [0.0, 0.03, 0.01, 0.17], "ci_high": [0.11, 0.26, 0.18, 0.47]})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print([p.name for p in plot_accuracy_by_bin(by_bin, tmp, title="hgnc")])
+    ['accuracy_by_bin.png', 'accuracy_by_bin.svg']
     """
     if by_bin.empty:
         return []

@@ -29,12 +29,29 @@ CURVE_ITEMS = "learning_curve_items.csv"
 
 
 def budget_label(label: str, exposures: float) -> str:
-    """``"hgnc name-to-symbol @ 5 exposures"``: the label of a unit at a budget other than its recorded one."""
+    """``"hgnc name-to-symbol @ 5 exposures"``: the label of a unit at a budget other than its recorded one.
+
+    Examples
+    --------
+    >>> budget_label("hgnc name-to-symbol", 5.0)
+    'hgnc name-to-symbol @ 5 exposures'
+    """
     return f"{label} @ {exposures:g} exposures"
 
 
 def find_curve_runs(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """The train runs with a scored learning curve under each path (a run, or a folder holding runs)."""
+    """The train runs with a scored learning curve under each path (a run, or a folder holding runs).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     run = Path(tmp) / "runs" / "hgnc-name-to-symbol"
+    ...     run.mkdir(parents=True)
+    ...     (run / CURVE_ITEMS).touch()  # what `lexprobe evaluate RUN --checkpoints all` writes
+    ...     print([p.name for p in find_curve_runs([Path(tmp) / "runs"])])
+    ['hgnc-name-to-symbol']
+    """
     runs: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -96,6 +113,16 @@ def curve_units(
     PredictionError
         A run without a readable train config, a run whose task is not a calibration unit, a second curve
         of one unit, or a curve whose items are not that unit's (another split).
+
+    Examples
+    --------
+    Without learning curves the calibration's units are kept as they are:
+
+    >>> from lexprobe.predict import load_calibration, shipped_calibration_dir
+    >>> items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    >>> new_items, new_tasks = curve_units(items, tasks, [])
+    >>> new_tasks["label"].tolist() == tasks["label"].tolist(), "exposures" in new_tasks
+    (True, True)
     """
     items = items.copy()
     tasks = tasks.reset_index(drop=True).copy()
@@ -186,5 +213,12 @@ def _task_row(
 
 
 def at_recorded_budget(frame: pd.DataFrame) -> pd.Series:
-    """Which rows (items or units) are at their unit's recorded budget: not a learning curve's other points."""
+    """Which rows (items or units) are at their unit's recorded budget: not a learning curve's other points.
+
+    Examples
+    --------
+    >>> units = pd.DataFrame({"label": ["hgnc name-to-symbol", budget_label("hgnc name-to-symbol", 5.0)]})
+    >>> at_recorded_budget(units).tolist()  # the second is a learning curve's earlier point
+    [True, False]
+    """
     return ~frame["label"].astype(str).str.contains(" @ ", regex=False)

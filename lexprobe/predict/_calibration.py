@@ -16,7 +16,13 @@ from lexprobe.predict._schema import CALIBRATION_ITEMS, CALIBRATION_TASKS, _shor
 
 
 def shipped_calibration_dir() -> Path:
-    """The calibration set the project ships (``data/calibration``; ``lexprobe/data/calibration`` installed)."""
+    """The calibration set the project ships (``data/calibration``; ``lexprobe/data/calibration`` installed).
+
+    Examples
+    --------
+    >>> sorted(p.name for p in shipped_calibration_dir().iterdir())  # one calibration set
+    ['study-v2.2']
+    """
     from importlib import resources
 
     return Path(str(resources.files("lexprobe.data"))) / "calibration"
@@ -47,6 +53,15 @@ def read_calibration_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
     ------
     PredictionError
         The file is unreadable, not JSON, or of the wrong shape; the message names it and how to fix it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print(read_calibration_manifest(tmp))  # a folder without one: the tables alone calibrate
+    {}
+    >>> read_calibration_manifest(shipped_calibration_dir() / "study-v2.2")["stage"]
+    'correlate'
     """
     path = Path(folder) / "manifest.json"
     fix = "restore it from the correlate run or delete it (the tables alone calibrate)"
@@ -86,6 +101,14 @@ def load_calibration(
     items, tasks : DataFrame
     manifests : list of dict
         Each directory's manifest (provenance), with its ``path``.
+
+    Examples
+    --------
+    >>> items, tasks, manifests = load_calibration([shipped_calibration_dir()])
+    >>> len(tasks) == tasks[["label", "model"]].drop_duplicates().shape[0]  # one row per calibration unit
+    True
+    >>> items["split"].unique().tolist()
+    ['train', 'withheld']
     """
     by_unit: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
     manifests = []

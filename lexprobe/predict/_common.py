@@ -43,6 +43,11 @@ def field_pair(task: str) -> str:
 
     A task and its reverse share their items' texts (and, on one model, their alignment, lexicalization and
     popularity), so they are held out together: the hold-out unit of every evaluation is the field pair.
+
+    Examples
+    --------
+    >>> field_pair("name-to-symbol"), field_pair("symbol-to-name"), field_pair("id-to-name")
+    ('name/symbol', 'name/symbol', 'id/name')
     """
     match = re.fullmatch(r"(.+?)-to-(.+)", str(task).strip())
     if not match:
@@ -55,6 +60,11 @@ def task_identity(ontology: str, task: str) -> str:
 
     ``ontology`` is the name of the ontology as loaded (:attr:`lexprobe.ontology.Ontology.name`), which is the
     same for a built-in and for its file given as a path.
+
+    Examples
+    --------
+    >>> task_identity("hgnc", "symbol-to-name")  # held out together with hgnc name-to-symbol
+    'hgnc name/symbol'
     """
     return f"{ontology} {field_pair(task)}"
 

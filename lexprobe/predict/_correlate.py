@@ -41,7 +41,22 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class CorrelationResult:
-    """Per-item table, per-task table, correlations, grouped AUCs, the hold-out evaluation and baselines."""
+    """Per-item table, per-task table, correlations, grouped AUCs, the hold-out evaluation and baselines.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import CorrelationResult, read_calibration_manifest, read_correlate_tables
+    >>> from lexprobe.predict import shipped_calibration_dir
+    >>> folder = shipped_calibration_dir() / "study-v2.2"  # a correlate output, read back
+    >>> items, tasks = read_correlate_tables([folder / "items.csv.gz"], [folder / "tasks.csv"])
+    >>> table = {name: pd.read_csv(folder / f"{name}.csv") for name in ("correlations", "auc", "loto", "holdout",
+    ...                                                                    "baselines", "baselines_by_kind")}
+    >>> result = CorrelationResult(items, tasks, table["correlations"], table["auc"], table["loto"],
+    ...                            read_calibration_manifest(folder), holdout=table["holdout"],
+    ...                            baselines=table["baselines"], by_kind=table["baselines_by_kind"])
+    >>> len(result.tasks), result.auc.loc[0, "model"]
+    (74, 'features')
+    """
 
     items: pd.DataFrame
     tasks: pd.DataFrame
@@ -134,12 +149,30 @@ def evaluate_items(
 
 def read_items_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a user's items table (``.csv`` or ``.csv.gz``) as :func:`evaluate_items` takes it, validated
-    against :data:`lexprobe.predict.ITEMS` (one line naming the file, the column and the first bad row)."""
+    against :data:`lexprobe.predict.ITEMS` (one line naming the file, the column and the first bad row).
+
+    Examples
+    --------
+    >>> from lexprobe.predict import read_correlate_tables, shipped_calibration_dir
+    >>> folder = shipped_calibration_dir() / "study-v2.2"
+    >>> items = read_items_table(folder / "items.csv.gz")
+    >>> len(items), items["split"].unique().tolist()
+    (14800, ['train', 'withheld'])
+    """
     return read_table(path, ITEMS)
 
 
 def read_tasks_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a ``tasks.csv`` as :func:`evaluate_items` takes it, validated against :data:`lexprobe.predict.TASKS`."""
+    """Read a ``tasks.csv`` as :func:`evaluate_items` takes it, validated against :data:`lexprobe.predict.TASKS`.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import read_correlate_tables, shipped_calibration_dir
+    >>> folder = shipped_calibration_dir() / "study-v2.2"
+    >>> tasks = read_tasks_table(folder / "tasks.csv")
+    >>> tasks.loc[0, ["label", "model"]].tolist()
+    ['go id-to-name', 'smollm2-135m']
+    """
     return read_table(path, TASKS)
 
 
@@ -147,7 +180,20 @@ def read_correlate_tables(
     items: Sequence[str | os.PathLike[str]], tasks: Sequence[str | os.PathLike[str]] = ()
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """``correlate --items A [--items B...] [--tasks T...]``: each table read and validated, then pooled; an item
-    of a unit (or a unit of the tasks) given twice, within a table or across two, is refused with the count."""
+    of a unit (or a unit of the tasks) given twice, within a table or across two, is refused with the count.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import read_correlate_tables, shipped_calibration_dir
+    >>> folder = shipped_calibration_dir() / "study-v2.2"
+    >>> items, tasks = read_correlate_tables([folder / "items.csv.gz"], [folder / "tasks.csv"])
+    >>> len(items), len(tasks)
+    (14800, 74)
+    >>> read_correlate_tables([folder / "items.csv.gz"] * 2)  # the same items twice
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.PredictionError: 14800 duplicate row(s) in the items table: ... give each once
+    """
     return read_tables(items, ITEMS), (read_tables(tasks, TASKS) if tasks else None)
 
 
@@ -171,6 +217,13 @@ def correlate(
     ``config.dtype``, on ``device`` (default: CUDA when present) or spread by ``device_map``.
     ``progress(stage, done, total)`` counts the runs measured (``"measuring features"``) and, within each, its
     embedding batches and layers (``"<run>: embedding source"``...).
+
+    Examples
+    --------
+    >>> correlate([])
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.PredictionError: give at least one evaluated `lexprobe train` run directory
     """
     config = config or FeatureConfig()
     if not run_dirs:
@@ -223,6 +276,13 @@ def few_shot_comparison(run: str | os.PathLike[str], *, n_boot: int = 1000, seed
         (the base model's accuracy shown K train pairs) and ``tuned_minus_fewshot_<split>`` (the fine-tuned
         model's zero-shot accuracy minus it, paired over the pairs both scored) with ``_ci_low`` /
         ``_ci_high`` (95% percentile bootstrap over pairs, ``n_boot`` resamples, ``seed``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     print(few_shot_comparison(run))  # no `lexprobe evaluate --shots K` in it yet
+    {}
     """
     run = Path(run)
     shown = few_shot_dirs(run)
@@ -253,7 +313,19 @@ def majority_rule(run: str | os.PathLike[str]) -> dict[str, Any]:
     """The majority rule of a run's split: always answer the commonest target of its train pairs (ties: the
     first in sorted order), scored by exact match up to case on each split. The rule a category task's
     withheld accuracy must beat (a tuned model that learned only the class prior scores this much); about 0
-    for identifiers, whose targets are all different. ``{}`` when the run has no split."""
+    for identifiers, whose targets are all different. ``{}`` when the run has no split.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     (Path(run) / "split").mkdir()
+    ...     pd.DataFrame({"target": ["protein", "protein", "RNA"]}).to_csv(Path(run) / "split" / "train.csv")
+    ...     pd.DataFrame({"target": ["Protein", "RNA"]}).to_csv(Path(run) / "split" / "withheld.csv")
+    ...     rule = majority_rule(run)
+    >>> rule["majority_target"], round(rule["majority_train"], 2), rule["majority_withheld"]  # up to case
+    ('protein', 0.67, 0.5)
+    """
     run = Path(run)
     frames = {}
     for split in _SPLITS:
@@ -303,7 +375,25 @@ def write_correlation(result: CorrelationResult, out: str | os.PathLike[str], *,
     """Write ``items.csv``, ``tasks.csv``, ``correlations.csv``, ``auc.csv`` (and, with two or more field
     pairs, ``holdout.csv``, ``baselines.csv``, ``baselines_by_kind.csv``, ``reliability.csv``, ``loto.csv``;
     with learning curves ``baselines_by_budget.csv``), ``summary.md``, figures and the manifest into
-    ``out``, each atomically."""
+    ``out``, each atomically.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import CorrelationResult, read_calibration_manifest, read_correlate_tables
+    >>> from lexprobe.predict import shipped_calibration_dir
+    >>> folder = shipped_calibration_dir() / "study-v2.2"  # a correlate output, read back
+    >>> items, tasks = read_correlate_tables([folder / "items.csv.gz"], [folder / "tasks.csv"])
+    >>> table = {name: pd.read_csv(folder / f"{name}.csv") for name in ("correlations", "auc", "loto", "holdout",
+    ...                                                                    "baselines", "baselines_by_kind")}
+    >>> result = CorrelationResult(items, tasks, table["correlations"], table["auc"], table["loto"],
+    ...                            read_calibration_manifest(folder), holdout=table["holdout"],
+    ...                            baselines=table["baselines"], by_kind=table["baselines_by_kind"])
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     written = write_correlation(result, tmp, figures=False)
+    ...     print(sorted(p.name for p in written)[:4])
+    ['auc.csv', 'baselines.csv', 'baselines_by_kind.csv', 'correlations.csv']
+    """
     tables = {
         "items.csv": result.items,
         "tasks.csv": result.tasks,
@@ -378,6 +468,14 @@ def summary_table(tasks: pd.DataFrame, loto: pd.DataFrame | None = None) -> pd.D
         ``tuned_train``, ``baseline_withheld``, ``tuned_withheld`` each with ``_ci_low`` / ``_ci_high``; the
         two gains with intervals; ``layer, alignment_z, lexicalization, popularity_median``;
         ``predicted_verdict, predicted_generalization_gain, measured_verdict``.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import read_correlate_tables, shipped_calibration_dir
+    >>> folder = shipped_calibration_dir() / "study-v2.2"
+    >>> summary = summary_table(read_tasks_table(folder / "tasks.csv"))
+    >>> summary.loc[0, "label"], int(summary.loc[0, "n_train"]), summary.loc[0, "measured_verdict"]
+    ('go id-to-name', 100, 'memorization only')
     """
     rows = []
     for _, t in tasks.iterrows():

@@ -18,7 +18,18 @@ def spearman_pooled_within(
     items: pd.DataFrame, x: str, y: str, *, n_boot: int = 1000, seed: int = 0
 ) -> list[dict[str, Any]]:
     """Spearman's rho of ``x`` and ``y`` pooled over units (between-task contrasts included) and within units
-    (ranks inside each unit), each with a cluster bootstrap interval over units."""
+    (ranks inside each unit), each with a cluster bootstrap interval over units.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import at_recorded_budget, load_calibration, shipped_calibration_dir
+    >>> items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    >>> go = (tasks["ontology"] == "go") & (tasks["model"] == "smollm2-135m") & at_recorded_budget(tasks)
+    >>> items = items[items["label"].isin(tasks.loc[go, "label"]) & (items["model"] == "smollm2-135m")]  # 6 units
+    >>> pooled, within = spearman_pooled_within(items, "lexicalization", "gain", n_boot=50)
+    >>> pooled["scope"], within["scope"], pooled["n_units"]
+    ('all', 'within tasks', 6)
+    """
     keep = items[[x, y]].astype(float).notna().all(axis=1)
     items = items[keep]
     parts = [(p[x].astype(float).to_numpy(), p[y].astype(float).to_numpy()) for _, p in items.groupby(_units(items))]
@@ -76,7 +87,19 @@ def _correlation_rows(items: pd.DataFrame, scope: str, n_boot: int, seed: int) -
 
 def correlation_table(items: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """``correlations.csv``: each relation pooled (``all``) and within tasks, with cluster-bootstrap intervals
-    over units, then per unit (a task on a model) with item-bootstrap intervals."""
+    over units, then per unit (a task on a model) with item-bootstrap intervals.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import at_recorded_budget, load_calibration, shipped_calibration_dir
+    >>> items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    >>> go = (tasks["ontology"] == "go") & (tasks["model"] == "smollm2-135m") & at_recorded_budget(tasks)
+    >>> items = items[items["label"].isin(tasks.loc[go, "label"]) & (items["model"] == "smollm2-135m")]  # 6 units
+    >>> table = correlation_table(items, n_boot=50)
+    >>> row = table[(table["relation"] == "lexicalization vs generalization gain") & (table["scope"] == "all")]
+    >>> round(float(row["rho"].iloc[0]), 2), row["interval"].iloc[0]
+    (0.41, 'cluster bootstrap over units')
+    """
     items = _with_template_share(items)
     rows = []
     for x, y, split, what in CORRELATIONS:
@@ -280,6 +303,18 @@ def surface_check(
     DataFrame
         One row per kind, feature and surface: ``kind, feature, gain`` (the gain whose model reads the feature,
         ``""`` for another column), ``surface, n_units, n_field_pairs, rho, flagged``.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import at_recorded_budget, load_calibration, shipped_calibration_dir
+    >>> from lexprobe.predict import unit_table, with_unit_columns
+    >>> items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    >>> tasks = tasks[tasks["ontology"].isin(["go", "hgnc"]) & at_recorded_budget(tasks)]
+    >>> items = items[items["label"].isin(tasks["label"])]
+    >>> check = surface_check(items, with_unit_columns(unit_table(items, tasks), items))
+    >>> row = check[(check["kind"] == "identifier -> lexicalized") & (check["feature"] == "alignment_z")]
+    >>> row[["surface", "rho", "flagged"]].round(2).values.tolist()  # alignment z follows the target's length here
+    [['source_tokens', 0.15, False], ['target_tokens', 0.82, True], ['target_digit_share', -0.88, True]]
     """
     items = items[at_recorded_budget(items).to_numpy()]
     units = units[at_recorded_budget(units).to_numpy()]

@@ -52,7 +52,13 @@ UNIT_COLUMNS = ("group", "kind", "n_train", "n_withheld", "majority_share")
 def detection_gain(n: int, level: float = 0.025) -> float:
     """The smallest gain (less half a pair) whose percentile bootstrap interval over ``n`` pairs lies above 0
     when the baseline answers none: ``k`` right answers of ``n`` where a resample of them holds none with
-    probability ``(1 - k/n)^n < level``. 100 pairs: 4 answers, 0.035."""
+    probability ``(1 - k/n)^n < level``. 100 pairs: 4 answers, 0.035.
+
+    Examples
+    --------
+    >>> detection_gain(100)  # 4 right answers of 100, less half a pair
+    0.035
+    """
     n = int(n)
     if n < 1:
         raise PredictionError(f"a split needs at least one pair, got {n}")
@@ -76,7 +82,15 @@ def unit_kind(task: str) -> str:
 def majority_share(items: pd.DataFrame, keys: pd.Series) -> pd.Series:
     """Per unit (``keys``), the share of its withheld pairs whose target (up to case) is the commonest target of
     its train pairs (ties: the first in sorted order): what the majority rule scores, as
-    :func:`lexprobe.predict.majority_rule` computes it from a split."""
+    :func:`lexprobe.predict.majority_rule` computes it from a split.
+
+    Examples
+    --------
+    >>> items = pd.DataFrame({"split": ["train", "train", "train", "withheld", "withheld"],
+    ...                       "target": ["protein", "protein", "RNA", "Protein", "RNA"]})
+    >>> majority_share(items, pd.Series("hgnc name-to-locus_type", index=items.index)).tolist()
+    [0.5]
+    """
     out = {}
     for key, part in items.groupby(keys.to_numpy(), sort=False):
         train = part.loc[part["split"] == "train", "target"].astype(str)
@@ -120,6 +134,19 @@ class KindGainModel(BaseEstimator):
         The mean per kind and per source side.
     ridges_ : dict
         The within-kind ridge pipelines (``StandardScaler`` then ``Ridge``), of the kinds that have one.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import at_recorded_budget, load_calibration, shipped_calibration_dir
+    >>> items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    >>> tasks = tasks[tasks["ontology"].isin(["go", "hpo"]) & at_recorded_budget(tasks)]  # a part, for speed
+    >>> items = items[items["label"].isin(tasks["label"])]
+    >>> from lexprobe.predict import unit_table
+    >>> units = with_unit_columns(unit_table(items, tasks), items)
+    >>> model = KindGainModel().fit(units, units["generalization_gain"])  # no features: the kind means
+    >>> by_kind = units.assign(predicted=model.predict(units)).groupby("kind")
+    >>> bool(np.allclose(by_kind["predicted"].mean(), by_kind["generalization_gain"].mean()))
+    True
     """
 
     def __init__(
@@ -229,6 +256,21 @@ class VerdictPredictor(BaseEstimator):
     nearest_distance_ : float
         The largest distance from a calibration unit to its nearest unit of another field pair (standardized
         features): a new unit farther than this from every calibration unit lies outside it.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import at_recorded_budget, load_calibration, shipped_calibration_dir
+    >>> items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    >>> tasks = tasks[tasks["ontology"].isin(["go", "hpo"]) & at_recorded_budget(tasks)]  # a part, for speed
+    >>> items = items[items["label"].isin(tasks["label"])]
+    >>> from lexprobe.predict import unit_table
+    >>> units = with_unit_columns(unit_table(items, tasks), items)
+    >>> estimator = VerdictPredictor().fit(units)
+    >>> proba = estimator.predict_proba(units)
+    >>> proba.shape, bool(np.allclose(proba.sum(axis=1), 1))  # one probability per verdict, per unit
+    ((22, 3), True)
+    >>> set(estimator.predict(units)) <= set(VERDICTS)
+    True
     """
 
     def __init__(
@@ -456,7 +498,21 @@ def model_parameters(model: str) -> float:
 def with_unit_columns(units: pd.DataFrame, items: pd.DataFrame | None = None) -> pd.DataFrame:
     """``units`` (one row per task on a model) with what :class:`VerdictPredictor` reads: ``kind``,
     ``majority_share`` (from ``items`` where missing), ``log_params`` (from a ``parameters`` column, else the
-    named model's count) and ``log_exposures`` (from ``exposures``)."""
+    named model's count) and ``log_exposures`` (from ``exposures``).
+
+    Examples
+    --------
+    >>> from lexprobe.predict import at_recorded_budget, load_calibration, shipped_calibration_dir
+    >>> items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    >>> tasks = tasks[tasks["ontology"].isin(["go", "hpo"]) & at_recorded_budget(tasks)]  # a part, for speed
+    >>> items = items[items["label"].isin(tasks["label"])]
+    >>> from lexprobe.predict import unit_table
+    >>> units = with_unit_columns(unit_table(items, tasks), items)
+    >>> units.loc[0, "label"], units.loc[0, "kind"], float(units.loc[0, "majority_share"])
+    ('go id-to-name', 'identifier -> lexicalized', 0.0)
+    >>> bool(units[["log_params", "log_exposures"]].notna().all().all())
+    True
+    """
     units = units.copy()
     units["kind"] = units["task"].astype(str).map(unit_kind)
     if "majority_share" not in units or units["majority_share"].isna().any():

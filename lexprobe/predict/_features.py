@@ -52,6 +52,15 @@ class FeatureConfig(ExtractionFields, StageConfig):
     seed : int
     batch_size : "auto" or int
         Items per forward pass (``"auto"``: as many as fit); changes the speed, not the result.
+
+    Examples
+    --------
+    >>> FeatureConfig().per_split  # items per split, as calibration measured them
+    100
+    >>> FeatureConfig(permutations=1)
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.PredictionError: permutations must be >= 2 for a null, got 1
     """
 
     layers: str | tuple[int, ...] = ExtractionConfig.layers
@@ -77,7 +86,15 @@ class FeatureConfig(ExtractionFields, StageConfig):
 
 @dataclasses.dataclass
 class TaskFeatures:
-    """Per-item features (``items``) and the task's summary (``task``: one flat dict)."""
+    """Per-item features (``items``) and the task's summary (``task``: one flat dict).
+
+    Examples
+    --------
+    >>> features = TaskFeatures(pd.DataFrame({"id": ["HGNC:5", "HGNC:6"], "alignment": [0.4, 0.1]}),
+    ...                         {"n_items": 2, "alignment": 0.25})
+    >>> features.task["alignment"], float(features.items["alignment"].mean())  # the task's: its items' mean
+    (0.25, 0.25)
+    """
 
     items: pd.DataFrame
     task: dict[str, Any]
@@ -118,6 +135,16 @@ def measure_features(
         alignment_null, alignment_effect, alignment_z, alignment_p, source_lexicalization,
         target_lexicalization, lexicalization, popularity_q25, popularity_median, popularity_q75, popularity_nonzero,
         log_popularity``.
+
+    Examples
+    --------
+    The pairs are checked before a model is used:
+
+    >>> measure_features(pd.DataFrame({"source": ["insulin"], "target": ["INS"]}), source="name", target="symbol",
+    ...                  model=None)
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.PredictionError: pairs need columns ['id', 'popularity']
     """
     config = config or FeatureConfig()
     items = _checked_items(pairs, config)
@@ -260,6 +287,15 @@ def run_features(
         popularity, bin, baseline_correct, tuned_correct, gained, lost, gain`` and the features.
     task : dict
         The task's features (see :func:`measure_features`) beside its measured accuracies and gains.
+
+    Examples
+    --------
+    An evaluated train run is needed (``lexprobe train`` then ``lexprobe evaluate``):
+
+    >>> run_features("no-such-run")
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.PredictionError: run directory 'no-such-run' does not exist; make one with ...
     """
     from lexprobe.ontology import load_ontology
 
@@ -379,7 +415,13 @@ _DIGIT = re.compile(r"\d")
 
 def family_key(text: str) -> str:
     """The string template of a target: its text before the first digit, case-folded (``SLC25A1`` -> ``slc``,
-    ``zinc finger protein 12`` -> ``zinc finger protein``); a text without digits is its own family."""
+    ``zinc finger protein 12`` -> ``zinc finger protein``); a text without digits is its own family.
+
+    Examples
+    --------
+    >>> family_key("SLC25A1"), family_key("zinc finger protein 12"), family_key("insulin")
+    ('slc', 'zinc finger protein', 'insulin')
+    """
     folded = " ".join(str(text).casefold().split())
     match = _DIGIT.search(folded)
     return (folded[: match.start()] if match else folded).strip(" -_:./")
@@ -412,6 +454,15 @@ def template_share(items: pd.DataFrame, *, namespace_share: float = 0.5) -> np.n
     The string-template control: a withheld ``SLC25A3`` is easy to produce when ``SLC25A1`` was trained,
     whatever the embeddings say. A family that holds more than ``namespace_share`` of a unit's targets is a
     namespace (``hp``, ``go``, ``hgnc`` of identifiers), not a template, and counts as no family (0).
+
+    Examples
+    --------
+    Three train targets of the SLC25 family: a withheld SLC25A3 shares its template with all of them.
+
+    >>> items = pd.DataFrame({"label": "hgnc name-to-symbol", "split": ["train"] * 4 + ["withheld"],
+    ...                       "target": ["SLC25A1", "SLC25A2", "SLC25A4", "INS", "SLC25A3"]})
+    >>> template_share(items, namespace_share=0.9).round(2).tolist()
+    [0.67, 0.67, 0.67, 0.0, 0.75]
     """
     return _train_share(items, family_key, namespace_share=namespace_share)
 
@@ -424,6 +475,14 @@ def seen_target_share(items: pd.DataFrame) -> np.ndarray:
     the commonest one, scores on withheld pairs. Targets that never repeat (identifiers, symbols, names) give
     0. Unlike :func:`template_share`, a target held by most of a unit's items counts in full: here the
     repeated answer is the point, not a namespace prefix.
+
+    Examples
+    --------
+    >>> items = pd.DataFrame({"label": "hgnc name-to-locus-type", "split": ["train"] * 3 + ["withheld"],
+    ...                       "target": ["gene with protein product", "gene with protein product",
+    ...                                  "RNA, long non-coding", "Gene with protein product"]})
+    >>> seen_target_share(items).round(2).tolist()  # up to case, the withheld answer is 2 of the 3 train ones
+    [0.5, 0.5, 0.0, 0.67]
     """
     return _train_share(items, lambda text: " ".join(text.casefold().split()))
 

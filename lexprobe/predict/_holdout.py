@@ -66,7 +66,18 @@ def papers_rule(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:
     """The rule a reader of the paper applies without a tool: per test unit, the measured verdicts of the
     training units of the same kind of task (all of them for a kind they lack), as
     probabilities (counts plus one each) and the commonest (a tie goes to the more cautious verdict), and
-    their mean gains."""
+    their mean gains.
+
+    Examples
+    --------
+    >>> train = pd.DataFrame({"kind": ["identifier -> category"] * 3 + ["text -> identifier"],
+    ...                       "measured_verdict": ["will generalize", "will generalize", "memorization only",
+    ...                                            "memorization only"],
+    ...                       "generalization_gain": [0.5, 0.3, 0.0, 0.0], "memorization_gain": [0.9, 0.8, 0.7, 0.6]})
+    >>> rule = papers_rule(train, pd.DataFrame({"kind": ["identifier -> category"]}))
+    >>> rule["verdicts"], rule["proba"].round(2).tolist(), rule["gain"].round(2).tolist()
+    (['will generalize'], [[0.5, 0.33, 0.17]], [0.27])
+    """
     verdicts, proba, gen, mem = [], [], [], []
     for kind in test["kind"].astype(str):
         peers = _peers(train, kind)
@@ -106,6 +117,19 @@ def fitted_cut(
     :data:`MIN_CLASS_PAIRS` field pairs. Otherwise no cut is fitted: when most units reached the flag the
     cut is ``always`` (the predictor's ``0.0``: its gain floor alone decides; a one-feature rule's ``-inf``:
     every task), else ``None`` (the flag is never predicted). ``on`` names the scores in a fitted cut's note.
+
+    Examples
+    --------
+    Six units of three field pairs reached the flag and six of three others did not: a cut is fitted.
+
+    >>> scores = np.array([0.1, 0.2, 0.15, 0.3, 0.25, 0.1, 0.6, 0.7, 0.8, 0.65, 0.9, 0.75])
+    >>> reached = scores > 0.5
+    >>> groups = np.repeat(["a", "b", "c", "d", "e", "f"], 2)
+    >>> cut, note = fitted_cut(scores, reached, groups, always=0.0, on="the predicted gain")
+    >>> round(cut, 2), note
+    (0.45, "Youden's J = 1.00 on the predicted gain")
+    >>> fitted_cut(scores, scores > 0.85, groups, always=0.0)[0] is None  # one field pair reached it: never
+    True
     """
     scores, reached, groups = np.asarray(scores, float), np.asarray(reached, bool), np.asarray(groups)
     keep = np.isfinite(scores)
@@ -216,6 +240,20 @@ def evaluate_holdout(
         gains and probabilities.
     baselines : DataFrame
         One row per scheme and rule: :func:`baseline_table`.
+
+    Examples
+    --------
+    Held out by model, on the units of one ontology measured with two models:
+
+    >>> from lexprobe.predict import at_recorded_budget, load_calibration, shipped_calibration_dir
+    >>> from lexprobe.predict import unit_table, with_unit_columns
+    >>> items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    >>> tasks = tasks[(tasks["ontology"] == "go") & at_recorded_budget(tasks)]
+    >>> items = items[items["label"].isin(tasks["label"])]
+    >>> units = with_unit_columns(unit_table(items, tasks), items)
+    >>> holdout, baselines = evaluate_holdout(units, schemes=("model",))
+    >>> len(holdout) == len(units), baselines["rule"].iloc[0]
+    (True, 'predictor (kind-anchored)')
     """
     estimator = estimator or VerdictPredictor()
     units = units.reset_index(drop=True)
@@ -259,7 +297,15 @@ def evaluate_holdout(
 def proper_scores(proba: np.ndarray, measured: Sequence[str]) -> dict[str, float]:
     """Multi-class Brier score (:func:`sklearn.metrics.brier_score_loss`: the sum over the three verdicts of
     the squared error, 0 to 2, mean over units) and log loss (a probability below :data:`LOG_LOSS_FLOOR`
-    counts as it, so one confident miss does not decide a comparison), means over units."""
+    counts as it, so one confident miss does not decide a comparison), means over units.
+
+    Examples
+    --------
+    >>> proba = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]])  # will generalize, memorization only, unlikely
+    >>> scores = proper_scores(proba, ["will generalize", "memorization only"])
+    >>> scores["brier"]  # 0 for the first, 0.25 + 0.25 for the second
+    0.25
+    """
     from sklearn.metrics import brier_score_loss
 
     proba = np.asarray(proba, dtype=float)
@@ -316,7 +362,17 @@ def baseline_table(holdout: pd.DataFrame) -> pd.DataFrame:
     """``baselines.csv``: per scheme (``held_out_by``), the predictor's row, then each baseline's: verdicts
     right, Brier, log loss, the share of units with a committed verdict (probability >= :data:`COMMIT`) and
     how often it is right, the generalization and memorization gain errors (points), Spearman's rho of the
-    generalization gain, Brier skill over the paper's rule and gain error over the kind mean's."""
+    generalization gain, Brier skill over the paper's rule and gain error over the kind mean's.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import shipped_calibration_dir
+    >>> holdout = pd.read_csv(shipped_calibration_dir() / "study-v2.2" / "holdout.csv")
+    >>> holdout = holdout[holdout["held_out_by"] == "field pair"]
+    >>> table = baseline_table(holdout)
+    >>> table[["rule", "verdicts_right", "n_units"]].head(3).values.tolist()
+    [['predictor (kind-anchored)', 62, 74], ["the paper's rule (kinds of the fields)", 49, 74], ['kind mean', 49, 74]]
+    """
     if "held_out_by" not in holdout:
         holdout = holdout.assign(held_out_by="field pair")
     frames = []
@@ -329,7 +385,17 @@ def baseline_table(holdout: pd.DataFrame) -> pd.DataFrame:
 def kind_table(holdout: pd.DataFrame) -> pd.DataFrame:
     """Skill within kinds (``baselines_by_kind.csv``): per scheme, kind and rule, the scores of
     :func:`baseline_table` over that kind's units only. Between kinds the paper's rule answers; this is
-    where a tool must add to it."""
+    where a tool must add to it.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import shipped_calibration_dir
+    >>> holdout = pd.read_csv(shipped_calibration_dir() / "study-v2.2" / "holdout.csv")
+    >>> holdout = holdout[holdout["held_out_by"] == "field pair"]
+    >>> table = kind_table(holdout)
+    >>> sorted(table["kind"].unique())[:2]
+    ['identifier -> category', 'identifier -> lexicalized']
+    """
     frames = []
     for (scheme, kind), part in holdout.groupby(["held_out_by", "kind"], sort=False):
         frames.append(_relative(pd.DataFrame(_rule_rows(part))).assign(held_out_by=scheme, kind=kind))
@@ -340,7 +406,17 @@ def kind_table(holdout: pd.DataFrame) -> pd.DataFrame:
 def budget_table(holdout: pd.DataFrame) -> pd.DataFrame:
     """Skill at each budget (``baselines_by_budget.csv``): per scheme, budget (``exposures``) and rule, the
     scores of :func:`baseline_table` over the tasks measured at several budgets on a model (learning curves),
-    so every budget's row covers the same tasks. Empty when no task has two budgets."""
+    so every budget's row covers the same tasks. Empty when no task has two budgets.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import shipped_calibration_dir
+    >>> holdout = pd.read_csv(shipped_calibration_dir() / "study-v2.2" / "holdout.csv")
+    >>> holdout = holdout[holdout["held_out_by"] == "field pair"]
+    >>> table = budget_table(holdout)
+    >>> sorted(table["exposures"].unique().tolist())  # the budgets of the learning curves
+    [5, 10, 20]
+    """
     if "exposures" not in holdout or holdout["exposures"].isna().all():
         return pd.DataFrame()
     curve = holdout["group"].astype(str) + " | " + holdout["model"].astype(str)  # a unit's learning curve
@@ -363,7 +439,17 @@ def budget_table(holdout: pd.DataFrame) -> pd.DataFrame:
 def reliability_table(holdout: pd.DataFrame, *, bins: int = 5, rules: Sequence[str] | None = None) -> pd.DataFrame:
     """The reliability diagram's points (``reliability.csv``): per scheme and rule, every held-out unit's
     probability of each of the three verdicts against whether that verdict was measured, pooled and cut into
-    ``bins`` equal-width bins; per bin the mean probability, the share measured and the count."""
+    ``bins`` equal-width bins; per bin the mean probability, the share measured and the count.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import shipped_calibration_dir
+    >>> holdout = pd.read_csv(shipped_calibration_dir() / "study-v2.2" / "holdout.csv")
+    >>> holdout = holdout[holdout["held_out_by"] == "field pair"]
+    >>> table = reliability_table(holdout, rules=["predictor (kind-anchored)"])
+    >>> table[["mean_probability", "observed"]].round(2).values.tolist()  # five bins, near the diagonal
+    [[0.04, 0.03], [0.28, 0.32], [0.6, 0.12], [0.77, 0.89], [0.93, 0.95]]
+    """
     rules = list(rules) if rules is not None else [PREDICTOR_RULE, PAPERS_RULE, KIND_MEAN]
     if "held_out_by" not in holdout:
         holdout = holdout.assign(held_out_by="field pair")
@@ -400,7 +486,14 @@ FALLBACKS = (PAPERS_RULE, KIND_MEAN)
 
 def best_fallback(baselines: pd.DataFrame) -> str:
     """Of :data:`FALLBACKS`, the rule with the lowest Brier score held out by ontology (what a task outside the
-    calibration gets); the paper's rule where none was evaluated so."""
+    calibration gets); the paper's rule where none was evaluated so.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import shipped_calibration_dir
+    >>> best_fallback(pd.read_csv(shipped_calibration_dir() / "study-v2.2" / "baselines.csv"))
+    'kind mean'
+    """
     by_ontology = baselines[(baselines["held_out_by"] == "ontology") & baselines["rule"].isin(FALLBACKS)]
     if by_ontology.empty:
         return PAPERS_RULE
@@ -436,7 +529,15 @@ def _long_holdout(holdout: pd.DataFrame) -> pd.DataFrame:
 
 
 def loto_summary(loto: pd.DataFrame) -> dict[str, Any]:
-    """Mean absolute error and Spearman rho of predicted vs measured gains per split, and verdict accuracy."""
+    """Mean absolute error and Spearman rho of predicted vs measured gains per split, and verdict accuracy.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import shipped_calibration_dir
+    >>> summary = loto_summary(pd.read_csv(shipped_calibration_dir() / "study-v2.2" / "loto.csv"))
+    >>> summary["verdicts_right"], summary["n_tasks"], round(summary["generalization_rho"], 2)
+    (62, 74, 0.97)
+    """
     from scipy.stats import spearmanr
 
     out: dict[str, Any] = {}

@@ -45,6 +45,14 @@ class PopularityResult:
     items : pandas.DataFrame
         The items used: ``model``, ``label``, ``field_pair``, ``popularity``, ``log_popularity``, ``correct``.
     shots : int
+
+    Examples
+    --------
+    >>> tasks = pd.DataFrame({"model": "smollm2-135m", "label": ["hgnc name-to-symbol", "go id-to-name"],
+    ...                       "accuracy_less_popular": [0.02, 0.0], "accuracy_more_popular": [0.30, 0.01]})
+    >>> result = PopularityResult(tasks, summary=pd.DataFrame(), items=pd.DataFrame(), shots=5)
+    >>> bool((result.tasks["accuracy_more_popular"] > result.tasks["accuracy_less_popular"]).all())  # easier
+    True
     """
 
     tasks: pd.DataFrame
@@ -64,6 +72,15 @@ def read_baselines(run_dirs: Sequence[str | os.PathLike[str]], *, shots: int) ->
     ------
     PredictionError
         A run without a train config or without a ``shots``-shot evaluation.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as run:
+    ...     read_baselines([run], shots=5)
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.PredictionError: ... is not a `lexprobe train` run directory (no readable train_config.json)
     """
     frames = []
     for run in map(Path, run_dirs):
@@ -120,6 +137,13 @@ def popularity_baselines(
     ------
     PredictionError
         No runs, or a run without that evaluation.
+
+    Examples
+    --------
+    >>> popularity_baselines([])
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.PredictionError: give at least one evaluated run directory
     """
     items = read_baselines(run_dirs, shots=shots)
     rows = []
@@ -206,7 +230,20 @@ def _pooled_rows(items: pd.DataFrame, model: str, *, n_boot: int, seed: int) -> 
 
 def write_popularity(result: PopularityResult, out: str | os.PathLike[str], *, runs: Sequence[str]) -> Path:
     """Write ``popularity_tasks.csv``, ``popularity_summary.csv``, ``popularity_items.csv``, a figure of
-    accuracy in the less and more popular half of each task, and ``manifest.json`` (stage ``popularity``)."""
+    accuracy in the less and more popular half of each task, and ``manifest.json`` (stage ``popularity``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> tasks = pd.DataFrame({"model": "smollm2-135m", "label": ["hgnc name-to-symbol", "go id-to-name"],
+    ...                       "accuracy_less_popular": [0.02, 0.0], "accuracy_more_popular": [0.30, 0.01]})
+    >>> result = PopularityResult(tasks, summary=pd.DataFrame(), items=pd.DataFrame(), shots=5)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = write_popularity(result, tmp, runs=["runs/hgnc-name-to-symbol", "runs/go-id-to-name"])
+    ...     print(sorted(p.name for p in Path(tmp).iterdir()))
+    ['manifest.json', 'popularity_halves.png', 'popularity_halves.svg', 'popularity_items.csv',
+     'popularity_summary.csv', 'popularity_tasks.csv']
+    """
     out = Path(out)
     for name, frame in (
         ("popularity_tasks.csv", result.tasks),

@@ -30,7 +30,22 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class PredictionResult:
-    """The verdict for one task, its measured features, and the predictor it came from."""
+    """The verdict for one task, its measured features, and the predictor it came from.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import at_recorded_budget, fit_predictor, load_calibration
+    >>> items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    >>> tasks = tasks[tasks["ontology"].isin(["go", "hpo"]) & at_recorded_budget(tasks)]  # a part, for speed
+    >>> predictor = fit_predictor(items[items["label"].isin(tasks["label"])], tasks, loto=False)
+    >>> unit = predictor.tasks.iloc[0]  # go id-to-name, standing in for a new task's measured unit
+    >>> prediction = predictor.predict_unit(unit) | {"label": unit["label"], "model": unit["model"], "warnings": []}
+    >>> result = PredictionResult(prediction, items=pd.DataFrame({"id": ["GO:1"], "alignment": [0.1]}),
+    ...                           task={"n_items": 200}, predictor=predictor, measured=None,
+    ...                           manifest={"config": {}, "inputs": {}, "seed": 0})
+    >>> result.prediction["stated_verdict"], result.prediction["rule"]
+    ('memorization only', 'predictor (kind-anchored)')
+    """
 
     prediction: dict[str, Any]
     items: pd.DataFrame
@@ -84,6 +99,15 @@ def predict_task(
     ------
     PredictionError
         No calibration, or fewer than two calibration tasks once the task itself is left out.
+
+    Examples
+    --------
+    The calibration is checked before anything is measured:
+
+    >>> predict_task("hgnc", "name-to-symbol", shipped=False)
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.PredictionError: no calibration: keep the shipped set or pass --calibration DIR ...
     """
     from lexprobe.models import load_model  # as called: a stand-in put there is used (and is not called early)
 
@@ -295,7 +319,21 @@ def new_unit(
     """A task not yet tuned as a unit :class:`~lexprobe.predict.VerdictPredictor` reads: its measured features
     (``items`` and ``task_summary`` from :func:`measure_features`), its kind, the sizes of the split a
     fine-tuning run would use (``split``), the majority rule's share of its withheld pairs, the model's
-    parameter count and the planned budget."""
+    parameter count and the planned budget.
+
+    Examples
+    --------
+    A task's measured features (here made up) and the split a fine-tuning run would use:
+
+    >>> from types import SimpleNamespace
+    >>> split = SimpleNamespace(train=pd.DataFrame({"target": ["protein", "protein", "RNA"]}),
+    ...                         withheld=pd.DataFrame({"target": ["protein", "RNA"]}))
+    >>> items = pd.DataFrame({"alignment": [0.2, 0.4], "lexicalization": [0.5, 0.7]})
+    >>> unit = new_unit(items, {"alignment_z": 12.0, "layer": 6}, task="name-to-locus_type", split=split,
+    ...                 parameters=135e6, exposures=15)
+    >>> unit["kind"], unit["majority_share"], round(unit["alignment"], 2), unit["n_train"]
+    ('text -> category', 0.5, 0.3, 3)
+    """
     import numpy as np
 
     pairs = pd.concat([split.train.assign(split="train"), split.withheld.assign(split="withheld")], ignore_index=True)
@@ -317,7 +355,14 @@ def new_unit(
 
 def recorded_evaluation(paths: Sequence[str | os.PathLike[str]]) -> pd.DataFrame | None:
     """The hold-out scores (``baselines.csv`` held out three ways) the first calibration folder recorded, or
-    None where none did (an older correlate output: the evaluation is then computed)."""
+    None where none did (an older correlate output: the evaluation is then computed).
+
+    Examples
+    --------
+    >>> baselines = recorded_evaluation([shipped_calibration_dir()])
+    >>> sorted(baselines["held_out_by"].unique())
+    ['field pair', 'model', 'ontology']
+    """
     for path in paths:
         for file in sorted(Path(path).rglob("baselines.csv")):  # a folder of correlate outputs, or one
             table = pd.read_csv(file)
@@ -370,7 +415,24 @@ def write_prediction(result: PredictionResult, out: str | os.PathLike[str]) -> l
     """Write ``prediction.csv`` (one row), ``reasons.csv``, ``features.csv`` (per item), ``calibration_tasks.csv``
     (with ``loto.csv`` when evaluated), ``budgets.csv`` and its figure ``budget_curve.png`` (the predicted gains
     at each budget beside the calibration's measured learning curves of the task's kind, where it holds
-    several budgets) and the manifest into ``out``, each atomically."""
+    several budgets) and the manifest into ``out``, each atomically.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from lexprobe.predict import at_recorded_budget, fit_predictor, load_calibration
+    >>> items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    >>> tasks = tasks[tasks["ontology"].isin(["go", "hpo"]) & at_recorded_budget(tasks)]  # a part, for speed
+    >>> predictor = fit_predictor(items[items["label"].isin(tasks["label"])], tasks, loto=False)
+    >>> unit = predictor.tasks.iloc[0]  # go id-to-name, standing in for a new task's measured unit
+    >>> prediction = predictor.predict_unit(unit) | {"label": unit["label"], "model": unit["model"], "warnings": []}
+    >>> result = PredictionResult(prediction, items=pd.DataFrame({"id": ["GO:1"], "alignment": [0.1]}),
+    ...                           task={"n_items": 200}, predictor=predictor, measured=None,
+    ...                           manifest={"config": {}, "inputs": {}, "seed": 0})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print([p.name for p in write_prediction(result, tmp)])
+    ['prediction.csv', 'reasons.csv', 'features.csv', 'calibration_tasks.csv', 'manifest.json']
+    """
     row = {k: v for k, v in result.prediction.items() if k not in ("reasons", "memorization_reasons", "warnings")}
     row["outside"] = " | ".join(result.prediction["outside"])
     row |= {f"task_{k}": v for k, v in result.task.items()}

@@ -40,6 +40,16 @@ def unit_table(
     items (a paired bootstrap: an item keeps its baseline and tuned outcome); ``memorized`` / ``generalized`` =
     the interval lies above 0. Where ``tasks`` (``tasks.csv``) is given its gains, intervals, flags and
     ``alignment_z`` are used instead, and its order.
+
+    Examples
+    --------
+    >>> from lexprobe.predict import at_recorded_budget, load_calibration, shipped_calibration_dir
+    >>> items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    >>> tasks = tasks[tasks["ontology"].isin(["go", "hpo"]) & at_recorded_budget(tasks)]  # a part, for speed
+    >>> items = items[items["label"].isin(tasks["label"])]
+    >>> units = unit_table(items, tasks)
+    >>> len(units), int(units["memorized"].sum()), int(units["generalized"].sum())
+    (22, 22, 9)
     """
     items = _with_template_share(items)
     item_units = _units(items)
@@ -125,6 +135,18 @@ class Predictor:
     fallback : str
         The rule a task outside the calibration gets instead (:data:`lexprobe.predict.PAPERS_RULE`, or the
         baseline with the lowest Brier score held out by ontology).
+
+    Examples
+    --------
+    >>> from lexprobe.predict import at_recorded_budget, load_calibration, shipped_calibration_dir
+    >>> items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    >>> tasks = tasks[tasks["ontology"].isin(["go", "hpo"]) & at_recorded_budget(tasks)]  # a part, for speed
+    >>> items = items[items["label"].isin(tasks["label"])]
+    >>> predictor = fit_predictor(items, tasks, loto=False)
+    >>> unit = predictor.tasks.iloc[0]  # go id-to-name, as a new task would come
+    >>> prediction = predictor.predict_unit(unit)
+    >>> prediction["stated_verdict"], prediction["p: memorization only"], prediction["outside"]
+    ('memorization only', 0.81, [])
     """
 
     estimator: VerdictPredictor
@@ -288,6 +310,16 @@ def fit_predictor(
     PredictionError
         Fewer than two calibration tasks, or ``items`` not a valid items table
         (:data:`lexprobe.predict.ITEMS`: features missing, a value that is not a finite number in range...).
+
+    Examples
+    --------
+    >>> from lexprobe.predict import at_recorded_budget, load_calibration, shipped_calibration_dir
+    >>> items, tasks, _ = load_calibration([shipped_calibration_dir()])
+    >>> tasks = tasks[tasks["ontology"].isin(["go", "hpo"]) & at_recorded_budget(tasks)]  # a part, for speed
+    >>> items = items[items["label"].isin(tasks["label"])]
+    >>> predictor = fit_predictor(items, tasks, loto=False)  # loto=True also evaluates it held out (slower)
+    >>> predictor.warnings
+    ["thin calibration: 0 field pair(s) with the verdict 'unlikely to improve' (fewer than 3)"]
     """
     features = tuple(features)
     validate_table(items, ITEMS, source="the calibration items", require=[f for f in features if f not in COMPUTED])

@@ -30,7 +30,13 @@ _INF = math.inf
 @dataclasses.dataclass(frozen=True)
 class Column:
     """One declared column: ``kind`` is text, number, whole (a whole number) or flag (True/False or 1/0);
-    numbers lie in ``[low, high]``; ``missing``: a cell may be empty (NaN); ``allowed``: the only text values."""
+    numbers lie in ``[low, high]``; ``missing``: a cell may be empty (NaN); ``allowed``: the only text values.
+
+    Examples
+    --------
+    >>> Column("gain", low=-1, high=1).kind  # a number unless told otherwise
+    'number'
+    """
 
     name: str
     kind: str = "number"
@@ -48,7 +54,15 @@ class Column:
 @dataclasses.dataclass(frozen=True)
 class TableSchema:
     """The declared columns of one table, and the columns whose values identify a row (``key``; the first of
-    ``item`` present completes it, and without any the whole row is the key)."""
+    ``item`` present completes it, and without any the whole row is the key).
+
+    Examples
+    --------
+    >>> schema = TableSchema("scores", (Column("label", "text", required=True), Column("gain", low=-1, high=1)),
+    ...                      key=("label",))
+    >>> schema.required, schema.optional
+    (('label',), ('gain',))
+    """
 
     what: str
     columns: tuple[Column, ...]
@@ -285,6 +299,17 @@ def validate_table(
     PredictionError
         No rows; a required column missing; a declared column holding a value its kind, range or emptiness
         does not allow; a row whose key (unit, split and item) repeats an earlier one (with the count).
+
+    Examples
+    --------
+    >>> schema = TableSchema("scores", (Column("label", "text", required=True), Column("gain", low=-1, high=1)),
+    ...                      key=("label",))
+    >>> len(validate_table(pd.DataFrame({"label": ["a", "b"], "gain": [0.5, -0.2]}), schema, source="scores.csv"))
+    2
+    >>> validate_table(pd.DataFrame({"label": ["a"], "gain": [1.5]}), schema, source="scores.csv")
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.PredictionError: scores.csv, row 1: column gain holds 1.5 (a value outside [-1, 1]); ...
     """
     if len(frame) == 0:
         raise PredictionError(f"{source}: the {schema.what} holds no rows; give the {schema.what} correlate wrote")

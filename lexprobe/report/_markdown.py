@@ -123,7 +123,17 @@ class CorrelationMarkdown:
     def few_shot_markdown(self, tasks: pd.DataFrame) -> str:
         """The tasks that have a few-shot baseline (``shots`` in ``tasks.csv``): zero-shot, K-shot and fine-tuned
         accuracy per split, and the fine-tuned model's lead over the K-shot baseline with its interval. ``""``
-        when none has one."""
+        when none has one.
+
+        Examples
+        --------
+        >>> from lexprobe.predict import few_shot_markdown, read_tasks_table, shipped_calibration_dir
+        >>> tasks = read_tasks_table(shipped_calibration_dir() / "study-v2.2" / "tasks.csv")
+        >>> few_shot_markdown(tasks).splitlines()[0]
+        '## Fine-tuning against the few-shot baseline'
+        >>> few_shot_markdown(tasks.drop(columns="shots"))  # no few-shot baseline: no section
+        ''
+        """
         if "shots" not in tasks or tasks["shots"].isna().all():
             return ""
         out = [
@@ -156,7 +166,15 @@ class CorrelationMarkdown:
         withheld pairs (the fine-tuned model's lead over the K-shot baseline has its interval above 0 and its
         accuracy exceeds the majority rule's), and, held out by field pair, how many verdicts the predictor and
         the majority verdict got right. ``""`` when a task has no kind (a name that is not SOURCE-to-TARGET).
-        A learning curve's other budgets are left out: each unit counts once, at its recorded budget."""
+        A learning curve's other budgets are left out: each unit counts once, at its recorded budget.
+
+        Examples
+        --------
+        >>> from lexprobe.predict import kind_markdown, read_tasks_table, shipped_calibration_dir
+        >>> tasks = read_tasks_table(shipped_calibration_dir() / "study-v2.2" / "tasks.csv")
+        >>> kind_markdown(tasks).splitlines()[0]
+        '## By kind of task'
+        """
         tasks = tasks[self.at_recorded_budget(tasks).to_numpy()]
         try:
             kinds = tasks["task"].map(self.kind_of)
@@ -291,6 +309,17 @@ class CorrelationMarkdown:
             The other columns, names of :data:`RULE_CELLS`; ``(name, header)`` gives one another header.
         rules : sequence of str, optional
             The rules shown; default the predictor, the paper's rule and the kind mean.
+
+        Examples
+        --------
+        >>> from lexprobe.predict import rule_table_markdown, shipped_calibration_dir
+        >>> baselines = pd.read_csv(shipped_calibration_dir() / "study-v2.2" / "baselines.csv")
+        >>> markdown = rule_table_markdown(baselines, "held_out_by", cells=("units", "verdicts_right"))
+        >>> for line in markdown.splitlines()[:3]:
+        ...     print(line)
+        | held out by | rule | units | verdicts right |
+        |---|---|---|---|
+        | field pair | predictor (kind-anchored) | 74 | 62/74 |
         """
         if key not in RULE_KEYS:
             raise PredictionError(f"`key` must be one of {sorted(RULE_KEYS)}, got {key!r}")
@@ -360,7 +389,22 @@ class CorrelationMarkdown:
     def evaluation_markdown(self, result: CorrelationResult) -> str:
         """The evaluation in Markdown: the predictor beside the baselines held out by field pair, by ontology and
         by model (verdicts, proper scores, committed verdicts, gain errors), within each kind, the per-unit
-        field-pair hold-out, the grouped AUCs, and the correlations pooled and within tasks."""
+        field-pair hold-out, the grouped AUCs, and the correlations pooled and within tasks.
+
+        Examples
+        --------
+        >>> from lexprobe.predict import CorrelationResult, evaluation_markdown, read_calibration_manifest
+        >>> from lexprobe.predict import read_correlate_tables, shipped_calibration_dir
+        >>> folder = shipped_calibration_dir() / "study-v2.2"  # a correlate output, read back
+        >>> items, tasks = read_correlate_tables([folder / "items.csv.gz"], [folder / "tasks.csv"])
+        >>> table = {name: pd.read_csv(folder / f"{name}.csv") for name in ("correlations", "auc", "loto", "holdout",
+        ...                                                                    "baselines")}
+        >>> result = CorrelationResult(items, tasks, table["correlations"], table["auc"], table["loto"],
+        ...                            read_calibration_manifest(folder), holdout=table["holdout"],
+        ...                            baselines=table["baselines"])
+        >>> evaluation_markdown(result).splitlines()[0]
+        '## Held out three ways: the predictor beside the baselines'
+        """
         out = ["## Held out three ways: the predictor beside the baselines", ""]
         if result.baselines is None:
             out += ["One field pair only: no hold-out evaluation.", ""]
@@ -425,7 +469,16 @@ class CorrelationMarkdown:
         return "\n".join(out)
 
     def summary_markdown(self, summary: pd.DataFrame) -> str:
-        """:func:`summary_table` as Markdown: one table per model, accuracies and gains with 95% intervals."""
+        """:func:`summary_table` as Markdown: one table per model, accuracies and gains with 95% intervals.
+
+        Examples
+        --------
+        >>> from lexprobe.predict import read_tasks_table, shipped_calibration_dir, summary_markdown, summary_table
+        >>> tasks = read_tasks_table(shipped_calibration_dir() / "study-v2.2" / "tasks.csv")
+        >>> markdown = summary_markdown(summary_table(tasks))
+        >>> [line for line in markdown.splitlines() if line.startswith("### ")]  # one table per model
+        ['### smollm2-135m', '### gemma3-270m']
+        """
         out = []
         for model, part in summary.groupby("model", sort=False):
             out += [f"### {model}", "", SUMMARY_HEADER, "|" + "---|" * SUMMARY_HEADER.count(" | ") + "---|"]

@@ -64,6 +64,18 @@ class TrainConfig(StageConfig):
     load_in_4bit : bool
         QLoRA: the frozen base in 4-bit NF4 (bitsandbytes, bfloat16 compute; ``peft.prepare_model_for_kbit_training``)
         with the LoRA weights in float32. Needs a CUDA GPU and ``pip install "lexprobe[quantization]"``.
+
+    Examples
+    --------
+    >>> config = TrainConfig("hgnc", "name-to-symbol", templates=2, epochs=5.0)
+    >>> config.exposures  # each pair seen under 2 paraphrases, 5 times over
+    10.0
+    >>> TrainConfig.from_dict(config.to_dict()) == config  # as train_config.json records it
+    True
+    >>> TrainConfig("hgnc", "name-to-symbol", templates=9)
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.TrainingError: ...
     """
 
     ontology: str
@@ -177,6 +189,16 @@ def read_train_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
     ------
     TrainingError
         If the directory or its ``train_config.json`` is missing or unreadable.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()  # removed when the example ends
+    >>> run = tmp.name
+    >>> config = TrainConfig("hgnc", "name-to-symbol", dtype="float32")
+    >>> _ = (Path(run) / "train_config.json").write_text(json.dumps({"config": config.to_dict()}))
+    >>> read_train_config(run) == config
+    True
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -200,7 +222,21 @@ def read_train_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
 
 
 def is_complete(run_dir: str | os.PathLike[str]) -> bool:
-    """Whether a run directory holds a finished adapter (written last, with the training manifest)."""
+    """Whether a run directory holds a finished adapter (written last, with the training manifest).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()  # removed when the example ends
+    >>> run = Path(tmp.name)
+    >>> (run / "adapter").mkdir()
+    >>> _ = (run / "adapter" / "adapter_config.json").write_text("{}")
+    >>> is_complete(run)  # an adapter, but no training manifest yet: training was cut short
+    False
+    >>> _ = (run / "manifest.json").write_text(json.dumps({"stage": "train"}))
+    >>> is_complete(run)
+    True
+    """
     run_dir = Path(run_dir)
     if not (run_dir / "adapter" / "adapter_config.json").is_file():
         return False

@@ -64,6 +64,17 @@ class CurveResult:
         One row per item, point and split.
     ln_n_targets : float
         ln of the number of distinct valid targets of the task (the loss of a uniform guess over them).
+
+    Examples
+    --------
+    Reading a curve: the first exposure count at which withheld accuracy beats the base model's.
+
+    >>> curve = pd.DataFrame({"exposures": [0.0, 0.0, 5.0, 5.0, 10.0, 10.0],
+    ...                       "split": ["train", "withheld"] * 3, "accuracy": [0.0, 0.0, 0.4, 0.0, 0.9, 0.1]})
+    >>> result = CurveResult(Path("run"), curve, pd.DataFrame(), ln_n_targets=np.log(2000))
+    >>> withheld = result.curve[result.curve["split"] == "withheld"]
+    >>> float(withheld.loc[withheld["accuracy"] > withheld["accuracy"].iloc[0], "exposures"].min())
+    10.0
     """
 
     run_dir: Path
@@ -85,6 +96,19 @@ def snapshot_points(run_dir: str | os.PathLike[str]) -> list[CurvePoint]:
     ------
     TrainingError
         Two snapshots record the same exposure count (neither may silently replace the other).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()  # removed when the example ends
+    >>> snapshot = Path(tmp.name) / "snapshots" / "exposures-5"
+    >>> snapshot.mkdir(parents=True)
+    >>> _ = (snapshot / "snapshot.json").write_text('{"exposures": 5}')  # the adapter's weights are missing
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     points = snapshot_points(tmp.name)
+    >>> points, caught[0].category.__name__  # left out, with a warning
+    ([], 'LexprobeWarning')
     """
     run_dir = Path(run_dir)
     points: dict[float, CurvePoint] = {}
@@ -230,6 +254,15 @@ def evaluate_curve(
     ------
     TrainingError
         No run directory or config, no snapshot at a requested exposure count, no adapter at all.
+
+    Examples
+    --------
+    A run directory is checked before any model is loaded:
+
+    >>> evaluate_curve("no-such-run")
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.TrainingError: run directory 'no-such-run' does not exist; make one with ...
     """
     from lexprobe.ontology import load_ontology
 

@@ -95,6 +95,12 @@ def format_prompt(tokenizer: Any, text: str) -> str:
     Without one (a base model) the prompt is the text itself, with no trailing space: the answer's first
     token then carries its own leading space (``"▁BRCA"``), as the symbol would in running text, instead of
     a lone space token followed by a word split as if it began a line.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> format_prompt(SimpleNamespace(chat_template=None), "Symbol of insulin: ")  # a base model's tokenizer
+    'Symbol of insulin:'
     """
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(
@@ -115,6 +121,18 @@ def encode_completion(tokenizer: Any, text: str, prompt: list[int], target: str)
     After a chat turn the answer starts a new message, so it is tokenized alone. After a plain prompt it
     follows a space: the tokens are those of ``prompt + " " + target`` past the prompt's, so that the split
     is the one the model would read (falling back to ``" " + target`` alone if the prompt's tokens change).
+
+    Examples
+    --------
+    A stand-in tokenizer with one id per character (a real one comes from :func:`lexprobe.models.load_model`):
+
+    >>> class Chars:
+    ...     chat_template = None
+    ...     def __call__(self, text, add_special_tokens=True):
+    ...         return {"input_ids": [ord(c) for c in text]}
+    >>> prompt = [ord(c) for c in "Symbol of insulin?"]
+    >>> "".join(map(chr, encode_completion(Chars(), "Symbol of insulin?", prompt, "INS")))  # after a space
+    ' INS'
     """
     if getattr(tokenizer, "chat_template", None):
         return list(tokenizer(target, add_special_tokens=False)["input_ids"])
@@ -144,6 +162,22 @@ def build_examples(pairs: pd.DataFrame, templates: Sequence[Any], tokenizer: Any
     ------
     TrainingError
         If the tokenizer has no EOS token.
+
+    Examples
+    --------
+    Two pairs under two prompt paraphrases, with a stand-in tokenizer (one id per character, EOS 0):
+
+    >>> from lexprobe.tasks import prompt_templates
+    >>> class Chars:
+    ...     chat_template, eos_token_id = None, 0
+    ...     def __call__(self, text, add_special_tokens=True):
+    ...         return {"input_ids": [ord(c) for c in text]}
+    >>> pairs = pd.DataFrame({"source": ["insulin", "albumin"], "target": ["INS", "ALB"]})
+    >>> examples = build_examples(pairs, prompt_templates("hgnc", "name-to-symbol", 2), Chars())
+    >>> len(examples)
+    4
+    >>> [[chr(i) if i else "<eos>" for i in ex["labels"] if i != -100] for ex in examples[:2]]  # what is learned
+    [[' ', 'I', 'N', 'S', '<eos>'], [' ', 'I', 'N', 'S', '<eos>']]
     """
     eos = tokenizer.eos_token_id
     if eos is None:
@@ -183,13 +217,24 @@ def completion_collator(tokenizer: Any, model: Any = None) -> Any:
     ------
     TrainingError
         If the tokenizer has no pad token.
+
+    Examples
+    --------
+    A tokenizer without a pad token is refused before anything is imported (:func:`~lexprobe.models.load_model`
+    sets it to EOS):
+
+    >>> from types import SimpleNamespace
+    >>> completion_collator(SimpleNamespace(pad_token_id=None))
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.TrainingError: the tokenizer has no pad token; set tokenizer.pad_token (...)
     """
+    if tokenizer.pad_token_id is None:
+        raise TrainingError("the tokenizer has no pad token; set tokenizer.pad_token (load_model sets it to EOS)")
     import copy
 
     from transformers import DataCollatorForSeq2Seq
 
-    if tokenizer.pad_token_id is None:
-        raise TrainingError("the tokenizer has no pad token; set tokenizer.pad_token (load_model sets it to EOS)")
     right = copy.copy(tokenizer)
     right.padding_side = "right"
     collate = DataCollatorForSeq2Seq(right, padding=True, label_pad_token_id=_IGNORE, return_tensors="pt")
@@ -202,7 +247,19 @@ def scores_labelled_positions_only(model: Any) -> bool:
     """Whether training ``model`` may compute its logits at the labelled positions only: its forward takes
     ``logits_to_keep`` (transformers' causal LMs do), its loss takes ``shift_labels`` (transformers'
     ``ForCausalLMLoss``), and it sits on one device (spread over several by ``device_map``, the index would
-    have to follow the hidden states from device to device)."""
+    have to follow the hidden states from device to device).
+
+    Examples
+    --------
+    >>> class Causal:  # forward and loss as transformers' causal LMs define them
+    ...     def forward(self, input_ids, logits_to_keep=0): ...
+    ...     def loss_function(self, logits, labels, shift_labels=None): ...
+    >>> class Older:  # a forward that computes logits at every position
+    ...     def forward(self, input_ids): ...
+    ...     def loss_function(self, logits, labels): ...
+    >>> scores_labelled_positions_only(Causal()), scores_labelled_positions_only(Older())
+    (True, False)
+    """
     import inspect
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model

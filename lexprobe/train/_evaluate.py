@@ -55,6 +55,15 @@ class EvaluationResult:
         takes the place of a query's own pair when the query is among them (K + 1 rows; empty when zero-shot).
     generation : dict
         ``n_replies``, ``seconds`` (generation alone) and ``items_per_second``.
+
+    Examples
+    --------
+    The gains read from ``gains`` (tuned minus baseline accuracy per split):
+
+    >>> result = EvaluationResult(Path("run"), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(),
+    ...                           gains={"train": {"gain": 0.9}, "withheld": {"gain": 0.05}})
+    >>> result.memorization_gain, result.generalization_gain
+    (0.9, 0.05)
     """
 
     run_dir: Path
@@ -299,6 +308,15 @@ def few_shot_prompt(tokenizer: Any, template: Any, shots: Sequence[tuple[str, st
     With a chat template the shots are earlier user / assistant turns and the query the last user turn; without
     one (a base model) each shot is a line ``render(source) + " " + target`` and the query follows on its own line,
     formatted as :func:`~lexprobe.train.format_prompt` does. No shots: exactly ``format_prompt`` of the query.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> template = prompt_templates("hgnc", "name-to-symbol", 1)[0]
+    >>> base_model = SimpleNamespace(chat_template=None)  # a tokenizer without a chat template
+    >>> print(few_shot_prompt(base_model, template, [("albumin", "ALB")], "insulin"))
+    What is the HGNC gene symbol of the gene name albumin? ALB
+    What is the HGNC gene symbol of the gene name insulin?
     """
     query = template.render(source)
     if not shots:
@@ -315,7 +333,19 @@ def few_shot_prompt(tokenizer: Any, template: Any, shots: Sequence[tuple[str, st
 
 
 def encode_formatted(tokenizer: Any, text: str) -> list[int]:
-    """Token ids of a prompt already formatted for the model (as :func:`_encode_prompt` adds special tokens)."""
+    """Token ids of a prompt already formatted for the model (as :func:`_encode_prompt` adds special tokens).
+
+    Examples
+    --------
+    A stand-in tokenizer with one id per character that puts BOS (1) first when asked for special tokens:
+
+    >>> class Chars:
+    ...     chat_template = None
+    ...     def __call__(self, text, add_special_tokens=True):
+    ...         return {"input_ids": [1] * add_special_tokens + [ord(c) for c in text]}
+    >>> encode_formatted(Chars(), "Hi")  # no chat template: the tokenizer's BOS is added
+    [1, 72, 105]
+    """
     chat = bool(getattr(tokenizer, "chat_template", None))
     return list(tokenizer(text, add_special_tokens=not chat)["input_ids"])
 
@@ -448,6 +478,24 @@ def evaluate_run(
     TrainingError
         Missing run directory or config, no adapter for a tuned evaluation, an unknown or empty split, ``shots``
         negative or not smaller than the number of train pairs.
+
+    Examples
+    --------
+    The run's settings are checked before any model is loaded:
+
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()  # removed when the example ends
+    >>> run = tmp.name
+    >>> config = TrainConfig("hgnc", "name-to-symbol", dtype="float32")
+    >>> _ = (Path(run) / "train_config.json").write_text(json.dumps({"config": config.to_dict()}))
+    >>> evaluate_run(run, splits=("test",))
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.TrainingError: `splits` must be from train, withheld, got ['test']
+    >>> evaluate_run(run, baseline_only=False)  # a tuned evaluation needs the finished adapter
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.TrainingError: ... has no finished adapter; run `lexprobe train` on it to finish, ...
     """
     run_dir = Path(run_dir)
     config = read_train_config(run_dir)

@@ -89,6 +89,13 @@ class ReplyScore:
         target.
     hallucinated : bool
         Ids only: a well-formed id that is no id (primary or alternative) of any term in the ontology.
+
+    Examples
+    --------
+    >>> ReplyScore("BRCA1", True, "alt").correct  # a previous symbol of the target counts
+    True
+    >>> ReplyScore("XYZ9", True, "none").correct
+    False
     """
 
     parsed: str | None

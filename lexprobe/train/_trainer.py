@@ -70,6 +70,13 @@ class TrainResult:
     logits_at : str
         Where the output layer ran: ``"labelled positions"`` (see :func:`completion_collator`; the same loss
         and gradients) or ``"every position"``.
+
+    Examples
+    --------
+    >>> result = TrainResult(Path("run"), Path("run/adapter"), already_complete=False, n_lora_changed=64,
+    ...                      n_lora_total=64)
+    >>> result.n_lora_changed == result.n_lora_total  # every adapted matrix learned something
+    True
     """
 
     run_dir: Path
@@ -218,6 +225,18 @@ def train_lora(
     TrainingError
         Other settings than the run directory's, an empty split, no EOS token, or LoRA weights that did not
         change during training.
+
+    Examples
+    --------
+    A run directory holding a run with other settings is refused before any model is loaded:
+
+    >>> tmp = tempfile.TemporaryDirectory()  # removed when the example ends
+    >>> config = TrainConfig("hgnc", "name-to-symbol", dtype="float32")
+    >>> _ = (Path(tmp.name) / "train_config.json").write_text(json.dumps({"config": config.to_dict()}))
+    >>> train_lora(tmp.name, dataclasses.replace(config, lr=1e-3))
+    Traceback (most recent call last):
+    ...
+    lexprobe.exceptions.TrainingError: ... holds a run with other settings (lr: 0.0002 -> 0.001); pass a new ...
     """
     run_dir = Path(run_dir)
     t0 = time.perf_counter()
@@ -554,6 +573,20 @@ def last_good_checkpoint(checkpoints: str | os.PathLike[str], *, remove: bool = 
 
     Each newer one that cannot (:func:`checkpoint_problem`: a save cut short, a truncated file) is dropped with
     a :class:`~lexprobe.exceptions.LexprobeWarning` (and removed when ``remove``).
+
+    Examples
+    --------
+    >>> tmp = tempfile.TemporaryDirectory()  # removed when the example ends
+    >>> checkpoints = Path(tmp.name)
+    >>> last_good_checkpoint(checkpoints) is None  # nothing saved yet: a fresh start
+    True
+    >>> (checkpoints / "checkpoint-50").mkdir()  # a save cut short: no trainer state, no weights
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     print(last_good_checkpoint(checkpoints))
+    None
+    >>> "cannot be resumed from" in str(caught[0].message), (checkpoints / "checkpoint-50").exists()
+    (True, False)
     """
     checkpoints = Path(checkpoints)
     if not checkpoints.is_dir():
