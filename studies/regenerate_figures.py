@@ -87,8 +87,15 @@ def _align(run: Path, manifest: dict) -> list[Figure]:
     title = manifest["inputs"]["ontology"]["name"]
     missing = _missing(run, ["alignment.csv"])
 
-    def draw(directory: Path) -> object:
-        return plot_alignment_by_layer(pd.read_csv(run / "alignment.csv"), directory, title=title)
+    def draw(directory: Path) -> object:  # as the align stage draws it: best layers marked, k in the title
+        summary = run / "alignment_summary.csv"
+        return plot_alignment_by_layer(
+            pd.read_csv(run / "alignment.csv"),
+            directory,
+            title=title,
+            summary=pd.read_csv(summary) if summary.is_file() else None,
+            k=manifest.get("config", {}).get("k"),
+        )
 
     out = [Figure(run, run / "figures", ("alignment_by_layer",), None if missing else draw, missing)]
     if "umap_pairs" in _recorded_stems(manifest):
