@@ -5,7 +5,8 @@
 - :func:`paired_bootstrap_interval`: a percentile interval of a paired mean difference (items resampled).
 - :func:`jackknife_interval`: a normal interval from delete-one values (alignment's CKA).
 - :func:`recentred_interval`: a bootstrap interval re-centred on the estimate (alignment's retrieval and RSA).
-- :func:`bootstrap_mean_interval`: a percentile interval of a mean (items resampled), from a caller's generator.
+- :func:`bootstrap_mean_interval`, :func:`bootstrap_means`: a percentile interval of a mean (items resampled),
+  and the resample means it comes from, drawn from a caller's generator.
 - :func:`cluster_bootstrap`: a percentile interval over resamples of whole clusters (units: a task on a model),
   for statistics pooled over tasks, whose items are not independent evidence.
 - :func:`youden_threshold`: the cut that best separates two classes (Youden's J).
@@ -146,16 +147,28 @@ def bootstrap_mean_interval(
     >>> bool(low < 4.5 < high)
     True
     """
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    low, high = np.quantile(bootstrap_means(values, rng=rng, n_boot=n_boot, batched=batched), _tails(confidence))
+    return float(low), float(high)
+
+
+def bootstrap_means(values: np.ndarray, *, rng: np.random.Generator, n_boot: int, batched: bool = False) -> np.ndarray:
+    """The means of ``n_boot`` resamples of ``values`` (items drawn with replacement); ``batched`` as in
+    :func:`bootstrap_mean_interval`. Empty ``values`` give NaN means and draw nothing.
+
+    Examples
+    --------
+    >>> bootstrap_means(np.ones(5), rng=np.random.default_rng(0), n_boot=3)
+    array([1., 1., 1.])
+    """
     values = np.asarray(values)
     n = len(values)
     if n == 0:
-        return float("nan"), float("nan")
+        return np.full(n_boot, np.nan)
     if batched:
-        means = values[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
-    else:
-        means = np.array([values[rng.integers(0, n, n)].mean() for _ in range(n_boot)])
-    low, high = np.quantile(means, _tails(confidence))
-    return float(low), float(high)
+        return values[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    return np.array([values[rng.integers(0, n, n)].mean() for _ in range(n_boot)])
 
 
 def jackknife_interval(value: float, loo: np.ndarray, level: float = 0.95) -> tuple[float, float]:

@@ -86,3 +86,12 @@ def test_constant_input_is_nan_except_for_rsa():
     assert _spearman(flat, ramp) == 0.0
     X = np.tile([1.0, 0.0], (8, 1))  # every item the same point: every distance 0
     assert rsa(X, np.random.default_rng(0).normal(size=(8, 3))).value == 0.0
+
+
+@pytest.mark.parametrize("n_boot", [0, 25])
+def test_bootstrap_means_are_the_resample_means_retrieval_drew(n_boot):
+    hits = (np.random.default_rng(8).random(31) < 0.4).astype(float)
+    old_rng, new_rng = np.random.default_rng(3), np.random.default_rng(3)
+    old = np.array([hits[old_rng.integers(0, len(hits), len(hits))].mean() for _ in range(n_boot)])
+    new = stats.bootstrap_means(hits, rng=new_rng, n_boot=n_boot)
+    assert new.dtype == old.dtype and np.array_equal(new, old)

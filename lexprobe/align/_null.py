@@ -41,7 +41,11 @@ from lexprobe.align._metrics import (
     validate_embeddings,
 )
 from lexprobe.exceptions import AlignmentError
-from lexprobe.stats import jackknife_interval, recentred_interval  # generic interval rules, kept importable here
+from lexprobe.stats import (  # generic interval rules, kept importable here
+    bootstrap_means,
+    jackknife_interval,
+    recentred_interval,
+)
 
 __all__ = [
     "MetricOutcome",
@@ -716,7 +720,7 @@ def _retrieval(X, Y, perms, boots, k, method, seed) -> MetricOutcome:
     null = np.array([scorer.per_item(np.argsort(perm[train]), np.argsort(perm[test])).mean() for perm in perms])
     # bootstrap over held-out items: resample their per-item hits
     rng = np.random.default_rng(seed)
-    boot = np.array([base[rng.integers(0, len(base), len(base))].mean() for _ in range(len(boots))])
+    boot = bootstrap_means(base, rng=rng, n_boot=len(boots))
     value = float(base.mean())
     return MetricOutcome(value, null, boot, recentred_interval(value, boot))
 
