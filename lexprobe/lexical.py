@@ -59,6 +59,7 @@ from lexprobe.figures import plot_lexicalization
 from lexprobe.models import load_model
 from lexprobe.progress import relabel
 from lexprobe.runs import write_result_dir
+from lexprobe.stats import bootstrap_mean_interval
 from lexprobe.tasks import field_column, field_values, sample_terms
 
 __all__ = [
@@ -704,7 +705,7 @@ def _field_summary(items, fields, config, layer_rows, layer) -> pd.DataFrame:
     for field in fields:
         part = items[items["field"] == field]
         score = part["score"].to_numpy()
-        boots = [score[rng.integers(0, len(score), len(score))].mean() for _ in range(200)]
+        low, high = bootstrap_mean_interval(score, rng=rng, n_boot=200)
         row: dict[str, Any] = {
             "field": field,
             "n_items": len(part),
@@ -733,8 +734,8 @@ def _field_summary(items, fields, config, layer_rows, layer) -> pd.DataFrame:
             }
         row |= {
             "score": float(score.mean()),
-            "score_ci_low": float(np.quantile(boots, 0.025)),
-            "score_ci_high": float(np.quantile(boots, 0.975)),
+            "score_ci_low": low,
+            "score_ci_high": high,
         }
         rows.append(row)
     return pd.DataFrame(rows)

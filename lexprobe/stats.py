@@ -3,11 +3,26 @@
 - :func:`wilson_interval`: a binomial proportion's Wilson score interval (``scipy.stats.binomtest``).
 - :func:`spearman_ci`: Spearman's rho with an item bootstrap interval (one task's items).
 - :func:`paired_bootstrap_interval`: a percentile interval of a paired mean difference (items resampled).
+- :func:`jackknife_interval`: a normal interval from delete-one values (alignment's CKA).
+- :func:`recentred_interval`: a bootstrap interval re-centred on the estimate (alignment's retrieval and RSA).
+- :func:`bootstrap_mean_interval`, :func:`bootstrap_means`: a percentile interval of a mean (items resampled),
+  and the resample means it comes from, drawn from a caller's generator.
 - :func:`cluster_bootstrap`: a percentile interval over resamples of whole clusters (units: a task on a model),
   for statistics pooled over tasks, whose items are not independent evidence.
 - :func:`youden_threshold`: the cut that best separates two classes (Youden's J).
 - :func:`pooled_auc`, :func:`within_auc`: how well a score ranks a binary outcome over all items, and over
   pairs of items of the same unit only.
+- :func:`pooled_spearman`, :func:`within_spearman`: Spearman's rho over all items, and with ranks taken inside
+  each unit; :func:`rank_correlation`: the kernel for rho from ranks computed once (alignment's RSA).
+
+Constant input: a rank correlation of a side with no spread is undefined, and the statistics here give NaN
+(:func:`spearman_ci` also says in ``note`` which side is constant; :func:`pooled_spearman`;
+:func:`rank_correlation` by default; :func:`within_spearman` leaves such a unit out and is NaN when none is
+left; :func:`pooled_auc` is NaN when one class is missing). The one exception is alignment's RSA
+(``lexprobe.align``, ``RSA_CONSTANT``), which scores a constant distance vector 0.0, "no alignment": a
+bootstrap resample of a handful of items can hold only two distinct items, hence one distance, and a NaN there
+would make the whole re-centred interval NaN. The value and the permutation null of real embeddings never meet
+it (it needs every sampled pairwise distance equal).
 """
 
 from __future__ import annotations
@@ -112,6 +127,144 @@ def paired_bootstrap_interval(
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
+def _tails(confidence: float) -> tuple[float, float]:
+    """The quantile levels of a two-sided ``confidence`` interval, rounded to 10 decimals so that 0.95 gives
+    exactly 0.025 and 0.975 (``(1 - 0.95) / 2`` is 0.025000000000000022 in floating point)."""
+    return round((1 - confidence) / 2, 10), round((1 + confidence) / 2, 10)
+
+
+def bootstrap_mean_interval(
+    values: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    n_boot: int = 200,
+    confidence: float = 0.95,
+    batched: bool = False,
+) -> tuple[float, float]:
+    """Percentile interval of the mean of ``values``, items resampled with replacement.
+
+    Parameters
+    ----------
+    values : array of shape (n,)
+        One number per item.
+    rng : numpy.random.Generator
+        Draws the resamples; a caller that bootstraps several groups passes one generator to all of them, so
+        the draws go on from group to group.
+    n_boot : int
+        Resamples.
+    confidence : float
+        Two-sided coverage: the interval is the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles
+        of the resample means (0.025 and 0.975 for 95%).
+    batched : bool
+        Draw every resample's indices in one ``rng.integers`` call of shape ``(n_boot, n)`` rather than one call
+        per resample. Each caller keeps the form its published numbers were drawn with
+        (``lexprobe.lexical``: per resample; ``lexprobe.predict``'s unit table: batched).
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)``; ``(nan, nan)`` for no values, and then nothing is drawn from ``rng``.
+
+    Examples
+    --------
+    >>> low, high = bootstrap_mean_interval(np.arange(10.0), rng=np.random.default_rng(0))
+    >>> bool(low < 4.5 < high)
+    True
+    """
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    low, high = np.quantile(bootstrap_means(values, rng=rng, n_boot=n_boot, batched=batched), _tails(confidence))
+    return float(low), float(high)
+
+
+def bootstrap_means(values: np.ndarray, *, rng: np.random.Generator, n_boot: int, batched: bool = False) -> np.ndarray:
+    """The means of ``n_boot`` resamples of ``values`` (items drawn with replacement); ``batched`` as in
+    :func:`bootstrap_mean_interval`. Empty ``values`` give NaN means and draw nothing.
+
+    Examples
+    --------
+    >>> bootstrap_means(np.ones(5), rng=np.random.default_rng(0), n_boot=3)
+    array([1., 1., 1.])
+    """
+    values = np.asarray(values)
+    n = len(values)
+    if n == 0:
+        return np.full(n_boot, np.nan)
+    if batched:
+        return values[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    return np.array([values[rng.integers(0, n, n)].mean() for _ in range(n_boot)])
+
+
+def jackknife_interval(value: float, loo: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Normal interval value ± z · SE from delete-one values: SE² = (n - 1) / n · Σ (loo_j - mean(loo))².
+
+    Quenouille-Tukey jackknife variance (Efron & Stein 1981: in expectation it errs on the wide side). Used for
+    linear and debiased CKA (``lexprobe.align``).
+
+    Parameters
+    ----------
+    value : float
+        The estimate on all items: the centre of the interval.
+    loo : array of shape (n,)
+        The statistic with each item left out in turn.
+    level : float
+        Two-sided coverage.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)``; ``(nan, nan)`` for fewer than 2 delete-one values.
+
+    Examples
+    --------
+    >>> low, high = jackknife_interval(0.5, np.array([0.4, 0.5, 0.6]))
+    >>> round(low, 4), round(high, 4)
+    (0.2737, 0.7263)
+    """
+    from scipy.stats import norm
+
+    loo = np.asarray(loo, dtype=np.float64)
+    if len(loo) < 2:
+        return float("nan"), float("nan")
+    n = len(loo)
+    se = float(np.sqrt((n - 1) / n * np.sum((loo - loo.mean()) ** 2)))
+    half = float(norm.ppf((1 + level) / 2)) * se
+    return float(value - half), float(value + half)
+
+
+def recentred_interval(value: float, boot: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Bootstrap interval re-centred on the estimate: quantiles of ``value + (boot - mean(boot))``.
+
+    Used for retrieval and RSA (``lexprobe.align``). Re-centring drops a shift of the resamples' mean
+    (duplicated items) and keeps the bootstrap's spread; for a metric that is a mean over items it is the
+    percentile interval.
+
+    Parameters
+    ----------
+    value : float
+        The estimate on all items.
+    boot : array of shape (n_boot,)
+        The statistic on each resample (a NaN makes the interval NaN).
+    level : float
+        Two-sided coverage.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)``; ``(nan, nan)`` when there are no resamples.
+
+    Examples
+    --------
+    >>> recentred_interval(1.0, np.array([0.0, 0.5, 1.0]), level=0.5)
+    (0.75, 1.25)
+    """
+    if len(boot) == 0:
+        return float("nan"), float("nan")
+    centred = value + (np.asarray(boot) - np.mean(boot))
+    low, high = np.quantile(centred, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
 def cluster_bootstrap(
     statistic: Callable[[list[Any]], float],
     clusters: Sequence[Any],
@@ -186,6 +339,39 @@ def pooled_spearman(x: np.ndarray, y: np.ndarray) -> float:
         return float("nan")
     rx, ry = rankdata(x) - (len(x) + 1) / 2, rankdata(y) - (len(y) + 1) / 2
     return float((rx * ry).sum() / np.sqrt((rx**2).sum() * (ry**2).sum()))
+
+
+def rank_correlation(ranked_a: np.ndarray, ranked_b: np.ndarray, *, constant: float = float("nan")) -> float:
+    """Pearson correlation of two rank vectors (Spearman's rho of the values ranked), ``constant`` when one is
+    constant.
+
+    The fast kernel for a rho computed many times against one fixed side (rank it once): alignment's RSA
+    scores its value, permutation null and bootstrap with it. See the module docstring for the rule on
+    constant input; RSA passes ``constant=0.0`` (``lexprobe.align._metrics.RSA_CONSTANT``).
+
+    Parameters
+    ----------
+    ranked_a, ranked_b : array of shape (n,)
+        Ranks (``scipy.stats.rankdata``) of the two sides.
+    constant : float
+        The value when either side is constant (zero spread).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> from scipy.stats import rankdata
+    >>> rank_correlation(rankdata([1, 2, 3, 5]), rankdata([2, 4, 6, 7]))
+    1.0
+    >>> rank_correlation(rankdata([1, 2, 3]), rankdata([4, 4, 4])), rank_correlation([1, 2], [3, 3], constant=0.0)
+    (nan, 0.0)
+    """
+    ranked_a, ranked_b = np.asarray(ranked_a), np.asarray(ranked_b)
+    if ranked_a.std() == 0 or ranked_b.std() == 0:
+        return constant
+    return float(np.corrcoef(ranked_a, ranked_b)[0, 1])
 
 
 def within_spearman(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:

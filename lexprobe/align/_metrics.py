@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lexprobe.exceptions import AlignmentError
+from lexprobe.stats import rank_correlation
 
 if TYPE_CHECKING:
     from lexprobe.embed import EmbeddingSet
@@ -35,6 +36,11 @@ __all__ = [
 ]
 
 PREPROCESSING = ("none", "center", "standardize", "clip")
+
+#: RSA of a constant distance vector: its rank correlation is undefined, and RSA scores it as no alignment
+#: (0.0) rather than NaN, so that a bootstrap resample holding two distinct items (one distance) does not make
+#: the whole interval NaN. The rule for the other statistics is NaN (``lexprobe.stats``).
+RSA_CONSTANT = 0.0
 
 
 class AlignmentScore(float):
@@ -822,10 +828,9 @@ def rsa(
 
 
 def _spearman(a: np.ndarray, b: np.ndarray, ranked_a: np.ndarray | None = None) -> float:
+    """RSA's Spearman rho of two distance vectors (``ranked_a``: ``a``'s ranks, computed once for many ``b``);
+    :data:`RSA_CONSTANT` when one is constant (``lexprobe.stats`` gives the rule)."""
     from scipy.stats import rankdata
 
     ra = rankdata(a) if ranked_a is None else ranked_a
-    rb = rankdata(b)
-    if ra.std() == 0 or rb.std() == 0:
-        return 0.0
-    return float(np.corrcoef(ra, rb)[0, 1])
+    return rank_correlation(ra, rankdata(b), constant=RSA_CONSTANT)

@@ -41,6 +41,11 @@ from lexprobe.align._metrics import (
     validate_embeddings,
 )
 from lexprobe.exceptions import AlignmentError
+from lexprobe.stats import (  # generic interval rules, kept importable here
+    bootstrap_means,
+    jackknife_interval,
+    recentred_interval,
+)
 
 __all__ = [
     "MetricOutcome",
@@ -82,33 +87,6 @@ class MetricOutcome:
     boot: np.ndarray
     interval: tuple[float, float] = (float("nan"), float("nan"))
     moments: tuple[float, float] | None = None
-
-
-def jackknife_interval(value: float, loo: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """Normal interval value ± z · SE from delete-one values: SE² = (n - 1) / n · Σ (loo_j - mean(loo))².
-
-    Quenouille-Tukey jackknife variance (Efron & Stein 1981: in expectation it errs on the wide side).
-    """
-    loo = np.asarray(loo, dtype=np.float64)
-    if len(loo) < 2:
-        return float("nan"), float("nan")
-    n = len(loo)
-    se = float(np.sqrt((n - 1) / n * np.sum((loo - loo.mean()) ** 2)))
-    half = float(norm.ppf((1 + level) / 2)) * se
-    return float(value - half), float(value + half)
-
-
-def recentred_interval(value: float, boot: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """Bootstrap interval re-centred on the estimate: quantiles of ``value + (boot - mean(boot))``.
-
-    Used for retrieval and RSA. Re-centring drops a shift of the resamples' mean (duplicated items) and keeps
-    the bootstrap's spread; for a metric that is a mean over items it is the percentile interval.
-    """
-    if len(boot) == 0:
-        return float("nan"), float("nan")
-    centred = value + (np.asarray(boot) - np.mean(boot))
-    low, high = np.quantile(centred, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
 
 
 def summarize_null(value: float, null: np.ndarray, moments: tuple[float, float] | None = None) -> dict[str, float]:
@@ -742,7 +720,7 @@ def _retrieval(X, Y, perms, boots, k, method, seed) -> MetricOutcome:
     null = np.array([scorer.per_item(np.argsort(perm[train]), np.argsort(perm[test])).mean() for perm in perms])
     # bootstrap over held-out items: resample their per-item hits
     rng = np.random.default_rng(seed)
-    boot = np.array([base[rng.integers(0, len(base), len(base))].mean() for _ in range(len(boots))])
+    boot = bootstrap_means(base, rng=rng, n_boot=len(boots))
     value = float(base.mean())
     return MetricOutcome(value, null, boot, recentred_interval(value, boot))
 

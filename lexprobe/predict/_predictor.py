@@ -24,6 +24,7 @@ from lexprobe.predict._common import (
 from lexprobe.predict._estimator import VerdictPredictor, detection_gain, with_unit_columns
 from lexprobe.predict._features import _with_template_share
 from lexprobe.predict._schema import COMPUTED, INTERVAL, ITEMS, TASKS, gain_column, row_keys, validate_table
+from lexprobe.stats import bootstrap_mean_interval
 
 
 def unit_table(
@@ -83,11 +84,7 @@ def unit_table(
             name = _GAIN_NAMES[split]
             g = part.loc[part["split"] == split, "gain"].astype(float).to_numpy()
             row[f"n_{split}"] = len(g)
-            if len(g):
-                boots = g[rng.integers(0, len(g), size=(n_boot, len(g)))].mean(axis=1)
-                low, high = np.quantile(boots, [0.025, 0.975])
-            else:
-                low = high = np.nan
+            low, high = bootstrap_mean_interval(g, rng=rng, n_boot=n_boot, batched=True)
             row |= {
                 f"{name}_gain": float(g.mean()) if len(g) else np.nan,
                 f"{name}_gain_ci_low": float(low),
