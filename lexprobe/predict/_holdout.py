@@ -297,7 +297,8 @@ def evaluate_holdout(
 def proper_scores(proba: np.ndarray, measured: Sequence[str]) -> dict[str, float]:
     """Multi-class Brier score (:func:`sklearn.metrics.brier_score_loss`: the sum over the three verdicts of
     the squared error, 0 to 2, mean over units) and log loss (a probability below :data:`LOG_LOSS_FLOOR`
-    counts as it, so one confident miss does not decide a comparison), means over units.
+    counts as it, so one confident miss does not decide a comparison), means over units. Each row is divided
+    by its sum first: a table read back from CSV holds rounded probabilities.
 
     Examples
     --------
@@ -309,6 +310,7 @@ def proper_scores(proba: np.ndarray, measured: Sequence[str]) -> dict[str, float
     from sklearn.metrics import brier_score_loss
 
     proba = np.asarray(proba, dtype=float)
+    proba = proba / proba.sum(axis=1, keepdims=True)
     truth = _one_hot(measured)
     order = np.argsort(VERDICTS)  # sklearn reads the columns in the labels' sorted order
     labels = [VERDICTS[i] for i in order]
