@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import sys
 from pathlib import Path
@@ -79,6 +80,67 @@ def test_the_code_asks_the_schema_which_optional_columns_a_table_has() -> None:
         ITEMS.has(frame, "aligment_z")  # a misspelt column is the code's mistake, and says so
     with pytest.raises(ValueError, match=r"\['gain'\] are not optional"):
         ITEMS.has(frame, "gain")  # required: always there once validated, so never asked
+
+
+#: The names the predict modules give an items or a tasks table (a unit table, ``units``, is another table).
+FRAME_SCHEMAS = {"items": ITEMS, "cal_items": ITEMS, "tasks": TASKS, "cal_tasks": TASKS}
+
+
+def _column_reads(source: str) -> list[tuple[int, str, str, str]]:
+    """``(line, how, schema, column)`` for each column named by a string literal where the code reads an items or
+    tasks table: ``items["x"]`` / ``tasks[["x", "y"]]`` (how: ``read``), ``ITEMS.has(frame, "x")`` (``has``), and
+    ``"x" in items`` (``in``: asked of the frame, not of the schema)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in FRAME_SCHEMAS:
+            keys = node.slice.elts if isinstance(node.slice, (ast.List, ast.Tuple)) else [node.slice]
+            schema = FRAME_SCHEMAS[node.value.id].what
+            found += [(node.lineno, "read", schema, k.value) for k in keys if isinstance(k, ast.Constant)]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "has":
+            owner = node.func.value
+            if isinstance(owner, ast.Name) and owner.id in ("ITEMS", "TASKS"):
+                schema = {"ITEMS": ITEMS, "TASKS": TASKS}[owner.id].what
+                found += [(node.lineno, "has", schema, a.value) for a in node.args[1:] if isinstance(a, ast.Constant)]
+        elif isinstance(node, ast.Compare) and isinstance(node.ops[0], (ast.In, ast.NotIn)):
+            frame, left = node.comparators[0], node.left
+            if isinstance(frame, ast.Name) and frame.id in FRAME_SCHEMAS and isinstance(left, ast.Constant):
+                found.append((node.lineno, "in", FRAME_SCHEMAS[frame.id].what, left.value))
+    return found
+
+
+def _undeclared(source: str) -> list[str]:
+    """Each column read that the schema does not declare (``has``: not as optional), or a presence asked ad hoc."""
+    schemas = {ITEMS.what: ITEMS, TASKS.what: TASKS}
+    wrong = []
+    for line, how, what, column in _column_reads(source):
+        declared = schemas[what].optional if how == "has" else schemas[what].names
+        if how == "in" or not isinstance(column, str) or column not in declared:
+            wrong.append(f"line {line}: {how} {column!r} of the {what}")
+    return wrong
+
+
+def test_every_column_the_predict_modules_read_from_items_or_tasks_is_declared() -> None:
+    modules = sorted((ROOT / "lexprobe" / "predict").glob("*.py"))
+    reads = {m.name: _column_reads(m.read_text()) for m in modules}
+    assert sum(map(len, reads.values())) > 50  # the scan sees the code's reads (a scan finding none passes)
+    assert {c for r in reads.values() for _, how, _, c in r if how == "has"} >= {"model", "exposures", "alignment_z"}
+    wrong = {m.name: w for m in modules if (w := _undeclared(m.read_text()))}
+    assert wrong == {}, "columns not declared in lexprobe/predict/_schema.py, or presence asked of the frame"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'x = items["aligment_z"]',  # a misspelt column
+        'x = tasks[["label", "n_train", "shot"]]',
+        'ok = ITEMS.has(items, "gain")',  # required: never asked
+        'ok = TASKS.has(tasks, "bin")',  # an items column asked of the tasks table
+        'ok = "exposures" in tasks',  # asked of the frame, not the schema
+    ],
+)
+def test_the_column_scan_catches_an_undeclared_or_ad_hoc_read(line) -> None:
+    assert len(_undeclared(line)) == 1
+    assert _undeclared('x = items["alignment"] if ITEMS.has(items, "bin") else tasks["shots"]') == []
 
 
 def test_a_calibration_table_requires_the_model_and_flags_after_what_correlate_needs() -> None:

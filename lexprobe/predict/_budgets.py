@@ -22,6 +22,7 @@ import pandas as pd
 from lexprobe.exceptions import PredictionError
 from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, _units
 from lexprobe.predict._features import _train_config
+from lexprobe.predict._schema import ITEMS, TASKS
 from lexprobe.stats import paired_bootstrap_interval
 
 #: The file of a learning curve's per-item outcomes (``lexprobe evaluate --checkpoints``).
@@ -78,7 +79,7 @@ def _on_ontology(tasks: pd.DataFrame, ontology: str) -> pd.Series:
     whose ``ontology_spec`` (the train config's ontology, as ``lexprobe correlate`` records it) is that, else
     (a tasks table without the spec, or a spec that differs) units whose ontology's name is that."""
     by_name = tasks["ontology"].astype(str) == ontology
-    if "ontology_spec" not in tasks:
+    if not TASKS.has(tasks, "ontology_spec"):
         return by_name
     by_spec = tasks["ontology_spec"].astype(str) == ontology
     return by_spec if by_spec.any() else by_name
@@ -142,9 +143,9 @@ def curve_units(
     if not replaced:
         return items, tasks
     keep_items = ~item_units.isin(replaced).to_numpy()
-    columns = list(items.columns) + ([] if "exposures" in items else ["exposures"])
+    columns = list(items.columns) + ([] if ITEMS.has(items, "exposures") else ["exposures"])
     items = pd.concat([items[keep_items], *new_items], ignore_index=True)[columns]
-    if "exposures" in tasks:
+    if TASKS.has(tasks, "exposures"):
         filled = dict(zip(_units(tasks), tasks["exposures"]))
         items["exposures"] = items["exposures"].fillna(_units(items).map(filled))
     tasks = pd.concat([tasks[~task_units.isin(replaced)], pd.DataFrame(new_tasks)], ignore_index=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from lexprobe.predict._schema import GAIN_NAMES, SPLITS
+from lexprobe.predict._schema import GAIN_NAMES, ITEMS, SPLITS
 
 #: Per-item features measured on a task's items (no training).
 MEASURED_FEATURES = ("alignment", "lexicalization", "log_popularity", "target_tokens")
@@ -71,8 +71,12 @@ def task_identity(ontology: str, task: str) -> str:
 
 def _units(frame: pd.DataFrame) -> pd.Series:
     """One key per calibration unit: a task (``label``) measured with one model. The same task tuned on two
-    models is two units; every hold-out leaves out all units of a field pair."""
-    if "model" not in frame:
+    models is two units; every hold-out leaves out all units of a field pair.
+
+    ``frame``: an items or tasks table, or a unit table made from them; the label columns it may lack (``model``
+    here, ``ontology``, ``task`` and ``field_pair`` in :func:`_pair_groups`) are declared alike in both schemas.
+    """
+    if not ITEMS.has(frame, "model"):
         return frame["label"].astype(str)
     return frame["label"].astype(str) + " | " + frame["model"].astype(str)
 
@@ -80,10 +84,10 @@ def _units(frame: pd.DataFrame) -> pd.Series:
 def _pair_groups(frame: pd.DataFrame) -> pd.Series:
     """The hold-out group of each row: ontology and field pair (a ``field_pair`` column wins when given)."""
     label = frame["label"].astype(str)
-    ontology = frame["ontology"].astype(str) if "ontology" in frame else label.str.rsplit(" ", n=1).str[0]
-    if "field_pair" in frame and frame["field_pair"].notna().all():
+    ontology = frame["ontology"].astype(str) if ITEMS.has(frame, "ontology") else label.str.rsplit(" ", n=1).str[0]
+    if ITEMS.has(frame, "field_pair") and frame["field_pair"].notna().all():
         pair = frame["field_pair"].astype(str)
-    elif "task" in frame:
+    elif ITEMS.has(frame, "task"):
         pair = frame["task"].map(field_pair)
     else:
         pair = label.str.rsplit(" ", n=1).str[-1].map(field_pair)

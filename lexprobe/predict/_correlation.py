@@ -11,6 +11,7 @@ import pandas as pd
 from lexprobe.predict._budgets import at_recorded_budget
 from lexprobe.predict._common import FEATURES, _pair_groups, _units
 from lexprobe.predict._features import _with_template_share
+from lexprobe.predict._schema import ITEMS
 from lexprobe.stats import cluster_bootstrap, pooled_auc, pooled_spearman, spearman_ci, within_auc, within_spearman
 
 
@@ -108,7 +109,7 @@ def correlation_table(items: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0)
             rows.append({"scope": r.pop("scope"), "x": x, "y": y, "split": split, "relation": what} | r)
     units = _units(items)
     if units.nunique() > 1:
-        several = "model" in items and items["model"].nunique() > 1
+        several = ITEMS.has(items, "model") and items["model"].nunique() > 1
         for unit in dict.fromkeys(units):
             part = items[units == unit]
             label = part["label"].iloc[0]
@@ -323,7 +324,7 @@ def surface_check(
     surfaces = (
         pd.DataFrame(
             {
-                "source_tokens": items["source_tokens"].astype(float) if "source_tokens" in items else np.nan,
+                "source_tokens": items["source_tokens"].astype(float) if ITEMS.has(items, "source_tokens") else np.nan,
                 "target_tokens": items["target_tokens"].astype(float),
                 "target_digit_share": digits,
             }

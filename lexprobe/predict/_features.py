@@ -20,7 +20,7 @@ from lexprobe.exceptions import LexprobeError, PredictionError
 from lexprobe.lexical import lexicalization_score, tokenization_measures
 from lexprobe.models import load_model
 from lexprobe.predict._common import _GAIN_NAMES, _SPLITS, _units, field_pair
-from lexprobe.predict._schema import COMPUTED
+from lexprobe.predict._schema import COMPUTED, ITEMS
 from lexprobe.progress import ProgressCallback, relabel
 from lexprobe.stats import paired_bootstrap_interval
 from lexprobe.tasks import get_task
@@ -490,7 +490,7 @@ def seen_target_share(items: pd.DataFrame) -> np.ndarray:
 def _with_template_share(items: pd.DataFrame) -> pd.DataFrame:
     """``items`` with the two controls computed from its targets: ``template_share`` and
     ``seen_target_share`` (each only where missing)."""
-    missing = [c for c in COMPUTED if c not in items]
+    missing = [c for c in COMPUTED if not ITEMS.has(items, c)]
     if not missing:
         return items
     if not {"target", "split"} <= set(items.columns):

@@ -21,6 +21,7 @@ from lexprobe.predict._estimator import majority_share, model_parameters, unit_k
 from lexprobe.predict._features import FeatureConfig, _subsample, measure_features
 from lexprobe.predict._holdout import best_fallback, loto_summary
 from lexprobe.predict._predictor import Predictor, fit_predictor
+from lexprobe.predict._schema import TASKS
 from lexprobe.progress import ProgressCallback
 from lexprobe.runs import write_result_dir
 from lexprobe.tasks import make_split
@@ -395,7 +396,7 @@ def leave_out_pair(
     """
     identity = task_identity(ontology.name, task)
     mine = _pair_groups(tasks) == identity
-    if "ontology_checksum" in tasks:
+    if TASKS.has(tasks, "ontology_checksum"):
         mine |= (tasks["ontology_checksum"].astype(str) == ontology.checksum) & (
             tasks["task"].map(field_pair) == field_pair(task)
         )
