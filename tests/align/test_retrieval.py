@@ -36,3 +36,27 @@ def test_a_partner_beyond_the_deepest_rank_is_counted_as_not_found() -> None:
 def test_fields_of_different_shapes_are_one_line_errors() -> None:
     with pytest.raises(AlignmentError, match="same shape"):
         partner_ranks(np.ones((4, 3)), np.ones((5, 3)))
+
+
+def test_the_published_hgnc_retrieval_table_is_its_file() -> None:
+    """docs/alignment.md's retrieval-by-rank table on HGNC is the committed run's CSV, row by row."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parents[2]
+    table = pd.read_csv(root / "docs" / "results" / "align-hgnc-surface" / "retrieval_by_rank.csv")
+    text = (root / "docs" / "alignment.md").read_text(encoding="utf-8")
+    rows = 0
+    for (_, direction), part in table.groupby(["pair", "direction"], sort=False):
+        part = part.set_index("k")
+
+        def at(column: str) -> str:
+            return " / ".join(f"{part.loc[k, column]:.3f}" for k in (1, 10, 100))
+
+        layer = int(part["layer"].iloc[0])
+        assert f"| {direction} | {layer} | {at('share')} | {at('surface_share')} |" in text, direction
+        rows += 1
+    assert rows == 6
+    name_to_id = table[(table["direction"] == "name -> id") & (table["k"] == 1)].iloc[0]
+    assert round(name_to_id["share"] * name_to_id["n_items"]) == 6  # "6 of the 2,000 names find their id"
