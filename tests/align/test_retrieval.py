@@ -51,11 +51,9 @@ def test_the_published_hgnc_retrieval_table_is_its_file() -> None:
     for (_, direction), part in table.groupby(["pair", "direction"], sort=False):
         part = part.set_index("k")
 
-        def at(column: str) -> str:
-            return " / ".join(f"{part.loc[k, column]:.3f}" for k in (1, 10, 100))
-
+        share, surface = (" / ".join(f"{part.loc[k, c]:.3f}" for k in (1, 10, 100)) for c in ("share", "surface_share"))
         layer = int(part["layer"].iloc[0])
-        assert f"| {direction} | {layer} | {at('share')} | {at('surface_share')} |" in text, direction
+        assert f"| {direction} | {layer} | {share} | {surface} |" in text, direction
         rows += 1
     assert rows == 6
     name_to_id = table[(table["direction"] == "name -> id") & (table["k"] == 1)].iloc[0]
