@@ -22,6 +22,9 @@ from lexprobe.predict._correlate import (
 
 ROOT = Path(__file__).resolve().parents[1]
 CAL = ROOT / "data" / "calibration" / "study-v2.2"
+#: Calibration v3 as far as it is measured (``bash studies/make_calibration.sh candidate``): published, not shipped.
+CANDIDATE = ROOT / "docs" / "results" / "calibration-v3-partial"
+CANDIDATE_MARKERS = ("<!-- candidate: from calibration-v3-partial/baselines.csv -->", "<!-- /candidate -->")
 V2 = ROOT / "docs" / "results" / "calibration-v2"
 
 
@@ -41,6 +44,14 @@ def readme_scores(baselines: pd.DataFrame) -> str:
     cells = ["verdicts_right", "brier", "committed", ("gain_mae_points", "generalization gain error (points)")]
     cells += ["brier_skill_over_papers_rule", "gain_error_over_kind_mean"]
     return rule_table_markdown(baselines, "held_out_by", cells=cells)
+
+
+def candidate_block(page: str) -> str:
+    """``page`` with the block between :data:`CANDIDATE_MARKERS` holding the candidate's held-out tables, each
+    rule beside the baselines, by field pair, ontology and model (the shipped calibration's ``holdout_markdown``)."""
+    start, end = CANDIDATE_MARKERS
+    block = "\n".join([start, holdout_markdown(pd.read_csv(CANDIDATE / "baselines.csv")), end])
+    return page[: page.index(start)] + block + page[page.index(end) + len(end) :]
 
 
 def main() -> None:
@@ -78,6 +89,7 @@ def main() -> None:
         page = page[: page.index(marker_start)] + block + page[page.index(marker_end) + len(marker_end) :]
     else:
         page = table_at(page, "| rule | verdicts right | generalization gain error (points) |", block)
+    page = candidate_block(page)
     (ROOT / "docs" / "prediction.md").write_text(page, encoding="utf-8")
 
     from lexprobe.figures import plot_reliability

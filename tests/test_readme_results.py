@@ -674,3 +674,36 @@ def test_no_published_page_keeps_a_template_placeholder() -> None:
         if m
     }
     assert not left, left
+
+
+def test_the_prediction_page_quotes_the_calibration_v3_candidate() -> None:
+    """docs/prediction.md's "Calibration v3 so far" section is the candidate's files: its three hold-out tables
+    as `lexprobe correlate` writes them, and the counts and scores its text quotes."""
+    from lexprobe.predict._correlate import holdout_markdown
+
+    folder = ROOT / "docs" / "results" / "calibration-v3-partial"
+    page = (ROOT / "docs" / "prediction.md").read_text(encoding="utf-8")
+    section = page[page.index("## Calibration v3 so far") :]
+    baselines = pd.read_csv(folder / "baselines.csv")
+    assert holdout_markdown(baselines).strip() in section
+    tasks = pd.read_csv(folder / "tasks.csv")
+    text = " ".join(section.split())  # the prose, its line breaks aside
+    assert f"{len(tasks)} units on {tasks['group'].nunique()} field pairs" in text
+    new = tasks["task"].str.contains("parent|definition|enzyme_id|rgd|umls|snomed")
+    gain, low = tasks["generalization_gain"], tasks["generalization_gain_ci_low"]
+    partial = new & (gain > 0) & (gain < 0.5) & (low > 0)
+    assert f"of which {int(partial.sum())} units of the new field pairs" in text
+
+    def row(scheme: str, rule: str) -> pd.Series:
+        return baselines[(baselines["held_out_by"] == scheme) & (baselines["rule"].str.startswith(rule))].iloc[0]
+
+    by_model = (row("model", "predictor")["gain_mae_points"], row("model", "nearest")["gain_mae_points"])
+    assert f"({by_model[0]:.2f} against {by_model[1]:.2f} points;" in text
+    a, b, c = (int(row(s, "predictor")["verdicts_right"]) for s in ("field pair", "ontology", "model"))
+    assert f"({a}, {b} and {c} of {len(tasks)}," in text
+    holdout = pd.read_csv(folder / "holdout.csv")
+    new_units = holdout["task"].str.contains("parent|definition|enzyme_id|rgd|umls|snomed")
+    for scheme, quoted in (("field pair", "it is right on {}."), ("model", "right on only {} of the 24:")):
+        part = holdout[(holdout["held_out_by"] == scheme) & new_units]
+        assert len(part) == 24
+        assert quoted.format(int((part["verdict"] == part["measured_verdict"]).sum())) in text, scheme
