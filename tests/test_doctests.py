@@ -35,13 +35,9 @@ WITH_EXAMPLES = (
 #: The entry points still without an example, a ratchet: it only shrinks (an entry point listed here that has
 #: gained an example fails the test until it is struck off).
 NOT_YET: dict[str, set[str]] = {
-    # over a second of CPU: each fits logistic models per field pair (auc_comparison, evaluate_items) or the
-    # whole shipped calibration (shipped_predictor)
-    "lexprobe.predict": {
-        "auc_comparison",
-        "evaluate_items",
-        "shipped_predictor",
-    },
+    # it fits the predictor on the whole shipped calibration, 0.8 to 0.9 s of CPU on an idle machine (too near
+    # the second to pass reliably), and takes no argument that a smaller example could use
+    "lexprobe.predict": {"shipped_predictor"},
 }
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
