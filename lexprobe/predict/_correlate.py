@@ -87,6 +87,22 @@ def evaluate_items(
     ``tasks`` (``tasks.csv``) supplies the gains' intervals and ``alignment_z`` where given; without it they
     come from the items. ``progress(stage, done, total)`` counts the four parts under ``"relating features to
     outcomes"`` (per task, correlations, AUCs, the predictor held out).
+
+    Examples
+    --------
+    Two GO tasks on one model (two field pairs), from the shipped calibration, with 5 bootstrap resamples:
+
+    >>> from lexprobe.predict import load_calibration, shipped_calibration_dir
+    >>> items, _, _ = load_calibration([shipped_calibration_dir()])
+    >>> items = items[items["label"].isin(["go id-to-name", "go id-to-namespace"]) & (items["model"] == "smollm2-135m")]
+    >>> result = evaluate_items(items, n_boot=5)
+    >>> result.tasks[["label", "measured_verdict"]]
+                    label   measured_verdict
+    0       go id-to-name  memorization only
+    1  go id-to-namespace    will generalize
+    >>> held_out = result.baselines.iloc[0]  # the predictor, each field pair held out in turn
+    >>> held_out["held_out_by"], held_out["rule"], int(held_out["verdicts_right"]), int(held_out["n_units"])
+    ('field pair', 'predictor (kind-anchored)', 1, 2)
     """
     part = (lambda done: progress("relating features to outcomes", done, 4)) if progress else (lambda done: None)
     validate_table(items, ITEMS, source="the items given")

@@ -160,6 +160,21 @@ def auc_comparison(
     only``, ``lexicalization only`` and ``difference`` (features minus popularity). ``auc`` pools every item;
     ``within_auc`` counts only pairs of items of the same unit (does the model rank items *inside* a task?).
     Intervals: cluster bootstrap over units. ``folds`` is accepted for compatibility and unused.
+
+    Examples
+    --------
+    The withheld items of three GO tasks (three field pairs) on one model, from the shipped calibration:
+
+    >>> from lexprobe.predict import load_calibration, shipped_calibration_dir
+    >>> items, _, _ = load_calibration([shipped_calibration_dir()])
+    >>> labels = ["go id-to-name", "go id-to-namespace", "go name-to-namespace"]
+    >>> items = items[items["label"].isin(labels) & (items["model"] == "smollm2-135m")]
+    >>> auc = auc_comparison(items[items["split"] == "withheld"], n_boot=3)  # 3 resamples: an example's intervals
+    >>> auc.set_index("model").loc[["features", "popularity only"], ["auc", "within_auc"]].round(2)
+                      auc  within_auc
+    model
+    features         0.86        0.21
+    popularity only  0.58        0.55
     """
     items = _with_template_share(items)
     features = tuple(features) if features is not None else FEATURES

@@ -225,6 +225,25 @@ def generate_replies(
     Prompts are sorted by length so batches carry little padding; the replies come back in input order.
     With ``stop_at_newline`` a reply ends at EOS or at the first line break after some non-whitespace text
     (the scorer reads the first non-empty line only), so a model that would ramble on stops early.
+
+    Examples
+    --------
+    A one-layer Llama with random weights and a word-level tokenizer of nine words, built offline (a real pair
+    comes from :func:`lexprobe.models.load_model`): its replies are nonsense, the batching and decoding are real.
+
+    >>> import torch
+    >>> from tokenizers import Tokenizer, models, pre_tokenizers
+    >>> from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    >>> words = ["<pad>", "<eos>", "<unk>", "symbol", "of", "insulin", "INS", "albumin", "ALB"]
+    >>> backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    >>> backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    >>> tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>")
+    >>> _ = torch.manual_seed(0)
+    >>> model = LlamaForCausalLM(LlamaConfig(vocab_size=len(words), hidden_size=16, intermediate_size=32,
+    ...                                      num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+    ...                                      pad_token_id=0, eos_token_id=1)).eval()
+    >>> generate_replies(model, tokenizer, ["symbol of insulin", "symbol of albumin"], max_new_tokens=3)
+    ['of INS INS', 'albumin albumin albumin']
     """
     encoded = [_encode_prompt(tokenizer, p) for p in prompts]
     return _generate(

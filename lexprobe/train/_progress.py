@@ -25,6 +25,16 @@ def progress_callback(progress: ProgressCallback, stage: str = "training") -> An
     -------
     transformers.TrainerCallback
         Pass it in ``callbacks`` of :func:`lexprobe.train.train_lora`. It also logs each logged loss at DEBUG.
+
+    Examples
+    --------
+    The Trainer's state after optimizer step 3 of 10, as it reaches the callback (only the main process reports):
+
+    >>> from transformers import TrainerState
+    >>> callback = progress_callback(lambda stage, done, total: print(stage, done, total))
+    >>> callback.on_step_end(None, TrainerState(global_step=3, max_steps=10), None)
+    training 3 10
+    >>> callback.on_step_end(None, TrainerState(global_step=3, max_steps=10, is_world_process_zero=False), None)
     """
     from transformers import TrainerCallback
 
