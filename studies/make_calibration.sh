@@ -12,13 +12,18 @@ cd "$(dirname "$0")/.."
 V2=docs/results/calibration-v2
 ZOO=docs/results/study-v3-zoo-smollm2
 lexprobe=${LEXPROBE:-.venv/bin/lexprobe}
-if [ "${1:-}" = candidate ]; then
-  OUT=docs/results/calibration-v3-partial
-  MORE=(--items $ZOO/correlate/items.csv --tasks $ZOO/correlate/tasks.csv --curves $ZOO)
-else
-  OUT=data/calibration/study-v2.2
-  MORE=()
+V3=docs/results/study-v3-smollm2
+if [ "${1:-}" = candidate ]; then  # every curve committed so far
+  OUT=${OUT:-docs/results/calibration-v3-partial}
+  CURVES=(--curves $V3 --items $ZOO/correlate/items.csv --tasks $ZOO/correlate/tasks.csv --curves $ZOO)
+else  # the nine curves v2.2 was built from (the folder has more since)
+  OUT=${OUT:-data/calibration/study-v2.2}
+  CURVES=()
+  for run in go/name-to-id go/synonym-to-name hgnc/alias_symbol-to-symbol hgnc/name-to-id hgnc/name-to-symbol \
+    hgnc/previous_symbol-to-symbol hgnc/symbol-to-name hpo/name-to-id hpo/synonym-to-name; do
+    CURVES+=(--curves $V3/$run)
+  done
 fi
 $lexprobe correlate --items $V2/items.csv.gz --tasks $V2/tasks.csv \
-  --curves docs/results/study-v3-smollm2 ${EXTRA_CURVES:-} "${MORE[@]}" --out "$OUT" --no-figures --overwrite --quiet
+  "${CURVES[@]}" ${EXTRA_CURVES:-} --out "$OUT" --no-figures --overwrite --quiet
 gzip -n -f "$OUT/items.csv"
