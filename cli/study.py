@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from lexprobe.cli._common import console, split_csv
@@ -73,7 +73,6 @@ def study_cmd(
     """Run the paper's analysis: align, lexicalization, train, evaluate, a few-shot baseline, correlate, report."""
     from lexprobe.cli._progress import progress_display
 
-    from lexprobe.study import STAGES as STUDY_STAGES
     from lexprobe.study import run_study
 
     load_options = {k: v for k, v in model_options.load_kwargs().items() if k not in ("device", "dtype")}
@@ -85,16 +84,11 @@ def study_cmd(
     ensure_writable_dir(out)  # before the lock creates the folder: a file in the way is one line
     hold_run_dir(out, wait=wait)
     with progress_display(quiet) as progress:
+        ontologies, common = _study_arguments(ontology, size, tasks, stages, seed, model_options)
         result = run_study(
-            split_csv(ontology) or (),
+            ontologies,
             out,
-            model=model_options.model,
-            size=size,
-            tasks=split_csv(tasks),
-            stages=split_csv(stages) or STUDY_STAGES,
-            device=model_options.device,
-            dtype=model_options.dtype,
-            seed=seed,
+            **common,
             rerun_mismatched=rerun_mismatched,
             batch_size=model_options.batch_size,
             load_options=load_options,
@@ -110,6 +104,25 @@ def study_cmd(
         console.print(f"report: {result.report}")
 
 
+def _study_arguments(
+    ontology: str, size: StudySize, tasks: str | None, stages: str | None, seed: int, model_options: ModelOptions
+) -> tuple[Any, dict[str, Any]]:
+    """The ontologies and the settings that running, checking and costing a study share."""
+    from lexprobe.study import STAGES as STUDY_STAGES
+
+    ontologies = split_csv(ontology) or ()
+    common = {
+        "model": model_options.model,
+        "size": size,
+        "tasks": split_csv(tasks),
+        "stages": split_csv(stages) or STUDY_STAGES,
+        "seed": seed,
+        "device": model_options.device,
+        "dtype": model_options.dtype,
+    }
+    return ontologies, common
+
+
 def _dry_run(
     ontology: str,
     out: Path,
@@ -123,31 +136,19 @@ def _dry_run(
 ) -> None:
     """``--dry-run``: check what the run would check first, then print the stages to run and their cost."""
     from lexprobe.costs import estimate_study, finished_training_runs, total_lines
-    from lexprobe.study import STAGES as STUDY_STAGES
     from lexprobe.study import check_study
 
+    ontologies, common = _study_arguments(ontology, size, tasks, stages, seed, model_options)
     check_study(  # what run_study checks first, so a dry run refuses what the run would
-        split_csv(ontology) or (),
+        ontologies,
         out,
-        model=model_options.model,
-        size=size,
-        tasks=split_csv(tasks),
-        stages=split_csv(stages) or STUDY_STAGES,
-        device=model_options.device,
-        dtype=model_options.dtype,
-        seed=seed,
+        **common,
         rerun_mismatched=rerun_mismatched,
         shots=shots,
     )
     costs = estimate_study(
-        split_csv(ontology) or (),
-        model=model_options.model,
-        size=size,
-        tasks=split_csv(tasks),
-        stages=split_csv(stages) or STUDY_STAGES,
-        seed=seed,
-        device=model_options.device,
-        dtype=model_options.dtype,
+        ontologies,
+        **common,
         runs=finished_training_runs(out),
         out=out,
     )
